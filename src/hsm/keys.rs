@@ -1,0 +1,256 @@
+//! Key generation inside the token, key lookup, public keys and certificate objects.
+
+use super::{Hsm, HsmError, KeyRef};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use der::asn1::OctetString;
+use der::{Decode, Encode};
+use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
+use std::fmt;
+use std::str::FromStr;
+
+/// Key types trustd generates and signs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    EcP256,
+    EcP384,
+    Rsa(u32),
+}
+
+impl FromStr for KeyAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ecdsa-p256" => Ok(Self::EcP256),
+            "ecdsa-p384" => Ok(Self::EcP384),
+            "rsa-2048" => Ok(Self::Rsa(2048)),
+            "rsa-3072" => Ok(Self::Rsa(3072)),
+            "rsa-4096" => Ok(Self::Rsa(4096)),
+            _ => Err(format!(
+                "unknown key algorithm '{s}' (expected ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EcP256 => f.write_str("ecdsa-p256"),
+            Self::EcP384 => f.write_str("ecdsa-p384"),
+            Self::Rsa(bits) => write!(f, "rsa-{bits}"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyAlgorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Protection attributes of a private key as the token reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyProtection {
+    pub sensitive: bool,
+    pub extractable: bool,
+    pub always_sensitive: bool,
+    pub never_extractable: bool,
+}
+
+fn label_template(class: ObjectClass, key: &KeyRef) -> Vec<Attribute> {
+    let mut t = vec![Attribute::Class(class)];
+    if let Some(l) = &key.label {
+        t.push(Attribute::Label(l.as_bytes().to_vec()));
+    }
+    if let Some(id) = &key.id {
+        t.push(Attribute::Id(id.clone()));
+    }
+    t
+}
+
+fn find_one(s: &Session, class: ObjectClass, key: &KeyRef) -> cryptoki::error::Result<Result<ObjectHandle, HsmError>> {
+    let found = s.find_objects(&label_template(class, key))?;
+    Ok(match found.as_slice() {
+        [h] => Ok(*h),
+        [] => Err(HsmError::KeyNotFound(key.to_string())),
+        _ => Err(HsmError::KeyAmbiguous(key.to_string())),
+    })
+}
+
+fn curve_oid(alg: KeyAlgorithm) -> Option<const_oid::ObjectIdentifier> {
+    match alg {
+        KeyAlgorithm::EcP256 => Some(const_oid::db::rfc5912::SECP_256_R_1),
+        KeyAlgorithm::EcP384 => Some(const_oid::db::rfc5912::SECP_384_R_1),
+        KeyAlgorithm::Rsa(_) => None,
+    }
+}
+
+impl Hsm {
+    fn check_token(&self, key: &KeyRef) -> Result<(), HsmError> {
+        match &key.token {
+            Some(t) if t != self.token_label() => Err(HsmError::KeyNotFound(format!(
+                "{key} (this daemon uses token '{}')",
+                self.token_label()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Handle of the private key named by `key`.
+    pub fn find_private_key(&self, key: &KeyRef) -> Result<ObjectHandle, HsmError> {
+        self.check_token(key)?;
+        self.with_session(|s| find_one(s, ObjectClass::PRIVATE_KEY, key))?
+    }
+
+    /// True if a private key named by `key` exists.
+    pub fn has_private_key(&self, key: &KeyRef) -> Result<bool, HsmError> {
+        match self.find_private_key(key) {
+            Ok(_) => Ok(true),
+            Err(HsmError::KeyNotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Generates a key pair inside the token: CKA_TOKEN, CKA_SENSITIVE and not CKA_EXTRACTABLE,
+    /// so the private key can never leave it. Refuses if any object already has the label.
+    pub fn generate_key(&self, label: &str, alg: KeyAlgorithm) -> Result<SubjectPublicKeyInfoOwned, HsmError> {
+        let key = KeyRef::label(label);
+        let id: [u8; 16] = rand::random();
+        let existing = self.with_session(|s| s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]))?;
+        if !existing.is_empty() {
+            return Err(HsmError::KeyExists(label.to_owned()));
+        }
+        let common = [Attribute::Token(true), Attribute::Label(label.as_bytes().to_vec()), Attribute::Id(id.to_vec())];
+        let mut public: Vec<Attribute> = common.to_vec();
+        public.extend([Attribute::Verify(true), Attribute::Private(false)]);
+        let mut private: Vec<Attribute> = common.to_vec();
+        private.extend([
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+        ]);
+        let mechanism = match (alg, curve_oid(alg)) {
+            (_, Some(curve)) => {
+                public.push(Attribute::EcParams(curve.to_der().map_err(|e| HsmError::Encoding(e.to_string()))?));
+                Mechanism::EccKeyPairGen
+            }
+            (KeyAlgorithm::Rsa(bits), None) => {
+                public.push(Attribute::ModulusBits((bits as u64).into()));
+                public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+                Mechanism::RsaPkcsKeyPairGen
+            }
+            _ => return Err(HsmError::Encoding(format!("no generation mechanism for {alg}"))),
+        };
+        self.with_session(|s| s.generate_key_pair(&mechanism, &public, &private))?;
+        tracing::info!(label, algorithm = %alg, "generated key pair in the HSM");
+        self.public_key(&key)
+    }
+
+    /// The public key of the pair named by `key`, as a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7).
+    pub fn public_key(&self, key: &KeyRef) -> Result<SubjectPublicKeyInfoOwned, HsmError> {
+        self.check_token(key)?;
+        let enc = |e: &dyn fmt::Display| HsmError::Encoding(format!("public key of {key}: {e}"));
+        let attrs = self.with_session(|s| {
+            let h = match find_one(s, ObjectClass::PUBLIC_KEY, key)? {
+                Ok(h) => h,
+                Err(e) => return Ok(Err(e)),
+            };
+            Ok(Ok(s.get_attributes(
+                h,
+                &[AttributeType::KeyType, AttributeType::EcPoint, AttributeType::Modulus, AttributeType::PublicExponent],
+            )?))
+        })??;
+        let (mut kt, mut point, mut n, mut e) = (None, None, None, None);
+        for a in attrs {
+            match a {
+                Attribute::KeyType(t) => kt = Some(t),
+                Attribute::EcPoint(p) => point = Some(p),
+                Attribute::Modulus(m) => n = Some(m),
+                Attribute::PublicExponent(x) => e = Some(x),
+                _ => {}
+            }
+        }
+        let der = match (kt, point, n, e) {
+            (Some(KeyType::EC), Some(p), _, _) => {
+                // CKA_EC_POINT is a DER OCTET STRING (PKCS#11 v2.40 §2.3.3); some modules return it raw.
+                let p = OctetString::from_der(&p).map(OctetString::into_bytes).unwrap_or(p);
+                match p.len() {
+                    65 => p256::PublicKey::from_sec1_bytes(&p).map_err(|e| enc(&e))?.to_public_key_der(),
+                    97 => p384::PublicKey::from_sec1_bytes(&p).map_err(|e| enc(&e))?.to_public_key_der(),
+                    l => return Err(enc(&format!("unsupported EC point length {l}"))),
+                }
+            }
+            (Some(KeyType::RSA), _, Some(n), Some(e)) => rsa::RsaPublicKey::new(
+                rsa::BigUint::from_bytes_be(&n),
+                rsa::BigUint::from_bytes_be(&e),
+            )
+            .map_err(|e| enc(&e))?
+            .to_public_key_der(),
+            (kt, ..) => return Err(enc(&format!("unsupported key type {kt:?}"))),
+        }
+        .map_err(|e| enc(&e))?;
+        SubjectPublicKeyInfoOwned::from_der(der.as_bytes()).map_err(|e| enc(&e))
+    }
+
+    /// CKA_SENSITIVE / CKA_EXTRACTABLE / CKA_ALWAYS_SENSITIVE / CKA_NEVER_EXTRACTABLE of a private key.
+    pub fn key_protection(&self, key: &KeyRef) -> Result<KeyProtection, HsmError> {
+        let h = self.find_private_key(key)?;
+        let attrs = self.with_session(|s| {
+            s.get_attributes(
+                h,
+                &[
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                    AttributeType::AlwaysSensitive,
+                    AttributeType::NeverExtractable,
+                ],
+            )
+        })?;
+        let mut p = KeyProtection { sensitive: false, extractable: true, always_sensitive: false, never_extractable: false };
+        for a in attrs {
+            match a {
+                Attribute::Sensitive(v) => p.sensitive = v,
+                Attribute::Extractable(v) => p.extractable = v,
+                Attribute::AlwaysSensitive(v) => p.always_sensitive = v,
+                Attribute::NeverExtractable(v) => p.never_extractable = v,
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+
+    /// Stores an X.509 certificate as a token object beside its key (same CKA_LABEL), so the
+    /// token holds everything a CA needs and a key ceremony is self-contained.
+    pub fn store_certificate(&self, label: &str, cert_der: &[u8], subject_der: &[u8]) -> Result<(), HsmError> {
+        let template = [
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::CertificateType(CertificateType::X_509),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Subject(subject_der.to_vec()),
+            Attribute::Value(cert_der.to_vec()),
+        ];
+        self.with_session(|s| s.create_object(&template))?;
+        Ok(())
+    }
+
+    /// The DER certificate stored under `label`, if any.
+    pub fn find_certificate(&self, label: &str) -> Result<Option<Vec<u8>>, HsmError> {
+        let key = KeyRef::label(label);
+        self.with_session(|s| {
+            let h = match find_one(s, ObjectClass::CERTIFICATE, &key)? {
+                Ok(h) => h,
+                Err(HsmError::KeyNotFound(_)) => return Ok(Ok(None)),
+                Err(e) => return Ok(Err(e)),
+            };
+            Ok(Ok(s.get_attributes(h, &[AttributeType::Value])?.into_iter().find_map(|a| match a {
+                Attribute::Value(v) => Some(v),
+                _ => None,
+            })))
+        })?
+    }
+}

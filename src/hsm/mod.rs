@@ -1,0 +1,305 @@
+//! The only code that knows PKCS#11. Every private-key operation of trustd goes through here.
+//!
+//! One [`Hsm`] per token: the module is initialised once per process (several C_Initialize calls
+//! in one process crash SoftHSM, rust-cryptoki #260), the user logs in once (login state is per
+//! application, PKCS#11 v2.40 §5.6), and sessions are pooled because a `Session` must never be
+//! used by two threads at once. A session that fails with a device-level error is dropped and
+//! the pool reopens sessions on the next use, so the daemon heals without a restart; until then
+//! [`Hsm::is_ready`] reports false.
+
+mod keys;
+mod signer;
+pub mod uri;
+
+pub use keys::{KeyAlgorithm, KeyProtection};
+pub use signer::{HsmSignature, HsmSigner, PublicKey, SignatureScheme};
+pub use uri::KeyRef;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+/// Errors of the HSM layer. Messages never contain a PIN.
+#[derive(Debug, thiserror::Error)]
+pub enum HsmError {
+    #[error("cannot load PKCS#11 module {path}: {source}")]
+    Module { path: PathBuf, source: CkError },
+    #[error("no initialised token labelled '{0}' in the PKCS#11 module")]
+    TokenNotFound(String),
+    #[error("no free slot to initialise token '{0}'")]
+    NoFreeSlot(String),
+    #[error("HSM login failed: {0}")]
+    Login(CkError),
+    #[error("HSM unavailable: {0}")]
+    Unavailable(String),
+    #[error("timed out waiting for a free HSM session")]
+    Busy,
+    #[error("key {0} not found in the token")]
+    KeyNotFound(String),
+    #[error("more than one key matches {0}")]
+    KeyAmbiguous(String),
+    #[error("an object labelled '{0}' already exists in the token; refusing to overwrite it")]
+    KeyExists(String),
+    #[error("key {key} cannot sign with {scheme}")]
+    SchemeMismatch { key: String, scheme: String },
+    #[error("PKCS#11: {0}")]
+    Pkcs11(CkError),
+    #[error("unexpected data from the HSM: {0}")]
+    Encoding(String),
+}
+
+/// Where the HSM is and how to log in. The PIN is not part of it: see [`Pin`].
+#[derive(Clone, Debug)]
+pub struct HsmConfig {
+    /// Path of the PKCS#11 module, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    /// CKA_LABEL of the token (`token=` in an RFC 7512 URI).
+    pub token_label: String,
+    /// Most sessions open at once; bounds concurrency against the device.
+    pub max_sessions: usize,
+}
+
+/// The user PIN. Held in a zeroizing secret so it can log in again after the device recovers;
+/// its `Debug` is redacted, so it cannot end up in a log line.
+pub struct Pin(AuthPin);
+
+impl Pin {
+    /// Wraps a PIN read from an environment variable or a file (trailing newline removed).
+    pub fn new(mut s: String) -> Self {
+        let trimmed = s.trim_end_matches(['\r', '\n']).to_owned();
+        zeroize::Zeroize::zeroize(&mut s);
+        Pin(AuthPin::from(trimmed))
+    }
+}
+
+/// A token in a PKCS#11 module, with a pool of logged-in sessions. Cheap to clone.
+#[derive(Clone)]
+pub struct Hsm(Arc<Inner>);
+
+struct Inner {
+    ctx: Pkcs11,
+    slot: Slot,
+    token_label: String,
+    pin: AuthPin,
+    pool: Mutex<PoolState>,
+    freed: Condvar,
+    max_sessions: usize,
+    ready: AtomicBool,
+}
+
+struct PoolState {
+    idle: Vec<Session>,
+    open: usize,
+}
+
+/// How long a caller waits for a session before the request fails with [`HsmError::Busy`].
+const SESSION_WAIT: Duration = Duration::from_secs(30);
+
+/// Loads and initialises a module once per process and hands out clones of the context.
+fn module(path: &Path) -> Result<Pkcs11, HsmError> {
+    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+    let mut modules = MODULES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(ctx) = modules.get(path) {
+        return Ok(ctx.clone());
+    }
+    let err = |source| HsmError::Module { path: path.to_owned(), source };
+    let ctx = Pkcs11::new(path).map_err(err)?;
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).map_err(err)?;
+    modules.insert(path.to_owned(), ctx.clone());
+    Ok(ctx)
+}
+
+fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Option<Slot>, HsmError> {
+    for slot in ctx.get_slots_with_initialized_token().map_err(HsmError::Pkcs11)? {
+        let info = ctx.get_token_info(slot).map_err(HsmError::Pkcs11)?;
+        if info.label().trim_end() == label {
+            return Ok(Some(slot));
+        }
+    }
+    Ok(None)
+}
+
+/// True for errors after which the session (or the whole device connection) is unusable.
+fn is_session_fault(e: &CkError) -> bool {
+    matches!(
+        e,
+        CkError::Pkcs11(
+            RvError::DeviceError
+                | RvError::DeviceRemoved
+                | RvError::DeviceMemory
+                | RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::TokenNotPresent
+                | RvError::TokenNotRecognized
+                | RvError::UserNotLoggedIn
+                | RvError::CryptokiNotInitialized
+                | RvError::GeneralError,
+            _
+        )
+    )
+}
+
+impl Hsm {
+    /// Initialises an empty slot as a token with the given label and PINs, for `trustd dev`
+    /// and tests. Production tokens are initialised by the HSM's own tooling.
+    pub fn init_token(module_path: &Path, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<(), HsmError> {
+        let ctx = module(module_path)?;
+        if find_slot(&ctx, label)?.is_some() {
+            return Ok(());
+        }
+        let mut free = None;
+        for slot in ctx.get_slots_with_token().map_err(HsmError::Pkcs11)? {
+            if !ctx.get_token_info(slot).map_err(HsmError::Pkcs11)?.token_initialized() {
+                free = Some(slot);
+                break;
+            }
+        }
+        let slot = free.ok_or_else(|| HsmError::NoFreeSlot(label.to_owned()))?;
+        ctx.init_token(slot, &so_pin.0, label).map_err(HsmError::Pkcs11)?;
+        // SoftHSM moves a freshly initialised token to a new slot ID: look it up again.
+        let slot = find_slot(&ctx, label)?.ok_or_else(|| HsmError::TokenNotFound(label.to_owned()))?;
+        let session = ctx.open_rw_session(slot).map_err(HsmError::Pkcs11)?;
+        session.login(UserType::So, Some(&so_pin.0)).map_err(HsmError::Login)?;
+        session.init_pin(&user_pin.0).map_err(HsmError::Pkcs11)?;
+        session.logout().map_err(HsmError::Pkcs11)?;
+        Ok(())
+    }
+
+    /// Opens the token named in `cfg` and logs in, failing fast on a wrong PIN.
+    pub fn open(cfg: &HsmConfig, pin: Pin) -> Result<Hsm, HsmError> {
+        let ctx = module(&cfg.module)?;
+        let slot = find_slot(&ctx, &cfg.token_label)?
+            .ok_or_else(|| HsmError::TokenNotFound(cfg.token_label.clone()))?;
+        let hsm = Hsm(Arc::new(Inner {
+            ctx,
+            slot,
+            token_label: cfg.token_label.clone(),
+            pin: pin.0,
+            pool: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
+            freed: Condvar::new(),
+            max_sessions: cfg.max_sessions.max(1),
+            ready: AtomicBool::new(false),
+        }));
+        let first = hsm.open_session()?;
+        hsm.0.pool.lock().unwrap_or_else(|p| p.into_inner()).open += 1;
+        hsm.release(first);
+        hsm.0.ready.store(true, Ordering::Relaxed);
+        Ok(hsm)
+    }
+
+    /// The token's label.
+    pub fn token_label(&self) -> &str {
+        &self.0.token_label
+    }
+
+    /// False after a device-level failure until a session works again.
+    pub fn is_ready(&self) -> bool {
+        self.0.ready.load(Ordering::Relaxed)
+    }
+
+    /// Checks the device with a cheap call; used by health checks, and heals the pool.
+    pub fn probe(&self) -> Result<(), HsmError> {
+        self.with_session(|s| s.get_session_info().map(|_| ()))
+    }
+
+    fn open_session(&self) -> Result<Session, HsmError> {
+        let s = self.0.ctx.open_rw_session(self.0.slot).map_err(|e| HsmError::Unavailable(e.to_string()))?;
+        match s.login(UserType::User, Some(&self.0.pin)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(s),
+            Err(e @ CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLocked | RvError::PinExpired, _)) => {
+                Err(HsmError::Login(e))
+            }
+            Err(e) => Err(HsmError::Unavailable(e.to_string())),
+        }
+    }
+
+    fn acquire(&self) -> Result<Session, HsmError> {
+        let mut st = self.0.pool.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(s) = st.idle.pop() {
+                return Ok(s);
+            }
+            if st.open < self.0.max_sessions {
+                st.open += 1;
+                drop(st);
+                return self.open_session().inspect_err(|e| {
+                    self.forget_session();
+                    self.mark_unready(e);
+                });
+            }
+            let (guard, timeout) = self.0.freed.wait_timeout(st, SESSION_WAIT).unwrap_or_else(|p| p.into_inner());
+            st = guard;
+            if timeout.timed_out() && st.idle.is_empty() && st.open >= self.0.max_sessions {
+                return Err(HsmError::Busy);
+            }
+        }
+    }
+
+    fn release(&self, s: Session) {
+        self.0.pool.lock().unwrap_or_else(|p| p.into_inner()).idle.push(s);
+        self.0.freed.notify_one();
+    }
+
+    fn forget_session(&self) {
+        let mut st = self.0.pool.lock().unwrap_or_else(|p| p.into_inner());
+        st.open = st.open.saturating_sub(1);
+        drop(st);
+        self.0.freed.notify_one();
+    }
+
+    /// Drops every idle session: after a device error they are all suspect.
+    fn reset_pool(&self) {
+        let mut st = self.0.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let n = st.idle.len();
+        st.open = st.open.saturating_sub(n);
+        st.idle.clear();
+        drop(st);
+        self.0.freed.notify_all();
+    }
+
+    fn mark_unready(&self, e: &dyn std::fmt::Display) {
+        // Log only the transition, not every failing request (boulder #1003).
+        if self.0.ready.swap(false, Ordering::Relaxed) {
+            tracing::error!(token = %self.0.token_label, error = %e, "HSM became unavailable");
+        }
+    }
+
+    /// Runs `f` on a pooled, logged-in session. A device-level failure drops the session and the
+    /// idle pool and retries once on a fresh session; other PKCS#11 errors are returned as is.
+    pub fn with_session<T>(&self, f: impl Fn(&Session) -> cryptoki::error::Result<T>) -> Result<T, HsmError> {
+        for attempt in 0..2 {
+            let s = self.acquire()?;
+            match f(&s) {
+                Ok(v) => {
+                    self.release(s);
+                    if !self.0.ready.swap(true, Ordering::Relaxed) {
+                        tracing::info!(token = %self.0.token_label, "HSM available again");
+                    }
+                    return Ok(v);
+                }
+                Err(e) if is_session_fault(&e) => {
+                    drop(s);
+                    self.forget_session();
+                    self.reset_pool();
+                    if attempt == 1 {
+                        self.mark_unready(&e);
+                        return Err(HsmError::Unavailable(e.to_string()));
+                    }
+                    tracing::warn!(token = %self.0.token_label, error = %e, "HSM session failed; reopening");
+                }
+                Err(e) => {
+                    self.release(s);
+                    return Err(HsmError::Pkcs11(e));
+                }
+            }
+        }
+        Err(HsmError::Unavailable("no working session".into()))
+    }
+}

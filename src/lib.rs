@@ -1,0 +1,7 @@
+//! trustd: certificate authority, time-stamping and document signing with every private key
+//! in a PKCS#11 HSM.
+
+pub mod hsm;
+pub mod policy;
+pub mod serial;
+pub mod store;

@@ -1,0 +1,109 @@
+//! Policies from `policies/`: certificate profiles (and, as they land, TSA and signing
+//! policies and access rules). Parsed and validated once, immutable afterwards.
+
+pub mod profile;
+
+pub use profile::{AttrKind, Profile, SanKind};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A policy file that could not be loaded; the message names the file and the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct PolicyError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+/// The default policies shipped in the repository, embedded so `trustd dev` works from any
+/// directory. Written to the data dir on first start, where an operator may edit them.
+pub const DEFAULT_PROFILES: &[(&str, &str)] = &[
+    ("tls-server.toml", include_str!("../../policies/profiles/tls-server.toml")),
+    ("tls-client.toml", include_str!("../../policies/profiles/tls-client.toml")),
+    ("document-signer.toml", include_str!("../../policies/profiles/document-signer.toml")),
+];
+
+/// Every policy the daemon enforces.
+#[derive(Debug, Default)]
+pub struct Policies {
+    profiles: BTreeMap<String, Arc<Profile>>,
+}
+
+impl Policies {
+    /// Loads `dir/profiles/*.toml`. Any invalid file fails the whole load: a CA must not start
+    /// with a policy it half understood.
+    pub fn load(dir: &Path) -> Result<Self, PolicyError> {
+        let pdir = dir.join("profiles");
+        let err = |file: &Path, message: String| PolicyError { file: file.to_owned(), message };
+        let entries = std::fs::read_dir(&pdir).map_err(|e| err(&pdir, e.to_string()))?;
+        let mut profiles = BTreeMap::new();
+        for entry in entries {
+            let path = entry.map_err(|e| err(&pdir, e.to_string()))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .ok_or_else(|| err(&path, "file name is not UTF-8".into()))?
+                .to_owned();
+            let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
+            let profile = Profile::parse(&name, &text).map_err(|m| err(&path, m))?;
+            profiles.insert(name, Arc::new(profile));
+        }
+        if profiles.is_empty() {
+            return Err(err(&pdir, "no certificate profiles (*.toml) found".into()));
+        }
+        Ok(Policies { profiles })
+    }
+
+    /// Writes the embedded default policies into `dir` unless files of those names exist.
+    pub fn install_defaults(dir: &Path) -> std::io::Result<()> {
+        let pdir = dir.join("profiles");
+        std::fs::create_dir_all(&pdir)?;
+        for (name, text) in DEFAULT_PROFILES {
+            let path = pdir.join(name);
+            if !path.exists() {
+                std::fs::write(path, text)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The profile called `name`.
+    pub fn profile(&self, name: &str) -> Option<&Arc<Profile>> {
+        self.profiles.get(name)
+    }
+
+    /// Names of all profiles, sorted.
+    pub fn profile_names(&self) -> impl Iterator<Item = &str> {
+        self.profiles.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_profiles_parse() {
+        for (file, text) in DEFAULT_PROFILES {
+            let name = file.trim_end_matches(".toml");
+            Profile::parse(name, text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        Policies::install_defaults(dir.path()).unwrap();
+        let p = Policies::load(dir.path()).unwrap();
+        assert_eq!(p.profile_names().collect::<Vec<_>>(), ["document-signer", "tls-client", "tls-server"]);
+        std::fs::write(dir.path().join("profiles/broken.toml"), "description = 1").unwrap();
+        let e = Policies::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("broken.toml"), "{e}");
+        assert!(e.contains("description"), "{e}");
+    }
+}

@@ -1,0 +1,134 @@
+//! Persistent records behind one [`Store`] trait. SQLite (through sqlx) is the embedded
+//! default; the schema avoids SQLite-only features so a PostgreSQL backend can implement the
+//! same trait without changes to callers.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::serial::Serial;
+use async_trait::async_trait;
+use std::fmt;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("serial {0} is already used")]
+    DuplicateSerial(Serial),
+    #[error("certificate {0} not found")]
+    NotFound(Serial),
+    #[error("certificate {serial} is {status}, not {expected}")]
+    WrongStatus { serial: Serial, status: CertStatus, expected: CertStatus },
+    #[error("invalid page token")]
+    BadPageToken,
+    #[error("database: {0}")]
+    Database(String),
+}
+
+/// Lifecycle of a certificate record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertStatus {
+    /// Recorded with its to-be-signed bytes, signing not yet confirmed.
+    Pending,
+    /// Signed, stored and handed out.
+    Issued,
+    /// Revoked (RFC 5280 §5.3.1).
+    Revoked,
+    /// Recorded but never completed; never handed out.
+    Abandoned,
+}
+
+impl CertStatus {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Issued => "issued",
+            Self::Revoked => "revoked",
+            Self::Abandoned => "abandoned",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "issued" => Self::Issued,
+            "revoked" => Self::Revoked,
+            "abandoned" => Self::Abandoned,
+            other => return Err(StoreError::Database(format!("unknown status '{other}' in the database"))),
+        })
+    }
+}
+
+impl fmt::Display for CertStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What is recorded before a certificate is signed.
+#[derive(Clone, Debug)]
+pub struct NewCertificate {
+    pub serial: Serial,
+    pub ca: String,
+    pub profile: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub requester: String,
+    pub tbs_der: Vec<u8>,
+}
+
+/// A stored certificate record.
+#[derive(Clone, Debug)]
+pub struct CertificateRecord {
+    pub serial: Serial,
+    pub ca: String,
+    pub profile: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub requester: String,
+    pub status: CertStatus,
+    pub created_at: i64,
+    pub cert_der: Option<Vec<u8>>,
+}
+
+/// Filters and paging for [`Store::list_certificates`].
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    pub profile: Option<String>,
+    pub subject_contains: Option<String>,
+    pub status: Option<CertStatus>,
+    pub limit: u32,
+    pub page_token: Option<String>,
+}
+
+/// One page of certificate records, newest first.
+#[derive(Clone, Debug)]
+pub struct Page {
+    pub records: Vec<CertificateRecord>,
+    pub next_page_token: Option<String>,
+}
+
+/// Persistent storage of trustd's records.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Records a certificate about to be signed. Fails with `DuplicateSerial` if the serial was
+    /// ever used, which is what makes serials unique.
+    async fn record_pending(&self, c: &NewCertificate) -> Result<(), StoreError>;
+    /// Stores the signed certificate of a pending record; durable when this returns.
+    async fn complete_issued(&self, serial: &Serial, cert_der: &[u8]) -> Result<(), StoreError>;
+    /// Marks a pending record abandoned, with the reason.
+    async fn abandon(&self, serial: &Serial, reason: &str) -> Result<(), StoreError>;
+    /// Marks every pending record abandoned; run at start-up, when no signing is in flight.
+    async fn abandon_all_pending(&self) -> Result<u64, StoreError>;
+    /// One record by serial.
+    async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError>;
+    /// A page of records, newest first.
+    async fn list_certificates(&self, q: &ListQuery) -> Result<Page, StoreError>;
+    /// Checks that the store answers and is writable, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,254 @@
+//! The embedded SQLite store (WAL, synchronous=FULL so a commit is durable when it returns).
+
+use super::{CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Store, StoreError};
+use crate::serial::Serial;
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::time::Duration;
+
+/// SQLite through sqlx.
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs the migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(db)?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| StoreError::Database(e.to_string()))?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn set_status(&self, serial: &Serial, from: CertStatus, to: CertStatus, der: Option<&[u8]>, note: Option<&str>)
+        -> Result<(), StoreError>
+    {
+        let r = sqlx::query(
+            "UPDATE certificates SET status = ?1, cert_der = COALESCE(?2, cert_der), \
+             issued_at = CASE WHEN ?2 IS NULL THEN issued_at ELSE ?3 END, note = COALESCE(?4, note) \
+             WHERE serial = ?5 AND status = ?6",
+        )
+        .bind(to.as_str())
+        .bind(der)
+        .bind(now())
+        .bind(note)
+        .bind(serial.to_string())
+        .bind(from.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if r.rows_affected() == 1 {
+            return Ok(());
+        }
+        match self.certificate(serial).await? {
+            None => Err(StoreError::NotFound(serial.clone())),
+            Some(rec) => Err(StoreError::WrongStatus { serial: serial.clone(), status: rec.status, expected: from }),
+        }
+    }
+}
+
+fn record(row: &SqliteRow) -> Result<CertificateRecord, StoreError> {
+    let serial: String = row.try_get("serial").map_err(db)?;
+    let sans: String = row.try_get("sans").map_err(db)?;
+    let status: String = row.try_get("status").map_err(db)?;
+    Ok(CertificateRecord {
+        serial: serial.parse().map_err(StoreError::Database)?,
+        ca: row.try_get("ca").map_err(db)?,
+        profile: row.try_get("profile").map_err(db)?,
+        subject: row.try_get("subject").map_err(db)?,
+        sans: sans.lines().map(str::to_owned).collect(),
+        not_before: row.try_get("not_before").map_err(db)?,
+        not_after: row.try_get("not_after").map_err(db)?,
+        requester: row.try_get("requester").map_err(db)?,
+        status: CertStatus::parse(&status)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+        cert_der: row.try_get("cert_der").map_err(db)?,
+    })
+}
+
+/// The columns [`record`] reads; a macro so queries stay static strings (sqlx refuses dynamic SQL).
+macro_rules! columns {
+    () => {
+        "id, serial, ca, profile, subject, sans, not_before, not_after, requester, status, created_at, cert_der"
+    };
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn record_pending(&self, c: &NewCertificate) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO certificates (serial, ca, profile, subject, sans, not_before, not_after, requester, \
+             status, tbs_der, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        )
+        .bind(c.serial.to_string())
+        .bind(&c.ca)
+        .bind(&c.profile)
+        .bind(&c.subject)
+        .bind(c.sans.join("\n"))
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(&c.requester)
+        .bind(&c.tbs_der)
+        .bind(now())
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::DuplicateSerial(c.serial.clone())),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn complete_issued(&self, serial: &Serial, cert_der: &[u8]) -> Result<(), StoreError> {
+        self.set_status(serial, CertStatus::Pending, CertStatus::Issued, Some(cert_der), None).await
+    }
+
+    async fn abandon(&self, serial: &Serial, reason: &str) -> Result<(), StoreError> {
+        self.set_status(serial, CertStatus::Pending, CertStatus::Abandoned, None, Some(reason)).await
+    }
+
+    async fn abandon_all_pending(&self) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE certificates SET status = 'abandoned', note = 'daemon stopped before signing completed' \
+             WHERE status = 'pending'",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(r.rows_affected())
+    }
+
+    async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM certificates WHERE serial = ?"))
+            .bind(serial.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(record).transpose()
+    }
+
+    async fn list_certificates(&self, q: &ListQuery) -> Result<Page, StoreError> {
+        let before: i64 = match &q.page_token {
+            Some(t) => t.parse().map_err(|_| StoreError::BadPageToken)?,
+            None => i64::MAX,
+        };
+        let limit = q.limit.clamp(1, 1000);
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM certificates WHERE id < ?1 \
+             AND (?2 IS NULL OR profile = ?2) AND (?3 IS NULL OR instr(subject, ?3) > 0) \
+             AND (?4 IS NULL OR status = ?4) ORDER BY id DESC LIMIT ?5"
+        ))
+        .bind(before)
+        .bind(q.profile.as_deref())
+        .bind(q.subject_contains.as_deref())
+        .bind(q.status.map(CertStatus::as_str))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let more = rows.len() > limit as usize;
+        let rows = &rows[..rows.len().min(limit as usize)];
+        let next_page_token = if more {
+            let last: i64 = rows.last().map(|r| r.try_get("id")).transpose().map_err(db)?.unwrap_or(0);
+            Some(last.to_string())
+        } else {
+            None
+        };
+        Ok(Page { records: rows.iter().map(record).collect::<Result<_, _>>()?, next_page_token })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // BEGIN IMMEDIATE takes the write lock: proves the database is writable, changes nothing.
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.map_err(db)?;
+        sqlx::query("ROLLBACK").execute(&mut *conn).await.map_err(db)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_cert(serial: &Serial, profile: &str) -> NewCertificate {
+        NewCertificate {
+            serial: serial.clone(),
+            ca: "issuing".into(),
+            profile: profile.into(),
+            subject: format!("CN={serial}"),
+            sans: vec!["dns:a.example".into(), "ip:192.0.2.1".into()],
+            not_before: 1,
+            not_after: 2,
+            requester: "test".into(),
+            tbs_der: vec![0x30, 0],
+        }
+    }
+
+    #[tokio::test]
+    async fn lifecycle_uniqueness_and_paging() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        store.ping().await.unwrap();
+        let serials: Vec<Serial> = (0..5).map(|_| Serial::random()).collect();
+        for (i, s) in serials.iter().enumerate() {
+            store.record_pending(&new_cert(s, if i % 2 == 0 { "even" } else { "odd" })).await.unwrap();
+        }
+        assert!(matches!(store.record_pending(&new_cert(&serials[0], "x")).await, Err(StoreError::DuplicateSerial(_))));
+        store.complete_issued(&serials[0], b"cert").await.unwrap();
+        assert!(matches!(store.complete_issued(&serials[0], b"again").await, Err(StoreError::WrongStatus { .. })));
+        assert!(matches!(store.complete_issued(&Serial::random(), b"x").await, Err(StoreError::NotFound(_))));
+        store.abandon(&serials[1], "hsm failed").await.unwrap();
+        assert_eq!(store.abandon_all_pending().await.unwrap(), 3);
+
+        let rec = store.certificate(&serials[0]).await.unwrap().unwrap();
+        assert_eq!(rec.status, CertStatus::Issued);
+        assert_eq!(rec.cert_der.as_deref(), Some(&b"cert"[..]));
+        assert_eq!(rec.sans, ["dns:a.example", "ip:192.0.2.1"]);
+
+        let mut seen = Vec::new();
+        let mut q = ListQuery { limit: 2, ..Default::default() };
+        loop {
+            let page = store.list_certificates(&q).await.unwrap();
+            seen.extend(page.records.into_iter().map(|r| r.serial));
+            match page.next_page_token {
+                Some(t) => q.page_token = Some(t),
+                None => break,
+            }
+        }
+        assert_eq!(seen, serials.iter().rev().cloned().collect::<Vec<_>>());
+        let evens = store
+            .list_certificates(&ListQuery { profile: Some("even".into()), limit: 10, ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(evens.records.len(), 3);
+        let issued = store
+            .list_certificates(&ListQuery { status: Some(CertStatus::Issued), limit: 10, ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(issued.records.len(), 1);
+        let by_subject = store
+            .list_certificates(&ListQuery { subject_contains: Some(serials[3].to_string()), limit: 10, ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(by_subject.records.len(), 1);
+        assert!(store.list_certificates(&ListQuery { page_token: Some("x".into()), ..Default::default() }).await.is_err());
+    }
+}
