@@ -5,3 +5,7 @@ pub mod hsm;
 pub mod policy;
 pub mod serial;
 pub mod store;
+pub mod ca;
+pub mod config;
+pub mod api;
+pub mod daemon;

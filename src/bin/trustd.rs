@@ -1,1 +1,87 @@
-fn main(){}
+//! `trustd`: the trust-services daemon. Argument parsing and wiring only.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use trustd::config::Config;
+use trustd::daemon;
+
+#[derive(Parser)]
+#[command(name = "trustd", version, about = "Certificate authority, time-stamping and signing with keys in a PKCS#11 HSM")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One command to a working service: a SoftHSM token and SQLite under DIR, the key
+    /// ceremony on first start, then serve.
+    Dev {
+        #[arg(long, default_value = "./trustd-dev")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        grpc: SocketAddr,
+        /// HTTP address; written into certificates as the base of CRL, OCSP and CA URLs.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+    },
+    /// The key ceremony against the HSM in the config. Never overwrites an existing key.
+    Init {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// The production daemon.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRUSTD_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trustd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Runtime::new().map_err(|e| e.to_string())
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Dev { data_dir, grpc, http } => {
+            // Before any thread exists: this sets SOFTHSM2_CONF for the process.
+            let cfg = daemon::prepare_dev(&data_dir, grpc, http)?;
+            runtime()?.block_on(async {
+                for step in daemon::init(&cfg).await? {
+                    tracing::info!("key ceremony: {step}");
+                }
+                daemon::serve(cfg, Some(&data_dir)).await
+            })
+        }
+        Command::Init { config } => {
+            let cfg = Config::load(&config).map_err(|e| e.to_string())?;
+            for step in runtime()?.block_on(daemon::init(&cfg))? {
+                println!("{step}");
+            }
+            Ok(())
+        }
+        Command::Serve { config } => {
+            let cfg = Config::load(&config).map_err(|e| e.to_string())?;
+            runtime()?.block_on(daemon::serve(cfg, None))
+        }
+    }
+}

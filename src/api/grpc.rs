@@ -1,0 +1,115 @@
+//! gRPC service implementations: decode, call the core, encode. Nothing else.
+
+use super::pb;
+use crate::ca::{CertificateAuthority, IssueRequest};
+use crate::store::{CertStatus, CertificateRecord, ListQuery};
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+/// `trust.v1.CertificateAuthority`.
+pub struct CaService {
+    pub ca: Arc<CertificateAuthority>,
+}
+
+/// Who is calling. Until mTLS lands this is the peer address, recorded for the audit trail.
+fn requester<T>(req: &Request<T>) -> String {
+    req.remote_addr().map_or_else(|| "anonymous".into(), |a| format!("anonymous@{a}"))
+}
+
+fn ts(unix: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: unix, nanos: 0 }
+}
+
+fn status_to_pb(s: CertStatus) -> pb::CertificateStatus {
+    match s {
+        CertStatus::Pending => pb::CertificateStatus::Pending,
+        CertStatus::Issued => pb::CertificateStatus::Issued,
+        CertStatus::Revoked => pb::CertificateStatus::Revoked,
+        CertStatus::Abandoned => pb::CertificateStatus::Abandoned,
+    }
+}
+
+fn record_to_pb(r: CertificateRecord) -> pb::CertificateRecord {
+    pb::CertificateRecord {
+        serial: r.serial.to_string(),
+        ca: r.ca,
+        profile: r.profile,
+        subject: r.subject,
+        sans: r.sans,
+        not_before: Some(ts(r.not_before)),
+        not_after: Some(ts(r.not_after)),
+        requester: r.requester,
+        created_at: Some(ts(r.created_at)),
+        status: status_to_pb(r.status).into(),
+        certificate_der: r.cert_der.unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::certificate_authority_server::CertificateAuthority for CaService {
+    async fn issue_certificate(
+        &self,
+        request: Request<pb::IssueCertificateRequest>,
+    ) -> Result<Response<pb::IssueCertificateResponse>, Status> {
+        let requester = requester(&request);
+        let r = request.into_inner();
+        if r.profile.is_empty() {
+            return Err(Status::invalid_argument("profile is required"));
+        }
+        let issued = self
+            .ca
+            .issue(IssueRequest {
+                profile: r.profile,
+                csr: r.csr,
+                validity: (r.validity_seconds > 0).then(|| Duration::from_secs(r.validity_seconds)),
+                requester,
+            })
+            .await?;
+        Ok(Response::new(pb::IssueCertificateResponse {
+            certificate_der: issued.cert_der,
+            serial: issued.serial.to_string(),
+            chain_der: self.ca.chain("")?.to_vec(),
+        }))
+    }
+
+    async fn get_certificate(
+        &self,
+        request: Request<pb::GetCertificateRequest>,
+    ) -> Result<Response<pb::CertificateRecord>, Status> {
+        let rec = self.ca.certificate(&request.into_inner().serial).await?;
+        Ok(Response::new(record_to_pb(rec)))
+    }
+
+    async fn list_certificates(
+        &self,
+        request: Request<pb::ListCertificatesRequest>,
+    ) -> Result<Response<pb::ListCertificatesResponse>, Status> {
+        let r = request.into_inner();
+        let status = match pb::CertificateStatus::try_from(r.status) {
+            Ok(pb::CertificateStatus::Unspecified) => None,
+            Ok(pb::CertificateStatus::Pending) => Some(CertStatus::Pending),
+            Ok(pb::CertificateStatus::Issued) => Some(CertStatus::Issued),
+            Ok(pb::CertificateStatus::Revoked) => Some(CertStatus::Revoked),
+            Ok(pb::CertificateStatus::Abandoned) => Some(CertStatus::Abandoned),
+            Err(_) => return Err(Status::invalid_argument(format!("unknown status {}", r.status))),
+        };
+        let q = ListQuery {
+            profile: Some(r.profile).filter(|s| !s.is_empty()),
+            subject_contains: Some(r.subject_contains).filter(|s| !s.is_empty()),
+            status,
+            limit: if r.page_size == 0 { 100 } else { r.page_size.min(1000) },
+            page_token: Some(r.page_token).filter(|s| !s.is_empty()),
+        };
+        let page = self.ca.list(&q).await?;
+        Ok(Response::new(pb::ListCertificatesResponse {
+            certificates: page.records.into_iter().map(record_to_pb).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn get_ca_chain(&self, request: Request<pb::GetCaChainRequest>) -> Result<Response<pb::GetCaChainResponse>, Status> {
+        let chain = self.ca.chain(&request.into_inner().ca)?;
+        Ok(Response::new(pb::GetCaChainResponse { certificates_der: chain.to_vec() }))
+    }
+}

@@ -1,0 +1,46 @@
+//! Every module error to a gRPC status (canonical codes, gRPC `statuscodes.md`), in one place.
+
+use crate::ca::CaError;
+use crate::hsm::HsmError;
+use crate::store::StoreError;
+use tonic::{Code, Status};
+
+fn hsm_code(e: &HsmError) -> Code {
+    match e {
+        HsmError::Unavailable(_) | HsmError::Busy => Code::Unavailable,
+        _ => Code::Internal,
+    }
+}
+
+fn store_code(e: &StoreError) -> Code {
+    match e {
+        StoreError::NotFound(_) => Code::NotFound,
+        StoreError::BadPageToken => Code::InvalidArgument,
+        StoreError::WrongStatus { .. } => Code::FailedPrecondition,
+        StoreError::DuplicateSerial(_) => Code::Aborted,
+        StoreError::Database(_) => Code::Unavailable,
+    }
+}
+
+impl From<CaError> for Status {
+    fn from(e: CaError) -> Status {
+        let code = match &e {
+            CaError::BadCsr(_)
+            | CaError::CsrSignature(_)
+            | CaError::KeyNotAllowed(_)
+            | CaError::SubjectNotAllowed(_)
+            | CaError::SanNotAllowed(_)
+            | CaError::ValidityTooLong { .. }
+            | CaError::BadSerial(_) => Code::InvalidArgument,
+            CaError::UnknownProfile { .. } | CaError::UnknownCa(_) => Code::NotFound,
+            CaError::Ceremony(_) => Code::FailedPrecondition,
+            CaError::Hsm(h) => hsm_code(h),
+            CaError::Store(s) => store_code(s),
+            CaError::Internal(_) => Code::Internal,
+        };
+        if matches!(code, Code::Internal | Code::Unavailable) {
+            tracing::error!(error = %e, "request failed");
+        }
+        Status::new(code, e.to_string())
+    }
+}

@@ -1,0 +1,271 @@
+//! PKCS#10 certificate requests (RFC 2986): decoding, proof of possession, and what they ask for.
+
+use super::CaError;
+use crate::policy::AttrKind;
+use const_oid::db::{rfc5280, rfc5912};
+use der::asn1::{Ia5StringRef, PrintableStringRef, Utf8StringRef};
+use der::{Decode, Encode, Tag, Tagged};
+use signature::hazmat::PrehashVerifier;
+use signature::Verifier;
+use spki::{DecodePublicKey, SubjectPublicKeyInfoOwned};
+use std::net::IpAddr;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::request::{CertReq, ExtensionReq};
+
+/// The subject public key types trustd certifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubjectKey {
+    EcP256,
+    EcP384,
+    Rsa { bits: usize },
+}
+
+/// A subject alternative name (RFC 5280 §4.2.1.6) trustd can put into a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum San {
+    Dns(String),
+    Ip(IpAddr),
+    Email(String),
+    Uri(String),
+}
+
+impl std::fmt::Display for San {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            San::Dns(v) => write!(f, "dns:{v}"),
+            San::Ip(v) => write!(f, "ip:{v}"),
+            San::Email(v) => write!(f, "email:{v}"),
+            San::Uri(v) => write!(f, "uri:{v}"),
+        }
+    }
+}
+
+/// A decoded CSR whose signature (proof of possession) has been verified.
+#[derive(Clone, Debug)]
+pub struct VerifiedCsr {
+    pub public_key: SubjectPublicKeyInfoOwned,
+    pub key: SubjectKey,
+    /// Subject attributes in the order of the CSR.
+    pub subject: Vec<(AttrKind, String)>,
+    pub sans: Vec<San>,
+}
+
+fn bad(msg: impl Into<String>) -> CaError {
+    CaError::BadCsr(msg.into())
+}
+
+/// Decodes a CSR given as PEM or DER and verifies its self-signature.
+pub fn parse(input: &[u8]) -> Result<VerifiedCsr, CaError> {
+    let der = if input.trim_ascii_start().starts_with(b"-----BEGIN") {
+        let text = std::str::from_utf8(input).map_err(|_| bad("PEM input is not UTF-8"))?;
+        let (label, der) = der::pem::decode_vec(text.trim().as_bytes()).map_err(|e| bad(format!("invalid PEM: {e}")))?;
+        if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
+            return Err(bad(format!("PEM label is '{label}', expected 'CERTIFICATE REQUEST'")));
+        }
+        der
+    } else {
+        input.to_vec()
+    };
+    if der.is_empty() {
+        return Err(bad("empty CSR"));
+    }
+    let req = CertReq::from_der(&der).map_err(|e| bad(format!("not a DER PKCS#10 request: {e}")))?;
+    let info_der = req.info.to_der().map_err(|e| bad(e.to_string()))?;
+    let spki_der = req.info.public_key.to_der().map_err(|e| bad(e.to_string()))?;
+    let key = subject_key(&req.info.public_key)?;
+    verify_pop(key, &spki_der, &req.algorithm, req.signature.raw_bytes(), &info_der)?;
+    Ok(VerifiedCsr {
+        public_key: req.info.public_key.clone(),
+        key,
+        subject: subject(&req)?,
+        sans: sans(&req)?,
+    })
+}
+
+fn subject_key(spki: &SubjectPublicKeyInfoOwned) -> Result<SubjectKey, CaError> {
+    match spki.algorithm.oid {
+        rfc5912::ID_EC_PUBLIC_KEY => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+                .ok_or_else(|| CaError::KeyNotAllowed("EC key without a named curve".into()))?;
+            match curve {
+                rfc5912::SECP_256_R_1 => Ok(SubjectKey::EcP256),
+                rfc5912::SECP_384_R_1 => Ok(SubjectKey::EcP384),
+                other => Err(CaError::KeyNotAllowed(format!(
+                    "EC curve {} is not supported (P-256 and P-384 are)",
+                    const_oid::db::DB.by_oid(&other).unwrap_or(&other.to_string())
+                ))),
+            }
+        }
+        rfc5912::RSA_ENCRYPTION => {
+            let der = spki.to_der().map_err(|e| bad(e.to_string()))?;
+            let k = rsa::RsaPublicKey::from_public_key_der(&der)
+                .map_err(|e| CaError::KeyNotAllowed(format!("invalid RSA public key: {e}")))?;
+            Ok(SubjectKey::Rsa { bits: rsa::traits::PublicKeyParts::n(&k).bits() })
+        }
+        other => Err(CaError::KeyNotAllowed(format!(
+            "public key algorithm {} is not supported (ECDSA P-256/P-384 and RSA are)",
+            const_oid::db::DB.by_oid(&other).unwrap_or(&other.to_string())
+        ))),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Hash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+fn digest(h: Hash, msg: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    match h {
+        Hash::Sha256 => sha2::Sha256::digest(msg).to_vec(),
+        Hash::Sha384 => sha2::Sha384::digest(msg).to_vec(),
+        Hash::Sha512 => sha2::Sha512::digest(msg).to_vec(),
+    }
+}
+
+fn hash_of_oid(oid: &const_oid::ObjectIdentifier) -> Option<Hash> {
+    match *oid {
+        rfc5912::ID_SHA_256 => Some(Hash::Sha256),
+        rfc5912::ID_SHA_384 => Some(Hash::Sha384),
+        rfc5912::ID_SHA_512 => Some(Hash::Sha512),
+        _ => None,
+    }
+}
+
+/// RFC 2986 §4.2: the CSR is signed with the private key of the public key it carries.
+fn verify_pop(
+    key: SubjectKey,
+    spki_der: &[u8],
+    alg: &spki::AlgorithmIdentifierOwned,
+    sig: &[u8],
+    info: &[u8],
+) -> Result<(), CaError> {
+    let unsupported = || {
+        CaError::BadCsr(format!(
+            "CSR signature algorithm {} is not supported",
+            const_oid::db::DB.by_oid(&alg.oid).unwrap_or(&alg.oid.to_string())
+        ))
+    };
+    let failed = |e: &dyn std::fmt::Display| CaError::CsrSignature(e.to_string());
+    match key {
+        SubjectKey::EcP256 | SubjectKey::EcP384 => {
+            let hash = match alg.oid {
+                rfc5912::ECDSA_WITH_SHA_256 => Hash::Sha256,
+                rfc5912::ECDSA_WITH_SHA_384 => Hash::Sha384,
+                rfc5912::ECDSA_WITH_SHA_512 => Hash::Sha512,
+                _ => return Err(unsupported()),
+            };
+            let prehash = digest(hash, info);
+            if key == SubjectKey::EcP256 {
+                let vk = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der).map_err(|e| failed(&e))?;
+                let s = p256::ecdsa::Signature::from_der(sig).map_err(|e| failed(&e))?;
+                vk.verify_prehash(&prehash, &s).map_err(|e| failed(&e))
+            } else {
+                let vk = p384::ecdsa::VerifyingKey::from_public_key_der(spki_der).map_err(|e| failed(&e))?;
+                let s = p384::ecdsa::Signature::from_der(sig).map_err(|e| failed(&e))?;
+                vk.verify_prehash(&prehash, &s).map_err(|e| failed(&e))
+            }
+        }
+        SubjectKey::Rsa { .. } => {
+            let pk = rsa::RsaPublicKey::from_public_key_der(spki_der).map_err(|e| failed(&e))?;
+            let s = rsa::pkcs1v15::Signature::try_from(sig).map_err(|e| failed(&e))?;
+            let hash = match alg.oid {
+                rfc5912::SHA_256_WITH_RSA_ENCRYPTION => Hash::Sha256,
+                rfc5912::SHA_384_WITH_RSA_ENCRYPTION => Hash::Sha384,
+                rfc5912::SHA_512_WITH_RSA_ENCRYPTION => Hash::Sha512,
+                rfc5912::ID_RSASSA_PSS => {
+                    let params = alg
+                        .parameters
+                        .as_ref()
+                        .and_then(|p| p.decode_as::<rsa::pkcs1::RsaPssParams>().ok())
+                        .ok_or_else(|| bad("RSASSA-PSS without valid parameters"))?;
+                    let h = hash_of_oid(&params.hash.oid).ok_or_else(unsupported)?;
+                    let s = rsa::pss::Signature::try_from(sig).map_err(|e| failed(&e))?;
+                    return match h {
+                        Hash::Sha256 => rsa::pss::VerifyingKey::<sha2::Sha256>::new(pk).verify(info, &s),
+                        Hash::Sha384 => rsa::pss::VerifyingKey::<sha2::Sha384>::new(pk).verify(info, &s),
+                        Hash::Sha512 => rsa::pss::VerifyingKey::<sha2::Sha512>::new(pk).verify(info, &s),
+                    }
+                    .map_err(|e| failed(&e));
+                }
+                _ => return Err(unsupported()),
+            };
+            match hash {
+                Hash::Sha256 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(pk).verify(info, &s),
+                Hash::Sha384 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(pk).verify(info, &s),
+                Hash::Sha512 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(pk).verify(info, &s),
+            }
+            .map_err(|e| failed(&e))
+        }
+    }
+}
+
+/// The text of a DirectoryString attribute value (RFC 5280 §4.1.2.4).
+fn directory_string(v: &der::Any) -> Result<String, CaError> {
+    let s = match v.tag() {
+        Tag::Utf8String => Utf8StringRef::try_from(v).map(|s| s.as_str().to_owned()),
+        Tag::PrintableString => PrintableStringRef::try_from(v).map(|s| s.as_str().to_owned()),
+        Tag::Ia5String => Ia5StringRef::try_from(v).map(|s| s.as_str().to_owned()),
+        t => return Err(CaError::SubjectNotAllowed(format!("subject attribute value of type {t} is not supported"))),
+    };
+    s.map_err(|e| bad(format!("invalid subject attribute value: {e}")))
+}
+
+fn subject(req: &CertReq) -> Result<Vec<(AttrKind, String)>, CaError> {
+    let mut out: Vec<(AttrKind, String)> = Vec::new();
+    for rdn in req.info.subject.0.iter() {
+        for atv in rdn.0.iter() {
+            let kind = AttrKind::from_oid(&atv.oid).ok_or_else(|| {
+                CaError::SubjectNotAllowed(format!(
+                    "subject attribute {} is not supported",
+                    const_oid::db::DB.by_oid(&atv.oid).unwrap_or(&atv.oid.to_string())
+                ))
+            })?;
+            if out.iter().any(|(k, _)| *k == kind) {
+                return Err(CaError::SubjectNotAllowed(format!("subject has more than one {kind}")));
+            }
+            out.push((kind, directory_string(&atv.value)?));
+        }
+    }
+    Ok(out)
+}
+
+fn sans(req: &CertReq) -> Result<Vec<San>, CaError> {
+    let mut out = Vec::new();
+    for attr in req.info.attributes.iter().filter(|a| a.oid == const_oid::db::rfc5912::ID_EXTENSION_REQ) {
+        for value in attr.values.iter() {
+            let exts: ExtensionReq = value.decode_as().map_err(|e| bad(format!("invalid extensionRequest: {e}")))?;
+            // Only the SAN is taken from a CSR; every other extension comes from the profile.
+            for ext in exts.0.iter().filter(|e| e.extn_id == rfc5280::ID_CE_SUBJECT_ALT_NAME) {
+                let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
+                    .map_err(|e| bad(format!("invalid subjectAltName: {e}")))?;
+                for name in san.0 {
+                    out.push(match name {
+                        GeneralName::DnsName(s) => San::Dns(s.to_string()),
+                        GeneralName::Rfc822Name(s) => San::Email(s.to_string()),
+                        GeneralName::UniformResourceIdentifier(s) => San::Uri(s.to_string()),
+                        GeneralName::IpAddress(o) => San::Ip(match o.as_bytes().len() {
+                            4 => IpAddr::from(<[u8; 4]>::try_from(o.as_bytes()).map_err(|_| bad("bad IPv4 SAN"))?),
+                            16 => IpAddr::from(<[u8; 16]>::try_from(o.as_bytes()).map_err(|_| bad("bad IPv6 SAN"))?),
+                            n => return Err(bad(format!("iPAddress SAN of {n} octets"))),
+                        }),
+                        other => {
+                            return Err(CaError::SanNotAllowed(format!(
+                                "SAN type {} is not supported (dns, ip, email, uri are)",
+                                other.tag()
+                            )))
+                        }
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}

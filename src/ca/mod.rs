@@ -1,0 +1,236 @@
+//! The certificate authority: CSR checks, certificate building and issuance (RFC 5280,
+//! RFC 2986), and the key ceremony. Knows neither gRPC nor SQL.
+
+pub mod cert;
+pub mod ceremony;
+pub mod csr;
+pub mod request;
+
+use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef};
+use crate::policy::Policies;
+use crate::serial::Serial;
+use crate::store::{CertificateRecord, ListQuery, NewCertificate, Page, Store, StoreError};
+use cert::{CertSpec, Issuer, UrlContext};
+use const_oid::db::rfc5280;
+use der::{Decode, Encode};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use x509_cert::ext::pkix::SubjectKeyIdentifier;
+use x509_cert::Certificate;
+
+/// Errors of the CA. `api` maps each to a gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("invalid CSR: {0}")]
+    BadCsr(String),
+    #[error("CSR signature does not verify (no proof of possession): {0}")]
+    CsrSignature(String),
+    #[error("key not allowed: {0}")]
+    KeyNotAllowed(String),
+    #[error("unknown profile '{name}' (known: {known})")]
+    UnknownProfile { name: String, known: String },
+    #[error("subject not allowed: {0}")]
+    SubjectNotAllowed(String),
+    #[error("subject alternative name not allowed: {0}")]
+    SanNotAllowed(String),
+    #[error("requested validity {}s exceeds the maximum {}s of profile '{profile}'", requested.as_secs(), max.as_secs())]
+    ValidityTooLong { requested: Duration, max: Duration, profile: String },
+    #[error("invalid serial: {0}")]
+    BadSerial(String),
+    #[error("unknown CA '{0}'")]
+    UnknownCa(String),
+    #[error("key ceremony: {0}")]
+    Ceremony(String),
+    #[error(transparent)]
+    Hsm(#[from] HsmError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The subjectKeyIdentifier of a CA certificate (the AKI of what it issues).
+pub fn subject_key_id(c: &Certificate) -> Result<Vec<u8>, CaError> {
+    c.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)
+        .and_then(|e| SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()).ok())
+        .map(|s| s.0.as_bytes().to_vec())
+        .ok_or_else(|| CaError::Ceremony("CA certificate has no subjectKeyIdentifier".into()))
+}
+
+/// A request to issue a certificate.
+#[derive(Clone, Debug)]
+pub struct IssueRequest {
+    pub profile: String,
+    /// PEM or DER PKCS#10.
+    pub csr: Vec<u8>,
+    /// `None` for the profile's default.
+    pub validity: Option<Duration>,
+    /// Who asked, as authenticated by the API.
+    pub requester: String,
+}
+
+/// An issued certificate.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub serial: Serial,
+    pub cert_der: Vec<u8>,
+}
+
+/// The issuing CA: its key in the HSM, its chain, the profiles and the store.
+pub struct CertificateAuthority {
+    name: String,
+    issuer_cert: Certificate,
+    issuer_key_id: Vec<u8>,
+    chain: Vec<Vec<u8>>,
+    signer: Arc<HsmSigner>,
+    policies: Arc<Policies>,
+    store: Arc<dyn Store>,
+    urls: UrlContext,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn token_certificate(hsm: &Hsm, label: &str) -> Result<(Certificate, Vec<u8>), CaError> {
+    let der = hsm
+        .find_certificate(label)?
+        .ok_or_else(|| CaError::Ceremony(format!("no certificate '{label}' in the token; run `trustd init`")))?;
+    let c = Certificate::from_der(&der).map_err(|e| CaError::Ceremony(format!("certificate '{label}': {e}")))?;
+    Ok((c, der))
+}
+
+impl CertificateAuthority {
+    /// Loads the issuing CA's key and chain from the token (as the key ceremony left them).
+    /// Blocking.
+    pub fn load(hsm: &Hsm, policies: Arc<Policies>, store: Arc<dyn Store>, public_url: &str) -> Result<Self, CaError> {
+        let (issuer_cert, issuing_der) = token_certificate(hsm, ceremony::ISSUING_LABEL)?;
+        let (_, root_der) = token_certificate(hsm, ceremony::ROOT_LABEL)?;
+        let signer = HsmSigner::new(hsm, KeyRef::label(ceremony::ISSUING_LABEL), None)?;
+        if *signer.public_key_info() != issuer_cert.tbs_certificate.subject_public_key_info {
+            return Err(CaError::Ceremony("issuing CA certificate does not match its key".into()));
+        }
+        Ok(CertificateAuthority {
+            name: ceremony::ISSUING_CA_NAME.into(),
+            issuer_key_id: subject_key_id(&issuer_cert)?,
+            issuer_cert,
+            chain: vec![issuing_der, root_der],
+            signer: Arc::new(signer),
+            policies,
+            store,
+            urls: UrlContext { base: public_url.to_owned(), ca: ceremony::ISSUING_CA_NAME.into() },
+        })
+    }
+
+    /// The CA chain, DER: the issuing CA first, the root last. `ca` empty or the CA's name.
+    pub fn chain(&self, ca: &str) -> Result<&[Vec<u8>], CaError> {
+        if !ca.is_empty() && ca != self.name {
+            return Err(CaError::UnknownCa(ca.to_owned()));
+        }
+        Ok(&self.chain)
+    }
+
+    /// Issues a certificate. The to-be-signed certificate is recorded before the HSM signs,
+    /// and the certificate is stored before it is returned: nothing signed goes unrecorded.
+    pub async fn issue(&self, req: IssueRequest) -> Result<Issued, CaError> {
+        let profile = self.policies.profile(&req.profile).ok_or_else(|| CaError::UnknownProfile {
+            name: req.profile.clone(),
+            known: self.policies.profile_names().collect::<Vec<_>>().join(", "),
+        })?;
+        let csr = csr::parse(&req.csr)?;
+        let valid = request::validate(&csr, profile, req.validity)?;
+        let subject = cert::build_name(&valid.subject)?;
+        let extensions = cert::end_entity_extensions(
+            profile,
+            &valid.sans,
+            valid.subject.is_empty(),
+            &csr.public_key,
+            &self.issuer_key_id,
+            &self.urls,
+        )?;
+        let not_before = unix_now().saturating_sub(profile.backdate.as_secs());
+        let not_after = not_before + profile.backdate.as_secs() + valid.validity.as_secs();
+        // RFC 5280 §6.1.3 (a)(2): a certificate outliving its issuer fails path validation later.
+        let issuer_end = self.issuer_cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
+        if not_after > issuer_end {
+            return Err(CaError::ValidityTooLong {
+                requested: valid.validity,
+                max: Duration::from_secs(issuer_end.saturating_sub(unix_now())),
+                profile: profile.name.clone(),
+            });
+        }
+        let issuer = Issuer { name: &self.issuer_cert.tbs_certificate.subject, key_id: &self.issuer_key_id, signer: &self.signer };
+
+        // A clash of 128-bit random serials is practically impossible; the store's unique
+        // constraint makes it impossible outright, and we draw again if it ever happens.
+        let mut attempt = 0;
+        let (serial, tbs, tbs_der) = loop {
+            let serial = Serial::random();
+            let spec = CertSpec {
+                serial: serial.clone(),
+                subject: subject.clone(),
+                public_key: csr.public_key.clone(),
+                not_before,
+                not_after,
+                extensions: extensions.clone(),
+            };
+            let tbs = cert::tbs(spec, &issuer)?;
+            let tbs_der = tbs.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
+            let record = NewCertificate {
+                serial: serial.clone(),
+                ca: self.name.clone(),
+                profile: profile.name.clone(),
+                subject: subject.to_string(),
+                sans: valid.sans.iter().map(ToString::to_string).collect(),
+                not_before: not_before as i64,
+                not_after: not_after as i64,
+                requester: req.requester.clone(),
+                tbs_der: tbs_der.clone(),
+            };
+            match self.store.record_pending(&record).await {
+                Ok(()) => break (serial, tbs, tbs_der),
+                Err(StoreError::DuplicateSerial(_)) if attempt < 3 => attempt += 1,
+                Err(e) => return Err(e.into()),
+            }
+        };
+
+        let signer = self.signer.clone();
+        let signed = tokio::task::spawn_blocking(move || cert::sign(tbs, &tbs_der, &signer))
+            .await
+            .map_err(|e| CaError::Internal(format!("signing task: {e}")))
+            .and_then(|r| r);
+        let cert = match signed {
+            Ok(c) => c,
+            Err(e) => {
+                if let Err(se) = self.store.abandon(&serial, &e.to_string()).await {
+                    tracing::error!(%serial, error = %se, "could not mark failed issuance abandoned");
+                }
+                return Err(e);
+            }
+        };
+        let cert_der = cert.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
+        if let Err(e) = self.store.complete_issued(&serial, &cert_der).await {
+            // The TBS is recorded as pending, so the signature is known to the store; start-up
+            // reconciliation flags it. The certificate itself is never handed out.
+            tracing::error!(%serial, error = %e, audit = true, "signed certificate could not be stored; withheld");
+            return Err(e.into());
+        }
+        tracing::info!(%serial, profile = %profile.name, subject = %subject, requester = %req.requester, audit = true, "certificate issued");
+        Ok(Issued { serial, cert_der })
+    }
+
+    /// One certificate record by serial.
+    pub async fn certificate(&self, serial: &str) -> Result<CertificateRecord, CaError> {
+        let serial: Serial = serial.parse().map_err(CaError::BadSerial)?;
+        self.store.certificate(&serial).await?.ok_or(CaError::Store(StoreError::NotFound(serial)))
+    }
+
+    /// A page of certificate records, newest first.
+    pub async fn list(&self, q: &ListQuery) -> Result<Page, CaError> {
+        Ok(self.store.list_certificates(q).await?)
+    }
+}

@@ -1,0 +1,246 @@
+//! Checking a verified CSR against a certificate profile. Nothing the CSR says is copied
+//! blindly: the subject and SANs are re-validated and re-encoded, every other extension comes
+//! from the profile.
+
+use super::csr::{San, SubjectKey, VerifiedCsr};
+use super::CaError;
+use crate::policy::{AttrKind, Profile, SanKind};
+use std::time::Duration;
+
+/// A request that satisfies its profile: what the certificate will say.
+#[derive(Clone, Debug)]
+pub struct ValidatedRequest {
+    pub subject: Vec<(AttrKind, String)>,
+    pub sans: Vec<San>,
+    pub validity: Duration,
+}
+
+fn san_kind(s: &San) -> SanKind {
+    match s {
+        San::Dns(_) => SanKind::Dns,
+        San::Ip(_) => SanKind::Ip,
+        San::Email(_) => SanKind::Email,
+        San::Uri(_) => SanKind::Uri,
+    }
+}
+
+fn san_value(s: &San) -> String {
+    match s {
+        San::Dns(v) | San::Email(v) | San::Uri(v) => v.clone(),
+        San::Ip(ip) => ip.to_string(),
+    }
+}
+
+/// RFC 1034 §3.5 preferred name syntax (LDH labels), RFC 5280 §4.2.1.6; a leftmost `*` label
+/// only where the profile allows wildcards.
+fn check_dns(name: &str, allow_wildcard: bool) -> Result<(), String> {
+    if name.is_empty() || name.len() > 253 {
+        return Err(format!("DNS name '{name}' has an invalid length"));
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 2 {
+        return Err(format!("DNS name '{name}' is not fully qualified"));
+    }
+    for (i, l) in labels.iter().enumerate() {
+        if i == 0 && *l == "*" {
+            if !allow_wildcard {
+                return Err(format!("wildcard DNS name '{name}' is not allowed by the profile"));
+            }
+            continue;
+        }
+        let ok = !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-');
+        if !ok {
+            return Err(format!("DNS name '{name}' is not a valid lower-case host name"));
+        }
+    }
+    Ok(())
+}
+
+fn check_san(s: &San, profile: &Profile) -> Result<(), CaError> {
+    let kind = san_kind(s);
+    let rule = profile
+        .san
+        .get(&kind)
+        .ok_or_else(|| CaError::SanNotAllowed(format!("{s}: {} SANs are not allowed by profile '{}'", kind.name(), profile.name)))?;
+    let value = san_value(s);
+    match s {
+        San::Dns(d) => check_dns(d, profile.allow_wildcard).map_err(CaError::SanNotAllowed)?,
+        San::Email(e) if !e.contains('@') || !e.is_ascii() => {
+            return Err(CaError::SanNotAllowed(format!("{s}: not an email address")))
+        }
+        San::Uri(u) if !u.contains(':') || !u.is_ascii() => return Err(CaError::SanNotAllowed(format!("{s}: not a URI"))),
+        _ => {}
+    }
+    if !rule.matches(&value) {
+        return Err(CaError::SanNotAllowed(format!("{s}: does not match the pattern of profile '{}'", profile.name)));
+    }
+    Ok(())
+}
+
+/// Checks the CSR's key, subject and SANs and the requested validity against `profile`.
+/// `requested` of `None` means the profile's default validity.
+pub fn validate(csr: &VerifiedCsr, profile: &Profile, requested: Option<Duration>) -> Result<ValidatedRequest, CaError> {
+    let keys = &profile.keys;
+    match csr.key {
+        SubjectKey::EcP256 if keys.ecdsa_p256 => {}
+        SubjectKey::EcP384 if keys.ecdsa_p384 => {}
+        SubjectKey::Rsa { bits } => match keys.rsa_min_bits {
+            Some(min) if bits >= min as usize && bits % 8 == 0 => {}
+            Some(min) => {
+                return Err(CaError::KeyNotAllowed(format!(
+                    "RSA-{bits} key: profile '{}' needs at least {min} bits, a multiple of 8",
+                    profile.name
+                )))
+            }
+            None => return Err(CaError::KeyNotAllowed(format!("RSA keys are not allowed by profile '{}'", profile.name))),
+        },
+        k => return Err(CaError::KeyNotAllowed(format!("{k:?} keys are not allowed by profile '{}'", profile.name))),
+    }
+
+    // DNS names are case-insensitive (RFC 4343); certificates carry them in lower case.
+    let sans: Vec<San> = csr
+        .sans
+        .iter()
+        .map(|s| match s {
+            San::Dns(d) => San::Dns(d.to_ascii_lowercase()),
+            other => other.clone(),
+        })
+        .collect();
+    if sans.len() < profile.san_min {
+        return Err(CaError::SanNotAllowed(format!(
+            "profile '{}' needs at least {} subject alternative name(s), the CSR has {}",
+            profile.name,
+            profile.san_min,
+            sans.len()
+        )));
+    }
+    if sans.len() > profile.san_max {
+        return Err(CaError::SanNotAllowed(format!(
+            "profile '{}' allows at most {} subject alternative names, the CSR has {}",
+            profile.name,
+            profile.san_max,
+            sans.len()
+        )));
+    }
+    for (i, s) in sans.iter().enumerate() {
+        check_san(s, profile)?;
+        if sans[..i].contains(s) {
+            return Err(CaError::SanNotAllowed(format!("{s} appears twice")));
+        }
+    }
+
+    let mut subject = Vec::new();
+    for (kind, value) in &csr.subject {
+        let rule = profile.subject.get(kind).ok_or_else(|| {
+            CaError::SubjectNotAllowed(format!("subject attribute {kind} is not allowed by profile '{}'", profile.name))
+        })?;
+        let mut value = value.clone();
+        if value.is_empty() || value.chars().count() > kind.max_len() || value.chars().any(char::is_control) {
+            return Err(CaError::SubjectNotAllowed(format!(
+                "subject {kind}='{value}' is empty, too long (max {}) or has control characters",
+                kind.max_len()
+            )));
+        }
+        if *kind == AttrKind::Country && !(value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase())) {
+            return Err(CaError::SubjectNotAllowed(format!("subject C='{value}' is not an ISO 3166 two-letter code")));
+        }
+        if rule.must_be_san {
+            let found = sans.iter().find(|s| san_value(s).eq_ignore_ascii_case(&value)).ok_or_else(|| {
+                CaError::SubjectNotAllowed(format!("subject {kind}='{value}' is not one of the subject alternative names"))
+            })?;
+            value = san_value(found);
+        }
+        if !rule.matches(&value) {
+            return Err(CaError::SubjectNotAllowed(format!(
+                "subject {kind}='{value}' does not match the pattern of profile '{}'",
+                profile.name
+            )));
+        }
+        subject.push((*kind, value));
+    }
+    for (kind, rule) in &profile.subject {
+        if rule.required && !subject.iter().any(|(k, _)| k == kind) {
+            return Err(CaError::SubjectNotAllowed(format!("profile '{}' requires subject attribute {kind}", profile.name)));
+        }
+    }
+    if subject.is_empty() && sans.is_empty() {
+        return Err(CaError::SubjectNotAllowed("the CSR names no subject and no subject alternative name".into()));
+    }
+    // Canonical order, most significant first, whatever order the CSR used.
+    subject.sort_by_key(|(k, _)| *k);
+
+    let validity = requested.unwrap_or(profile.default_validity);
+    if validity > profile.max_validity {
+        return Err(CaError::ValidityTooLong {
+            requested: validity,
+            max: profile.max_validity,
+            profile: profile.name.clone(),
+        });
+    }
+    Ok(ValidatedRequest { subject, sans, validity })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::DEFAULT_PROFILES;
+
+    fn profile(name: &str) -> Profile {
+        let text = DEFAULT_PROFILES.iter().find(|(f, _)| f.starts_with(name)).unwrap().1;
+        Profile::parse(name, text).unwrap()
+    }
+
+    fn csr(key: SubjectKey, subject: &[(AttrKind, &str)], sans: Vec<San>) -> VerifiedCsr {
+        VerifiedCsr {
+            public_key: spki::SubjectPublicKeyInfoOwned {
+                algorithm: spki::AlgorithmIdentifierOwned { oid: const_oid::db::rfc5912::ID_EC_PUBLIC_KEY, parameters: None },
+                subject_public_key: der::asn1::BitString::from_bytes(&[4]).unwrap(),
+            },
+            key,
+            subject: subject.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            sans,
+        }
+    }
+
+    #[test]
+    fn tls_server_rules() {
+        let p = profile("tls-server");
+        let dns = |s: &str| San::Dns(s.into());
+        let ok = validate(&csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "WWW.Example.org")], vec![dns("www.example.ORG")]), &p, None)
+            .unwrap();
+        assert_eq!(ok.subject, [(AttrKind::CommonName, "www.example.org".to_string())]);
+        assert_eq!(ok.validity, p.default_validity);
+
+        let err = |c: VerifiedCsr, v: Option<Duration>| validate(&c, &p, v).unwrap_err().to_string();
+        assert!(err(csr(SubjectKey::EcP256, &[], vec![]), None).contains("at least 1"));
+        assert!(err(csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "other.org")], vec![dns("a.org")]), None)
+            .contains("not one of the subject alternative names"));
+        assert!(err(csr(SubjectKey::EcP256, &[(AttrKind::Organization, "X")], vec![dns("a.org")]), None).contains("O is not allowed"));
+        assert!(err(csr(SubjectKey::EcP256, &[], vec![San::Email("a@b.org".into())]), None).contains("email SANs are not allowed"));
+        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("a_b.org")]), None).contains("not a valid"));
+        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("localhost")]), None).contains("not fully qualified"));
+        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("a.org"), dns("A.org")]), None).contains("twice"));
+        assert!(err(csr(SubjectKey::Rsa { bits: 1024 }, &[], vec![dns("a.org")]), None).contains("at least 2048"));
+        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("a.org")]), Some(Duration::from_secs(400 * 86400))).contains("maximum"));
+        validate(&csr(SubjectKey::EcP384, &[], vec![dns("*.a.org"), San::Ip("192.0.2.1".parse().unwrap())]), &p, None).unwrap();
+    }
+
+    #[test]
+    fn document_signer_rules() {
+        let p = profile("document-signer");
+        let good = [(AttrKind::CommonName, "Jens Hansen"), (AttrKind::Country, "DK")];
+        let v = validate(&csr(SubjectKey::EcP256, &good, vec![]), &p, None).unwrap();
+        assert_eq!(v.subject[0].0, AttrKind::Country, "subject re-ordered most significant first");
+        let e = validate(&csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "Jens")], vec![]), &p, None).unwrap_err();
+        assert!(e.to_string().contains("requires subject attribute C"), "{e}");
+        let e = validate(&csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "J"), (AttrKind::Country, "dk")], vec![]), &p, None)
+            .unwrap_err();
+        assert!(e.to_string().contains("ISO 3166"), "{e}");
+        let e = validate(&csr(SubjectKey::Rsa { bits: 2048 }, &good, vec![]), &p, None).unwrap_err();
+        assert!(e.to_string().contains("3072"), "{e}");
+    }
+}

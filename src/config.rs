@@ -1,0 +1,260 @@
+//! The daemon's configuration (`trustd serve --config FILE`), validated at load. Every key is
+//! documented in `config/trustd.example.toml`. The HSM PIN is never in this file: it comes from
+//! an environment variable or a file named here.
+
+use crate::ca::ceremony::CeremonyConfig;
+use crate::hsm::{HsmConfig, KeyAlgorithm, Pin};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration that could not be loaded; names the file and, where it can, the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub hsm: HsmSection,
+    pub store: StoreSection,
+    #[serde(default)]
+    pub server: ServerSection,
+    /// Directory holding `profiles/*.toml`.
+    pub policies: PathBuf,
+    #[serde(default)]
+    pub ceremony: CeremonySection,
+}
+
+/// `[hsm]`: the PKCS#11 module, the token, and where the PIN comes from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmSection {
+    pub module: PathBuf,
+    pub token_label: String,
+    /// Name of an environment variable holding the user PIN.
+    #[serde(default)]
+    pub pin_env: Option<String>,
+    /// Path of a file holding the user PIN (trailing newline ignored).
+    #[serde(default)]
+    pub pin_file: Option<PathBuf>,
+    #[serde(default = "default_sessions")]
+    pub max_sessions: usize,
+}
+
+fn default_sessions() -> usize {
+    8
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Path of the SQLite database (created if missing).
+    pub sqlite: PathBuf,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    #[serde(default = "default_grpc")]
+    pub grpc: SocketAddr,
+    /// Base URL relying parties use for CRLs, OCSP and CA certificates; goes into certificates.
+    #[serde(default = "default_public_url")]
+    pub public_url: String,
+    /// Largest request message accepted, in bytes; larger ones are refused.
+    #[serde(default = "default_max_request")]
+    pub max_request_bytes: usize,
+}
+
+fn default_grpc() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50051))
+}
+fn default_public_url() -> String {
+    "http://127.0.0.1:8080".into()
+}
+fn default_max_request() -> usize {
+    64 * 1024
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection { grpc: default_grpc(), public_url: default_public_url(), max_request_bytes: default_max_request() }
+    }
+}
+
+/// `[ceremony]`: what `trustd init` creates.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CeremonySection {
+    #[serde(default = "default_org")]
+    pub organization: String,
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default = "default_root_alg")]
+    pub root_algorithm: KeyAlgorithm,
+    #[serde(default = "default_leaf_alg")]
+    pub issuing_algorithm: KeyAlgorithm,
+    #[serde(default = "default_leaf_alg")]
+    pub service_algorithm: KeyAlgorithm,
+    #[serde(default = "default_root_validity", with = "humantime_serde")]
+    pub root_validity: Duration,
+    #[serde(default = "default_issuing_validity", with = "humantime_serde")]
+    pub issuing_validity: Duration,
+    #[serde(default = "default_service_validity", with = "humantime_serde")]
+    pub service_validity: Duration,
+}
+
+fn default_org() -> String {
+    "trustd".into()
+}
+fn default_root_alg() -> KeyAlgorithm {
+    KeyAlgorithm::EcP384
+}
+fn default_leaf_alg() -> KeyAlgorithm {
+    KeyAlgorithm::EcP256
+}
+fn default_root_validity() -> Duration {
+    Duration::from_secs(20 * 365 * 86400)
+}
+fn default_issuing_validity() -> Duration {
+    Duration::from_secs(10 * 365 * 86400)
+}
+fn default_service_validity() -> Duration {
+    Duration::from_secs(3 * 365 * 86400)
+}
+
+impl Default for CeremonySection {
+    fn default() -> Self {
+        CeremonySection {
+            organization: default_org(),
+            country: None,
+            root_algorithm: default_root_alg(),
+            issuing_algorithm: default_leaf_alg(),
+            service_algorithm: default_leaf_alg(),
+            root_validity: default_root_validity(),
+            issuing_validity: default_issuing_validity(),
+            service_validity: default_service_validity(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file. Relative paths in it are taken relative to the file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError { file: path.display().to_string(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().replace('\n', " ")))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut cfg.policies, &mut cfg.store.sqlite] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if let Some(p) = cfg.hsm.pin_file.as_mut().filter(|p| p.is_relative()) {
+            *p = base.join(&*p);
+        }
+        cfg.validate().map_err(err)?;
+        Ok(cfg)
+    }
+
+    /// Cross-field checks that serde cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        match (&self.hsm.pin_env, &self.hsm.pin_file) {
+            (Some(_), Some(_)) => return Err("hsm: set pin_env or pin_file, not both".into()),
+            (None, None) => return Err("hsm: set pin_env or pin_file (the PIN never goes in this file)".into()),
+            _ => {}
+        }
+        if self.hsm.max_sessions == 0 {
+            return Err("hsm.max_sessions: must be at least 1".into());
+        }
+        if !self.server.public_url.starts_with("http://") && !self.server.public_url.starts_with("https://") {
+            return Err(format!("server.public_url: '{}' is not an http(s) URL", self.server.public_url));
+        }
+        if let Some(c) = &self.ceremony.country {
+            if !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase())) {
+                return Err(format!("ceremony.country: '{c}' is not an ISO 3166 two-letter code"));
+            }
+        }
+        if self.server.max_request_bytes < 1024 {
+            return Err("server.max_request_bytes: must be at least 1024".into());
+        }
+        Ok(())
+    }
+
+    /// The HSM part of the config.
+    pub fn hsm_config(&self) -> HsmConfig {
+        HsmConfig {
+            module: self.hsm.module.clone(),
+            token_label: self.hsm.token_label.clone(),
+            max_sessions: self.hsm.max_sessions,
+        }
+    }
+
+    /// Reads the PIN from its source. The error never contains the PIN.
+    pub fn read_pin(&self) -> Result<Pin, String> {
+        if let Some(var) = &self.hsm.pin_env {
+            let v = std::env::var(var).map_err(|_| format!("hsm.pin_env: environment variable {var} is not set"))?;
+            return Ok(Pin::new(v));
+        }
+        if let Some(file) = &self.hsm.pin_file {
+            let v = std::fs::read_to_string(file).map_err(|e| format!("hsm.pin_file: {}: {e}", file.display()))?;
+            return Ok(Pin::new(v));
+        }
+        Err("hsm: no PIN source configured".into())
+    }
+
+    /// What the key ceremony creates.
+    pub fn ceremony_config(&self) -> CeremonyConfig {
+        let c = &self.ceremony;
+        CeremonyConfig {
+            organization: c.organization.clone(),
+            country: c.country.clone(),
+            root_algorithm: c.root_algorithm,
+            issuing_algorithm: c.issuing_algorithm,
+            service_algorithm: c.service_algorithm,
+            root_validity: c.root_validity,
+            issuing_validity: c.issuing_validity,
+            service_validity: c.service_validity,
+            public_url: self.server.public_url.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/trustd.example.toml");
+        let cfg = Config::load(&path).unwrap();
+        assert_eq!(cfg.hsm.pin_env.as_deref(), Some("TRUSTD_HSM_PIN"));
+        assert!(cfg.policies.is_absolute() || cfg.policies.starts_with(path.parent().unwrap()));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let base = "policies = \"p\"\n[hsm]\nmodule = \"m\"\ntoken_label = \"t\"\n[store]\nsqlite = \"d\"\n";
+        for (extra, field) in [
+            ("", "pin_env or pin_file"),
+            ("pin_env = \"X\"\nmax_sessions = 0\n", "max_sessions"),
+            ("pin_env = \"X\"\npin = \"1234\"\n", "pin"),
+            ("pin_env = \"X\"\n[server]\npublic_url = \"ftp://x\"\n", "public_url"),
+            ("pin_env = \"X\"\n[ceremony]\nroot_algorithm = \"rsa-1024\"\n", "rsa-1024"),
+        ] {
+            let text = base.replace("token_label = \"t\"\n", &format!("token_label = \"t\"\n{extra}"));
+            std::fs::write(&path, text).unwrap();
+            let e = Config::load(&path).unwrap_err().to_string();
+            assert!(e.contains("c.toml") && e.contains(field), "{extra:?}: {e}");
+        }
+    }
+}

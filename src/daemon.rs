@@ -1,0 +1,191 @@
+//! Wiring: open the HSM, the store and the policies, and serve gRPC until SIGTERM/SIGINT.
+//! Also the `dev` bootstrap (a SoftHSM token and SQLite under a data dir) and `init`.
+
+use crate::api::grpc::CaService;
+use crate::api::pb;
+use crate::ca::{ceremony, CertificateAuthority};
+use crate::config::{CeremonySection, Config, HsmSection, ServerSection, StoreSection};
+use crate::hsm::{Hsm, Pin};
+use crate::policy::Policies;
+use crate::store::{SqliteStore, Store};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A failure to start, with a message an operator can act on.
+pub type StartError = String;
+
+/// SoftHSM2's module on Debian; `TRUSTD_PKCS11_MODULE` overrides it for `dev`.
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// Token label `trustd dev` creates.
+pub const DEV_TOKEN_LABEL: &str = "trustd-dev";
+
+fn write_secret(path: &Path) -> Result<(), StartError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let pin = hex::encode(rand::random::<[u8; 12]>());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(pin.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Prepares a development data dir: SoftHSM config and token directory, PINs in 0600 files,
+/// the token itself, and the default policies. Must run before any thread starts, because it
+/// sets `SOFTHSM2_CONF` for this process.
+pub fn prepare_dev(data_dir: &Path, grpc: SocketAddr, http: SocketAddr) -> Result<Config, StartError> {
+    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    std::fs::create_dir_all(data_dir.join("tokens")).map_err(|e| io(data_dir, e))?;
+    let data_dir = data_dir.canonicalize().map_err(|e| io(data_dir, e))?;
+    let conf = data_dir.join("softhsm2.conf");
+    if !conf.exists() {
+        let text = format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            data_dir.join("tokens").display()
+        );
+        std::fs::write(&conf, text).map_err(|e| io(&conf, e))?;
+    }
+    // SoftHSM reads its config path from the environment when the module initialises.
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    for name in ["hsm-pin", "hsm-so-pin"] {
+        let p = data_dir.join(name);
+        if !p.exists() {
+            write_secret(&p)?;
+        }
+    }
+    let read_pin = |name: &str| -> Result<Pin, StartError> {
+        let p = data_dir.join(name);
+        std::fs::read_to_string(&p).map(Pin::new).map_err(|e| io(&p, e))
+    };
+    let module = std::env::var_os("TRUSTD_PKCS11_MODULE").map_or_else(|| PathBuf::from(SOFTHSM_MODULE), PathBuf::from);
+    Hsm::init_token(&module, DEV_TOKEN_LABEL, &read_pin("hsm-so-pin")?, &read_pin("hsm-pin")?)
+        .map_err(|e| format!("creating the SoftHSM token: {e}"))?;
+    let policies = data_dir.join("policies");
+    Policies::install_defaults(&policies).map_err(|e| io(&policies, e))?;
+    let cfg = Config {
+        hsm: HsmSection {
+            module,
+            token_label: DEV_TOKEN_LABEL.into(),
+            pin_env: None,
+            pin_file: Some(data_dir.join("hsm-pin")),
+            max_sessions: 8,
+        },
+        store: StoreSection { sqlite: data_dir.join("trustd.db") },
+        server: ServerSection { grpc, public_url: format!("http://{http}"), ..ServerSection::default() },
+        policies,
+        ceremony: CeremonySection::default(),
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+async fn open_hsm(cfg: &Config) -> Result<Hsm, StartError> {
+    let pin = cfg.read_pin()?;
+    let hcfg = cfg.hsm_config();
+    tokio::task::spawn_blocking(move || Hsm::open(&hcfg, pin))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// The key ceremony against the configured HSM (`trustd init`, and the first `trustd dev`).
+pub async fn init(cfg: &Config) -> Result<Vec<ceremony::Step>, StartError> {
+    let hsm = open_hsm(cfg).await?;
+    let ccfg = cfg.ceremony_config();
+    tokio::task::spawn_blocking(move || ceremony::run(&hsm, &ccfg))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Serves until SIGTERM or SIGINT. Prints one line starting `ready` once it accepts requests.
+pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartError> {
+    let policies = Arc::new(Policies::load(&cfg.policies).map_err(|e| e.to_string())?);
+    let hsm = open_hsm(&cfg).await?;
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&cfg.store.sqlite).await.map_err(|e| format!("{}: {e}", cfg.store.sqlite.display()))?,
+    );
+    let abandoned = store.abandon_all_pending().await.map_err(|e| e.to_string())?;
+    if abandoned > 0 {
+        tracing::warn!(count = abandoned, audit = true, "issuances recorded but not completed before the last stop marked abandoned");
+    }
+    let ca = {
+        let (hsm, policies, store, url) = (hsm.clone(), policies.clone(), store.clone(), cfg.server.public_url.clone());
+        tokio::task::spawn_blocking(move || CertificateAuthority::load(&hsm, policies, store, &url))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+    };
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<pb::certificate_authority_server::CertificateAuthorityServer<CaService>>().await;
+    tokio::spawn(watch_health(hsm.clone(), store.clone(), reporter));
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| e.to_string())?;
+    let ca_service = pb::certificate_authority_server::CertificateAuthorityServer::new(CaService { ca: Arc::new(ca) })
+        .max_decoding_message_size(cfg.server.max_request_bytes);
+
+    let listener = tokio::net::TcpListener::bind(cfg.server.grpc).await.map_err(|e| format!("gRPC {}: {e}", cfg.server.grpc))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut ready = format!("ready grpc=http://{addr} token={}", hsm.token_label());
+    if let Some(d) = data_dir {
+        ready.push_str(&format!(" data-dir={}", d.display()));
+    }
+    println!("{ready}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(%addr, "serving gRPC");
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(ca_service)
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Keeps `grpc.health.v1` truthful: NOT_SERVING while the HSM or the store fails. The probe
+/// also heals the HSM session pool after a device error.
+async fn watch_health(hsm: Hsm, store: Arc<dyn Store>, reporter: tonic_health::server::HealthReporter) {
+    type CaServer = pb::certificate_authority_server::CertificateAuthorityServer<CaService>;
+    let mut was_ok = true;
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let h = hsm.clone();
+        let hsm_ok = tokio::task::spawn_blocking(move || h.probe()).await.map(|r| r.is_ok()).unwrap_or(false);
+        let store_ok = store.ping().await.is_ok();
+        let ok = hsm_ok && store_ok;
+        if ok != was_ok {
+            if ok {
+                reporter.set_serving::<CaServer>().await;
+            } else {
+                tracing::error!(hsm_ok, store_ok, "not ready");
+                reporter.set_not_serving::<CaServer>().await;
+            }
+            was_ok = ok;
+        }
+    }
+}
