@@ -38,7 +38,7 @@ fn write_secret(path: &Path) -> Result<(), StartError> {
 /// Prepares a development data dir: SoftHSM config and token directory, PINs in 0600 files,
 /// the token itself, and the default policies. Must run before any thread starts, because it
 /// sets `SOFTHSM2_CONF` for this process.
-pub fn prepare_dev(data_dir: &Path, grpc: SocketAddr, http: SocketAddr) -> Result<Config, StartError> {
+pub fn prepare_dev(data_dir: &Path, grpc: SocketAddr, public_url: &str) -> Result<Config, StartError> {
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     std::fs::create_dir_all(data_dir.join("tokens")).map_err(|e| io(data_dir, e))?;
     let data_dir = data_dir.canonicalize().map_err(|e| io(data_dir, e))?;
@@ -76,7 +76,7 @@ pub fn prepare_dev(data_dir: &Path, grpc: SocketAddr, http: SocketAddr) -> Resul
             max_sessions: 8,
         },
         store: StoreSection { sqlite: data_dir.join("trustd.db") },
-        server: ServerSection { grpc, public_url: format!("http://{http}"), ..ServerSection::default() },
+        server: ServerSection { grpc, public_url: public_url.to_owned(), ..ServerSection::default() },
         policies,
         ceremony: CeremonySection::default(),
     };

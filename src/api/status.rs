@@ -31,8 +31,9 @@ impl From<CaError> for Status {
             | CaError::SubjectNotAllowed(_)
             | CaError::SanNotAllowed(_)
             | CaError::ValidityTooLong { .. }
-            | CaError::BadSerial(_) => Code::InvalidArgument,
-            CaError::UnknownProfile { .. } | CaError::UnknownCa(_) => Code::NotFound,
+            | CaError::BadSerial(_)
+            | CaError::UnknownProfile { .. } => Code::InvalidArgument,
+            CaError::UnknownCa(_) => Code::NotFound,
             CaError::Ceremony(_) => Code::FailedPrecondition,
             CaError::Hsm(h) => hsm_code(h),
             CaError::Store(s) => store_code(s),

@@ -26,6 +26,10 @@ enum Command {
         /// HTTP address; written into certificates as the base of CRL, OCSP and CA URLs.
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: SocketAddr,
+        /// Base URL written into certificates instead of http://HTTP-ADDR (first start only
+        /// matters for the CA certificates; issued certificates use the current value).
+        #[arg(long)]
+        public_url: Option<String>,
     },
     /// The key ceremony against the HSM in the config. Never overwrites an existing key.
     Init {
@@ -62,9 +66,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Dev { data_dir, grpc, http } => {
+        Command::Dev { data_dir, grpc, http, public_url } => {
             // Before any thread exists: this sets SOFTHSM2_CONF for the process.
-            let cfg = daemon::prepare_dev(&data_dir, grpc, http)?;
+            let public_url = public_url.unwrap_or_else(|| format!("http://{http}"));
+            let cfg = daemon::prepare_dev(&data_dir, grpc, &public_url)?;
             runtime()?.block_on(async {
                 for step in daemon::init(&cfg).await? {
                     tracing::info!("key ceremony: {step}");

@@ -1,0 +1,155 @@
+//! Test harness: a real `trustd dev` on a fresh SoftHSM token in a temp dir, on loopback, and
+//! helpers that run the independent tools (openssl, pkcs11-tool, pkilint).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+use trustd::api::pb::certificate_authority_client::CertificateAuthorityClient;
+
+/// Base URL the test daemons write into certificates (a public-looking name, so that the
+/// CA/B Forum linter does not flag an internal address).
+pub const PUBLIC_URL: &str = "http://pki.example.com";
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub grpc: String,
+    child: Child,
+    pub stderr_log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `trustd dev` on a fresh data dir.
+    pub fn start() -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir)
+    }
+
+    /// Starts `trustd dev` on an existing data dir (a restart).
+    pub fn start_in(dir: tempfile::TempDir) -> Daemon {
+        let stderr_log = dir.path().join("trustd.stderr");
+        let err = std::fs::File::create(&stderr_log).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trustd"))
+            .args(["dev", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--public-url", PUBLIC_URL])
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .expect("spawn trustd");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read ready line");
+        if !line.starts_with("ready ") {
+            let _ = child.kill();
+            panic!("trustd did not become ready: {line:?}\n{}", std::fs::read_to_string(&stderr_log).unwrap_or_default());
+        }
+        let grpc = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("grpc="))
+            .expect("grpc= in ready line")
+            .to_owned();
+        Daemon { dir, grpc, child, stderr_log }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub async fn client(&self) -> CertificateAuthorityClient<tonic::transport::Channel> {
+        CertificateAuthorityClient::connect(self.grpc.clone()).await.expect("connect")
+    }
+
+    /// Runs trustctl against this daemon.
+    pub fn trustctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_trustctl")).arg("--server").arg(&self.grpc).args(args).output().expect("trustctl")
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status and gives back the data dir.
+    pub fn stop(mut self) -> (std::process::ExitStatus, tempfile::TempDir) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().expect("wait");
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        (status, dir)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn openssl(dir: &Path, args: &[&str]) -> Output {
+    run(Command::new("openssl").current_dir(dir).args(args))
+}
+
+/// A key and a PEM CSR made by openssl. `keygen` are the `openssl genpkey` arguments.
+pub fn openssl_csr(dir: &Path, name: &str, keygen: &[&str], subj: &str, san: Option<&str>) -> PathBuf {
+    let key = format!("{name}.key");
+    let mut args = vec!["genpkey", "-out", &key];
+    args.extend_from_slice(keygen);
+    openssl(dir, &args);
+    let csr = format!("{name}.csr");
+    let mut args = vec!["req", "-new", "-key", &key, "-subj", subj, "-out", &csr];
+    let ext;
+    if let Some(s) = san {
+        ext = format!("subjectAltName={s}");
+        args.extend_from_slice(&["-addext", &ext]);
+    }
+    openssl(dir, &args);
+    dir.join(csr)
+}
+
+pub const P256: &[&str] = &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+pub const P384: &[&str] = &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"];
+pub const RSA3072: &[&str] = &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"];
+
+/// Splits a PEM bundle into its certificates.
+pub fn split_pem(pem: &str) -> Vec<String> {
+    pem.split_inclusive("-----END CERTIFICATE-----\n").filter(|s| s.contains("BEGIN")).map(str::to_owned).collect()
+}
+
+/// The venv with the pinned Python checkers (ci/setup.sh).
+pub fn venv_bin(tool: &str) -> PathBuf {
+    let venv = std::env::var_os("TRUSTD_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv"));
+    let p = venv.join("bin").join(tool);
+    assert!(p.exists(), "{} missing: run ci/setup.sh", p.display());
+    p
+}
+
+/// Runs a pkilint linter on a PEM file and returns its findings; panics on any ERROR or FATAL.
+pub fn pkilint_no_errors(linter: &str, extra: &[&str], pem: &Path) -> String {
+    let out = Command::new(venv_bin(linter)).arg("lint").args(extra).arg(pem).output().expect("pkilint");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !text.contains("(ERROR)") && !text.contains("(FATAL)") && !text.contains("(CRITICAL)") && !text.contains("Traceback"),
+        "{linter} on {}:\n{text}",
+        pem.display()
+    );
+    text
+}
+
+pub fn wait_a_moment() {
+    std::thread::sleep(Duration::from_millis(100));
+}
