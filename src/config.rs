@@ -65,6 +65,9 @@ pub struct StoreSection {
 pub struct ServerSection {
     #[serde(default = "default_grpc")]
     pub grpc: SocketAddr,
+    /// HTTP listen address (CA certificates, health; later RFC 3161, OCSP, CRLs).
+    #[serde(default = "default_http")]
+    pub http: SocketAddr,
     /// Base URL relying parties use for CRLs, OCSP and CA certificates; goes into certificates.
     #[serde(default = "default_public_url")]
     pub public_url: String,
@@ -76,6 +79,9 @@ pub struct ServerSection {
 fn default_grpc() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 50051))
 }
+fn default_http() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
 fn default_public_url() -> String {
     "http://127.0.0.1:8080".into()
 }
@@ -85,7 +91,7 @@ fn default_max_request() -> usize {
 
 impl Default for ServerSection {
     fn default() -> Self {
-        ServerSection { grpc: default_grpc(), public_url: default_public_url(), max_request_bytes: default_max_request() }
+        ServerSection { grpc: default_grpc(), http: default_http(), public_url: default_public_url(), max_request_bytes: default_max_request() }
     }
 }
 

@@ -2,6 +2,7 @@
 //! Also the `dev` bootstrap (a SoftHSM token and SQLite under a data dir) and `init`.
 
 use crate::api::grpc::CaService;
+use crate::api::http::HttpState;
 use crate::api::pb;
 use crate::ca::{ceremony, CertificateAuthority};
 use crate::config::{CeremonySection, Config, HsmSection, ServerSection, StoreSection};
@@ -38,7 +39,7 @@ fn write_secret(path: &Path) -> Result<(), StartError> {
 /// Prepares a development data dir: SoftHSM config and token directory, PINs in 0600 files,
 /// the token itself, and the default policies. Must run before any thread starts, because it
 /// sets `SOFTHSM2_CONF` for this process.
-pub fn prepare_dev(data_dir: &Path, grpc: SocketAddr, public_url: &str) -> Result<Config, StartError> {
+pub fn prepare_dev(data_dir: &Path, grpc: SocketAddr, http: SocketAddr, public_url: &str) -> Result<Config, StartError> {
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     std::fs::create_dir_all(data_dir.join("tokens")).map_err(|e| io(data_dir, e))?;
     let data_dir = data_dir.canonicalize().map_err(|e| io(data_dir, e))?;
@@ -76,7 +77,7 @@ pub fn prepare_dev(data_dir: &Path, grpc: SocketAddr, public_url: &str) -> Resul
             max_sessions: 8,
         },
         store: StoreSection { sqlite: data_dir.join("trustd.db") },
-        server: ServerSection { grpc, public_url: public_url.to_owned(), ..ServerSection::default() },
+        server: ServerSection { grpc, http, public_url: public_url.to_owned(), ..ServerSection::default() },
         policies,
         ceremony: CeremonySection::default(),
     };
@@ -138,51 +139,68 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
             .map_err(|e| e.to_string())?
     };
 
+    let ca = Arc::new(ca);
+
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<pb::certificate_authority_server::CertificateAuthorityServer<CaService>>().await;
+    reporter.set_serving::<CaServer>().await;
     tokio::spawn(watch_health(hsm.clone(), store.clone(), reporter));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| e.to_string())?;
-    let ca_service = pb::certificate_authority_server::CertificateAuthorityServer::new(CaService { ca: Arc::new(ca) })
-        .max_decoding_message_size(cfg.server.max_request_bytes);
+    let ca_service = CaServer::new(CaService { ca: ca.clone() }).max_decoding_message_size(cfg.server.max_request_bytes);
 
-    let listener = tokio::net::TcpListener::bind(cfg.server.grpc).await.map_err(|e| format!("gRPC {}: {e}", cfg.server.grpc))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let mut ready = format!("ready grpc=http://{addr} token={}", hsm.token_label());
+    let grpc_listener =
+        tokio::net::TcpListener::bind(cfg.server.grpc).await.map_err(|e| format!("gRPC {}: {e}", cfg.server.grpc))?;
+    let http_listener =
+        tokio::net::TcpListener::bind(cfg.server.http).await.map_err(|e| format!("HTTP {}: {e}", cfg.server.http))?;
+    let grpc_addr = grpc_listener.local_addr().map_err(|e| e.to_string())?;
+    let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
+    let mut ready = format!("ready grpc=http://{grpc_addr} http=http://{http_addr} token={}", hsm.token_label());
     if let Some(d) = data_dir {
         ready.push_str(&format!(" data-dir={}", d.display()));
     }
-    println!("{ready}");
-    let _ = std::io::stdout().flush();
-    tracing::info!(%addr, "serving gRPC");
-    tonic::transport::Server::builder()
+
+    // One signal stops both servers; each finishes its in-flight requests.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let http_app = crate::api::http::router(HttpState { ca, hsm: hsm.clone(), store });
+    let http = axum::serve(http_listener, http_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let grpc = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
         .add_service(ca_service)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), stopped(stop_rx));
+    println!("{ready}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(%grpc_addr, %http_addr, "serving");
+    let (g, h) = tokio::join!(grpc, http);
+    g.map_err(|e| format!("gRPC server: {e}"))?;
+    h.map_err(|e| format!("HTTP server: {e}"))
 }
+
+type CaServer = pb::certificate_authority_server::CertificateAuthorityServer<CaService>;
 
 /// Keeps `grpc.health.v1` truthful: NOT_SERVING while the HSM or the store fails. The probe
 /// also heals the HSM session pool after a device error.
 async fn watch_health(hsm: Hsm, store: Arc<dyn Store>, reporter: tonic_health::server::HealthReporter) {
-    type CaServer = pb::certificate_authority_server::CertificateAuthorityServer<CaService>;
     let mut was_ok = true;
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let h = hsm.clone();
-        let hsm_ok = tokio::task::spawn_blocking(move || h.probe()).await.map(|r| r.is_ok()).unwrap_or(false);
-        let store_ok = store.ping().await.is_ok();
-        let ok = hsm_ok && store_ok;
+        let r = crate::health::check(&hsm, store.as_ref()).await;
+        let ok = r.ok();
         if ok != was_ok {
             if ok {
                 reporter.set_serving::<CaServer>().await;
             } else {
-                tracing::error!(hsm_ok, store_ok, "not ready");
+                tracing::error!(hsm_ok = r.hsm, store_ok = r.store, "not ready");
                 reporter.set_not_serving::<CaServer>().await;
             }
             was_ok = ok;

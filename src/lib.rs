@@ -9,3 +9,4 @@ pub mod ca;
 pub mod config;
 pub mod api;
 pub mod daemon;
+pub mod health;

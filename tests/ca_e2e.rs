@@ -286,3 +286,19 @@ async fn health_reports_serving() {
         assert_eq!(r.status(), tonic_health::pb::health_check_response::ServingStatus::Serving, "{service:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_serves_ca_certificates_and_readiness() {
+    let d = Daemon::start();
+    let chain = d.client().await.get_ca_chain(pb::GetCaChainRequest::default()).await.unwrap().into_inner().certificates_der;
+    let (code, head, body) = d.http_get("/ca/issuing.crt");
+    assert_eq!(code, 200);
+    assert!(head.to_ascii_lowercase().contains("content-type: application/pkix-cert"), "{head}");
+    assert_eq!(body, chain[0], "the caIssuers URL serves the issuing CA");
+    assert_eq!(d.http_get("/ca/root.crt").2, chain[1]);
+    assert_eq!(d.http_get("/ca/nope.crt").0, 404);
+    assert_eq!(d.http_get("/ca/issuing.pem").0, 404);
+    assert_eq!(d.http_get("/healthz").0, 200);
+    let (code, _, body) = d.http_get("/readyz");
+    assert_eq!((code, String::from_utf8_lossy(&body).into_owned()), (200, "hsm: ok\nstore: ok\n".to_string()));
+}

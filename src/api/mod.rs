@@ -1,7 +1,9 @@
-//! Thin adapters from the network to the protocol cores: gRPC services (tonic) and the
+//! Thin adapters from the network to the protocol cores: gRPC services (tonic), HTTP routes
+//! (axum), and the
 //! mapping of every module's errors to gRPC status codes, in one place.
 
 pub mod grpc;
+pub mod http;
 pub mod status;
 
 /// Generated gRPC types for `trust.v1` (protos in `proto/`).

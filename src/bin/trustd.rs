@@ -23,7 +23,8 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:50051")]
         grpc: SocketAddr,
-        /// HTTP address; written into certificates as the base of CRL, OCSP and CA URLs.
+        /// HTTP address (CA certificates, health); by default also the base of the CRL, OCSP
+        /// and CA URLs written into certificates.
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: SocketAddr,
         /// Base URL written into certificates instead of http://HTTP-ADDR (first start only
@@ -69,7 +70,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Dev { data_dir, grpc, http, public_url } => {
             // Before any thread exists: this sets SOFTHSM2_CONF for the process.
             let public_url = public_url.unwrap_or_else(|| format!("http://{http}"));
-            let cfg = daemon::prepare_dev(&data_dir, grpc, &public_url)?;
+            let cfg = daemon::prepare_dev(&data_dir, grpc, http, &public_url)?;
             runtime()?.block_on(async {
                 for step in daemon::init(&cfg).await? {
                     tracing::info!("key ceremony: {step}");

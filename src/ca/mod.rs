@@ -134,6 +134,16 @@ impl CertificateAuthority {
         Ok(&self.chain)
     }
 
+    /// A CA certificate by name, DER: `issuing` (this CA) or `root`.
+    pub fn ca_certificate(&self, name: &str) -> Option<&[u8]> {
+        match name {
+            n if n == self.name => self.chain.first(),
+            "root" => self.chain.last(),
+            _ => None,
+        }
+        .map(Vec::as_slice)
+    }
+
     /// Issues a certificate. The to-be-signed certificate is recorded before the HSM signs,
     /// and the certificate is stored before it is returned: nothing signed goes unrecorded.
     pub async fn issue(&self, req: IssueRequest) -> Result<Issued, CaError> {

@@ -15,6 +15,8 @@ pub const PUBLIC_URL: &str = "http://pki.example.com";
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub grpc: String,
+    /// `host:port` of the HTTP listener.
+    pub http: String,
     child: Child,
     pub stderr_log: PathBuf,
 }
@@ -50,7 +52,12 @@ impl Daemon {
             .find_map(|w| w.strip_prefix("grpc="))
             .expect("grpc= in ready line")
             .to_owned();
-        Daemon { dir, grpc, child, stderr_log }
+        let http = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http=http://"))
+            .expect("http= in ready line")
+            .to_owned();
+        Daemon { dir, grpc, http, child, stderr_log }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -72,6 +79,19 @@ impl Daemon {
         let status = self.child.wait().expect("wait");
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         (status, dir)
+    }
+
+    /// A plain HTTP/1.1 GET: (status code, headers, body).
+    pub fn http_get(&self, path: &str) -> (u16, String, Vec<u8>) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.http).expect("connect HTTP");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.http).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status code");
+        (code, head, raw[split + 4..].to_vec())
     }
 
     pub fn log(&self) -> String {
