@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./ci/setup.sh
 export TRUSTD_TEST_VENV=${TRUSTD_TEST_VENV:-$PWD/target/pyenv}
-cargo build --locked --bins --tests
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets -- --test-threads=2

@@ -91,7 +91,12 @@ fn default_max_request() -> usize {
 
 impl Default for ServerSection {
     fn default() -> Self {
-        ServerSection { grpc: default_grpc(), http: default_http(), public_url: default_public_url(), max_request_bytes: default_max_request() }
+        ServerSection {
+            grpc: default_grpc(),
+            http: default_http(),
+            public_url: default_public_url(),
+            max_request_bytes: default_max_request(),
+        }
     }
 }
 
@@ -154,9 +159,13 @@ impl Default for CeremonySection {
 impl Config {
     /// Reads and validates a config file. Relative paths in it are taken relative to the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let err = |message: String| ConfigError { file: path.display().to_string(), message };
+        let err = |message: String| ConfigError {
+            file: path.display().to_string(),
+            message,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let mut cfg: Config = toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().replace('\n', " ")))?;
+        let mut cfg: Config =
+            toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().replace('\n', " ")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut cfg.policies, &mut cfg.store.sqlite] {
             if p.is_relative() {
@@ -174,18 +183,27 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         match (&self.hsm.pin_env, &self.hsm.pin_file) {
             (Some(_), Some(_)) => return Err("hsm: set pin_env or pin_file, not both".into()),
-            (None, None) => return Err("hsm: set pin_env or pin_file (the PIN never goes in this file)".into()),
+            (None, None) => {
+                return Err("hsm: set pin_env or pin_file (the PIN never goes in this file)".into())
+            }
             _ => {}
         }
         if self.hsm.max_sessions == 0 {
             return Err("hsm.max_sessions: must be at least 1".into());
         }
-        if !self.server.public_url.starts_with("http://") && !self.server.public_url.starts_with("https://") {
-            return Err(format!("server.public_url: '{}' is not an http(s) URL", self.server.public_url));
+        if !self.server.public_url.starts_with("http://")
+            && !self.server.public_url.starts_with("https://")
+        {
+            return Err(format!(
+                "server.public_url: '{}' is not an http(s) URL",
+                self.server.public_url
+            ));
         }
         if let Some(c) = &self.ceremony.country {
             if !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase())) {
-                return Err(format!("ceremony.country: '{c}' is not an ISO 3166 two-letter code"));
+                return Err(format!(
+                    "ceremony.country: '{c}' is not an ISO 3166 two-letter code"
+                ));
             }
         }
         if self.server.max_request_bytes < 1024 {
@@ -206,11 +224,13 @@ impl Config {
     /// Reads the PIN from its source. The error never contains the PIN.
     pub fn read_pin(&self) -> Result<Pin, String> {
         if let Some(var) = &self.hsm.pin_env {
-            let v = std::env::var(var).map_err(|_| format!("hsm.pin_env: environment variable {var} is not set"))?;
+            let v = std::env::var(var)
+                .map_err(|_| format!("hsm.pin_env: environment variable {var} is not set"))?;
             return Ok(Pin::new(v));
         }
         if let Some(file) = &self.hsm.pin_file {
-            let v = std::fs::read_to_string(file).map_err(|e| format!("hsm.pin_file: {}: {e}", file.display()))?;
+            let v = std::fs::read_to_string(file)
+                .map_err(|e| format!("hsm.pin_file: {}: {e}", file.display()))?;
             return Ok(Pin::new(v));
         }
         Err("hsm: no PIN source configured".into())
@@ -254,10 +274,19 @@ mod tests {
             ("", "pin_env or pin_file"),
             ("pin_env = \"X\"\nmax_sessions = 0\n", "max_sessions"),
             ("pin_env = \"X\"\npin = \"1234\"\n", "pin"),
-            ("pin_env = \"X\"\n[server]\npublic_url = \"ftp://x\"\n", "public_url"),
-            ("pin_env = \"X\"\n[ceremony]\nroot_algorithm = \"rsa-1024\"\n", "rsa-1024"),
+            (
+                "pin_env = \"X\"\n[server]\npublic_url = \"ftp://x\"\n",
+                "public_url",
+            ),
+            (
+                "pin_env = \"X\"\n[ceremony]\nroot_algorithm = \"rsa-1024\"\n",
+                "rsa-1024",
+            ),
         ] {
-            let text = base.replace("token_label = \"t\"\n", &format!("token_label = \"t\"\n{extra}"));
+            let text = base.replace(
+                "token_label = \"t\"\n",
+                &format!("token_label = \"t\"\n{extra}"),
+            );
             std::fs::write(&path, text).unwrap();
             let e = Config::load(&path).unwrap_err().to_string();
             assert!(e.contains("c.toml") && e.contains(field), "{extra:?}: {e}");

@@ -33,13 +33,19 @@ fn write_secret(path: &Path) -> Result<(), StartError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(pin.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+    f.write_all(pin.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Prepares a development data dir: SoftHSM config and token directory, PINs in 0600 files,
 /// the token itself, and the default policies. Must run before any thread starts, because it
 /// sets `SOFTHSM2_CONF` for this process.
-pub fn prepare_dev(data_dir: &Path, grpc: SocketAddr, http: SocketAddr, public_url: &str) -> Result<Config, StartError> {
+pub fn prepare_dev(
+    data_dir: &Path,
+    grpc: SocketAddr,
+    http: SocketAddr,
+    public_url: &str,
+) -> Result<Config, StartError> {
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     std::fs::create_dir_all(data_dir.join("tokens")).map_err(|e| io(data_dir, e))?;
     let data_dir = data_dir.canonicalize().map_err(|e| io(data_dir, e))?;
@@ -61,11 +67,19 @@ pub fn prepare_dev(data_dir: &Path, grpc: SocketAddr, http: SocketAddr, public_u
     }
     let read_pin = |name: &str| -> Result<Pin, StartError> {
         let p = data_dir.join(name);
-        std::fs::read_to_string(&p).map(Pin::new).map_err(|e| io(&p, e))
+        std::fs::read_to_string(&p)
+            .map(Pin::new)
+            .map_err(|e| io(&p, e))
     };
-    let module = std::env::var_os("TRUSTD_PKCS11_MODULE").map_or_else(|| PathBuf::from(SOFTHSM_MODULE), PathBuf::from);
-    Hsm::init_token(&module, DEV_TOKEN_LABEL, &read_pin("hsm-so-pin")?, &read_pin("hsm-pin")?)
-        .map_err(|e| format!("creating the SoftHSM token: {e}"))?;
+    let module = std::env::var_os("TRUSTD_PKCS11_MODULE")
+        .map_or_else(|| PathBuf::from(SOFTHSM_MODULE), PathBuf::from);
+    Hsm::init_token(
+        &module,
+        DEV_TOKEN_LABEL,
+        &read_pin("hsm-so-pin")?,
+        &read_pin("hsm-pin")?,
+    )
+    .map_err(|e| format!("creating the SoftHSM token: {e}"))?;
     let policies = data_dir.join("policies");
     Policies::install_defaults(&policies).map_err(|e| io(&policies, e))?;
     let cfg = Config {
@@ -76,8 +90,15 @@ pub fn prepare_dev(data_dir: &Path, grpc: SocketAddr, http: SocketAddr, public_u
             pin_file: Some(data_dir.join("hsm-pin")),
             max_sessions: 8,
         },
-        store: StoreSection { sqlite: data_dir.join("trustd.db") },
-        server: ServerSection { grpc, http, public_url: public_url.to_owned(), ..ServerSection::default() },
+        store: StoreSection {
+            sqlite: data_dir.join("trustd.db"),
+        },
+        server: ServerSection {
+            grpc,
+            http,
+            public_url: public_url.to_owned(),
+            ..ServerSection::default()
+        },
         policies,
         ceremony: CeremonySection::default(),
     };
@@ -125,14 +146,28 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let policies = Arc::new(Policies::load(&cfg.policies).map_err(|e| e.to_string())?);
     let hsm = open_hsm(&cfg).await?;
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&cfg.store.sqlite).await.map_err(|e| format!("{}: {e}", cfg.store.sqlite.display()))?,
+        SqliteStore::open(&cfg.store.sqlite)
+            .await
+            .map_err(|e| format!("{}: {e}", cfg.store.sqlite.display()))?,
     );
-    let abandoned = store.abandon_all_pending().await.map_err(|e| e.to_string())?;
+    let abandoned = store
+        .abandon_all_pending()
+        .await
+        .map_err(|e| e.to_string())?;
     if abandoned > 0 {
-        tracing::warn!(count = abandoned, audit = true, "issuances recorded but not completed before the last stop marked abandoned");
+        tracing::warn!(
+            count = abandoned,
+            audit = true,
+            "issuances recorded but not completed before the last stop marked abandoned"
+        );
     }
     let ca = {
-        let (hsm, policies, store, url) = (hsm.clone(), policies.clone(), store.clone(), cfg.server.public_url.clone());
+        let (hsm, policies, store, url) = (
+            hsm.clone(),
+            policies.clone(),
+            store.clone(),
+            cfg.server.public_url.clone(),
+        );
         tokio::task::spawn_blocking(move || CertificateAuthority::load(&hsm, policies, store, &url))
             .await
             .map_err(|e| e.to_string())?
@@ -149,15 +184,21 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| e.to_string())?;
-    let ca_service = CaServer::new(CaService { ca: ca.clone() }).max_decoding_message_size(cfg.server.max_request_bytes);
+    let ca_service = CaServer::new(CaService { ca: ca.clone() })
+        .max_decoding_message_size(cfg.server.max_request_bytes);
 
-    let grpc_listener =
-        tokio::net::TcpListener::bind(cfg.server.grpc).await.map_err(|e| format!("gRPC {}: {e}", cfg.server.grpc))?;
-    let http_listener =
-        tokio::net::TcpListener::bind(cfg.server.http).await.map_err(|e| format!("HTTP {}: {e}", cfg.server.http))?;
+    let grpc_listener = tokio::net::TcpListener::bind(cfg.server.grpc)
+        .await
+        .map_err(|e| format!("gRPC {}: {e}", cfg.server.grpc))?;
+    let http_listener = tokio::net::TcpListener::bind(cfg.server.http)
+        .await
+        .map_err(|e| format!("HTTP {}: {e}", cfg.server.http))?;
     let grpc_addr = grpc_listener.local_addr().map_err(|e| e.to_string())?;
     let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
-    let mut ready = format!("ready grpc=http://{grpc_addr} http=http://{http_addr} token={}", hsm.token_label());
+    let mut ready = format!(
+        "ready grpc=http://{grpc_addr} http=http://{http_addr} token={}",
+        hsm.token_label()
+    );
     if let Some(d) = data_dir {
         ready.push_str(&format!(" data-dir={}", d.display()));
     }
@@ -171,13 +212,21 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let http_app = crate::api::http::router(HttpState { ca, hsm: hsm.clone(), store });
-    let http = axum::serve(http_listener, http_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let http_app = crate::api::http::router(HttpState {
+        ca,
+        hsm: hsm.clone(),
+        store,
+    });
+    let http =
+        axum::serve(http_listener, http_app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let grpc = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
         .add_service(ca_service)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), stopped(stop_rx));
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            stopped(stop_rx),
+        );
     println!("{ready}");
     let _ = std::io::stdout().flush();
     tracing::info!(%grpc_addr, %http_addr, "serving");
@@ -190,7 +239,11 @@ type CaServer = pb::certificate_authority_server::CertificateAuthorityServer<CaS
 
 /// Keeps `grpc.health.v1` truthful: NOT_SERVING while the HSM or the store fails. The probe
 /// also heals the HSM session pool after a device error.
-async fn watch_health(hsm: Hsm, store: Arc<dyn Store>, reporter: tonic_health::server::HealthReporter) {
+async fn watch_health(
+    hsm: Hsm,
+    store: Arc<dyn Store>,
+    reporter: tonic_health::server::HealthReporter,
+) {
     let mut was_ok = true;
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;

@@ -1,12 +1,12 @@
 //! trustd: certificate authority, time-stamping and document signing with every private key
 //! in a PKCS#11 HSM.
 
+pub mod api;
+pub mod ca;
+pub mod config;
+pub mod daemon;
+pub mod health;
 pub mod hsm;
 pub mod policy;
 pub mod serial;
 pub mod store;
-pub mod ca;
-pub mod config;
-pub mod api;
-pub mod daemon;
-pub mod health;

@@ -8,7 +8,11 @@ use trustd::config::Config;
 use trustd::daemon;
 
 #[derive(Parser)]
-#[command(name = "trustd", version, about = "Certificate authority, time-stamping and signing with keys in a PKCS#11 HSM")]
+#[command(
+    name = "trustd",
+    version,
+    about = "Certificate authority, time-stamping and signing with keys in a PKCS#11 HSM"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,12 +50,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRUSTD_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    // Logs go to stderr (stdout carries only the `ready` line); TRUSTD_LOG_FORMAT=json gives
+    // one JSON object per line for log shippers.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRUSTD_LOG").unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    if std::env::var("TRUSTD_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -67,7 +74,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Dev { data_dir, grpc, http, public_url } => {
+        Command::Dev {
+            data_dir,
+            grpc,
+            http,
+            public_url,
+        } => {
             // Before any thread exists: this sets SOFTHSM2_CONF for the process.
             let public_url = public_url.unwrap_or_else(|| format!("http://{http}"));
             let cfg = daemon::prepare_dev(&data_dir, grpc, http, &public_url)?;

@@ -52,8 +52,16 @@ impl std::fmt::Display for Step {
             f,
             "{}: key {}, certificate {}",
             self.label,
-            if self.key_generated { "generated" } else { "kept" },
-            if self.certificate_created { "created" } else { "kept" }
+            if self.key_generated {
+                "generated"
+            } else {
+                "kept"
+            },
+            if self.certificate_created {
+                "created"
+            } else {
+                "kept"
+            }
         )
     }
 }
@@ -69,7 +77,10 @@ fn subject(cfg: &CeremonyConfig, cn: &str) -> Vec<(AttrKind, String)> {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn ensure_key(hsm: &Hsm, label: &str, alg: KeyAlgorithm) -> Result<bool, CaError> {
@@ -82,12 +93,27 @@ fn ensure_key(hsm: &Hsm, label: &str, alg: KeyAlgorithm) -> Result<bool, CaError
 
 /// A certificate found in the token, checked against the key stored under the same label.
 fn stored_certificate(hsm: &Hsm, label: &str) -> Result<Option<Certificate>, CaError> {
-    let Some(der) = hsm.find_certificate(label)? else { return Ok(None) };
-    let c = Certificate::from_der(&der).map_err(|e| CaError::Ceremony(format!("certificate '{label}' in the token: {e}")))?;
+    let Some(der) = hsm.find_certificate(label)? else {
+        return Ok(None);
+    };
+    let c = Certificate::from_der(&der)
+        .map_err(|e| CaError::Ceremony(format!("certificate '{label}' in the token: {e}")))?;
     if c.tbs_certificate.subject_public_key_info != hsm.public_key(&KeyRef::label(label))? {
-        return Err(CaError::Ceremony(format!("certificate '{label}' in the token does not match its key")));
+        return Err(CaError::Ceremony(format!(
+            "certificate '{label}' in the token does not match its key"
+        )));
     }
     Ok(Some(c))
+}
+
+/// A service key certified by the issuing CA: TSA (RFC 3161 §2.3), document signer, OCSP
+/// responder (RFC 6960 §4.2.2.2).
+struct Service {
+    label: &'static str,
+    cn: &'static str,
+    key_usage: flagset::FlagSet<KeyUsages>,
+    eku: Option<const_oid::ObjectIdentifier>,
+    ocsp_no_check: bool,
 }
 
 struct Role<'a> {
@@ -100,26 +126,78 @@ struct Role<'a> {
 /// Runs the ceremony against `hsm`. Blocking.
 pub fn run(hsm: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CaError> {
     let mut steps = Vec::new();
-    let root_role = Role { label: ROOT_LABEL, cn: "trustd Root CA", alg: cfg.root_algorithm, validity: cfg.root_validity };
+    let root_role = Role {
+        label: ROOT_LABEL,
+        cn: "trustd Root CA",
+        alg: cfg.root_algorithm,
+        validity: cfg.root_validity,
+    };
     let root = ensure(hsm, cfg, &root_role, None, CeremonyCert::Root, &mut steps)?;
-    let root_urls = UrlContext { base: cfg.public_url.clone(), ca: "root".into() };
-    let issuing_role = Role { label: ISSUING_LABEL, cn: "trustd Issuing CA", alg: cfg.issuing_algorithm, validity: cfg.issuing_validity };
-    let issuing = ensure(hsm, cfg, &issuing_role, Some((&root, ROOT_LABEL)), CeremonyCert::Issuing { urls: &root_urls }, &mut steps)?;
+    let root_urls = UrlContext {
+        base: cfg.public_url.clone(),
+        ca: "root".into(),
+    };
+    let issuing_role = Role {
+        label: ISSUING_LABEL,
+        cn: "trustd Issuing CA",
+        alg: cfg.issuing_algorithm,
+        validity: cfg.issuing_validity,
+    };
+    let issuing = ensure(
+        hsm,
+        cfg,
+        &issuing_role,
+        Some((&root, ROOT_LABEL)),
+        CeremonyCert::Issuing { urls: &root_urls },
+        &mut steps,
+    )?;
 
-    let urls = UrlContext { base: cfg.public_url.clone(), ca: ISSUING_CA_NAME.into() };
-    let services: [(&'static str, &str, flagset::FlagSet<KeyUsages>, Option<const_oid::ObjectIdentifier>, bool); 3] = [
-        (TSA_LABEL, "trustd Time-Stamping Authority", KeyUsages::DigitalSignature.into(), Some(rfc5280::ID_KP_TIME_STAMPING), false),
-        (DOCUMENT_SIGNER_LABEL, "trustd Document Signer", KeyUsages::DigitalSignature | KeyUsages::NonRepudiation, None, false),
-        (OCSP_LABEL, "trustd OCSP Responder", KeyUsages::DigitalSignature.into(), Some(rfc5280::ID_KP_OCSP_SIGNING), true),
+    let urls = UrlContext {
+        base: cfg.public_url.clone(),
+        ca: ISSUING_CA_NAME.into(),
+    };
+    let services = [
+        Service {
+            label: TSA_LABEL,
+            cn: "trustd Time-Stamping Authority",
+            key_usage: KeyUsages::DigitalSignature.into(),
+            eku: Some(rfc5280::ID_KP_TIME_STAMPING),
+            ocsp_no_check: false,
+        },
+        Service {
+            label: DOCUMENT_SIGNER_LABEL,
+            cn: "trustd Document Signer",
+            key_usage: KeyUsages::DigitalSignature | KeyUsages::NonRepudiation,
+            eku: None,
+            ocsp_no_check: false,
+        },
+        Service {
+            label: OCSP_LABEL,
+            cn: "trustd OCSP Responder",
+            key_usage: KeyUsages::DigitalSignature.into(),
+            eku: Some(rfc5280::ID_KP_OCSP_SIGNING),
+            ocsp_no_check: true,
+        },
     ];
-    for (label, cn, key_usage, eku, ocsp_no_check) in services {
-        let role = Role { label, cn, alg: cfg.service_algorithm, validity: cfg.service_validity };
+    for s in services {
+        let role = Role {
+            label: s.label,
+            cn: s.cn,
+            alg: cfg.service_algorithm,
+            validity: cfg.service_validity,
+        };
+        let kind = CeremonyCert::Service {
+            urls: &urls,
+            key_usage: s.key_usage,
+            eku: s.eku,
+            ocsp_no_check: s.ocsp_no_check,
+        };
         ensure(
             hsm,
             cfg,
             &role,
             Some((&issuing, ISSUING_LABEL)),
-            CeremonyCert::Service { urls: &urls, key_usage, eku, ocsp_no_check },
+            kind,
             &mut steps,
         )?;
     }
@@ -136,20 +214,40 @@ fn ensure(
 ) -> Result<Certificate, CaError> {
     let key_generated = ensure_key(hsm, role.label, role.alg)?;
     if let Some(c) = stored_certificate(hsm, role.label)? {
-        steps.push(Step { label: role.label, key_generated, certificate_created: false });
+        steps.push(Step {
+            label: role.label,
+            key_generated,
+            certificate_created: false,
+        });
         return Ok(c);
     }
     let public_key = hsm.public_key(&KeyRef::label(role.label))?;
     let subject = cert::build_name(&subject(cfg, role.cn))?;
     let (issuer_name, issuer_label, issuer_key_id) = match issuer {
-        Some((c, label)) => (c.tbs_certificate.subject.clone(), label, super::subject_key_id(c)?),
-        None => (subject.clone(), role.label, cert::key_identifier(&public_key)),
+        Some((c, label)) => (
+            c.tbs_certificate.subject.clone(),
+            label,
+            super::subject_key_id(c)?,
+        ),
+        None => (
+            subject.clone(),
+            role.label,
+            cert::key_identifier(&public_key),
+        ),
     };
     if let Some((c, _)) = issuer {
         // A subordinate never outlives its issuer (RFC 5280 §6.1.3 checks every certificate's validity).
-        let issuer_end = c.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
+        let issuer_end = c
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_unix_duration()
+            .as_secs();
         if now() + role.validity.as_secs() > issuer_end {
-            return Err(CaError::Ceremony(format!("{} would outlive its issuer; shorten its validity", role.label)));
+            return Err(CaError::Ceremony(format!(
+                "{} would outlive its issuer; shorten its validity",
+                role.label
+            )));
         }
     }
     let signer = HsmSigner::new(hsm, KeyRef::label(issuer_label), None)?;
@@ -163,14 +261,24 @@ fn ensure(
         not_after: start + role.validity.as_secs(),
         extensions,
     };
-    let issuer = Issuer { name: &issuer_name, key_id: &issuer_key_id, signer: &signer };
+    let issuer = Issuer {
+        name: &issuer_name,
+        key_id: &issuer_key_id,
+        signer: &signer,
+    };
     let tbs = cert::tbs(spec, &issuer)?;
     let tbs_der = tbs.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
     let c = cert::sign(tbs, &tbs_der, &signer)?;
     let der = c.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
-    let subject_der = subject.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
+    let subject_der = subject
+        .to_der()
+        .map_err(|e| CaError::Internal(e.to_string()))?;
     hsm.store_certificate(role.label, &der, &subject_der)?;
     tracing::info!(label = role.label, "key ceremony: certificate created");
-    steps.push(Step { label: role.label, key_generated, certificate_created: true });
+    steps.push(Step {
+        label: role.label,
+        key_generated,
+        certificate_created: true,
+    });
     Ok(c)
 }

@@ -11,21 +11,24 @@ use crate::policy::{AttrKind, Profile};
 use crate::serial::Serial;
 use const_oid::db::rfc5280;
 use const_oid::{AssociatedOid, ObjectIdentifier};
-use der::asn1::{BitString, GeneralizedTime, Ia5String, OctetString, PrintableStringRef, SetOfVec, UtcTime, Utf8StringRef};
+use der::asn1::{
+    BitString, GeneralizedTime, Ia5String, OctetString, PrintableStringRef, SetOfVec, UtcTime,
+    Utf8StringRef,
+};
 use der::{Any, Encode};
 use sha1::Digest;
 use spki::SubjectPublicKeyInfoOwned;
 use std::time::Duration;
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::certificate::{Certificate, TbsCertificate, Version};
+use x509_cert::ext::pkix::certpolicy::PolicyInformation;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
-    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
-    SubjectKeyIdentifier,
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
+    CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectAltName, SubjectKeyIdentifier,
 };
-use x509_cert::ext::pkix::certpolicy::PolicyInformation;
 use x509_cert::ext::Extension;
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::time::{Time, Validity};
@@ -50,15 +53,21 @@ pub fn build_name(attrs: &[(AttrKind, String)]) -> Result<Name, CaError> {
     let mut rdns = Vec::with_capacity(attrs.len());
     for (kind, value) in attrs {
         let any = match kind {
-            AttrKind::Country | AttrKind::SerialNumber => Any::encode_from(
-                &PrintableStringRef::new(value)
-                    .map_err(|_| CaError::SubjectNotAllowed(format!("{kind}='{value}' is not a PrintableString")))?,
-            ),
+            AttrKind::Country | AttrKind::SerialNumber => {
+                Any::encode_from(&PrintableStringRef::new(value).map_err(|_| {
+                    CaError::SubjectNotAllowed(format!("{kind}='{value}' is not a PrintableString"))
+                })?)
+            }
             _ => Any::encode_from(&Utf8StringRef::new(value).map_err(enc)?),
         }
         .map_err(enc)?;
-        let atv = AttributeTypeAndValue { oid: kind.oid(), value: any };
-        rdns.push(RelativeDistinguishedName(SetOfVec::try_from(vec![atv]).map_err(enc)?));
+        let atv = AttributeTypeAndValue {
+            oid: kind.oid(),
+            value: any,
+        };
+        rdns.push(RelativeDistinguishedName(
+            SetOfVec::try_from(vec![atv]).map_err(enc)?,
+        ));
     }
     Ok(RdnSequence(rdns))
 }
@@ -69,11 +78,17 @@ pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
 }
 
 fn ext<T: Encode + AssociatedOid>(critical: bool, value: &T) -> Result<Extension, CaError> {
-    Ok(Extension { extn_id: T::OID, critical, extn_value: OctetString::new(value.to_der().map_err(enc)?).map_err(enc)? })
+    Ok(Extension {
+        extn_id: T::OID,
+        critical,
+        extn_value: OctetString::new(value.to_der().map_err(enc)?).map_err(enc)?,
+    })
 }
 
 fn uri(s: &str) -> Result<GeneralName, CaError> {
-    Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(s).map_err(enc)?))
+    Ok(GeneralName::UniformResourceIdentifier(
+        Ia5String::new(s).map_err(enc)?,
+    ))
 }
 
 /// The issuer side of a certificate: its name, key identifier and signing key.
@@ -100,7 +115,10 @@ pub fn tbs(spec: CertSpec, issuer: &Issuer<'_>) -> Result<TbsCertificate, CaErro
         serial_number: spec.serial.to_x509().map_err(enc)?,
         signature: issuer.signer.scheme().algorithm_identifier().map_err(enc)?,
         issuer: issuer.name.clone(),
-        validity: Validity { not_before: x509_time(spec.not_before)?, not_after: x509_time(spec.not_after)? },
+        validity: Validity {
+            not_before: x509_time(spec.not_before)?,
+            not_after: x509_time(spec.not_after)?,
+        },
         subject: spec.subject,
         subject_public_key_info: spec.public_key,
         issuer_unique_id: None,
@@ -110,7 +128,11 @@ pub fn tbs(spec: CertSpec, issuer: &Issuer<'_>) -> Result<TbsCertificate, CaErro
 }
 
 /// Signs `tbs` (whose DER is `tbs_der`) in the HSM. Blocking.
-pub fn sign(tbs: TbsCertificate, tbs_der: &[u8], signer: &HsmSigner) -> Result<Certificate, CaError> {
+pub fn sign(
+    tbs: TbsCertificate,
+    tbs_der: &[u8],
+    signer: &HsmSigner,
+) -> Result<Certificate, CaError> {
     let signature = signer.sign(tbs_der)?;
     Ok(Certificate {
         signature_algorithm: tbs.signature.clone(),
@@ -129,7 +151,8 @@ pub struct UrlContext {
 
 impl UrlContext {
     fn expand(&self, t: &str) -> String {
-        t.replace("{base}", self.base.trim_end_matches('/')).replace("{ca}", &self.ca)
+        t.replace("{base}", self.base.trim_end_matches('/'))
+            .replace("{ca}", &self.ca)
     }
 }
 
@@ -138,15 +161,22 @@ fn san_name(s: &San) -> Result<GeneralName, CaError> {
         San::Dns(d) => GeneralName::DnsName(Ia5String::new(d).map_err(enc)?),
         San::Email(e) => GeneralName::Rfc822Name(Ia5String::new(e).map_err(enc)?),
         San::Uri(u) => GeneralName::UniformResourceIdentifier(Ia5String::new(u).map_err(enc)?),
-        San::Ip(std::net::IpAddr::V4(ip)) => GeneralName::IpAddress(OctetString::new(ip.octets().to_vec()).map_err(enc)?),
-        San::Ip(std::net::IpAddr::V6(ip)) => GeneralName::IpAddress(OctetString::new(ip.octets().to_vec()).map_err(enc)?),
+        San::Ip(std::net::IpAddr::V4(ip)) => {
+            GeneralName::IpAddress(OctetString::new(ip.octets().to_vec()).map_err(enc)?)
+        }
+        San::Ip(std::net::IpAddr::V6(ip)) => {
+            GeneralName::IpAddress(OctetString::new(ip.octets().to_vec()).map_err(enc)?)
+        }
     })
 }
 
 /// Distribution points and access descriptions, shared by end-entity and CA certificates.
-fn location_extensions(crl: Option<&str>, ocsp: Option<&str>, ca_issuers: Option<&str>, urls: &UrlContext)
-    -> Result<Vec<Extension>, CaError>
-{
+fn location_extensions(
+    crl: Option<&str>,
+    ocsp: Option<&str>,
+    ca_issuers: Option<&str>,
+    urls: &UrlContext,
+) -> Result<Vec<Extension>, CaError> {
     let mut out = Vec::new();
     if let Some(t) = crl {
         let dp = DistributionPoint {
@@ -158,10 +188,16 @@ fn location_extensions(crl: Option<&str>, ocsp: Option<&str>, ca_issuers: Option
     }
     let mut aia = Vec::new();
     if let Some(t) = ocsp {
-        aia.push(AccessDescription { access_method: rfc5280::ID_AD_OCSP, access_location: uri(&urls.expand(t))? });
+        aia.push(AccessDescription {
+            access_method: rfc5280::ID_AD_OCSP,
+            access_location: uri(&urls.expand(t))?,
+        });
     }
     if let Some(t) = ca_issuers {
-        aia.push(AccessDescription { access_method: rfc5280::ID_AD_CA_ISSUERS, access_location: uri(&urls.expand(t))? });
+        aia.push(AccessDescription {
+            access_method: rfc5280::ID_AD_CA_ISSUERS,
+            access_location: uri(&urls.expand(t))?,
+        });
     }
     if !aia.is_empty() {
         out.push(ext(false, &AuthorityInfoAccessSyntax(aia))?);
@@ -179,11 +215,20 @@ pub fn end_entity_extensions(
     urls: &UrlContext,
 ) -> Result<Vec<Extension>, CaError> {
     let mut out = vec![
-        ext(true, &BasicConstraints { ca: false, path_len_constraint: None })?,
+        ext(
+            true,
+            &BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            },
+        )?,
         ext(true, &KeyUsage(profile.key_usage))?,
     ];
     if !profile.extended_key_usage.is_empty() {
-        out.push(ext(false, &ExtendedKeyUsage(profile.extended_key_usage.clone()))?);
+        out.push(ext(
+            false,
+            &ExtendedKeyUsage(profile.extended_key_usage.clone()),
+        )?);
     }
     if !sans.is_empty() {
         let names = sans.iter().map(san_name).collect::<Result<Vec<_>, _>>()?;
@@ -194,11 +239,17 @@ pub fn end_entity_extensions(
         let pols = profile
             .certificate_policies
             .iter()
-            .map(|oid| PolicyInformation { policy_identifier: *oid, policy_qualifiers: None })
+            .map(|oid| PolicyInformation {
+                policy_identifier: *oid,
+                policy_qualifiers: None,
+            })
             .collect();
         out.push(ext(false, &CertificatePolicies(pols))?);
     }
-    out.push(ext(false, &SubjectKeyIdentifier(OctetString::new(key_identifier(subject_key)).map_err(enc)?))?);
+    out.push(ext(
+        false,
+        &SubjectKeyIdentifier(OctetString::new(key_identifier(subject_key)).map_err(enc)?),
+    )?);
     out.push(authority_key_id(issuer_key_id)?);
     out.extend(location_extensions(
         profile.crl_url.as_deref(),
@@ -224,9 +275,16 @@ fn authority_key_id(key_id: &[u8]) -> Result<Extension, CaError> {
 pub enum CeremonyCert<'a> {
     Root,
     /// A CA below the root that issues end-entity certificates only (pathLenConstraint 0).
-    Issuing { urls: &'a UrlContext },
+    Issuing {
+        urls: &'a UrlContext,
+    },
     /// A service's own signing certificate (TSA, document signer, OCSP responder).
-    Service { urls: &'a UrlContext, key_usage: flagset::FlagSet<KeyUsages>, eku: Option<ObjectIdentifier>, ocsp_no_check: bool },
+    Service {
+        urls: &'a UrlContext,
+        key_usage: flagset::FlagSet<KeyUsages>,
+        eku: Option<ObjectIdentifier>,
+        ocsp_no_check: bool,
+    },
 }
 
 /// id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1).
@@ -234,36 +292,87 @@ const OCSP_NOCHECK: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5
 
 /// Extensions of a certificate made by the key ceremony; `issuer_key_id` is the issuer's
 /// subjectKeyIdentifier (ignored for the self-signed root).
-pub fn ceremony_extensions(kind: &CeremonyCert<'_>, subject_key: &SubjectPublicKeyInfoOwned, issuer_key_id: &[u8]) -> Result<Vec<Extension>, CaError> {
-    let ski = ext(false, &SubjectKeyIdentifier(OctetString::new(key_identifier(subject_key)).map_err(enc)?))?;
+pub fn ceremony_extensions(
+    kind: &CeremonyCert<'_>,
+    subject_key: &SubjectPublicKeyInfoOwned,
+    issuer_key_id: &[u8],
+) -> Result<Vec<Extension>, CaError> {
+    let ski = ext(
+        false,
+        &SubjectKeyIdentifier(OctetString::new(key_identifier(subject_key)).map_err(enc)?),
+    )?;
     let ca_usage = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
     Ok(match kind {
-        CeremonyCert::Root => vec![ext(true, &BasicConstraints { ca: true, path_len_constraint: None })?, ext(true, &ca_usage)?, ski],
+        CeremonyCert::Root => vec![
+            ext(
+                true,
+                &BasicConstraints {
+                    ca: true,
+                    path_len_constraint: None,
+                },
+            )?,
+            ext(true, &ca_usage)?,
+            ski,
+        ],
         CeremonyCert::Issuing { urls } => {
             let mut v = vec![
-                ext(true, &BasicConstraints { ca: true, path_len_constraint: Some(0) })?,
+                ext(
+                    true,
+                    &BasicConstraints {
+                        ca: true,
+                        path_len_constraint: Some(0),
+                    },
+                )?,
                 ext(true, &ca_usage)?,
                 ski,
                 authority_key_id(issuer_key_id)?,
             ];
-            v.extend(location_extensions(Some("{base}/crl/root.crl"), None, Some("{base}/ca/root.crt"), urls)?);
+            v.extend(location_extensions(
+                Some("{base}/crl/root.crl"),
+                None,
+                Some("{base}/ca/root.crt"),
+                urls,
+            )?);
             v
         }
-        CeremonyCert::Service { urls, key_usage, eku, ocsp_no_check } => {
+        CeremonyCert::Service {
+            urls,
+            key_usage,
+            eku,
+            ocsp_no_check,
+        } => {
             let mut v = vec![
-                ext(true, &BasicConstraints { ca: false, path_len_constraint: None })?,
+                ext(
+                    true,
+                    &BasicConstraints {
+                        ca: false,
+                        path_len_constraint: None,
+                    },
+                )?,
                 ext(true, &KeyUsage(*key_usage))?,
             ];
             if let Some(eku) = eku {
                 // RFC 3161 §2.3: a TSA's EKU is critical and holds only id-kp-timeStamping.
-                v.push(ext(*eku == rfc5280::ID_KP_TIME_STAMPING, &ExtendedKeyUsage(vec![*eku]))?);
+                v.push(ext(
+                    *eku == rfc5280::ID_KP_TIME_STAMPING,
+                    &ExtendedKeyUsage(vec![*eku]),
+                )?);
             }
             if *ocsp_no_check {
-                v.push(Extension { extn_id: OCSP_NOCHECK, critical: false, extn_value: OctetString::new(vec![0x05, 0x00]).map_err(enc)? });
+                v.push(Extension {
+                    extn_id: OCSP_NOCHECK,
+                    critical: false,
+                    extn_value: OctetString::new(vec![0x05, 0x00]).map_err(enc)?,
+                });
             }
             v.push(ski);
             v.push(authority_key_id(issuer_key_id)?);
-            v.extend(location_extensions(Some("{base}/crl/{ca}.crl"), None, Some("{base}/ca/{ca}.crt"), urls)?);
+            v.extend(location_extensions(
+                Some("{base}/crl/{ca}.crl"),
+                None,
+                Some("{base}/ca/{ca}.crt"),
+                urls,
+            )?);
             v
         }
     })

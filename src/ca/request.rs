@@ -44,17 +44,22 @@ fn check_dns(name: &str, allow_wildcard: bool) -> Result<(), String> {
     for (i, l) in labels.iter().enumerate() {
         if i == 0 && *l == "*" {
             if !allow_wildcard {
-                return Err(format!("wildcard DNS name '{name}' is not allowed by the profile"));
+                return Err(format!(
+                    "wildcard DNS name '{name}' is not allowed by the profile"
+                ));
             }
             continue;
         }
         let ok = !l.is_empty()
             && l.len() <= 63
-            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !l.starts_with('-')
             && !l.ends_with('-');
         if !ok {
-            return Err(format!("DNS name '{name}' is not a valid lower-case host name"));
+            return Err(format!(
+                "DNS name '{name}' is not a valid lower-case host name"
+            ));
         }
     }
     Ok(())
@@ -62,28 +67,40 @@ fn check_dns(name: &str, allow_wildcard: bool) -> Result<(), String> {
 
 fn check_san(s: &San, profile: &Profile) -> Result<(), CaError> {
     let kind = san_kind(s);
-    let rule = profile
-        .san
-        .get(&kind)
-        .ok_or_else(|| CaError::SanNotAllowed(format!("{s}: {} SANs are not allowed by profile '{}'", kind.name(), profile.name)))?;
+    let rule = profile.san.get(&kind).ok_or_else(|| {
+        CaError::SanNotAllowed(format!(
+            "{s}: {} SANs are not allowed by profile '{}'",
+            kind.name(),
+            profile.name
+        ))
+    })?;
     let value = san_value(s);
     match s {
         San::Dns(d) => check_dns(d, profile.allow_wildcard).map_err(CaError::SanNotAllowed)?,
         San::Email(e) if !e.contains('@') || !e.is_ascii() => {
             return Err(CaError::SanNotAllowed(format!("{s}: not an email address")))
         }
-        San::Uri(u) if !u.contains(':') || !u.is_ascii() => return Err(CaError::SanNotAllowed(format!("{s}: not a URI"))),
+        San::Uri(u) if !u.contains(':') || !u.is_ascii() => {
+            return Err(CaError::SanNotAllowed(format!("{s}: not a URI")))
+        }
         _ => {}
     }
     if !rule.matches(&value) {
-        return Err(CaError::SanNotAllowed(format!("{s}: does not match the pattern of profile '{}'", profile.name)));
+        return Err(CaError::SanNotAllowed(format!(
+            "{s}: does not match the pattern of profile '{}'",
+            profile.name
+        )));
     }
     Ok(())
 }
 
 /// Checks the CSR's key, subject and SANs and the requested validity against `profile`.
 /// `requested` of `None` means the profile's default validity.
-pub fn validate(csr: &VerifiedCsr, profile: &Profile, requested: Option<Duration>) -> Result<ValidatedRequest, CaError> {
+pub fn validate(
+    csr: &VerifiedCsr,
+    profile: &Profile,
+    requested: Option<Duration>,
+) -> Result<ValidatedRequest, CaError> {
     let keys = &profile.keys;
     match csr.key {
         SubjectKey::EcP256 if keys.ecdsa_p256 => {}
@@ -96,9 +113,19 @@ pub fn validate(csr: &VerifiedCsr, profile: &Profile, requested: Option<Duration
                     profile.name
                 )))
             }
-            None => return Err(CaError::KeyNotAllowed(format!("RSA keys are not allowed by profile '{}'", profile.name))),
+            None => {
+                return Err(CaError::KeyNotAllowed(format!(
+                    "RSA keys are not allowed by profile '{}'",
+                    profile.name
+                )))
+            }
         },
-        k => return Err(CaError::KeyNotAllowed(format!("{k:?} keys are not allowed by profile '{}'", profile.name))),
+        k => {
+            return Err(CaError::KeyNotAllowed(format!(
+                "{k:?} keys are not allowed by profile '{}'",
+                profile.name
+            )))
+        }
     }
 
     // DNS names are case-insensitive (RFC 4343); certificates carry them in lower case.
@@ -136,22 +163,37 @@ pub fn validate(csr: &VerifiedCsr, profile: &Profile, requested: Option<Duration
     let mut subject = Vec::new();
     for (kind, value) in &csr.subject {
         let rule = profile.subject.get(kind).ok_or_else(|| {
-            CaError::SubjectNotAllowed(format!("subject attribute {kind} is not allowed by profile '{}'", profile.name))
+            CaError::SubjectNotAllowed(format!(
+                "subject attribute {kind} is not allowed by profile '{}'",
+                profile.name
+            ))
         })?;
         let mut value = value.clone();
-        if value.is_empty() || value.chars().count() > kind.max_len() || value.chars().any(char::is_control) {
+        if value.is_empty()
+            || value.chars().count() > kind.max_len()
+            || value.chars().any(char::is_control)
+        {
             return Err(CaError::SubjectNotAllowed(format!(
                 "subject {kind}='{value}' is empty, too long (max {}) or has control characters",
                 kind.max_len()
             )));
         }
-        if *kind == AttrKind::Country && !(value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase())) {
-            return Err(CaError::SubjectNotAllowed(format!("subject C='{value}' is not an ISO 3166 two-letter code")));
+        if *kind == AttrKind::Country
+            && !(value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(CaError::SubjectNotAllowed(format!(
+                "subject C='{value}' is not an ISO 3166 two-letter code"
+            )));
         }
         if rule.must_be_san {
-            let found = sans.iter().find(|s| san_value(s).eq_ignore_ascii_case(&value)).ok_or_else(|| {
-                CaError::SubjectNotAllowed(format!("subject {kind}='{value}' is not one of the subject alternative names"))
-            })?;
+            let found = sans
+                .iter()
+                .find(|s| san_value(s).eq_ignore_ascii_case(&value))
+                .ok_or_else(|| {
+                    CaError::SubjectNotAllowed(format!(
+                        "subject {kind}='{value}' is not one of the subject alternative names"
+                    ))
+                })?;
             value = san_value(found);
         }
         if !rule.matches(&value) {
@@ -164,11 +206,16 @@ pub fn validate(csr: &VerifiedCsr, profile: &Profile, requested: Option<Duration
     }
     for (kind, rule) in &profile.subject {
         if rule.required && !subject.iter().any(|(k, _)| k == kind) {
-            return Err(CaError::SubjectNotAllowed(format!("profile '{}' requires subject attribute {kind}", profile.name)));
+            return Err(CaError::SubjectNotAllowed(format!(
+                "profile '{}' requires subject attribute {kind}",
+                profile.name
+            )));
         }
     }
     if subject.is_empty() && sans.is_empty() {
-        return Err(CaError::SubjectNotAllowed("the CSR names no subject and no subject alternative name".into()));
+        return Err(CaError::SubjectNotAllowed(
+            "the CSR names no subject and no subject alternative name".into(),
+        ));
     }
     // Canonical order, most significant first, whatever order the CSR used.
     subject.sort_by_key(|(k, _)| *k);
@@ -181,7 +228,11 @@ pub fn validate(csr: &VerifiedCsr, profile: &Profile, requested: Option<Duration
             profile: profile.name.clone(),
         });
     }
-    Ok(ValidatedRequest { subject, sans, validity })
+    Ok(ValidatedRequest {
+        subject,
+        sans,
+        validity,
+    })
 }
 
 #[cfg(test)]
@@ -190,14 +241,21 @@ mod tests {
     use crate::policy::DEFAULT_PROFILES;
 
     fn profile(name: &str) -> Profile {
-        let text = DEFAULT_PROFILES.iter().find(|(f, _)| f.starts_with(name)).unwrap().1;
+        let text = DEFAULT_PROFILES
+            .iter()
+            .find(|(f, _)| f.starts_with(name))
+            .unwrap()
+            .1;
         Profile::parse(name, text).unwrap()
     }
 
     fn csr(key: SubjectKey, subject: &[(AttrKind, &str)], sans: Vec<San>) -> VerifiedCsr {
         VerifiedCsr {
             public_key: spki::SubjectPublicKeyInfoOwned {
-                algorithm: spki::AlgorithmIdentifierOwned { oid: const_oid::db::rfc5912::ID_EC_PUBLIC_KEY, parameters: None },
+                algorithm: spki::AlgorithmIdentifierOwned {
+                    oid: const_oid::db::rfc5912::ID_EC_PUBLIC_KEY,
+                    parameters: None,
+                },
                 subject_public_key: der::asn1::BitString::from_bytes(&[4]).unwrap(),
             },
             key,
@@ -210,37 +268,126 @@ mod tests {
     fn tls_server_rules() {
         let p = profile("tls-server");
         let dns = |s: &str| San::Dns(s.into());
-        let ok = validate(&csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "WWW.Example.org")], vec![dns("www.example.ORG")]), &p, None)
-            .unwrap();
-        assert_eq!(ok.subject, [(AttrKind::CommonName, "www.example.org".to_string())]);
+        let ok = validate(
+            &csr(
+                SubjectKey::EcP256,
+                &[(AttrKind::CommonName, "WWW.Example.org")],
+                vec![dns("www.example.ORG")],
+            ),
+            &p,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            ok.subject,
+            [(AttrKind::CommonName, "www.example.org".to_string())]
+        );
         assert_eq!(ok.validity, p.default_validity);
 
-        let err = |c: VerifiedCsr, v: Option<Duration>| validate(&c, &p, v).unwrap_err().to_string();
+        let err =
+            |c: VerifiedCsr, v: Option<Duration>| validate(&c, &p, v).unwrap_err().to_string();
         assert!(err(csr(SubjectKey::EcP256, &[], vec![]), None).contains("at least 1"));
-        assert!(err(csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "other.org")], vec![dns("a.org")]), None)
-            .contains("not one of the subject alternative names"));
-        assert!(err(csr(SubjectKey::EcP256, &[(AttrKind::Organization, "X")], vec![dns("a.org")]), None).contains("O is not allowed"));
-        assert!(err(csr(SubjectKey::EcP256, &[], vec![San::Email("a@b.org".into())]), None).contains("email SANs are not allowed"));
-        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("a_b.org")]), None).contains("not a valid"));
-        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("localhost")]), None).contains("not fully qualified"));
-        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("a.org"), dns("A.org")]), None).contains("twice"));
-        assert!(err(csr(SubjectKey::Rsa { bits: 1024 }, &[], vec![dns("a.org")]), None).contains("at least 2048"));
-        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("a.org")]), Some(Duration::from_secs(400 * 86400))).contains("maximum"));
-        validate(&csr(SubjectKey::EcP384, &[], vec![dns("*.a.org"), San::Ip("192.0.2.1".parse().unwrap())]), &p, None).unwrap();
+        assert!(err(
+            csr(
+                SubjectKey::EcP256,
+                &[(AttrKind::CommonName, "other.org")],
+                vec![dns("a.org")]
+            ),
+            None
+        )
+        .contains("not one of the subject alternative names"));
+        assert!(err(
+            csr(
+                SubjectKey::EcP256,
+                &[(AttrKind::Organization, "X")],
+                vec![dns("a.org")]
+            ),
+            None
+        )
+        .contains("O is not allowed"));
+        assert!(err(
+            csr(SubjectKey::EcP256, &[], vec![San::Email("a@b.org".into())]),
+            None
+        )
+        .contains("email SANs are not allowed"));
+        assert!(
+            err(csr(SubjectKey::EcP256, &[], vec![dns("a_b.org")]), None).contains("not a valid")
+        );
+        assert!(
+            err(csr(SubjectKey::EcP256, &[], vec![dns("localhost")]), None)
+                .contains("not fully qualified")
+        );
+        assert!(err(
+            csr(SubjectKey::EcP256, &[], vec![dns("a.org"), dns("A.org")]),
+            None
+        )
+        .contains("twice"));
+        assert!(err(
+            csr(SubjectKey::Rsa { bits: 1024 }, &[], vec![dns("a.org")]),
+            None
+        )
+        .contains("at least 2048"));
+        assert!(err(
+            csr(SubjectKey::EcP256, &[], vec![dns("a.org")]),
+            Some(Duration::from_secs(400 * 86400))
+        )
+        .contains("maximum"));
+        validate(
+            &csr(
+                SubjectKey::EcP384,
+                &[],
+                vec![dns("*.a.org"), San::Ip("192.0.2.1".parse().unwrap())],
+            ),
+            &p,
+            None,
+        )
+        .unwrap();
     }
 
     #[test]
     fn document_signer_rules() {
         let p = profile("document-signer");
-        let good = [(AttrKind::CommonName, "Jens Hansen"), (AttrKind::Country, "DK")];
+        let good = [
+            (AttrKind::CommonName, "Jens Hansen"),
+            (AttrKind::Country, "DK"),
+        ];
         let v = validate(&csr(SubjectKey::EcP256, &good, vec![]), &p, None).unwrap();
-        assert_eq!(v.subject[0].0, AttrKind::Country, "subject re-ordered most significant first");
-        let e = validate(&csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "Jens")], vec![]), &p, None).unwrap_err();
-        assert!(e.to_string().contains("requires subject attribute C"), "{e}");
-        let e = validate(&csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "J"), (AttrKind::Country, "dk")], vec![]), &p, None)
-            .unwrap_err();
+        assert_eq!(
+            v.subject[0].0,
+            AttrKind::Country,
+            "subject re-ordered most significant first"
+        );
+        let e = validate(
+            &csr(
+                SubjectKey::EcP256,
+                &[(AttrKind::CommonName, "Jens")],
+                vec![],
+            ),
+            &p,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("requires subject attribute C"),
+            "{e}"
+        );
+        let e = validate(
+            &csr(
+                SubjectKey::EcP256,
+                &[(AttrKind::CommonName, "J"), (AttrKind::Country, "dk")],
+                vec![],
+            ),
+            &p,
+            None,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("ISO 3166"), "{e}");
-        let e = validate(&csr(SubjectKey::Rsa { bits: 2048 }, &good, vec![]), &p, None).unwrap_err();
+        let e = validate(
+            &csr(SubjectKey::Rsa { bits: 2048 }, &good, vec![]),
+            &p,
+            None,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("3072"), "{e}");
     }
 }

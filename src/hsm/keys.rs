@@ -2,7 +2,9 @@
 
 use super::{Hsm, HsmError, KeyRef};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{
+    Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
+};
 use cryptoki::session::Session;
 use der::asn1::OctetString;
 use der::{Decode, Encode};
@@ -46,7 +48,9 @@ impl fmt::Display for KeyAlgorithm {
 
 impl<'de> serde::Deserialize<'de> for KeyAlgorithm {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -70,7 +74,11 @@ fn label_template(class: ObjectClass, key: &KeyRef) -> Vec<Attribute> {
     t
 }
 
-fn find_one(s: &Session, class: ObjectClass, key: &KeyRef) -> cryptoki::error::Result<Result<ObjectHandle, HsmError>> {
+fn find_one(
+    s: &Session,
+    class: ObjectClass,
+    key: &KeyRef,
+) -> cryptoki::error::Result<Result<ObjectHandle, HsmError>> {
     let found = s.find_objects(&label_template(class, key))?;
     Ok(match found.as_slice() {
         [h] => Ok(*h),
@@ -115,14 +123,23 @@ impl Hsm {
 
     /// Generates a key pair inside the token: CKA_TOKEN, CKA_SENSITIVE and not CKA_EXTRACTABLE,
     /// so the private key can never leave it. Refuses if any object already has the label.
-    pub fn generate_key(&self, label: &str, alg: KeyAlgorithm) -> Result<SubjectPublicKeyInfoOwned, HsmError> {
+    pub fn generate_key(
+        &self,
+        label: &str,
+        alg: KeyAlgorithm,
+    ) -> Result<SubjectPublicKeyInfoOwned, HsmError> {
         let key = KeyRef::label(label);
         let id: [u8; 16] = rand::random();
-        let existing = self.with_session(|s| s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]))?;
+        let existing =
+            self.with_session(|s| s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]))?;
         if !existing.is_empty() {
             return Err(HsmError::KeyExists(label.to_owned()));
         }
-        let common = [Attribute::Token(true), Attribute::Label(label.as_bytes().to_vec()), Attribute::Id(id.to_vec())];
+        let common = [
+            Attribute::Token(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.to_vec()),
+        ];
         let mut public: Vec<Attribute> = common.to_vec();
         public.extend([Attribute::Verify(true), Attribute::Private(false)]);
         let mut private: Vec<Attribute> = common.to_vec();
@@ -134,7 +151,11 @@ impl Hsm {
         ]);
         let mechanism = match (alg, curve_oid(alg)) {
             (_, Some(curve)) => {
-                public.push(Attribute::EcParams(curve.to_der().map_err(|e| HsmError::Encoding(e.to_string()))?));
+                public.push(Attribute::EcParams(
+                    curve
+                        .to_der()
+                        .map_err(|e| HsmError::Encoding(e.to_string()))?,
+                ));
                 Mechanism::EccKeyPairGen
             }
             (KeyAlgorithm::Rsa(bits), None) => {
@@ -142,7 +163,11 @@ impl Hsm {
                 public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
                 Mechanism::RsaPkcsKeyPairGen
             }
-            _ => return Err(HsmError::Encoding(format!("no generation mechanism for {alg}"))),
+            _ => {
+                return Err(HsmError::Encoding(format!(
+                    "no generation mechanism for {alg}"
+                )))
+            }
         };
         self.with_session(|s| s.generate_key_pair(&mechanism, &public, &private))?;
         tracing::info!(label, algorithm = %alg, "generated key pair in the HSM");
@@ -160,7 +185,12 @@ impl Hsm {
             };
             Ok(Ok(s.get_attributes(
                 h,
-                &[AttributeType::KeyType, AttributeType::EcPoint, AttributeType::Modulus, AttributeType::PublicExponent],
+                &[
+                    AttributeType::KeyType,
+                    AttributeType::EcPoint,
+                    AttributeType::Modulus,
+                    AttributeType::PublicExponent,
+                ],
             )?))
         })??;
         let (mut kt, mut point, mut n, mut e) = (None, None, None, None);
@@ -176,10 +206,16 @@ impl Hsm {
         let der = match (kt, point, n, e) {
             (Some(KeyType::EC), Some(p), _, _) => {
                 // CKA_EC_POINT is a DER OCTET STRING (PKCS#11 v2.40 §2.3.3); some modules return it raw.
-                let p = OctetString::from_der(&p).map(OctetString::into_bytes).unwrap_or(p);
+                let p = OctetString::from_der(&p)
+                    .map(OctetString::into_bytes)
+                    .unwrap_or(p);
                 match p.len() {
-                    65 => p256::PublicKey::from_sec1_bytes(&p).map_err(|e| enc(&e))?.to_public_key_der(),
-                    97 => p384::PublicKey::from_sec1_bytes(&p).map_err(|e| enc(&e))?.to_public_key_der(),
+                    65 => p256::PublicKey::from_sec1_bytes(&p)
+                        .map_err(|e| enc(&e))?
+                        .to_public_key_der(),
+                    97 => p384::PublicKey::from_sec1_bytes(&p)
+                        .map_err(|e| enc(&e))?
+                        .to_public_key_der(),
                     l => return Err(enc(&format!("unsupported EC point length {l}"))),
                 }
             }
@@ -209,7 +245,12 @@ impl Hsm {
                 ],
             )
         })?;
-        let mut p = KeyProtection { sensitive: false, extractable: true, always_sensitive: false, never_extractable: false };
+        let mut p = KeyProtection {
+            sensitive: false,
+            extractable: true,
+            always_sensitive: false,
+            never_extractable: false,
+        };
         for a in attrs {
             match a {
                 Attribute::Sensitive(v) => p.sensitive = v,
@@ -224,7 +265,12 @@ impl Hsm {
 
     /// Stores an X.509 certificate as a token object beside its key (same CKA_LABEL), so the
     /// token holds everything a CA needs and a key ceremony is self-contained.
-    pub fn store_certificate(&self, label: &str, cert_der: &[u8], subject_der: &[u8]) -> Result<(), HsmError> {
+    pub fn store_certificate(
+        &self,
+        label: &str,
+        cert_der: &[u8],
+        subject_der: &[u8],
+    ) -> Result<(), HsmError> {
         let template = [
             Attribute::Class(ObjectClass::CERTIFICATE),
             Attribute::CertificateType(CertificateType::X_509),
@@ -247,10 +293,13 @@ impl Hsm {
                 Err(HsmError::KeyNotFound(_)) => return Ok(Ok(None)),
                 Err(e) => return Ok(Err(e)),
             };
-            Ok(Ok(s.get_attributes(h, &[AttributeType::Value])?.into_iter().find_map(|a| match a {
-                Attribute::Value(v) => Some(v),
-                _ => None,
-            })))
+            Ok(Ok(s
+                .get_attributes(h, &[AttributeType::Value])?
+                .into_iter()
+                .find_map(|a| match a {
+                    Attribute::Value(v) => Some(v),
+                    _ => None,
+                })))
         })?
     }
 }

@@ -21,7 +21,11 @@ pub struct KeyRef {
 impl KeyRef {
     /// A reference by label alone, as the key ceremony creates keys.
     pub fn label(label: &str) -> Self {
-        KeyRef { token: None, label: Some(label.to_owned()), id: None }
+        KeyRef {
+            token: None,
+            label: Some(label.to_owned()),
+            id: None,
+        }
     }
 
     /// Parses either an RFC 7512 URI or a bare label.
@@ -36,9 +40,15 @@ impl KeyRef {
         // after it. We take the PIN and module from the config, never from a URI.
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         if !query.is_empty() {
-            return Err(format!("PKCS#11 URI query attributes are not supported here: {query}"));
+            return Err(format!(
+                "PKCS#11 URI query attributes are not supported here: {query}"
+            ));
         }
-        let mut r = KeyRef { token: None, label: None, id: None };
+        let mut r = KeyRef {
+            token: None,
+            label: None,
+            id: None,
+        };
         for attr in path.split(';').filter(|a| !a.is_empty()) {
             let (k, v) = attr
                 .split_once('=')
@@ -70,7 +80,10 @@ impl fmt::Display for KeyRef {
             parts.push(format!("object={}", pct_encode(l.as_bytes())));
         }
         if let Some(id) = &self.id {
-            parts.push(format!("id={}", id.iter().map(|b| format!("%{b:02X}")).collect::<String>()));
+            parts.push(format!(
+                "id={}",
+                id.iter().map(|b| format!("%{b:02X}")).collect::<String>()
+            ));
         }
         write!(f, "pkcs11:{}", parts.join(";"))
     }
@@ -86,7 +99,9 @@ fn pct_decode(s: &str) -> Result<Vec<u8>, String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).ok_or_else(|| format!("truncated %-escape in '{s}'"))?;
+            let hex = s
+                .get(i + 1..i + 3)
+                .ok_or_else(|| format!("truncated %-escape in '{s}'"))?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad %-escape in '{s}'"))?);
             i += 3;
         } else {
@@ -115,7 +130,10 @@ mod tests {
 
     #[test]
     fn parses_rfc7512_examples() {
-        let r = KeyRef::parse("pkcs11:token=The%20Software%20PKCS%2311%20Softtoken;object=my-key;id=%01%02").unwrap();
+        let r = KeyRef::parse(
+            "pkcs11:token=The%20Software%20PKCS%2311%20Softtoken;object=my-key;id=%01%02",
+        )
+        .unwrap();
         assert_eq!(r.token.as_deref(), Some("The Software PKCS#11 Softtoken"));
         assert_eq!(r.label.as_deref(), Some("my-key"));
         assert_eq!(r.id, Some(vec![1, 2]));

@@ -35,17 +35,29 @@ impl Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_trustd"))
             .args(["dev", "--data-dir"])
             .arg(dir.path().join("data"))
-            .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--public-url", PUBLIC_URL])
+            .args([
+                "--grpc",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--public-url",
+                PUBLIC_URL,
+            ])
             .stdout(Stdio::piped())
             .stderr(err)
             .spawn()
             .expect("spawn trustd");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read ready line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read ready line");
         if !line.starts_with("ready ") {
             let _ = child.kill();
-            panic!("trustd did not become ready: {line:?}\n{}", std::fs::read_to_string(&stderr_log).unwrap_or_default());
+            panic!(
+                "trustd did not become ready: {line:?}\n{}",
+                std::fs::read_to_string(&stderr_log).unwrap_or_default()
+            );
         }
         let grpc = line
             .split_whitespace()
@@ -57,7 +69,13 @@ impl Daemon {
             .find_map(|w| w.strip_prefix("http=http://"))
             .expect("http= in ready line")
             .to_owned();
-        Daemon { dir, grpc, http, child, stderr_log }
+        Daemon {
+            dir,
+            grpc,
+            http,
+            child,
+            stderr_log,
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -65,17 +83,26 @@ impl Daemon {
     }
 
     pub async fn client(&self) -> CertificateAuthorityClient<tonic::transport::Channel> {
-        CertificateAuthorityClient::connect(self.grpc.clone()).await.expect("connect")
+        CertificateAuthorityClient::connect(self.grpc.clone())
+            .await
+            .expect("connect")
     }
 
     /// Runs trustctl against this daemon.
     pub fn trustctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_trustctl")).arg("--server").arg(&self.grpc).args(args).output().expect("trustctl")
+        Command::new(env!("CARGO_BIN_EXE_trustctl"))
+            .arg("--server")
+            .arg(&self.grpc)
+            .args(args)
+            .output()
+            .expect("trustctl")
     }
 
     /// Sends SIGTERM and waits; returns the exit status and gives back the data dir.
     pub fn stop(mut self) -> (std::process::ExitStatus, tempfile::TempDir) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let status = self.child.wait().expect("wait");
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         (status, dir)
@@ -85,12 +112,24 @@ impl Daemon {
     pub fn http_get(&self, path: &str) -> (u16, String, Vec<u8>) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&self.http).expect("connect HTTP");
-        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.http).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.http
+        )
+        .unwrap();
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).unwrap();
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("end of headers");
         let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status code");
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status code");
         (code, head, raw[split + 4..].to_vec())
     }
 
@@ -123,7 +162,13 @@ pub fn openssl(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// A key and a PEM CSR made by openssl. `keygen` are the `openssl genpkey` arguments.
-pub fn openssl_csr(dir: &Path, name: &str, keygen: &[&str], subj: &str, san: Option<&str>) -> PathBuf {
+pub fn openssl_csr(
+    dir: &Path,
+    name: &str,
+    keygen: &[&str],
+    subj: &str,
+    san: Option<&str>,
+) -> PathBuf {
     let key = format!("{name}.key");
     let mut args = vec!["genpkey", "-out", &key];
     args.extend_from_slice(keygen);
@@ -145,7 +190,10 @@ pub const RSA3072: &[&str] = &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits
 
 /// Splits a PEM bundle into its certificates.
 pub fn split_pem(pem: &str) -> Vec<String> {
-    pem.split_inclusive("-----END CERTIFICATE-----\n").filter(|s| s.contains("BEGIN")).map(str::to_owned).collect()
+    pem.split_inclusive("-----END CERTIFICATE-----\n")
+        .filter(|s| s.contains("BEGIN"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The venv with the pinned Python checkers (ci/setup.sh).
@@ -160,10 +208,19 @@ pub fn venv_bin(tool: &str) -> PathBuf {
 
 /// Runs a pkilint linter on a PEM file and returns its findings; panics on any ERROR or FATAL.
 pub fn pkilint_no_errors(linter: &str, extra: &[&str], pem: &Path) -> String {
-    let out = Command::new(venv_bin(linter)).arg("lint").args(extra).arg(pem).output().expect("pkilint");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new(venv_bin(linter))
+        .arg("lint")
+        .args(extra)
+        .arg(pem)
+        .output()
+        .expect("pkilint");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(
-        !text.contains("(ERROR)") && !text.contains("(FATAL)") && !text.contains("(CRITICAL)") && !text.contains("Traceback"),
+        !text.contains("(ERROR)")
+            && !text.contains("(FATAL)")
+            && !text.contains("(CRITICAL)")
+            && !text.contains("Traceback"),
         "{linter} on {}:\n{text}",
         pem.display()
     );
