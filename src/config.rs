@@ -2,7 +2,7 @@
 //! documented in `config/trustd.example.toml`. The HSM PIN is never in this file: it comes from
 //! an environment variable or a file named here.
 
-use crate::ca::ceremony::CeremonyConfig;
+use crate::ca::ceremony::{CaKeys, CeremonyConfig};
 use crate::hsm::{HsmConfig, KeyAlgorithm, Pin};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -29,6 +29,9 @@ pub struct Config {
     pub policies: PathBuf,
     #[serde(default)]
     pub ceremony: CeremonySection,
+    /// Where the CA and service keys are in the token (RFC 7512 URIs or labels).
+    #[serde(default)]
+    pub keys: CaKeys,
 }
 
 /// `[hsm]`: the PKCS#11 module, the token, and where the PIN comes from.
@@ -159,13 +162,9 @@ impl Default for CeremonySection {
 impl Config {
     /// Reads and validates a config file. Relative paths in it are taken relative to the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let err = |message: String| ConfigError {
-            file: path.display().to_string(),
-            message,
-        };
+        let err = |message: String| ConfigError { file: path.display().to_string(), message };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let mut cfg: Config =
-            toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().replace('\n', " ")))?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().replace('\n', " ")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut cfg.policies, &mut cfg.store.sqlite] {
             if p.is_relative() {
@@ -183,27 +182,18 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         match (&self.hsm.pin_env, &self.hsm.pin_file) {
             (Some(_), Some(_)) => return Err("hsm: set pin_env or pin_file, not both".into()),
-            (None, None) => {
-                return Err("hsm: set pin_env or pin_file (the PIN never goes in this file)".into())
-            }
+            (None, None) => return Err("hsm: set pin_env or pin_file (the PIN never goes in this file)".into()),
             _ => {}
         }
         if self.hsm.max_sessions == 0 {
             return Err("hsm.max_sessions: must be at least 1".into());
         }
-        if !self.server.public_url.starts_with("http://")
-            && !self.server.public_url.starts_with("https://")
-        {
-            return Err(format!(
-                "server.public_url: '{}' is not an http(s) URL",
-                self.server.public_url
-            ));
+        if !self.server.public_url.starts_with("http://") && !self.server.public_url.starts_with("https://") {
+            return Err(format!("server.public_url: '{}' is not an http(s) URL", self.server.public_url));
         }
         if let Some(c) = &self.ceremony.country {
             if !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase())) {
-                return Err(format!(
-                    "ceremony.country: '{c}' is not an ISO 3166 two-letter code"
-                ));
+                return Err(format!("ceremony.country: '{c}' is not an ISO 3166 two-letter code"));
             }
         }
         if self.server.max_request_bytes < 1024 {
@@ -224,13 +214,11 @@ impl Config {
     /// Reads the PIN from its source. The error never contains the PIN.
     pub fn read_pin(&self) -> Result<Pin, String> {
         if let Some(var) = &self.hsm.pin_env {
-            let v = std::env::var(var)
-                .map_err(|_| format!("hsm.pin_env: environment variable {var} is not set"))?;
+            let v = std::env::var(var).map_err(|_| format!("hsm.pin_env: environment variable {var} is not set"))?;
             return Ok(Pin::new(v));
         }
         if let Some(file) = &self.hsm.pin_file {
-            let v = std::fs::read_to_string(file)
-                .map_err(|e| format!("hsm.pin_file: {}: {e}", file.display()))?;
+            let v = std::fs::read_to_string(file).map_err(|e| format!("hsm.pin_file: {}: {e}", file.display()))?;
             return Ok(Pin::new(v));
         }
         Err("hsm: no PIN source configured".into())
@@ -249,6 +237,7 @@ impl Config {
             issuing_validity: c.issuing_validity,
             service_validity: c.service_validity,
             public_url: self.server.public_url.clone(),
+            keys: self.keys.clone(),
         }
     }
 }
@@ -274,19 +263,10 @@ mod tests {
             ("", "pin_env or pin_file"),
             ("pin_env = \"X\"\nmax_sessions = 0\n", "max_sessions"),
             ("pin_env = \"X\"\npin = \"1234\"\n", "pin"),
-            (
-                "pin_env = \"X\"\n[server]\npublic_url = \"ftp://x\"\n",
-                "public_url",
-            ),
-            (
-                "pin_env = \"X\"\n[ceremony]\nroot_algorithm = \"rsa-1024\"\n",
-                "rsa-1024",
-            ),
+            ("pin_env = \"X\"\n[server]\npublic_url = \"ftp://x\"\n", "public_url"),
+            ("pin_env = \"X\"\n[ceremony]\nroot_algorithm = \"rsa-1024\"\n", "rsa-1024"),
         ] {
-            let text = base.replace(
-                "token_label = \"t\"\n",
-                &format!("token_label = \"t\"\n{extra}"),
-            );
+            let text = base.replace("token_label = \"t\"\n", &format!("token_label = \"t\"\n{extra}"));
             std::fs::write(&path, text).unwrap();
             let e = Config::load(&path).unwrap_err().to_string();
             assert!(e.contains("c.toml") && e.contains(field), "{extra:?}: {e}");

@@ -4,7 +4,8 @@
 use crate::api::grpc::CaService;
 use crate::api::http::HttpState;
 use crate::api::pb;
-use crate::ca::{ceremony, CertificateAuthority};
+use crate::ca::ceremony::{self, CaKeys};
+use crate::ca::CertificateAuthority;
 use crate::config::{CeremonySection, Config, HsmSection, ServerSection, StoreSection};
 use crate::hsm::{Hsm, Pin};
 use crate::policy::Policies;
@@ -33,8 +34,7 @@ fn write_secret(path: &Path) -> Result<(), StartError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(pin.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))
+    f.write_all(pin.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Prepares a development data dir: SoftHSM config and token directory, PINs in 0600 files,
@@ -67,19 +67,11 @@ pub fn prepare_dev(
     }
     let read_pin = |name: &str| -> Result<Pin, StartError> {
         let p = data_dir.join(name);
-        std::fs::read_to_string(&p)
-            .map(Pin::new)
-            .map_err(|e| io(&p, e))
+        std::fs::read_to_string(&p).map(Pin::new).map_err(|e| io(&p, e))
     };
-    let module = std::env::var_os("TRUSTD_PKCS11_MODULE")
-        .map_or_else(|| PathBuf::from(SOFTHSM_MODULE), PathBuf::from);
-    Hsm::init_token(
-        &module,
-        DEV_TOKEN_LABEL,
-        &read_pin("hsm-so-pin")?,
-        &read_pin("hsm-pin")?,
-    )
-    .map_err(|e| format!("creating the SoftHSM token: {e}"))?;
+    let module = std::env::var_os("TRUSTD_PKCS11_MODULE").map_or_else(|| PathBuf::from(SOFTHSM_MODULE), PathBuf::from);
+    Hsm::init_token(&module, DEV_TOKEN_LABEL, &read_pin("hsm-so-pin")?, &read_pin("hsm-pin")?)
+        .map_err(|e| format!("creating the SoftHSM token: {e}"))?;
     let policies = data_dir.join("policies");
     Policies::install_defaults(&policies).map_err(|e| io(&policies, e))?;
     let cfg = Config {
@@ -90,17 +82,11 @@ pub fn prepare_dev(
             pin_file: Some(data_dir.join("hsm-pin")),
             max_sessions: 8,
         },
-        store: StoreSection {
-            sqlite: data_dir.join("trustd.db"),
-        },
-        server: ServerSection {
-            grpc,
-            http,
-            public_url: public_url.to_owned(),
-            ..ServerSection::default()
-        },
+        store: StoreSection { sqlite: data_dir.join("trustd.db") },
+        server: ServerSection { grpc, http, public_url: public_url.to_owned(), ..ServerSection::default() },
         policies,
         ceremony: CeremonySection::default(),
+        keys: CaKeys::default(),
     };
     cfg.validate()?;
     Ok(cfg)
@@ -146,14 +132,9 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let policies = Arc::new(Policies::load(&cfg.policies).map_err(|e| e.to_string())?);
     let hsm = open_hsm(&cfg).await?;
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&cfg.store.sqlite)
-            .await
-            .map_err(|e| format!("{}: {e}", cfg.store.sqlite.display()))?,
+        SqliteStore::open(&cfg.store.sqlite).await.map_err(|e| format!("{}: {e}", cfg.store.sqlite.display()))?,
     );
-    let abandoned = store
-        .abandon_all_pending()
-        .await
-        .map_err(|e| e.to_string())?;
+    let abandoned = store.abandon_all_pending().await.map_err(|e| e.to_string())?;
     if abandoned > 0 {
         tracing::warn!(
             count = abandoned,
@@ -162,13 +143,9 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         );
     }
     let ca = {
-        let (hsm, policies, store, url) = (
-            hsm.clone(),
-            policies.clone(),
-            store.clone(),
-            cfg.server.public_url.clone(),
-        );
-        tokio::task::spawn_blocking(move || CertificateAuthority::load(&hsm, policies, store, &url))
+        let (hsm, policies, store, url) = (hsm.clone(), policies.clone(), store.clone(), cfg.server.public_url.clone());
+        let keys = cfg.keys.clone();
+        tokio::task::spawn_blocking(move || CertificateAuthority::load(&hsm, &keys, policies, store, &url))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?
@@ -184,21 +161,16 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| e.to_string())?;
-    let ca_service = CaServer::new(CaService { ca: ca.clone() })
-        .max_decoding_message_size(cfg.server.max_request_bytes);
+    let ca_service =
+        CaServer::new(CaService { ca: ca.clone() }).max_decoding_message_size(cfg.server.max_request_bytes);
 
-    let grpc_listener = tokio::net::TcpListener::bind(cfg.server.grpc)
-        .await
-        .map_err(|e| format!("gRPC {}: {e}", cfg.server.grpc))?;
-    let http_listener = tokio::net::TcpListener::bind(cfg.server.http)
-        .await
-        .map_err(|e| format!("HTTP {}: {e}", cfg.server.http))?;
+    let grpc_listener =
+        tokio::net::TcpListener::bind(cfg.server.grpc).await.map_err(|e| format!("gRPC {}: {e}", cfg.server.grpc))?;
+    let http_listener =
+        tokio::net::TcpListener::bind(cfg.server.http).await.map_err(|e| format!("HTTP {}: {e}", cfg.server.http))?;
     let grpc_addr = grpc_listener.local_addr().map_err(|e| e.to_string())?;
     let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
-    let mut ready = format!(
-        "ready grpc=http://{grpc_addr} http=http://{http_addr} token={}",
-        hsm.token_label()
-    );
+    let mut ready = format!("ready grpc=http://{grpc_addr} http=http://{http_addr} token={}", hsm.token_label());
     if let Some(d) = data_dir {
         ready.push_str(&format!(" data-dir={}", d.display()));
     }
@@ -212,21 +184,13 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let http_app = crate::api::http::router(HttpState {
-        ca,
-        hsm: hsm.clone(),
-        store,
-    });
-    let http =
-        axum::serve(http_listener, http_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let http_app = crate::api::http::router(HttpState { ca, hsm: hsm.clone(), store });
+    let http = axum::serve(http_listener, http_app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let grpc = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
         .add_service(ca_service)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
-            stopped(stop_rx),
-        );
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), stopped(stop_rx));
     println!("{ready}");
     let _ = std::io::stdout().flush();
     tracing::info!(%grpc_addr, %http_addr, "serving");
@@ -239,11 +203,7 @@ type CaServer = pb::certificate_authority_server::CertificateAuthorityServer<CaS
 
 /// Keeps `grpc.health.v1` truthful: NOT_SERVING while the HSM or the store fails. The probe
 /// also heals the HSM session pool after a device error.
-async fn watch_health(
-    hsm: Hsm,
-    store: Arc<dyn Store>,
-    reporter: tonic_health::server::HealthReporter,
-) {
+async fn watch_health(hsm: Hsm, store: Arc<dyn Store>, reporter: tonic_health::server::HealthReporter) {
     let mut was_ok = true;
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;

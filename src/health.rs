@@ -21,12 +21,6 @@ impl Readiness {
 /// Probes the HSM (on the blocking pool) and the store.
 pub async fn check(hsm: &Hsm, store: &dyn Store) -> Readiness {
     let h = hsm.clone();
-    let hsm_ok = tokio::task::spawn_blocking(move || h.probe())
-        .await
-        .map(|r| r.is_ok())
-        .unwrap_or(false);
-    Readiness {
-        hsm: hsm_ok,
-        store: store.ping().await.is_ok(),
-    }
+    let hsm_ok = tokio::task::spawn_blocking(move || h.probe()).await.map(|r| r.is_ok()).unwrap_or(false);
+    Readiness { hsm: hsm_ok, store: store.ping().await.is_ok() }
 }

@@ -56,20 +56,10 @@ impl FromStr for Serial {
     type Err = String;
     /// Accepts hex with or without `0x`, `:` separators and either case (as openssl prints).
     fn from_str(s: &str) -> Result<Self, String> {
-        let clean: String = s
-            .trim()
-            .trim_start_matches("0x")
-            .chars()
-            .filter(|c| *c != ':')
-            .collect();
-        let padded = if clean.len() % 2 == 1 {
-            format!("0{clean}")
-        } else {
-            clean
-        };
+        let clean: String = s.trim().trim_start_matches("0x").chars().filter(|c| *c != ':').collect();
+        let padded = if clean.len() % 2 == 1 { format!("0{clean}") } else { clean };
         let b = hex::decode(&padded).map_err(|_| format!("serial '{s}' is not hexadecimal"))?;
-        Serial::from_bytes(&b)
-            .ok_or_else(|| format!("serial '{s}' is zero or longer than 20 octets"))
+        Serial::from_bytes(&b).ok_or_else(|| format!("serial '{s}' is zero or longer than 20 octets"))
     }
 }
 

@@ -19,25 +19,9 @@ fn stdout(o: &std::process::Output) -> String {
 fn newcomer_flow_verifies_with_openssl_and_pkilint() {
     let d = Daemon::start();
     let dir = d.dir.path();
-    let csr = openssl_csr(
-        dir,
-        "web",
-        P256,
-        "/CN=www.example.com",
-        Some("DNS:www.example.com,DNS:example.com"),
-    );
-    let issued = d.trustctl(&[
-        "issue",
-        "--profile",
-        "tls-server",
-        "--csr",
-        csr.to_str().unwrap(),
-    ]);
-    assert!(
-        issued.status.success(),
-        "{}",
-        String::from_utf8_lossy(&issued.stderr)
-    );
+    let csr = openssl_csr(dir, "web", P256, "/CN=www.example.com", Some("DNS:www.example.com,DNS:example.com"));
+    let issued = d.trustctl(&["issue", "--profile", "tls-server", "--csr", csr.to_str().unwrap()]);
+    assert!(issued.status.success(), "{}", String::from_utf8_lossy(&issued.stderr));
     std::fs::write(dir.join("cert.pem"), &issued.stdout).unwrap();
     let chain = d.trustctl(&["ca", "chain"]);
     assert!(chain.status.success());
@@ -48,23 +32,11 @@ fn newcomer_flow_verifies_with_openssl_and_pkilint() {
 
     let v = openssl(
         dir,
-        &[
-            "verify",
-            "-CAfile",
-            "root.pem",
-            "-untrusted",
-            "issuing.pem",
-            "-purpose",
-            "sslserver",
-            "cert.pem",
-        ],
+        &["verify", "-CAfile", "root.pem", "-untrusted", "issuing.pem", "-purpose", "sslserver", "cert.pem"],
     );
     assert_eq!(stdout(&v).trim(), "cert.pem: OK");
 
-    let text = stdout(&openssl(
-        dir,
-        &["x509", "-in", "cert.pem", "-noout", "-text"],
-    ));
+    let text = stdout(&openssl(dir, &["x509", "-in", "cert.pem", "-noout", "-text"]));
     for want in [
         "Subject: CN=www.example.com",
         "Issuer: O=trustd, CN=trustd Issuing CA",
@@ -86,47 +58,22 @@ fn newcomer_flow_verifies_with_openssl_and_pkilint() {
     let cert = Certificate::from_pem(&issued.stdout).unwrap();
     let tbs = &cert.tbs_certificate;
     let serial = tbs.serial_number.as_bytes();
-    assert!(
-        serial.len() >= 9 && serial[0] & 0x80 == 0,
-        "serial of >= 64 bits, positive: {serial:02x?}"
-    );
-    let days = (tbs.validity.not_after.to_unix_duration()
-        - tbs.validity.not_before.to_unix_duration())
-    .as_secs()
-        / 86400;
+    assert!(serial.len() >= 9 && serial[0] & 0x80 == 0, "serial of >= 64 bits, positive: {serial:02x?}");
+    let days =
+        (tbs.validity.not_after.to_unix_duration() - tbs.validity.not_before.to_unix_duration()).as_secs() / 86400;
     assert_eq!(days, 90, "tls-server default validity");
     let exts = tbs.extensions.as_ref().unwrap();
-    let critical: Vec<String> = exts
-        .iter()
-        .filter(|e| e.critical)
-        .map(|e| e.extn_id.to_string())
-        .collect();
-    assert_eq!(
-        critical,
-        ["2.5.29.19", "2.5.29.15"],
-        "only basicConstraints and keyUsage are critical"
-    );
+    let critical: Vec<String> = exts.iter().filter(|e| e.critical).map(|e| e.extn_id.to_string()).collect();
+    assert_eq!(critical, ["2.5.29.19", "2.5.29.15"], "only basicConstraints and keyUsage are critical");
 
     pkilint_no_errors("lint_cabf_serverauth_cert", &["-d"], &dir.join("cert.pem"));
     for ca in ["issuing.pem", "root.pem"] {
         pkilint_no_errors("lint_pkix_cert", &[], &dir.join(ca));
     }
-    let root_text = stdout(&openssl(
-        dir,
-        &["x509", "-in", "root.pem", "-noout", "-text"],
-    ));
-    assert!(
-        root_text.contains("CA:TRUE") && root_text.contains("Certificate Sign, CRL Sign"),
-        "{root_text}"
-    );
-    let issuing_text = stdout(&openssl(
-        dir,
-        &["x509", "-in", "issuing.pem", "-noout", "-text"],
-    ));
-    assert!(
-        issuing_text.contains("CA:TRUE, pathlen:0"),
-        "{issuing_text}"
-    );
+    let root_text = stdout(&openssl(dir, &["x509", "-in", "root.pem", "-noout", "-text"]));
+    assert!(root_text.contains("CA:TRUE") && root_text.contains("Certificate Sign, CRL Sign"), "{root_text}");
+    let issuing_text = stdout(&openssl(dir, &["x509", "-in", "issuing.pem", "-noout", "-text"]));
+    assert!(issuing_text.contains("CA:TRUE, pathlen:0"), "{issuing_text}");
 }
 
 #[test]
@@ -137,116 +84,37 @@ fn client_and_document_signer_profiles() {
     std::fs::write(dir.join("issuing.pem"), &chain[0]).unwrap();
     std::fs::write(dir.join("root.pem"), &chain[1]).unwrap();
 
-    let csr = openssl_csr(
-        dir,
-        "svc",
-        P384,
-        "/O=Agency/CN=svc-a",
-        Some("URI:spiffe://example.org/ns/svc-a"),
-    );
-    let out = d.trustctl(&[
-        "issue",
-        "--profile",
-        "tls-client",
-        "--csr",
-        csr.to_str().unwrap(),
-        "--validity",
-        "7d",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let csr = openssl_csr(dir, "svc", P384, "/O=Agency/CN=svc-a", Some("URI:spiffe://example.org/ns/svc-a"));
+    let out = d.trustctl(&["issue", "--profile", "tls-client", "--csr", csr.to_str().unwrap(), "--validity", "7d"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::write(dir.join("client.pem"), &out.stdout).unwrap();
     openssl(
         dir,
-        &[
-            "verify",
-            "-CAfile",
-            "root.pem",
-            "-untrusted",
-            "issuing.pem",
-            "-purpose",
-            "sslclient",
-            "client.pem",
-        ],
+        &["verify", "-CAfile", "root.pem", "-untrusted", "issuing.pem", "-purpose", "sslclient", "client.pem"],
     );
-    let text = stdout(&openssl(
-        dir,
-        &["x509", "-in", "client.pem", "-noout", "-text"],
-    ));
+    let text = stdout(&openssl(dir, &["x509", "-in", "client.pem", "-noout", "-text"]));
     assert!(
-        text.contains("TLS Web Client Authentication")
-            && text.contains("URI:spiffe://example.org/ns/svc-a"),
+        text.contains("TLS Web Client Authentication") && text.contains("URI:spiffe://example.org/ns/svc-a"),
         "{text}"
     );
     let c = Certificate::from_pem(&out.stdout).unwrap();
     let v = &c.tbs_certificate.validity;
-    assert_eq!(
-        (v.not_after.to_unix_duration() - v.not_before.to_unix_duration()).as_secs(),
-        7 * 86400 + 60
-    );
+    assert_eq!((v.not_after.to_unix_duration() - v.not_before.to_unix_duration()).as_secs(), 7 * 86400 + 60);
 
-    let csr = openssl_csr(
-        dir,
-        "person",
-        RSA3072,
-        "/C=DK/CN=Jens Hansen",
-        Some("email:jens@example.dk"),
-    );
-    let out = d.trustctl(&[
-        "issue",
-        "--profile",
-        "document-signer",
-        "--csr",
-        csr.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let csr = openssl_csr(dir, "person", RSA3072, "/C=DK/CN=Jens Hansen", Some("email:jens@example.dk"));
+    let out = d.trustctl(&["issue", "--profile", "document-signer", "--csr", csr.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::write(dir.join("signer.pem"), &out.stdout).unwrap();
-    openssl(
-        dir,
-        &[
-            "verify",
-            "-CAfile",
-            "root.pem",
-            "-untrusted",
-            "issuing.pem",
-            "signer.pem",
-        ],
-    );
-    let text = stdout(&openssl(
-        dir,
-        &["x509", "-in", "signer.pem", "-noout", "-text"],
-    ));
+    openssl(dir, &["verify", "-CAfile", "root.pem", "-untrusted", "issuing.pem", "signer.pem"]);
+    let text = stdout(&openssl(dir, &["x509", "-in", "signer.pem", "-noout", "-text"]));
+    assert!(text.contains("Digital Signature, Non Repudiation"), "{text}");
     assert!(
-        text.contains("Digital Signature, Non Repudiation"),
-        "{text}"
-    );
-    assert!(
-        text.contains("Subject: C=DK, CN=Jens Hansen")
-            || text.contains("Subject: C = DK, CN = Jens Hansen"),
+        text.contains("Subject: C=DK, CN=Jens Hansen") || text.contains("Subject: C = DK, CN = Jens Hansen"),
         "{text}"
     );
     // pkilint's URI check rejects the spiffe: scheme, so lint a client certificate with a DNS SAN.
-    let csr = openssl_csr(
-        dir,
-        "svc-b",
-        P256,
-        "/CN=svc-b",
-        Some("DNS:svc-b.example.com"),
-    );
-    let out = d.trustctl(&[
-        "issue",
-        "--profile",
-        "tls-client",
-        "--csr",
-        csr.to_str().unwrap(),
-    ]);
+    let csr = openssl_csr(dir, "svc-b", P256, "/CN=svc-b", Some("DNS:svc-b.example.com"));
+    let out = d.trustctl(&["issue", "--profile", "tls-client", "--csr", csr.to_str().unwrap()]);
     std::fs::write(dir.join("client-dns.pem"), &out.stdout).unwrap();
     for pem in ["client-dns.pem", "signer.pem"] {
         pkilint_no_errors("lint_pkix_cert", &[], &dir.join(pem));
@@ -260,74 +128,36 @@ fn ca_keys_are_sensitive_and_never_extractable() {
     let pin = std::fs::read_to_string(data.join("hsm-pin")).unwrap();
     let out = run(Command::new("pkcs11-tool")
         .env("SOFTHSM2_CONF", data.join("softhsm2.conf"))
-        .args([
-            "--module",
-            trustd::daemon::SOFTHSM_MODULE,
-            "--token-label",
-            "trustd-dev",
-            "--login",
-            "--pin",
-            &pin,
-        ])
+        .args(["--module", trustd::daemon::SOFTHSM_MODULE, "--token-label", "trustd-dev", "--login", "--pin", &pin])
         .args(["--list-objects", "--type", "privkey"]));
     let text = stdout(&out);
     let keys: Vec<&str> = text.split("Private Key Object").skip(1).collect();
-    assert_eq!(
-        keys.len(),
-        5,
-        "root, issuing, TSA, document signer, OCSP keys:\n{text}"
-    );
-    for label in [
-        "trustd-root-ca",
-        "trustd-issuing-ca",
-        "trustd-tsa",
-        "trustd-document-signer",
-        "trustd-ocsp-signer",
-    ] {
+    assert_eq!(keys.len(), 5, "root, issuing, TSA, document signer, OCSP keys:\n{text}");
+    for label in ["trustd-root-ca", "trustd-issuing-ca", "trustd-tsa", "trustd-document-signer", "trustd-ocsp-signer"] {
         let k = keys
             .iter()
             .find(|k| k.contains(&format!("label:      {label}\n")))
             .unwrap_or_else(|| panic!("{label}:\n{text}"));
-        let access = k
-            .lines()
-            .find(|l| l.trim_start().starts_with("Access:"))
-            .unwrap_or_else(|| panic!("{k}"));
-        assert!(
-            access.contains("sensitive") && access.contains("always sensitive"),
-            "{label}: {access}"
-        );
+        let access = k.lines().find(|l| l.trim_start().starts_with("Access:")).unwrap_or_else(|| panic!("{k}"));
+        assert!(access.contains("sensitive") && access.contains("always sensitive"), "{label}: {access}");
         assert!(access.contains("never extractable"), "{label}: {access}");
-        assert!(
-            !access
-                .replace("never extractable", "")
-                .contains("extractable"),
-            "{label}: {access}"
-        );
+        assert!(!access.replace("never extractable", "").contains("extractable"), "{label}: {access}");
     }
     // Nothing resembling a private key sits in the data dir next to the token.
     for entry in std::fs::read_dir(&data).unwrap() {
         let p = entry.unwrap().path();
         if p.is_file() {
             let bytes = std::fs::read(&p).unwrap();
-            assert!(
-                !String::from_utf8_lossy(&bytes).contains("PRIVATE KEY"),
-                "{}",
-                p.display()
-            );
+            assert!(!String::from_utf8_lossy(&bytes).contains("PRIVATE KEY"), "{}", p.display());
         }
     }
 }
 
 async fn count(
-    client: &mut pb::certificate_authority_client::CertificateAuthorityClient<
-        tonic::transport::Channel,
-    >,
+    client: &mut pb::certificate_authority_client::CertificateAuthorityClient<tonic::transport::Channel>,
 ) -> usize {
     client
-        .list_certificates(pb::ListCertificatesRequest {
-            page_size: 1000,
-            ..Default::default()
-        })
+        .list_certificates(pb::ListCertificatesRequest { page_size: 1000, ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -357,46 +187,11 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
     // (what, profile, CSR, validity seconds, expected code, expected message part)
     type Case<'a> = (&'a str, &'a str, Vec<u8>, u64, Code, &'a str);
     let cases: Vec<Case> = vec![
-        (
-            "garbage bytes",
-            "tls-server",
-            b"hello, world".to_vec(),
-            0,
-            Code::InvalidArgument,
-            "invalid CSR",
-        ),
-        (
-            "empty",
-            "tls-server",
-            Vec::new(),
-            0,
-            Code::InvalidArgument,
-            "empty CSR",
-        ),
-        (
-            "certificate instead of CSR",
-            "tls-server",
-            cert_pem,
-            0,
-            Code::InvalidArgument,
-            "PEM label",
-        ),
-        (
-            "truncated",
-            "tls-server",
-            good[..good.len() / 2].to_vec(),
-            0,
-            Code::InvalidArgument,
-            "invalid",
-        ),
-        (
-            "bad signature",
-            "tls-server",
-            corrupt,
-            0,
-            Code::InvalidArgument,
-            "does not verify",
-        ),
+        ("garbage bytes", "tls-server", b"hello, world".to_vec(), 0, Code::InvalidArgument, "invalid CSR"),
+        ("empty", "tls-server", Vec::new(), 0, Code::InvalidArgument, "empty CSR"),
+        ("certificate instead of CSR", "tls-server", cert_pem, 0, Code::InvalidArgument, "PEM label"),
+        ("truncated", "tls-server", good[..good.len() / 2].to_vec(), 0, Code::InvalidArgument, "invalid"),
+        ("bad signature", "tls-server", corrupt, 0, Code::InvalidArgument, "does not verify"),
         (
             "RSA-1024",
             "tls-server",
@@ -426,41 +221,17 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         (
             "Ed25519",
             "tls-server",
-            der_csr(
-                "ed",
-                &["-algorithm", "ED25519"],
-                "/CN=a.example.com",
-                Some("DNS:a.example.com"),
-            ),
+            der_csr("ed", &["-algorithm", "ED25519"], "/CN=a.example.com", Some("DNS:a.example.com")),
             0,
             Code::InvalidArgument,
             "not supported",
         ),
-        (
-            "unknown profile",
-            "no-such-profile",
-            good.clone(),
-            0,
-            Code::InvalidArgument,
-            "unknown profile",
-        ),
-        (
-            "empty profile",
-            "",
-            good.clone(),
-            0,
-            Code::InvalidArgument,
-            "profile is required",
-        ),
+        ("unknown profile", "no-such-profile", good.clone(), 0, Code::InvalidArgument, "unknown profile"),
+        ("empty profile", "", good.clone(), 0, Code::InvalidArgument, "profile is required"),
         (
             "forbidden subject attribute",
             "tls-server",
-            der_csr(
-                "org",
-                P256,
-                "/O=Evil/CN=a.example.com",
-                Some("DNS:a.example.com"),
-            ),
+            der_csr("org", P256, "/O=Evil/CN=a.example.com", Some("DNS:a.example.com")),
             0,
             Code::InvalidArgument,
             "O is not allowed",
@@ -468,12 +239,7 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         (
             "forbidden SAN type",
             "tls-server",
-            der_csr(
-                "mail",
-                P256,
-                "/CN=a.example.com",
-                Some("DNS:a.example.com,email:x@example.com"),
-            ),
+            der_csr("mail", P256, "/CN=a.example.com", Some("DNS:a.example.com,email:x@example.com")),
             0,
             Code::InvalidArgument,
             "email SANs are not allowed",
@@ -494,14 +260,7 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
             Code::InvalidArgument,
             "at least 1",
         ),
-        (
-            "validity above max",
-            "tls-server",
-            good.clone(),
-            400 * 86400,
-            Code::InvalidArgument,
-            "exceeds the maximum",
-        ),
+        ("validity above max", "tls-server", good.clone(), 400 * 86400, Code::InvalidArgument, "exceeds the maximum"),
         (
             "missing required attribute",
             "document-signer",
@@ -513,64 +272,28 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
     ];
     for (what, profile, csr, validity_seconds, code, msg) in cases {
         let err = client
-            .issue_certificate(pb::IssueCertificateRequest {
-                profile: profile.into(),
-                csr,
-                validity_seconds,
-            })
+            .issue_certificate(pb::IssueCertificateRequest { profile: profile.into(), csr, validity_seconds })
             .await
             .expect_err(what);
         assert_eq!(err.code(), code, "{what}: {err:?}");
-        assert!(
-            err.message().contains(msg),
-            "{what}: message {:?} lacks {msg:?}",
-            err.message()
-        );
+        assert!(err.message().contains(msg), "{what}: message {:?} lacks {msg:?}", err.message());
     }
     let err = client
-        .issue_certificate(pb::IssueCertificateRequest {
-            profile: "tls-server".into(),
-            csr: huge,
-            validity_seconds: 0,
-        })
+        .issue_certificate(pb::IssueCertificateRequest { profile: "tls-server".into(), csr: huge, validity_seconds: 0 })
         .await
         .expect_err("oversized request");
-    assert!(
-        matches!(err.code(), Code::OutOfRange | Code::ResourceExhausted),
-        "oversized: {err:?}"
-    );
-    let err = client
-        .get_certificate(pb::GetCertificateRequest {
-            serial: "zz".into(),
-        })
-        .await
-        .unwrap_err();
+    assert!(matches!(err.code(), Code::OutOfRange | Code::ResourceExhausted), "oversized: {err:?}");
+    let err = client.get_certificate(pb::GetCertificateRequest { serial: "zz".into() }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let err = client
-        .get_certificate(pb::GetCertificateRequest {
-            serial: "01".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = client.get_certificate(pb::GetCertificateRequest { serial: "01".into() }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let err = client
-        .get_ca_chain(pb::GetCaChainRequest { ca: "nope".into() })
-        .await
-        .unwrap_err();
+    let err = client.get_ca_chain(pb::GetCaChainRequest { ca: "nope".into() }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
-    assert_eq!(
-        count(&mut client).await,
-        0,
-        "refused requests leave no record"
-    );
+    assert_eq!(count(&mut client).await, 0, "refused requests leave no record");
     // The daemon keeps serving: the good request still succeeds afterwards.
     let ok = client
-        .issue_certificate(pb::IssueCertificateRequest {
-            profile: "tls-server".into(),
-            csr: good,
-            validity_seconds: 0,
-        })
+        .issue_certificate(pb::IssueCertificateRequest { profile: "tls-server".into(), csr: good, validity_seconds: 0 })
         .await
         .unwrap()
         .into_inner();
@@ -584,53 +307,27 @@ async fn records_survive_restart_and_keys_are_kept() {
     let dir = d.dir.path().to_owned();
     let mut serials = Vec::new();
     for (name, profile, subj, san) in [
-        (
-            "s1",
-            "tls-server",
-            "/CN=one.example.com",
-            Some("DNS:one.example.com"),
-        ),
+        ("s1", "tls-server", "/CN=one.example.com", Some("DNS:one.example.com")),
         ("s2", "tls-client", "/CN=svc-two", None),
-        (
-            "s3",
-            "tls-server",
-            "/CN=three.example.com",
-            Some("DNS:three.example.com"),
-        ),
+        ("s3", "tls-server", "/CN=three.example.com", Some("DNS:three.example.com")),
     ] {
         let csr = openssl_csr(&dir, name, P256, subj, san);
-        let out = d.trustctl(&[
-            "issue",
-            "--profile",
-            profile,
-            "--csr",
-            csr.to_str().unwrap(),
-        ]);
+        let out = d.trustctl(&["issue", "--profile", profile, "--csr", csr.to_str().unwrap()]);
         assert!(out.status.success());
         let c = Certificate::from_pem(&out.stdout).unwrap();
-        serials.push((
-            hex::encode(c.tbs_certificate.serial_number.as_bytes()),
-            out.stdout,
-        ));
+        serials.push((hex::encode(c.tbs_certificate.serial_number.as_bytes()), out.stdout));
     }
     let list = stdout(&d.trustctl(&["cert", "list", "--profile", "tls-server"]));
     assert_eq!(list.lines().count(), 2, "{list}");
-    assert!(
-        list.lines().next().unwrap().starts_with(&serials[2].0),
-        "newest first: {list}"
-    );
+    assert!(list.lines().next().unwrap().starts_with(&serials[2].0), "newest first: {list}");
     assert!(list.contains("CN=three.example.com\n"));
-    let filtered =
-        stdout(&d.trustctl(&["cert", "list", "--subject", "svc-two", "--status", "issued"]));
+    let filtered = stdout(&d.trustctl(&["cert", "list", "--subject", "svc-two", "--status", "issued"]));
     assert_eq!(filtered.lines().count(), 1, "{filtered}");
     let paged = stdout(&d.trustctl(&["cert", "list", "--limit", "2"]));
     assert_eq!(paged.lines().count(), 2);
     let mut client = d.client().await;
     let page = client
-        .list_certificates(pb::ListCertificatesRequest {
-            page_size: 2,
-            ..Default::default()
-        })
+        .list_certificates(pb::ListCertificatesRequest { page_size: 2, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -659,17 +356,8 @@ async fn records_survive_restart_and_keys_are_kept() {
     assert!(status.success(), "SIGTERM is a clean shutdown: {status:?}");
 
     let d = Daemon::start_in(dir_handle);
-    assert!(
-        d.log()
-            .contains("trustd-root-ca: key kept, certificate kept"),
-        "{}",
-        d.log()
-    );
-    assert_eq!(
-        stdout(&d.trustctl(&["ca", "chain"])),
-        chain_before,
-        "same CA after restart"
-    );
+    assert!(d.log().contains("trustd-root-ca: key kept, certificate kept"), "{}", d.log());
+    assert_eq!(stdout(&d.trustctl(&["ca", "chain"])), chain_before, "same CA after restart");
     for (serial, pem) in &serials {
         let got = d.trustctl(&["cert", "get", "--serial", serial]);
         assert!(got.status.success());
@@ -678,73 +366,36 @@ async fn records_survive_restart_and_keys_are_kept() {
     let missing = d.trustctl(&["cert", "get", "--serial", "0123456789"]);
     assert!(!missing.status.success());
     let err = String::from_utf8_lossy(&missing.stderr);
-    assert!(
-        err.starts_with("trustctl: NotFound") && err.lines().count() == 1,
-        "{err}"
-    );
-    let bad = d.trustctl(&[
-        "issue",
-        "--profile",
-        "tls-server",
-        "--csr",
-        "/nonexistent.csr",
-    ]);
-    assert!(
-        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.csr")
-    );
+    assert!(err.starts_with("trustctl: NotFound") && err.lines().count() == 1, "{err}");
+    let bad = d.trustctl(&["issue", "--profile", "tls-server", "--csr", "/nonexistent.csr"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.csr"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_serving() {
     let d = Daemon::start();
-    let channel = tonic::transport::Channel::from_shared(d.grpc.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tonic::transport::Channel::from_shared(d.grpc.clone()).unwrap().connect().await.unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     for service in ["", "trust.v1.CertificateAuthority"] {
-        let r = health
-            .check(tonic_health::pb::HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            r.status(),
-            tonic_health::pb::health_check_response::ServingStatus::Serving,
-            "{service:?}"
-        );
+        let r =
+            health.check(tonic_health::pb::HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+        assert_eq!(r.status(), tonic_health::pb::health_check_response::ServingStatus::Serving, "{service:?}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_serves_ca_certificates_and_readiness() {
     let d = Daemon::start();
-    let chain = d
-        .client()
-        .await
-        .get_ca_chain(pb::GetCaChainRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .certificates_der;
+    let chain =
+        d.client().await.get_ca_chain(pb::GetCaChainRequest::default()).await.unwrap().into_inner().certificates_der;
     let (code, head, body) = d.http_get("/ca/issuing.crt");
     assert_eq!(code, 200);
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/pkix-cert"),
-        "{head}"
-    );
+    assert!(head.to_ascii_lowercase().contains("content-type: application/pkix-cert"), "{head}");
     assert_eq!(body, chain[0], "the caIssuers URL serves the issuing CA");
     assert_eq!(d.http_get("/ca/root.crt").2, chain[1]);
     assert_eq!(d.http_get("/ca/nope.crt").0, 404);
     assert_eq!(d.http_get("/ca/issuing.pem").0, 404);
     assert_eq!(d.http_get("/healthz").0, 200);
     let (code, _, body) = d.http_get("/readyz");
-    assert_eq!(
-        (code, String::from_utf8_lossy(&body).into_owned()),
-        (200, "hsm: ok\nstore: ok\n".to_string())
-    );
+    assert_eq!((code, String::from_utf8_lossy(&body).into_owned()), (200, "hsm: ok\nstore: ok\n".to_string()));
 }

@@ -9,9 +9,7 @@ use common::openssl;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use trustd::hsm::{
-    Hsm, HsmConfig, HsmError, HsmSignature, HsmSigner, KeyAlgorithm, KeyRef, Pin, SignatureScheme,
-};
+use trustd::hsm::{Hsm, HsmConfig, HsmError, HsmSignature, HsmSigner, KeyAlgorithm, KeyRef, Pin, SignatureScheme};
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -22,71 +20,39 @@ fn softhsm_keys_signing_and_pool() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("tokens")).unwrap();
     let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}/tokens\nlog.level = ERROR\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&conf, format!("directories.tokendir = {}/tokens\nlog.level = ERROR\n", dir.path().display()))
+        .unwrap();
     // Before the module loads; this test binary runs this one test only.
     std::env::set_var("SOFTHSM2_CONF", &conf);
     let module = std::path::PathBuf::from(trustd::daemon::SOFTHSM_MODULE);
-    Hsm::init_token(
-        &module,
-        "hsm-test",
-        &Pin::new("so-secret".into()),
-        &Pin::new("user-pin\n".into()),
-    )
-    .unwrap();
-    let cfg = HsmConfig {
-        module,
-        token_label: "hsm-test".into(),
-        max_sessions: 2,
-    };
-    assert!(matches!(
-        Hsm::open(&cfg, Pin::new("wrong".into())),
-        Err(HsmError::Login(_))
-    ));
+    Hsm::init_token(&module, "hsm-test", &Pin::new("so-secret".into()), &Pin::new("user-pin\n".into())).unwrap();
+    let cfg = HsmConfig { module, token_label: "hsm-test".into(), max_sessions: 2 };
+    assert!(matches!(Hsm::open(&cfg, Pin::new("wrong".into())), Err(HsmError::Login(_))));
     let hsm = Hsm::open(&cfg, Pin::new("user-pin".into())).unwrap();
     assert!(hsm.is_ready());
 
-    for (label, alg) in [
-        ("ec", KeyAlgorithm::EcP256),
-        ("ec384", KeyAlgorithm::EcP384),
-        ("rsa", KeyAlgorithm::Rsa(2048)),
-    ] {
-        hsm.generate_key(label, alg).unwrap();
+    for (label, alg) in
+        [("ec", KeyAlgorithm::EcP256), ("ec384", KeyAlgorithm::EcP384), ("rsa", KeyAlgorithm::Rsa(2048))]
+    {
+        hsm.generate_key(&KeyRef::label(label), alg).unwrap();
         let p = hsm.key_protection(&KeyRef::label(label)).unwrap();
-        assert!(
-            p.sensitive && !p.extractable && p.always_sensitive && p.never_extractable,
-            "{label}: {p:?}"
-        );
+        assert!(p.sensitive && !p.extractable && p.always_sensitive && p.never_extractable, "{label}: {p:?}");
     }
-    assert!(
-        matches!(
-            hsm.generate_key("ec", KeyAlgorithm::EcP256),
-            Err(HsmError::KeyExists(_))
-        ),
-        "never overwrites"
-    );
-    assert!(hsm
-        .has_private_key(&KeyRef::parse("pkcs11:token=hsm-test;object=ec").unwrap())
-        .unwrap());
-    assert!(!hsm
-        .has_private_key(&KeyRef::parse("pkcs11:object=nope").unwrap())
-        .unwrap());
+    let key = |uri: &str| KeyRef::parse(uri).unwrap();
+    let gen = |uri: &str| hsm.generate_key(&key(uri), KeyAlgorithm::EcP256);
+    assert!(matches!(gen("ec"), Err(HsmError::KeyExists(_))), "never overwrites");
+    gen("pkcs11:object=with-id;id=%0A%0B").unwrap();
+    assert!(matches!(gen("pkcs11:object=other;id=%0a%0b"), Err(HsmError::KeyExists(_))), "CKA_ID clash");
+    assert!(matches!(gen("pkcs11:id=%01"), Err(HsmError::NeedsLabel(_))));
+    assert_eq!(hsm.public_key(&key("pkcs11:id=%0A%0B")).unwrap(), hsm.public_key(&key("with-id")).unwrap());
+    assert!(hsm.has_private_key(&KeyRef::parse("pkcs11:token=hsm-test;object=ec").unwrap()).unwrap());
+    assert!(!hsm.has_private_key(&KeyRef::parse("pkcs11:object=nope").unwrap()).unwrap());
     assert!(matches!(
         hsm.find_private_key(&KeyRef::parse("pkcs11:token=other;object=ec").unwrap()),
         Err(HsmError::KeyNotFound(_))
     ));
     assert!(matches!(
-        HsmSigner::new(
-            &hsm,
-            KeyRef::label("ec"),
-            Some(SignatureScheme::RsaPkcs1Sha256)
-        ),
+        HsmSigner::new(&hsm, KeyRef::label("ec"), Some(SignatureScheme::RsaPkcs1Sha256)),
         Err(HsmError::SchemeMismatch { .. })
     ));
 
@@ -99,12 +65,8 @@ fn softhsm_keys_signing_and_pool() {
         ("rsa", "rsa-pss-sha256", "rsassaPss"),
         ("rsa", "rsa-pss-sha384", "rsassaPss"),
     ] {
-        let signer = HsmSigner::new(
-            &hsm,
-            KeyRef::label(label),
-            Some(SignatureScheme::from_str(scheme).unwrap()),
-        )
-        .unwrap();
+        let signer =
+            HsmSigner::new(&hsm, KeyRef::label(label), Some(SignatureScheme::from_str(scheme).unwrap())).unwrap();
         let builder = CertificateBuilder::new(
             Profile::Root,
             SerialNumber::from(42u32),
@@ -119,26 +81,16 @@ fn softhsm_keys_signing_and_pool() {
         let file = format!("{scheme}.pem");
         std::fs::write(dir.path().join(&file), pem).unwrap();
         let v = openssl(dir.path(), &["verify", "-CAfile", &file, &file]);
-        assert_eq!(
-            String::from_utf8_lossy(&v.stdout).trim(),
-            format!("{file}: OK")
-        );
-        let text = String::from_utf8_lossy(
-            &openssl(dir.path(), &["x509", "-in", &file, "-noout", "-text"]).stdout,
-        )
-        .into_owned();
-        assert!(
-            text.contains(&format!("Signature Algorithm: {openssl_name}")),
-            "{scheme}:\n{text}"
-        );
+        assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), format!("{file}: OK"));
+        let text = String::from_utf8_lossy(&openssl(dir.path(), &["x509", "-in", &file, "-noout", "-text"]).stdout)
+            .into_owned();
+        assert!(text.contains(&format!("Signature Algorithm: {openssl_name}")), "{scheme}:\n{text}");
     }
 
     // Many threads, two sessions: the pool hands sessions out one thread at a time.
     let signer = Arc::new(HsmSigner::new(&hsm, KeyRef::label("ec"), None).unwrap());
-    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(
-        signer.public_key_info().subject_public_key.raw_bytes(),
-    )
-    .unwrap();
+    let vk =
+        p256::ecdsa::VerifyingKey::from_sec1_bytes(signer.public_key_info().subject_public_key.raw_bytes()).unwrap();
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let signer = signer.clone();

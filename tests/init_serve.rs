@@ -17,7 +17,8 @@ fn write_config(dir: &Path, policies: &Path, pin_file: &str) -> std::path::PathB
              [hsm]\nmodule = \"{}\"\ntoken_label = \"prod\"\npin_file = \"{pin_file}\"\nmax_sessions = 4\n\
              [store]\nsqlite = \"trustd.db\"\n\
              [server]\ngrpc = \"127.0.0.1:0\"\npublic_url = \"{PUBLIC_URL}\"\n\
-             [ceremony]\norganization = \"Test Agency\"\ncountry = \"DK\"\nroot_validity = \"10years\"\n",
+             [ceremony]\norganization = \"Test Agency\"\ncountry = \"DK\"\nroot_validity = \"10years\"\n\
+             [keys]\nissuing = \"pkcs11:token=prod;object=agency-issuing;id=%01%02\"\n",
             policies.display(),
             trustd::daemon::SOFTHSM_MODULE
         ),
@@ -45,24 +46,13 @@ fn init_is_idempotent_and_serve_issues() {
     let cfg_s = cfg.to_str().unwrap();
 
     let first = trustd(d, &["init", "--config", cfg_s]);
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let first = String::from_utf8_lossy(&first.stdout).into_owned();
-    assert_eq!(
-        first.matches("key generated, certificate created").count(),
-        5,
-        "{first}"
-    );
+    assert_eq!(first.matches("key generated, certificate created").count(), 5, "{first}");
+    assert!(first.contains("pkcs11:token=prod;object=agency-issuing;id=%01%02: key generated"), "{first}");
     let second = trustd(d, &["init", "--config", cfg_s]);
     let second = String::from_utf8_lossy(&second.stdout).into_owned();
-    assert_eq!(
-        second.matches("key kept, certificate kept").count(),
-        5,
-        "second run changes nothing: {second}"
-    );
+    assert_eq!(second.matches("key kept, certificate kept").count(), 5, "second run changes nothing: {second}");
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_trustd"))
         .env("SOFTHSM2_CONF", d.join("softhsm2.conf"))
@@ -72,69 +62,25 @@ fn init_is_idempotent_and_serve_issues() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let grpc = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("grpc="))
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_owned();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let grpc =
+        line.split_whitespace().find_map(|w| w.strip_prefix("grpc=")).unwrap_or_else(|| panic!("{line:?}")).to_owned();
     let trustctl = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_trustctl"))
-            .arg("--server")
-            .arg(&grpc)
-            .args(args)
-            .output()
-            .unwrap()
+        Command::new(env!("CARGO_BIN_EXE_trustctl")).arg("--server").arg(&grpc).args(args).output().unwrap()
     };
 
-    let csr = openssl_csr(
-        d,
-        "web",
-        P256,
-        "/CN=web.example.com",
-        Some("DNS:web.example.com"),
-    );
-    let cert = trustctl(&[
-        "issue",
-        "--profile",
-        "tls-server",
-        "--csr",
-        csr.to_str().unwrap(),
-    ]);
-    assert!(
-        cert.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cert.stderr)
-    );
+    let csr = openssl_csr(d, "web", P256, "/CN=web.example.com", Some("DNS:web.example.com"));
+    let cert = trustctl(&["issue", "--profile", "tls-server", "--csr", csr.to_str().unwrap()]);
+    assert!(cert.status.success(), "{}", String::from_utf8_lossy(&cert.stderr));
     std::fs::write(d.join("cert.pem"), &cert.stdout).unwrap();
     let chain = split_pem(&String::from_utf8_lossy(&trustctl(&["ca", "chain"]).stdout));
     std::fs::write(d.join("issuing.pem"), &chain[0]).unwrap();
     std::fs::write(d.join("root.pem"), &chain[1]).unwrap();
-    openssl(
-        d,
-        &[
-            "verify",
-            "-CAfile",
-            "root.pem",
-            "-untrusted",
-            "issuing.pem",
-            "cert.pem",
-        ],
-    );
-    let root = String::from_utf8_lossy(
-        &openssl(d, &["x509", "-in", "root.pem", "-noout", "-subject"]).stdout,
-    )
-    .into_owned();
-    assert!(
-        root.replace(" = ", "=")
-            .contains("C=DK, O=Test Agency, CN=trustd Root CA"),
-        "{root}"
-    );
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    openssl(d, &["verify", "-CAfile", "root.pem", "-untrusted", "issuing.pem", "cert.pem"]);
+    let root =
+        String::from_utf8_lossy(&openssl(d, &["x509", "-in", "root.pem", "-noout", "-subject"]).stdout).into_owned();
+    assert!(root.replace(" = ", "=").contains("C=DK, O=Test Agency, CN=trustd Root CA"), "{root}");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     assert!(child.wait().unwrap().success());
 }
 
@@ -153,50 +99,27 @@ fn bad_config_and_policies_fail_loudly() {
     }
     std::fs::write(
         policies.join("broken.toml"),
-        trustd::policy::DEFAULT_PROFILES[0]
-            .1
-            .replace("max = \"199d\"", "max = \"forever\""),
+        trustd::policy::DEFAULT_PROFILES[0].1.replace("max = \"199d\"", "max = \"forever\""),
     )
     .unwrap();
     let cfg = write_config(d, &d.join("policies"), "hsm-pin");
     let out = trustd(d, &["serve", "--config", cfg.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("broken.toml") && err.contains("validity.max"),
-        "{err}"
-    );
+    assert!(err.contains("broken.toml") && err.contains("validity.max"), "{err}");
 
     // A wrong PIN is a clear login error, and the PIN does not appear in it.
     std::fs::write(d.join("wrong-pin"), "not-the-pin-1234").unwrap();
-    let cfg = write_config(
-        d,
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
-        "wrong-pin",
-    );
+    let cfg = write_config(d, &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"), "wrong-pin");
     let out = trustd(d, &["init", "--config", cfg.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("login failed") && !err.contains("not-the-pin-1234"),
-        "{err}"
-    );
+    assert!(err.contains("login failed") && !err.contains("not-the-pin-1234"), "{err}");
 
     // An unknown key in the config names the key.
-    std::fs::write(
-        d.join("typo.toml"),
-        std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("max_sessions", "max_sesions"),
-    )
-    .unwrap();
-    let out = trustd(
-        d,
-        &["serve", "--config", d.join("typo.toml").to_str().unwrap()],
-    );
+    std::fs::write(d.join("typo.toml"), std::fs::read_to_string(&cfg).unwrap().replace("max_sessions", "max_sesions"))
+        .unwrap();
+    let out = trustd(d, &["serve", "--config", d.join("typo.toml").to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("typo.toml") && err.contains("max_sesions"),
-        "{err}"
-    );
+    assert!(!out.status.success() && err.contains("typo.toml") && err.contains("max_sesions"), "{err}");
 }

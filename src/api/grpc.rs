@@ -14,15 +14,11 @@ pub struct CaService {
 
 /// Who is calling. Until mTLS lands this is the peer address, recorded for the audit trail.
 fn requester<T>(req: &Request<T>) -> String {
-    req.remote_addr()
-        .map_or_else(|| "anonymous".into(), |a| format!("anonymous@{a}"))
+    req.remote_addr().map_or_else(|| "anonymous".into(), |a| format!("anonymous@{a}"))
 }
 
 fn ts(unix: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: unix,
-        nanos: 0,
-    }
+    prost_types::Timestamp { seconds: unix, nanos: 0 }
 }
 
 fn status_to_pb(s: CertStatus) -> pb::CertificateStatus {
@@ -96,22 +92,13 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
             Ok(pb::CertificateStatus::Issued) => Some(CertStatus::Issued),
             Ok(pb::CertificateStatus::Revoked) => Some(CertStatus::Revoked),
             Ok(pb::CertificateStatus::Abandoned) => Some(CertStatus::Abandoned),
-            Err(_) => {
-                return Err(Status::invalid_argument(format!(
-                    "unknown status {}",
-                    r.status
-                )))
-            }
+            Err(_) => return Err(Status::invalid_argument(format!("unknown status {}", r.status))),
         };
         let q = ListQuery {
             profile: Some(r.profile).filter(|s| !s.is_empty()),
             subject_contains: Some(r.subject_contains).filter(|s| !s.is_empty()),
             status,
-            limit: if r.page_size == 0 {
-                100
-            } else {
-                r.page_size.min(1000)
-            },
+            limit: if r.page_size == 0 { 100 } else { r.page_size.min(1000) },
             page_token: Some(r.page_token).filter(|s| !s.is_empty()),
         };
         let page = self.ca.list(&q).await?;
@@ -126,8 +113,6 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
         request: Request<pb::GetCaChainRequest>,
     ) -> Result<Response<pb::GetCaChainResponse>, Status> {
         let chain = self.ca.chain(&request.into_inner().ca)?;
-        Ok(Response::new(pb::GetCaChainResponse {
-            certificates_der: chain.to_vec(),
-        }))
+        Ok(Response::new(pb::GetCaChainResponse { certificates_der: chain.to_vec() }))
     }
 }

@@ -31,18 +31,11 @@ pub fn router(state: HttpState) -> Router {
 
 async fn ca_certificate(State(s): State<HttpState>, Path(file): Path<String>) -> Response {
     let Some(name) = file.strip_suffix(".crt") else {
-        return (
-            StatusCode::NOT_FOUND,
-            "CA certificates are at /ca/{name}.crt\n",
-        )
-            .into_response();
+        return (StatusCode::NOT_FOUND, "CA certificates are at /ca/{name}.crt\n").into_response();
     };
     match s.ca.ca_certificate(name) {
         Some(der) => (
-            [
-                (header::CONTENT_TYPE, "application/pkix-cert"),
-                (header::CACHE_CONTROL, "public, max-age=3600"),
-            ],
+            [(header::CONTENT_TYPE, "application/pkix-cert"), (header::CACHE_CONTROL, "public, max-age=3600")],
             der.to_vec(),
         )
             .into_response(),
@@ -55,10 +48,6 @@ async fn readyz(State(s): State<HttpState>) -> Response {
     let r = crate::health::check(&s.hsm, s.store.as_ref()).await;
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let body = format!("hsm: {}\nstore: {}\n", word(r.hsm), word(r.store));
-    let code = if r.ok() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if r.ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body).into_response()
 }

@@ -11,12 +11,7 @@ use trustd::api::pb::certificate_authority_client::CertificateAuthorityClient;
 #[command(name = "trustctl", version, about = "Client for trustd")]
 struct Cli {
     /// trustd's gRPC endpoint.
-    #[arg(
-        long,
-        env = "TRUSTD_SERVER",
-        default_value = "http://127.0.0.1:50051",
-        global = true
-    )]
+    #[arg(long, env = "TRUSTD_SERVER", default_value = "http://127.0.0.1:50051", global = true)]
     server: String,
     /// A dev server's data dir (for client credentials once the API requires them).
     #[arg(long, global = true)]
@@ -95,10 +90,7 @@ fn status_msg(s: tonic::Status) -> String {
 fn time(t: &Option<prost_types::Timestamp>) -> String {
     t.as_ref()
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| "-".into())
 }
 
@@ -119,20 +111,12 @@ async fn run(cli: Cli) -> Result<String, String> {
     let mut out = String::new();
     match cli.command {
         Command::Ca(CaCommand::Chain { ca }) => {
-            let chain = client
-                .get_ca_chain(pb::GetCaChainRequest { ca })
-                .await
-                .map_err(status_msg)?
-                .into_inner();
+            let chain = client.get_ca_chain(pb::GetCaChainRequest { ca }).await.map_err(status_msg)?.into_inner();
             for c in chain.certificates_der {
                 out.push_str(&pem(&c)?);
             }
         }
-        Command::Issue {
-            profile,
-            csr,
-            validity,
-        } => {
+        Command::Issue { profile, csr, validity } => {
             let csr = std::fs::read(&csr).map_err(|e| format!("{}: {e}", csr.display()))?;
             let r = client
                 .issue_certificate(pb::IssueCertificateRequest {
@@ -146,11 +130,8 @@ async fn run(cli: Cli) -> Result<String, String> {
             out.push_str(&pem(&r.certificate_der)?);
         }
         Command::Cert(CertCommand::Get { serial, info }) => {
-            let r = client
-                .get_certificate(pb::GetCertificateRequest { serial })
-                .await
-                .map_err(status_msg)?
-                .into_inner();
+            let r =
+                client.get_certificate(pb::GetCertificateRequest { serial }).await.map_err(status_msg)?.into_inner();
             if info {
                 out.push_str(&format!(
                     "serial: {}\nstatus: {}\nca: {}\nprofile: {}\nsubject: {}\nsans: {}\nnot_before: {}\nnot_after: {}\nrequester: {}\ncreated_at: {}\n",
@@ -166,11 +147,7 @@ async fn run(cli: Cli) -> Result<String, String> {
                     time(&r.created_at)
                 ));
             } else if r.certificate_der.is_empty() {
-                return Err(format!(
-                    "certificate {} is {}: it was never issued",
-                    r.serial,
-                    status_name(r.status)
-                ));
+                return Err(format!("certificate {} is {}: it was never issued", r.serial, status_name(r.status)));
             } else {
                 out.push_str(&pem(&r.certificate_der)?);
             }
@@ -182,11 +159,7 @@ async fn run(cli: Cli) -> Result<String, String> {
                 Some("revoked") => pb::CertificateStatus::Revoked,
                 Some("pending") => pb::CertificateStatus::Pending,
                 Some("abandoned") => pb::CertificateStatus::Abandoned,
-                Some(s) => {
-                    return Err(format!(
-                        "unknown status '{s}' (issued, revoked, pending, abandoned)"
-                    ))
-                }
+                Some(s) => return Err(format!("unknown status '{s}' (issued, revoked, pending, abandoned)")),
             };
             let mut token = String::new();
             let mut left = a.limit;

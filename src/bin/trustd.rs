@@ -74,12 +74,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Dev {
-            data_dir,
-            grpc,
-            http,
-            public_url,
-        } => {
+        Command::Dev { data_dir, grpc, http, public_url } => {
             // Before any thread exists: this sets SOFTHSM2_CONF for the process.
             let public_url = public_url.unwrap_or_else(|| format!("http://{http}"));
             let cfg = daemon::prepare_dev(&data_dir, grpc, http, &public_url)?;

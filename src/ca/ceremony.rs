@@ -13,15 +13,32 @@ use std::time::{Duration, SystemTime};
 use x509_cert::ext::pkix::KeyUsages;
 use x509_cert::Certificate;
 
-/// Token labels of the keys (and certificates) the ceremony creates.
-pub const ROOT_LABEL: &str = "trustd-root-ca";
-pub const ISSUING_LABEL: &str = "trustd-issuing-ca";
-pub const TSA_LABEL: &str = "trustd-tsa";
-pub const DOCUMENT_SIGNER_LABEL: &str = "trustd-document-signer";
-pub const OCSP_LABEL: &str = "trustd-ocsp-signer";
-
 /// The issuing CA's name in URLs (`/crl/issuing.crl`) and in the API.
 pub const ISSUING_CA_NAME: &str = "issuing";
+
+/// Where the CA and service keys live in the token (each certificate is stored beside its key,
+/// under the same CKA_LABEL / CKA_ID). Configurable as RFC 7512 URIs; the defaults are labels.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaKeys {
+    pub root: KeyRef,
+    pub issuing: KeyRef,
+    pub tsa: KeyRef,
+    pub document_signer: KeyRef,
+    pub ocsp: KeyRef,
+}
+
+impl Default for CaKeys {
+    fn default() -> Self {
+        CaKeys {
+            root: KeyRef::label("trustd-root-ca"),
+            issuing: KeyRef::label("trustd-issuing-ca"),
+            tsa: KeyRef::label("trustd-tsa"),
+            document_signer: KeyRef::label("trustd-document-signer"),
+            ocsp: KeyRef::label("trustd-ocsp-signer"),
+        }
+    }
+}
 
 /// What the ceremony creates.
 #[derive(Clone, Debug)]
@@ -36,12 +53,13 @@ pub struct CeremonyConfig {
     pub service_validity: Duration,
     /// Base URL for the CRL and caIssuers URLs in CA and service certificates.
     pub public_url: String,
+    pub keys: CaKeys,
 }
 
 /// One line of the ceremony's report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {
-    pub label: &'static str,
+    pub key: String,
     pub key_generated: bool,
     pub certificate_created: bool,
 }
@@ -51,17 +69,9 @@ impl std::fmt::Display for Step {
         write!(
             f,
             "{}: key {}, certificate {}",
-            self.label,
-            if self.key_generated {
-                "generated"
-            } else {
-                "kept"
-            },
-            if self.certificate_created {
-                "created"
-            } else {
-                "kept"
-            }
+            self.key,
+            if self.key_generated { "generated" } else { "kept" },
+            if self.certificate_created { "created" } else { "kept" }
         )
     }
 }
@@ -77,39 +87,34 @@ fn subject(cfg: &CeremonyConfig, cn: &str) -> Vec<(AttrKind, String)> {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn ensure_key(hsm: &Hsm, label: &str, alg: KeyAlgorithm) -> Result<bool, CaError> {
-    if hsm.has_private_key(&KeyRef::label(label))? {
+fn ensure_key(hsm: &Hsm, key: &KeyRef, alg: KeyAlgorithm) -> Result<bool, CaError> {
+    if hsm.has_private_key(key)? {
         return Ok(false);
     }
-    hsm.generate_key(label, alg)?;
+    hsm.generate_key(key, alg)?;
     Ok(true)
 }
 
-/// A certificate found in the token, checked against the key stored under the same label.
-fn stored_certificate(hsm: &Hsm, label: &str) -> Result<Option<Certificate>, CaError> {
-    let Some(der) = hsm.find_certificate(label)? else {
+/// A certificate found in the token, checked against the key stored beside it.
+fn stored_certificate(hsm: &Hsm, key: &KeyRef) -> Result<Option<Certificate>, CaError> {
+    let Some(der) = hsm.find_certificate(key)? else {
         return Ok(None);
     };
     let c = Certificate::from_der(&der)
-        .map_err(|e| CaError::Ceremony(format!("certificate '{label}' in the token: {e}")))?;
-    if c.tbs_certificate.subject_public_key_info != hsm.public_key(&KeyRef::label(label))? {
-        return Err(CaError::Ceremony(format!(
-            "certificate '{label}' in the token does not match its key"
-        )));
+        .map_err(|e| CaError::Ceremony(format!("certificate of {key} in the token: {e}")))?;
+    if c.tbs_certificate.subject_public_key_info != hsm.public_key(key)? {
+        return Err(CaError::Ceremony(format!("certificate of {key} in the token does not match its key")));
     }
     Ok(Some(c))
 }
 
 /// A service key certified by the issuing CA: TSA (RFC 3161 §2.3), document signer, OCSP
 /// responder (RFC 6960 §4.2.2.2).
-struct Service {
-    label: &'static str,
+struct Service<'a> {
+    key: &'a KeyRef,
     cn: &'static str,
     key_usage: flagset::FlagSet<KeyUsages>,
     eku: Option<const_oid::ObjectIdentifier>,
@@ -117,7 +122,7 @@ struct Service {
 }
 
 struct Role<'a> {
-    label: &'static str,
+    key: &'a KeyRef,
     cn: &'a str,
     alg: KeyAlgorithm,
     validity: Duration,
@@ -125,54 +130,39 @@ struct Role<'a> {
 
 /// Runs the ceremony against `hsm`. Blocking.
 pub fn run(hsm: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CaError> {
+    let keys = &cfg.keys;
     let mut steps = Vec::new();
-    let root_role = Role {
-        label: ROOT_LABEL,
-        cn: "trustd Root CA",
-        alg: cfg.root_algorithm,
-        validity: cfg.root_validity,
-    };
+    let root_role =
+        Role { key: &keys.root, cn: "trustd Root CA", alg: cfg.root_algorithm, validity: cfg.root_validity };
     let root = ensure(hsm, cfg, &root_role, None, CeremonyCert::Root, &mut steps)?;
-    let root_urls = UrlContext {
-        base: cfg.public_url.clone(),
-        ca: "root".into(),
-    };
+    let root_urls = UrlContext { base: cfg.public_url.clone(), ca: "root".into() };
     let issuing_role = Role {
-        label: ISSUING_LABEL,
+        key: &keys.issuing,
         cn: "trustd Issuing CA",
         alg: cfg.issuing_algorithm,
         validity: cfg.issuing_validity,
     };
-    let issuing = ensure(
-        hsm,
-        cfg,
-        &issuing_role,
-        Some((&root, ROOT_LABEL)),
-        CeremonyCert::Issuing { urls: &root_urls },
-        &mut steps,
-    )?;
+    let kind = CeremonyCert::Issuing { urls: &root_urls };
+    let issuing = ensure(hsm, cfg, &issuing_role, Some((&root, &keys.root)), kind, &mut steps)?;
 
-    let urls = UrlContext {
-        base: cfg.public_url.clone(),
-        ca: ISSUING_CA_NAME.into(),
-    };
+    let urls = UrlContext { base: cfg.public_url.clone(), ca: ISSUING_CA_NAME.into() };
     let services = [
         Service {
-            label: TSA_LABEL,
+            key: &keys.tsa,
             cn: "trustd Time-Stamping Authority",
             key_usage: KeyUsages::DigitalSignature.into(),
             eku: Some(rfc5280::ID_KP_TIME_STAMPING),
             ocsp_no_check: false,
         },
         Service {
-            label: DOCUMENT_SIGNER_LABEL,
+            key: &keys.document_signer,
             cn: "trustd Document Signer",
             key_usage: KeyUsages::DigitalSignature | KeyUsages::NonRepudiation,
             eku: None,
             ocsp_no_check: false,
         },
         Service {
-            label: OCSP_LABEL,
+            key: &keys.ocsp,
             cn: "trustd OCSP Responder",
             key_usage: KeyUsages::DigitalSignature.into(),
             eku: Some(rfc5280::ID_KP_OCSP_SIGNING),
@@ -180,26 +170,10 @@ pub fn run(hsm: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CaError> {
         },
     ];
     for s in services {
-        let role = Role {
-            label: s.label,
-            cn: s.cn,
-            alg: cfg.service_algorithm,
-            validity: cfg.service_validity,
-        };
-        let kind = CeremonyCert::Service {
-            urls: &urls,
-            key_usage: s.key_usage,
-            eku: s.eku,
-            ocsp_no_check: s.ocsp_no_check,
-        };
-        ensure(
-            hsm,
-            cfg,
-            &role,
-            Some((&issuing, ISSUING_LABEL)),
-            kind,
-            &mut steps,
-        )?;
+        let role = Role { key: s.key, cn: s.cn, alg: cfg.service_algorithm, validity: cfg.service_validity };
+        let kind =
+            CeremonyCert::Service { urls: &urls, key_usage: s.key_usage, eku: s.eku, ocsp_no_check: s.ocsp_no_check };
+        ensure(hsm, cfg, &role, Some((&issuing, &keys.issuing)), kind, &mut steps)?;
     }
     Ok(steps)
 }
@@ -208,49 +182,30 @@ fn ensure(
     hsm: &Hsm,
     cfg: &CeremonyConfig,
     role: &Role<'_>,
-    issuer: Option<(&Certificate, &'static str)>,
+    issuer: Option<(&Certificate, &KeyRef)>,
     kind: CeremonyCert<'_>,
     steps: &mut Vec<Step>,
 ) -> Result<Certificate, CaError> {
-    let key_generated = ensure_key(hsm, role.label, role.alg)?;
-    if let Some(c) = stored_certificate(hsm, role.label)? {
-        steps.push(Step {
-            label: role.label,
-            key_generated,
-            certificate_created: false,
-        });
+    let key_generated = ensure_key(hsm, role.key, role.alg)?;
+    let step = |certificate_created| Step { key: role.key.to_string(), key_generated, certificate_created };
+    if let Some(c) = stored_certificate(hsm, role.key)? {
+        steps.push(step(false));
         return Ok(c);
     }
-    let public_key = hsm.public_key(&KeyRef::label(role.label))?;
+    let public_key = hsm.public_key(role.key)?;
     let subject = cert::build_name(&subject(cfg, role.cn))?;
-    let (issuer_name, issuer_label, issuer_key_id) = match issuer {
-        Some((c, label)) => (
-            c.tbs_certificate.subject.clone(),
-            label,
-            super::subject_key_id(c)?,
-        ),
-        None => (
-            subject.clone(),
-            role.label,
-            cert::key_identifier(&public_key),
-        ),
+    let (issuer_name, issuer_key, issuer_key_id) = match issuer {
+        Some((c, key)) => (c.tbs_certificate.subject.clone(), key, super::subject_key_id(c)?),
+        None => (subject.clone(), role.key, cert::key_identifier(&public_key)),
     };
     if let Some((c, _)) = issuer {
         // A subordinate never outlives its issuer (RFC 5280 §6.1.3 checks every certificate's validity).
-        let issuer_end = c
-            .tbs_certificate
-            .validity
-            .not_after
-            .to_unix_duration()
-            .as_secs();
+        let issuer_end = c.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
         if now() + role.validity.as_secs() > issuer_end {
-            return Err(CaError::Ceremony(format!(
-                "{} would outlive its issuer; shorten its validity",
-                role.label
-            )));
+            return Err(CaError::Ceremony(format!("{} would outlive its issuer; shorten its validity", role.key)));
         }
     }
-    let signer = HsmSigner::new(hsm, KeyRef::label(issuer_label), None)?;
+    let signer = HsmSigner::new(hsm, issuer_key.clone(), None)?;
     let extensions = cert::ceremony_extensions(&kind, &public_key, &issuer_key_id)?;
     let start = now().saturating_sub(60);
     let spec = CertSpec {
@@ -261,24 +216,13 @@ fn ensure(
         not_after: start + role.validity.as_secs(),
         extensions,
     };
-    let issuer = Issuer {
-        name: &issuer_name,
-        key_id: &issuer_key_id,
-        signer: &signer,
-    };
+    let issuer = Issuer { name: &issuer_name, key_id: &issuer_key_id, signer: &signer };
     let tbs = cert::tbs(spec, &issuer)?;
-    let tbs_der = tbs.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
+    let encode = |e: der::Error| CaError::Internal(e.to_string());
+    let tbs_der = tbs.to_der().map_err(encode)?;
     let c = cert::sign(tbs, &tbs_der, &signer)?;
-    let der = c.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
-    let subject_der = subject
-        .to_der()
-        .map_err(|e| CaError::Internal(e.to_string()))?;
-    hsm.store_certificate(role.label, &der, &subject_der)?;
-    tracing::info!(label = role.label, "key ceremony: certificate created");
-    steps.push(Step {
-        label: role.label,
-        key_generated,
-        certificate_created: true,
-    });
+    hsm.store_certificate(role.key, &c.to_der().map_err(encode)?, &subject.to_der().map_err(encode)?)?;
+    tracing::info!(key = %role.key, "key ceremony: certificate created");
+    steps.push(step(true));
     Ok(c)
 }

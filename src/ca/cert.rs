@@ -12,8 +12,7 @@ use crate::serial::Serial;
 use const_oid::db::rfc5280;
 use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::{
-    BitString, GeneralizedTime, Ia5String, OctetString, PrintableStringRef, SetOfVec, UtcTime,
-    Utf8StringRef,
+    BitString, GeneralizedTime, Ia5String, OctetString, PrintableStringRef, SetOfVec, UtcTime, Utf8StringRef,
 };
 use der::{Any, Encode};
 use sha1::Digest;
@@ -25,9 +24,8 @@ use x509_cert::ext::pkix::certpolicy::PolicyInformation;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
-    CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages,
-    SubjectAltName, SubjectKeyIdentifier,
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
+    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier,
 };
 use x509_cert::ext::Extension;
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
@@ -53,21 +51,15 @@ pub fn build_name(attrs: &[(AttrKind, String)]) -> Result<Name, CaError> {
     let mut rdns = Vec::with_capacity(attrs.len());
     for (kind, value) in attrs {
         let any = match kind {
-            AttrKind::Country | AttrKind::SerialNumber => {
-                Any::encode_from(&PrintableStringRef::new(value).map_err(|_| {
-                    CaError::SubjectNotAllowed(format!("{kind}='{value}' is not a PrintableString"))
-                })?)
-            }
+            AttrKind::Country | AttrKind::SerialNumber => Any::encode_from(
+                &PrintableStringRef::new(value)
+                    .map_err(|_| CaError::SubjectNotAllowed(format!("{kind}='{value}' is not a PrintableString")))?,
+            ),
             _ => Any::encode_from(&Utf8StringRef::new(value).map_err(enc)?),
         }
         .map_err(enc)?;
-        let atv = AttributeTypeAndValue {
-            oid: kind.oid(),
-            value: any,
-        };
-        rdns.push(RelativeDistinguishedName(
-            SetOfVec::try_from(vec![atv]).map_err(enc)?,
-        ));
+        let atv = AttributeTypeAndValue { oid: kind.oid(), value: any };
+        rdns.push(RelativeDistinguishedName(SetOfVec::try_from(vec![atv]).map_err(enc)?));
     }
     Ok(RdnSequence(rdns))
 }
@@ -86,9 +78,7 @@ fn ext<T: Encode + AssociatedOid>(critical: bool, value: &T) -> Result<Extension
 }
 
 fn uri(s: &str) -> Result<GeneralName, CaError> {
-    Ok(GeneralName::UniformResourceIdentifier(
-        Ia5String::new(s).map_err(enc)?,
-    ))
+    Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(s).map_err(enc)?))
 }
 
 /// The issuer side of a certificate: its name, key identifier and signing key.
@@ -115,10 +105,7 @@ pub fn tbs(spec: CertSpec, issuer: &Issuer<'_>) -> Result<TbsCertificate, CaErro
         serial_number: spec.serial.to_x509().map_err(enc)?,
         signature: issuer.signer.scheme().algorithm_identifier().map_err(enc)?,
         issuer: issuer.name.clone(),
-        validity: Validity {
-            not_before: x509_time(spec.not_before)?,
-            not_after: x509_time(spec.not_after)?,
-        },
+        validity: Validity { not_before: x509_time(spec.not_before)?, not_after: x509_time(spec.not_after)? },
         subject: spec.subject,
         subject_public_key_info: spec.public_key,
         issuer_unique_id: None,
@@ -128,11 +115,7 @@ pub fn tbs(spec: CertSpec, issuer: &Issuer<'_>) -> Result<TbsCertificate, CaErro
 }
 
 /// Signs `tbs` (whose DER is `tbs_der`) in the HSM. Blocking.
-pub fn sign(
-    tbs: TbsCertificate,
-    tbs_der: &[u8],
-    signer: &HsmSigner,
-) -> Result<Certificate, CaError> {
+pub fn sign(tbs: TbsCertificate, tbs_der: &[u8], signer: &HsmSigner) -> Result<Certificate, CaError> {
     let signature = signer.sign(tbs_der)?;
     Ok(Certificate {
         signature_algorithm: tbs.signature.clone(),
@@ -151,8 +134,7 @@ pub struct UrlContext {
 
 impl UrlContext {
     fn expand(&self, t: &str) -> String {
-        t.replace("{base}", self.base.trim_end_matches('/'))
-            .replace("{ca}", &self.ca)
+        t.replace("{base}", self.base.trim_end_matches('/')).replace("{ca}", &self.ca)
     }
 }
 
@@ -188,10 +170,7 @@ fn location_extensions(
     }
     let mut aia = Vec::new();
     if let Some(t) = ocsp {
-        aia.push(AccessDescription {
-            access_method: rfc5280::ID_AD_OCSP,
-            access_location: uri(&urls.expand(t))?,
-        });
+        aia.push(AccessDescription { access_method: rfc5280::ID_AD_OCSP, access_location: uri(&urls.expand(t))? });
     }
     if let Some(t) = ca_issuers {
         aia.push(AccessDescription {
@@ -215,20 +194,11 @@ pub fn end_entity_extensions(
     urls: &UrlContext,
 ) -> Result<Vec<Extension>, CaError> {
     let mut out = vec![
-        ext(
-            true,
-            &BasicConstraints {
-                ca: false,
-                path_len_constraint: None,
-            },
-        )?,
+        ext(true, &BasicConstraints { ca: false, path_len_constraint: None })?,
         ext(true, &KeyUsage(profile.key_usage))?,
     ];
     if !profile.extended_key_usage.is_empty() {
-        out.push(ext(
-            false,
-            &ExtendedKeyUsage(profile.extended_key_usage.clone()),
-        )?);
+        out.push(ext(false, &ExtendedKeyUsage(profile.extended_key_usage.clone()))?);
     }
     if !sans.is_empty() {
         let names = sans.iter().map(san_name).collect::<Result<Vec<_>, _>>()?;
@@ -239,17 +209,11 @@ pub fn end_entity_extensions(
         let pols = profile
             .certificate_policies
             .iter()
-            .map(|oid| PolicyInformation {
-                policy_identifier: *oid,
-                policy_qualifiers: None,
-            })
+            .map(|oid| PolicyInformation { policy_identifier: *oid, policy_qualifiers: None })
             .collect();
         out.push(ext(false, &CertificatePolicies(pols))?);
     }
-    out.push(ext(
-        false,
-        &SubjectKeyIdentifier(OctetString::new(key_identifier(subject_key)).map_err(enc)?),
-    )?);
+    out.push(ext(false, &SubjectKeyIdentifier(OctetString::new(key_identifier(subject_key)).map_err(enc)?))?);
     out.push(authority_key_id(issuer_key_id)?);
     out.extend(location_extensions(
         profile.crl_url.as_deref(),
@@ -297,66 +261,30 @@ pub fn ceremony_extensions(
     subject_key: &SubjectPublicKeyInfoOwned,
     issuer_key_id: &[u8],
 ) -> Result<Vec<Extension>, CaError> {
-    let ski = ext(
-        false,
-        &SubjectKeyIdentifier(OctetString::new(key_identifier(subject_key)).map_err(enc)?),
-    )?;
+    let ski = ext(false, &SubjectKeyIdentifier(OctetString::new(key_identifier(subject_key)).map_err(enc)?))?;
     let ca_usage = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
     Ok(match kind {
-        CeremonyCert::Root => vec![
-            ext(
-                true,
-                &BasicConstraints {
-                    ca: true,
-                    path_len_constraint: None,
-                },
-            )?,
-            ext(true, &ca_usage)?,
-            ski,
-        ],
+        CeremonyCert::Root => {
+            vec![ext(true, &BasicConstraints { ca: true, path_len_constraint: None })?, ext(true, &ca_usage)?, ski]
+        }
         CeremonyCert::Issuing { urls } => {
             let mut v = vec![
-                ext(
-                    true,
-                    &BasicConstraints {
-                        ca: true,
-                        path_len_constraint: Some(0),
-                    },
-                )?,
+                ext(true, &BasicConstraints { ca: true, path_len_constraint: Some(0) })?,
                 ext(true, &ca_usage)?,
                 ski,
                 authority_key_id(issuer_key_id)?,
             ];
-            v.extend(location_extensions(
-                Some("{base}/crl/root.crl"),
-                None,
-                Some("{base}/ca/root.crt"),
-                urls,
-            )?);
+            v.extend(location_extensions(Some("{base}/crl/root.crl"), None, Some("{base}/ca/root.crt"), urls)?);
             v
         }
-        CeremonyCert::Service {
-            urls,
-            key_usage,
-            eku,
-            ocsp_no_check,
-        } => {
+        CeremonyCert::Service { urls, key_usage, eku, ocsp_no_check } => {
             let mut v = vec![
-                ext(
-                    true,
-                    &BasicConstraints {
-                        ca: false,
-                        path_len_constraint: None,
-                    },
-                )?,
+                ext(true, &BasicConstraints { ca: false, path_len_constraint: None })?,
                 ext(true, &KeyUsage(*key_usage))?,
             ];
             if let Some(eku) = eku {
                 // RFC 3161 §2.3: a TSA's EKU is critical and holds only id-kp-timeStamping.
-                v.push(ext(
-                    *eku == rfc5280::ID_KP_TIME_STAMPING,
-                    &ExtendedKeyUsage(vec![*eku]),
-                )?);
+                v.push(ext(*eku == rfc5280::ID_KP_TIME_STAMPING, &ExtendedKeyUsage(vec![*eku]))?);
             }
             if *ocsp_no_check {
                 v.push(Extension {
@@ -367,12 +295,7 @@ pub fn ceremony_extensions(
             }
             v.push(ski);
             v.push(authority_key_id(issuer_key_id)?);
-            v.extend(location_extensions(
-                Some("{base}/crl/{ca}.crl"),
-                None,
-                Some("{base}/ca/{ca}.crt"),
-                urls,
-            )?);
+            v.extend(location_extensions(Some("{base}/crl/{ca}.crl"), None, Some("{base}/ca/{ca}.crt"), urls)?);
             v
         }
     })

@@ -59,12 +59,10 @@ fn bad(msg: impl Into<String>) -> CaError {
 pub fn parse(input: &[u8]) -> Result<VerifiedCsr, CaError> {
     let der = if input.trim_ascii_start().starts_with(b"-----BEGIN") {
         let text = std::str::from_utf8(input).map_err(|_| bad("PEM input is not UTF-8"))?;
-        let (label, der) = der::pem::decode_vec(text.trim().as_bytes())
-            .map_err(|e| bad(format!("invalid PEM: {e}")))?;
+        let (label, der) =
+            der::pem::decode_vec(text.trim().as_bytes()).map_err(|e| bad(format!("invalid PEM: {e}")))?;
         if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
-            return Err(bad(format!(
-                "PEM label is '{label}', expected 'CERTIFICATE REQUEST'"
-            )));
+            return Err(bad(format!("PEM label is '{label}', expected 'CERTIFICATE REQUEST'")));
         }
         der
     } else {
@@ -73,28 +71,12 @@ pub fn parse(input: &[u8]) -> Result<VerifiedCsr, CaError> {
     if der.is_empty() {
         return Err(bad("empty CSR"));
     }
-    let req =
-        CertReq::from_der(&der).map_err(|e| bad(format!("not a DER PKCS#10 request: {e}")))?;
+    let req = CertReq::from_der(&der).map_err(|e| bad(format!("not a DER PKCS#10 request: {e}")))?;
     let info_der = req.info.to_der().map_err(|e| bad(e.to_string()))?;
-    let spki_der = req
-        .info
-        .public_key
-        .to_der()
-        .map_err(|e| bad(e.to_string()))?;
+    let spki_der = req.info.public_key.to_der().map_err(|e| bad(e.to_string()))?;
     let key = subject_key(&req.info.public_key)?;
-    verify_pop(
-        key,
-        &spki_der,
-        &req.algorithm,
-        req.signature.raw_bytes(),
-        &info_der,
-    )?;
-    Ok(VerifiedCsr {
-        public_key: req.info.public_key.clone(),
-        key,
-        subject: subject(&req)?,
-        sans: sans(&req)?,
-    })
+    verify_pop(key, &spki_der, &req.algorithm, req.signature.raw_bytes(), &info_der)?;
+    Ok(VerifiedCsr { public_key: req.info.public_key.clone(), key, subject: subject(&req)?, sans: sans(&req)? })
 }
 
 fn subject_key(spki: &SubjectPublicKeyInfoOwned) -> Result<SubjectKey, CaError> {
@@ -111,9 +93,7 @@ fn subject_key(spki: &SubjectPublicKeyInfoOwned) -> Result<SubjectKey, CaError> 
                 rfc5912::SECP_384_R_1 => Ok(SubjectKey::EcP384),
                 other => Err(CaError::KeyNotAllowed(format!(
                     "EC curve {} is not supported (P-256 and P-384 are)",
-                    const_oid::db::DB
-                        .by_oid(&other)
-                        .unwrap_or(&other.to_string())
+                    const_oid::db::DB.by_oid(&other).unwrap_or(&other.to_string())
                 ))),
             }
         }
@@ -121,15 +101,11 @@ fn subject_key(spki: &SubjectPublicKeyInfoOwned) -> Result<SubjectKey, CaError> 
             let der = spki.to_der().map_err(|e| bad(e.to_string()))?;
             let k = rsa::RsaPublicKey::from_public_key_der(&der)
                 .map_err(|e| CaError::KeyNotAllowed(format!("invalid RSA public key: {e}")))?;
-            Ok(SubjectKey::Rsa {
-                bits: rsa::traits::PublicKeyParts::n(&k).bits(),
-            })
+            Ok(SubjectKey::Rsa { bits: rsa::traits::PublicKeyParts::n(&k).bits() })
         }
         other => Err(CaError::KeyNotAllowed(format!(
             "public key algorithm {} is not supported (ECDSA P-256/P-384 and RSA are)",
-            const_oid::db::DB
-                .by_oid(&other)
-                .unwrap_or(&other.to_string())
+            const_oid::db::DB.by_oid(&other).unwrap_or(&other.to_string())
         ))),
     }
 }
@@ -170,9 +146,7 @@ fn verify_pop(
     let unsupported = || {
         CaError::BadCsr(format!(
             "CSR signature algorithm {} is not supported",
-            const_oid::db::DB
-                .by_oid(&alg.oid)
-                .unwrap_or(&alg.oid.to_string())
+            const_oid::db::DB.by_oid(&alg.oid).unwrap_or(&alg.oid.to_string())
         ))
     };
     let failed = |e: &dyn std::fmt::Display| CaError::CsrSignature(e.to_string());
@@ -186,13 +160,11 @@ fn verify_pop(
             };
             let prehash = digest(hash, info);
             if key == SubjectKey::EcP256 {
-                let vk = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der)
-                    .map_err(|e| failed(&e))?;
+                let vk = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der).map_err(|e| failed(&e))?;
                 let s = p256::ecdsa::Signature::from_der(sig).map_err(|e| failed(&e))?;
                 vk.verify_prehash(&prehash, &s).map_err(|e| failed(&e))
             } else {
-                let vk = p384::ecdsa::VerifyingKey::from_public_key_der(spki_der)
-                    .map_err(|e| failed(&e))?;
+                let vk = p384::ecdsa::VerifyingKey::from_public_key_der(spki_der).map_err(|e| failed(&e))?;
                 let s = p384::ecdsa::Signature::from_der(sig).map_err(|e| failed(&e))?;
                 vk.verify_prehash(&prehash, &s).map_err(|e| failed(&e))
             }
@@ -213,30 +185,18 @@ fn verify_pop(
                     let h = hash_of_oid(&params.hash.oid).ok_or_else(unsupported)?;
                     let s = rsa::pss::Signature::try_from(sig).map_err(|e| failed(&e))?;
                     return match h {
-                        Hash::Sha256 => {
-                            rsa::pss::VerifyingKey::<sha2::Sha256>::new(pk).verify(info, &s)
-                        }
-                        Hash::Sha384 => {
-                            rsa::pss::VerifyingKey::<sha2::Sha384>::new(pk).verify(info, &s)
-                        }
-                        Hash::Sha512 => {
-                            rsa::pss::VerifyingKey::<sha2::Sha512>::new(pk).verify(info, &s)
-                        }
+                        Hash::Sha256 => rsa::pss::VerifyingKey::<sha2::Sha256>::new(pk).verify(info, &s),
+                        Hash::Sha384 => rsa::pss::VerifyingKey::<sha2::Sha384>::new(pk).verify(info, &s),
+                        Hash::Sha512 => rsa::pss::VerifyingKey::<sha2::Sha512>::new(pk).verify(info, &s),
                     }
                     .map_err(|e| failed(&e));
                 }
                 _ => return Err(unsupported()),
             };
             match hash {
-                Hash::Sha256 => {
-                    rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(pk).verify(info, &s)
-                }
-                Hash::Sha384 => {
-                    rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(pk).verify(info, &s)
-                }
-                Hash::Sha512 => {
-                    rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(pk).verify(info, &s)
-                }
+                Hash::Sha256 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(pk).verify(info, &s),
+                Hash::Sha384 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(pk).verify(info, &s),
+                Hash::Sha512 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(pk).verify(info, &s),
             }
             .map_err(|e| failed(&e))
         }
@@ -249,11 +209,7 @@ fn directory_string(v: &der::Any) -> Result<String, CaError> {
         Tag::Utf8String => Utf8StringRef::try_from(v).map(|s| s.as_str().to_owned()),
         Tag::PrintableString => PrintableStringRef::try_from(v).map(|s| s.as_str().to_owned()),
         Tag::Ia5String => Ia5StringRef::try_from(v).map(|s| s.as_str().to_owned()),
-        t => {
-            return Err(CaError::SubjectNotAllowed(format!(
-                "subject attribute value of type {t} is not supported"
-            )))
-        }
+        t => return Err(CaError::SubjectNotAllowed(format!("subject attribute value of type {t} is not supported"))),
     };
     s.map_err(|e| bad(format!("invalid subject attribute value: {e}")))
 }
@@ -265,15 +221,11 @@ fn subject(req: &CertReq) -> Result<Vec<(AttrKind, String)>, CaError> {
             let kind = AttrKind::from_oid(&atv.oid).ok_or_else(|| {
                 CaError::SubjectNotAllowed(format!(
                     "subject attribute {} is not supported",
-                    const_oid::db::DB
-                        .by_oid(&atv.oid)
-                        .unwrap_or(&atv.oid.to_string())
+                    const_oid::db::DB.by_oid(&atv.oid).unwrap_or(&atv.oid.to_string())
                 ))
             })?;
             if out.iter().any(|(k, _)| *k == kind) {
-                return Err(CaError::SubjectNotAllowed(format!(
-                    "subject has more than one {kind}"
-                )));
+                return Err(CaError::SubjectNotAllowed(format!("subject has more than one {kind}")));
             }
             out.push((kind, directory_string(&atv.value)?));
         }
@@ -283,22 +235,11 @@ fn subject(req: &CertReq) -> Result<Vec<(AttrKind, String)>, CaError> {
 
 fn sans(req: &CertReq) -> Result<Vec<San>, CaError> {
     let mut out = Vec::new();
-    for attr in req
-        .info
-        .attributes
-        .iter()
-        .filter(|a| a.oid == const_oid::db::rfc5912::ID_EXTENSION_REQ)
-    {
+    for attr in req.info.attributes.iter().filter(|a| a.oid == const_oid::db::rfc5912::ID_EXTENSION_REQ) {
         for value in attr.values.iter() {
-            let exts: ExtensionReq = value
-                .decode_as()
-                .map_err(|e| bad(format!("invalid extensionRequest: {e}")))?;
+            let exts: ExtensionReq = value.decode_as().map_err(|e| bad(format!("invalid extensionRequest: {e}")))?;
             // Only the SAN is taken from a CSR; every other extension comes from the profile.
-            for ext in exts
-                .0
-                .iter()
-                .filter(|e| e.extn_id == rfc5280::ID_CE_SUBJECT_ALT_NAME)
-            {
+            for ext in exts.0.iter().filter(|e| e.extn_id == rfc5280::ID_CE_SUBJECT_ALT_NAME) {
                 let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
                     .map_err(|e| bad(format!("invalid subjectAltName: {e}")))?;
                 for name in san.0 {
@@ -307,14 +248,8 @@ fn sans(req: &CertReq) -> Result<Vec<San>, CaError> {
                         GeneralName::Rfc822Name(s) => San::Email(s.to_string()),
                         GeneralName::UniformResourceIdentifier(s) => San::Uri(s.to_string()),
                         GeneralName::IpAddress(o) => San::Ip(match o.as_bytes().len() {
-                            4 => IpAddr::from(
-                                <[u8; 4]>::try_from(o.as_bytes())
-                                    .map_err(|_| bad("bad IPv4 SAN"))?,
-                            ),
-                            16 => IpAddr::from(
-                                <[u8; 16]>::try_from(o.as_bytes())
-                                    .map_err(|_| bad("bad IPv6 SAN"))?,
-                            ),
+                            4 => IpAddr::from(<[u8; 4]>::try_from(o.as_bytes()).map_err(|_| bad("bad IPv4 SAN"))?),
+                            16 => IpAddr::from(<[u8; 16]>::try_from(o.as_bytes()).map_err(|_| bad("bad IPv6 SAN"))?),
                             n => return Err(bad(format!("iPAddress SAN of {n} octets"))),
                         }),
                         other => {

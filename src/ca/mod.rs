@@ -34,11 +34,7 @@ pub enum CaError {
     #[error("subject alternative name not allowed: {0}")]
     SanNotAllowed(String),
     #[error("requested validity {}s exceeds the maximum {}s of profile '{profile}'", requested.as_secs(), max.as_secs())]
-    ValidityTooLong {
-        requested: Duration,
-        max: Duration,
-        profile: String,
-    },
+    ValidityTooLong { requested: Duration, max: Duration, profile: String },
     #[error("invalid serial: {0}")]
     BadSerial(String),
     #[error("unknown CA '{0}'")]
@@ -97,20 +93,14 @@ pub struct CertificateAuthority {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn token_certificate(hsm: &Hsm, label: &str) -> Result<(Certificate, Vec<u8>), CaError> {
-    let der = hsm.find_certificate(label)?.ok_or_else(|| {
-        CaError::Ceremony(format!(
-            "no certificate '{label}' in the token; run `trustd init`"
-        ))
-    })?;
-    let c = Certificate::from_der(&der)
-        .map_err(|e| CaError::Ceremony(format!("certificate '{label}': {e}")))?;
+fn token_certificate(hsm: &Hsm, key: &KeyRef) -> Result<(Certificate, Vec<u8>), CaError> {
+    let der = hsm
+        .find_certificate(key)?
+        .ok_or_else(|| CaError::Ceremony(format!("no certificate for {key} in the token; run `trustd init`")))?;
+    let c = Certificate::from_der(&der).map_err(|e| CaError::Ceremony(format!("certificate of {key}: {e}")))?;
     Ok((c, der))
 }
 
@@ -119,17 +109,16 @@ impl CertificateAuthority {
     /// Blocking.
     pub fn load(
         hsm: &Hsm,
+        keys: &ceremony::CaKeys,
         policies: Arc<Policies>,
         store: Arc<dyn Store>,
         public_url: &str,
     ) -> Result<Self, CaError> {
-        let (issuer_cert, issuing_der) = token_certificate(hsm, ceremony::ISSUING_LABEL)?;
-        let (_, root_der) = token_certificate(hsm, ceremony::ROOT_LABEL)?;
-        let signer = HsmSigner::new(hsm, KeyRef::label(ceremony::ISSUING_LABEL), None)?;
+        let (issuer_cert, issuing_der) = token_certificate(hsm, &keys.issuing)?;
+        let (_, root_der) = token_certificate(hsm, &keys.root)?;
+        let signer = HsmSigner::new(hsm, keys.issuing.clone(), None)?;
         if *signer.public_key_info() != issuer_cert.tbs_certificate.subject_public_key_info {
-            return Err(CaError::Ceremony(
-                "issuing CA certificate does not match its key".into(),
-            ));
+            return Err(CaError::Ceremony("issuing CA certificate does not match its key".into()));
         }
         Ok(CertificateAuthority {
             name: ceremony::ISSUING_CA_NAME.into(),
@@ -139,10 +128,7 @@ impl CertificateAuthority {
             signer: Arc::new(signer),
             policies,
             store,
-            urls: UrlContext {
-                base: public_url.to_owned(),
-                ca: ceremony::ISSUING_CA_NAME.into(),
-            },
+            urls: UrlContext { base: public_url.to_owned(), ca: ceremony::ISSUING_CA_NAME.into() },
         })
     }
 
@@ -167,13 +153,10 @@ impl CertificateAuthority {
     /// Issues a certificate. The to-be-signed certificate is recorded before the HSM signs,
     /// and the certificate is stored before it is returned: nothing signed goes unrecorded.
     pub async fn issue(&self, req: IssueRequest) -> Result<Issued, CaError> {
-        let profile =
-            self.policies
-                .profile(&req.profile)
-                .ok_or_else(|| CaError::UnknownProfile {
-                    name: req.profile.clone(),
-                    known: self.policies.profile_names().collect::<Vec<_>>().join(", "),
-                })?;
+        let profile = self.policies.profile(&req.profile).ok_or_else(|| CaError::UnknownProfile {
+            name: req.profile.clone(),
+            known: self.policies.profile_names().collect::<Vec<_>>().join(", "),
+        })?;
         let csr = csr::parse(&req.csr)?;
         let valid = request::validate(&csr, profile, req.validity)?;
         let subject = cert::build_name(&valid.subject)?;
@@ -188,13 +171,7 @@ impl CertificateAuthority {
         let not_before = unix_now().saturating_sub(profile.backdate.as_secs());
         let not_after = not_before + profile.backdate.as_secs() + valid.validity.as_secs();
         // RFC 5280 §6.1.3 (a)(2): a certificate outliving its issuer fails path validation later.
-        let issuer_end = self
-            .issuer_cert
-            .tbs_certificate
-            .validity
-            .not_after
-            .to_unix_duration()
-            .as_secs();
+        let issuer_end = self.issuer_cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
         if not_after > issuer_end {
             return Err(CaError::ValidityTooLong {
                 requested: valid.validity,
@@ -255,9 +232,7 @@ impl CertificateAuthority {
                 return Err(e);
             }
         };
-        let cert_der = cert
-            .to_der()
-            .map_err(|e| CaError::Internal(e.to_string()))?;
+        let cert_der = cert.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
         if let Err(e) = self.store.complete_issued(&serial, &cert_der).await {
             // The TBS is recorded as pending, so the signature is known to the store; start-up
             // reconciliation flags it. The certificate itself is never handed out.
@@ -271,10 +246,7 @@ impl CertificateAuthority {
     /// One certificate record by serial.
     pub async fn certificate(&self, serial: &str) -> Result<CertificateRecord, CaError> {
         let serial: Serial = serial.parse().map_err(CaError::BadSerial)?;
-        self.store
-            .certificate(&serial)
-            .await?
-            .ok_or(CaError::Store(StoreError::NotFound(serial)))
+        self.store.certificate(&serial).await?.ok_or(CaError::Store(StoreError::NotFound(serial)))
     }
 
     /// A page of certificate records, newest first.

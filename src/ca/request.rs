@@ -44,22 +44,17 @@ fn check_dns(name: &str, allow_wildcard: bool) -> Result<(), String> {
     for (i, l) in labels.iter().enumerate() {
         if i == 0 && *l == "*" {
             if !allow_wildcard {
-                return Err(format!(
-                    "wildcard DNS name '{name}' is not allowed by the profile"
-                ));
+                return Err(format!("wildcard DNS name '{name}' is not allowed by the profile"));
             }
             continue;
         }
         let ok = !l.is_empty()
             && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !l.starts_with('-')
             && !l.ends_with('-');
         if !ok {
-            return Err(format!(
-                "DNS name '{name}' is not a valid lower-case host name"
-            ));
+            return Err(format!("DNS name '{name}' is not a valid lower-case host name"));
         }
     }
     Ok(())
@@ -68,11 +63,7 @@ fn check_dns(name: &str, allow_wildcard: bool) -> Result<(), String> {
 fn check_san(s: &San, profile: &Profile) -> Result<(), CaError> {
     let kind = san_kind(s);
     let rule = profile.san.get(&kind).ok_or_else(|| {
-        CaError::SanNotAllowed(format!(
-            "{s}: {} SANs are not allowed by profile '{}'",
-            kind.name(),
-            profile.name
-        ))
+        CaError::SanNotAllowed(format!("{s}: {} SANs are not allowed by profile '{}'", kind.name(), profile.name))
     })?;
     let value = san_value(s);
     match s {
@@ -86,10 +77,7 @@ fn check_san(s: &San, profile: &Profile) -> Result<(), CaError> {
         _ => {}
     }
     if !rule.matches(&value) {
-        return Err(CaError::SanNotAllowed(format!(
-            "{s}: does not match the pattern of profile '{}'",
-            profile.name
-        )));
+        return Err(CaError::SanNotAllowed(format!("{s}: does not match the pattern of profile '{}'", profile.name)));
     }
     Ok(())
 }
@@ -114,18 +102,10 @@ pub fn validate(
                 )))
             }
             None => {
-                return Err(CaError::KeyNotAllowed(format!(
-                    "RSA keys are not allowed by profile '{}'",
-                    profile.name
-                )))
+                return Err(CaError::KeyNotAllowed(format!("RSA keys are not allowed by profile '{}'", profile.name)))
             }
         },
-        k => {
-            return Err(CaError::KeyNotAllowed(format!(
-                "{k:?} keys are not allowed by profile '{}'",
-                profile.name
-            )))
-        }
+        k => return Err(CaError::KeyNotAllowed(format!("{k:?} keys are not allowed by profile '{}'", profile.name))),
     }
 
     // DNS names are case-insensitive (RFC 4343); certificates carry them in lower case.
@@ -163,37 +143,24 @@ pub fn validate(
     let mut subject = Vec::new();
     for (kind, value) in &csr.subject {
         let rule = profile.subject.get(kind).ok_or_else(|| {
-            CaError::SubjectNotAllowed(format!(
-                "subject attribute {kind} is not allowed by profile '{}'",
-                profile.name
-            ))
+            CaError::SubjectNotAllowed(format!("subject attribute {kind} is not allowed by profile '{}'", profile.name))
         })?;
         let mut value = value.clone();
-        if value.is_empty()
-            || value.chars().count() > kind.max_len()
-            || value.chars().any(char::is_control)
-        {
+        if value.is_empty() || value.chars().count() > kind.max_len() || value.chars().any(char::is_control) {
             return Err(CaError::SubjectNotAllowed(format!(
                 "subject {kind}='{value}' is empty, too long (max {}) or has control characters",
                 kind.max_len()
             )));
         }
-        if *kind == AttrKind::Country
-            && !(value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()))
-        {
-            return Err(CaError::SubjectNotAllowed(format!(
-                "subject C='{value}' is not an ISO 3166 two-letter code"
-            )));
+        if *kind == AttrKind::Country && !(value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase())) {
+            return Err(CaError::SubjectNotAllowed(format!("subject C='{value}' is not an ISO 3166 two-letter code")));
         }
         if rule.must_be_san {
-            let found = sans
-                .iter()
-                .find(|s| san_value(s).eq_ignore_ascii_case(&value))
-                .ok_or_else(|| {
-                    CaError::SubjectNotAllowed(format!(
-                        "subject {kind}='{value}' is not one of the subject alternative names"
-                    ))
-                })?;
+            let found = sans.iter().find(|s| san_value(s).eq_ignore_ascii_case(&value)).ok_or_else(|| {
+                CaError::SubjectNotAllowed(format!(
+                    "subject {kind}='{value}' is not one of the subject alternative names"
+                ))
+            })?;
             value = san_value(found);
         }
         if !rule.matches(&value) {
@@ -213,9 +180,7 @@ pub fn validate(
         }
     }
     if subject.is_empty() && sans.is_empty() {
-        return Err(CaError::SubjectNotAllowed(
-            "the CSR names no subject and no subject alternative name".into(),
-        ));
+        return Err(CaError::SubjectNotAllowed("the CSR names no subject and no subject alternative name".into()));
     }
     // Canonical order, most significant first, whatever order the CSR used.
     subject.sort_by_key(|(k, _)| *k);
@@ -228,11 +193,7 @@ pub fn validate(
             profile: profile.name.clone(),
         });
     }
-    Ok(ValidatedRequest {
-        subject,
-        sans,
-        validity,
-    })
+    Ok(ValidatedRequest { subject, sans, validity })
 }
 
 #[cfg(test)]
@@ -241,11 +202,7 @@ mod tests {
     use crate::policy::DEFAULT_PROFILES;
 
     fn profile(name: &str) -> Profile {
-        let text = DEFAULT_PROFILES
-            .iter()
-            .find(|(f, _)| f.starts_with(name))
-            .unwrap()
-            .1;
+        let text = DEFAULT_PROFILES.iter().find(|(f, _)| f.starts_with(name)).unwrap().1;
         Profile::parse(name, text).unwrap()
     }
 
@@ -269,125 +226,48 @@ mod tests {
         let p = profile("tls-server");
         let dns = |s: &str| San::Dns(s.into());
         let ok = validate(
-            &csr(
-                SubjectKey::EcP256,
-                &[(AttrKind::CommonName, "WWW.Example.org")],
-                vec![dns("www.example.ORG")],
-            ),
+            &csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "WWW.Example.org")], vec![dns("www.example.ORG")]),
             &p,
             None,
         )
         .unwrap();
-        assert_eq!(
-            ok.subject,
-            [(AttrKind::CommonName, "www.example.org".to_string())]
-        );
+        assert_eq!(ok.subject, [(AttrKind::CommonName, "www.example.org".to_string())]);
         assert_eq!(ok.validity, p.default_validity);
 
-        let err =
-            |c: VerifiedCsr, v: Option<Duration>| validate(&c, &p, v).unwrap_err().to_string();
+        let err = |c: VerifiedCsr, v: Option<Duration>| validate(&c, &p, v).unwrap_err().to_string();
         assert!(err(csr(SubjectKey::EcP256, &[], vec![]), None).contains("at least 1"));
-        assert!(err(
-            csr(
-                SubjectKey::EcP256,
-                &[(AttrKind::CommonName, "other.org")],
-                vec![dns("a.org")]
-            ),
-            None
-        )
-        .contains("not one of the subject alternative names"));
-        assert!(err(
-            csr(
-                SubjectKey::EcP256,
-                &[(AttrKind::Organization, "X")],
-                vec![dns("a.org")]
-            ),
-            None
-        )
-        .contains("O is not allowed"));
-        assert!(err(
-            csr(SubjectKey::EcP256, &[], vec![San::Email("a@b.org".into())]),
-            None
-        )
-        .contains("email SANs are not allowed"));
-        assert!(
-            err(csr(SubjectKey::EcP256, &[], vec![dns("a_b.org")]), None).contains("not a valid")
-        );
-        assert!(
-            err(csr(SubjectKey::EcP256, &[], vec![dns("localhost")]), None)
-                .contains("not fully qualified")
-        );
-        assert!(err(
-            csr(SubjectKey::EcP256, &[], vec![dns("a.org"), dns("A.org")]),
-            None
-        )
-        .contains("twice"));
-        assert!(err(
-            csr(SubjectKey::Rsa { bits: 1024 }, &[], vec![dns("a.org")]),
-            None
-        )
-        .contains("at least 2048"));
-        assert!(err(
-            csr(SubjectKey::EcP256, &[], vec![dns("a.org")]),
-            Some(Duration::from_secs(400 * 86400))
-        )
-        .contains("maximum"));
-        validate(
-            &csr(
-                SubjectKey::EcP384,
-                &[],
-                vec![dns("*.a.org"), San::Ip("192.0.2.1".parse().unwrap())],
-            ),
-            &p,
-            None,
-        )
-        .unwrap();
+        assert!(err(csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "other.org")], vec![dns("a.org")]), None)
+            .contains("not one of the subject alternative names"));
+        assert!(err(csr(SubjectKey::EcP256, &[(AttrKind::Organization, "X")], vec![dns("a.org")]), None)
+            .contains("O is not allowed"));
+        assert!(err(csr(SubjectKey::EcP256, &[], vec![San::Email("a@b.org".into())]), None)
+            .contains("email SANs are not allowed"));
+        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("a_b.org")]), None).contains("not a valid"));
+        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("localhost")]), None).contains("not fully qualified"));
+        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("a.org"), dns("A.org")]), None).contains("twice"));
+        assert!(err(csr(SubjectKey::Rsa { bits: 1024 }, &[], vec![dns("a.org")]), None).contains("at least 2048"));
+        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("a.org")]), Some(Duration::from_secs(400 * 86400)))
+            .contains("maximum"));
+        validate(&csr(SubjectKey::EcP384, &[], vec![dns("*.a.org"), San::Ip("192.0.2.1".parse().unwrap())]), &p, None)
+            .unwrap();
     }
 
     #[test]
     fn document_signer_rules() {
         let p = profile("document-signer");
-        let good = [
-            (AttrKind::CommonName, "Jens Hansen"),
-            (AttrKind::Country, "DK"),
-        ];
+        let good = [(AttrKind::CommonName, "Jens Hansen"), (AttrKind::Country, "DK")];
         let v = validate(&csr(SubjectKey::EcP256, &good, vec![]), &p, None).unwrap();
-        assert_eq!(
-            v.subject[0].0,
-            AttrKind::Country,
-            "subject re-ordered most significant first"
-        );
+        assert_eq!(v.subject[0].0, AttrKind::Country, "subject re-ordered most significant first");
+        let e = validate(&csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "Jens")], vec![]), &p, None).unwrap_err();
+        assert!(e.to_string().contains("requires subject attribute C"), "{e}");
         let e = validate(
-            &csr(
-                SubjectKey::EcP256,
-                &[(AttrKind::CommonName, "Jens")],
-                vec![],
-            ),
-            &p,
-            None,
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string().contains("requires subject attribute C"),
-            "{e}"
-        );
-        let e = validate(
-            &csr(
-                SubjectKey::EcP256,
-                &[(AttrKind::CommonName, "J"), (AttrKind::Country, "dk")],
-                vec![],
-            ),
+            &csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "J"), (AttrKind::Country, "dk")], vec![]),
             &p,
             None,
         )
         .unwrap_err();
         assert!(e.to_string().contains("ISO 3166"), "{e}");
-        let e = validate(
-            &csr(SubjectKey::Rsa { bits: 2048 }, &good, vec![]),
-            &p,
-            None,
-        )
-        .unwrap_err();
+        let e = validate(&csr(SubjectKey::Rsa { bits: 2048 }, &good, vec![]), &p, None).unwrap_err();
         assert!(e.to_string().contains("3072"), "{e}");
     }
 }

@@ -2,9 +2,7 @@
 
 use super::{Hsm, HsmError, KeyRef};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{
-    Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
-};
+use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use der::asn1::OctetString;
 use der::{Decode, Encode};
@@ -48,9 +46,7 @@ impl fmt::Display for KeyAlgorithm {
 
 impl<'de> serde::Deserialize<'de> for KeyAlgorithm {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -74,11 +70,7 @@ fn label_template(class: ObjectClass, key: &KeyRef) -> Vec<Attribute> {
     t
 }
 
-fn find_one(
-    s: &Session,
-    class: ObjectClass,
-    key: &KeyRef,
-) -> cryptoki::error::Result<Result<ObjectHandle, HsmError>> {
+fn find_one(s: &Session, class: ObjectClass, key: &KeyRef) -> cryptoki::error::Result<Result<ObjectHandle, HsmError>> {
     let found = s.find_objects(&label_template(class, key))?;
     Ok(match found.as_slice() {
         [h] => Ok(*h),
@@ -98,10 +90,9 @@ fn curve_oid(alg: KeyAlgorithm) -> Option<const_oid::ObjectIdentifier> {
 impl Hsm {
     fn check_token(&self, key: &KeyRef) -> Result<(), HsmError> {
         match &key.token {
-            Some(t) if t != self.token_label() => Err(HsmError::KeyNotFound(format!(
-                "{key} (this daemon uses token '{}')",
-                self.token_label()
-            ))),
+            Some(t) if t != self.token_label() => {
+                Err(HsmError::KeyNotFound(format!("{key} (this daemon uses token '{}')", self.token_label())))
+            }
             _ => Ok(()),
         }
     }
@@ -122,24 +113,18 @@ impl Hsm {
     }
 
     /// Generates a key pair inside the token: CKA_TOKEN, CKA_SENSITIVE and not CKA_EXTRACTABLE,
-    /// so the private key can never leave it. Refuses if any object already has the label.
-    pub fn generate_key(
-        &self,
-        label: &str,
-        alg: KeyAlgorithm,
-    ) -> Result<SubjectPublicKeyInfoOwned, HsmError> {
-        let key = KeyRef::label(label);
-        let id: [u8; 16] = rand::random();
-        let existing =
-            self.with_session(|s| s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]))?;
-        if !existing.is_empty() {
-            return Err(HsmError::KeyExists(label.to_owned()));
+    /// so the private key can never leave it. `key` must give a label (and may give the CKA_ID;
+    /// a random one otherwise). Refuses if any object already has that label or ID.
+    pub fn generate_key(&self, key: &KeyRef, alg: KeyAlgorithm) -> Result<SubjectPublicKeyInfoOwned, HsmError> {
+        self.check_token(key)?;
+        let label = key.label.as_deref().ok_or_else(|| HsmError::NeedsLabel(key.to_string()))?;
+        let id = key.id.clone().unwrap_or_else(|| rand::random::<[u8; 16]>().to_vec());
+        let mut clashes = self.with_session(|s| s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]))?;
+        clashes.extend(self.with_session(|s| s.find_objects(&[Attribute::Id(id.clone())]))?);
+        if !clashes.is_empty() {
+            return Err(HsmError::KeyExists(key.to_string()));
         }
-        let common = [
-            Attribute::Token(true),
-            Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Id(id.to_vec()),
-        ];
+        let common = [Attribute::Token(true), Attribute::Label(label.as_bytes().to_vec()), Attribute::Id(id.to_vec())];
         let mut public: Vec<Attribute> = common.to_vec();
         public.extend([Attribute::Verify(true), Attribute::Private(false)]);
         let mut private: Vec<Attribute> = common.to_vec();
@@ -151,11 +136,7 @@ impl Hsm {
         ]);
         let mechanism = match (alg, curve_oid(alg)) {
             (_, Some(curve)) => {
-                public.push(Attribute::EcParams(
-                    curve
-                        .to_der()
-                        .map_err(|e| HsmError::Encoding(e.to_string()))?,
-                ));
+                public.push(Attribute::EcParams(curve.to_der().map_err(|e| HsmError::Encoding(e.to_string()))?));
                 Mechanism::EccKeyPairGen
             }
             (KeyAlgorithm::Rsa(bits), None) => {
@@ -163,15 +144,11 @@ impl Hsm {
                 public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
                 Mechanism::RsaPkcsKeyPairGen
             }
-            _ => {
-                return Err(HsmError::Encoding(format!(
-                    "no generation mechanism for {alg}"
-                )))
-            }
+            _ => return Err(HsmError::Encoding(format!("no generation mechanism for {alg}"))),
         };
         self.with_session(|s| s.generate_key_pair(&mechanism, &public, &private))?;
-        tracing::info!(label, algorithm = %alg, "generated key pair in the HSM");
-        self.public_key(&key)
+        tracing::info!(key = %key, algorithm = %alg, "generated key pair in the HSM");
+        self.public_key(key)
     }
 
     /// The public key of the pair named by `key`, as a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7).
@@ -206,25 +183,18 @@ impl Hsm {
         let der = match (kt, point, n, e) {
             (Some(KeyType::EC), Some(p), _, _) => {
                 // CKA_EC_POINT is a DER OCTET STRING (PKCS#11 v2.40 §2.3.3); some modules return it raw.
-                let p = OctetString::from_der(&p)
-                    .map(OctetString::into_bytes)
-                    .unwrap_or(p);
+                let p = OctetString::from_der(&p).map(OctetString::into_bytes).unwrap_or(p);
                 match p.len() {
-                    65 => p256::PublicKey::from_sec1_bytes(&p)
-                        .map_err(|e| enc(&e))?
-                        .to_public_key_der(),
-                    97 => p384::PublicKey::from_sec1_bytes(&p)
-                        .map_err(|e| enc(&e))?
-                        .to_public_key_der(),
+                    65 => p256::PublicKey::from_sec1_bytes(&p).map_err(|e| enc(&e))?.to_public_key_der(),
+                    97 => p384::PublicKey::from_sec1_bytes(&p).map_err(|e| enc(&e))?.to_public_key_der(),
                     l => return Err(enc(&format!("unsupported EC point length {l}"))),
                 }
             }
-            (Some(KeyType::RSA), _, Some(n), Some(e)) => rsa::RsaPublicKey::new(
-                rsa::BigUint::from_bytes_be(&n),
-                rsa::BigUint::from_bytes_be(&e),
-            )
-            .map_err(|e| enc(&e))?
-            .to_public_key_der(),
+            (Some(KeyType::RSA), _, Some(n), Some(e)) => {
+                rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(&n), rsa::BigUint::from_bytes_be(&e))
+                    .map_err(|e| enc(&e))?
+                    .to_public_key_der()
+            }
             (kt, ..) => return Err(enc(&format!("unsupported key type {kt:?}"))),
         }
         .map_err(|e| enc(&e))?;
@@ -245,12 +215,8 @@ impl Hsm {
                 ],
             )
         })?;
-        let mut p = KeyProtection {
-            sensitive: false,
-            extractable: true,
-            always_sensitive: false,
-            never_extractable: false,
-        };
+        let mut p =
+            KeyProtection { sensitive: false, extractable: true, always_sensitive: false, never_extractable: false };
         for a in attrs {
             match a {
                 Attribute::Sensitive(v) => p.sensitive = v,
@@ -263,43 +229,35 @@ impl Hsm {
         Ok(p)
     }
 
-    /// Stores an X.509 certificate as a token object beside its key (same CKA_LABEL), so the
-    /// token holds everything a CA needs and a key ceremony is self-contained.
-    pub fn store_certificate(
-        &self,
-        label: &str,
-        cert_der: &[u8],
-        subject_der: &[u8],
-    ) -> Result<(), HsmError> {
-        let template = [
-            Attribute::Class(ObjectClass::CERTIFICATE),
+    /// Stores an X.509 certificate as a token object beside its key (same CKA_LABEL and
+    /// CKA_ID as `key` names), so the token holds everything a CA needs.
+    pub fn store_certificate(&self, key: &KeyRef, cert_der: &[u8], subject_der: &[u8]) -> Result<(), HsmError> {
+        self.check_token(key)?;
+        let mut template = label_template(ObjectClass::CERTIFICATE, key);
+        template.extend([
             Attribute::CertificateType(CertificateType::X_509),
             Attribute::Token(true),
             Attribute::Private(false),
-            Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Subject(subject_der.to_vec()),
             Attribute::Value(cert_der.to_vec()),
-        ];
+        ]);
         self.with_session(|s| s.create_object(&template))?;
         Ok(())
     }
 
-    /// The DER certificate stored under `label`, if any.
-    pub fn find_certificate(&self, label: &str) -> Result<Option<Vec<u8>>, HsmError> {
-        let key = KeyRef::label(label);
+    /// The DER certificate stored beside the key `key` names, if any.
+    pub fn find_certificate(&self, key: &KeyRef) -> Result<Option<Vec<u8>>, HsmError> {
+        self.check_token(key)?;
         self.with_session(|s| {
-            let h = match find_one(s, ObjectClass::CERTIFICATE, &key)? {
+            let h = match find_one(s, ObjectClass::CERTIFICATE, key)? {
                 Ok(h) => h,
                 Err(HsmError::KeyNotFound(_)) => return Ok(Ok(None)),
                 Err(e) => return Ok(Err(e)),
             };
-            Ok(Ok(s
-                .get_attributes(h, &[AttributeType::Value])?
-                .into_iter()
-                .find_map(|a| match a {
-                    Attribute::Value(v) => Some(v),
-                    _ => None,
-                })))
+            Ok(Ok(s.get_attributes(h, &[AttributeType::Value])?.into_iter().find_map(|a| match a {
+                Attribute::Value(v) => Some(v),
+                _ => None,
+            })))
         })?
     }
 }

@@ -45,8 +45,10 @@ pub enum HsmError {
     KeyNotFound(String),
     #[error("more than one key matches {0}")]
     KeyAmbiguous(String),
-    #[error("an object labelled '{0}' already exists in the token; refusing to overwrite it")]
+    #[error("an object matching {0} already exists in the token; refusing to overwrite it")]
     KeyExists(String),
+    #[error("cannot create {0}: a new key needs a label (object= in the URI)")]
+    NeedsLabel(String),
     #[error("key {key} cannot sign with {scheme}")]
     SchemeMismatch { key: String, scheme: String },
     #[error("PKCS#11: {0}")]
@@ -105,29 +107,19 @@ const SESSION_WAIT: Duration = Duration::from_secs(30);
 /// Loads and initialises a module once per process and hands out clones of the context.
 fn module(path: &Path) -> Result<Pkcs11, HsmError> {
     static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
-    let mut modules = MODULES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut modules = MODULES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
     if let Some(ctx) = modules.get(path) {
         return Ok(ctx.clone());
     }
-    let err = |source| HsmError::Module {
-        path: path.to_owned(),
-        source,
-    };
+    let err = |source| HsmError::Module { path: path.to_owned(), source };
     let ctx = Pkcs11::new(path).map_err(err)?;
-    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .map_err(err)?;
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).map_err(err)?;
     modules.insert(path.to_owned(), ctx.clone());
     Ok(ctx)
 }
 
 fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Option<Slot>, HsmError> {
-    for slot in ctx
-        .get_slots_with_initialized_token()
-        .map_err(HsmError::Pkcs11)?
-    {
+    for slot in ctx.get_slots_with_initialized_token().map_err(HsmError::Pkcs11)? {
         let info = ctx.get_token_info(slot).map_err(HsmError::Pkcs11)?;
         if info.label().trim_end() == label {
             return Ok(Some(slot));
@@ -159,37 +151,24 @@ fn is_session_fault(e: &CkError) -> bool {
 impl Hsm {
     /// Initialises an empty slot as a token with the given label and PINs, for `trustd dev`
     /// and tests. Production tokens are initialised by the HSM's own tooling.
-    pub fn init_token(
-        module_path: &Path,
-        label: &str,
-        so_pin: &Pin,
-        user_pin: &Pin,
-    ) -> Result<(), HsmError> {
+    pub fn init_token(module_path: &Path, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<(), HsmError> {
         let ctx = module(module_path)?;
         if find_slot(&ctx, label)?.is_some() {
             return Ok(());
         }
         let mut free = None;
         for slot in ctx.get_slots_with_token().map_err(HsmError::Pkcs11)? {
-            if !ctx
-                .get_token_info(slot)
-                .map_err(HsmError::Pkcs11)?
-                .token_initialized()
-            {
+            if !ctx.get_token_info(slot).map_err(HsmError::Pkcs11)?.token_initialized() {
                 free = Some(slot);
                 break;
             }
         }
         let slot = free.ok_or_else(|| HsmError::NoFreeSlot(label.to_owned()))?;
-        ctx.init_token(slot, &so_pin.0, label)
-            .map_err(HsmError::Pkcs11)?;
+        ctx.init_token(slot, &so_pin.0, label).map_err(HsmError::Pkcs11)?;
         // SoftHSM moves a freshly initialised token to a new slot ID: look it up again.
-        let slot =
-            find_slot(&ctx, label)?.ok_or_else(|| HsmError::TokenNotFound(label.to_owned()))?;
+        let slot = find_slot(&ctx, label)?.ok_or_else(|| HsmError::TokenNotFound(label.to_owned()))?;
         let session = ctx.open_rw_session(slot).map_err(HsmError::Pkcs11)?;
-        session
-            .login(UserType::So, Some(&so_pin.0))
-            .map_err(HsmError::Login)?;
+        session.login(UserType::So, Some(&so_pin.0)).map_err(HsmError::Login)?;
         session.init_pin(&user_pin.0).map_err(HsmError::Pkcs11)?;
         session.logout().map_err(HsmError::Pkcs11)?;
         Ok(())
@@ -198,17 +177,14 @@ impl Hsm {
     /// Opens the token named in `cfg` and logs in, failing fast on a wrong PIN.
     pub fn open(cfg: &HsmConfig, pin: Pin) -> Result<Hsm, HsmError> {
         let ctx = module(&cfg.module)?;
-        let slot = find_slot(&ctx, &cfg.token_label)?
-            .ok_or_else(|| HsmError::TokenNotFound(cfg.token_label.clone()))?;
+        let slot =
+            find_slot(&ctx, &cfg.token_label)?.ok_or_else(|| HsmError::TokenNotFound(cfg.token_label.clone()))?;
         let hsm = Hsm(Arc::new(Inner {
             ctx,
             slot,
             token_label: cfg.token_label.clone(),
             pin: pin.0,
-            pool: Mutex::new(PoolState {
-                idle: Vec::new(),
-                open: 0,
-            }),
+            pool: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
             freed: Condvar::new(),
             max_sessions: cfg.max_sessions.max(1),
             ready: AtomicBool::new(false),
@@ -236,19 +212,12 @@ impl Hsm {
     }
 
     fn open_session(&self) -> Result<Session, HsmError> {
-        let s = self
-            .0
-            .ctx
-            .open_rw_session(self.0.slot)
-            .map_err(|e| HsmError::Unavailable(e.to_string()))?;
+        let s = self.0.ctx.open_rw_session(self.0.slot).map_err(|e| HsmError::Unavailable(e.to_string()))?;
         match s.login(UserType::User, Some(&self.0.pin)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(s),
-            Err(
-                e @ CkError::Pkcs11(
-                    RvError::PinIncorrect | RvError::PinLocked | RvError::PinExpired,
-                    _,
-                ),
-            ) => Err(HsmError::Login(e)),
+            Err(e @ CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLocked | RvError::PinExpired, _)) => {
+                Err(HsmError::Login(e))
+            }
             Err(e) => Err(HsmError::Unavailable(e.to_string())),
         }
     }
@@ -267,11 +236,7 @@ impl Hsm {
                     self.mark_unready(e);
                 });
             }
-            let (guard, timeout) = self
-                .0
-                .freed
-                .wait_timeout(st, SESSION_WAIT)
-                .unwrap_or_else(|p| p.into_inner());
+            let (guard, timeout) = self.0.freed.wait_timeout(st, SESSION_WAIT).unwrap_or_else(|p| p.into_inner());
             st = guard;
             if timeout.timed_out() && st.idle.is_empty() && st.open >= self.0.max_sessions {
                 return Err(HsmError::Busy);
@@ -280,12 +245,7 @@ impl Hsm {
     }
 
     fn release(&self, s: Session) {
-        self.0
-            .pool
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .idle
-            .push(s);
+        self.0.pool.lock().unwrap_or_else(|p| p.into_inner()).idle.push(s);
         self.0.freed.notify_one();
     }
 
@@ -315,10 +275,7 @@ impl Hsm {
 
     /// Runs `f` on a pooled, logged-in session. A device-level failure drops the session and the
     /// idle pool and retries once on a fresh session; other PKCS#11 errors are returned as is.
-    pub fn with_session<T>(
-        &self,
-        f: impl Fn(&Session) -> cryptoki::error::Result<T>,
-    ) -> Result<T, HsmError> {
+    pub fn with_session<T>(&self, f: impl Fn(&Session) -> cryptoki::error::Result<T>) -> Result<T, HsmError> {
         for attempt in 0..2 {
             let s = self.acquire()?;
             match f(&s) {

@@ -9,8 +9,8 @@ use der::asn1::BitString;
 use der::Encode;
 use sha2::Digest;
 use spki::{
-    AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey,
-    SignatureBitStringEncoding, SubjectPublicKeyInfoOwned,
+    AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey, SignatureBitStringEncoding,
+    SubjectPublicKeyInfoOwned,
 };
 use std::fmt;
 use std::str::FromStr;
@@ -67,9 +67,7 @@ impl fmt::Display for SignatureScheme {
 
 impl<'de> serde::Deserialize<'de> for SignatureScheme {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -77,14 +75,8 @@ impl SignatureScheme {
     /// The scheme that matches a key: ECDSA with the hash of the curve's strength (as the
     /// CA/Browser Forum requires), PKCS#1 v1.5 with SHA-256 for RSA.
     pub fn default_for(spki: &SubjectPublicKeyInfoOwned) -> Option<Self> {
-        use const_oid::db::rfc5912::{
-            ID_EC_PUBLIC_KEY, RSA_ENCRYPTION, SECP_256_R_1, SECP_384_R_1,
-        };
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok());
+        use const_oid::db::rfc5912::{ID_EC_PUBLIC_KEY, RSA_ENCRYPTION, SECP_256_R_1, SECP_384_R_1};
+        let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok());
         match (spki.algorithm.oid, curve) {
             (ID_EC_PUBLIC_KEY, Some(SECP_256_R_1)) => Some(Self::EcdsaSha256),
             (ID_EC_PUBLIC_KEY, Some(SECP_384_R_1)) => Some(Self::EcdsaSha384),
@@ -109,25 +101,15 @@ impl SignatureScheme {
             Self::RsaPkcs1Sha256 => (SHA_256_WITH_RSA_ENCRYPTION, null()),
             Self::RsaPkcs1Sha384 => (SHA_384_WITH_RSA_ENCRYPTION, null()),
             Self::RsaPkcs1Sha512 => (SHA_512_WITH_RSA_ENCRYPTION, null()),
-            Self::RsaPssSha256 => {
-                return rsa::pss::get_default_pss_signature_algo_id::<sha2::Sha256>()
-            }
-            Self::RsaPssSha384 => {
-                return rsa::pss::get_default_pss_signature_algo_id::<sha2::Sha384>()
-            }
-            Self::RsaPssSha512 => {
-                return rsa::pss::get_default_pss_signature_algo_id::<sha2::Sha512>()
-            }
+            Self::RsaPssSha256 => return rsa::pss::get_default_pss_signature_algo_id::<sha2::Sha256>(),
+            Self::RsaPssSha384 => return rsa::pss::get_default_pss_signature_algo_id::<sha2::Sha384>(),
+            Self::RsaPssSha512 => return rsa::pss::get_default_pss_signature_algo_id::<sha2::Sha512>(),
         };
         Ok(AlgorithmIdentifierOwned { oid, parameters })
     }
 
     fn pss(hash: MechanismType, mgf: PkcsMgfType, len: u64) -> PkcsPssParams {
-        PkcsPssParams {
-            hash_alg: hash,
-            mgf,
-            s_len: len.into(),
-        }
+        PkcsPssParams { hash_alg: hash, mgf, s_len: len.into() }
     }
 
     /// The PKCS#11 mechanism and the bytes to hand it. SoftHSM (and many HSMs) have no
@@ -140,27 +122,15 @@ impl SignatureScheme {
             Self::RsaPkcs1Sha384 => (Mechanism::Sha384RsaPkcs, msg.to_vec()),
             Self::RsaPkcs1Sha512 => (Mechanism::Sha512RsaPkcs, msg.to_vec()),
             Self::RsaPssSha256 => (
-                Mechanism::Sha256RsaPkcsPss(Self::pss(
-                    MechanismType::SHA256,
-                    PkcsMgfType::MGF1_SHA256,
-                    32,
-                )),
+                Mechanism::Sha256RsaPkcsPss(Self::pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32)),
                 msg.to_vec(),
             ),
             Self::RsaPssSha384 => (
-                Mechanism::Sha384RsaPkcsPss(Self::pss(
-                    MechanismType::SHA384,
-                    PkcsMgfType::MGF1_SHA384,
-                    48,
-                )),
+                Mechanism::Sha384RsaPkcsPss(Self::pss(MechanismType::SHA384, PkcsMgfType::MGF1_SHA384, 48)),
                 msg.to_vec(),
             ),
             Self::RsaPssSha512 => (
-                Mechanism::Sha512RsaPkcsPss(Self::pss(
-                    MechanismType::SHA512,
-                    PkcsMgfType::MGF1_SHA512,
-                    64,
-                )),
+                Mechanism::Sha512RsaPkcsPss(Self::pss(MechanismType::SHA512, PkcsMgfType::MGF1_SHA512, 64)),
                 msg.to_vec(),
             ),
         }
@@ -224,10 +194,7 @@ pub struct HsmSigner {
 
 impl fmt::Debug for HsmSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HsmSigner")
-            .field("key", &self.key.to_string())
-            .field("scheme", &self.scheme)
-            .finish()
+        f.debug_struct("HsmSigner").field("key", &self.key.to_string()).field("scheme", &self.scheme).finish()
     }
 }
 
@@ -247,13 +214,7 @@ impl HsmSigner {
             }
         };
         let handle = hsm.find_private_key(&key)?;
-        Ok(HsmSigner {
-            hsm: hsm.clone(),
-            key,
-            scheme,
-            public_key: PublicKey(spki),
-            handle: Mutex::new(Some(handle)),
-        })
+        Ok(HsmSigner { hsm: hsm.clone(), key, scheme, public_key: PublicKey(spki), handle: Mutex::new(Some(handle)) })
     }
 
     /// The key's SubjectPublicKeyInfo.
@@ -278,14 +239,10 @@ impl HsmSigner {
                 h
             }
         };
-        let raw = match self
-            .hsm
-            .with_session(|s| s.sign(&mechanism, handle, &input))
-        {
+        let raw = match self.hsm.with_session(|s| s.sign(&mechanism, handle, &input)) {
             // The device may renumber objects after it recovers: look the key up again next time.
             Err(HsmError::Pkcs11(cryptoki::error::Error::Pkcs11(
-                cryptoki::error::RvError::KeyHandleInvalid
-                | cryptoki::error::RvError::ObjectHandleInvalid,
+                cryptoki::error::RvError::KeyHandleInvalid | cryptoki::error::RvError::ObjectHandleInvalid,
                 _,
             ))) => {
                 *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -295,20 +252,15 @@ impl HsmSigner {
             }
             r => r?,
         };
-        let enc =
-            |e: signature::Error| HsmError::Encoding(format!("ECDSA signature from the HSM: {e}"));
+        let enc = |e: signature::Error| HsmError::Encoding(format!("ECDSA signature from the HSM: {e}"));
         // PKCS#11 returns ECDSA signatures as r‖s; X.509 and CMS want the DER Ecdsa-Sig-Value.
         Ok(HsmSignature(match self.scheme {
-            SignatureScheme::EcdsaSha256 => p256::ecdsa::Signature::from_slice(&raw)
-                .map_err(enc)?
-                .to_der()
-                .as_bytes()
-                .to_vec(),
-            SignatureScheme::EcdsaSha384 => p384::ecdsa::Signature::from_slice(&raw)
-                .map_err(enc)?
-                .to_der()
-                .as_bytes()
-                .to_vec(),
+            SignatureScheme::EcdsaSha256 => {
+                p256::ecdsa::Signature::from_slice(&raw).map_err(enc)?.to_der().as_bytes().to_vec()
+            }
+            SignatureScheme::EcdsaSha384 => {
+                p384::ecdsa::Signature::from_slice(&raw).map_err(enc)?.to_der().as_bytes().to_vec()
+            }
             _ => raw,
         }))
     }

@@ -21,11 +21,7 @@ pub struct KeyRef {
 impl KeyRef {
     /// A reference by label alone, as the key ceremony creates keys.
     pub fn label(label: &str) -> Self {
-        KeyRef {
-            token: None,
-            label: Some(label.to_owned()),
-            id: None,
-        }
+        KeyRef { token: None, label: Some(label.to_owned()), id: None }
     }
 
     /// Parses either an RFC 7512 URI or a bare label.
@@ -40,19 +36,11 @@ impl KeyRef {
         // after it. We take the PIN and module from the config, never from a URI.
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         if !query.is_empty() {
-            return Err(format!(
-                "PKCS#11 URI query attributes are not supported here: {query}"
-            ));
+            return Err(format!("PKCS#11 URI query attributes are not supported here: {query}"));
         }
-        let mut r = KeyRef {
-            token: None,
-            label: None,
-            id: None,
-        };
+        let mut r = KeyRef { token: None, label: None, id: None };
         for attr in path.split(';').filter(|a| !a.is_empty()) {
-            let (k, v) = attr
-                .split_once('=')
-                .ok_or_else(|| format!("PKCS#11 URI attribute without '=': {attr}"))?;
+            let (k, v) = attr.split_once('=').ok_or_else(|| format!("PKCS#11 URI attribute without '=': {attr}"))?;
             let v = pct_decode(v)?;
             match k {
                 "token" => r.token = Some(utf8(v, k)?),
@@ -80,12 +68,15 @@ impl fmt::Display for KeyRef {
             parts.push(format!("object={}", pct_encode(l.as_bytes())));
         }
         if let Some(id) = &self.id {
-            parts.push(format!(
-                "id={}",
-                id.iter().map(|b| format!("%{b:02X}")).collect::<String>()
-            ));
+            parts.push(format!("id={}", id.iter().map(|b| format!("%{b:02X}")).collect::<String>()));
         }
         write!(f, "pkcs11:{}", parts.join(";"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        KeyRef::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -99,9 +90,7 @@ fn pct_decode(s: &str) -> Result<Vec<u8>, String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .ok_or_else(|| format!("truncated %-escape in '{s}'"))?;
+            let hex = s.get(i + 1..i + 3).ok_or_else(|| format!("truncated %-escape in '{s}'"))?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad %-escape in '{s}'"))?);
             i += 3;
         } else {
@@ -130,10 +119,7 @@ mod tests {
 
     #[test]
     fn parses_rfc7512_examples() {
-        let r = KeyRef::parse(
-            "pkcs11:token=The%20Software%20PKCS%2311%20Softtoken;object=my-key;id=%01%02",
-        )
-        .unwrap();
+        let r = KeyRef::parse("pkcs11:token=The%20Software%20PKCS%2311%20Softtoken;object=my-key;id=%01%02").unwrap();
         assert_eq!(r.token.as_deref(), Some("The Software PKCS#11 Softtoken"));
         assert_eq!(r.label.as_deref(), Some("my-key"));
         assert_eq!(r.id, Some(vec![1, 2]));

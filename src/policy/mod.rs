@@ -20,18 +20,9 @@ pub struct PolicyError {
 /// The default policies shipped in the repository, embedded so `trustd dev` works from any
 /// directory. Written to the data dir on first start, where an operator may edit them.
 pub const DEFAULT_PROFILES: &[(&str, &str)] = &[
-    (
-        "tls-server.toml",
-        include_str!("../../policies/profiles/tls-server.toml"),
-    ),
-    (
-        "tls-client.toml",
-        include_str!("../../policies/profiles/tls-client.toml"),
-    ),
-    (
-        "document-signer.toml",
-        include_str!("../../policies/profiles/document-signer.toml"),
-    ),
+    ("tls-server.toml", include_str!("../../policies/profiles/tls-server.toml")),
+    ("tls-client.toml", include_str!("../../policies/profiles/tls-client.toml")),
+    ("document-signer.toml", include_str!("../../policies/profiles/document-signer.toml")),
 ];
 
 /// Every policy the daemon enforces.
@@ -45,10 +36,7 @@ impl Policies {
     /// with a policy it half understood.
     pub fn load(dir: &Path) -> Result<Self, PolicyError> {
         let pdir = dir.join("profiles");
-        let err = |file: &Path, message: String| PolicyError {
-            file: file.to_owned(),
-            message,
-        };
+        let err = |file: &Path, message: String| PolicyError { file: file.to_owned(), message };
         let entries = std::fs::read_dir(&pdir).map_err(|e| err(&pdir, e.to_string()))?;
         let mut profiles = BTreeMap::new();
         for entry in entries {
@@ -112,10 +100,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         Policies::install_defaults(dir.path()).unwrap();
         let p = Policies::load(dir.path()).unwrap();
-        assert_eq!(
-            p.profile_names().collect::<Vec<_>>(),
-            ["document-signer", "tls-client", "tls-server"]
-        );
+        assert_eq!(p.profile_names().collect::<Vec<_>>(), ["document-signer", "tls-client", "tls-server"]);
         std::fs::write(dir.path().join("profiles/broken.toml"), "description = 1").unwrap();
         let e = Policies::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("broken.toml"), "{e}");

@@ -85,11 +85,7 @@ impl AttrKind {
     pub fn max_len(self) -> usize {
         match self {
             Self::Country => 2,
-            Self::CommonName
-            | Self::Locality
-            | Self::State
-            | Self::Organization
-            | Self::OrganizationalUnit => 64,
+            Self::CommonName | Self::Locality | Self::State | Self::Organization | Self::OrganizationalUnit => 64,
             Self::SerialNumber => 64,
             _ => 128,
         }
@@ -264,15 +260,10 @@ fn rule(field: &str, r: RuleFile) -> Result<ValueRule, String> {
         .pattern
         .map(|p| {
             // Anchor: a pattern constrains the whole value, not a substring of it.
-            Regex::new(&format!("^(?:{p})$"))
-                .map_err(|e| format!("{field}.pattern: invalid regular expression: {e}"))
+            Regex::new(&format!("^(?:{p})$")).map_err(|e| format!("{field}.pattern: invalid regular expression: {e}"))
         })
         .transpose()?;
-    Ok(ValueRule {
-        required: r.required,
-        pattern,
-        must_be_san: r.must_be_san,
-    })
+    Ok(ValueRule { required: r.required, pattern, must_be_san: r.must_be_san })
 }
 
 fn key_usage(name: &str) -> Option<KeyUsages> {
@@ -297,8 +288,7 @@ fn eku(name: &str) -> Result<ObjectIdentifier, String> {
         "emailProtection" => ID_KP_EMAIL_PROTECTION,
         "timeStamping" => ID_KP_TIME_STAMPING,
         "OCSPSigning" => ID_KP_OCSP_SIGNING,
-        other => ObjectIdentifier::new(other)
-            .map_err(|_| format!("unknown extended key usage '{other}'"))?,
+        other => ObjectIdentifier::new(other).map_err(|_| format!("unknown extended key usage '{other}'"))?,
     })
 }
 
@@ -310,9 +300,7 @@ fn url_template(field: &str, t: Option<String>) -> Result<Option<String>, String
     match t {
         Some(t) if !(t.starts_with("http://") || t.starts_with("{base}")) => {
             // RFC 5280 §4.2.1.13 / §4.2.2.1: relying parties fetch these over plain HTTP.
-            Err(format!(
-                "{field}: URL must start with http:// or {{base}}, got '{t}'"
-            ))
+            Err(format!("{field}: URL must start with http:// or {{base}}, got '{t}'"))
         }
         t => Ok(t),
     }
@@ -321,24 +309,15 @@ fn url_template(field: &str, t: Option<String>) -> Result<Option<String>, String
 impl Profile {
     /// Parses and validates a profile; the error names the field.
     pub fn parse(name: &str, text: &str) -> Result<Profile, String> {
-        let f: ProfileFile =
-            toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
+        let f: ProfileFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
 
-        let mut keys = KeyRules {
-            ecdsa_p256: false,
-            ecdsa_p384: false,
-            rsa_min_bits: None,
-        };
+        let mut keys = KeyRules { ecdsa_p256: false, ecdsa_p384: false, rsa_min_bits: None };
         for k in &f.keys.allowed {
             match k.as_str() {
                 "ecdsa-p256" => keys.ecdsa_p256 = true,
                 "ecdsa-p384" => keys.ecdsa_p384 = true,
                 "rsa" => keys.rsa_min_bits = Some(f.keys.rsa_min_bits.unwrap_or(2048)),
-                other => {
-                    return Err(format!(
-                        "keys.allowed: unknown key type '{other}' (ecdsa-p256, ecdsa-p384, rsa)"
-                    ))
-                }
+                other => return Err(format!("keys.allowed: unknown key type '{other}' (ecdsa-p256, ecdsa-p384, rsa)")),
             }
         }
         if keys.rsa_min_bits.is_some_and(|b| b < 2048) {
@@ -347,13 +326,7 @@ impl Profile {
         if keys.rsa_min_bits.is_none() && f.keys.rsa_min_bits.is_some() {
             return Err("keys.rsa_min_bits: set, but \"rsa\" is not in keys.allowed".into());
         }
-        if keys
-            == (KeyRules {
-                ecdsa_p256: false,
-                ecdsa_p384: false,
-                rsa_min_bits: None,
-            })
-        {
+        if keys == (KeyRules { ecdsa_p256: false, ecdsa_p384: false, rsa_min_bits: None }) {
             return Err("keys.allowed: no key type allowed".into());
         }
 
@@ -365,21 +338,13 @@ impl Profile {
         if default_validity.is_zero() {
             return Err("validity.default: must be positive".into());
         }
-        let backdate = f
-            .validity
-            .backdate
-            .as_deref()
-            .map(|s| duration("validity.backdate", s))
-            .transpose()?;
+        let backdate = f.validity.backdate.as_deref().map(|s| duration("validity.backdate", s)).transpose()?;
 
         let mut ku = KeyUsages_::default();
         for k in &f.extensions.key_usage {
-            let bit = key_usage(k)
-                .ok_or_else(|| format!("extensions.key_usage: unknown key usage '{k}'"))?;
+            let bit = key_usage(k).ok_or_else(|| format!("extensions.key_usage: unknown key usage '{k}'"))?;
             if matches!(bit, KeyUsages::KeyCertSign | KeyUsages::CRLSign) {
-                return Err(format!(
-                    "extensions.key_usage: '{k}' is for CA certificates, not end entities"
-                ));
+                return Err(format!("extensions.key_usage: '{k}' is for CA certificates, not end entities"));
             }
             ku |= bit;
         }
@@ -404,10 +369,7 @@ impl Profile {
         for (attr, r) in f.subject {
             let kind = AttrKind::from_name(&attr).ok_or_else(|| {
                 let known: Vec<_> = AttrKind::ALL.iter().map(|k| k.name()).collect();
-                format!(
-                    "subject.{attr}: unknown attribute (known: {})",
-                    known.join(", ")
-                )
+                format!("subject.{attr}: unknown attribute (known: {})", known.join(", "))
             })?;
             subject.insert(kind, rule(&format!("subject.{attr}"), r)?);
         }
@@ -447,10 +409,7 @@ impl Profile {
             key_usage: ku,
             extended_key_usage,
             certificate_policies,
-            crl_url: url_template(
-                "extensions.crl_distribution_point",
-                f.extensions.crl_distribution_point,
-            )?,
+            crl_url: url_template("extensions.crl_distribution_point", f.extensions.crl_distribution_point)?,
             ocsp_url: url_template("extensions.ocsp", f.extensions.ocsp)?,
             ca_issuers_url: url_template("extensions.ca_issuers", f.extensions.ca_issuers)?,
             subject,
@@ -490,25 +449,12 @@ mod tests {
     #[test]
     fn parses_a_full_profile() {
         let p = Profile::parse("t", GOOD).unwrap();
-        assert_eq!(
-            p.keys,
-            KeyRules {
-                ecdsa_p256: true,
-                ecdsa_p384: false,
-                rsa_min_bits: Some(3072)
-            }
-        );
+        assert_eq!(p.keys, KeyRules { ecdsa_p256: true, ecdsa_p384: false, rsa_min_bits: Some(3072) });
         assert_eq!(p.default_validity, Duration::from_secs(30 * 86400));
         assert_eq!(p.extended_key_usage.len(), 2);
         assert!(p.subject[&AttrKind::CommonName].matches("a.b"));
-        assert!(
-            !p.subject[&AttrKind::CommonName].matches("A.b"),
-            "patterns are anchored"
-        );
-        assert!(
-            !p.subject[&AttrKind::CommonName].matches("a.b x"),
-            "patterns are anchored"
-        );
+        assert!(!p.subject[&AttrKind::CommonName].matches("A.b"), "patterns are anchored");
+        assert!(!p.subject[&AttrKind::CommonName].matches("a.b x"), "patterns are anchored");
         assert!(p.subject[&AttrKind::Organization].required);
         assert_eq!(p.san_min, 1);
     }
@@ -524,42 +470,14 @@ mod tests {
         let cases = [
             (r#"max = "90d""#, r#"max = "ninety""#, "validity.max"),
             (r#"max = "90d""#, r#"max = "10d""#, "validity.default"),
-            (
-                "rsa_min_bits = 3072",
-                "rsa_min_bits = 1024",
-                "keys.rsa_min_bits",
-            ),
+            ("rsa_min_bits = 3072", "rsa_min_bits = 1024", "keys.rsa_min_bits"),
             (r#""ecdsa-p256", "rsa""#, r#""ecdsa-p192""#, "keys.allowed"),
-            (
-                r#"key_usage = ["digitalSignature"]"#,
-                r#"key_usage = ["keyCertSign"]"#,
-                "extensions.key_usage",
-            ),
-            (
-                r#"key_usage = ["digitalSignature"]"#,
-                r#"key_usage = ["sign"]"#,
-                "extensions.key_usage",
-            ),
-            (
-                r#""serverAuth","#,
-                r#""serverauth","#,
-                "extensions.extended_key_usage",
-            ),
-            (
-                r#"["2.23.140.1.2.1"]"#,
-                r#"["policy"]"#,
-                "extensions.certificate_policies",
-            ),
-            (
-                "{base}/crl",
-                "ldap://x/crl",
-                "extensions.crl_distribution_point",
-            ),
-            (
-                "pattern = '[a-z.]+'",
-                "pattern = '[a-z'",
-                "subject.CN.pattern",
-            ),
+            (r#"key_usage = ["digitalSignature"]"#, r#"key_usage = ["keyCertSign"]"#, "extensions.key_usage"),
+            (r#"key_usage = ["digitalSignature"]"#, r#"key_usage = ["sign"]"#, "extensions.key_usage"),
+            (r#""serverAuth","#, r#""serverauth","#, "extensions.extended_key_usage"),
+            (r#"["2.23.140.1.2.1"]"#, r#"["policy"]"#, "extensions.certificate_policies"),
+            ("{base}/crl", "ldap://x/crl", "extensions.crl_distribution_point"),
+            ("pattern = '[a-z.]+'", "pattern = '[a-z'", "subject.CN.pattern"),
             ("O = {", "Organisation = {", "subject.Organisation"),
             ("min = 1", "min = 1\nmax = 0", "san.min"),
             ("dns = {}", "dns = {}\nfax = {}", "fax"),
@@ -567,10 +485,7 @@ mod tests {
         ];
         for (from, to, field) in cases {
             let e = broken(from, to);
-            assert!(
-                e.contains(field),
-                "{to:?}: error {e:?} does not name {field}"
-            );
+            assert!(e.contains(field), "{to:?}: error {e:?} does not name {field}");
         }
     }
 }

@@ -18,11 +18,7 @@ pub enum StoreError {
     #[error("certificate {0} not found")]
     NotFound(Serial),
     #[error("certificate {serial} is {status}, not {expected}")]
-    WrongStatus {
-        serial: Serial,
-        status: CertStatus,
-        expected: CertStatus,
-    },
+    WrongStatus { serial: Serial, status: CertStatus, expected: CertStatus },
     #[error("invalid page token")]
     BadPageToken,
     #[error("database: {0}")]
@@ -59,11 +55,7 @@ impl CertStatus {
             "issued" => Self::Issued,
             "revoked" => Self::Revoked,
             "abandoned" => Self::Abandoned,
-            other => {
-                return Err(StoreError::Database(format!(
-                    "unknown status '{other}' in the database"
-                )))
-            }
+            other => return Err(StoreError::Database(format!("unknown status '{other}' in the database"))),
         })
     }
 }

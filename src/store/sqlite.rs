@@ -3,9 +3,7 @@
 use super::{CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Store, StoreError};
 use crate::serial::Serial;
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::path::Path;
 use std::time::Duration;
@@ -33,15 +31,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .map_err(db)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Database(e.to_string()))?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(db)?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| StoreError::Database(e.to_string()))?;
         Ok(SqliteStore { pool })
     }
 
@@ -72,11 +63,7 @@ impl SqliteStore {
         }
         match self.certificate(serial).await? {
             None => Err(StoreError::NotFound(serial.clone())),
-            Some(rec) => Err(StoreError::WrongStatus {
-                serial: serial.clone(),
-                status: rec.status,
-                expected: from,
-            }),
+            Some(rec) => Err(StoreError::WrongStatus { serial: serial.clone(), status: rec.status, expected: from }),
         }
     }
 }
@@ -136,25 +123,11 @@ impl Store for SqliteStore {
     }
 
     async fn complete_issued(&self, serial: &Serial, cert_der: &[u8]) -> Result<(), StoreError> {
-        self.set_status(
-            serial,
-            CertStatus::Pending,
-            CertStatus::Issued,
-            Some(cert_der),
-            None,
-        )
-        .await
+        self.set_status(serial, CertStatus::Pending, CertStatus::Issued, Some(cert_der), None).await
     }
 
     async fn abandon(&self, serial: &Serial, reason: &str) -> Result<(), StoreError> {
-        self.set_status(
-            serial,
-            CertStatus::Pending,
-            CertStatus::Abandoned,
-            None,
-            Some(reason),
-        )
-        .await
+        self.set_status(serial, CertStatus::Pending, CertStatus::Abandoned, None, Some(reason)).await
     }
 
     async fn abandon_all_pending(&self) -> Result<u64, StoreError> {
@@ -169,15 +142,11 @@ impl Store for SqliteStore {
     }
 
     async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM certificates WHERE serial = ?"
-        ))
-        .bind(serial.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
+        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM certificates WHERE serial = ?"))
+            .bind(serial.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         row.as_ref().map(record).transpose()
     }
 
@@ -205,33 +174,19 @@ impl Store for SqliteStore {
         let more = rows.len() > limit as usize;
         let rows = &rows[..rows.len().min(limit as usize)];
         let next_page_token = if more {
-            let last: i64 = rows
-                .last()
-                .map(|r| r.try_get("id"))
-                .transpose()
-                .map_err(db)?
-                .unwrap_or(0);
+            let last: i64 = rows.last().map(|r| r.try_get("id")).transpose().map_err(db)?.unwrap_or(0);
             Some(last.to_string())
         } else {
             None
         };
-        Ok(Page {
-            records: rows.iter().map(record).collect::<Result<_, _>>()?,
-            next_page_token,
-        })
+        Ok(Page { records: rows.iter().map(record).collect::<Result<_, _>>()?, next_page_token })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         // BEGIN IMMEDIATE takes the write lock: proves the database is writable, changes nothing.
         let mut conn = self.pool.acquire().await.map_err(db)?;
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
-        sqlx::query("ROLLBACK")
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.map_err(db)?;
+        sqlx::query("ROLLBACK").execute(&mut *conn).await.map_err(db)?;
         Ok(())
     }
 }
@@ -261,24 +216,12 @@ mod tests {
         store.ping().await.unwrap();
         let serials: Vec<Serial> = (0..5).map(|_| Serial::random()).collect();
         for (i, s) in serials.iter().enumerate() {
-            store
-                .record_pending(&new_cert(s, if i % 2 == 0 { "even" } else { "odd" }))
-                .await
-                .unwrap();
+            store.record_pending(&new_cert(s, if i % 2 == 0 { "even" } else { "odd" })).await.unwrap();
         }
-        assert!(matches!(
-            store.record_pending(&new_cert(&serials[0], "x")).await,
-            Err(StoreError::DuplicateSerial(_))
-        ));
+        assert!(matches!(store.record_pending(&new_cert(&serials[0], "x")).await, Err(StoreError::DuplicateSerial(_))));
         store.complete_issued(&serials[0], b"cert").await.unwrap();
-        assert!(matches!(
-            store.complete_issued(&serials[0], b"again").await,
-            Err(StoreError::WrongStatus { .. })
-        ));
-        assert!(matches!(
-            store.complete_issued(&Serial::random(), b"x").await,
-            Err(StoreError::NotFound(_))
-        ));
+        assert!(matches!(store.complete_issued(&serials[0], b"again").await, Err(StoreError::WrongStatus { .. })));
+        assert!(matches!(store.complete_issued(&Serial::random(), b"x").await, Err(StoreError::NotFound(_))));
         store.abandon(&serials[1], "hsm failed").await.unwrap();
         assert_eq!(store.abandon_all_pending().await.unwrap(), 3);
 
@@ -288,10 +231,7 @@ mod tests {
         assert_eq!(rec.sans, ["dns:a.example", "ip:192.0.2.1"]);
 
         let mut seen = Vec::new();
-        let mut q = ListQuery {
-            limit: 2,
-            ..Default::default()
-        };
+        let mut q = ListQuery { limit: 2, ..Default::default() };
         loop {
             let page = store.list_certificates(&q).await.unwrap();
             seen.extend(page.records.into_iter().map(|r| r.serial));
@@ -302,20 +242,12 @@ mod tests {
         }
         assert_eq!(seen, serials.iter().rev().cloned().collect::<Vec<_>>());
         let evens = store
-            .list_certificates(&ListQuery {
-                profile: Some("even".into()),
-                limit: 10,
-                ..Default::default()
-            })
+            .list_certificates(&ListQuery { profile: Some("even".into()), limit: 10, ..Default::default() })
             .await
             .unwrap();
         assert_eq!(evens.records.len(), 3);
         let issued = store
-            .list_certificates(&ListQuery {
-                status: Some(CertStatus::Issued),
-                limit: 10,
-                ..Default::default()
-            })
+            .list_certificates(&ListQuery { status: Some(CertStatus::Issued), limit: 10, ..Default::default() })
             .await
             .unwrap();
         assert_eq!(issued.records.len(), 1);
@@ -329,10 +261,7 @@ mod tests {
             .unwrap();
         assert_eq!(by_subject.records.len(), 1);
         assert!(store
-            .list_certificates(&ListQuery {
-                page_token: Some("x".into()),
-                ..Default::default()
-            })
+            .list_certificates(&ListQuery { page_token: Some("x".into()), ..Default::default() })
             .await
             .is_err());
     }

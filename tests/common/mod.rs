@@ -35,23 +35,14 @@ impl Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_trustd"))
             .args(["dev", "--data-dir"])
             .arg(dir.path().join("data"))
-            .args([
-                "--grpc",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--public-url",
-                PUBLIC_URL,
-            ])
+            .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--public-url", PUBLIC_URL])
             .stdout(Stdio::piped())
             .stderr(err)
             .spawn()
             .expect("spawn trustd");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read ready line");
+        BufReader::new(stdout).read_line(&mut line).expect("read ready line");
         if !line.starts_with("ready ") {
             let _ = child.kill();
             panic!(
@@ -59,23 +50,14 @@ impl Daemon {
                 std::fs::read_to_string(&stderr_log).unwrap_or_default()
             );
         }
-        let grpc = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("grpc="))
-            .expect("grpc= in ready line")
-            .to_owned();
+        let grpc =
+            line.split_whitespace().find_map(|w| w.strip_prefix("grpc=")).expect("grpc= in ready line").to_owned();
         let http = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("http=http://"))
             .expect("http= in ready line")
             .to_owned();
-        Daemon {
-            dir,
-            grpc,
-            http,
-            child,
-            stderr_log,
-        }
+        Daemon { dir, grpc, http, child, stderr_log }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -83,9 +65,7 @@ impl Daemon {
     }
 
     pub async fn client(&self) -> CertificateAuthorityClient<tonic::transport::Channel> {
-        CertificateAuthorityClient::connect(self.grpc.clone())
-            .await
-            .expect("connect")
+        CertificateAuthorityClient::connect(self.grpc.clone()).await.expect("connect")
     }
 
     /// Runs trustctl against this daemon.
@@ -100,9 +80,7 @@ impl Daemon {
 
     /// Sends SIGTERM and waits; returns the exit status and gives back the data dir.
     pub fn stop(mut self) -> (std::process::ExitStatus, tempfile::TempDir) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let status = self.child.wait().expect("wait");
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         (status, dir)
@@ -112,24 +90,12 @@ impl Daemon {
     pub fn http_get(&self, path: &str) -> (u16, String, Vec<u8>) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&self.http).expect("connect HTTP");
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.http
-        )
-        .unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.http).unwrap();
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).unwrap();
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("end of headers");
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
         let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let code = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .expect("status code");
+        let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status code");
         (code, head, raw[split + 4..].to_vec())
     }
 
@@ -162,13 +128,7 @@ pub fn openssl(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// A key and a PEM CSR made by openssl. `keygen` are the `openssl genpkey` arguments.
-pub fn openssl_csr(
-    dir: &Path,
-    name: &str,
-    keygen: &[&str],
-    subj: &str,
-    san: Option<&str>,
-) -> PathBuf {
+pub fn openssl_csr(dir: &Path, name: &str, keygen: &[&str], subj: &str, san: Option<&str>) -> PathBuf {
     let key = format!("{name}.key");
     let mut args = vec!["genpkey", "-out", &key];
     args.extend_from_slice(keygen);
@@ -190,10 +150,7 @@ pub const RSA3072: &[&str] = &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits
 
 /// Splits a PEM bundle into its certificates.
 pub fn split_pem(pem: &str) -> Vec<String> {
-    pem.split_inclusive("-----END CERTIFICATE-----\n")
-        .filter(|s| s.contains("BEGIN"))
-        .map(str::to_owned)
-        .collect()
+    pem.split_inclusive("-----END CERTIFICATE-----\n").filter(|s| s.contains("BEGIN")).map(str::to_owned).collect()
 }
 
 /// The venv with the pinned Python checkers (ci/setup.sh).
@@ -208,14 +165,8 @@ pub fn venv_bin(tool: &str) -> PathBuf {
 
 /// Runs a pkilint linter on a PEM file and returns its findings; panics on any ERROR or FATAL.
 pub fn pkilint_no_errors(linter: &str, extra: &[&str], pem: &Path) -> String {
-    let out = Command::new(venv_bin(linter))
-        .arg("lint")
-        .args(extra)
-        .arg(pem)
-        .output()
-        .expect("pkilint");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new(venv_bin(linter)).arg("lint").args(extra).arg(pem).output().expect("pkilint");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(
         !text.contains("(ERROR)")
             && !text.contains("(FATAL)")
