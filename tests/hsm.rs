@@ -111,4 +111,12 @@ fn softhsm_keys_signing_and_pool() {
         }
     }
     hsm.probe().unwrap();
+
+    // The device forgets the login (as an HSM does when it restarts): the pool notices, reopens
+    // sessions, logs in again, and the next signature works without a restart.
+    hsm.with_session(|s| s.logout()).unwrap();
+    let sig = signer.sign(b"after logout").unwrap();
+    let sig = p256::ecdsa::Signature::from_der(sig.as_bytes()).unwrap();
+    signature::Verifier::verify(&vk, b"after logout", &sig).unwrap();
+    assert!(hsm.is_ready());
 }

@@ -17,7 +17,7 @@ pub use uri::KeyRef;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use std::collections::HashMap;
@@ -140,12 +140,16 @@ fn is_session_fault(e: &CkError) -> bool {
                 | RvError::SessionClosed
                 | RvError::TokenNotPresent
                 | RvError::TokenNotRecognized
-                | RvError::UserNotLoggedIn
                 | RvError::CryptokiNotInitialized
                 | RvError::GeneralError,
             _
         )
     )
+}
+
+/// Errors a device gives when it forgot the login: private objects vanish from the session.
+fn may_be_logged_out(e: &CkError) -> bool {
+    matches!(e, CkError::Pkcs11(RvError::UserNotLoggedIn | RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _))
 }
 
 impl Hsm {
@@ -273,10 +277,26 @@ impl Hsm {
         }
     }
 
+    /// Logs in again if the device dropped the login (it restarted, or someone logged out);
+    /// true if that was the problem and it is fixed now.
+    fn relogin(&self, s: &Session) -> bool {
+        match s.get_session_info().map(|i| i.session_state()) {
+            Ok(SessionState::RoPublic | SessionState::RwPublic) => {
+                matches!(
+                    s.login(UserType::User, Some(&self.0.pin)),
+                    Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _))
+                )
+            }
+            _ => false,
+        }
+    }
+
     /// Runs `f` on a pooled, logged-in session. A device-level failure drops the session and the
-    /// idle pool and retries once on a fresh session; other PKCS#11 errors are returned as is.
+    /// idle pool and retries once on a fresh session; a lost login is restored and retried once;
+    /// other PKCS#11 errors are returned as they are.
     pub fn with_session<T>(&self, f: impl Fn(&Session) -> cryptoki::error::Result<T>) -> Result<T, HsmError> {
-        for attempt in 0..2 {
+        let mut failure = None;
+        for _attempt in 0..2 {
             let s = self.acquire()?;
             match f(&s) {
                 Ok(v) => {
@@ -290,11 +310,13 @@ impl Hsm {
                     drop(s);
                     self.forget_session();
                     self.reset_pool();
-                    if attempt == 1 {
-                        self.mark_unready(&e);
-                        return Err(HsmError::Unavailable(e.to_string()));
-                    }
                     tracing::warn!(token = %self.0.token_label, error = %e, "HSM session failed; reopening");
+                    failure = Some(e);
+                }
+                Err(e) if may_be_logged_out(&e) && self.relogin(&s) => {
+                    self.release(s);
+                    tracing::warn!(token = %self.0.token_label, error = %e, "HSM login was lost; logged in again");
+                    failure = Some(e);
                 }
                 Err(e) => {
                     self.release(s);
@@ -302,6 +324,8 @@ impl Hsm {
                 }
             }
         }
-        Err(HsmError::Unavailable("no working session".into()))
+        let e = failure.map_or_else(|| "no working session".to_owned(), |e| e.to_string());
+        self.mark_unready(&e);
+        Err(HsmError::Unavailable(e))
     }
 }
