@@ -4,6 +4,7 @@
 
 use crate::ca::ceremony::{CaKeys, CeremonyConfig};
 use crate::hsm::{HsmConfig, KeyAlgorithm, Pin};
+use crate::tsa::clock::ClockCheck;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,28 @@ pub struct Config {
     /// Where the CA and service keys are in the token (RFC 7512 URIs or labels).
     #[serde(default)]
     pub keys: CaKeys,
+    #[serde(default)]
+    pub tsa: TsaSection,
+}
+
+/// `[tsa]`: how the time-stamping authority runs (what it signs is in `policies/tsa.toml`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsaSection {
+    /// "kernel": refuse time-stamps (timeNotAvailable) unless the kernel reports the clock
+    /// NTP-synchronised; "off": no check (development only).
+    #[serde(default = "default_clock_check")]
+    pub clock_check: ClockCheck,
+}
+
+fn default_clock_check() -> ClockCheck {
+    ClockCheck::Kernel
+}
+
+impl Default for TsaSection {
+    fn default() -> Self {
+        TsaSection { clock_check: default_clock_check() }
+    }
 }
 
 /// `[hsm]`: the PKCS#11 module, the token, and where the PIN comes from.

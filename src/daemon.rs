@@ -1,15 +1,17 @@
 //! Wiring: open the HSM, the store and the policies, and serve gRPC until SIGTERM/SIGINT.
 //! Also the `dev` bootstrap (a SoftHSM token and SQLite under a data dir) and `init`.
 
-use crate::api::grpc::CaService;
+use crate::api::grpc::{CaService, TsaService};
 use crate::api::http::HttpState;
 use crate::api::pb;
 use crate::ca::ceremony::{self, CaKeys};
 use crate::ca::CertificateAuthority;
-use crate::config::{CeremonySection, Config, HsmSection, ServerSection, StoreSection};
+use crate::config::{CeremonySection, Config, HsmSection, ServerSection, StoreSection, TsaSection};
 use crate::hsm::{Hsm, Pin};
 use crate::policy::Policies;
-use crate::store::{SqliteStore, Store};
+use crate::store::{SqliteStore, Store, TimestampWriter};
+use crate::tsa::clock::ClockCheck;
+use crate::tsa::TimeStampAuthority;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,7 @@ pub fn prepare_dev(
     grpc: SocketAddr,
     http: SocketAddr,
     public_url: &str,
+    clock_check: ClockCheck,
 ) -> Result<Config, StartError> {
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     std::fs::create_dir_all(data_dir.join("tokens")).map_err(|e| io(data_dir, e))?;
@@ -87,6 +90,7 @@ pub fn prepare_dev(
         policies,
         ceremony: CeremonySection::default(),
         keys: CaKeys::default(),
+        tsa: TsaSection { clock_check },
     };
     cfg.validate()?;
     Ok(cfg)
@@ -151,18 +155,32 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
             .map_err(|e| e.to_string())?
     };
 
-    let ca = Arc::new(ca);
+    let tsa = {
+        let (hsm, key, chain) = (hsm.clone(), cfg.keys.tsa.clone(), ca.chain("").map_err(|e| e.to_string())?.to_vec());
+        let (policy, clock, writer) =
+            (policies.tsa.clone(), cfg.tsa.clock_check, TimestampWriter::spawn(store.clone()));
+        tokio::task::spawn_blocking(move || TimeStampAuthority::load(&hsm, &key, &chain, policy, clock, writer))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+    };
+    if let Err(e) = cfg.tsa.clock_check.check() {
+        tracing::warn!(reason = %e, "time-stamps will be refused with timeNotAvailable until the clock is synchronised");
+    }
+    let (ca, tsa) = (Arc::new(ca), Arc::new(tsa));
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<CaServer>().await;
-    tokio::spawn(watch_health(hsm.clone(), store.clone(), reporter));
+    reporter.set_serving::<TsaServer>().await;
+    tokio::spawn(watch_health(hsm.clone(), store.clone(), cfg.tsa.clock_check, reporter));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| e.to_string())?;
-    let ca_service =
-        CaServer::new(CaService { ca: ca.clone() }).max_decoding_message_size(cfg.server.max_request_bytes);
+    let max = cfg.server.max_request_bytes;
+    let ca_service = CaServer::new(CaService { ca: ca.clone() }).max_decoding_message_size(max);
+    let tsa_service = TsaServer::new(TsaService { tsa: tsa.clone() }).max_decoding_message_size(max);
 
     let grpc_listener =
         tokio::net::TcpListener::bind(cfg.server.grpc).await.map_err(|e| format!("gRPC {}: {e}", cfg.server.grpc))?;
@@ -184,12 +202,14 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let http_app = crate::api::http::router(HttpState { ca, hsm: hsm.clone(), store });
+    let state = HttpState { ca, tsa, hsm: hsm.clone(), store, clock: cfg.tsa.clock_check };
+    let http_app = crate::api::http::router(state, max).into_make_service_with_connect_info::<SocketAddr>();
     let http = axum::serve(http_listener, http_app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let grpc = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
         .add_service(ca_service)
+        .add_service(tsa_service)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), stopped(stop_rx));
     println!("{ready}");
     let _ = std::io::stdout().flush();
@@ -200,23 +220,36 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
 }
 
 type CaServer = pb::certificate_authority_server::CertificateAuthorityServer<CaService>;
+type TsaServer = pb::time_stamping_server::TimeStampingServer<TsaService>;
 
 /// Keeps `grpc.health.v1` truthful: NOT_SERVING while the HSM or the store fails. The probe
 /// also heals the HSM session pool after a device error.
-async fn watch_health(hsm: Hsm, store: Arc<dyn Store>, reporter: tonic_health::server::HealthReporter) {
-    let mut was_ok = true;
+async fn watch_health(
+    hsm: Hsm,
+    store: Arc<dyn Store>,
+    clock: ClockCheck,
+    reporter: tonic_health::server::HealthReporter,
+) {
+    let mut was_ok = (true, true);
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let r = crate::health::check(&hsm, store.as_ref()).await;
-        let ok = r.ok();
-        if ok != was_ok {
-            if ok {
+        let r = crate::health::check(&hsm, store.as_ref(), clock).await;
+        // The CA needs the HSM and the store; the TSA also needs a trustworthy clock.
+        let ca_ok = r.hsm && r.store;
+        let tsa_ok = r.ok();
+        if (ca_ok, tsa_ok) != was_ok {
+            if ca_ok {
                 reporter.set_serving::<CaServer>().await;
             } else {
                 tracing::error!(hsm_ok = r.hsm, store_ok = r.store, "not ready");
                 reporter.set_not_serving::<CaServer>().await;
             }
-            was_ok = ok;
+            if tsa_ok {
+                reporter.set_serving::<TsaServer>().await;
+            } else {
+                reporter.set_not_serving::<TsaServer>().await;
+            }
+            was_ok = (ca_ok, tsa_ok);
         }
     }
 }

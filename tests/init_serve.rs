@@ -92,14 +92,11 @@ fn bad_config_and_policies_fail_loudly() {
     run(Command::new(&script).arg(d).arg("prod"));
 
     // A profile with a bad field stops start-up, naming the file and the field.
-    let policies = d.join("policies/profiles");
-    std::fs::create_dir_all(&policies).unwrap();
-    for (name, text) in trustd::policy::DEFAULT_PROFILES {
-        std::fs::write(policies.join(name), text).unwrap();
-    }
+    trustd::policy::Policies::install_defaults(&d.join("policies")).unwrap();
+    let server_profile = std::fs::read_to_string(d.join("policies/profiles/tls-server.toml")).unwrap();
     std::fs::write(
-        policies.join("broken.toml"),
-        trustd::policy::DEFAULT_PROFILES[0].1.replace("max = \"199d\"", "max = \"forever\""),
+        d.join("policies/profiles/broken.toml"),
+        server_profile.replace("max = \"199d\"", "max = \"forever\""),
     )
     .unwrap();
     let cfg = write_config(d, &d.join("policies"), "hsm-pin");

@@ -3,6 +3,7 @@
 use super::pb;
 use crate::ca::{CertificateAuthority, IssueRequest};
 use crate::store::{CertStatus, CertificateRecord, ListQuery};
+use crate::tsa::TimeStampAuthority;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -114,5 +115,50 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
     ) -> Result<Response<pb::GetCaChainResponse>, Status> {
         let chain = self.ca.chain(&request.into_inner().ca)?;
         Ok(Response::new(pb::GetCaChainResponse { certificates_der: chain.to_vec() }))
+    }
+}
+
+/// `trust.v1.TimeStamping`.
+pub struct TsaService {
+    pub tsa: Arc<TimeStampAuthority>,
+}
+
+#[tonic::async_trait]
+impl pb::time_stamping_server::TimeStamping for TsaService {
+    async fn timestamp(
+        &self,
+        request: Request<pb::TimestampRequest>,
+    ) -> Result<Response<pb::TimestampResponse>, Status> {
+        let requester = requester(&request);
+        let der = match request.into_inner().request {
+            Some(pb::timestamp_request::Request::Der(der)) => der,
+            Some(pb::timestamp_request::Request::Digest(d)) => {
+                crate::tsa::request_from_digest(&d.hash_algorithm, &d.digest, &d.nonce, d.cert_req, &d.policy)
+                    .map_err(Status::invalid_argument)?
+            }
+            None => return Err(Status::invalid_argument("give a DER request or a digest")),
+        };
+        let outcome = self.tsa.timestamp(&der, &requester).await;
+        let mut resp = pb::TimestampResponse { response_der: outcome.response_der, ..Default::default() };
+        match outcome.result {
+            Ok((serial, gen_time)) => {
+                resp.status = pb::TimestampStatus::Granted.into();
+                resp.serial = serial.to_string();
+                resp.gen_time = Some(ts(gen_time as i64));
+            }
+            Err((failure, reason)) => {
+                resp.status = pb::TimestampStatus::Rejected.into();
+                resp.failure = failure.name().into();
+                resp.reason = reason;
+            }
+        }
+        Ok(Response::new(resp))
+    }
+
+    async fn get_tsa_chain(
+        &self,
+        _request: Request<pb::GetTsaChainRequest>,
+    ) -> Result<Response<pb::GetTsaChainResponse>, Status> {
+        Ok(Response::new(pb::GetTsaChainResponse { certificates_der: self.tsa.chain().to_vec() }))
     }
 }

@@ -1,32 +1,61 @@
 //! The HTTP side (axum): what relying parties and load balancers fetch with plain HTTP.
-//! `GET /ca/{ca}.crt` (the URL in every certificate's AIA caIssuers, RFC 5280 §4.2.2.1, served
-//! as `application/pkix-cert` per RFC 2585 §4.1), `GET /healthz`, `GET /readyz`.
+//! `POST /tsa` (RFC 3161 §3.4), `GET /ca/{ca}.crt` (the URL in every certificate's AIA
+//! caIssuers, RFC 5280 §4.2.2.1, served as `application/pkix-cert` per RFC 2585 §4.1),
+//! `GET /healthz`, `GET /readyz`.
 
 use crate::ca::CertificateAuthority;
 use crate::hsm::Hsm;
 use crate::store::Store;
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use crate::tsa::TimeStampAuthority;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// What the HTTP handlers need.
 #[derive(Clone)]
 pub struct HttpState {
     pub ca: Arc<CertificateAuthority>,
+    pub tsa: Arc<TimeStampAuthority>,
     pub hsm: Hsm,
     pub store: Arc<dyn Store>,
+    pub clock: crate::tsa::clock::ClockCheck,
 }
 
-/// The router for the `--http` address.
-pub fn router(state: HttpState) -> Router {
+/// The router for the `--http` address; bodies over `max_body` bytes get 413.
+pub fn router(state: HttpState, max_body: usize) -> Router {
     Router::new()
+        .route("/tsa", post(timestamp))
         .route("/ca/{file}", get(ca_certificate))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+/// RFC 3161 §3.4: `application/timestamp-query` in, `application/timestamp-reply` out. Every
+/// request the TSA refuses still gets HTTP 200 with a rejection TimeStampResp, as RFC 3161
+/// clients expect; only a wrong media type (415), method (405) or size (413) is an HTTP error.
+async fn timestamp(
+    State(s): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if media_type.as_deref() != Some("application/timestamp-query") {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/timestamp-query\n")
+            .into_response();
+    }
+    let outcome = s.tsa.timestamp(&body, &format!("anonymous@{peer}")).await;
+    ([(header::CONTENT_TYPE, "application/timestamp-reply")], outcome.response_der).into_response()
 }
 
 async fn ca_certificate(State(s): State<HttpState>, Path(file): Path<String>) -> Response {
@@ -43,11 +72,17 @@ async fn ca_certificate(State(s): State<HttpState>, Path(file): Path<String>) ->
     }
 }
 
-/// 200 when the HSM answers and the store is writable, 503 with the reason otherwise.
+/// 200 when the HSM answers, the store is writable and the clock (if checked) is synchronised;
+/// 503 otherwise. The body names each dependency's state.
 async fn readyz(State(s): State<HttpState>) -> Response {
-    let r = crate::health::check(&s.hsm, s.store.as_ref()).await;
+    let r = crate::health::check(&s.hsm, s.store.as_ref(), s.clock).await;
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let body = format!("hsm: {}\nstore: {}\n", word(r.hsm), word(r.store));
+    let clock = match r.clock {
+        None => "not checked",
+        Some(true) => "synchronised",
+        Some(false) => "unsynchronised",
+    };
+    let body = format!("hsm: {}\nstore: {}\nclock: {clock}\n", word(r.hsm), word(r.store));
     let code = if r.ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body).into_response()
 }

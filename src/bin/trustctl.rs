@@ -4,8 +4,11 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tonic::transport::Channel;
 use trustd::api::pb;
 use trustd::api::pb::certificate_authority_client::CertificateAuthorityClient;
+use trustd::api::pb::time_stamping_client::TimeStampingClient;
+use trustd::digest::HashAlg;
 
 #[derive(Parser)]
 #[command(name = "trustctl", version, about = "Client for trustd")]
@@ -39,6 +42,42 @@ enum Command {
     /// Issued certificates.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// An RFC 3161 time-stamp over gRPC: the DER TimeStampResp to --out or stdout.
+    Timestamp(TimestampArgs),
+    /// The time-stamping authority.
+    #[command(subcommand)]
+    Tsa(TsaCommand),
+}
+
+#[derive(Args)]
+struct TimestampArgs {
+    /// File to time-stamp (hashed here; only the hash is sent).
+    #[arg(long, conflicts_with = "digest", required_unless_present = "digest")]
+    file: Option<PathBuf>,
+    /// Hex digest to time-stamp instead of a file.
+    #[arg(long)]
+    digest: Option<String>,
+    /// sha256, sha384 or sha512.
+    #[arg(long, default_value = "sha256")]
+    hash: String,
+    /// Where to write the DER TimeStampResp (stdout if absent).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// TSA policy OID to ask for (the TSA's default if absent).
+    #[arg(long)]
+    policy: Option<String>,
+    /// Send no nonce.
+    #[arg(long)]
+    no_nonce: bool,
+    /// Do not ask for the TSA certificate in the token.
+    #[arg(long)]
+    no_cert: bool,
+}
+
+#[derive(Subcommand)]
+enum TsaCommand {
+    /// PEM chain on stdout: the TSA certificate, the issuing CA, the root.
+    Chain,
 }
 
 #[derive(Subcommand)]
@@ -104,12 +143,61 @@ fn status_name(v: i32) -> &'static str {
     }
 }
 
-async fn run(cli: Cli) -> Result<String, String> {
-    let mut client = CertificateAuthorityClient::connect(cli.server.clone())
+async fn timestamp(channel: Channel, a: TimestampArgs) -> Result<Vec<u8>, String> {
+    let hash: HashAlg = a.hash.parse()?;
+    let digest = match (&a.file, &a.digest) {
+        (Some(f), _) => {
+            let file = std::fs::File::open(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            hash.digest_reader(file).map_err(|e| format!("{}: {e}", f.display()))?
+        }
+        (None, Some(h)) => hex::decode(h).map_err(|_| format!("--digest '{h}' is not hex"))?,
+        (None, None) => return Err("give --file or --digest".into()),
+    };
+    let nonce = if a.no_nonce { Vec::new() } else { rand::random::<[u8; 8]>().to_vec() };
+    let req = pb::DigestRequest {
+        hash_algorithm: hash.to_string(),
+        digest,
+        nonce,
+        cert_req: !a.no_cert,
+        policy: a.policy.unwrap_or_default(),
+    };
+    let r = TimeStampingClient::new(channel)
+        .timestamp(pb::TimestampRequest { request: Some(pb::timestamp_request::Request::Digest(req)) })
+        .await
+        .map_err(status_msg)?
+        .into_inner();
+    if r.status != i32::from(pb::TimestampStatus::Granted) {
+        return Err(format!("time-stamp rejected: {}: {}", r.failure, r.reason));
+    }
+    match a.out {
+        Some(path) => {
+            std::fs::write(&path, &r.response_der).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(Vec::new())
+        }
+        None => Ok(r.response_der),
+    }
+}
+
+async fn run(cli: Cli) -> Result<Vec<u8>, String> {
+    let channel = Channel::from_shared(cli.server.clone())
+        .map_err(|e| format!("--server '{}': {e}", cli.server))?
+        .connect()
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", cli.server))?;
+    let mut client = CertificateAuthorityClient::new(channel.clone());
     let mut out = String::new();
     match cli.command {
+        Command::Timestamp(a) => return timestamp(channel, a).await,
+        Command::Tsa(TsaCommand::Chain) => {
+            let chain = TimeStampingClient::new(channel)
+                .get_tsa_chain(pb::GetTsaChainRequest {})
+                .await
+                .map_err(status_msg)?
+                .into_inner();
+            for c in chain.certificates_der {
+                out.push_str(&pem(&c)?);
+            }
+        }
         Command::Ca(CaCommand::Chain { ca }) => {
             let chain = client.get_ca_chain(pb::GetCaChainRequest { ca }).await.map_err(status_msg)?.into_inner();
             for c in chain.certificates_der {
@@ -193,7 +281,7 @@ async fn run(cli: Cli) -> Result<String, String> {
             }
         }
     }
-    Ok(out)
+    Ok(out.into_bytes())
 }
 
 #[tokio::main]
@@ -201,8 +289,14 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
+            use std::io::Write;
+            match std::io::stdout().write_all(&out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("trustctl: stdout: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(e) => {
             eprintln!("trustctl: {}", e.replace('\n', " "));

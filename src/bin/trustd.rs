@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use trustd::config::Config;
 use trustd::daemon;
+use trustd::tsa::clock::ClockCheck;
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +36,9 @@ enum Command {
         /// matters for the CA certificates; issued certificates use the current value).
         #[arg(long)]
         public_url: Option<String>,
+        /// Clock check before each time-stamp: "off" (the default for dev) or "kernel".
+        #[arg(long, default_value = "off")]
+        clock_check: String,
     },
     /// The key ceremony against the HSM in the config. Never overwrites an existing key.
     Init {
@@ -74,10 +78,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Dev { data_dir, grpc, http, public_url } => {
+        Command::Dev { data_dir, grpc, http, public_url, clock_check } => {
+            let clock_check = match clock_check.as_str() {
+                "off" => ClockCheck::Off,
+                "kernel" => ClockCheck::Kernel,
+                other => return Err(format!("--clock-check: '{other}' is not off or kernel")),
+            };
             // Before any thread exists: this sets SOFTHSM2_CONF for the process.
             let public_url = public_url.unwrap_or_else(|| format!("http://{http}"));
-            let cfg = daemon::prepare_dev(&data_dir, grpc, http, &public_url)?;
+            let cfg = daemon::prepare_dev(&data_dir, grpc, http, &public_url, clock_check)?;
             runtime()?.block_on(async {
                 for step in daemon::init(&cfg).await? {
                     tracing::info!("key ceremony: {step}");

@@ -1,6 +1,7 @@
 //! PKCS#10 certificate requests (RFC 2986): decoding, proof of possession, and what they ask for.
 
 use super::CaError;
+use crate::digest::HashAlg;
 use crate::policy::AttrKind;
 use const_oid::db::{rfc5280, rfc5912};
 use der::asn1::{Ia5StringRef, PrintableStringRef, Utf8StringRef};
@@ -110,31 +111,6 @@ fn subject_key(spki: &SubjectPublicKeyInfoOwned) -> Result<SubjectKey, CaError> 
     }
 }
 
-#[derive(Clone, Copy)]
-enum Hash {
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-fn digest(h: Hash, msg: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    match h {
-        Hash::Sha256 => sha2::Sha256::digest(msg).to_vec(),
-        Hash::Sha384 => sha2::Sha384::digest(msg).to_vec(),
-        Hash::Sha512 => sha2::Sha512::digest(msg).to_vec(),
-    }
-}
-
-fn hash_of_oid(oid: &const_oid::ObjectIdentifier) -> Option<Hash> {
-    match *oid {
-        rfc5912::ID_SHA_256 => Some(Hash::Sha256),
-        rfc5912::ID_SHA_384 => Some(Hash::Sha384),
-        rfc5912::ID_SHA_512 => Some(Hash::Sha512),
-        _ => None,
-    }
-}
-
 /// RFC 2986 §4.2: the CSR is signed with the private key of the public key it carries.
 fn verify_pop(
     key: SubjectKey,
@@ -153,12 +129,12 @@ fn verify_pop(
     match key {
         SubjectKey::EcP256 | SubjectKey::EcP384 => {
             let hash = match alg.oid {
-                rfc5912::ECDSA_WITH_SHA_256 => Hash::Sha256,
-                rfc5912::ECDSA_WITH_SHA_384 => Hash::Sha384,
-                rfc5912::ECDSA_WITH_SHA_512 => Hash::Sha512,
+                rfc5912::ECDSA_WITH_SHA_256 => HashAlg::Sha256,
+                rfc5912::ECDSA_WITH_SHA_384 => HashAlg::Sha384,
+                rfc5912::ECDSA_WITH_SHA_512 => HashAlg::Sha512,
                 _ => return Err(unsupported()),
             };
-            let prehash = digest(hash, info);
+            let prehash = hash.digest(info);
             if key == SubjectKey::EcP256 {
                 let vk = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der).map_err(|e| failed(&e))?;
                 let s = p256::ecdsa::Signature::from_der(sig).map_err(|e| failed(&e))?;
@@ -173,30 +149,30 @@ fn verify_pop(
             let pk = rsa::RsaPublicKey::from_public_key_der(spki_der).map_err(|e| failed(&e))?;
             let s = rsa::pkcs1v15::Signature::try_from(sig).map_err(|e| failed(&e))?;
             let hash = match alg.oid {
-                rfc5912::SHA_256_WITH_RSA_ENCRYPTION => Hash::Sha256,
-                rfc5912::SHA_384_WITH_RSA_ENCRYPTION => Hash::Sha384,
-                rfc5912::SHA_512_WITH_RSA_ENCRYPTION => Hash::Sha512,
+                rfc5912::SHA_256_WITH_RSA_ENCRYPTION => HashAlg::Sha256,
+                rfc5912::SHA_384_WITH_RSA_ENCRYPTION => HashAlg::Sha384,
+                rfc5912::SHA_512_WITH_RSA_ENCRYPTION => HashAlg::Sha512,
                 rfc5912::ID_RSASSA_PSS => {
                     let params = alg
                         .parameters
                         .as_ref()
                         .and_then(|p| p.decode_as::<rsa::pkcs1::RsaPssParams>().ok())
                         .ok_or_else(|| bad("RSASSA-PSS without valid parameters"))?;
-                    let h = hash_of_oid(&params.hash.oid).ok_or_else(unsupported)?;
+                    let h = HashAlg::from_oid(&params.hash.oid).ok_or_else(unsupported)?;
                     let s = rsa::pss::Signature::try_from(sig).map_err(|e| failed(&e))?;
                     return match h {
-                        Hash::Sha256 => rsa::pss::VerifyingKey::<sha2::Sha256>::new(pk).verify(info, &s),
-                        Hash::Sha384 => rsa::pss::VerifyingKey::<sha2::Sha384>::new(pk).verify(info, &s),
-                        Hash::Sha512 => rsa::pss::VerifyingKey::<sha2::Sha512>::new(pk).verify(info, &s),
+                        HashAlg::Sha256 => rsa::pss::VerifyingKey::<sha2::Sha256>::new(pk).verify(info, &s),
+                        HashAlg::Sha384 => rsa::pss::VerifyingKey::<sha2::Sha384>::new(pk).verify(info, &s),
+                        HashAlg::Sha512 => rsa::pss::VerifyingKey::<sha2::Sha512>::new(pk).verify(info, &s),
                     }
                     .map_err(|e| failed(&e));
                 }
                 _ => return Err(unsupported()),
             };
             match hash {
-                Hash::Sha256 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(pk).verify(info, &s),
-                Hash::Sha384 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(pk).verify(info, &s),
-                Hash::Sha512 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(pk).verify(info, &s),
+                HashAlg::Sha256 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(pk).verify(info, &s),
+                HashAlg::Sha384 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(pk).verify(info, &s),
+                HashAlg::Sha512 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(pk).verify(info, &s),
             }
             .map_err(|e| failed(&e))
         }

@@ -199,10 +199,10 @@ pub fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::DEFAULT_PROFILES;
+    use crate::policy::DEFAULT_FILES;
 
     fn profile(name: &str) -> Profile {
-        let text = DEFAULT_PROFILES.iter().find(|(f, _)| f.starts_with(name)).unwrap().1;
+        let text = DEFAULT_FILES.iter().find(|(f, _)| f.starts_with(&format!("profiles/{name}"))).unwrap().1;
         Profile::parse(name, text).unwrap()
     }
 

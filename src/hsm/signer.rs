@@ -2,12 +2,12 @@
 //! (`x509_cert::builder`, `cms::builder`, `x509_ocsp::builder`) through `signature::Signer`.
 
 use super::{Hsm, HsmError, KeyRef};
+use crate::digest::HashAlg;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::ObjectHandle;
 use der::asn1::BitString;
 use der::Encode;
-use sha2::Digest;
 use spki::{
     AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey, SignatureBitStringEncoding,
     SubjectPublicKeyInfoOwned,
@@ -85,6 +85,15 @@ impl SignatureScheme {
         }
     }
 
+    /// The hash the scheme signs with (the digestAlgorithm of a CMS SignerInfo, RFC 5652 §5.3).
+    pub fn hash(self) -> HashAlg {
+        match self {
+            Self::EcdsaSha256 | Self::RsaPkcs1Sha256 | Self::RsaPssSha256 => HashAlg::Sha256,
+            Self::EcdsaSha384 | Self::RsaPkcs1Sha384 | Self::RsaPssSha384 => HashAlg::Sha384,
+            Self::RsaPkcs1Sha512 | Self::RsaPssSha512 => HashAlg::Sha512,
+        }
+    }
+
     fn is_ecdsa(self) -> bool {
         matches!(self, Self::EcdsaSha256 | Self::EcdsaSha384)
     }
@@ -116,8 +125,8 @@ impl SignatureScheme {
     /// CKM_ECDSA_SHA256, so ECDSA hashes here and signs the digest with CKM_ECDSA.
     fn mechanism(self, msg: &[u8]) -> (Mechanism<'static>, Vec<u8>) {
         match self {
-            Self::EcdsaSha256 => (Mechanism::Ecdsa, sha2::Sha256::digest(msg).to_vec()),
-            Self::EcdsaSha384 => (Mechanism::Ecdsa, sha2::Sha384::digest(msg).to_vec()),
+            Self::EcdsaSha256 => (Mechanism::Ecdsa, HashAlg::Sha256.digest(msg)),
+            Self::EcdsaSha384 => (Mechanism::Ecdsa, HashAlg::Sha384.digest(msg)),
             Self::RsaPkcs1Sha256 => (Mechanism::Sha256RsaPkcs, msg.to_vec()),
             Self::RsaPkcs1Sha384 => (Mechanism::Sha384RsaPkcs, msg.to_vec()),
             Self::RsaPkcs1Sha512 => (Mechanism::Sha512RsaPkcs, msg.to_vec()),

@@ -2,8 +2,10 @@
 //! policies and access rules). Parsed and validated once, immutable afterwards.
 
 pub mod profile;
+pub mod tsa;
 
 pub use profile::{AttrKind, Profile, SanKind};
+pub use tsa::TsaPolicy;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,23 +19,27 @@ pub struct PolicyError {
     pub message: String,
 }
 
-/// The default policies shipped in the repository, embedded so `trustd dev` works from any
-/// directory. Written to the data dir on first start, where an operator may edit them.
-pub const DEFAULT_PROFILES: &[(&str, &str)] = &[
-    ("tls-server.toml", include_str!("../../policies/profiles/tls-server.toml")),
-    ("tls-client.toml", include_str!("../../policies/profiles/tls-client.toml")),
-    ("document-signer.toml", include_str!("../../policies/profiles/document-signer.toml")),
+/// The default policies shipped in the repository (path below `policies/`, text), embedded so
+/// `trustd dev` works from any directory. Written to the data dir on first start, where an
+/// operator may edit them.
+pub const DEFAULT_FILES: &[(&str, &str)] = &[
+    ("profiles/tls-server.toml", include_str!("../../policies/profiles/tls-server.toml")),
+    ("profiles/tls-client.toml", include_str!("../../policies/profiles/tls-client.toml")),
+    ("profiles/document-signer.toml", include_str!("../../policies/profiles/document-signer.toml")),
+    ("tsa.toml", include_str!("../../policies/tsa.toml")),
 ];
 
 /// Every policy the daemon enforces.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Policies {
     profiles: BTreeMap<String, Arc<Profile>>,
+    /// The time-stamping policy (`tsa.toml`).
+    pub tsa: TsaPolicy,
 }
 
 impl Policies {
-    /// Loads `dir/profiles/*.toml`. Any invalid file fails the whole load: a CA must not start
-    /// with a policy it half understood.
+    /// Loads `dir/profiles/*.toml` and `dir/tsa.toml`. Any invalid file fails the whole load:
+    /// a CA must not start with a policy it half understood.
     pub fn load(dir: &Path) -> Result<Self, PolicyError> {
         let pdir = dir.join("profiles");
         let err = |file: &Path, message: String| PolicyError { file: file.to_owned(), message };
@@ -56,15 +62,17 @@ impl Policies {
         if profiles.is_empty() {
             return Err(err(&pdir, "no certificate profiles (*.toml) found".into()));
         }
-        Ok(Policies { profiles })
+        let tsa_path = dir.join("tsa.toml");
+        let text = std::fs::read_to_string(&tsa_path).map_err(|e| err(&tsa_path, e.to_string()))?;
+        let tsa = TsaPolicy::parse(&text).map_err(|m| err(&tsa_path, m))?;
+        Ok(Policies { profiles, tsa })
     }
 
     /// Writes the embedded default policies into `dir` unless files of those names exist.
     pub fn install_defaults(dir: &Path) -> std::io::Result<()> {
-        let pdir = dir.join("profiles");
-        std::fs::create_dir_all(&pdir)?;
-        for (name, text) in DEFAULT_PROFILES {
-            let path = pdir.join(name);
+        std::fs::create_dir_all(dir.join("profiles"))?;
+        for (name, text) in DEFAULT_FILES {
+            let path = dir.join(name);
             if !path.exists() {
                 std::fs::write(path, text)?;
             }
@@ -89,8 +97,8 @@ mod tests {
 
     #[test]
     fn shipped_profiles_parse() {
-        for (file, text) in DEFAULT_PROFILES {
-            let name = file.trim_end_matches(".toml");
+        for (file, text) in DEFAULT_FILES.iter().filter(|(f, _)| f.starts_with("profiles/")) {
+            let name = file.trim_start_matches("profiles/").trim_end_matches(".toml");
             Profile::parse(name, text).unwrap_or_else(|e| panic!("{file}: {e}"));
         }
     }

@@ -2,8 +2,10 @@
 //! default; the schema avoids SQLite-only features so a PostgreSQL backend can implement the
 //! same trait without changes to callers.
 
+mod group_commit;
 mod sqlite;
 
+pub use group_commit::TimestampWriter;
 pub use sqlite::SqliteStore;
 
 use crate::serial::Serial;
@@ -113,6 +115,19 @@ pub struct Page {
     pub next_page_token: Option<String>,
 }
 
+/// A time-stamp token handed out (RFC 3161 §2.4.2 fields worth an audit).
+#[derive(Clone, Debug)]
+pub struct TimestampRecord {
+    pub serial: Serial,
+    pub gen_time: i64,
+    pub policy: String,
+    pub hash_alg: String,
+    pub imprint: Vec<u8>,
+    pub nonce: Option<Vec<u8>>,
+    pub requester: String,
+    pub token_der: Vec<u8>,
+}
+
 /// Persistent storage of trustd's records.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -129,6 +144,11 @@ pub trait Store: Send + Sync {
     async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError>;
     /// A page of records, newest first.
     async fn list_certificates(&self, q: &ListQuery) -> Result<Page, StoreError>;
+    /// Records time-stamp tokens in one transaction; durable when this returns. Fails whole
+    /// (nothing recorded) if any serial was used before.
+    async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError>;
+    /// Number of recorded time-stamp tokens.
+    async fn count_timestamps(&self) -> Result<u64, StoreError>;
     /// Checks that the store answers and is writable, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -1,6 +1,6 @@
 //! The embedded SQLite store (WAL, synchronous=FULL so a commit is durable when it returns).
 
-use super::{CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Store, StoreError};
+use super::{CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Store, StoreError, TimestampRecord};
 use crate::serial::Serial;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -180,6 +180,39 @@ impl Store for SqliteStore {
             None
         };
         Ok(Page { records: rows.iter().map(record).collect::<Result<_, _>>()?, next_page_token })
+    }
+
+    async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for r in records {
+            let res = sqlx::query(
+                "INSERT INTO timestamps (serial, gen_time, policy, hash_alg, imprint, nonce, requester, token_der) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(r.serial.to_string())
+            .bind(r.gen_time)
+            .bind(&r.policy)
+            .bind(&r.hash_alg)
+            .bind(&r.imprint)
+            .bind(r.nonce.as_deref())
+            .bind(&r.requester)
+            .bind(&r.token_der)
+            .execute(&mut *tx)
+            .await;
+            match res {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(StoreError::DuplicateSerial(r.serial.clone()))
+                }
+                Err(e) => return Err(db(e)),
+            }
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn count_timestamps(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM timestamps").fetch_one(&self.pool).await.map_err(db)?;
+        Ok(n as u64)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

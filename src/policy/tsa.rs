@@ -1,0 +1,84 @@
+//! The time-stamping policy (RFC 3161 §2.4.2 TSTInfo fields; ETSI EN 319 422).
+
+use crate::digest::HashAlg;
+use const_oid::ObjectIdentifier;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// A validated TSA policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TsaPolicy {
+    /// Policy OID used when a request names none.
+    pub default_policy: ObjectIdentifier,
+    /// Every policy a request may name (including the default).
+    pub accepted_policies: Vec<ObjectIdentifier>,
+    pub hash_algorithms: Vec<HashAlg>,
+    pub accuracy: Duration,
+    pub include_tsa_name: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TsaFile {
+    policy: String,
+    #[serde(default)]
+    accepted_policies: Vec<String>,
+    hash_algorithms: Vec<HashAlg>,
+    accuracy: String,
+    #[serde(default)]
+    include_tsa_name: bool,
+}
+
+impl TsaPolicy {
+    /// Parses and validates `tsa.toml`; the error names the field.
+    pub fn parse(text: &str) -> Result<TsaPolicy, String> {
+        let f: TsaFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
+        let oid =
+            |field: &str, s: &str| ObjectIdentifier::new(s).map_err(|e| format!("{field}: invalid OID '{s}': {e}"));
+        let default_policy = oid("policy", &f.policy)?;
+        let mut accepted_policies = vec![default_policy];
+        for p in &f.accepted_policies {
+            accepted_policies.push(oid("accepted_policies", p)?);
+        }
+        if f.hash_algorithms.is_empty() {
+            return Err("hash_algorithms: at least one is required".into());
+        }
+        let accuracy = humantime::parse_duration(&f.accuracy)
+            .map_err(|e| format!("accuracy: invalid duration '{}': {e}", f.accuracy))?;
+        if accuracy.is_zero() || accuracy.subsec_nanos() % 1000 != 0 {
+            return Err("accuracy: must be positive and a whole number of microseconds".into());
+        }
+        Ok(TsaPolicy {
+            default_policy,
+            accepted_policies,
+            hash_algorithms: f.hash_algorithms,
+            accuracy,
+            include_tsa_name: f.include_tsa_name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_policy_and_errors() {
+        let text = include_str!("../../policies/tsa.toml");
+        let p = TsaPolicy::parse(text).unwrap();
+        assert_eq!(p.default_policy.to_string(), "0.4.0.2023.1.1");
+        assert_eq!(p.hash_algorithms, [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512]);
+        assert_eq!(p.accuracy, Duration::from_secs(1));
+        for (from, to, field) in [
+            ("\"sha256\", \"sha384\"", "\"sha1\", \"sha384\"", "sha1"),
+            ("accuracy = \"1s\"", "accuracy = \"soon\"", "accuracy"),
+            ("accuracy = \"1s\"", "accuracy = \"0s\"", "accuracy"),
+            ("policy = \"0.4.0.2023.1.1\"", "policy = \"x\"", "policy"),
+            ("accepted_policies = []", "accepted_policies = [\"1\"]", "accepted_policies"),
+            ("include_tsa_name", "include_name", "include_name"),
+        ] {
+            let e = TsaPolicy::parse(&text.replace(from, to)).unwrap_err();
+            assert!(e.contains(field), "{to}: {e}");
+        }
+    }
+}

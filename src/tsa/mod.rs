@@ -1,0 +1,410 @@
+//! RFC 3161 time-stamping authority (with RFC 5816's ESSCertIDv2): request checks, TSTInfo, and
+//! the token as CMS SignedData signed in the HSM. Knows neither HTTP nor gRPC: both call
+//! [`TimeStampAuthority::timestamp`] with the DER request and get a DER TimeStampResp back.
+
+pub mod clock;
+pub mod ess;
+
+use crate::digest::HashAlg;
+use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef};
+use crate::policy::TsaPolicy;
+use crate::serial::Serial;
+use crate::store::{TimestampRecord, TimestampWriter};
+use clock::ClockCheck;
+use cms::builder::SignerInfoBuilder;
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier};
+use const_oid::ObjectIdentifier;
+use der::asn1::{BitString, GeneralizedTime, Int, SetOfVec, Utf8StringRef};
+use der::Sequence;
+use der::{Any, Decode, Encode, Tag, Tagged};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use x509_cert::attr::Attribute;
+use x509_cert::builder::Builder;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::Certificate;
+use x509_tsp::{Accuracy, MessageImprint, TimeStampReq, TspVersion, TstInfo};
+
+/// id-ct-TSTInfo (RFC 3161 §2.4.2).
+pub const ID_CT_TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
+
+/// Errors that stop the TSA from starting. Per-request failures are RFC 3161 statuses instead.
+#[derive(Debug, thiserror::Error)]
+pub enum TsaError {
+    #[error(transparent)]
+    Hsm(#[from] HsmError),
+    #[error("TSA certificate: {0}")]
+    Certificate(String),
+}
+
+/// RFC 3161 §2.4.2 PKIFailureInfo values a TSA answers with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Unrecognised or unsupported algorithm (SHA-1, MD5, …).
+    BadAlg,
+    /// Transaction not permitted or supported (unparseable request).
+    BadRequest,
+    /// The data submitted has the wrong format (imprint length).
+    BadDataFormat,
+    /// The TSA's time source is not available.
+    TimeNotAvailable,
+    /// The requested TSA policy is not supported.
+    UnacceptedPolicy,
+    /// The requested extension is not supported.
+    UnacceptedExtension,
+    /// The request cannot be handled due to system failure.
+    SystemFailure,
+}
+
+impl Failure {
+    /// The name RFC 3161 gives the bit.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BadAlg => "badAlg",
+            Self::BadRequest => "badRequest",
+            Self::BadDataFormat => "badDataFormat",
+            Self::TimeNotAvailable => "timeNotAvailable",
+            Self::UnacceptedPolicy => "unacceptedPolicy",
+            Self::UnacceptedExtension => "unacceptedExtension",
+            Self::SystemFailure => "systemFailure",
+        }
+    }
+
+    /// The bit's position in PKIFailureInfo (RFC 3161 §2.4.2).
+    fn bit(self) -> usize {
+        match self {
+            Self::BadAlg => 0,
+            Self::BadRequest => 2,
+            Self::BadDataFormat => 5,
+            Self::TimeNotAvailable => 14,
+            Self::UnacceptedPolicy => 15,
+            Self::UnacceptedExtension => 16,
+            Self::SystemFailure => 25,
+        }
+    }
+
+    /// DER of a named BIT STRING with only this bit set: trailing zero bits removed (X.690
+    /// §11.2.2), so the last octet holds the bit and the unused-bits count says where.
+    fn bit_string(self) -> der::Result<BitString> {
+        let n = self.bit();
+        let mut bytes = vec![0u8; n / 8 + 1];
+        bytes[n / 8] = 0x80 >> (n % 8);
+        BitString::new((7 - n % 8) as u8, bytes)
+    }
+}
+
+/// `PKIStatusInfo` (RFC 3161 §2.4.2, from RFC 4210). Encoded here rather than with `cmpv2` 0.2,
+/// whose PKIFailureInfo flags use bit positions as masks (badAlg = 0 encodes no bit at all), so
+/// a client could not tell why it was refused.
+#[derive(Clone, Debug, Sequence)]
+struct PkiStatusInfo<'a> {
+    /// granted (0) or rejection (2).
+    status: u8,
+    #[asn1(optional = "true")]
+    status_string: Option<Vec<Utf8StringRef<'a>>>,
+    #[asn1(optional = "true")]
+    fail_info: Option<BitString>,
+}
+
+/// `TimeStampResp ::= SEQUENCE { status PKIStatusInfo, timeStampToken TimeStampToken OPTIONAL }`
+#[derive(Clone, Debug, Sequence)]
+struct TimeStampResp<'a> {
+    status: PkiStatusInfo<'a>,
+    #[asn1(optional = "true")]
+    time_stamp_token: Option<ContentInfo>,
+}
+
+/// What happened to one request. `response_der` is always a complete TimeStampResp.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub response_der: Vec<u8>,
+    /// `Ok((serial, genTime as Unix seconds))` when granted.
+    pub result: Result<(Serial, u64), (Failure, String)>,
+}
+
+/// A request that passed every check.
+struct Checked {
+    req: TimeStampReq,
+    hash: HashAlg,
+    policy: ObjectIdentifier,
+}
+
+/// The TSA: its key in the HSM, its certificate, its policy, and the token log.
+pub struct TimeStampAuthority {
+    signer: Arc<HsmSigner>,
+    cert: Certificate,
+    chain: Vec<Vec<u8>>,
+    sid: SignerIdentifier,
+    signing_certificate: Attribute,
+    policy: TsaPolicy,
+    clock: ClockCheck,
+    writer: TimestampWriter,
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+impl TimeStampAuthority {
+    /// Loads the TSA key and certificate from the token. `ca_chain` is the issuing CA's chain
+    /// (issuing first, root last). Blocking.
+    pub fn load(
+        hsm: &Hsm,
+        key: &KeyRef,
+        ca_chain: &[Vec<u8>],
+        policy: TsaPolicy,
+        clock: ClockCheck,
+        writer: TimestampWriter,
+    ) -> Result<Self, TsaError> {
+        let der = hsm.find_certificate(key)?.ok_or_else(|| {
+            TsaError::Certificate(format!("no certificate for {key} in the token; run `trustd init`"))
+        })?;
+        let cert = Certificate::from_der(&der).map_err(|e| TsaError::Certificate(e.to_string()))?;
+        let signer = HsmSigner::new(hsm, key.clone(), None)?;
+        if *signer.public_key_info() != cert.tbs_certificate.subject_public_key_info {
+            return Err(TsaError::Certificate(format!("certificate of {key} does not match its key")));
+        }
+        let signing_certificate =
+            ess::signing_certificate_v2_attribute(&cert, &der).map_err(|e| TsaError::Certificate(e.to_string()))?;
+        let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: cert.tbs_certificate.issuer.clone(),
+            serial_number: cert.tbs_certificate.serial_number.clone(),
+        });
+        let mut chain = vec![der];
+        chain.extend_from_slice(ca_chain);
+        Ok(TimeStampAuthority {
+            signer: Arc::new(signer),
+            cert,
+            chain,
+            sid,
+            signing_certificate,
+            policy,
+            clock,
+            writer,
+        })
+    }
+
+    /// The TSA certificate followed by its CA chain (DER), for relying parties.
+    pub fn chain(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
+    /// Answers one DER TimeStampReq (RFC 3161 §2.4.1) with a DER TimeStampResp (§2.4.2). A
+    /// granted token is recorded durably before this returns.
+    pub async fn timestamp(&self, request_der: &[u8], requester: &str) -> Outcome {
+        match self.grant(request_der, requester).await {
+            Ok((response_der, serial, gen_time)) => Outcome { response_der, result: Ok((serial, gen_time)) },
+            Err((failure, text)) => {
+                if failure == Failure::SystemFailure {
+                    tracing::error!(error = %text, "time-stamp failed");
+                }
+                Outcome { response_der: rejection(failure, &text), result: Err((failure, text)) }
+            }
+        }
+    }
+
+    fn check(&self, request_der: &[u8]) -> Result<Checked, (Failure, String)> {
+        let bad = |f: Failure, m: String| (f, m);
+        if request_der.is_empty() {
+            return Err(bad(Failure::BadRequest, "empty request".into()));
+        }
+        // `from_der` refuses trailing bytes after the request as well as truncation.
+        let req = TimeStampReq::from_der(request_der)
+            .map_err(|e| bad(Failure::BadRequest, format!("not a DER TimeStampReq: {e}")))?;
+        let alg = &req.message_imprint.hash_algorithm;
+        let hash =
+            HashAlg::from_oid(&alg.oid).filter(|h| self.policy.hash_algorithms.contains(h)).ok_or_else(|| {
+                let name = const_oid::db::DB.by_oid(&alg.oid).map_or_else(|| alg.oid.to_string(), str::to_owned);
+                bad(Failure::BadAlg, format!("hash algorithm {name} is not accepted"))
+            })?;
+        if alg.parameters.as_ref().is_some_and(|p| p.tag() != Tag::Null) {
+            return Err(bad(Failure::BadAlg, "hash algorithm parameters must be absent or NULL".into()));
+        }
+        let len = req.message_imprint.hashed_message.as_bytes().len();
+        if len != hash.output_len() {
+            return Err(bad(
+                Failure::BadDataFormat,
+                format!("{hash} imprint must be {} bytes, got {len}", hash.output_len()),
+            ));
+        }
+        let policy = match req.req_policy {
+            Some(p) if !self.policy.accepted_policies.contains(&p) => {
+                return Err(bad(Failure::UnacceptedPolicy, format!("policy {p} is not accepted")))
+            }
+            Some(p) => p,
+            None => self.policy.default_policy,
+        };
+        if let Some(ext) = req.extensions.iter().flatten().find(|e| e.critical) {
+            return Err(bad(
+                Failure::UnacceptedExtension,
+                format!("critical extension {} is not supported", ext.extn_id),
+            ));
+        }
+        Ok(Checked { req, hash, policy })
+    }
+
+    fn accuracy(&self) -> Accuracy {
+        let a = self.policy.accuracy;
+        let nz = |v: u32| (v != 0).then_some(v as i16);
+        Accuracy {
+            seconds: (a.as_secs() != 0).then_some(a.as_secs()),
+            millis: nz(a.subsec_millis()),
+            micros: nz(a.subsec_micros() % 1000),
+        }
+    }
+
+    async fn grant(&self, request_der: &[u8], requester: &str) -> Result<(Vec<u8>, Serial, u64), (Failure, String)> {
+        let Checked { req, hash, policy } = self.check(request_der)?;
+        self.clock.check().map_err(|e| (Failure::TimeNotAvailable, e))?;
+        let sys = |e: &dyn std::fmt::Display| (Failure::SystemFailure, e.to_string());
+
+        let serial = Serial::random();
+        let now = unix_now().as_secs();
+        let tst = TstInfo {
+            version: TspVersion::V1,
+            policy,
+            message_imprint: MessageImprint {
+                hash_algorithm: req.message_imprint.hash_algorithm.clone(),
+                hashed_message: req.message_imprint.hashed_message.clone(),
+            },
+            serial_number: Int::new(serial.as_bytes()).map_err(|e| sys(&e))?,
+            gen_time: GeneralizedTime::from_unix_duration(Duration::from_secs(now)).map_err(|e| sys(&e))?,
+            accuracy: Some(self.accuracy()),
+            ordering: false,
+            nonce: req.nonce.clone(),
+            tsa: self
+                .policy
+                .include_tsa_name
+                .then(|| GeneralName::DirectoryName(self.cert.tbs_certificate.subject.clone())),
+            extensions: None,
+        };
+        let tst_der = tst.to_der().map_err(|e| sys(&e))?;
+
+        let token = {
+            let signer = self.signer.clone();
+            let sid = self.sid.clone();
+            let attr = self.signing_certificate.clone();
+            let cert = req.cert_req.then(|| self.cert.clone());
+            tokio::task::spawn_blocking(move || sign_token(&signer, sid, attr, cert, tst_der))
+                .await
+                .map_err(|e| sys(&e))??
+        };
+        let token_der = token.to_der().map_err(|e| sys(&e))?;
+        let record = TimestampRecord {
+            serial: serial.clone(),
+            gen_time: now as i64,
+            policy: policy.to_string(),
+            hash_alg: hash.to_string(),
+            imprint: req.message_imprint.hashed_message.as_bytes().to_vec(),
+            nonce: req.nonce.as_ref().map(|n| n.as_bytes().to_vec()),
+            requester: requester.to_owned(),
+            token_der,
+        };
+        // The reply leaves only once its record is durable.
+        self.writer.record(record).await.map_err(|e| sys(&e))?;
+        let resp = TimeStampResp {
+            status: PkiStatusInfo { status: 0, status_string: None, fail_info: None },
+            time_stamp_token: Some(token),
+        };
+        Ok((resp.to_der().map_err(|e| sys(&e))?, serial, now))
+    }
+}
+
+/// A DER TimeStampReq from its fields, for callers that have no ASN.1 encoder (the gRPC digest
+/// form, `trustctl timestamp`). SHA-1 and MD5 are encoded as asked, so that the TSA's own checks
+/// refuse them with badAlg like any other client's request.
+pub fn request_from_digest(
+    hash_name: &str,
+    digest: &[u8],
+    nonce: &[u8],
+    cert_req: bool,
+    policy: &str,
+) -> Result<Vec<u8>, String> {
+    let oid = match hash_name.to_ascii_lowercase().as_str() {
+        "sha1" | "sha-1" => const_oid::db::rfc5912::ID_SHA_1,
+        "md5" => const_oid::db::rfc5912::ID_MD_5,
+        other => other.parse::<HashAlg>()?.oid(),
+    };
+    if nonce.len() > 32 {
+        return Err("nonce longer than 32 bytes".into());
+    }
+    let req = TimeStampReq {
+        version: TspVersion::V1,
+        message_imprint: MessageImprint {
+            hash_algorithm: spki::AlgorithmIdentifier { oid, parameters: None },
+            hashed_message: der::asn1::OctetString::new(digest).map_err(|e| e.to_string())?,
+        },
+        req_policy: if policy.is_empty() {
+            None
+        } else {
+            Some(ObjectIdentifier::new(policy).map_err(|e| format!("policy '{policy}': {e}"))?)
+        },
+        nonce: if nonce.is_empty() {
+            None
+        } else {
+            // INTEGER is signed: a leading zero keeps a nonce with its top bit set positive.
+            let mut n = nonce.to_vec();
+            if n[0] & 0x80 != 0 {
+                n.insert(0, 0);
+            }
+            Some(Int::new(&n).map_err(|e| e.to_string())?)
+        },
+        cert_req,
+        extensions: None,
+    };
+    req.to_der().map_err(|e| e.to_string())
+}
+
+/// Builds the token: SignedData (RFC 5652 §5) over the TSTInfo with content-type,
+/// message-digest and signing-certificate-v2 signed attributes, signed in the HSM.
+/// SignedDataBuilder is not used because it hides the signer's error; the structure is small.
+fn sign_token(
+    signer: &HsmSigner,
+    sid: SignerIdentifier,
+    signing_certificate: Attribute,
+    cert: Option<Certificate>,
+    tst_der: Vec<u8>,
+) -> Result<ContentInfo, (Failure, String)> {
+    let sys = |e: &dyn std::fmt::Display| (Failure::SystemFailure, e.to_string());
+    let econtent = EncapsulatedContentInfo {
+        econtent_type: ID_CT_TST_INFO,
+        econtent: Some(Any::new(Tag::OctetString, tst_der).map_err(|e| sys(&e))?),
+    };
+    let digest_alg = signer.scheme().hash().algorithm_identifier();
+    let mut sib = SignerInfoBuilder::new(signer, sid, digest_alg.clone(), &econtent, None).map_err(|e| sys(&e))?;
+    sib.add_signed_attribute(signing_certificate).map_err(|e| sys(&e))?;
+    let to_be_signed = sib.finalize().map_err(|e| sys(&e))?;
+    let signature = signer.sign(&to_be_signed).map_err(|e| sys(&e))?;
+    let signer_info =
+        sib.assemble(BitString::from_bytes(signature.as_bytes()).map_err(|e| sys(&e))?).map_err(|e| sys(&e))?;
+    let signed_data = SignedData {
+        // RFC 5652 §5.1: version 3 because eContentType is not id-data.
+        version: CmsVersion::V3,
+        digest_algorithms: SetOfVec::try_from(vec![digest_alg]).map_err(|e| sys(&e))?,
+        encap_content_info: econtent,
+        certificates: cert
+            .map(|c| cms::signed_data::CertificateSet::try_from(vec![CertificateChoices::Certificate(c)]))
+            .transpose()
+            .map_err(|e| sys(&e))?,
+        crls: None,
+        signer_infos: cms::signed_data::SignerInfos::try_from(vec![signer_info]).map_err(|e| sys(&e))?,
+    };
+    Ok(ContentInfo {
+        content_type: const_oid::db::rfc5911::ID_SIGNED_DATA,
+        content: Any::encode_from(&signed_data).map_err(|e| sys(&e))?,
+    })
+}
+
+/// A TimeStampResp with status rejection, the failure bit and a human-readable reason.
+pub fn rejection(failure: Failure, text: &str) -> Vec<u8> {
+    let text = Utf8StringRef::new(text).ok();
+    let resp = TimeStampResp {
+        status: PkiStatusInfo { status: 2, status_string: text.map(|t| vec![t]), fail_info: failure.bit_string().ok() },
+        time_stamp_token: None,
+    };
+    // A rejection holds only small, valid values; encoding cannot fail short of a bug, and even
+    // then the client gets a well-formed (if reasonless) rejection rather than nothing.
+    resp.to_der().unwrap_or_else(|_| vec![0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x02])
+}
