@@ -397,5 +397,8 @@ async fn http_serves_ca_certificates_and_readiness() {
     assert_eq!(d.http_get("/ca/issuing.pem").0, 404);
     assert_eq!(d.http_get("/healthz").0, 200);
     let (code, _, body) = d.http_get("/readyz");
-    assert_eq!((code, String::from_utf8_lossy(&body).into_owned()), (200, "hsm: ok\nstore: ok\nclock: not checked\n".to_string()));
+    assert_eq!(
+        (code, String::from_utf8_lossy(&body).into_owned()),
+        (200, "hsm: ok\nstore: ok\nclock: not checked\n".to_string())
+    );
 }

@@ -30,12 +30,18 @@ impl Daemon {
 
     /// Starts `trustd dev` on an existing data dir (a restart).
     pub fn start_in(dir: tempfile::TempDir) -> Daemon {
+        Self::start_with(dir, &[])
+    }
+
+    /// Starts `trustd dev` with extra arguments.
+    pub fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> Daemon {
         let stderr_log = dir.path().join("trustd.stderr");
         let err = std::fs::File::create(&stderr_log).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_trustd"))
             .args(["dev", "--data-dir"])
             .arg(dir.path().join("data"))
             .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--public-url", PUBLIC_URL])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(err)
             .spawn()
@@ -88,9 +94,31 @@ impl Daemon {
 
     /// A plain HTTP/1.1 GET: (status code, headers, body).
     pub fn http_get(&self, path: &str) -> (u16, String, Vec<u8>) {
+        self.http_request("GET", path, None, &[])
+    }
+
+    /// A plain HTTP/1.1 POST: (status code, headers, body).
+    pub fn http_post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+        self.http_request("POST", path, Some(content_type), body)
+    }
+
+    fn http_request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&self.http).expect("connect HTTP");
-        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.http).unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.http);
+        if let Some(ct) = content_type {
+            head.push_str(&format!("Content-Type: {ct}\r\nContent-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        // A server may answer (413) and close before it has read a large body.
+        let _ = s.write_all(body);
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).unwrap();
         let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
