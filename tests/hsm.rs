@@ -119,4 +119,20 @@ fn softhsm_keys_signing_and_pool() {
     let sig = p256::ecdsa::Signature::from_der(sig.as_bytes()).unwrap();
     signature::Verifier::verify(&vk, b"after logout", &sig).unwrap();
     assert!(hsm.is_ready());
+
+    // The module itself stops (C_Finalize behind the pool's back, as when a device driver
+    // resets): sessions are gone and none can be opened. The layer re-initialises the module,
+    // finds the token again, and signs.
+    cryptoki::context::Pkcs11::new(trustd::daemon::SOFTHSM_MODULE).unwrap().finalize().unwrap();
+    let sig = signer.sign(b"after the module reset").unwrap();
+    let sig = p256::ecdsa::Signature::from_der(sig.as_bytes()).unwrap();
+    signature::Verifier::verify(&vk, b"after the module reset", &sig).unwrap();
+    assert!(hsm.is_ready());
+    hsm.probe().unwrap();
+
+    // A second failure within REINIT_INTERVAL is not retried at once: the layer reports
+    // not-ready and refuses fast instead of hammering the device.
+    cryptoki::context::Pkcs11::new(trustd::daemon::SOFTHSM_MODULE).unwrap().finalize().unwrap();
+    assert!(matches!(signer.sign(b"too soon"), Err(HsmError::Unavailable(_))));
+    assert!(!hsm.is_ready());
 }

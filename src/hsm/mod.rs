@@ -4,8 +4,9 @@
 //! in one process crash SoftHSM, rust-cryptoki #260), the user logs in once (login state is per
 //! application, PKCS#11 v2.40 §5.6), and sessions are pooled because a `Session` must never be
 //! used by two threads at once. A session that fails with a device-level error is dropped and
-//! the pool reopens sessions on the next use, so the daemon heals without a restart; until then
-//! [`Hsm::is_ready`] reports false.
+//! the pool reopens sessions on the next use; if the module itself stopped working, it is
+//! finalised and initialised again (at most once per [`REINIT_INTERVAL`]). The daemon heals
+//! without a restart; until then [`Hsm::is_ready`] reports false.
 
 mod keys;
 mod signer;
@@ -24,7 +25,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Errors of the HSM layer. Messages never contain a PIN.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +88,9 @@ pub struct Hsm(Arc<Inner>);
 
 struct Inner {
     ctx: Pkcs11,
-    slot: Slot,
+    /// The token's slot; a re-initialised module may number slots differently.
+    slot: Mutex<Slot>,
+    last_reinit: Mutex<Option<Instant>>,
     token_label: String,
     pin: AuthPin,
     pool: Mutex<PoolState>,
@@ -104,6 +107,13 @@ struct PoolState {
 /// How long a caller waits for a session before the request fails with [`HsmError::Busy`].
 const SESSION_WAIT: Duration = Duration::from_secs(30);
 
+/// Least time between two re-initialisations of the module, so a dead device is not hammered.
+pub const REINIT_INTERVAL: Duration = Duration::from_secs(10);
+
+fn init_args() -> CInitializeArgs {
+    CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)
+}
+
 /// Loads and initialises a module once per process and hands out clones of the context.
 fn module(path: &Path) -> Result<Pkcs11, HsmError> {
     static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
@@ -113,7 +123,7 @@ fn module(path: &Path) -> Result<Pkcs11, HsmError> {
     }
     let err = |source| HsmError::Module { path: path.to_owned(), source };
     let ctx = Pkcs11::new(path).map_err(err)?;
-    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).map_err(err)?;
+    ctx.initialize(init_args()).map_err(err)?;
     modules.insert(path.to_owned(), ctx.clone());
     Ok(ctx)
 }
@@ -185,7 +195,8 @@ impl Hsm {
             find_slot(&ctx, &cfg.token_label)?.ok_or_else(|| HsmError::TokenNotFound(cfg.token_label.clone()))?;
         let hsm = Hsm(Arc::new(Inner {
             ctx,
-            slot,
+            slot: Mutex::new(slot),
+            last_reinit: Mutex::new(None),
             token_label: cfg.token_label.clone(),
             pin: pin.0,
             pool: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
@@ -215,8 +226,53 @@ impl Hsm {
         self.with_session(|s| s.get_session_info().map(|_| ()))
     }
 
+    /// Opens and logs in a session; if the module cannot open one, re-initialises it and tries
+    /// once more.
     fn open_session(&self) -> Result<Session, HsmError> {
-        let s = self.0.ctx.open_rw_session(self.0.slot).map_err(|e| HsmError::Unavailable(e.to_string()))?;
+        match self.try_open_session() {
+            Err(HsmError::Unavailable(e)) if self.reinitialize(&e) => self.try_open_session(),
+            r => r,
+        }
+    }
+
+    /// C_Finalize and C_Initialize again, then find the token's slot anew. Rate-limited by
+    /// [`REINIT_INTERVAL`]; true if the module is initialised and the token found.
+    fn reinitialize(&self, cause: &str) -> bool {
+        let mut last = self.0.last_reinit.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < REINIT_INTERVAL) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        tracing::warn!(token = %self.0.token_label, cause, audit = true, "re-initialising the PKCS#11 module");
+        self.reset_pool();
+        // Finalising a module that is already gone fails harmlessly; what counts is the initialise.
+        let _ = self.0.ctx.clone().finalize();
+        match self.0.ctx.initialize(init_args()) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "PKCS#11 module could not be initialised");
+                return false;
+            }
+        }
+        match find_slot(&self.0.ctx, &self.0.token_label) {
+            Ok(Some(slot)) => {
+                *self.0.slot.lock().unwrap_or_else(|p| p.into_inner()) = slot;
+                true
+            }
+            Ok(None) => {
+                tracing::error!(token = %self.0.token_label, "token not present after re-initialising");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "slot list after re-initialising");
+                false
+            }
+        }
+    }
+
+    fn try_open_session(&self) -> Result<Session, HsmError> {
+        let slot = *self.0.slot.lock().unwrap_or_else(|p| p.into_inner());
+        let s = self.0.ctx.open_rw_session(slot).map_err(|e| HsmError::Unavailable(e.to_string()))?;
         match s.login(UserType::User, Some(&self.0.pin)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(s),
             Err(e @ CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLocked | RvError::PinExpired, _)) => {
