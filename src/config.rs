@@ -140,6 +140,8 @@ pub struct CeremonySection {
     pub issuing_algorithm: KeyAlgorithm,
     #[serde(default = "default_leaf_alg")]
     pub service_algorithm: KeyAlgorithm,
+    #[serde(default = "default_log_alg")]
+    pub log_algorithm: KeyAlgorithm,
     #[serde(default = "default_root_validity", with = "humantime_serde")]
     pub root_validity: Duration,
     #[serde(default = "default_issuing_validity", with = "humantime_serde")]
@@ -156,6 +158,9 @@ fn default_root_alg() -> KeyAlgorithm {
 }
 fn default_leaf_alg() -> KeyAlgorithm {
     KeyAlgorithm::EcP256
+}
+fn default_log_alg() -> KeyAlgorithm {
+    KeyAlgorithm::Ed25519
 }
 fn default_root_validity() -> Duration {
     Duration::from_secs(20 * 365 * 86400)
@@ -175,6 +180,7 @@ impl Default for CeremonySection {
             root_algorithm: default_root_alg(),
             issuing_algorithm: default_leaf_alg(),
             service_algorithm: default_leaf_alg(),
+            log_algorithm: default_log_alg(),
             root_validity: default_root_validity(),
             issuing_validity: default_issuing_validity(),
             service_validity: default_service_validity(),
@@ -256,6 +262,7 @@ impl Config {
             root_algorithm: c.root_algorithm,
             issuing_algorithm: c.issuing_algorithm,
             service_algorithm: c.service_algorithm,
+            log_algorithm: c.log_algorithm,
             root_validity: c.root_validity,
             issuing_validity: c.issuing_validity,
             service_validity: c.service_validity,

@@ -132,8 +132,15 @@ fn ca_keys_are_sensitive_and_never_extractable() {
         .args(["--list-objects", "--type", "privkey"]));
     let text = stdout(&out);
     let keys: Vec<&str> = text.split("Private Key Object").skip(1).collect();
-    assert_eq!(keys.len(), 5, "root, issuing, TSA, document signer, OCSP keys:\n{text}");
-    for label in ["trustd-root-ca", "trustd-issuing-ca", "trustd-tsa", "trustd-document-signer", "trustd-ocsp-signer"] {
+    assert_eq!(keys.len(), 6, "root, issuing, TSA, document signer, OCSP and log keys:\n{text}");
+    for label in [
+        "trustd-root-ca",
+        "trustd-issuing-ca",
+        "trustd-tsa",
+        "trustd-document-signer",
+        "trustd-ocsp-signer",
+        "trustd-log",
+    ] {
         let k = keys
             .iter()
             .find(|k| k.contains(&format!("label:      {label}\n")))

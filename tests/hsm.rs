@@ -31,9 +31,12 @@ fn softhsm_keys_signing_and_pool() {
     let hsm = Hsm::open(&cfg, Pin::new("user-pin".into())).unwrap();
     assert!(hsm.is_ready());
 
-    for (label, alg) in
-        [("ec", KeyAlgorithm::EcP256), ("ec384", KeyAlgorithm::EcP384), ("rsa", KeyAlgorithm::Rsa(2048))]
-    {
+    for (label, alg) in [
+        ("ec", KeyAlgorithm::EcP256),
+        ("ec384", KeyAlgorithm::EcP384),
+        ("rsa", KeyAlgorithm::Rsa(2048)),
+        ("ed", KeyAlgorithm::Ed25519),
+    ] {
         hsm.generate_key(&KeyRef::label(label), alg).unwrap();
         let p = hsm.key_protection(&KeyRef::label(label)).unwrap();
         assert!(p.sensitive && !p.extractable && p.always_sensitive && p.never_extractable, "{label}: {p:?}");
@@ -86,6 +89,23 @@ fn softhsm_keys_signing_and_pool() {
             .into_owned();
         assert!(text.contains(&format!("Signature Algorithm: {openssl_name}")), "{scheme}:\n{text}");
     }
+
+    // Ed25519 (the log key's algorithm) has no certificate builder use: check a raw signature.
+    let ed = HsmSigner::new(&hsm, KeyRef::label("ed"), None).unwrap();
+    assert_eq!(ed.scheme(), SignatureScheme::Ed25519);
+    let spki_pem = der::EncodePem::to_pem(ed.public_key_info(), der::pem::LineEnding::LF).unwrap();
+    std::fs::write(dir.path().join("ed.pub.pem"), spki_pem).unwrap();
+    std::fs::write(dir.path().join("msg"), b"a checkpoint").unwrap();
+    std::fs::write(dir.path().join("msg.sig"), ed.sign(b"a checkpoint").unwrap().as_bytes()).unwrap();
+    let v = openssl(
+        dir.path(),
+        &["pkeyutl", "-verify", "-pubin", "-inkey", "ed.pub.pem", "-rawin", "-in", "msg", "-sigfile", "msg.sig"],
+    );
+    assert!(String::from_utf8_lossy(&v.stdout).contains("Signature Verified Successfully"));
+    assert!(matches!(
+        HsmSigner::new(&hsm, KeyRef::label("ed"), Some(SignatureScheme::RsaPkcs1Sha256)),
+        Err(HsmError::SchemeMismatch { .. })
+    ));
 
     // Many threads, two sessions: the pool hands sessions out one thread at a time.
     let signer = Arc::new(HsmSigner::new(&hsm, KeyRef::label("ec"), None).unwrap());

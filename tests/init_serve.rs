@@ -53,6 +53,8 @@ fn init_is_idempotent_and_serve_issues() {
     let second = trustd(d, &["init", "--config", cfg_s]);
     let second = String::from_utf8_lossy(&second.stdout).into_owned();
     assert_eq!(second.matches("key kept, certificate kept").count(), 5, "second run changes nothing: {second}");
+    assert!(first.contains("pkcs11:object=trustd-log: key generated, no certificate"), "{first}");
+    assert!(second.contains("pkcs11:object=trustd-log: key kept, no certificate"), "{second}");
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_trustd"))
         .env("SOFTHSM2_CONF", d.join("softhsm2.conf"))

@@ -26,6 +26,8 @@ pub struct CaKeys {
     pub tsa: KeyRef,
     pub document_signer: KeyRef,
     pub ocsp: KeyRef,
+    /// Signs the issued-certificate log's checkpoints; a bare key, no certificate.
+    pub log: KeyRef,
 }
 
 impl Default for CaKeys {
@@ -36,6 +38,7 @@ impl Default for CaKeys {
             tsa: KeyRef::label("trustd-tsa"),
             document_signer: KeyRef::label("trustd-document-signer"),
             ocsp: KeyRef::label("trustd-ocsp-signer"),
+            log: KeyRef::label("trustd-log"),
         }
     }
 }
@@ -48,6 +51,7 @@ pub struct CeremonyConfig {
     pub root_algorithm: KeyAlgorithm,
     pub issuing_algorithm: KeyAlgorithm,
     pub service_algorithm: KeyAlgorithm,
+    pub log_algorithm: KeyAlgorithm,
     pub root_validity: Duration,
     pub issuing_validity: Duration,
     pub service_validity: Duration,
@@ -61,17 +65,22 @@ pub struct CeremonyConfig {
 pub struct Step {
     pub key: String,
     pub key_generated: bool,
-    pub certificate_created: bool,
+    /// `None` for keys without a certificate (the log key).
+    pub certificate_created: Option<bool>,
 }
 
 impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: key {}, certificate {}",
+            "{}: key {}, {}",
             self.key,
             if self.key_generated { "generated" } else { "kept" },
-            if self.certificate_created { "created" } else { "kept" }
+            match self.certificate_created {
+                Some(true) => "certificate created",
+                Some(false) => "certificate kept",
+                None => "no certificate",
+            }
         )
     }
 }
@@ -175,6 +184,8 @@ pub fn run(hsm: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CaError> {
             CeremonyCert::Service { urls: &urls, key_usage: s.key_usage, eku: s.eku, ocsp_no_check: s.ocsp_no_check };
         ensure(hsm, cfg, &role, Some((&issuing, &keys.issuing)), kind, &mut steps)?;
     }
+    let key_generated = ensure_key(hsm, &keys.log, cfg.log_algorithm)?;
+    steps.push(Step { key: keys.log.to_string(), key_generated, certificate_created: None });
     Ok(steps)
 }
 
@@ -187,7 +198,7 @@ fn ensure(
     steps: &mut Vec<Step>,
 ) -> Result<Certificate, CaError> {
     let key_generated = ensure_key(hsm, role.key, role.alg)?;
-    let step = |certificate_created| Step { key: role.key.to_string(), key_generated, certificate_created };
+    let step = |created| Step { key: role.key.to_string(), key_generated, certificate_created: Some(created) };
     if let Some(c) = stored_certificate(hsm, role.key)? {
         steps.push(step(false));
         return Ok(c);

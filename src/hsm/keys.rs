@@ -16,6 +16,8 @@ pub enum KeyAlgorithm {
     EcP256,
     EcP384,
     Rsa(u32),
+    /// Ed25519 (RFC 8032), for signed notes such as the log's checkpoints.
+    Ed25519,
 }
 
 impl FromStr for KeyAlgorithm {
@@ -27,8 +29,9 @@ impl FromStr for KeyAlgorithm {
             "rsa-2048" => Ok(Self::Rsa(2048)),
             "rsa-3072" => Ok(Self::Rsa(3072)),
             "rsa-4096" => Ok(Self::Rsa(4096)),
+            "ed25519" => Ok(Self::Ed25519),
             _ => Err(format!(
-                "unknown key algorithm '{s}' (expected ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096)"
+                "unknown key algorithm '{s}' (expected ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519)"
             )),
         }
     }
@@ -40,6 +43,7 @@ impl fmt::Display for KeyAlgorithm {
             Self::EcP256 => f.write_str("ecdsa-p256"),
             Self::EcP384 => f.write_str("ecdsa-p384"),
             Self::Rsa(bits) => write!(f, "rsa-{bits}"),
+            Self::Ed25519 => f.write_str("ed25519"),
         }
     }
 }
@@ -79,13 +83,8 @@ fn find_one(s: &Session, class: ObjectClass, key: &KeyRef) -> cryptoki::error::R
     })
 }
 
-fn curve_oid(alg: KeyAlgorithm) -> Option<const_oid::ObjectIdentifier> {
-    match alg {
-        KeyAlgorithm::EcP256 => Some(const_oid::db::rfc5912::SECP_256_R_1),
-        KeyAlgorithm::EcP384 => Some(const_oid::db::rfc5912::SECP_384_R_1),
-        KeyAlgorithm::Rsa(_) => None,
-    }
-}
+/// id-Ed25519 (RFC 8410 §3).
+pub(super) const ID_ED25519: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier::new_unwrap("1.3.101.112");
 
 impl Hsm {
     fn check_token(&self, key: &KeyRef) -> Result<(), HsmError> {
@@ -134,17 +133,28 @@ impl Hsm {
             Attribute::Extractable(false),
             Attribute::Sign(true),
         ]);
-        let mechanism = match (alg, curve_oid(alg)) {
-            (_, Some(curve)) => {
-                public.push(Attribute::EcParams(curve.to_der().map_err(|e| HsmError::Encoding(e.to_string()))?));
+        let params = |oid: const_oid::ObjectIdentifier| {
+            oid.to_der().map(Attribute::EcParams).map_err(|e| HsmError::Encoding(e.to_string()))
+        };
+        let mechanism = match alg {
+            KeyAlgorithm::EcP256 => {
+                public.push(params(const_oid::db::rfc5912::SECP_256_R_1)?);
                 Mechanism::EccKeyPairGen
             }
-            (KeyAlgorithm::Rsa(bits), None) => {
+            KeyAlgorithm::EcP384 => {
+                public.push(params(const_oid::db::rfc5912::SECP_384_R_1)?);
+                Mechanism::EccKeyPairGen
+            }
+            KeyAlgorithm::Ed25519 => {
+                // PKCS#11 v3.0 §2.3.10: CKA_EC_PARAMS names the curve, here by its RFC 8410 OID.
+                public.push(params(ID_ED25519)?);
+                Mechanism::EccEdwardsKeyPairGen
+            }
+            KeyAlgorithm::Rsa(bits) => {
                 public.push(Attribute::ModulusBits((bits as u64).into()));
                 public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
                 Mechanism::RsaPkcsKeyPairGen
             }
-            _ => return Err(HsmError::Encoding(format!("no generation mechanism for {alg}"))),
         };
         self.with_session(|s| s.generate_key_pair(&mechanism, &public, &private))?;
         tracing::info!(key = %key, algorithm = %alg, "generated key pair in the HSM");
@@ -189,6 +199,17 @@ impl Hsm {
                     97 => p384::PublicKey::from_sec1_bytes(&p).map_err(|e| enc(&e))?.to_public_key_der(),
                     l => return Err(enc(&format!("unsupported EC point length {l}"))),
                 }
+            }
+            (Some(KeyType::EC_EDWARDS), Some(p), _, _) => {
+                let p = OctetString::from_der(&p).map(OctetString::into_bytes).unwrap_or(p);
+                if p.len() != 32 {
+                    return Err(enc(&format!("Ed25519 public key of {} bytes", p.len())));
+                }
+                // RFC 8410 §4: the key is the 32 raw bytes, no parameters.
+                return Ok(SubjectPublicKeyInfoOwned {
+                    algorithm: spki::AlgorithmIdentifierOwned { oid: ID_ED25519, parameters: None },
+                    subject_public_key: der::asn1::BitString::from_bytes(&p).map_err(|e| enc(&e))?,
+                });
             }
             (Some(KeyType::RSA), _, Some(n), Some(e)) => {
                 rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(&n), rsa::BigUint::from_bytes_be(&e))

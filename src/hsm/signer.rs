@@ -3,6 +3,7 @@
 
 use super::{Hsm, HsmError, KeyRef};
 use crate::digest::HashAlg;
+use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::ObjectHandle;
@@ -31,6 +32,8 @@ pub enum SignatureScheme {
     RsaPssSha256,
     RsaPssSha384,
     RsaPssSha512,
+    /// Pure Ed25519 (RFC 8032 §5.1, RFC 8410 §3).
+    Ed25519,
 }
 
 impl FromStr for SignatureScheme {
@@ -45,6 +48,7 @@ impl FromStr for SignatureScheme {
             "rsa-pss-sha256" => Self::RsaPssSha256,
             "rsa-pss-sha384" => Self::RsaPssSha384,
             "rsa-pss-sha512" => Self::RsaPssSha512,
+            "ed25519" => Self::Ed25519,
             _ => return Err(format!("unknown signature scheme '{s}'")),
         })
     }
@@ -61,6 +65,7 @@ impl fmt::Display for SignatureScheme {
             Self::RsaPssSha256 => "rsa-pss-sha256",
             Self::RsaPssSha384 => "rsa-pss-sha384",
             Self::RsaPssSha512 => "rsa-pss-sha512",
+            Self::Ed25519 => "ed25519",
         })
     }
 }
@@ -81,6 +86,7 @@ impl SignatureScheme {
             (ID_EC_PUBLIC_KEY, Some(SECP_256_R_1)) => Some(Self::EcdsaSha256),
             (ID_EC_PUBLIC_KEY, Some(SECP_384_R_1)) => Some(Self::EcdsaSha384),
             (RSA_ENCRYPTION, _) => Some(Self::RsaPkcs1Sha256),
+            (super::keys::ID_ED25519, _) => Some(Self::Ed25519),
             _ => None,
         }
     }
@@ -90,12 +96,13 @@ impl SignatureScheme {
         match self {
             Self::EcdsaSha256 | Self::RsaPkcs1Sha256 | Self::RsaPssSha256 => HashAlg::Sha256,
             Self::EcdsaSha384 | Self::RsaPkcs1Sha384 | Self::RsaPssSha384 => HashAlg::Sha384,
-            Self::RsaPkcs1Sha512 | Self::RsaPssSha512 => HashAlg::Sha512,
+            // RFC 8419 §3: SHA-512 is the digest algorithm for Ed25519 in CMS.
+            Self::RsaPkcs1Sha512 | Self::RsaPssSha512 | Self::Ed25519 => HashAlg::Sha512,
         }
     }
 
-    fn is_ecdsa(self) -> bool {
-        matches!(self, Self::EcdsaSha256 | Self::EcdsaSha384)
+    fn is_rsa(self) -> bool {
+        !matches!(self, Self::EcdsaSha256 | Self::EcdsaSha384 | Self::Ed25519)
     }
 
     /// The AlgorithmIdentifier that goes into `signatureAlgorithm` (RFC 5280 §4.1.1.2).
@@ -113,6 +120,8 @@ impl SignatureScheme {
             Self::RsaPssSha256 => return rsa::pss::get_default_pss_signature_algo_id::<sha2::Sha256>(),
             Self::RsaPssSha384 => return rsa::pss::get_default_pss_signature_algo_id::<sha2::Sha384>(),
             Self::RsaPssSha512 => return rsa::pss::get_default_pss_signature_algo_id::<sha2::Sha512>(),
+            // RFC 8410 §3: parameters absent.
+            Self::Ed25519 => (super::keys::ID_ED25519, None),
         };
         Ok(AlgorithmIdentifierOwned { oid, parameters })
     }
@@ -142,12 +151,13 @@ impl SignatureScheme {
                 Mechanism::Sha512RsaPkcsPss(Self::pss(MechanismType::SHA512, PkcsMgfType::MGF1_SHA512, 64)),
                 msg.to_vec(),
             ),
+            Self::Ed25519 => (Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), msg.to_vec()),
         }
     }
 }
 
 /// A signature value as it goes into a certificate's or CMS structure's signature field:
-/// DER `Ecdsa-Sig-Value` for ECDSA (RFC 3279 §2.2.3), the raw octets for RSA.
+/// DER `Ecdsa-Sig-Value` for ECDSA (RFC 3279 §2.2.3), the raw octets for RSA and Ed25519.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HsmSignature(Vec<u8>);
 
@@ -214,7 +224,7 @@ impl HsmSigner {
         let default = SignatureScheme::default_for(&spki);
         let scheme = match (scheme, default) {
             (None, Some(d)) => d,
-            (Some(s), Some(d)) if s == d || (!s.is_ecdsa() && !d.is_ecdsa()) => s,
+            (Some(s), Some(d)) if s == d || (s.is_rsa() && d.is_rsa()) => s,
             (s, _) => {
                 return Err(HsmError::SchemeMismatch {
                     key: key.to_string(),
