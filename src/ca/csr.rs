@@ -241,3 +241,50 @@ fn sans(req: &CertReq) -> Result<Vec<San>, CaError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn testdata(name: &str) -> Vec<u8> {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/csr").join(name)).unwrap()
+    }
+
+    #[test]
+    fn rsa_pss_csr_verifies() {
+        let csr = parse(&testdata("rsa-pss-sha256.csr.pem")).unwrap();
+        assert_eq!(csr.key, SubjectKey::Rsa { bits: 2048 });
+        assert_eq!(csr.sans, [San::Dns("pss.example.com".into())]);
+    }
+
+    #[test]
+    fn der_csr_with_every_san_type() {
+        let csr = parse(&testdata("ec-p384-sha384.csr.der")).unwrap();
+        assert_eq!(csr.key, SubjectKey::EcP384);
+        let subject: Vec<_> = csr.subject.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(subject, ["C=DK", "O=Agency", "CN=p384.example.com"]);
+        let sans: Vec<_> = csr.sans.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            sans,
+            [
+                "dns:p384.example.com",
+                "ip:192.0.2.7",
+                "ip:2001:db8::1",
+                "email:a@example.com",
+                "uri:https://example.com/x"
+            ]
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let err = |name: &str| parse(&testdata(name)).unwrap_err().to_string();
+        assert!(err("ed25519.csr.pem").contains("is not supported"), "{}", err("ed25519.csr.pem"));
+        assert!(err("two-cn.csr.pem").contains("more than one CN"));
+        assert!(err("unknown-attribute.csr.pem").contains("title"), "{}", err("unknown-attribute.csr.pem"));
+        // One flipped bit in the signed part: proof of possession fails.
+        let mut der = testdata("ec-p384-sha384.csr.der");
+        der[40] ^= 1;
+        assert!(matches!(parse(&der), Err(CaError::CsrSignature(_)) | Err(CaError::BadCsr(_))));
+    }
+}
