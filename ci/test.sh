@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 export TRUSTD_TEST_VENV=${TRUSTD_TEST_VENV:-$PWD/target/pyenv}
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked --all-targets -- --test-threads=2
+# Benchmarks (benches/) are not tests: run them with `cargo bench`.
+cargo test --locked --lib --bins --tests -- --test-threads=2

@@ -35,6 +35,33 @@ pub struct Config {
     pub keys: CaKeys,
     #[serde(default)]
     pub tsa: TsaSection,
+    #[serde(default)]
+    pub crl: CrlSection,
+}
+
+/// `[crl]`: how often the CA publishes its CRL.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrlSection {
+    /// nextUpdate − thisUpdate of each CRL.
+    #[serde(default = "default_crl_validity", with = "humantime_serde")]
+    pub validity: Duration,
+    /// A new CRL at least this often (and shortly after each revocation); below `validity`.
+    #[serde(default = "default_crl_refresh", with = "humantime_serde")]
+    pub refresh: Duration,
+}
+
+fn default_crl_validity() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_crl_refresh() -> Duration {
+    Duration::from_secs(3600)
+}
+
+impl Default for CrlSection {
+    fn default() -> Self {
+        CrlSection { validity: default_crl_validity(), refresh: default_crl_refresh() }
+    }
 }
 
 /// `[tsa]`: how the time-stamping authority runs (what it signs is in `policies/tsa.toml`).
@@ -224,6 +251,9 @@ impl Config {
             if !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase())) {
                 return Err(format!("ceremony.country: '{c}' is not an ISO 3166 two-letter code"));
             }
+        }
+        if self.crl.refresh.is_zero() || self.crl.refresh >= self.crl.validity {
+            return Err("crl.refresh: must be positive and shorter than crl.validity".into());
         }
         if self.server.max_request_bytes < 1024 {
             return Err("server.max_request_bytes: must be at least 1024".into());

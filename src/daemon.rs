@@ -5,8 +5,8 @@ use crate::api::grpc::{CaService, TsaService};
 use crate::api::http::HttpState;
 use crate::api::pb;
 use crate::ca::ceremony::{self, CaKeys};
-use crate::ca::CertificateAuthority;
-use crate::config::{CeremonySection, Config, HsmSection, ServerSection, StoreSection, TsaSection};
+use crate::ca::{CertificateAuthority, CrlSchedule};
+use crate::config::{CeremonySection, Config, CrlSection, HsmSection, ServerSection, StoreSection, TsaSection};
 use crate::hsm::{Hsm, Pin};
 use crate::policy::Policies;
 use crate::store::{SqliteStore, Store, TimestampWriter};
@@ -91,6 +91,7 @@ pub fn prepare_dev(
         ceremony: CeremonySection::default(),
         keys: CaKeys::default(),
         tsa: TsaSection { clock_check },
+        crl: CrlSection::default(),
     };
     cfg.validate()?;
     Ok(cfg)
@@ -149,7 +150,8 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let ca = {
         let (hsm, policies, store, url) = (hsm.clone(), policies.clone(), store.clone(), cfg.server.public_url.clone());
         let keys = cfg.keys.clone();
-        tokio::task::spawn_blocking(move || CertificateAuthority::load(&hsm, &keys, policies, store, &url))
+        let crl = CrlSchedule { validity: cfg.crl.validity, refresh: cfg.crl.refresh };
+        tokio::task::spawn_blocking(move || CertificateAuthority::load(&hsm, &keys, policies, store, &url, crl))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?
@@ -168,6 +170,9 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         tracing::warn!(reason = %e, "time-stamps will be refused with timeNotAvailable until the clock is synchronised");
     }
     let (ca, tsa) = (Arc::new(ca), Arc::new(tsa));
+    // A CRL exists before the daemon says it is ready: certificates point relying parties at it.
+    ca.publish_crl().await.map_err(|e| format!("first CRL: {e}"))?;
+    tokio::spawn(ca.clone().run_crl_schedule());
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<CaServer>().await;

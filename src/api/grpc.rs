@@ -1,6 +1,7 @@
 //! gRPC service implementations: decode, call the core, encode. Nothing else.
 
 use super::pb;
+use crate::ca::revocation::Reason;
 use crate::ca::{CertificateAuthority, IssueRequest};
 use crate::store::{CertStatus, CertificateRecord, ListQuery};
 use crate::tsa::TimeStampAuthority;
@@ -44,7 +45,13 @@ fn record_to_pb(r: CertificateRecord) -> pb::CertificateRecord {
         created_at: Some(ts(r.created_at)),
         status: status_to_pb(r.status).into(),
         certificate_der: r.cert_der.unwrap_or_default(),
+        revocation_reason: r.revocation.map(|v| reason_name(v.reason)).unwrap_or_default(),
+        revoked_at: r.revocation.map(|v| ts(v.revoked_at)),
     }
+}
+
+fn reason_name(code: u8) -> String {
+    Reason::from_code(code).map_or_else(|| format!("reason {code}"), |r| r.name().to_owned())
 }
 
 #[tonic::async_trait]
@@ -107,6 +114,28 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
             certificates: page.records.into_iter().map(record_to_pb).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
+    }
+
+    async fn revoke_certificate(
+        &self,
+        request: Request<pb::RevokeCertificateRequest>,
+    ) -> Result<Response<pb::RevokeCertificateResponse>, Status> {
+        let requester = requester(&request);
+        let r = request.into_inner();
+        let reason: Reason = if r.reason.is_empty() { Reason::Unspecified } else { r.reason.parse()? };
+        let done = self.ca.revoke(&r.serial, reason, r.invalidity_date.map(|t| t.seconds), &requester).await?;
+        Ok(Response::new(pb::RevokeCertificateResponse {
+            serial: done.serial.to_string(),
+            revoked: done.revocation.is_some(),
+            reason: done.revocation.map(|v| reason_name(v.reason)).unwrap_or_default(),
+            revoked_at: done.revocation.map(|v| ts(v.revoked_at)),
+            changed: done.changed,
+        }))
+    }
+
+    async fn get_crl(&self, request: Request<pb::GetCrlRequest>) -> Result<Response<pb::GetCrlResponse>, Status> {
+        let crl = self.ca.crl(&request.into_inner().ca)?.ok_or_else(|| Status::unavailable("no CRL published yet"))?;
+        Ok(Response::new(pb::GetCrlResponse { crl_der: crl.to_vec() }))
     }
 
     async fn get_ca_chain(

@@ -1,5 +1,5 @@
 //! The HTTP side (axum): what relying parties and load balancers fetch with plain HTTP.
-//! `POST /tsa` (RFC 3161 §3.4), `GET /ca/{ca}.crt` (the URL in every certificate's AIA
+//! `POST /tsa` (RFC 3161 §3.4), `GET /crl/{ca}.crl` (RFC 5280 §5), `GET /ca/{ca}.crt` (the URL in every certificate's AIA
 //! caIssuers, RFC 5280 §4.2.2.1, served as `application/pkix-cert` per RFC 2585 §4.1),
 //! `GET /healthz`, `GET /readyz`.
 
@@ -31,6 +31,7 @@ pub fn router(state: HttpState, max_body: usize) -> Router {
     Router::new()
         .route("/tsa", post(timestamp))
         .route("/ca/{file}", get(ca_certificate))
+        .route("/crl/{file}", get(crl))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(max_body))
@@ -69,6 +70,23 @@ async fn ca_certificate(State(s): State<HttpState>, Path(file): Path<String>) ->
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, format!("no CA named '{name}'\n")).into_response(),
+    }
+}
+
+/// RFC 5280 §4.2.1.13 distribution point: the current full CRL, DER (`application/pkix-crl`,
+/// RFC 2585 §4.2).
+async fn crl(State(s): State<HttpState>, Path(file): Path<String>) -> Response {
+    let Some(name) = file.strip_suffix(".crl") else {
+        return (StatusCode::NOT_FOUND, "CRLs are at /crl/{name}.crl\n").into_response();
+    };
+    match s.ca.crl(name) {
+        Ok(Some(der)) => (
+            [(header::CONTENT_TYPE, "application/pkix-crl"), (header::CACHE_CONTROL, "public, max-age=60")],
+            der.to_vec(),
+        )
+            .into_response(),
+        Ok(None) => (StatusCode::SERVICE_UNAVAILABLE, "no CRL published yet\n").into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, format!("no CRL for '{name}'\n")).into_response(),
     }
 }
 

@@ -17,7 +17,7 @@ fn store_code(e: &StoreError) -> Code {
         StoreError::NotFound(_) => Code::NotFound,
         StoreError::BadPageToken => Code::InvalidArgument,
         StoreError::WrongStatus { .. } => Code::FailedPrecondition,
-        StoreError::DuplicateSerial(_) => Code::Aborted,
+        StoreError::DuplicateSerial(_) | StoreError::Conflict(_) => Code::Aborted,
         StoreError::Database(_) => Code::Unavailable,
     }
 }
@@ -32,7 +32,9 @@ impl From<CaError> for Status {
             | CaError::SanNotAllowed(_)
             | CaError::ValidityTooLong { .. }
             | CaError::BadSerial(_)
-            | CaError::UnknownProfile { .. } => Code::InvalidArgument,
+            | CaError::UnknownProfile { .. }
+            | CaError::BadReason(_) => Code::InvalidArgument,
+            CaError::NotRevocable(_) => Code::FailedPrecondition,
             CaError::UnknownCa(_) => Code::NotFound,
             CaError::Ceremony(_) => Code::FailedPrecondition,
             CaError::Hsm(h) => hsm_code(h),

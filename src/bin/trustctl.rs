@@ -42,6 +42,25 @@ enum Command {
     /// Issued certificates.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Revoke a certificate (RFC 5280 reasons), put it on hold, or release a hold.
+    Revoke {
+        #[arg(long)]
+        serial: String,
+        /// keyCompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold,
+        /// removeFromCRL, privilegeWithdrawn or unspecified.
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+        /// When the key was compromised, RFC 3339 (e.g. 2026-11-20T08:00:00Z).
+        #[arg(long)]
+        invalidity_date: Option<String>,
+    },
+    /// The CA's current CRL: PEM on stdout, or DER with --der.
+    Crl {
+        #[arg(long, default_value = "")]
+        ca: String,
+        #[arg(long)]
+        der: bool,
+    },
     /// An RFC 3161 time-stamp over gRPC: the DER TimeStampResp to --out or stdout.
     Timestamp(TimestampArgs),
     /// The time-stamping authority.
@@ -217,12 +236,39 @@ async fn run(cli: Cli) -> Result<Vec<u8>, String> {
                 .into_inner();
             out.push_str(&pem(&r.certificate_der)?);
         }
+        Command::Revoke { serial, reason, invalidity_date } => {
+            let invalidity_date = invalidity_date
+                .map(|d| {
+                    time::OffsetDateTime::parse(&d, &time::format_description::well_known::Rfc3339)
+                        .map(|t| prost_types::Timestamp { seconds: t.unix_timestamp(), nanos: 0 })
+                        .map_err(|e| format!("--invalidity-date '{d}': {e}"))
+                })
+                .transpose()?;
+            let r = client
+                .revoke_certificate(pb::RevokeCertificateRequest { serial, reason, invalidity_date })
+                .await
+                .map_err(status_msg)?
+                .into_inner();
+            let state =
+                if r.revoked { format!("revoked ({}) since {}", r.reason, time(&r.revoked_at)) } else { "good".into() };
+            let change = if r.changed { "" } else { " (unchanged)" };
+            out.push_str(&format!("{}: {state}{change}\n", r.serial));
+        }
+        Command::Crl { ca, der } => {
+            let crl = client.get_crl(pb::GetCrlRequest { ca }).await.map_err(status_msg)?.into_inner().crl_der;
+            if der {
+                return Ok(crl);
+            }
+            out.push_str(
+                &der::pem::encode_string("X509 CRL", der::pem::LineEnding::LF, &crl).map_err(|e| e.to_string())?,
+            );
+        }
         Command::Cert(CertCommand::Get { serial, info }) => {
             let r =
                 client.get_certificate(pb::GetCertificateRequest { serial }).await.map_err(status_msg)?.into_inner();
             if info {
                 out.push_str(&format!(
-                    "serial: {}\nstatus: {}\nca: {}\nprofile: {}\nsubject: {}\nsans: {}\nnot_before: {}\nnot_after: {}\nrequester: {}\ncreated_at: {}\n",
+                    "serial: {}\nstatus: {}\nca: {}\nprofile: {}\nsubject: {}\nsans: {}\nnot_before: {}\nnot_after: {}\nrequester: {}\ncreated_at: {}\n{}",
                     r.serial,
                     status_name(r.status),
                     r.ca,
@@ -232,7 +278,12 @@ async fn run(cli: Cli) -> Result<Vec<u8>, String> {
                     time(&r.not_before),
                     time(&r.not_after),
                     r.requester,
-                    time(&r.created_at)
+                    time(&r.created_at),
+                    if r.revocation_reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!("revocation_reason: {}\nrevoked_at: {}\n", r.revocation_reason, time(&r.revoked_at))
+                    }
                 ));
             } else if r.certificate_der.is_empty() {
                 return Err(format!("certificate {} is {}: it was never issued", r.serial, status_name(r.status)));

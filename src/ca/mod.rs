@@ -3,17 +3,20 @@
 
 pub mod ceremony;
 pub mod cert;
+pub mod crl;
 pub mod csr;
 pub mod request;
+pub mod revocation;
 
 use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef};
 use crate::policy::Policies;
 use crate::serial::Serial;
-use crate::store::{CertificateRecord, ListQuery, NewCertificate, Page, Store, StoreError};
+use crate::store::{CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, Store, StoreError};
 use cert::{CertSpec, Issuer, UrlContext};
 use const_oid::db::rfc5280;
 use der::{Decode, Encode};
-use std::sync::Arc;
+use revocation::{Change, Reason};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::Certificate;
@@ -37,6 +40,10 @@ pub enum CaError {
     ValidityTooLong { requested: Duration, max: Duration, profile: String },
     #[error("invalid serial: {0}")]
     BadSerial(String),
+    #[error("invalid revocation reason: {0}")]
+    BadReason(String),
+    #[error("cannot change revocation: {0}")]
+    NotRevocable(String),
     #[error("unknown CA '{0}'")]
     UnknownCa(String),
     #[error("key ceremony: {0}")]
@@ -80,6 +87,25 @@ pub struct Issued {
     pub cert_der: Vec<u8>,
 }
 
+/// How often CRLs are made and how long each is valid (RFC 5280 §5.1.2.5 nextUpdate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrlSchedule {
+    /// nextUpdate − thisUpdate.
+    pub validity: Duration,
+    /// A new CRL at least this often, and shortly after every revocation.
+    pub refresh: Duration,
+}
+
+/// The result of a revocation request.
+#[derive(Clone, Debug)]
+pub struct Revoked {
+    pub serial: Serial,
+    /// The state now (`None`: good, after a hold was released).
+    pub revocation: Option<Revocation>,
+    /// False when the request changed nothing (the same revocation again).
+    pub changed: bool,
+}
+
 /// The issuing CA: its key in the HSM, its chain, the profiles and the store.
 pub struct CertificateAuthority {
     name: String,
@@ -90,6 +116,12 @@ pub struct CertificateAuthority {
     policies: Arc<Policies>,
     store: Arc<dyn Store>,
     urls: UrlContext,
+    crl_schedule: CrlSchedule,
+    /// The current CRL (DER); publishing is serialised so a newer CRL is never replaced by an
+    /// older one.
+    crl: RwLock<Option<Arc<Vec<u8>>>>,
+    crl_publish: tokio::sync::Mutex<()>,
+    crl_dirty: tokio::sync::Notify,
 }
 
 fn unix_now() -> u64 {
@@ -113,6 +145,7 @@ impl CertificateAuthority {
         policies: Arc<Policies>,
         store: Arc<dyn Store>,
         public_url: &str,
+        crl_schedule: CrlSchedule,
     ) -> Result<Self, CaError> {
         let (issuer_cert, issuing_der) = token_certificate(hsm, &keys.issuing)?;
         let (_, root_der) = token_certificate(hsm, &keys.root)?;
@@ -129,6 +162,10 @@ impl CertificateAuthority {
             policies,
             store,
             urls: UrlContext { base: public_url.to_owned(), ca: ceremony::ISSUING_CA_NAME.into() },
+            crl_schedule,
+            crl: RwLock::new(None),
+            crl_publish: tokio::sync::Mutex::new(()),
+            crl_dirty: tokio::sync::Notify::new(),
         })
     }
 
@@ -247,6 +284,79 @@ impl CertificateAuthority {
     pub async fn certificate(&self, serial: &str) -> Result<CertificateRecord, CaError> {
         let serial: Serial = serial.parse().map_err(CaError::BadSerial)?;
         self.store.certificate(&serial).await?.ok_or(CaError::Store(StoreError::NotFound(serial)))
+    }
+
+    /// Revokes, puts on hold, or releases from hold (`removeFromCRL`) the certificate with
+    /// `serial` (RFC 5280 §5.3.1). Idempotent for the same reason. The CRL follows shortly.
+    pub async fn revoke(
+        &self,
+        serial: &str,
+        reason: Reason,
+        invalidity_date: Option<i64>,
+        requester: &str,
+    ) -> Result<Revoked, CaError> {
+        let rec = self.certificate(serial).await?;
+        if !matches!(rec.status, CertStatus::Issued | CertStatus::Revoked) {
+            return Err(CaError::NotRevocable(format!(
+                "certificate {} is {} and was never issued",
+                rec.serial, rec.status
+            )));
+        }
+        let now = unix_now() as i64;
+        match revocation::decide(rec.revocation, reason, now, invalidity_date)? {
+            Change::None => Ok(Revoked { serial: rec.serial, revocation: rec.revocation, changed: false }),
+            Change::To(new) => {
+                self.store.set_revocation(&rec.serial, rec.revocation, new, requester).await?;
+                tracing::warn!(serial = %rec.serial, %reason, requester, audit = true, "revocation changed");
+                self.crl_dirty.notify_one();
+                Ok(Revoked { serial: rec.serial, revocation: new, changed: true })
+            }
+        }
+    }
+
+    /// Makes, signs and publishes a new CRL from the store's revoked index.
+    pub async fn publish_crl(&self) -> Result<Arc<Vec<u8>>, CaError> {
+        let _one_at_a_time = self.crl_publish.lock().await;
+        let entries = self.store.revoked(&self.name).await?;
+        let number = self.store.next_crl_number(&self.name).await?;
+        let name = self.issuer_cert.tbs_certificate.subject.clone();
+        let (key_id, signer, validity) = (self.issuer_key_id.clone(), self.signer.clone(), self.crl_schedule.validity);
+        let crl = tokio::task::spawn_blocking(move || {
+            let issuer = Issuer { name: &name, key_id: &key_id, signer: &signer };
+            crl::build(&issuer, number, unix_now(), validity, &entries)?
+                .to_der()
+                .map_err(|e| CaError::Internal(e.to_string()))
+        })
+        .await
+        .map_err(|e| CaError::Internal(format!("CRL task: {e}")))??;
+        let crl = Arc::new(crl);
+        *self.crl.write().unwrap_or_else(|p| p.into_inner()) = Some(crl.clone());
+        tracing::info!(ca = %self.name, number, "CRL published");
+        Ok(crl)
+    }
+
+    /// The current CRL (DER) of the CA called `ca` (empty: this CA).
+    pub fn crl(&self, ca: &str) -> Result<Option<Arc<Vec<u8>>>, CaError> {
+        if !ca.is_empty() && ca != self.name {
+            return Err(CaError::UnknownCa(ca.to_owned()));
+        }
+        Ok(self.crl.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// Republishes the CRL every `refresh`, and shortly after revocations (coalescing bursts
+    /// into one CRL). Runs until the daemon stops.
+    pub async fn run_crl_schedule(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.crl_dirty.notified() => tokio::time::sleep(Duration::from_millis(200)).await,
+                _ = tokio::time::sleep(self.crl_schedule.refresh) => {}
+            }
+            if let Err(e) = self.publish_crl().await {
+                tracing::error!(error = %e, "CRL could not be published; retrying");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                self.crl_dirty.notify_one();
+            }
+        }
     }
 
     /// A page of certificate records, newest first.

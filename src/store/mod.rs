@@ -23,6 +23,8 @@ pub enum StoreError {
     WrongStatus { serial: Serial, status: CertStatus, expected: CertStatus },
     #[error("invalid page token")]
     BadPageToken,
+    #[error("certificate {0} changed meanwhile; try again")]
+    Conflict(Serial),
     #[error("database: {0}")]
     Database(String),
 }
@@ -96,6 +98,24 @@ pub struct CertificateRecord {
     pub status: CertStatus,
     pub created_at: i64,
     pub cert_der: Option<Vec<u8>>,
+    /// Set while revoked (or on hold).
+    pub revocation: Option<Revocation>,
+}
+
+/// A revocation as stored (RFC 5280 §5.3: reasonCode, invalidityDate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    pub revoked_at: i64,
+    /// CRLReason code (RFC 5280 §5.3.1).
+    pub reason: u8,
+    pub invalidity_date: Option<i64>,
+}
+
+/// One entry of a CRL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedEntry {
+    pub serial: Serial,
+    pub revocation: Revocation,
 }
 
 /// Filters and paging for [`Store::list_certificates`].
@@ -144,6 +164,19 @@ pub trait Store: Send + Sync {
     async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError>;
     /// A page of records, newest first.
     async fn list_certificates(&self, q: &ListQuery) -> Result<Page, StoreError>;
+    /// Changes a certificate's revocation state if it is still `expected` (compare-and-set, so
+    /// two operators cannot race), and records who did it. `new` of `None` releases a hold.
+    async fn set_revocation(
+        &self,
+        serial: &Serial,
+        expected: Option<Revocation>,
+        new: Option<Revocation>,
+        requester: &str,
+    ) -> Result<(), StoreError>;
+    /// Every revoked certificate of `ca`, for its CRL (reads the revoked index only).
+    async fn revoked(&self, ca: &str) -> Result<Vec<RevokedEntry>, StoreError>;
+    /// The next CRL number of `ca`: 1, 2, 3, … across restarts.
+    async fn next_crl_number(&self, ca: &str) -> Result<u64, StoreError>;
     /// Records time-stamp tokens in one transaction; durable when this returns. Fails whole
     /// (nothing recorded) if any serial was used before.
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError>;

@@ -1,6 +1,9 @@
 //! The embedded SQLite store (WAL, synchronous=FULL so a commit is durable when it returns).
 
-use super::{CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Store, StoreError, TimestampRecord};
+use super::{
+    CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, Store, StoreError,
+    TimestampRecord,
+};
 use crate::serial::Serial;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -84,13 +87,28 @@ fn record(row: &SqliteRow) -> Result<CertificateRecord, StoreError> {
         status: CertStatus::parse(&status)?,
         created_at: row.try_get("created_at").map_err(db)?,
         cert_der: row.try_get("cert_der").map_err(db)?,
+        revocation: revocation(row)?,
+    })
+}
+
+fn revocation(row: &SqliteRow) -> Result<Option<Revocation>, StoreError> {
+    let at: Option<i64> = row.try_get("revoked_at").map_err(db)?;
+    let reason: Option<i64> = row.try_get("revocation_reason").map_err(db)?;
+    Ok(match (at, reason) {
+        (Some(revoked_at), Some(reason)) => Some(Revocation {
+            revoked_at,
+            reason: u8::try_from(reason).map_err(|_| StoreError::Database(format!("bad reason code {reason}")))?,
+            invalidity_date: row.try_get("invalidity_date").map_err(db)?,
+        }),
+        _ => None,
     })
 }
 
 /// The columns [`record`] reads; a macro so queries stay static strings (sqlx refuses dynamic SQL).
 macro_rules! columns {
     () => {
-        "id, serial, ca, profile, subject, sans, not_before, not_after, requester, status, created_at, cert_der"
+        "id, serial, ca, profile, subject, sans, not_before, not_after, requester, status, created_at, cert_der, \
+         revoked_at, revocation_reason, invalidity_date"
     };
 }
 
@@ -180,6 +198,84 @@ impl Store for SqliteStore {
             None
         };
         Ok(Page { records: rows.iter().map(record).collect::<Result<_, _>>()?, next_page_token })
+    }
+
+    async fn set_revocation(
+        &self,
+        serial: &Serial,
+        expected: Option<Revocation>,
+        new: Option<Revocation>,
+        requester: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let (from, to) = match (expected.is_some(), new.is_some()) {
+            (false, _) => ("issued", "revoked"),
+            (true, true) => ("revoked", "revoked"),
+            (true, false) => ("revoked", "issued"),
+        };
+        let r = sqlx::query(
+            "UPDATE certificates SET status = ?1, revoked_at = ?2, revocation_reason = ?3, invalidity_date = ?4 \
+             WHERE serial = ?5 AND status = ?6 AND revocation_reason IS ?7",
+        )
+        .bind(to)
+        .bind(new.map(|n| n.revoked_at))
+        .bind(new.map(|n| i64::from(n.reason)))
+        .bind(new.and_then(|n| n.invalidity_date))
+        .bind(serial.to_string())
+        .bind(from)
+        .bind(expected.map(|e| i64::from(e.reason)))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if r.rows_affected() != 1 {
+            return Err(StoreError::Conflict(serial.clone()));
+        }
+        let (action, reason) = match new {
+            Some(n) => ("revoke", n.reason),
+            // removeFromCRL (RFC 5280 §5.3.1) is what releasing a hold is called.
+            None => ("release", 8),
+        };
+        sqlx::query("INSERT INTO revocation_events (serial, action, reason, at, requester) VALUES (?, ?, ?, ?, ?)")
+            .bind(serial.to_string())
+            .bind(action)
+            .bind(i64::from(reason))
+            .bind(now())
+            .bind(requester)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn revoked(&self, ca: &str) -> Result<Vec<RevokedEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificates \
+             WHERE ca = ? AND status = 'revoked' ORDER BY id",
+        )
+        .bind(ca)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let serial: String = row.try_get("serial").map_err(db)?;
+                let revocation = revocation(row)?
+                    .ok_or_else(|| StoreError::Database(format!("revoked certificate {serial} has no reason")))?;
+                Ok(RevokedEntry { serial: serial.parse().map_err(StoreError::Database)?, revocation })
+            })
+            .collect()
+    }
+
+    async fn next_crl_number(&self, ca: &str) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO crl_numbers (ca, last_number) VALUES (?, 1) \
+             ON CONFLICT (ca) DO UPDATE SET last_number = last_number + 1 RETURNING last_number",
+        )
+        .bind(ca)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(n as u64)
     }
 
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
