@@ -37,6 +37,27 @@ pub struct Config {
     pub tsa: TsaSection,
     #[serde(default)]
     pub crl: CrlSection,
+    #[serde(default)]
+    pub ocsp: OcspSection,
+}
+
+/// `[ocsp]`: the OCSP responder.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcspSection {
+    /// nextUpdate − thisUpdate of each response; good responses are re-signed after half of it.
+    #[serde(default = "default_ocsp_validity", with = "humantime_serde")]
+    pub validity: Duration,
+}
+
+fn default_ocsp_validity() -> Duration {
+    Duration::from_secs(4 * 3600)
+}
+
+impl Default for OcspSection {
+    fn default() -> Self {
+        OcspSection { validity: default_ocsp_validity() }
+    }
 }
 
 /// `[crl]`: how often the CA publishes its CRL.
@@ -254,6 +275,9 @@ impl Config {
         }
         if self.crl.refresh.is_zero() || self.crl.refresh >= self.crl.validity {
             return Err("crl.refresh: must be positive and shorter than crl.validity".into());
+        }
+        if self.ocsp.validity < Duration::from_secs(60) {
+            return Err("ocsp.validity: must be at least a minute".into());
         }
         if self.server.max_request_bytes < 1024 {
             return Err("server.max_request_bytes: must be at least 1024".into());

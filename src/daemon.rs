@@ -6,8 +6,11 @@ use crate::api::http::HttpState;
 use crate::api::pb;
 use crate::ca::ceremony::{self, CaKeys};
 use crate::ca::{CertificateAuthority, CrlSchedule};
-use crate::config::{CeremonySection, Config, CrlSection, HsmSection, ServerSection, StoreSection, TsaSection};
+use crate::config::{
+    CeremonySection, Config, CrlSection, HsmSection, OcspSection, ServerSection, StoreSection, TsaSection,
+};
 use crate::hsm::{Hsm, Pin};
+use crate::ocsp::OcspResponder;
 use crate::policy::Policies;
 use crate::store::{SqliteStore, Store, TimestampWriter};
 use crate::tsa::clock::ClockCheck;
@@ -92,6 +95,7 @@ pub fn prepare_dev(
         keys: CaKeys::default(),
         tsa: TsaSection { clock_check },
         crl: CrlSection::default(),
+        ocsp: OcspSection::default(),
     };
     cfg.validate()?;
     Ok(cfg)
@@ -169,7 +173,18 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     if let Err(e) = cfg.tsa.clock_check.check() {
         tracing::warn!(reason = %e, "time-stamps will be refused with timeNotAvailable until the clock is synchronised");
     }
-    let (ca, tsa) = (Arc::new(ca), Arc::new(tsa));
+    let ocsp = {
+        let (hsm, key, store) = (hsm.clone(), cfg.keys.ocsp.clone(), store.clone());
+        let issuer = ca.ca_certificate(ceremony::ISSUING_CA_NAME).map(<[u8]>::to_vec).unwrap_or_default();
+        let validity = cfg.ocsp.validity;
+        tokio::task::spawn_blocking(move || {
+            OcspResponder::load(&hsm, &key, ceremony::ISSUING_CA_NAME, &issuer, store, validity)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?
+    };
+    let (ca, tsa, ocsp) = (Arc::new(ca), Arc::new(tsa), Arc::new(ocsp));
     // A CRL exists before the daemon says it is ready: certificates point relying parties at it.
     ca.publish_crl().await.map_err(|e| format!("first CRL: {e}"))?;
     tokio::spawn(ca.clone().run_crl_schedule());
@@ -207,7 +222,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let state = HttpState { ca, tsa, hsm: hsm.clone(), store, clock: cfg.tsa.clock_check };
+    let state = HttpState { ca, tsa, ocsp, hsm: hsm.clone(), store, clock: cfg.tsa.clock_check };
     let http_app = crate::api::http::router(state, max).into_make_service_with_connect_info::<SocketAddr>();
     let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
         let _ = tcp.set_nodelay(true);

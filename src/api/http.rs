@@ -1,10 +1,12 @@
 //! The HTTP side (axum): what relying parties and load balancers fetch with plain HTTP.
-//! `POST /tsa` (RFC 3161 §3.4), `GET /crl/{ca}.crl` (RFC 5280 §5), `GET /ca/{ca}.crt` (the URL in every certificate's AIA
+//! `POST /tsa` (RFC 3161 §3.4), `POST /ocsp` and `GET /ocsp/{base64}` (RFC 6960 A.1, RFC 5019),
+//! `GET /crl/{ca}.crl` (RFC 5280 §5), `GET /ca/{ca}.crt` (the URL in every certificate's AIA
 //! caIssuers, RFC 5280 §4.2.2.1, served as `application/pkix-cert` per RFC 2585 §4.1),
 //! `GET /healthz`, `GET /readyz`.
 
 use crate::ca::CertificateAuthority;
 use crate::hsm::Hsm;
+use crate::ocsp::OcspResponder;
 use crate::store::Store;
 use crate::tsa::TimeStampAuthority;
 use axum::body::Bytes;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 pub struct HttpState {
     pub ca: Arc<CertificateAuthority>,
     pub tsa: Arc<TimeStampAuthority>,
+    pub ocsp: Arc<OcspResponder>,
     pub hsm: Hsm,
     pub store: Arc<dyn Store>,
     pub clock: crate::tsa::clock::ClockCheck,
@@ -30,6 +33,8 @@ pub struct HttpState {
 pub fn router(state: HttpState, max_body: usize) -> Router {
     Router::new()
         .route("/tsa", post(timestamp))
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/{*request}", get(ocsp_get))
         .route("/ca/{file}", get(ca_certificate))
         .route("/crl/{file}", get(crl))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -47,11 +52,7 @@ async fn timestamp(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let media_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    if media_type.as_deref() != Some("application/timestamp-query") {
+    if media_type(&headers).as_deref() != Some("application/timestamp-query") {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/timestamp-query\n")
             .into_response();
     }
@@ -70,6 +71,37 @@ async fn ca_certificate(State(s): State<HttpState>, Path(file): Path<String>) ->
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, format!("no CA named '{name}'\n")).into_response(),
+    }
+}
+
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+fn ocsp_reply(der: Vec<u8>, cacheable: bool) -> Response {
+    let cache = if cacheable { "public, max-age=300, no-transform" } else { "no-store" };
+    ([(header::CONTENT_TYPE, "application/ocsp-response"), (header::CACHE_CONTROL, cache)], der).into_response()
+}
+
+/// RFC 6960 Appendix A.1: POST `application/ocsp-request`, answered `application/ocsp-response`
+/// (HTTP 200 also for malformedRequest and unauthorized, which are OCSP statuses).
+async fn ocsp_post(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    if media_type(&headers).as_deref() != Some("application/ocsp-request") {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/ocsp-request\n").into_response();
+    }
+    ocsp_reply(s.ocsp.respond(&body).await, false)
+}
+
+/// RFC 5019 §5 / RFC 6960 A.1: GET with the base64 DER request (URL-decoded by the router) as
+/// the path; cacheable by HTTP caches.
+async fn ocsp_get(State(s): State<HttpState>, Path(request): Path<String>) -> Response {
+    use base64::Engine;
+    match base64::engine::general_purpose::STANDARD.decode(request.trim_start_matches('/')) {
+        Ok(der) => ocsp_reply(s.ocsp.respond(&der).await, true),
+        Err(_) => ocsp_reply(crate::ocsp::malformed(), false),
     }
 }
 

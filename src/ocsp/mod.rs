@@ -1,0 +1,273 @@
+//! OCSP responder (RFC 6960, with the RFC 5019 lightweight profile): a delegated responder whose
+//! key is in the HSM (its certificate carries id-kp-OCSPSigning and id-pkix-ocsp-nocheck).
+//! Knows neither HTTP nor SQL: it takes a DER request and returns a DER OCSPResponse.
+
+use crate::digest::HashAlg;
+use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef};
+use crate::serial::Serial;
+use crate::store::{CertStatus as StoreStatus, Revocation, Store};
+use const_oid::db::rfc5912::ID_SHA_1;
+use const_oid::db::rfc6960::ID_PKIX_OCSP_NONCE;
+use der::asn1::{BitString, GeneralizedTime, OctetString};
+use der::{Decode, Encode};
+use sha1::Digest;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use x509_cert::ext::pkix::CrlReason;
+use x509_cert::Certificate;
+use x509_ocsp::{
+    BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse, ResponderId, ResponseData,
+    RevokedInfo, SingleResponse, Version,
+};
+
+/// Errors that stop the responder from starting. Per-request problems are OCSP statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum OcspError {
+    #[error(transparent)]
+    Hsm(#[from] HsmError),
+    #[error("OCSP responder certificate: {0}")]
+    Certificate(String),
+}
+
+/// Most CertIDs answered in one request; RFC 5019 clients send one.
+const MAX_REQUESTS: usize = 16;
+
+/// The issuer's CertID hashes (RFC 6960 §4.1.1) under one hash algorithm.
+struct IssuerHashes {
+    name: Vec<u8>,
+    key: Vec<u8>,
+}
+
+/// A signed response for a good certificate, reused until shortly before its nextUpdate.
+struct Cached {
+    der: Arc<Vec<u8>>,
+    refresh_after: u64,
+}
+
+/// The responder for one issuing CA.
+pub struct OcspResponder {
+    ca_name: String,
+    signer: Arc<HsmSigner>,
+    responder_cert: Certificate,
+    responder_key_hash: Vec<u8>,
+    /// By hash-algorithm OID: SHA-1 (RFC 5019 §2.1.1 requires it) and SHA-256/384/512.
+    issuer: Vec<(const_oid::ObjectIdentifier, IssuerHashes)>,
+    store: Arc<dyn Store>,
+    validity: Duration,
+    cache: Mutex<HashMap<(Serial, const_oid::ObjectIdentifier), Cached>>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn gtime(secs: u64) -> Option<OcspGeneralizedTime> {
+    GeneralizedTime::from_unix_duration(Duration::from_secs(secs)).ok().map(OcspGeneralizedTime)
+}
+
+fn hash_with(oid: &const_oid::ObjectIdentifier, data: &[u8]) -> Option<Vec<u8>> {
+    if *oid == ID_SHA_1 {
+        return Some(sha1::Sha1::digest(data).to_vec());
+    }
+    HashAlg::from_oid(oid).map(|h| h.digest(data))
+}
+
+/// An OCSPResponse with only a status (RFC 6960 §4.2.1: no responseBytes).
+fn status_only(r: OcspResponse) -> Vec<u8> {
+    r.to_der().unwrap_or_else(|_| vec![0x30, 0x03, 0x0a, 0x01, 0x02])
+}
+
+/// Answer to a request that could not be parsed (malformedRequest, RFC 6960 §2.3).
+pub fn malformed() -> Vec<u8> {
+    status_only(OcspResponse::malformed_request())
+}
+
+fn crl_reason(code: u8) -> Option<CrlReason> {
+    use CrlReason::*;
+    Some(match code {
+        1 => KeyCompromise,
+        2 => CaCompromise,
+        3 => AffiliationChanged,
+        4 => Superseded,
+        5 => CessationOfOperation,
+        6 => CertificateHold,
+        8 => RemoveFromCRL,
+        9 => PrivilegeWithdrawn,
+        10 => AaCompromise,
+        // unspecified (0) is left out, as RFC 5280 §5.3.1 asks of CRLs.
+        _ => return None,
+    })
+}
+
+impl OcspResponder {
+    /// Loads the responder key and certificate from the token. Blocking.
+    pub fn load(
+        hsm: &Hsm,
+        key: &KeyRef,
+        ca_name: &str,
+        issuer_der: &[u8],
+        store: Arc<dyn Store>,
+        validity: Duration,
+    ) -> Result<Self, OcspError> {
+        let bad = |e: &dyn std::fmt::Display| OcspError::Certificate(e.to_string());
+        let der = hsm.find_certificate(key)?.ok_or_else(|| {
+            OcspError::Certificate(format!("no certificate for {key} in the token; run `trustd init`"))
+        })?;
+        let responder_cert = Certificate::from_der(&der).map_err(|e| bad(&e))?;
+        let signer = HsmSigner::new(hsm, key.clone(), None)?;
+        if *signer.public_key_info() != responder_cert.tbs_certificate.subject_public_key_info {
+            return Err(OcspError::Certificate(format!("certificate of {key} does not match its key")));
+        }
+        let issuer = Certificate::from_der(issuer_der).map_err(|e| bad(&e))?;
+        let name = issuer.tbs_certificate.subject.to_der().map_err(|e| bad(&e))?;
+        let issuer_key = issuer.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();
+        let issuer_hashes = [ID_SHA_1, HashAlg::Sha256.oid(), HashAlg::Sha384.oid(), HashAlg::Sha512.oid()]
+            .into_iter()
+            .filter_map(|oid| {
+                Some((oid, IssuerHashes { name: hash_with(&oid, &name)?, key: hash_with(&oid, issuer_key)? }))
+            })
+            .collect();
+        let responder_key_hash =
+            sha1::Sha1::digest(responder_cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes())
+                .to_vec();
+        Ok(OcspResponder {
+            ca_name: ca_name.to_owned(),
+            signer: Arc::new(signer),
+            responder_cert,
+            responder_key_hash,
+            issuer: issuer_hashes,
+            store,
+            validity,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Answers a DER OCSPRequest (RFC 6960 §4.1) with a DER OCSPResponse (§4.2): good, revoked
+    /// (time and reason) or unknown per CertID; `unauthorized` for another CA's certificates;
+    /// `malformedRequest` for what does not parse. The nonce is echoed when present.
+    pub async fn respond(&self, request_der: &[u8]) -> Vec<u8> {
+        let Ok(req) = OcspRequest::from_der(request_der) else {
+            return malformed();
+        };
+        let list = &req.tbs_request.request_list;
+        if list.is_empty() || list.len() > MAX_REQUESTS {
+            return malformed();
+        }
+        let nonce =
+            req.tbs_request.request_extensions.iter().flatten().find(|e| e.extn_id == ID_PKIX_OCSP_NONCE).cloned();
+        let now = unix_now();
+        let mut statuses = Vec::with_capacity(list.len());
+        for r in list {
+            let id = &r.req_cert;
+            let ours = self.issuer.iter().any(|(oid, h)| {
+                *oid == id.hash_algorithm.oid
+                    && id.issuer_name_hash.as_bytes() == h.name.as_slice()
+                    && id.issuer_key_hash.as_bytes() == h.key.as_slice()
+            });
+            if !ours {
+                // RFC 5019 §2.2.3: a responder that cannot answer for this issuer says unauthorized.
+                return status_only(OcspResponse::unauthorized());
+            }
+            let serial = Serial::from_bytes(id.serial_number.as_bytes());
+            let status = match &serial {
+                Some(s) => match self.store.certificate(s).await {
+                    Ok(Some(rec)) if rec.ca == self.ca_name => match rec.status {
+                        StoreStatus::Issued => Some(None),
+                        StoreStatus::Revoked => Some(rec.revocation),
+                        StoreStatus::Pending | StoreStatus::Abandoned => None,
+                    },
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::error!(error = %e, "OCSP: store lookup failed");
+                        return status_only(OcspResponse::try_later());
+                    }
+                },
+                None => None,
+            };
+            statuses.push((id.clone(), serial, status));
+        }
+
+        // RFC 5019 §2.2.1: one CertID, no nonce, good: a pre-signed response can be reused.
+        let cacheable = nonce.is_none() && statuses.len() == 1 && matches!(statuses[0].2, Some(None));
+        let key = statuses[0].1.clone().map(|s| (s, statuses[0].0.hash_algorithm.oid));
+        if cacheable {
+            if let Some(k) = &key {
+                if let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(k) {
+                    if now < c.refresh_after {
+                        return c.der.to_vec();
+                    }
+                }
+            }
+        }
+
+        let responses = statuses
+            .into_iter()
+            .map(|(cert_id, _, status)| self.single(cert_id, status, now))
+            .collect::<Option<Vec<_>>>();
+        let (Some(responses), Some(produced_at)) = (responses, gtime(now)) else {
+            return status_only(OcspResponse::internal_error());
+        };
+        let data = ResponseData {
+            version: Version::V1,
+            // RFC 5019 §2.2.3: byKey, the SHA-1 hash of the responder's public key.
+            responder_id: ResponderId::ByKey(match OctetString::new(self.responder_key_hash.clone()) {
+                Ok(k) => k,
+                Err(_) => return status_only(OcspResponse::internal_error()),
+            }),
+            produced_at,
+            responses,
+            response_extensions: nonce.map(|n| vec![n]),
+        };
+        let der = match self.sign(data).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "OCSP: signing failed");
+                return status_only(OcspResponse::try_later());
+            }
+        };
+        if let (true, Some(k)) = (cacheable, key) {
+            // Re-sign once half the validity has passed, long before nextUpdate.
+            let refresh_after = now + self.validity.as_secs() / 2;
+            self.cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(k, Cached { der: Arc::new(der.clone()), refresh_after });
+        }
+        der
+    }
+
+    fn single(&self, cert_id: CertId, status: Option<Option<Revocation>>, now: u64) -> Option<SingleResponse> {
+        let cert_status = match status {
+            None => CertStatus::unknown(),
+            Some(None) => CertStatus::good(),
+            Some(Some(r)) => CertStatus::revoked(RevokedInfo {
+                revocation_time: gtime(r.revoked_at.max(0) as u64)?,
+                revocation_reason: crl_reason(r.reason),
+            }),
+        };
+        Some(SingleResponse {
+            cert_id,
+            cert_status,
+            this_update: gtime(now)?,
+            next_update: Some(gtime(now + self.validity.as_secs())?),
+            single_extensions: None,
+        })
+    }
+
+    async fn sign(&self, data: ResponseData) -> Result<Vec<u8>, String> {
+        let tbs = data.to_der().map_err(|e| e.to_string())?;
+        let signer = self.signer.clone();
+        let signature = tokio::task::spawn_blocking(move || signer.sign(&tbs))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let basic = BasicOcspResponse {
+            tbs_response_data: data,
+            signature_algorithm: self.signer.scheme().algorithm_identifier().map_err(|e| e.to_string())?,
+            signature: BitString::from_bytes(signature.as_bytes()).map_err(|e| e.to_string())?,
+            certs: Some(vec![self.responder_cert.clone()]),
+        };
+        OcspResponse::successful(basic).and_then(|r| r.to_der()).map_err(|e| e.to_string())
+    }
+}
