@@ -13,3 +13,4 @@ pub mod policy;
 pub mod serial;
 pub mod store;
 pub mod tsa;
+pub mod unix_time;

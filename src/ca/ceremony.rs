@@ -9,7 +9,7 @@ use crate::policy::AttrKind;
 use crate::serial::Serial;
 use const_oid::db::rfc5280;
 use der::{Decode, Encode};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use x509_cert::ext::pkix::KeyUsages;
 use x509_cert::Certificate;
 
@@ -93,10 +93,6 @@ fn subject(cfg: &CeremonyConfig, cn: &str) -> Vec<(AttrKind, String)> {
     v.push((AttrKind::Organization, cfg.organization.clone()));
     v.push((AttrKind::CommonName, cn.to_owned()));
     v
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn ensure_key(hsm: &Hsm, key: &KeyRef, alg: KeyAlgorithm) -> Result<bool, CaError> {
@@ -212,13 +208,13 @@ fn ensure(
     if let Some((c, _)) = issuer {
         // A subordinate never outlives its issuer (RFC 5280 §6.1.3 checks every certificate's validity).
         let issuer_end = c.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
-        if now() + role.validity.as_secs() > issuer_end {
+        if crate::unix_time::now() + role.validity.as_secs() > issuer_end {
             return Err(CaError::Ceremony(format!("{} would outlive its issuer; shorten its validity", role.key)));
         }
     }
     let signer = HsmSigner::new(hsm, issuer_key.clone(), None)?;
     let extensions = cert::ceremony_extensions(&kind, &public_key, &issuer_key_id)?;
-    let start = now().saturating_sub(60);
+    let start = crate::unix_time::now().saturating_sub(60);
     let spec = CertSpec {
         serial: Serial::random(),
         subject: subject.clone(),

@@ -17,7 +17,7 @@ use const_oid::db::rfc5280;
 use der::{Decode, Encode};
 use revocation::{Change, Reason};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::Certificate;
 
@@ -124,10 +124,6 @@ pub struct CertificateAuthority {
     crl_dirty: tokio::sync::Notify,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 fn token_certificate(hsm: &Hsm, key: &KeyRef) -> Result<(Certificate, Vec<u8>), CaError> {
     let der = hsm
         .find_certificate(key)?
@@ -205,14 +201,14 @@ impl CertificateAuthority {
             &self.issuer_key_id,
             &self.urls,
         )?;
-        let not_before = unix_now().saturating_sub(profile.backdate.as_secs());
+        let not_before = crate::unix_time::now().saturating_sub(profile.backdate.as_secs());
         let not_after = not_before + profile.backdate.as_secs() + valid.validity.as_secs();
         // RFC 5280 §6.1.3 (a)(2): a certificate outliving its issuer fails path validation later.
         let issuer_end = self.issuer_cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
         if not_after > issuer_end {
             return Err(CaError::ValidityTooLong {
                 requested: valid.validity,
-                max: Duration::from_secs(issuer_end.saturating_sub(unix_now())),
+                max: Duration::from_secs(issuer_end.saturating_sub(crate::unix_time::now())),
                 profile: profile.name.clone(),
             });
         }
@@ -302,7 +298,7 @@ impl CertificateAuthority {
                 rec.serial, rec.status
             )));
         }
-        let now = unix_now() as i64;
+        let now = crate::unix_time::now() as i64;
         match revocation::decide(rec.revocation, reason, now, invalidity_date)? {
             Change::None => Ok(Revoked { serial: rec.serial, revocation: rec.revocation, changed: false }),
             Change::To(new) => {
@@ -323,7 +319,7 @@ impl CertificateAuthority {
         let (key_id, signer, validity) = (self.issuer_key_id.clone(), self.signer.clone(), self.crl_schedule.validity);
         let crl = tokio::task::spawn_blocking(move || {
             let issuer = Issuer { name: &name, key_id: &key_id, signer: &signer };
-            crl::build(&issuer, number, unix_now(), validity, &entries)?
+            crl::build(&issuer, number, crate::unix_time::now(), validity, &entries)?
                 .to_der()
                 .map_err(|e| CaError::Internal(e.to_string()))
         })

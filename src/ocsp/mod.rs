@@ -13,7 +13,7 @@ use der::{Decode, Encode};
 use sha1::Digest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use x509_cert::ext::pkix::CrlReason;
 use x509_cert::Certificate;
 use x509_ocsp::{
@@ -56,10 +56,6 @@ pub struct OcspResponder {
     store: Arc<dyn Store>,
     validity: Duration,
     cache: Mutex<HashMap<(Serial, const_oid::ObjectIdentifier), Cached>>,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn gtime(secs: u64) -> Option<OcspGeneralizedTime> {
@@ -156,7 +152,7 @@ impl OcspResponder {
         }
         let nonce =
             req.tbs_request.request_extensions.iter().flatten().find(|e| e.extn_id == ID_PKIX_OCSP_NONCE).cloned();
-        let now = unix_now();
+        let now = crate::unix_time::now();
         let mut statuses = Vec::with_capacity(list.len());
         for r in list {
             let id = &r.req_cert;

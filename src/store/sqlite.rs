@@ -21,7 +21,7 @@ fn db(e: sqlx::Error) -> StoreError {
 }
 
 fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+    crate::unix_time::now() as i64
 }
 
 impl SqliteStore {

@@ -20,7 +20,7 @@ use der::asn1::{BitString, GeneralizedTime, Int, SetOfVec, Utf8StringRef};
 use der::Sequence;
 use der::{Any, Decode, Encode, Tag, Tagged};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use x509_cert::attr::Attribute;
 use x509_cert::builder::Builder;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -143,10 +143,6 @@ pub struct TimeStampAuthority {
     writer: TimestampWriter,
 }
 
-fn unix_now() -> Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
-}
-
 impl TimeStampAuthority {
     /// Loads the TSA key and certificate from the token. `ca_chain` is the issuing CA's chain
     /// (issuing first, root last). Blocking.
@@ -261,7 +257,7 @@ impl TimeStampAuthority {
         let sys = |e: &dyn std::fmt::Display| (Failure::SystemFailure, e.to_string());
 
         let serial = Serial::random();
-        let now = unix_now().as_secs();
+        let now = crate::unix_time::now();
         let tst = TstInfo {
             version: TspVersion::V1,
             policy,
