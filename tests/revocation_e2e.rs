@@ -109,6 +109,26 @@ fn revoked_certificates_fail_crl_checks() {
     assert!(!v.status.success() && out(&v).contains("certificate revoked"), "{}", out(&v));
     assert!(verify_with_crl(&d, &bystander).status.success(), "other certificates stay good");
 
+    // The root's CRL (the issuing CA certificate's distribution point) completes a whole-chain
+    // check.
+    let (code, _, root_crl) = d.http_get("/crl/root.crl");
+    assert_eq!(code, 200);
+    std::fs::write(dir.join("root-crl.der"), root_crl).unwrap();
+    openssl(dir, &["crl", "-in", "root-crl.der", "-inform", "DER", "-out", "root-crl.pem"]);
+    let sig = out(&openssl(dir, &["crl", "-in", "root-crl.pem", "-CAfile", "root.pem", "-noout"]));
+    assert!(sig.contains("verify OK"), "{sig}");
+    pkilint_no_errors("lint_crl", &["-t", "CRL", "-p", "PKIX"], &dir.join("root-crl.pem"));
+    let all = |pem: &str| {
+        std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(["verify", "-crl_check_all", "-CAfile", "root.pem", "-untrusted", "issuing.pem"])
+            .args(["-CRLfile", "crl.pem", "-CRLfile", "root-crl.pem", pem])
+            .output()
+            .unwrap()
+    };
+    assert!(all(&bystander).status.success(), "{}", out(&all(&bystander)));
+    assert!(!all(&pem).status.success());
+
     let info = out(&d.trustctl(&["cert", "get", "--serial", &serial, "--info"]));
     assert!(info.contains("status: revoked") && info.contains("revocation_reason: keyCompromise"), "{info}");
     let der = d.trustctl(&["crl", "--der"]).stdout;

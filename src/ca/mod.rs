@@ -106,6 +106,15 @@ pub struct Revoked {
     pub changed: bool,
 }
 
+/// A CA that publishes a CRL: its name in URLs, its subject and key, and its current CRL (DER).
+struct CrlIssuer {
+    ca: String,
+    subject: x509_cert::name::Name,
+    key_id: Vec<u8>,
+    signer: Arc<HsmSigner>,
+    current: RwLock<Option<Arc<Vec<u8>>>>,
+}
+
 /// The issuing CA: its key in the HSM, its chain, the profiles and the store.
 pub struct CertificateAuthority {
     name: String,
@@ -117,9 +126,10 @@ pub struct CertificateAuthority {
     store: Arc<dyn Store>,
     urls: UrlContext,
     crl_schedule: CrlSchedule,
-    /// The current CRL (DER); publishing is serialised so a newer CRL is never replaced by an
+    /// This CA's CRL issuer first, then the root's (the issuing CA certificate's CRL
+    /// distribution point). Publishing is serialised so a newer CRL is never replaced by an
     /// older one.
-    crl: RwLock<Option<Arc<Vec<u8>>>>,
+    crl_issuers: Vec<CrlIssuer>,
     crl_publish: tokio::sync::Mutex<()>,
     crl_dirty: tokio::sync::Notify,
 }
@@ -144,22 +154,40 @@ impl CertificateAuthority {
         crl_schedule: CrlSchedule,
     ) -> Result<Self, CaError> {
         let (issuer_cert, issuing_der) = token_certificate(hsm, &keys.issuing)?;
-        let (_, root_der) = token_certificate(hsm, &keys.root)?;
-        let signer = HsmSigner::new(hsm, keys.issuing.clone(), None)?;
+        let (root_cert, root_der) = token_certificate(hsm, &keys.root)?;
+        let signer = Arc::new(HsmSigner::new(hsm, keys.issuing.clone(), None)?);
         if *signer.public_key_info() != issuer_cert.tbs_certificate.subject_public_key_info {
             return Err(CaError::Ceremony("issuing CA certificate does not match its key".into()));
         }
+        let crl_issuers = vec![
+            CrlIssuer {
+                ca: ceremony::ISSUING_CA_NAME.into(),
+                subject: issuer_cert.tbs_certificate.subject.clone(),
+                key_id: subject_key_id(&issuer_cert)?,
+                signer: signer.clone(),
+                current: RwLock::new(None),
+            },
+            // Nothing revokes CA certificates through the API yet, so the root's CRL is empty;
+            // it exists because relying parties that check the whole chain fetch it.
+            CrlIssuer {
+                ca: "root".into(),
+                key_id: subject_key_id(&root_cert)?,
+                subject: root_cert.tbs_certificate.subject,
+                signer: Arc::new(HsmSigner::new(hsm, keys.root.clone(), None)?),
+                current: RwLock::new(None),
+            },
+        ];
         Ok(CertificateAuthority {
             name: ceremony::ISSUING_CA_NAME.into(),
             issuer_key_id: subject_key_id(&issuer_cert)?,
             issuer_cert,
             chain: vec![issuing_der, root_der],
-            signer: Arc::new(signer),
+            signer,
             policies,
             store,
             urls: UrlContext { base: public_url.to_owned(), ca: ceremony::ISSUING_CA_NAME.into() },
             crl_schedule,
-            crl: RwLock::new(None),
+            crl_issuers,
             crl_publish: tokio::sync::Mutex::new(()),
             crl_dirty: tokio::sync::Notify::new(),
         })
@@ -310,33 +338,37 @@ impl CertificateAuthority {
         }
     }
 
-    /// Makes, signs and publishes a new CRL from the store's revoked index.
+    /// Makes, signs and publishes new CRLs (this CA's and the root's) from the store's revoked
+    /// index; returns this CA's.
     pub async fn publish_crl(&self) -> Result<Arc<Vec<u8>>, CaError> {
         let _one_at_a_time = self.crl_publish.lock().await;
-        let entries = self.store.revoked(&self.name).await?;
-        let number = self.store.next_crl_number(&self.name).await?;
-        let name = self.issuer_cert.tbs_certificate.subject.clone();
-        let (key_id, signer, validity) = (self.issuer_key_id.clone(), self.signer.clone(), self.crl_schedule.validity);
-        let crl = tokio::task::spawn_blocking(move || {
-            let issuer = Issuer { name: &name, key_id: &key_id, signer: &signer };
-            crl::build(&issuer, number, crate::unix_time::now(), validity, &entries)?
-                .to_der()
-                .map_err(|e| CaError::Internal(e.to_string()))
-        })
-        .await
-        .map_err(|e| CaError::Internal(format!("CRL task: {e}")))??;
-        let crl = Arc::new(crl);
-        *self.crl.write().unwrap_or_else(|p| p.into_inner()) = Some(crl.clone());
-        tracing::info!(ca = %self.name, number, "CRL published");
-        Ok(crl)
+        let mut published = Vec::new();
+        for ci in &self.crl_issuers {
+            let entries = self.store.revoked(&ci.ca).await?;
+            let number = self.store.next_crl_number(&ci.ca).await?;
+            let (name, key_id, signer) = (ci.subject.clone(), ci.key_id.clone(), ci.signer.clone());
+            let validity = self.crl_schedule.validity;
+            let crl = tokio::task::spawn_blocking(move || {
+                let issuer = Issuer { name: &name, key_id: &key_id, signer: &signer };
+                crl::build(&issuer, number, crate::unix_time::now(), validity, &entries)?
+                    .to_der()
+                    .map_err(|e| CaError::Internal(e.to_string()))
+            })
+            .await
+            .map_err(|e| CaError::Internal(format!("CRL task: {e}")))??;
+            let crl = Arc::new(crl);
+            *ci.current.write().unwrap_or_else(|p| p.into_inner()) = Some(crl.clone());
+            tracing::info!(ca = %ci.ca, number, "CRL published");
+            published.push(crl);
+        }
+        published.into_iter().next().ok_or_else(|| CaError::Internal("no CRL issuer".into()))
     }
 
-    /// The current CRL (DER) of the CA called `ca` (empty: this CA).
+    /// The current CRL (DER) of the CA called `ca`: this CA (or empty) or `root`.
     pub fn crl(&self, ca: &str) -> Result<Option<Arc<Vec<u8>>>, CaError> {
-        if !ca.is_empty() && ca != self.name {
-            return Err(CaError::UnknownCa(ca.to_owned()));
-        }
-        Ok(self.crl.read().unwrap_or_else(|p| p.into_inner()).clone())
+        let ca = if ca.is_empty() { self.name.as_str() } else { ca };
+        let ci = self.crl_issuers.iter().find(|c| c.ca == ca).ok_or_else(|| CaError::UnknownCa(ca.to_owned()))?;
+        Ok(ci.current.read().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
     /// Republishes the CRL every `refresh`, and shortly after revocations (coalescing bursts
