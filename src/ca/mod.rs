@@ -280,10 +280,13 @@ impl CertificateAuthority {
         };
 
         let signer = self.signer.clone();
-        let signed = tokio::task::spawn_blocking(move || cert::sign(tbs, &tbs_der, &signer))
-            .await
-            .map_err(|e| CaError::Internal(format!("signing task: {e}")))
-            .and_then(|r| r);
+        let signed = match self.signer.reserve().await {
+            Ok(_session) => tokio::task::spawn_blocking(move || cert::sign(tbs, &tbs_der, &signer))
+                .await
+                .map_err(|e| CaError::Internal(format!("signing task: {e}")))
+                .and_then(|r| r),
+            Err(e) => Err(e.into()),
+        };
         let cert = match signed {
             Ok(c) => c,
             Err(e) => {

@@ -96,6 +96,9 @@ struct Inner {
     pool: Mutex<PoolState>,
     freed: Condvar,
     max_sessions: usize,
+    /// One permit per session, for async callers: they wait here, as tasks, rather than as
+    /// blocking threads parked on the pool's condition variable.
+    permits: Arc<tokio::sync::Semaphore>,
     ready: AtomicBool,
 }
 
@@ -202,6 +205,7 @@ impl Hsm {
             pool: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
             freed: Condvar::new(),
             max_sessions: cfg.max_sessions.max(1),
+            permits: Arc::new(tokio::sync::Semaphore::new(cfg.max_sessions.max(1))),
             ready: AtomicBool::new(false),
         }));
         let first = hsm.open_session()?;
@@ -209,6 +213,13 @@ impl Hsm {
         hsm.release(first);
         hsm.0.ready.store(true, Ordering::Relaxed);
         Ok(hsm)
+    }
+
+    /// Waits (asynchronously) until a session is free for this caller. Async code holds the
+    /// permit around its `spawn_blocking` HSM call, so at most one blocking thread per session
+    /// exists and none of them waits.
+    pub async fn reserve(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HsmError> {
+        self.0.permits.clone().acquire_owned().await.map_err(|_| HsmError::Unavailable("HSM closed".into()))
     }
 
     /// The token's label.

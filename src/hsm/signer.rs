@@ -241,6 +241,11 @@ impl HsmSigner {
         &self.public_key.0
     }
 
+    /// Waits for a free session of this signer's HSM; see [`Hsm::reserve`].
+    pub async fn reserve(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HsmError> {
+        self.hsm.reserve().await
+    }
+
     /// The scheme this signer signs with.
     pub fn scheme(&self) -> SignatureScheme {
         self.scheme

@@ -254,6 +254,7 @@ impl OcspResponder {
     async fn sign(&self, data: ResponseData) -> Result<Vec<u8>, String> {
         let tbs = data.to_der().map_err(|e| e.to_string())?;
         let signer = self.signer.clone();
+        let _session = self.signer.reserve().await.map_err(|e| e.to_string())?;
         let signature = tokio::task::spawn_blocking(move || signer.sign(&tbs))
             .await
             .map_err(|e| e.to_string())?

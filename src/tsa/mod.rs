@@ -283,6 +283,7 @@ impl TimeStampAuthority {
             let sid = self.sid.clone();
             let attr = self.signing_certificate.clone();
             let cert = req.cert_req.then(|| self.cert.clone());
+            let _session = self.signer.reserve().await.map_err(|e| sys(&e))?;
             tokio::task::spawn_blocking(move || sign_token(&signer, sid, attr, cert, tst_der))
                 .await
                 .map_err(|e| sys(&e))??
