@@ -202,41 +202,37 @@ impl TimeStampAuthority {
     }
 
     fn check(&self, request_der: &[u8]) -> Result<Checked, (Failure, String)> {
-        let bad = |f: Failure, m: String| (f, m);
         if request_der.is_empty() {
-            return Err(bad(Failure::BadRequest, "empty request".into()));
+            return Err((Failure::BadRequest, "empty request".into()));
         }
         // `from_der` refuses trailing bytes after the request as well as truncation.
         let req = TimeStampReq::from_der(request_der)
-            .map_err(|e| bad(Failure::BadRequest, format!("not a DER TimeStampReq: {e}")))?;
+            .map_err(|e| (Failure::BadRequest, format!("not a DER TimeStampReq: {e}")))?;
         let alg = &req.message_imprint.hash_algorithm;
         let hash =
             HashAlg::from_oid(&alg.oid).filter(|h| self.policy.hash_algorithms.contains(h)).ok_or_else(|| {
                 let name = const_oid::db::DB.by_oid(&alg.oid).map_or_else(|| alg.oid.to_string(), str::to_owned);
-                bad(Failure::BadAlg, format!("hash algorithm {name} is not accepted"))
+                (Failure::BadAlg, format!("hash algorithm {name} is not accepted"))
             })?;
         if alg.parameters.as_ref().is_some_and(|p| p.tag() != Tag::Null) {
-            return Err(bad(Failure::BadAlg, "hash algorithm parameters must be absent or NULL".into()));
+            return Err((Failure::BadAlg, "hash algorithm parameters must be absent or NULL".into()));
         }
         let len = req.message_imprint.hashed_message.as_bytes().len();
         if len != hash.output_len() {
-            return Err(bad(
+            return Err((
                 Failure::BadDataFormat,
                 format!("{hash} imprint must be {} bytes, got {len}", hash.output_len()),
             ));
         }
         let policy = match req.req_policy {
             Some(p) if !self.policy.accepted_policies.contains(&p) => {
-                return Err(bad(Failure::UnacceptedPolicy, format!("policy {p} is not accepted")))
+                return Err((Failure::UnacceptedPolicy, format!("policy {p} is not accepted")))
             }
             Some(p) => p,
             None => self.policy.default_policy,
         };
         if let Some(ext) = req.extensions.iter().flatten().find(|e| e.critical) {
-            return Err(bad(
-                Failure::UnacceptedExtension,
-                format!("critical extension {} is not supported", ext.extn_id),
-            ));
+            return Err((Failure::UnacceptedExtension, format!("critical extension {} is not supported", ext.extn_id)));
         }
         Ok(Checked { req, hash, policy })
     }
