@@ -8,7 +8,7 @@ use crate::hsm::{Hsm, HsmSigner, KeyAlgorithm, KeyRef};
 use crate::policy::AttrKind;
 use crate::serial::Serial;
 use const_oid::db::rfc5280;
-use der::{Decode, Encode};
+use der::Encode;
 use std::time::Duration;
 use x509_cert::ext::pkix::KeyUsages;
 use x509_cert::Certificate;
@@ -103,19 +103,6 @@ fn ensure_key(hsm: &Hsm, key: &KeyRef, alg: KeyAlgorithm) -> Result<bool, CaErro
     Ok(true)
 }
 
-/// A certificate found in the token, checked against the key stored beside it.
-fn stored_certificate(hsm: &Hsm, key: &KeyRef) -> Result<Option<Certificate>, CaError> {
-    let Some(der) = hsm.find_certificate(key)? else {
-        return Ok(None);
-    };
-    let c = Certificate::from_der(&der)
-        .map_err(|e| CaError::Ceremony(format!("certificate of {key} in the token: {e}")))?;
-    if c.tbs_certificate.subject_public_key_info != hsm.public_key(key)? {
-        return Err(CaError::Ceremony(format!("certificate of {key} in the token does not match its key")));
-    }
-    Ok(Some(c))
-}
-
 /// A service key certified by the issuing CA: TSA (RFC 3161 §2.3), document signer, OCSP
 /// responder (RFC 6960 §4.2.2.2).
 struct Service<'a> {
@@ -195,7 +182,7 @@ fn ensure(
 ) -> Result<Certificate, CaError> {
     let key_generated = ensure_key(hsm, role.key, role.alg)?;
     let step = |created| Step { key: role.key.to_string(), key_generated, certificate_created: Some(created) };
-    if let Some(c) = stored_certificate(hsm, role.key)? {
+    if let Some((c, _)) = super::stored_certificate(hsm, role.key)? {
         steps.push(step(false));
         return Ok(c);
     }

@@ -134,12 +134,37 @@ pub struct CertificateAuthority {
     crl_dirty: tokio::sync::Notify,
 }
 
-fn token_certificate(hsm: &Hsm, key: &KeyRef) -> Result<(Certificate, Vec<u8>), CaError> {
-    let der = hsm
-        .find_certificate(key)?
-        .ok_or_else(|| CaError::Ceremony(format!("no certificate for {key} in the token; run `trustd init`")))?;
-    let c = Certificate::from_der(&der).map_err(|e| CaError::Ceremony(format!("certificate of {key}: {e}")))?;
-    Ok((c, der))
+/// The certificate stored in the token beside the key `key` names (DER and parsed), checked
+/// against that key.
+fn stored_certificate(hsm: &Hsm, key: &KeyRef) -> Result<Option<(Certificate, Vec<u8>)>, CaError> {
+    let Some(der) = hsm.find_certificate(key)? else {
+        return Ok(None);
+    };
+    let cert = Certificate::from_der(&der)
+        .map_err(|e| CaError::Ceremony(format!("certificate of {key} in the token: {e}")))?;
+    if cert.tbs_certificate.subject_public_key_info != hsm.public_key(key)? {
+        return Err(CaError::Ceremony(format!("certificate of {key} in the token does not match its key")));
+    }
+    Ok(Some((cert, der)))
+}
+
+/// A key in the HSM together with the certificate the key ceremony stored beside it: what the
+/// CA, the TSA and the OCSP responder each sign with.
+pub struct CertifiedKey {
+    pub signer: HsmSigner,
+    pub cert: Certificate,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+}
+
+impl CertifiedKey {
+    /// Loads the key named `key` and its certificate, and checks that they belong together.
+    /// Blocking.
+    pub fn load(hsm: &Hsm, key: &KeyRef) -> Result<Self, CaError> {
+        let (cert, der) = stored_certificate(hsm, key)?
+            .ok_or_else(|| CaError::Ceremony(format!("no certificate for {key} in the token; run `trustd init`")))?;
+        Ok(CertifiedKey { signer: HsmSigner::new(hsm, key.clone(), None)?, cert, der })
+    }
 }
 
 impl CertificateAuthority {
@@ -153,12 +178,10 @@ impl CertificateAuthority {
         public_url: &str,
         crl_schedule: CrlSchedule,
     ) -> Result<Self, CaError> {
-        let (issuer_cert, issuing_der) = token_certificate(hsm, &keys.issuing)?;
-        let (root_cert, root_der) = token_certificate(hsm, &keys.root)?;
-        let signer = Arc::new(HsmSigner::new(hsm, keys.issuing.clone(), None)?);
-        if *signer.public_key_info() != issuer_cert.tbs_certificate.subject_public_key_info {
-            return Err(CaError::Ceremony("issuing CA certificate does not match its key".into()));
-        }
+        let issuing = CertifiedKey::load(hsm, &keys.issuing)?;
+        let root = CertifiedKey::load(hsm, &keys.root)?;
+        let (issuer_cert, issuing_der, signer) = (issuing.cert, issuing.der, Arc::new(issuing.signer));
+        let (root_cert, root_der) = (root.cert, root.der);
         let crl_issuers = vec![
             CrlIssuer {
                 ca: ceremony::ISSUING_CA_NAME.into(),
@@ -173,7 +196,7 @@ impl CertificateAuthority {
                 ca: "root".into(),
                 key_id: subject_key_id(&root_cert)?,
                 subject: root_cert.tbs_certificate.subject,
-                signer: Arc::new(HsmSigner::new(hsm, keys.root.clone(), None)?),
+                signer: Arc::new(root.signer),
                 current: RwLock::new(None),
             },
         ];

@@ -2,8 +2,9 @@
 //! key is in the HSM (its certificate carries id-kp-OCSPSigning and id-pkix-ocsp-nocheck).
 //! Knows neither HTTP nor SQL: it takes a DER request and returns a DER OCSPResponse.
 
+use crate::ca::{CaError, CertifiedKey};
 use crate::digest::HashAlg;
-use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef};
+use crate::hsm::{Hsm, HsmSigner, KeyRef};
 use crate::serial::Serial;
 use crate::store::{CertStatus as StoreStatus, Revocation, Store};
 use const_oid::db::rfc5912::ID_SHA_1;
@@ -20,15 +21,6 @@ use x509_ocsp::{
     BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse, ResponderId, ResponseData,
     RevokedInfo, SingleResponse, Version,
 };
-
-/// Errors that stop the responder from starting. Per-request problems are OCSP statuses.
-#[derive(Debug, thiserror::Error)]
-pub enum OcspError {
-    #[error(transparent)]
-    Hsm(#[from] HsmError),
-    #[error("OCSP responder certificate: {0}")]
-    Certificate(String),
-}
 
 /// Most CertIDs answered in one request; RFC 5019 clients send one.
 const MAX_REQUESTS: usize = 16;
@@ -97,7 +89,8 @@ fn crl_reason(code: u8) -> Option<CrlReason> {
 }
 
 impl OcspResponder {
-    /// Loads the responder key and certificate from the token. Blocking.
+    /// Loads the responder key and certificate from the token. Blocking. Per-request problems
+    /// are OCSP statuses, not errors; only start-up can fail.
     pub fn load(
         hsm: &Hsm,
         key: &KeyRef,
@@ -105,16 +98,9 @@ impl OcspResponder {
         issuer_der: &[u8],
         store: Arc<dyn Store>,
         validity: Duration,
-    ) -> Result<Self, OcspError> {
-        let bad = |e: &dyn std::fmt::Display| OcspError::Certificate(e.to_string());
-        let der = hsm.find_certificate(key)?.ok_or_else(|| {
-            OcspError::Certificate(format!("no certificate for {key} in the token; run `trustd init`"))
-        })?;
-        let responder_cert = Certificate::from_der(&der).map_err(|e| bad(&e))?;
-        let signer = HsmSigner::new(hsm, key.clone(), None)?;
-        if *signer.public_key_info() != responder_cert.tbs_certificate.subject_public_key_info {
-            return Err(OcspError::Certificate(format!("certificate of {key} does not match its key")));
-        }
+    ) -> Result<Self, CaError> {
+        let bad = |e: &dyn std::fmt::Display| CaError::Internal(format!("OCSP issuer certificate: {e}"));
+        let CertifiedKey { signer, cert: responder_cert, .. } = CertifiedKey::load(hsm, key)?;
         let issuer = Certificate::from_der(issuer_der).map_err(|e| bad(&e))?;
         let name = issuer.tbs_certificate.subject.to_der().map_err(|e| bad(&e))?;
         let issuer_key = issuer.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();

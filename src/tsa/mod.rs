@@ -5,8 +5,9 @@
 pub mod clock;
 pub mod ess;
 
+use crate::ca::{CaError, CertifiedKey};
 use crate::digest::HashAlg;
-use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef};
+use crate::hsm::{Hsm, HsmSigner, KeyRef};
 use crate::policy::TsaPolicy;
 use crate::serial::Serial;
 use crate::store::{TimestampRecord, TimestampWriter};
@@ -29,15 +30,6 @@ use x509_tsp::{Accuracy, MessageImprint, TimeStampReq, TspVersion, TstInfo};
 
 /// id-ct-TSTInfo (RFC 3161 §2.4.2).
 pub const ID_CT_TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
-
-/// Errors that stop the TSA from starting. Per-request failures are RFC 3161 statuses instead.
-#[derive(Debug, thiserror::Error)]
-pub enum TsaError {
-    #[error(transparent)]
-    Hsm(#[from] HsmError),
-    #[error("TSA certificate: {0}")]
-    Certificate(String),
-}
 
 /// RFC 3161 §2.4.2 PKIFailureInfo values a TSA answers with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,7 +137,8 @@ pub struct TimeStampAuthority {
 
 impl TimeStampAuthority {
     /// Loads the TSA key and certificate from the token. `ca_chain` is the issuing CA's chain
-    /// (issuing first, root last). Blocking.
+    /// (issuing first, root last). Blocking. Per-request failures are RFC 3161 statuses, not
+    /// errors; only start-up can fail.
     pub fn load(
         hsm: &Hsm,
         key: &KeyRef,
@@ -153,17 +146,10 @@ impl TimeStampAuthority {
         policy: TsaPolicy,
         clock: ClockCheck,
         writer: TimestampWriter,
-    ) -> Result<Self, TsaError> {
-        let der = hsm.find_certificate(key)?.ok_or_else(|| {
-            TsaError::Certificate(format!("no certificate for {key} in the token; run `trustd init`"))
-        })?;
-        let cert = Certificate::from_der(&der).map_err(|e| TsaError::Certificate(e.to_string()))?;
-        let signer = HsmSigner::new(hsm, key.clone(), None)?;
-        if *signer.public_key_info() != cert.tbs_certificate.subject_public_key_info {
-            return Err(TsaError::Certificate(format!("certificate of {key} does not match its key")));
-        }
-        let signing_certificate =
-            ess::signing_certificate_v2_attribute(&cert, &der).map_err(|e| TsaError::Certificate(e.to_string()))?;
+    ) -> Result<Self, CaError> {
+        let CertifiedKey { signer, cert, der } = CertifiedKey::load(hsm, key)?;
+        let signing_certificate = ess::signing_certificate_v2_attribute(&cert, &der)
+            .map_err(|e| CaError::Internal(format!("signing-certificate-v2 of {key}: {e}")))?;
         let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
             issuer: cert.tbs_certificate.issuer.clone(),
             serial_number: cert.tbs_certificate.serial_number.clone(),
