@@ -31,7 +31,7 @@ use x509_cert::ext::Extension;
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::time::{Time, Validity};
 
-fn enc(e: impl std::fmt::Display) -> CaError {
+pub(super) fn enc(e: impl std::fmt::Display) -> CaError {
     CaError::Internal(format!("encoding: {e}"))
 }
 
@@ -69,12 +69,13 @@ pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
     sha1::Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec()
 }
 
+/// An extension (RFC 5280 §4.1 Extension, §5.1 for CRLs) with `value` DER-encoded in extnValue.
+pub(super) fn extension(oid: ObjectIdentifier, critical: bool, value: &impl Encode) -> Result<Extension, CaError> {
+    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value.to_der().map_err(enc)?).map_err(enc)? })
+}
+
 fn ext<T: Encode + AssociatedOid>(critical: bool, value: &T) -> Result<Extension, CaError> {
-    Ok(Extension {
-        extn_id: T::OID,
-        critical,
-        extn_value: OctetString::new(value.to_der().map_err(enc)?).map_err(enc)?,
-    })
+    extension(T::OID, critical, value)
 }
 
 fn uri(s: &str) -> Result<GeneralName, CaError> {
@@ -224,7 +225,8 @@ pub fn end_entity_extensions(
     Ok(out)
 }
 
-fn authority_key_id(key_id: &[u8]) -> Result<Extension, CaError> {
+/// authorityKeyIdentifier with the issuer's key identifier only (RFC 5280 §4.2.1.1, §5.2.1).
+pub(super) fn authority_key_id(key_id: &[u8]) -> Result<Extension, CaError> {
     ext(
         false,
         &AuthorityKeyIdentifier {

@@ -1,44 +1,22 @@
 //! Certificate revocation lists (RFC 5280 §5): built from the store's index of revoked
 //! certificates, never by scanning every issued one, and signed in the HSM.
 
-use super::cert::{self, Issuer};
+use super::cert::{self, enc, Issuer};
 use super::revocation::Reason;
 use super::CaError;
 use crate::store::RevokedEntry;
 use const_oid::db::rfc5280;
 use const_oid::AssociatedOid;
-use der::asn1::{BitString, GeneralizedTime, OctetString};
+use der::asn1::{BitString, GeneralizedTime};
 use der::Encode;
 use std::time::Duration;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
-use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber, CrlReason};
+use x509_cert::ext::pkix::{CrlNumber, CrlReason};
 use x509_cert::ext::Extension;
 
-fn enc(e: impl std::fmt::Display) -> CaError {
-    CaError::Internal(format!("CRL encoding: {e}"))
-}
-
-fn ext<T: Encode>(oid: const_oid::ObjectIdentifier, value: &T) -> Result<Extension, CaError> {
-    Ok(Extension {
-        extn_id: oid,
-        critical: false,
-        extn_value: OctetString::new(value.to_der().map_err(enc)?).map_err(enc)?,
-    })
-}
-
-fn crl_reason(r: Reason) -> CrlReason {
-    match r {
-        Reason::Unspecified => CrlReason::Unspecified,
-        Reason::KeyCompromise => CrlReason::KeyCompromise,
-        Reason::CaCompromise => CrlReason::CaCompromise,
-        Reason::AffiliationChanged => CrlReason::AffiliationChanged,
-        Reason::Superseded => CrlReason::Superseded,
-        Reason::CessationOfOperation => CrlReason::CessationOfOperation,
-        Reason::CertificateHold => CrlReason::CertificateHold,
-        Reason::RemoveFromCrl => CrlReason::RemoveFromCRL,
-        Reason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
-        Reason::AaCompromise => CrlReason::AaCompromise,
-    }
+/// A non-critical CRL or CRL-entry extension (RFC 5280 §5.2, §5.3: all of ours are).
+fn ext(oid: const_oid::ObjectIdentifier, value: &impl Encode) -> Result<Extension, CaError> {
+    cert::extension(oid, false, value)
 }
 
 /// One CRL entry: serial, revocation date, and the reasonCode (§5.3.1, left out for
@@ -48,7 +26,7 @@ fn entry(e: &RevokedEntry) -> Result<RevokedCert, CaError> {
     let mut exts = Vec::new();
     match Reason::from_code(r.reason) {
         Some(Reason::Unspecified) => {}
-        Some(reason) => exts.push(ext(CrlReason::OID, &crl_reason(reason))?),
+        Some(reason) => exts.push(ext(CrlReason::OID, &reason.crl_reason())?),
         None => return Err(CaError::Internal(format!("stored reason code {} of {} is unknown", r.reason, e.serial))),
     }
     if let Some(d) = r.invalidity_date {
@@ -71,11 +49,6 @@ pub fn build(
     entries: &[RevokedEntry],
 ) -> Result<CertificateList, CaError> {
     let revoked = entries.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
-    let aki = AuthorityKeyIdentifier {
-        key_identifier: Some(OctetString::new(issuer.key_id.to_vec()).map_err(enc)?),
-        authority_cert_issuer: None,
-        authority_cert_serial_number: None,
-    };
     let number = der::asn1::Uint::new(&number.to_be_bytes()).map_err(enc)?;
     let tbs = TbsCertList {
         version: x509_cert::Version::V2,
@@ -85,7 +58,7 @@ pub fn build(
         next_update: Some(cert::x509_time(this_update + validity.as_secs())?),
         // RFC 5280 §5.1.2.6: absent, not empty, when nothing is revoked.
         revoked_certificates: (!revoked.is_empty()).then_some(revoked),
-        crl_extensions: Some(vec![ext(AuthorityKeyIdentifier::OID, &aki)?, ext(CrlNumber::OID, &CrlNumber(number))?]),
+        crl_extensions: Some(vec![cert::authority_key_id(issuer.key_id)?, ext(CrlNumber::OID, &CrlNumber(number))?]),
     };
     let tbs_der = tbs.to_der().map_err(enc)?;
     let signature = issuer.signer.sign(&tbs_der)?;

@@ -4,6 +4,7 @@ use super::CaError;
 use crate::store::Revocation;
 use std::fmt;
 use std::str::FromStr;
+use x509_cert::ext::pkix::CrlReason;
 
 /// CRLReason (RFC 5280 §5.3.1). Value 7 is not used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +35,22 @@ const ALL: [(Reason, &str); 10] = [
 ];
 
 impl Reason {
+    /// The ASN.1 CRLReason value, for CRL entries and OCSP RevokedInfo.
+    pub fn crl_reason(self) -> CrlReason {
+        match self {
+            Reason::Unspecified => CrlReason::Unspecified,
+            Reason::KeyCompromise => CrlReason::KeyCompromise,
+            Reason::CaCompromise => CrlReason::CaCompromise,
+            Reason::AffiliationChanged => CrlReason::AffiliationChanged,
+            Reason::Superseded => CrlReason::Superseded,
+            Reason::CessationOfOperation => CrlReason::CessationOfOperation,
+            Reason::CertificateHold => CrlReason::CertificateHold,
+            Reason::RemoveFromCrl => CrlReason::RemoveFromCRL,
+            Reason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
+            Reason::AaCompromise => CrlReason::AaCompromise,
+        }
+    }
+
     /// The reason with this code.
     pub fn from_code(code: u8) -> Option<Self> {
         ALL.iter().find(|(r, _)| *r as u8 == code).map(|(r, _)| *r)

@@ -2,6 +2,7 @@
 //! key is in the HSM (its certificate carries id-kp-OCSPSigning and id-pkix-ocsp-nocheck).
 //! Knows neither HTTP nor SQL: it takes a DER request and returns a DER OCSPResponse.
 
+use crate::ca::revocation::Reason;
 use crate::ca::{CaError, CertifiedKey};
 use crate::digest::HashAlg;
 use crate::hsm::{Hsm, HsmSigner, KeyRef};
@@ -15,7 +16,6 @@ use sha1::Digest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use x509_cert::ext::pkix::CrlReason;
 use x509_cert::Certificate;
 use x509_ocsp::{
     BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse, ResponderId, ResponseData,
@@ -69,23 +69,6 @@ fn status_only(r: OcspResponse) -> Vec<u8> {
 /// Answer to a request that could not be parsed (malformedRequest, RFC 6960 §2.3).
 pub fn malformed() -> Vec<u8> {
     status_only(OcspResponse::malformed_request())
-}
-
-fn crl_reason(code: u8) -> Option<CrlReason> {
-    use CrlReason::*;
-    Some(match code {
-        1 => KeyCompromise,
-        2 => CaCompromise,
-        3 => AffiliationChanged,
-        4 => Superseded,
-        5 => CessationOfOperation,
-        6 => CertificateHold,
-        8 => RemoveFromCRL,
-        9 => PrivilegeWithdrawn,
-        10 => AaCompromise,
-        // unspecified (0) is left out, as RFC 5280 §5.3.1 asks of CRLs.
-        _ => return None,
-    })
 }
 
 impl OcspResponder {
@@ -225,7 +208,10 @@ impl OcspResponder {
             Some(None) => CertStatus::good(),
             Some(Some(r)) => CertStatus::revoked(RevokedInfo {
                 revocation_time: gtime(r.revoked_at.max(0) as u64)?,
-                revocation_reason: crl_reason(r.reason),
+                // unspecified is left out, as RFC 5280 §5.3.1 asks of CRLs.
+                revocation_reason: Reason::from_code(r.reason)
+                    .filter(|reason| *reason != Reason::Unspecified)
+                    .map(Reason::crl_reason),
             }),
         };
         Some(SingleResponse {
