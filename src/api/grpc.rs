@@ -14,9 +14,8 @@ pub struct CaService {
     pub ca: Arc<CertificateAuthority>,
 }
 
-/// Who is calling. Until mTLS lands this is the peer address, recorded for the audit trail.
 fn requester<T>(req: &Request<T>) -> String {
-    req.remote_addr().map_or_else(|| "anonymous".into(), |a| format!("anonymous@{a}"))
+    super::anonymous(req.remote_addr())
 }
 
 fn ts(unix: i64) -> prost_types::Timestamp {

@@ -138,7 +138,11 @@ struct ListArgs {
 }
 
 fn pem(der: &[u8]) -> Result<String, String> {
-    der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).map_err(|e| e.to_string())
+    pem_labelled("CERTIFICATE", der)
+}
+
+fn pem_labelled(label: &str, der: &[u8]) -> Result<String, String> {
+    der::pem::encode_string(label, der::pem::LineEnding::LF, der).map_err(|e| e.to_string())
 }
 
 fn status_msg(s: tonic::Status) -> String {
@@ -259,9 +263,7 @@ async fn run(cli: Cli) -> Result<Vec<u8>, String> {
             if der {
                 return Ok(crl);
             }
-            out.push_str(
-                &der::pem::encode_string("X509 CRL", der::pem::LineEnding::LF, &crl).map_err(|e| e.to_string())?,
-            );
+            out.push_str(&pem_labelled("X509 CRL", &crl)?);
         }
         Command::Cert(CertCommand::Get { serial, info }) => {
             let r =
