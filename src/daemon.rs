@@ -1,7 +1,7 @@
 //! Wiring: open the HSM, the store and the policies, and serve gRPC until SIGTERM/SIGINT.
 //! Also the `dev` bootstrap (a SoftHSM token and SQLite under a data dir) and `init`.
 
-use crate::api::grpc::{CaService, TsaService};
+use crate::api::grpc::{CaService, SigningService as GrpcSigning, TsaService};
 use crate::api::http::HttpState;
 use crate::api::pb;
 use crate::ca::ceremony::{self, CaKeys};
@@ -12,7 +12,8 @@ use crate::config::{
 use crate::hsm::{Hsm, Pin};
 use crate::ocsp::OcspResponder;
 use crate::policy::Policies;
-use crate::store::{SqliteStore, Store, TimestampWriter};
+use crate::signing::SigningService;
+use crate::store::{SignatureWriter, SqliteStore, Store, TimestampWriter};
 use crate::tsa::clock::ClockCheck;
 use crate::tsa::TimeStampAuthority;
 use std::io::Write;
@@ -184,7 +185,17 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?
     };
-    let (ca, tsa, ocsp) = (Arc::new(ca), Arc::new(tsa), Arc::new(ocsp));
+    let tsa = Arc::new(tsa);
+    let signing = {
+        let (hsm, key, chain) =
+            (hsm.clone(), cfg.keys.document_signer.clone(), ca.chain("").map_err(|e| e.to_string())?.to_vec());
+        let (policies, tsa, writer) = (policies.clone(), tsa.clone(), SignatureWriter::spawn(store.clone()));
+        tokio::task::spawn_blocking(move || SigningService::load(&hsm, &key, &chain, &policies, tsa, writer))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+    };
+    let (ca, ocsp, signing) = (Arc::new(ca), Arc::new(ocsp), Arc::new(signing));
     // A CRL exists before the daemon says it is ready: certificates point relying parties at it.
     ca.publish_crl().await.map_err(|e| format!("first CRL: {e}"))?;
     tokio::spawn(ca.clone().run_crl_schedule());
@@ -192,6 +203,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<CaServer>().await;
     reporter.set_serving::<TsaServer>().await;
+    reporter.set_serving::<SigningServer>().await;
     tokio::spawn(watch_health(hsm.clone(), store.clone(), cfg.tsa.clock_check, reporter));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -201,6 +213,10 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let max = cfg.server.max_request_bytes;
     let ca_service = CaServer::new(CaService { ca: ca.clone() }).max_decoding_message_size(max);
     let tsa_service = TsaServer::new(TsaService { tsa: tsa.clone() }).max_decoding_message_size(max);
+    // A whole document may travel in one Sign message: the policies' limit plus room for the
+    // options.
+    let signing_max = usize::try_from(signing.max_document_bytes()).unwrap_or(usize::MAX).saturating_add(64 * 1024);
+    let signing_service = SigningServer::new(GrpcSigning { signing }).max_decoding_message_size(max.max(signing_max));
 
     let grpc_listener =
         tokio::net::TcpListener::bind(cfg.server.grpc).await.map_err(|e| format!("gRPC {}: {e}", cfg.server.grpc))?;
@@ -233,6 +249,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         .add_service(reflection)
         .add_service(ca_service)
         .add_service(tsa_service)
+        .add_service(signing_service)
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY, Nagle and delayed ACKs add 40 ms to small unary replies.
             tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
@@ -248,6 +265,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
 
 type CaServer = pb::certificate_authority_server::CertificateAuthorityServer<CaService>;
 type TsaServer = pb::time_stamping_server::TimeStampingServer<TsaService>;
+type SigningServer = pb::signing_server::SigningServer<GrpcSigning>;
 
 /// Keeps `grpc.health.v1` truthful: NOT_SERVING while the HSM or the store fails. The probe
 /// also heals the HSM session pool after a device error.
@@ -267,9 +285,11 @@ async fn watch_health(
         if (ca_ok, tsa_ok) != was_ok {
             if ca_ok {
                 reporter.set_serving::<CaServer>().await;
+                reporter.set_serving::<SigningServer>().await;
             } else {
                 tracing::error!(hsm_ok = r.hsm, store_ok = r.store, "not ready");
                 reporter.set_not_serving::<CaServer>().await;
+                reporter.set_not_serving::<SigningServer>().await;
             }
             if tsa_ok {
                 reporter.set_serving::<TsaServer>().await;

@@ -49,25 +49,56 @@ impl HashAlg {
 
     /// Hashes everything `r` yields, in constant memory.
     pub fn digest_reader(self, mut r: impl std::io::Read) -> std::io::Result<Vec<u8>> {
-        fn run<D: Digest>(mut d: D, r: &mut dyn std::io::Read) -> std::io::Result<Vec<u8>> {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                match r.read(&mut buf)? {
-                    0 => return Ok(d.finalize().to_vec()),
-                    n => d.update(&buf[..n]),
-                }
+        let mut h = self.hasher();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match r.read(&mut buf)? {
+                0 => return Ok(h.finalize()),
+                n => h.update(&buf[..n]),
             }
         }
+    }
+
+    /// An incremental hash, for input that arrives in pieces.
+    pub fn hasher(self) -> Hasher {
         match self {
-            Self::Sha256 => run(sha2::Sha256::new(), &mut r),
-            Self::Sha384 => run(sha2::Sha384::new(), &mut r),
-            Self::Sha512 => run(sha2::Sha512::new(), &mut r),
+            Self::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            Self::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
+            Self::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
         }
     }
 
     /// AlgorithmIdentifier with absent parameters (RFC 5754 §2: SHOULD omit).
     pub fn algorithm_identifier(self) -> spki::AlgorithmIdentifierOwned {
         spki::AlgorithmIdentifierOwned { oid: self.oid(), parameters: None }
+    }
+}
+
+/// A hash in progress (see [`HashAlg::hasher`]).
+#[derive(Clone)]
+pub enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    /// Feeds the next piece of input.
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Sha256(h) => h.update(data),
+            Self::Sha384(h) => h.update(data),
+            Self::Sha512(h) => h.update(data),
+        }
+    }
+
+    /// The hash of everything fed.
+    pub fn finalize(self) -> Vec<u8> {
+        match self {
+            Self::Sha256(h) => h.finalize().to_vec(),
+            Self::Sha384(h) => h.finalize().to_vec(),
+            Self::Sha512(h) => h.finalize().to_vec(),
+        }
     }
 }
 

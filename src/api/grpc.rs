@@ -3,6 +3,9 @@
 use super::pb;
 use crate::ca::revocation::Reason;
 use crate::ca::{CertificateAuthority, IssueRequest};
+use crate::digest::HashAlg;
+use crate::policy::Level;
+use crate::signing::{Content, SignRequest, Signed};
 use crate::store::{CertStatus, CertificateRecord, ListQuery};
 use crate::tsa::TimeStampAuthority;
 use std::sync::Arc;
@@ -188,5 +191,89 @@ impl pb::time_stamping_server::TimeStamping for TsaService {
         _request: Request<pb::GetTsaChainRequest>,
     ) -> Result<Response<pb::GetTsaChainResponse>, Status> {
         Ok(Response::new(pb::GetTsaChainResponse { certificates_der: self.tsa.chain().to_vec() }))
+    }
+}
+
+/// `trust.v1.Signing`.
+pub struct SigningService {
+    pub signing: Arc<crate::signing::SigningService>,
+}
+
+fn level_from_pb(l: i32) -> Result<Option<Level>, Status> {
+    match pb::SignatureLevel::try_from(l) {
+        Ok(pb::SignatureLevel::Unspecified) => Ok(None),
+        Ok(pb::SignatureLevel::BB) => Ok(Some(Level::BB)),
+        Ok(pb::SignatureLevel::BT) => Ok(Some(Level::BT)),
+        Err(_) => Err(Status::invalid_argument(format!("unknown signature level {l}"))),
+    }
+}
+
+fn level_to_pb(l: Level) -> pb::SignatureLevel {
+    match l {
+        Level::BB => pb::SignatureLevel::BB,
+        Level::BT => pb::SignatureLevel::BT,
+    }
+}
+
+fn digest_from_pb(d: pb::Digest) -> Result<Content, Status> {
+    let alg = d.hash_algorithm.parse::<HashAlg>().map_err(Status::invalid_argument)?;
+    Ok(Content::Digest { alg, value: d.value })
+}
+
+fn signed_to_pb(s: Signed) -> pb::SignResponse {
+    pb::SignResponse {
+        signature_der: s.signature_der,
+        signature_id: s.signature_id,
+        level: level_to_pb(s.level).into(),
+        digest: Some(pb::Digest { hash_algorithm: s.digest_alg.to_string(), value: s.digest }),
+        signing_time: Some(ts(s.signing_time as i64)),
+        signer_serial: s.signer_serial,
+        timestamp_serial: s.timestamp_serial.unwrap_or_default(),
+    }
+}
+
+fn sign_request(options: Option<pb::SignOptions>, content: Content) -> Result<SignRequest, Status> {
+    let o = options.unwrap_or_default();
+    Ok(SignRequest { policy: o.policy, level: level_from_pb(o.level)?, detached: o.detached, content })
+}
+
+#[tonic::async_trait]
+impl pb::signing_server::Signing for SigningService {
+    async fn sign(&self, request: Request<pb::SignRequest>) -> Result<Response<pb::SignResponse>, Status> {
+        let requester = requester(&request);
+        let r = request.into_inner();
+        let content = match r.content {
+            Some(pb::sign_request::Content::Digest(d)) => digest_from_pb(d)?,
+            Some(pb::sign_request::Content::Document(doc)) => Content::Document(doc),
+            None => return Err(Status::invalid_argument("give a digest or a document")),
+        };
+        let signed = self.signing.sign(sign_request(r.options, content)?, &requester).await?;
+        Ok(Response::new(signed_to_pb(signed)))
+    }
+
+    async fn sign_stream(
+        &self,
+        request: Request<tonic::Streaming<pb::SignStreamRequest>>,
+    ) -> Result<Response<pb::SignResponse>, Status> {
+        let requester = requester(&request);
+        let mut stream = request.into_inner();
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("the stream is empty"))?;
+        let options = first.options.ok_or_else(|| Status::invalid_argument("the first message must carry options"))?;
+        if !options.detached {
+            return Err(Status::invalid_argument(
+                "a streamed document is signed detached; send a small document in one Sign request for an \
+                 enveloping signature",
+            ));
+        }
+        let mut hasher = self.signing.hasher(&options.policy)?;
+        hasher.update(&first.chunk)?;
+        while let Some(m) = stream.message().await? {
+            if m.options.is_some() {
+                return Err(Status::invalid_argument("options belong in the first message only"));
+            }
+            hasher.update(&m.chunk)?;
+        }
+        let signed = self.signing.sign(sign_request(Some(options), hasher.finish()?)?, &requester).await?;
+        Ok(Response::new(signed_to_pb(signed)))
     }
 }

@@ -47,3 +47,22 @@ impl From<CaError> for Status {
         Status::new(code, e.to_string())
     }
 }
+
+impl From<crate::signing::SigningError> for Status {
+    fn from(e: crate::signing::SigningError) -> Status {
+        use crate::signing::SigningError as E;
+        let code = match &e {
+            E::UnknownPolicy { .. } | E::BadRequest(_) | E::LevelNotAllowed { .. } => Code::InvalidArgument,
+            // As for a message over the transport's limit.
+            E::TooLarge { .. } => Code::OutOfRange,
+            E::Timestamp(_) => Code::Unavailable,
+            E::Hsm(h) => hsm_code(h),
+            E::Store(s) => store_code(s),
+            E::Internal(_) => Code::Internal,
+        };
+        if matches!(code, Code::Internal | Code::Unavailable) {
+            tracing::error!(error = %e, "request failed");
+        }
+        Status::new(code, e.to_string())
+    }
+}

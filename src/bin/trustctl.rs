@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use tonic::transport::Channel;
 use trustd::api::pb;
 use trustd::api::pb::certificate_authority_client::CertificateAuthorityClient;
+use trustd::api::pb::signing_client::SigningClient;
 use trustd::api::pb::time_stamping_client::TimeStampingClient;
 use trustd::digest::HashAlg;
 
@@ -66,6 +67,31 @@ enum Command {
     /// The time-stamping authority.
     #[command(subcommand)]
     Tsa(TsaCommand),
+    /// Sign a document (CMS/CAdES in the HSM): the DER SignedData to --out or stdout.
+    Sign(SignArgs),
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// The document.
+    #[arg(long)]
+    file: PathBuf,
+    /// Detached signature (the document is not inside it). The document is streamed to the
+    /// server in chunks, or with --hash only its digest is sent. Enveloping otherwise.
+    #[arg(long)]
+    detached: bool,
+    /// B-T: add a signature time-stamp from trustd's TSA (the policy's default level otherwise).
+    #[arg(long)]
+    timestamp: bool,
+    /// Hash the document here with this algorithm (the policy's) and send only the digest.
+    #[arg(long, requires = "detached")]
+    hash: Option<String>,
+    /// Signing policy (policies/signing/NAME.toml); "default" if absent.
+    #[arg(long, default_value = "")]
+    policy: String,
+    /// Where to write the signature (stdout if absent).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -201,6 +227,64 @@ async fn timestamp(channel: Channel, a: TimestampArgs) -> Result<Vec<u8>, String
     }
 }
 
+/// Chunks of a streamed document: small enough for any gRPC message limit.
+const SIGN_CHUNK: usize = 1024 * 1024;
+
+async fn sign(channel: Channel, a: SignArgs) -> Result<Vec<u8>, String> {
+    use tokio::io::AsyncReadExt;
+    let file_err = |e: std::io::Error| format!("{}: {e}", a.file.display());
+    let options = pb::SignOptions {
+        policy: a.policy.clone(),
+        level: if a.timestamp { pb::SignatureLevel::BT } else { pb::SignatureLevel::Unspecified }.into(),
+        detached: a.detached,
+    };
+    let mut client = SigningClient::new(channel).max_decoding_message_size(usize::MAX);
+    let content = match (&a.hash, a.detached) {
+        (Some(h), _) => {
+            let hash: HashAlg = h.parse()?;
+            let file = std::fs::File::open(&a.file).map_err(file_err)?;
+            let value = hash.digest_reader(file).map_err(file_err)?;
+            Some(pb::sign_request::Content::Digest(pb::Digest { hash_algorithm: hash.to_string(), value }))
+        }
+        (None, false) => Some(pb::sign_request::Content::Document(std::fs::read(&a.file).map_err(file_err)?)),
+        (None, true) => None,
+    };
+    let r = match content {
+        Some(content) => client.sign(pb::SignRequest { options: Some(options), content: Some(content) }).await,
+        None => {
+            let mut file = tokio::fs::File::open(&a.file).await.map_err(file_err)?;
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let reader = tokio::spawn(async move {
+                let mut options = Some(options);
+                loop {
+                    let mut chunk = vec![0u8; SIGN_CHUNK];
+                    let n = file.read(&mut chunk).await?;
+                    chunk.truncate(n);
+                    // The first message goes even for an empty file, so the server can say so.
+                    if n == 0 && options.is_none() {
+                        return Ok(());
+                    }
+                    if tx.send(pb::SignStreamRequest { options: options.take(), chunk }).await.is_err() || n == 0 {
+                        return Ok::<(), std::io::Error>(());
+                    }
+                }
+            });
+            let r = client.sign_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
+            reader.await.map_err(|e| e.to_string())?.map_err(file_err)?;
+            r
+        }
+    }
+    .map_err(status_msg)?
+    .into_inner();
+    match a.out {
+        Some(path) => {
+            std::fs::write(&path, &r.signature_der).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(Vec::new())
+        }
+        None => Ok(r.signature_der),
+    }
+}
+
 async fn run(cli: Cli) -> Result<Vec<u8>, String> {
     let channel = Channel::from_shared(cli.server.clone())
         .map_err(|e| format!("--server '{}': {e}", cli.server))?
@@ -211,6 +295,7 @@ async fn run(cli: Cli) -> Result<Vec<u8>, String> {
     let mut out = String::new();
     match cli.command {
         Command::Timestamp(a) => return timestamp(channel, a).await,
+        Command::Sign(a) => return sign(channel, a).await,
         Command::Tsa(TsaCommand::Chain) => {
             let chain = TimeStampingClient::new(channel)
                 .get_tsa_chain(pb::GetTsaChainRequest {})

@@ -8,7 +8,7 @@ pub mod csr;
 pub mod request;
 pub mod revocation;
 
-use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef};
+use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef, SignatureScheme};
 use crate::policy::Policies;
 use crate::serial::Serial;
 use crate::store::{CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, Store, StoreError};
@@ -160,10 +160,11 @@ pub struct CertifiedKey {
 impl CertifiedKey {
     /// Loads the key named `key` and its certificate, and checks that they belong together.
     /// Blocking.
-    pub fn load(hsm: &Hsm, key: &KeyRef) -> Result<Self, CaError> {
+    /// `scheme` as for [`HsmSigner::new`].
+    pub fn load(hsm: &Hsm, key: &KeyRef, scheme: Option<SignatureScheme>) -> Result<Self, CaError> {
         let (cert, der) = stored_certificate(hsm, key)?
             .ok_or_else(|| CaError::Ceremony(format!("no certificate for {key} in the token; run `trustd init`")))?;
-        Ok(CertifiedKey { signer: HsmSigner::new(hsm, key.clone(), None)?, cert, der })
+        Ok(CertifiedKey { signer: HsmSigner::new(hsm, key.clone(), scheme)?, cert, der })
     }
 }
 
@@ -178,8 +179,8 @@ impl CertificateAuthority {
         public_url: &str,
         crl_schedule: CrlSchedule,
     ) -> Result<Self, CaError> {
-        let issuing = CertifiedKey::load(hsm, &keys.issuing)?;
-        let root = CertifiedKey::load(hsm, &keys.root)?;
+        let issuing = CertifiedKey::load(hsm, &keys.issuing, None)?;
+        let root = CertifiedKey::load(hsm, &keys.root, None)?;
         let (issuer_cert, issuing_der, signer) = (issuing.cert, issuing.der, Arc::new(issuing.signer));
         let (root_cert, root_der) = (root.cert, root.der);
         let crl_issuers = vec![

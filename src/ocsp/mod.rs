@@ -83,7 +83,7 @@ impl OcspResponder {
         validity: Duration,
     ) -> Result<Self, CaError> {
         let bad = |e: &dyn std::fmt::Display| CaError::Internal(format!("OCSP issuer certificate: {e}"));
-        let CertifiedKey { signer, cert: responder_cert, .. } = CertifiedKey::load(hsm, key)?;
+        let CertifiedKey { signer, cert: responder_cert, .. } = CertifiedKey::load(hsm, key, None)?;
         let issuer = Certificate::from_der(issuer_der).map_err(|e| bad(&e))?;
         let name = issuer.tbs_certificate.subject.to_der().map_err(|e| bad(&e))?;
         let issuer_key = issuer.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();

@@ -1,10 +1,12 @@
-//! Policies from `policies/`: certificate profiles (and, as they land, TSA and signing
-//! policies and access rules). Parsed and validated once, immutable afterwards.
+//! Policies from `policies/`: certificate profiles, the TSA policy and signing policies (and,
+//! as they land, access rules). Parsed and validated once, immutable afterwards.
 
 pub mod profile;
+pub mod signing;
 pub mod tsa;
 
 pub use profile::{AttrKind, Profile, SanKind};
+pub use signing::{Level, SigningPolicy};
 pub use tsa::TsaPolicy;
 
 use std::collections::BTreeMap;
@@ -27,6 +29,7 @@ pub const DEFAULT_FILES: &[(&str, &str)] = &[
     ("profiles/tls-client.toml", include_str!("../../policies/profiles/tls-client.toml")),
     ("profiles/document-signer.toml", include_str!("../../policies/profiles/document-signer.toml")),
     ("tsa.toml", include_str!("../../policies/tsa.toml")),
+    ("signing/default.toml", include_str!("../../policies/signing/default.toml")),
 ];
 
 /// Every policy the daemon enforces.
@@ -35,42 +38,26 @@ pub struct Policies {
     profiles: BTreeMap<String, Arc<Profile>>,
     /// The time-stamping policy (`tsa.toml`).
     pub tsa: TsaPolicy,
+    signing: BTreeMap<String, Arc<SigningPolicy>>,
 }
 
 impl Policies {
-    /// Loads `dir/profiles/*.toml` and `dir/tsa.toml`. Any invalid file fails the whole load:
-    /// a CA must not start with a policy it half understood.
+    /// Loads `dir/profiles/*.toml`, `dir/tsa.toml` and `dir/signing/*.toml`. Any invalid file
+    /// fails the whole load: a CA must not start with a policy it half understood.
     pub fn load(dir: &Path) -> Result<Self, PolicyError> {
-        let pdir = dir.join("profiles");
-        let err = |file: &Path, message: String| PolicyError { file: file.to_owned(), message };
-        let entries = std::fs::read_dir(&pdir).map_err(|e| err(&pdir, e.to_string()))?;
-        let mut profiles = BTreeMap::new();
-        for entry in entries {
-            let path = entry.map_err(|e| err(&pdir, e.to_string()))?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-                continue;
-            }
-            let name = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .ok_or_else(|| err(&path, "file name is not UTF-8".into()))?
-                .to_owned();
-            let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
-            let profile = Profile::parse(&name, &text).map_err(|m| err(&path, m))?;
-            profiles.insert(name, Arc::new(profile));
-        }
-        if profiles.is_empty() {
-            return Err(err(&pdir, "no certificate profiles (*.toml) found".into()));
-        }
+        let profiles = load_dir(&dir.join("profiles"), "certificate profiles", Profile::parse)?;
+        let signing = load_dir(&dir.join("signing"), "signing policies", SigningPolicy::parse)?;
         let tsa_path = dir.join("tsa.toml");
-        let text = std::fs::read_to_string(&tsa_path).map_err(|e| err(&tsa_path, e.to_string()))?;
-        let tsa = TsaPolicy::parse(&text).map_err(|m| err(&tsa_path, m))?;
-        Ok(Policies { profiles, tsa })
+        let err = |message: String| PolicyError { file: tsa_path.clone(), message };
+        let text = std::fs::read_to_string(&tsa_path).map_err(|e| err(e.to_string()))?;
+        let tsa = TsaPolicy::parse(&text).map_err(err)?;
+        Ok(Policies { profiles, tsa, signing })
     }
 
     /// Writes the embedded default policies into `dir` unless files of those names exist.
     pub fn install_defaults(dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir.join("profiles"))?;
+        std::fs::create_dir_all(dir.join("signing"))?;
         for (name, text) in DEFAULT_FILES {
             let path = dir.join(name);
             if !path.exists() {
@@ -89,6 +76,41 @@ impl Policies {
     pub fn profile_names(&self) -> impl Iterator<Item = &str> {
         self.profiles.keys().map(String::as_str)
     }
+
+    /// Every signing policy, by name.
+    pub fn signing(&self) -> impl Iterator<Item = &Arc<SigningPolicy>> {
+        self.signing.values()
+    }
+}
+
+/// Parses every `*.toml` in `dir` (named after the file stem) with `parse`; at least one must
+/// exist.
+fn load_dir<T>(
+    dir: &Path,
+    what: &str,
+    parse: impl Fn(&str, &str) -> Result<T, String>,
+) -> Result<BTreeMap<String, Arc<T>>, PolicyError> {
+    let err = |file: &Path, message: String| PolicyError { file: file.to_owned(), message };
+    let entries = std::fs::read_dir(dir).map_err(|e| err(dir, e.to_string()))?;
+    let mut out = BTreeMap::new();
+    for entry in entries {
+        let path = entry.map_err(|e| err(dir, e.to_string()))?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| err(&path, "file name is not UTF-8".into()))?
+            .to_owned();
+        let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
+        let item = parse(&name, &text).map_err(|m| err(&path, m))?;
+        out.insert(name, Arc::new(item));
+    }
+    if out.is_empty() {
+        return Err(err(dir, format!("no {what} (*.toml) found")));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,26 +1,61 @@
-//! Group commit for time-stamp records: concurrent callers' records are written together in one
-//! transaction (one fsync), so the store does not cap the TSA's throughput, and each caller
-//! still waits until its own record is durable.
+//! Group commit: concurrent callers' records are written together in one transaction (one
+//! fsync), so the store does not cap the throughput of the TSA or the signing service, and each
+//! caller still waits until its own record is durable.
 
-use super::{Store, StoreError, TimestampRecord};
+use super::{SignatureRecord, Store, StoreError, TimestampRecord};
+use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most records written in one transaction.
 const MAX_BATCH: usize = 512;
 
-type Job = (TimestampRecord, oneshot::Sender<Result<(), String>>);
+type Job<R> = (R, oneshot::Sender<Result<(), String>>);
 
-/// Handle to the writer task. Cheap to clone.
-#[derive(Clone)]
-pub struct TimestampWriter {
-    tx: mpsc::Sender<Job>,
+/// Handle to a writer task for records of type `R`. Cheap to clone.
+pub struct GroupCommit<R> {
+    tx: mpsc::Sender<Job<R>>,
 }
 
+impl<R> Clone for GroupCommit<R> {
+    fn clone(&self) -> Self {
+        GroupCommit { tx: self.tx.clone() }
+    }
+}
+
+/// Time-stamp tokens (RFC 3161), written before the reply leaves.
+pub type TimestampWriter = GroupCommit<TimestampRecord>;
+/// CMS signatures, written before the reply leaves.
+pub type SignatureWriter = GroupCommit<SignatureRecord>;
+
 impl TimestampWriter {
-    /// Starts the writer task on the current runtime.
+    /// Starts the time-stamp writer on the current runtime.
     pub fn spawn(store: Arc<dyn Store>) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        Self::start(move |batch| {
+            let store = store.clone();
+            async move { store.record_timestamps(&batch).await }
+        })
+    }
+}
+
+impl SignatureWriter {
+    /// Starts the signature writer on the current runtime.
+    pub fn spawn(store: Arc<dyn Store>) -> Self {
+        Self::start(move |batch| {
+            let store = store.clone();
+            async move { store.record_signatures(&batch).await }
+        })
+    }
+}
+
+impl<R: Send + 'static> GroupCommit<R> {
+    /// Starts a writer task that hands each batch to `write` (one transaction).
+    pub fn start<F, Fut>(write: F) -> Self
+    where
+        F: Fn(Vec<R>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), StoreError>> + Send,
+    {
+        let (tx, mut rx) = mpsc::channel::<Job<R>>(4 * MAX_BATCH);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 // Whatever queued up while the previous transaction ran goes into this one.
@@ -31,20 +66,21 @@ impl TimestampWriter {
                         Err(_) => break,
                     }
                 }
-                let records: Vec<TimestampRecord> = jobs.iter().map(|(r, _)| r.clone()).collect();
-                let result = store.record_timestamps(&records).await;
-                for (_, done) in jobs {
-                    let _ = done.send(result.as_ref().map(|_| ()).map_err(ToString::to_string));
+                let (records, waiters): (Vec<R>, Vec<_>) = jobs.into_iter().unzip();
+                let result = write(records).await.map_err(|e| e.to_string());
+                for done in waiters {
+                    let _ = done.send(result.clone());
                 }
             }
         });
-        TimestampWriter { tx }
+        GroupCommit { tx }
     }
 
     /// Records `r`; returns once it is durable.
-    pub async fn record(&self, r: TimestampRecord) -> Result<(), StoreError> {
+    pub async fn record(&self, r: R) -> Result<(), StoreError> {
+        let stopped = || StoreError::Database("record writer stopped".into());
         let (done, wait) = oneshot::channel();
-        self.tx.send((r, done)).await.map_err(|_| StoreError::Database("timestamp writer stopped".into()))?;
-        wait.await.map_err(|_| StoreError::Database("timestamp writer stopped".into()))?.map_err(StoreError::Database)
+        self.tx.send((r, done)).await.map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?.map_err(StoreError::Database)
     }
 }

@@ -5,7 +5,7 @@
 mod group_commit;
 mod sqlite;
 
-pub use group_commit::TimestampWriter;
+pub use group_commit::{GroupCommit, SignatureWriter, TimestampWriter};
 pub use sqlite::SqliteStore;
 
 use crate::serial::Serial;
@@ -148,6 +148,25 @@ pub struct TimestampRecord {
     pub token_der: Vec<u8>,
 }
 
+/// A CMS signature made for a caller (ETSI EN 319 122-1), as recorded for the audit trail.
+#[derive(Clone, Debug)]
+pub struct SignatureRecord {
+    /// 128 random bits, hex; handed to the caller.
+    pub signature_id: String,
+    pub signed_at: i64,
+    pub policy: String,
+    pub level: String,
+    pub detached: bool,
+    pub digest_alg: String,
+    pub digest: Vec<u8>,
+    pub signer_serial: String,
+    pub signer_issuer: String,
+    /// SHA-256 of the signature value: finds the record from a signature in hand.
+    pub signature_hash: Vec<u8>,
+    pub timestamp_serial: Option<String>,
+    pub requester: String,
+}
+
 /// Persistent storage of trustd's records.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -182,6 +201,10 @@ pub trait Store: Send + Sync {
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError>;
     /// Number of recorded time-stamp tokens.
     async fn count_timestamps(&self) -> Result<u64, StoreError>;
+    /// Records signatures in one transaction; durable when this returns.
+    async fn record_signatures(&self, records: &[SignatureRecord]) -> Result<(), StoreError>;
+    /// Number of recorded signatures.
+    async fn count_signatures(&self) -> Result<u64, StoreError>;
     /// Checks that the store answers and is writable, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 }

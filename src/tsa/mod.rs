@@ -116,6 +116,15 @@ pub struct Outcome {
     pub result: Result<(Serial, u64), (Failure, String)>,
 }
 
+/// A granted time-stamp token (RFC 3161 §2.4.2 TimeStampToken), recorded.
+pub struct Token {
+    /// The token: ContentInfo with SignedData over the TSTInfo.
+    pub token: ContentInfo,
+    pub serial: Serial,
+    /// genTime, Unix seconds.
+    pub gen_time: u64,
+}
+
 /// A request that passed every check.
 struct Checked {
     req: TimeStampReq,
@@ -147,7 +156,7 @@ impl TimeStampAuthority {
         clock: ClockCheck,
         writer: TimestampWriter,
     ) -> Result<Self, CaError> {
-        let CertifiedKey { signer, cert, der } = CertifiedKey::load(hsm, key)?;
+        let CertifiedKey { signer, cert, der } = CertifiedKey::load(hsm, key, None)?;
         let signing_certificate = ess::signing_certificate_v2_attribute(&cert, &der)
             .map_err(|e| CaError::Internal(format!("signing-certificate-v2 of {key}: {e}")))?;
         let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
@@ -234,7 +243,31 @@ impl TimeStampAuthority {
     }
 
     async fn grant(&self, request_der: &[u8], requester: &str) -> Result<(Vec<u8>, Serial, u64), (Failure, String)> {
-        let Checked { req, hash, policy } = self.check(request_der)?;
+        let Token { token, serial, gen_time } = self.issue(self.check(request_der)?, requester).await?;
+        let resp = TimeStampResp {
+            status: PkiStatusInfo { status: 0, status_string: None, fail_info: None },
+            time_stamp_token: Some(token),
+        };
+        Ok((resp.to_der().map_err(|e| (Failure::SystemFailure, e.to_string()))?, serial, gen_time))
+    }
+
+    /// A token over `digest` with the TSA certificate in it, for a CAdES signature time-stamp
+    /// (ETSI EN 319 122-1 §5.3): the same checks, policy and record as a request from outside.
+    pub async fn token_for_digest(
+        &self,
+        hash: HashAlg,
+        digest: &[u8],
+        requester: &str,
+    ) -> Result<Token, (Failure, String)> {
+        let nonce: [u8; 8] = rand::random();
+        let req =
+            request_from_digest(&hash.to_string(), digest, &nonce, true, "").map_err(|e| (Failure::BadRequest, e))?;
+        self.issue(self.check(&req)?, requester).await
+    }
+
+    /// Builds, signs and records the token for a checked request; the record is durable when
+    /// this returns.
+    async fn issue(&self, Checked { req, hash, policy }: Checked, requester: &str) -> Result<Token, (Failure, String)> {
         self.clock.check().map_err(|e| (Failure::TimeNotAvailable, e))?;
         let sys = |e: &dyn std::fmt::Display| (Failure::SystemFailure, e.to_string());
 
@@ -283,11 +316,7 @@ impl TimeStampAuthority {
         };
         // The reply leaves only once its record is durable.
         self.writer.record(record).await.map_err(|e| sys(&e))?;
-        let resp = TimeStampResp {
-            status: PkiStatusInfo { status: 0, status_string: None, fail_info: None },
-            time_stamp_token: Some(token),
-        };
-        Ok((resp.to_der().map_err(|e| sys(&e))?, serial, now))
+        Ok(Token { token, serial, gen_time: now })
     }
 }
 

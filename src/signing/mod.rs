@@ -1,0 +1,380 @@
+//! Document signing for the signing portal: CMS SignedData (RFC 5652 §5) in the CAdES baseline
+//! form (ETSI EN 319 122-1 §6), signed in the HSM, at level B-B or B-T; and the validation of
+//! such signatures ([`verify`]). Knows neither gRPC nor SQL.
+
+use crate::ca::{CaError, CertifiedKey};
+use crate::digest::{HashAlg, Hasher};
+use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef};
+use crate::policy::{Level, Policies, SigningPolicy};
+use crate::store::{SignatureRecord, SignatureWriter, StoreError};
+use crate::tsa::TimeStampAuthority;
+use cms::builder::SignerInfoBuilder;
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfos};
+use const_oid::db::rfc5911::{ID_DATA, ID_SIGNED_DATA, ID_SIGNING_TIME};
+use const_oid::ObjectIdentifier;
+use der::asn1::{BitString, OctetString, SetOfVec};
+use der::{Any, Decode, Encode};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use x509_cert::attr::Attribute;
+use x509_cert::builder::Builder;
+use x509_cert::Certificate;
+
+/// id-aa-signatureTimeStampToken (RFC 3161 appendix A; ETSI EN 319 122-1 §5.3): the unsigned
+/// attribute of a B-T signature. Not in const-oid's database.
+pub const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
+
+/// Errors of the signing service. `api` maps each to a gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error("unknown signing policy '{name}' (known: {known})")]
+    UnknownPolicy { name: String, known: String },
+    #[error("invalid request: {0}")]
+    BadRequest(String),
+    #[error("document larger than the {limit} bytes policy '{policy}' allows")]
+    TooLarge { limit: u64, policy: String },
+    #[error("level {level} is not allowed by policy '{policy}' (allowed: {allowed})")]
+    LevelNotAllowed { level: Level, policy: String, allowed: String },
+    #[error("signature time-stamp refused by the TSA: {0}")]
+    Timestamp(String),
+    #[error(transparent)]
+    Hsm(#[from] HsmError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn internal(e: impl std::fmt::Display) -> SigningError {
+    SigningError::Internal(e.to_string())
+}
+
+/// What is signed.
+#[derive(Clone, Debug)]
+pub enum Content {
+    /// The document's hash, computed by the caller (or by a [`DocumentHasher`]); detached only.
+    Digest { alg: HashAlg, value: Vec<u8> },
+    /// The whole document.
+    Document(Vec<u8>),
+}
+
+/// A request to sign.
+#[derive(Clone, Debug)]
+pub struct SignRequest {
+    /// Signing policy name; empty means `default`.
+    pub policy: String,
+    /// `None` means the policy's default level.
+    pub level: Option<Level>,
+    /// Detached (RFC 5652 §5.2: eContent absent) or enveloping.
+    pub detached: bool,
+    pub content: Content,
+}
+
+/// A signature made and recorded.
+#[derive(Clone, Debug)]
+pub struct Signed {
+    /// DER ContentInfo with the SignedData.
+    pub signature_der: Vec<u8>,
+    pub signature_id: String,
+    pub level: Level,
+    pub digest_alg: HashAlg,
+    pub digest: Vec<u8>,
+    /// The signing-time attribute, Unix seconds.
+    pub signing_time: u64,
+    pub signer_serial: String,
+    /// For B-T: the signature time-stamp token's serial.
+    pub timestamp_serial: Option<String>,
+}
+
+/// One signing policy with the key, certificate and attributes it signs with.
+struct PolicySigner {
+    policy: Arc<SigningPolicy>,
+    signer: Arc<HsmSigner>,
+    cert: Certificate,
+    /// The signer certificate and the CA certificates below the root, put in every signature
+    /// so that a verifier needs only the root.
+    certificates: CertificateSet,
+    sid: SignerIdentifier,
+    signing_certificate: Attribute,
+    digest: HashAlg,
+}
+
+/// The signing service: one [`PolicySigner`] per policy, the TSA for B-T, and the record writer.
+pub struct SigningService {
+    policies: BTreeMap<String, PolicySigner>,
+    tsa: Arc<TimeStampAuthority>,
+    writer: SignatureWriter,
+}
+
+/// The policy a request names when it names none.
+pub const DEFAULT_POLICY: &str = "default";
+
+impl SigningService {
+    /// Loads every signing policy's key and certificate from the token. `default_key` serves
+    /// policies that name no key; `ca_chain` is the issuing CA's chain (issuing first, root
+    /// last), and every policy's certificate must be issued by that CA. Blocking.
+    pub fn load(
+        hsm: &Hsm,
+        default_key: &KeyRef,
+        ca_chain: &[Vec<u8>],
+        policies: &Policies,
+        tsa: Arc<TimeStampAuthority>,
+        writer: SignatureWriter,
+    ) -> Result<Self, CaError> {
+        let issuing_der = ca_chain.first().ok_or_else(|| CaError::Internal("empty CA chain".into()))?;
+        let issuing = Certificate::from_der(issuing_der).map_err(|e| CaError::Internal(e.to_string()))?;
+        let mut loaded = BTreeMap::new();
+        for policy in policies.signing() {
+            let key = policy.key.as_ref().unwrap_or(default_key);
+            let ctx = |m: String| CaError::Ceremony(format!("signing policy '{}': {m}", policy.name));
+            let CertifiedKey { signer, cert, der } = CertifiedKey::load(hsm, key, policy.signature)?;
+            if cert.tbs_certificate.issuer != issuing.tbs_certificate.subject {
+                return Err(ctx(format!("the certificate of {key} is not issued by trustd's issuing CA")));
+            }
+            let signing_certificate = crate::tsa::ess::signing_certificate_v2_attribute(&cert, &der)
+                .map_err(|e| ctx(format!("signing-certificate-v2: {e}")))?;
+            // Everything but the root: relying parties bring their own trust anchor.
+            let mut certs = vec![CertificateChoices::Certificate(cert.clone())];
+            for c in &ca_chain[..ca_chain.len() - 1] {
+                let c = Certificate::from_der(c).map_err(|e| CaError::Internal(e.to_string()))?;
+                certs.push(CertificateChoices::Certificate(c));
+            }
+            let certificates = CertificateSet::try_from(certs).map_err(|e| CaError::Internal(e.to_string()))?;
+            let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+                issuer: cert.tbs_certificate.issuer.clone(),
+                serial_number: cert.tbs_certificate.serial_number.clone(),
+            });
+            let digest = signer.scheme().hash();
+            tracing::info!(policy = %policy.name, %key, scheme = %signer.scheme(), "signing policy loaded");
+            let ps = PolicySigner {
+                policy: policy.clone(),
+                signer: Arc::new(signer),
+                cert,
+                certificates,
+                sid,
+                signing_certificate,
+                digest,
+            };
+            loaded.insert(policy.name.clone(), ps);
+        }
+        Ok(SigningService { policies: loaded, tsa, writer })
+    }
+
+    fn policy(&self, name: &str) -> Result<&PolicySigner, SigningError> {
+        let name = if name.is_empty() { DEFAULT_POLICY } else { name };
+        self.policies.get(name).ok_or_else(|| SigningError::UnknownPolicy {
+            name: name.to_owned(),
+            known: self.policies.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The largest document any policy accepts in one request, for the transport's limit.
+    pub fn max_document_bytes(&self) -> u64 {
+        self.policies.values().map(|p| p.policy.max_document_bytes).max().unwrap_or(0)
+    }
+
+    /// A hasher for a document streamed under policy `name` (empty: `default`), with the
+    /// policy's digest algorithm and size limit.
+    pub fn hasher(&self, name: &str) -> Result<DocumentHasher, SigningError> {
+        let ps = self.policy(name)?;
+        Ok(DocumentHasher {
+            alg: ps.digest,
+            hasher: ps.digest.hasher(),
+            len: 0,
+            limit: ps.policy.max_stream_bytes,
+            policy: ps.policy.name.clone(),
+        })
+    }
+
+    /// Signs under the request's policy, time-stamps the signature for B-T, and records it;
+    /// the record is durable when this returns. Nothing is recorded for a refused request.
+    pub async fn sign(&self, req: SignRequest, requester: &str) -> Result<Signed, SigningError> {
+        let ps = self.policy(&req.policy)?;
+        let policy = &ps.policy;
+        let level = req.level.unwrap_or(policy.level);
+        if !policy.levels.contains(&level) {
+            let allowed = policy.levels.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            return Err(SigningError::LevelNotAllowed { level, policy: policy.name.clone(), allowed });
+        }
+        let (digest, document) = match req.content {
+            Content::Digest { alg, value } => {
+                if !req.detached {
+                    return Err(SigningError::BadRequest(
+                        "a digest can only be signed detached; send the document for an enveloping signature".into(),
+                    ));
+                }
+                if alg != ps.digest {
+                    return Err(SigningError::BadRequest(format!(
+                        "policy '{}' signs {} digests, not {alg}",
+                        policy.name, ps.digest
+                    )));
+                }
+                if value.len() != alg.output_len() {
+                    return Err(SigningError::BadRequest(format!(
+                        "a {alg} digest is {} bytes, got {}",
+                        alg.output_len(),
+                        value.len()
+                    )));
+                }
+                (value, None)
+            }
+            Content::Document(doc) => {
+                if doc.is_empty() {
+                    return Err(SigningError::BadRequest("the document is empty".into()));
+                }
+                if doc.len() as u64 > policy.max_document_bytes {
+                    return Err(SigningError::TooLarge {
+                        limit: policy.max_document_bytes,
+                        policy: policy.name.clone(),
+                    });
+                }
+                (ps.digest.digest(&doc), (!req.detached).then_some(doc))
+            }
+        };
+
+        let signing_time = crate::unix_time::now();
+        let mut signer_info = {
+            let signing_time_attr = signing_time_attribute(signing_time)?;
+            let (signer, sid, attr, digest) =
+                (ps.signer.clone(), ps.sid.clone(), ps.signing_certificate.clone(), digest.clone());
+            let _session = ps.signer.reserve().await?;
+            tokio::task::spawn_blocking(move || sign_attributes(&signer, sid, digest, vec![signing_time_attr, attr]))
+                .await
+                .map_err(internal)??
+        };
+        let signature_hash = HashAlg::Sha256.digest(signer_info.signature.as_bytes());
+
+        let timestamp_serial = if level == Level::BT {
+            // ETSI EN 319 122-1 §5.3: the time-stamp's imprint is the hash of the signature
+            // value's octets.
+            let imprint = ps.digest.digest(signer_info.signature.as_bytes());
+            let token = self
+                .tsa
+                .token_for_digest(ps.digest, &imprint, requester)
+                .await
+                .map_err(|(f, text)| SigningError::Timestamp(format!("{}: {text}", f.name())))?;
+            let attr = Attribute {
+                oid: ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
+                values: SetOfVec::try_from(vec![Any::encode_from(&token.token).map_err(internal)?])
+                    .map_err(internal)?,
+            };
+            signer_info.unsigned_attrs = Some(SetOfVec::try_from(vec![attr]).map_err(internal)?);
+            Some(token.serial.to_string())
+        } else {
+            None
+        };
+
+        let signed_data = SignedData {
+            // RFC 5652 §5.1: version 1 for id-data content, no attribute certificates and
+            // version-1 SignerInfos.
+            version: CmsVersion::V1,
+            digest_algorithms: SetOfVec::try_from(vec![ps.digest.algorithm_identifier()]).map_err(internal)?,
+            encap_content_info: EncapsulatedContentInfo {
+                econtent_type: ID_DATA,
+                econtent: document
+                    .map(|d| OctetString::new(d).and_then(|o| Any::encode_from(&o)))
+                    .transpose()
+                    .map_err(internal)?,
+            },
+            certificates: Some(ps.certificates.clone()),
+            crls: None,
+            signer_infos: SignerInfos::try_from(vec![signer_info]).map_err(internal)?,
+        };
+        let signature_der =
+            ContentInfo { content_type: ID_SIGNED_DATA, content: Any::encode_from(&signed_data).map_err(internal)? }
+                .to_der()
+                .map_err(internal)?;
+
+        let signature_id = hex::encode(rand::random::<[u8; 16]>());
+        let signer_serial = hex::encode(ps.cert.tbs_certificate.serial_number.as_bytes());
+        let record = SignatureRecord {
+            signature_id: signature_id.clone(),
+            signed_at: signing_time as i64,
+            policy: policy.name.clone(),
+            level: level.to_string(),
+            detached: req.detached,
+            digest_alg: ps.digest.to_string(),
+            digest: digest.clone(),
+            signer_serial: signer_serial.clone(),
+            signer_issuer: ps.cert.tbs_certificate.issuer.to_string(),
+            signature_hash,
+            timestamp_serial: timestamp_serial.clone(),
+            requester: requester.to_owned(),
+        };
+        // The signature leaves only once its record is durable.
+        self.writer.record(record).await?;
+        Ok(Signed {
+            signature_der,
+            signature_id,
+            level,
+            digest_alg: ps.digest,
+            digest,
+            signing_time,
+            signer_serial,
+            timestamp_serial,
+        })
+    }
+}
+
+/// RFC 5652 §11.3 signing-time: UTCTime through 2049, GeneralizedTime after.
+fn signing_time_attribute(unix_secs: u64) -> Result<Attribute, SigningError> {
+    let time = crate::ca::cert::x509_time(unix_secs).map_err(internal)?;
+    Ok(Attribute {
+        oid: ID_SIGNING_TIME,
+        values: SetOfVec::try_from(vec![Any::encode_from(&time).map_err(internal)?]).map_err(internal)?,
+    })
+}
+
+/// The SignerInfo (RFC 5652 §5.3) over a detached digest of id-data content: the builder adds
+/// content-type and message-digest to `attributes`, the HSM signs their DER SET (§5.4).
+/// Blocking.
+fn sign_attributes(
+    signer: &HsmSigner,
+    sid: SignerIdentifier,
+    digest: Vec<u8>,
+    attributes: Vec<Attribute>,
+) -> Result<cms::signed_data::SignerInfo, SigningError> {
+    // The builder always sees detached content; an enveloping signature gets its eContent when
+    // the SignedData is assembled, which changes nothing that is signed (RFC 5652 §5.4).
+    let econtent = EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: None };
+    let digest_alg = signer.scheme().hash().algorithm_identifier();
+    let mut sib = SignerInfoBuilder::new(signer, sid, digest_alg, &econtent, Some(&digest)).map_err(internal)?;
+    for a in attributes {
+        sib.add_signed_attribute(a).map_err(internal)?;
+    }
+    let to_be_signed = sib.finalize().map_err(internal)?;
+    let signature = signer.sign(&to_be_signed)?;
+    sib.assemble(BitString::from_bytes(signature.as_bytes()).map_err(internal)?).map_err(internal)
+}
+
+/// Hashes a streamed document as it arrives, refusing it once it passes the policy's limit.
+pub struct DocumentHasher {
+    alg: HashAlg,
+    hasher: Hasher,
+    len: u64,
+    limit: u64,
+    policy: String,
+}
+
+impl DocumentHasher {
+    /// Feeds the next chunk.
+    pub fn update(&mut self, chunk: &[u8]) -> Result<(), SigningError> {
+        self.len += chunk.len() as u64;
+        if self.len > self.limit {
+            return Err(SigningError::TooLarge { limit: self.limit, policy: self.policy.clone() });
+        }
+        self.hasher.update(chunk);
+        Ok(())
+    }
+
+    /// The digest of the whole document, ready to sign detached.
+    pub fn finish(self) -> Result<Content, SigningError> {
+        if self.len == 0 {
+            return Err(SigningError::BadRequest("the document stream is empty".into()));
+        }
+        Ok(Content::Digest { alg: self.alg, value: self.hasher.finalize() })
+    }
+}
