@@ -162,6 +162,10 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
             .map_err(|e| e.to_string())?
     };
 
+    // Before anything answers OCSP or validates signatures: the service certificates must be
+    // known like every certificate of the CA.
+    ca.record_ceremony_certificates(&hsm, &cfg.keys).await.map_err(|e| format!("ceremony certificates: {e}"))?;
+
     let tsa = {
         let (hsm, key, chain) = (hsm.clone(), cfg.keys.tsa.clone(), ca.chain("").map_err(|e| e.to_string())?.to_vec());
         let (policy, clock, writer) =

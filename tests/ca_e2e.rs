@@ -297,7 +297,8 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
     let err = client.get_ca_chain(pb::GetCaChainRequest { ca: "nope".into() }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
-    assert_eq!(count(&mut client).await, 0, "refused requests leave no record");
+    // Only the key ceremony's three service certificates.
+    assert_eq!(count(&mut client).await, 3, "refused requests leave no record");
     // The daemon keeps serving: the good request still succeeds afterwards.
     let ok = client
         .issue_certificate(pb::IssueCertificateRequest { profile: "tls-server".into(), csr: good, validity_seconds: 0 })
@@ -305,7 +306,7 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         .unwrap()
         .into_inner();
     assert!(!ok.certificate_der.is_empty() && ok.chain_der.len() == 2);
-    assert_eq!(count(&mut client).await, 1);
+    assert_eq!(count(&mut client).await, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,17 +340,24 @@ async fn records_survive_restart_and_keys_are_kept() {
         .unwrap()
         .into_inner();
     assert!(!page.next_page_token.is_empty());
-    let rest = client
-        .list_certificates(pb::ListCertificatesRequest {
-            page_size: 2,
-            page_token: page.next_page_token,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(rest.certificates.len(), 1);
-    assert!(rest.next_page_token.is_empty());
+    // Paging through everything: the three issued here and the key ceremony's three service
+    // certificates (TSA, document signer, OCSP responder), each once.
+    let mut profiles: Vec<String> = page.certificates.into_iter().map(|c| c.profile).collect();
+    let mut token = page.next_page_token;
+    while !token.is_empty() {
+        let rest = client
+            .list_certificates(pb::ListCertificatesRequest { page_size: 2, page_token: token, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        profiles.extend(rest.certificates.into_iter().map(|c| c.profile));
+        token = rest.next_page_token;
+    }
+    profiles.sort();
+    assert_eq!(
+        profiles,
+        ["ceremony:document-signer", "ceremony:ocsp", "ceremony:tsa", "tls-client", "tls-server", "tls-server"]
+    );
     let info = stdout(&d.trustctl(&["cert", "get", "--serial", &serials[1].0, "--info"]));
     assert!(
         info.contains("status: issued")
@@ -383,7 +391,7 @@ async fn health_reports_serving() {
     let d = Daemon::start();
     let channel = tonic::transport::Channel::from_shared(d.grpc.clone()).unwrap().connect().await.unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-    for service in ["", "trust.v1.CertificateAuthority"] {
+    for service in ["", "trust.v1.CertificateAuthority", "trust.v1.Signing"] {
         let r =
             health.check(tonic_health::pb::HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
         assert_eq!(r.status(), tonic_health::pb::health_check_response::ServingStatus::Serving, "{service:?}");
@@ -427,7 +435,8 @@ async fn reflection_lists_the_services() {
     let reply = replies.message().await.unwrap().unwrap();
     let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else { panic!("{reply:?}") };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for want in ["trust.v1.CertificateAuthority", "trust.v1.TimeStamping", "grpc.health.v1.Health"] {
+    for want in ["trust.v1.CertificateAuthority", "trust.v1.TimeStamping", "trust.v1.Signing", "grpc.health.v1.Health"]
+    {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
     }
 }

@@ -50,6 +50,11 @@ fn good_then_revoked_with_reason() {
         let out = ocsp(&s, extra);
         assert!(out.contains("Response verify OK") && out.contains("cert.pem: good"), "{extra:?}: {out}");
     }
+    // The key ceremony's service certificates are known like any other (here the TSA's).
+    let tsa = split_pem(&String::from_utf8_lossy(&s.d.trustctl(&["tsa", "chain"]).stdout)).remove(0);
+    std::fs::write(dir.join("tsa.pem"), tsa).unwrap();
+    let out = ocsp(&s, &["-cert", "tsa.pem"]);
+    assert!(out.contains("Response verify OK") && out.contains("tsa.pem: good"), "{out}");
     let out = ocsp(&s, &["-cert", "cert.pem", "-resp_text"]);
     assert!(out.contains("OCSP Nonce"), "the nonce is echoed: {out}");
     assert!(out.contains("Next Update"), "{out}");

@@ -331,6 +331,54 @@ impl CertificateAuthority {
         Ok(Issued { serial, cert_der })
     }
 
+    /// Records the service certificates the key ceremony issued from this CA (TSA, document
+    /// signer, OCSP responder) in the store, once, so that revocation, CRLs, OCSP and signature
+    /// validation treat them like every other certificate of this CA. Returns how many were new.
+    pub async fn record_ceremony_certificates(&self, hsm: &Hsm, keys: &ceremony::CaKeys) -> Result<usize, CaError> {
+        let roles = [("tsa", &keys.tsa), ("document-signer", &keys.document_signer), ("ocsp", &keys.ocsp)]
+            .map(|(role, key)| (role, key.clone()));
+        let hsm = hsm.clone();
+        let certs = tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            for (role, key) in roles {
+                if let Some((cert, der)) = stored_certificate(&hsm, &key)? {
+                    found.push((role, cert, der));
+                }
+            }
+            Ok::<_, CaError>(found)
+        })
+        .await
+        .map_err(|e| CaError::Internal(format!("reading ceremony certificates: {e}")))??;
+        let mut added = 0;
+        for (role, cert, der) in certs {
+            let tbs = &cert.tbs_certificate;
+            if tbs.issuer != self.issuer_cert.tbs_certificate.subject {
+                continue;
+            }
+            let serial = Serial::from_bytes(tbs.serial_number.as_bytes())
+                .ok_or_else(|| CaError::Ceremony(format!("{role} certificate has an invalid serial")))?;
+            if self.store.certificate(&serial).await?.is_some() {
+                continue;
+            }
+            let record = NewCertificate {
+                serial: serial.clone(),
+                ca: self.name.clone(),
+                profile: format!("ceremony:{role}"),
+                subject: tbs.subject.to_string(),
+                sans: Vec::new(),
+                not_before: tbs.validity.not_before.to_unix_duration().as_secs() as i64,
+                not_after: tbs.validity.not_after.to_unix_duration().as_secs() as i64,
+                requester: "key-ceremony".into(),
+                tbs_der: tbs.to_der().map_err(|e| CaError::Internal(e.to_string()))?,
+            };
+            self.store.record_pending(&record).await?;
+            self.store.complete_issued(&serial, &der).await?;
+            tracing::info!(%serial, role, audit = true, "key-ceremony certificate recorded");
+            added += 1;
+        }
+        Ok(added)
+    }
+
     /// One certificate record by serial.
     pub async fn certificate(&self, serial: &str) -> Result<CertificateRecord, CaError> {
         let serial: Serial = serial.parse().map_err(CaError::BadSerial)?;
