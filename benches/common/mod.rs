@@ -25,6 +25,18 @@ impl Drop for Daemon {
     }
 }
 
+impl Daemon {
+    /// Peak resident memory of the daemon so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+}
+
 pub fn start() -> Daemon {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
@@ -71,7 +83,7 @@ pub fn raw_hsm_rate(data: &std::path::Path, label: &str, threads: usize, secs: D
         max_sessions: threads,
     };
     let hsm = Hsm::open(&cfg, Pin::new(pin)).expect("open token");
-    let signer = Arc::new(HsmSigner::new(&hsm, KeyRef::label(label), None).expect("TSA key"));
+    let signer = Arc::new(HsmSigner::new(&hsm, KeyRef::label(label), None).expect("key"));
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|_| {

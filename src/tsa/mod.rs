@@ -352,8 +352,10 @@ pub fn request_from_digest(
         nonce: if nonce.is_empty() {
             None
         } else {
-            // INTEGER is signed: a leading zero keeps a nonce with its top bit set positive.
-            let mut n = nonce.to_vec();
+            // DER INTEGERs are minimal and signed: drop leading zero bytes (keeping one for a
+            // zero nonce), then add one back if the top bit is set so the value stays positive.
+            let start = nonce.iter().position(|&b| b != 0).unwrap_or(nonce.len() - 1);
+            let mut n = nonce[start..].to_vec();
             if n[0] & 0x80 != 0 {
                 n.insert(0, 0);
             }
@@ -415,4 +417,24 @@ pub fn rejection(failure: Failure, text: &str) -> Vec<u8> {
     // A rejection holds only small, valid values; encoding cannot fail short of a bug, and even
     // then the client gets a well-formed (if reasonless) rejection rather than nothing.
     resp.to_der().unwrap_or_else(|_| vec![0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x02])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_encode_as_minimal_positive_integers() {
+        for (nonce, want) in [
+            (&[0x00, 0x00, 0x12, 0x34][..], &[0x12, 0x34][..]),
+            (&[0x00, 0x92], &[0x00, 0x92]),
+            (&[0xff, 0x01], &[0x00, 0xff, 0x01]),
+            (&[0x00, 0x00], &[0x00]),
+            (&[0x7f], &[0x7f]),
+        ] {
+            let der = request_from_digest("sha256", &[1; 32], nonce, false, "").unwrap();
+            let req = TimeStampReq::from_der(&der).unwrap();
+            assert_eq!(req.nonce.unwrap().as_bytes(), want, "{nonce:02x?}");
+        }
+    }
 }
