@@ -11,6 +11,7 @@ pub mod hsm;
 pub mod ocsp;
 pub mod policy;
 pub mod serial;
+pub mod signing;
 pub mod store;
 pub mod tsa;
 pub mod unix_time;
