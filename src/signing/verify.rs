@@ -37,6 +37,8 @@ const MAX_CHAIN_LEN: usize = 8;
 /// Certificate signatures tried while building chains: bounds the work a hostile certificate
 /// set with many same-named issuers can cause.
 const MAX_SIGNATURE_TRIES: usize = 64;
+/// Signature time-stamps read: each costs a chain validation; real signatures have one or two.
+const MAX_TIMESTAMPS: usize = 8;
 /// RSA moduli below this are refused (ETSI TS 119 312 no longer accepts 1024-bit RSA).
 const MIN_RSA_BITS: usize = 2048;
 
@@ -191,11 +193,18 @@ impl Validator {
         if !tokens.is_empty() {
             report.level = Some(Level::BT);
         }
+        if tokens.len() > MAX_TIMESTAMPS {
+            return format_failure(format!(
+                "{} signature time-stamps (at most {MAX_TIMESTAMPS} are read)",
+                tokens.len()
+            ));
+        }
         for token in tokens {
-            let gen_time = self
+            let (gen_time, notes) = self
                 .validate_timestamp(token, &signature_value, &certs)
                 .map_err(|f| Fail { sub: f.sub, reason: format!("signature time-stamp: {}", f.reason) })?;
             poe = Some(poe.map_or(gen_time, |p| p.min(gen_time)));
+            report.reasons.extend(notes.into_iter().map(|n| format!("signature time-stamp: {n}")));
         }
         report.timestamp_time = poe;
         let at = poe.unwrap_or(now);
@@ -204,15 +213,20 @@ impl Validator {
         let chain = self.build_chain(&signer, &pool, at)?;
         report.certificate_chain = chain.iter().map(|c| c.der.clone()).collect();
         signer_key_usage(&signer.cert)?;
-        report.reasons.extend(self.check_revocation(&chain, poe, found.signing_time)?);
+        report.reasons.extend(self.check_revocation(&chain, poe, found.signing_time, false)?);
         Ok(())
     }
 
     /// A signature time-stamp (RFC 3161 §2.4.2, EN 319 102-1 §5.4): the token is a CMS
     /// signature verified like the signature itself, by a TSA whose certificate carries the
     /// critical id-kp-timeStamping EKU, chained to an anchor at genTime, over the signature
-    /// value. Returns genTime.
-    fn validate_timestamp(&self, token: &Any, signature_value: &[u8], outer: &[Cert]) -> Result<u64, Fail> {
+    /// value. Returns genTime and notes for the report.
+    fn validate_timestamp(
+        &self,
+        token: &Any,
+        signature_value: &[u8],
+        outer: &[Cert],
+    ) -> Result<(u64, Vec<String>), Fail> {
         let der = token.to_der().or_else(|e| format_failure(format!("unreadable token: {e}")))?;
         let sd = parse_signed_data(&der)?;
         if sd.encap_content_info.econtent_type != crate::tsa::ID_CT_TST_INFO {
@@ -260,10 +274,8 @@ impl Validator {
             }
         }
         let chain = self.build_chain(&tsa, &pool, gen_time)?;
-        // Nothing proves the token existed before its own genTime: a TSA certificate revoked
-        // at any time leaves it without POE, and TOTAL_FAILED when revoked before genTime.
-        self.check_revocation(&chain, None, Some(gen_time))?;
-        Ok(gen_time)
+        let notes = self.check_revocation(&chain, None, Some(gen_time), true)?;
+        Ok((gen_time, notes))
     }
 
     /// Builds a chain from `leaf` to a trust anchor with certificates of `pool` (which holds the
@@ -318,11 +330,12 @@ impl Validator {
         let tbs = &current.cert.tbs_certificate;
         let aki = tbs.get::<AuthorityKeyIdentifier>().ok().flatten().and_then(|(_, a)| a.key_identifier);
         let mut candidates: Vec<(bool, &'a Cert)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for &c in search.pool {
             if c.cert.tbs_certificate.subject != tbs.issuer || path.iter().any(|p| p.der == c.der) {
                 continue;
             }
-            if candidates.iter().any(|(_, k)| k.der == c.der) {
+            if !seen.insert(c.der.as_slice()) {
                 continue;
             }
             let ski = c.cert.tbs_certificate.get::<SubjectKeyIdentifier>().ok().flatten().map(|(_, s)| s.0);
@@ -360,7 +373,17 @@ impl Validator {
     /// POE, before the signer's own claimed signing time, the signature is TOTAL_FAILED
     /// REVOKED; otherwise nothing tells whether it was made before: REVOKED_NO_POE. Returns
     /// notes for a passed report.
-    fn check_revocation(&self, chain: &[&Cert], poe: Option<u64>, claimed: Option<u64>) -> Result<Vec<String>, Fail> {
+    ///
+    /// `time_stamp`: the chain is a TSA's and `claimed` its genTime, which the TSA vouches for;
+    /// RFC 3161 §4 keeps tokens made before a revocation for a reason other than a key
+    /// compromise valid.
+    fn check_revocation(
+        &self,
+        chain: &[&Cert],
+        poe: Option<u64>,
+        claimed: Option<u64>,
+        time_stamp: bool,
+    ) -> Result<Vec<String>, Fail> {
         let mut notes = Vec::new();
         for (i, pair) in chain.windows(2).enumerate() {
             let [cert, issuer] = pair else { continue };
@@ -378,6 +401,9 @@ impl Validator {
                     match (poe, claimed) {
                         (Some(p), _) if p < at => {
                             notes.push(format!("{what}, after the signature time-stamp at {}", rfc3339(p)))
+                        }
+                        (None, Some(t)) if time_stamp && t < at && !is_compromise(&reason) => {
+                            notes.push(format!("{what}, after the time-stamp at {}", rfc3339(t)))
                         }
                         (Some(p), _) if i == 0 => {
                             return fail(
@@ -409,6 +435,12 @@ impl Validator {
         }
         Ok(notes)
     }
+}
+
+/// RFC 5280 §5.3.1 reasons that put what the key signed before the revocation in doubt (an
+/// unspecified reason or a hold may hide one).
+fn is_compromise(reason: &str) -> bool {
+    !matches!(reason, "affiliationChanged" | "superseded" | "cessationOfOperation" | "privilegeWithdrawn")
 }
 
 struct Search<'p, 'a> {
@@ -801,9 +833,23 @@ const KNOWN_CRITICAL: &[ObjectIdentifier] = &[
 
 /// The signer's key must be for signatures (RFC 5280 §4.2.1.3; EN 319 412-2 §4.3.2):
 /// digitalSignature or nonRepudiation (contentCommitment). An absent extension restricts
-/// nothing (RFC 5280). ETSI has no sub-indication for the signing certificate's key usage;
-/// like other validators, the failure is reported as a signature constraint.
+/// nothing (RFC 5280). A key whose critical extendedKeyUsage dedicates it to a service
+/// (time-stamping, RFC 3161 §2.3; OCSP signing) must not sign documents. ETSI has no
+/// sub-indication for the signing certificate's key usage; like other validators, the failure
+/// is reported as a signature constraint.
 fn signer_key_usage(cert: &Certificate) -> Result<(), Fail> {
+    if let Ok(Some((true, eku))) = cert.tbs_certificate.get::<ExtendedKeyUsage>() {
+        let service = [rfc5280::ID_KP_TIME_STAMPING, rfc5280::ID_KP_OCSP_SIGNING];
+        if eku.0.iter().all(|p| service.contains(p)) {
+            return fail(
+                SubIndication::SigConstraintsFailure,
+                format!(
+                    "signing certificate '{}' is restricted to time-stamping or OCSP signing by a critical extendedKeyUsage",
+                    cert.tbs_certificate.subject
+                ),
+            );
+        }
+    }
     match cert.tbs_certificate.get::<KeyUsage>() {
         Ok(None) => Ok(()),
         Ok(Some((_, ku))) if ku.0.contains(KeyUsages::DigitalSignature) || ku.0.contains(KeyUsages::NonRepudiation) => {
@@ -1209,13 +1255,13 @@ ess_cert_id_alg = sha1
 
     #[track_caller]
     fn assert_passed(r: &ValidationReport) {
-        assert_eq!(r.indication, Indication::TotalPassed, "{r:?}");
+        assert_eq!(r.indication, Indication::TotalPassed, "{:?}", r.reasons);
         assert_eq!(r.sub_indication, None);
     }
 
     #[track_caller]
     fn assert_sub(r: &ValidationReport, sub: SubIndication) {
-        assert_eq!(r.sub_indication, Some(sub), "{r:?}");
+        assert_eq!(r.sub_indication, Some(sub), "{:?}", r.reasons);
         assert_eq!(r.indication, sub.indication());
         assert!(!r.reasons.is_empty());
     }
@@ -1325,7 +1371,7 @@ ess_cert_id_alg = sha1
         let d = HashAlg::Sha384.digest(DOC);
         let r = v.validate(&sig, Content::Digest { alg: HashAlg::Sha384, value: &d }, now());
         assert_sub(&r, SubIndication::SignedDataNotFound);
-        assert!(r.reasons[0].contains("sha256"), "{r:?}");
+        assert!(r.reasons[0].contains("sha256"), "{:?}", r.reasons);
         let r = v.validate(&sig, Content::Digest { alg: HashAlg::Sha256, value: &d }, now());
         assert_sub(&r, SubIndication::SignedDataNotFound);
     }
@@ -1376,7 +1422,7 @@ ess_cert_id_alg = sha1
         // Past the intermediate's validity too: the signer is named first.
         let r = v.validate(&sig, Content::Document(DOC), now() + 4000 * 86400);
         assert_sub(&r, SubIndication::OutOfBoundsNoPoe);
-        assert!(r.reasons[0].contains("signing certificate"), "{r:?}");
+        assert!(r.reasons[0].contains("signing certificate"), "{:?}", r.reasons);
     }
 
     #[test]
@@ -1385,7 +1431,7 @@ ess_cert_id_alg = sha1
         let sig = f.sign("noku", &["-md", "sha256", "-cades"]);
         let r = validator().validate(&sig, Content::Document(DOC), now());
         assert_sub(&r, SubIndication::SigConstraintsFailure);
-        assert!(r.reasons[0].contains("key usage"), "{r:?}");
+        assert!(r.reasons[0].contains("key usage"), "{:?}", r.reasons);
     }
 
     #[test]
@@ -1416,7 +1462,7 @@ ess_cert_id_alg = sha1
         );
         let r = v.validate(&sig, Content::Document(DOC), t);
         assert_sub(&r, SubIndication::Revoked);
-        assert!(r.reasons[0].contains("keyCompromise"), "{r:?}");
+        assert!(r.reasons[0].contains("keyCompromise"), "{:?}", r.reasons);
         // Revoked after it, and no time-stamp proves when the signature was made.
         let v = validator_with(
             &["root"],
@@ -1441,7 +1487,7 @@ ess_cert_id_alg = sha1
         let sig = f.sign("ec256", &["-md", "sha256"]);
         let r = validator().validate(&sig, Content::Document(DOC), now());
         assert_sub(&r, SubIndication::FormatFailure);
-        assert!(r.reasons[0].contains("signing-certificate-v2"), "{r:?}");
+        assert!(r.reasons[0].contains("signing-certificate-v2"), "{:?}", r.reasons);
     }
 
     #[test]
@@ -1469,7 +1515,7 @@ ess_cert_id_alg = sha1
         });
         let r = v.validate(&sig2, Content::Document(DOC), now());
         assert_sub(&r, SubIndication::NoSigningCertificateFound);
-        assert!(r.reasons[0].contains("signing-certificate-v2"), "{r:?}");
+        assert!(r.reasons[0].contains("signing-certificate-v2"), "{:?}", r.reasons);
     }
 
     #[test]
@@ -1486,7 +1532,7 @@ ess_cert_id_alg = sha1
             .unwrap();
         let r = validator().validate(&der, Content::Document(DOC), now());
         assert_sub(&r, SubIndication::FormatFailure);
-        assert!(r.reasons[0].contains("more than one SignerInfo"), "{r:?}");
+        assert!(r.reasons[0].contains("more than one SignerInfo"), "{:?}", r.reasons);
     }
 
     #[test]
@@ -1516,7 +1562,7 @@ ess_cert_id_alg = sha1
         );
         let r = v.validate(&sig, Content::Document(DOC), t + 7200);
         assert_passed(&r);
-        assert!(r.reasons.iter().any(|n| n.contains("after the signature time-stamp")), "{r:?}");
+        assert!(r.reasons.iter().any(|n| n.contains("after the signature time-stamp")), "{:?}", r.reasons);
         let v = validator_with(
             &["root"],
             &[("ec256", RevocationStatus::Revoked { at: t - 3600, reason: "keyCompromise".into() })],
@@ -1529,7 +1575,37 @@ ess_cert_id_alg = sha1
         );
         let r = v.validate(&sig, Content::Document(DOC), t);
         assert_sub(&r, SubIndication::Revoked);
-        assert!(r.reasons[0].starts_with("signature time-stamp:"), "{r:?}");
+        assert!(r.reasons[0].starts_with("signature time-stamp:"), "{:?}", r.reasons);
+        // RFC 3161 §4: a TSA retired after its time-stamp leaves the token valid; a compromised
+        // one does not.
+        let v = validator_with(
+            &["root"],
+            &[("tsa", RevocationStatus::Revoked { at: t + 60, reason: "cessationOfOperation".into() })],
+        );
+        let r = v.validate(&sig, Content::Document(DOC), t + 3600);
+        assert_passed(&r);
+        assert!(r.reasons.iter().any(|n| n.contains("cessationOfOperation")), "{:?}", r.reasons);
+        let v = validator_with(
+            &["root"],
+            &[("tsa", RevocationStatus::Revoked { at: t + 60, reason: "keyCompromise".into() })],
+        );
+        let r = v.validate(&sig, Content::Document(DOC), t + 3600);
+        assert_sub(&r, SubIndication::RevokedNoPoe);
+        assert!(r.reasons[0].starts_with("signature time-stamp:"), "{:?}", r.reasons);
+    }
+
+    #[test]
+    fn a_tsa_key_does_not_sign_documents() {
+        let sig = fixture().sign("tsa", &["-md", "sha256", "-cades"]);
+        let r = validator().validate(&sig, Content::Document(DOC), now());
+        assert_sub(&r, SubIndication::SigConstraintsFailure);
+        assert!(r.reasons[0].contains("time-stamping"), "{:?}", r.reasons);
+    }
+
+    #[test]
+    fn validator_is_shareable_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Validator>();
     }
 
     #[test]
@@ -1539,7 +1615,7 @@ ess_cert_id_alg = sha1
         let token = f.timestamp(&HashAlg::Sha256.digest(b"not the signature value"), "tsa_config");
         let r = validator().validate(&with_timestamp(&sig, &token), Content::Document(DOC), now());
         assert_sub(&r, SubIndication::HashFailure);
-        assert!(r.reasons[0].contains("time-stamp") && r.reasons[0].contains("imprint"), "{r:?}");
+        assert!(r.reasons[0].contains("time-stamp") && r.reasons[0].contains("imprint"), "{:?}", r.reasons);
         assert_eq!(r.level, Some(Level::BT));
     }
 
@@ -1557,11 +1633,11 @@ ess_cert_id_alg = sha1
         });
         let r = validator().validate(&with_timestamp(&sig, &bad_token), Content::Document(DOC), now());
         assert_sub(&r, SubIndication::SigCryptoFailure);
-        assert!(r.reasons[0].starts_with("signature time-stamp:"), "{r:?}");
+        assert!(r.reasons[0].starts_with("signature time-stamp:"), "{:?}", r.reasons);
         // Not a time-stamp token at all: the signature itself in the attribute.
         let r = validator().validate(&with_timestamp(&sig, &sig), Content::Document(DOC), now());
         assert_sub(&r, SubIndication::FormatFailure);
-        assert!(r.reasons[0].contains("id-ct-TSTInfo"), "{r:?}");
+        assert!(r.reasons[0].contains("id-ct-TSTInfo"), "{:?}", r.reasons);
     }
 
     #[test]
@@ -1601,7 +1677,7 @@ ess_cert_id_alg = sha1
         let fake = std::fs::read(f.dir.join(&tout)).unwrap();
         let r = validator().validate(&with_timestamp(&sig, &fake), Content::Document(DOC), now());
         assert_sub(&r, SubIndication::SigConstraintsFailure);
-        assert!(r.reasons[0].contains("id-kp-timeStamping"), "{r:?}");
+        assert!(r.reasons[0].contains("id-kp-timeStamping"), "{:?}", r.reasons);
     }
 
     #[test]
