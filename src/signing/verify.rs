@@ -77,6 +77,8 @@ pub trait RevocationSource: Send + Sync {
 /// Validates CMS/CAdES signatures against a fixed set of trust anchors.
 pub struct Validator {
     anchors: Vec<Cert>,
+    /// Untrusted certificates that may complete a chain the signature does not carry.
+    intermediates: Vec<Cert>,
     revocation: Arc<dyn RevocationSource>,
 }
 
@@ -133,7 +135,15 @@ impl Validator {
     /// certificate of a chain.
     pub fn new(anchors: Vec<Certificate>, revocation: Arc<dyn RevocationSource>) -> der::Result<Self> {
         let anchors = anchors.into_iter().map(Cert::new).collect::<der::Result<Vec<_>>>()?;
-        Ok(Validator { anchors, revocation })
+        Ok(Validator { anchors, intermediates: Vec::new(), revocation })
+    }
+
+    /// Adds CA certificates that may complete chains (e.g. trustd's own issuing CA, for
+    /// signatures that carry only the signer's certificate). They are not trusted: a chain
+    /// through them must still end at an anchor, and they are checked like any other.
+    pub fn with_intermediates(mut self, certs: Vec<Certificate>) -> der::Result<Self> {
+        self.intermediates = certs.into_iter().map(Cert::new).collect::<der::Result<Vec<_>>>()?;
+        Ok(self)
     }
 
     /// Validates the DER CMS `signature_der` over `content` at `now` (Unix seconds): ETSI EN
@@ -164,7 +174,7 @@ impl Validator {
     ) -> Result<(), Fail> {
         let sd = parse_signed_data(signature_der)?;
         let certs = certificates(&sd)?;
-        let pool: Vec<&Cert> = certs.iter().chain(self.anchors.iter()).collect();
+        let pool: Vec<&Cert> = certs.iter().chain(&self.intermediates).chain(&self.anchors).collect();
 
         let mut found = Found::default();
         let verified = verify_signer(&sd, content, &pool, &mut found);
@@ -238,7 +248,7 @@ impl Validator {
         let certs = certificates(&sd)?;
         // The TSA certificate is in the token only if the requester set certReq: look in the
         // signature's own certificates and the anchors as well.
-        let pool: Vec<&Cert> = certs.iter().chain(outer.iter()).chain(self.anchors.iter()).collect();
+        let pool: Vec<&Cert> = certs.iter().chain(outer).chain(&self.intermediates).chain(&self.anchors).collect();
         let mut found = Found::default();
         let (tsa, _) = verify_signer(&sd, Content::Enveloped, &pool, &mut found)?;
 
@@ -1151,6 +1161,8 @@ ess_cert_id_alg = sha1
             issue("noku", &p256, "Signer Key Agreement", "inter", "noku", "30", "4101");
             issue("stranger", &p256, "Stranger", "other", "signer", "30", "4102");
             issue("tsa", &p256, "Test TSA", "inter", "tsa", "365", "4103");
+            let rsa1024 = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"];
+            issue("rsa1024", &rsa1024, "Signer RSA-1024", "inter", "signer", "30", "4104");
             Fixture { dir, counter: AtomicUsize::new(0), ts_lock: Mutex::new(()) }
         })
     }
@@ -1168,29 +1180,18 @@ ess_cert_id_alg = sha1
 
         /// `openssl cms -sign -cades` by `signer` (chain: the intermediate) with `extra` options.
         fn sign(&self, signer: &str, extra: &[&str]) -> Vec<u8> {
+            self.sign_with_chain(signer, if signer == "stranger" { "other.pem" } else { "inter.pem" }, extra)
+        }
+
+        /// As `sign`, with the certificates of `certfile` ("" for none) beside the signer's.
+        fn sign_with_chain(&self, signer: &str, certfile: &str, extra: &[&str]) -> Vec<u8> {
             let out = self.tmp("p7s");
-            let (cert, key, certfile) = (
-                format!("{signer}.pem"),
-                format!("{signer}.key"),
-                if signer == "stranger" { "other.pem" } else { "inter.pem" },
-            );
-            let mut args = vec![
-                "cms",
-                "-sign",
-                "-binary",
-                "-in",
-                "doc.bin",
-                "-signer",
-                &cert,
-                "-inkey",
-                &key,
-                "-certfile",
-                certfile,
-                "-outform",
-                "DER",
-                "-out",
-                &out,
-            ];
+            let (cert, key) = (format!("{signer}.pem"), format!("{signer}.key"));
+            let mut args = vec!["cms", "-sign", "-binary", "-in", "doc.bin", "-signer", &cert, "-inkey", &key];
+            if !certfile.is_empty() {
+                args.extend_from_slice(&["-certfile", certfile]);
+            }
+            args.extend_from_slice(&["-outform", "DER", "-out", &out]);
             args.extend_from_slice(extra);
             openssl(&self.dir, &args);
             std::fs::read(self.dir.join(&out)).unwrap()
@@ -1406,6 +1407,28 @@ ess_cert_id_alg = sha1
         let r = validator_with(&["inter"], &[]).validate(&sig, Content::Document(DOC), now());
         assert_passed(&r);
         assert_eq!(r.certificate_chain.len(), 2);
+    }
+
+    #[test]
+    fn configured_intermediates_complete_a_chain_the_signature_lacks() {
+        let f = fixture();
+        let sig = f.sign_with_chain("ec256", "", &["-md", "sha256", "-cades"]);
+        assert_sub(&validator().validate(&sig, Content::Document(DOC), now()), SubIndication::NoCertificateChainFound);
+        let v = validator().with_intermediates(vec![f.cert("inter")]).unwrap();
+        let r = v.validate(&sig, Content::Document(DOC), now());
+        assert_passed(&r);
+        assert_eq!(r.certificate_chain.len(), 3);
+        // An intermediate does not make an anchor.
+        let v = validator_with(&["other"], &[]).with_intermediates(vec![f.cert("inter")]).unwrap();
+        assert_sub(&v.validate(&sig, Content::Document(DOC), now()), SubIndication::NoCertificateChainFound);
+    }
+
+    #[test]
+    fn weak_rsa_key_is_crypto_constraints_failure() {
+        let sig = fixture().sign("rsa1024", &["-md", "sha256", "-cades"]);
+        let r = validator().validate(&sig, Content::Document(DOC), now());
+        assert_sub(&r, SubIndication::CryptoConstraintsFailure);
+        assert!(r.reasons[0].contains("1024"), "{:?}", r.reasons);
     }
 
     #[test]
