@@ -246,8 +246,8 @@ impl Validator {
             ));
         }
         let certs = certificates(&sd)?;
-        // The TSA certificate is in the token only if the requester set certReq: look in the
-        // signature's own certificates and the anchors as well.
+        // The TSA certificate is in the token only if the requester set certReq: look among the
+        // signature's own certificates, the configured intermediates and the anchors as well.
         let pool: Vec<&Cert> = certs.iter().chain(outer).chain(&self.intermediates).chain(&self.anchors).collect();
         let mut found = Found::default();
         let (tsa, _) = verify_signer(&sd, Content::Enveloped, &pool, &mut found)?;
@@ -288,10 +288,9 @@ impl Validator {
         Ok((gen_time, notes))
     }
 
-    /// Builds a chain from `leaf` to a trust anchor with certificates of `pool` (which holds the
-    /// anchors too; issuer name
-    /// equal to subject name, AKI equal to SKI when both are present, and the certificate's
-    /// signature verified with the issuer's key) and checks it at time `at`.
+    /// Builds a chain from `leaf` to a trust anchor with certificates of `pool`, which holds the
+    /// anchors too (issuer name equal to subject name, AKI equal to SKI when both are present,
+    /// the certificate's signature verified with the issuer's key), and checks it at time `at`.
     ///
     /// Written here rather than taken from a crate: `certval` (RFC 5280 path validation on
     /// RustCrypto types) is only published on der 0.8 / x509-cert 0.3, which cannot share types
