@@ -2,6 +2,9 @@
 //! form (ETSI EN 319 122-1 §6), signed in the HSM, at level B-B or B-T; and the validation of
 //! such signatures ([`verify`]). Knows neither gRPC nor SQL.
 
+pub mod report;
+pub mod verify;
+
 use crate::ca::{CaError, CertifiedKey};
 use crate::digest::{HashAlg, Hasher};
 use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef};
@@ -13,19 +16,14 @@ use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfos};
 use const_oid::db::rfc5911::{ID_DATA, ID_SIGNED_DATA, ID_SIGNING_TIME};
-use const_oid::ObjectIdentifier;
 use der::asn1::{BitString, OctetString, SetOfVec};
 use der::{Any, Decode, Encode};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use verify::ID_AA_SIGNATURE_TIME_STAMP_TOKEN;
 use x509_cert::attr::Attribute;
 use x509_cert::builder::Builder;
 use x509_cert::Certificate;
-
-/// id-aa-signatureTimeStampToken (RFC 3161 appendix A; ETSI EN 319 122-1 §5.3): the unsigned
-/// attribute of a B-T signature. Not in const-oid's database.
-pub const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
 
 /// Errors of the signing service. `api` maps each to a gRPC status.
 #[derive(Debug, thiserror::Error)]

@@ -39,6 +39,24 @@ pub struct SigningCertificateV2 {
     pub policies: Option<Vec<Any>>,
 }
 
+/// `ESSCertID ::= SEQUENCE { certHash Hash, issuerSerial IssuerSerial OPTIONAL }` (RFC 2634
+/// §5.4.1): the SHA-1 form that OpenSSL's TSA still writes by default, read when validating.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct EssCertId {
+    pub cert_hash: OctetString,
+    #[asn1(optional = "true")]
+    pub issuer_serial: Option<IssuerSerial>,
+}
+
+/// `SigningCertificate ::= SEQUENCE { certs SEQUENCE OF ESSCertID, policies ... OPTIONAL }`
+/// (RFC 2634 §5.4).
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct SigningCertificate {
+    pub certs: Vec<EssCertId>,
+    #[asn1(optional = "true")]
+    pub policies: Option<Vec<Any>>,
+}
+
 impl EssCertIdV2 {
     /// The ESSCertIDv2 of `cert` (DER `cert_der`) with SHA-256 and the issuer and serial.
     pub fn new(cert: &Certificate, cert_der: &[u8]) -> der::Result<Self> {
