@@ -39,6 +39,17 @@ pub struct Config {
     pub crl: CrlSection,
     #[serde(default)]
     pub ocsp: OcspSection,
+    #[serde(default)]
+    pub signing: SigningSection,
+}
+
+/// `[signing]`: how signatures are validated (what is signed is in `policies/signing/`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningSection {
+    /// PEM files of further trust anchors for `Signing.Verify`, beside trustd's own root.
+    #[serde(default)]
+    pub trust_anchors: Vec<PathBuf>,
 }
 
 /// `[ocsp]`: the OCSP responder.
@@ -248,7 +259,8 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
-        if let Some(p) = cfg.hsm.pin_file.as_mut().filter(|p| p.is_relative()) {
+        let pin_file = cfg.hsm.pin_file.iter_mut();
+        for p in pin_file.chain(cfg.signing.trust_anchors.iter_mut()).filter(|p| p.is_relative()) {
             *p = base.join(&*p);
         }
         cfg.validate().map_err(err)?;

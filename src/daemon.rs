@@ -12,7 +12,7 @@ use crate::config::{
 use crate::hsm::{Hsm, Pin};
 use crate::ocsp::OcspResponder;
 use crate::policy::Policies;
-use crate::signing::SigningService;
+use crate::signing::{SigningService, Validation};
 use crate::store::{SignatureWriter, SqliteStore, Store, TimestampWriter};
 use crate::tsa::clock::ClockCheck;
 use crate::tsa::TimeStampAuthority;
@@ -97,6 +97,7 @@ pub fn prepare_dev(
         tsa: TsaSection { clock_check },
         crl: CrlSection::default(),
         ocsp: OcspSection::default(),
+        signing: Default::default(),
     };
     cfg.validate()?;
     Ok(cfg)
@@ -194,10 +195,13 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         let (hsm, key, chain) =
             (hsm.clone(), cfg.keys.document_signer.clone(), ca.chain("").map_err(|e| e.to_string())?.to_vec());
         let (policies, tsa, writer) = (policies.clone(), tsa.clone(), SignatureWriter::spawn(store.clone()));
-        tokio::task::spawn_blocking(move || SigningService::load(&hsm, &key, &chain, &policies, tsa, writer))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
+        let validation = Validation { extra_anchors: load_anchors(&cfg.signing.trust_anchors)?, store: store.clone() };
+        tokio::task::spawn_blocking(move || {
+            SigningService::load(&hsm, &key, &chain, &policies, tsa, writer, validation)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?
     };
     let (ca, ocsp, signing) = (Arc::new(ca), Arc::new(ocsp), Arc::new(signing));
     // A CRL exists before the daemon says it is ready: certificates point relying parties at it.
@@ -265,6 +269,21 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let (g, h) = tokio::join!(grpc, http);
     g.map_err(|e| format!("gRPC server: {e}"))?;
     h.map_err(|e| format!("HTTP server: {e}"))
+}
+
+/// Certificates from PEM files (`[signing] trust_anchors`).
+fn load_anchors(files: &[PathBuf]) -> Result<Vec<x509_cert::Certificate>, StartError> {
+    let mut anchors = Vec::new();
+    for f in files {
+        let pem = std::fs::read(f).map_err(|e| format!("signing.trust_anchors: {}: {e}", f.display()))?;
+        let certs = x509_cert::Certificate::load_pem_chain(&pem)
+            .map_err(|e| format!("signing.trust_anchors: {}: not PEM certificates: {e}", f.display()))?;
+        if certs.is_empty() {
+            return Err(format!("signing.trust_anchors: {}: no certificate in it", f.display()).into());
+        }
+        anchors.extend(certs);
+    }
+    Ok(anchors)
 }
 
 type CaServer = pb::certificate_authority_server::CertificateAuthorityServer<CaService>;

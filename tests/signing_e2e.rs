@@ -51,6 +51,19 @@ fn sign(d: &Daemon, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+/// `trustctl verify`: the report; the exit status must say whether it passed.
+fn trustctl_verify(d: &Daemon, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_trustctl"))
+        .current_dir(d.dir.path())
+        .args(["--server", &d.grpc, "verify"])
+        .args(args)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.success(), report.starts_with("indication: TOTAL_PASSED\n"), "{}", text(&out));
+    report
+}
+
 async fn signing(d: &Daemon) -> SigningClient<tonic::transport::Channel> {
     SigningClient::connect(d.grpc.clone()).await.unwrap().max_decoding_message_size(64 << 20)
 }
@@ -106,7 +119,15 @@ async fn openssl_verifies_detached_and_enveloping_signatures() {
         assert!(verified(&ok), "{sig}: {}", text(&ok));
         let bad = cms_verify(dir, sig, Some("other.pdf"));
         assert!(!verified(&bad), "{sig} must not verify for a document one bit off: {}", text(&bad));
+        // trustd's own Verify agrees with openssl.
+        let report = trustctl_verify(&d, &["--signature", sig, "--file", "doc.pdf"]);
+        assert!(report.starts_with("indication: TOTAL_PASSED\n"), "{sig}: {report}");
+        assert!(report.contains("signer: CN=trustd Document Signer") && report.contains("level: B-B"), "{report}");
+        let report = trustctl_verify(&d, &["--signature", sig, "--file", "other.pdf"]);
+        assert!(report.contains("indication: TOTAL_FAILED\nsub_indication: HASH_FAILURE"), "{sig}: {report}");
     }
+    let report = trustctl_verify(&d, &["--signature", "enveloping.p7s"]);
+    assert!(report.starts_with("indication: TOTAL_PASSED\n"), "{report}");
     let ok = cms_verify(dir, "enveloping.p7s", None);
     assert!(verified(&ok), "{}", text(&ok));
     assert_eq!(std::fs::read(dir.join("verified.out")).unwrap(), doc, "the enveloped content is the document");
@@ -116,6 +137,8 @@ async fn openssl_verifies_detached_and_enveloping_signatures() {
     env[at] ^= 0x20;
     std::fs::write(dir.join("tampered.p7s"), &env).unwrap();
     assert!(!verified(&cms_verify(dir, "tampered.p7s", None)));
+    let report = trustctl_verify(&d, &["--signature", "tampered.p7s"]);
+    assert!(report.contains("indication: TOTAL_FAILED\nsub_indication: HASH_FAILURE"), "{report}");
 
     // The four CAdES B-B signed attributes (ETSI EN 319 122-1 §5.2), as openssl prints them.
     for sig in ["streamed.p7s", "enveloping.p7s"] {
@@ -179,6 +202,31 @@ async fn b_t_signature_time_stamp_covers_the_signature_value() {
         .unwrap();
     assert!(!text(&v).contains("Verification: OK"));
     assert_eq!(recorded(&d).await, 1);
+
+    let report = trustctl_verify(&d, &["--signature", "bt.p7s", "--file", "doc.txt"]);
+    assert!(report.starts_with("indication: TOTAL_PASSED\n") && report.contains("level: B-T"), "{report}");
+    assert!(report.contains("timestamp_time: "), "{report}");
+
+    // The document-signing certificate is revoked (keyCompromise) after both signatures were
+    // made: the B-T signature's time-stamp proves it existed before, the B-B one cannot.
+    std::fs::write(dir.join("bb.p7s"), sign(&d, &["--file", "doc.txt", "--detached"])).unwrap();
+    let serial = {
+        use der::Decode;
+        let info = cms::content_info::ContentInfo::from_der(&std::fs::read(dir.join("bb.p7s")).unwrap()).unwrap();
+        let sd: cms::signed_data::SignedData = info.content.decode_as().unwrap();
+        let Some(cms::cert::CertificateChoices::Certificate(c)) = sd.certificates.unwrap().0.iter().next().cloned()
+        else {
+            panic!("no signer certificate")
+        };
+        trustd::serial::Serial::from_bytes(c.tbs_certificate.serial_number.as_bytes()).unwrap().to_string()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = d.trustctl(&["revoke", "--serial", &serial, "--reason", "keyCompromise"]);
+    assert!(r.status.success(), "{}", text(&r));
+    let report = trustctl_verify(&d, &["--signature", "bt.p7s", "--file", "doc.txt"]);
+    assert!(report.starts_with("indication: TOTAL_PASSED\n"), "{report}");
+    let report = trustctl_verify(&d, &["--signature", "bb.p7s", "--file", "doc.txt"]);
+    assert!(report.contains("indication: INDETERMINATE\nsub_indication: REVOKED_NO_POE"), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,6 +364,69 @@ async fn bad_requests_are_refused_and_record_nothing() {
     }
     assert_eq!(recorded(&d).await, 0, "nothing recorded for refused requests");
 
+    // Verify answers hostile or foreign signatures with a report, not an error.
+    let dir = d.dir.path();
+    std::fs::write(dir.join("doc.txt"), b"signed by someone else\n").unwrap();
+    let foreign = [
+        "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout foreign.key -out foreign.pem",
+        "-subj /CN=Foreign -days 1 -addext keyUsage=critical,digitalSignature,nonRepudiation",
+    ]
+    .join(" ");
+    openssl(dir, &foreign.split(' ').collect::<Vec<_>>());
+    openssl(
+        dir,
+        &["cms", "-sign", "-cades", "-binary", "-in", "doc.txt", "-signer", "foreign.pem", "-inkey", "foreign.key"]
+            .iter()
+            .chain(&["-outform", "DER", "-out", "foreign.p7s"])
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    let good = client
+        .sign(pb::SignRequest {
+            options: options("", unspecified, false),
+            content: Some(pb::sign_request::Content::Document(b"doc".to_vec())),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .signature_der;
+    let verify_cases: Vec<(&str, Vec<u8>, Option<pb::verify_request::Content>, pb::Indication, &str)> = vec![
+        ("garbage", b"not a signature".to_vec(), None, pb::Indication::TotalFailed, "FORMAT_FAILURE"),
+        ("empty", Vec::new(), None, pb::Indication::TotalFailed, "FORMAT_FAILURE"),
+        ("truncated", good[..good.len() / 2].to_vec(), None, pb::Indication::TotalFailed, "FORMAT_FAILURE"),
+        (
+            "chain to an unknown anchor",
+            std::fs::read(dir.join("foreign.p7s")).unwrap(),
+            Some(pb::verify_request::Content::Document(b"signed by someone else\n".to_vec())),
+            pb::Indication::Indeterminate,
+            "NO_CERTIFICATE_CHAIN_FOUND",
+        ),
+        (
+            "digest of the wrong length",
+            good.clone(),
+            Some(pb::verify_request::Content::Digest(pb::Digest { hash_algorithm: "sha256".into(), value: vec![1] })),
+            pb::Indication::Indeterminate,
+            "SIGNED_DATA_NOT_FOUND",
+        ),
+    ];
+    for (what, signature, content, indication, sub) in verify_cases {
+        let r = client.verify(pb::VerifyRequest { signature, content }).await.expect(what).into_inner();
+        assert_eq!((r.indication(), r.sub_indication.as_str()), (indication, sub), "{what}: {:?}", r.reasons);
+        assert!(!r.reasons.is_empty(), "{what}: a reason is given");
+    }
+    let bad_alg = client
+        .verify(pb::VerifyRequest {
+            signature: good,
+            content: Some(pb::verify_request::Content::Digest(pb::Digest {
+                hash_algorithm: "md5".into(),
+                value: vec![],
+            })),
+        })
+        .await
+        .expect_err("unknown digest algorithm");
+    assert_eq!(bad_alg.code(), Code::InvalidArgument);
+    assert_eq!(recorded(&d).await, 1, "only the one signature made");
+
     // The daemon keeps serving; a stream exactly at the limit is fine.
     let ok = client
         .sign_stream(stream(vec![chunk(options("small", unspecified, true), 1500), chunk(None, 1500)]))
@@ -323,7 +434,7 @@ async fn bad_requests_are_refused_and_record_nothing() {
         .unwrap()
         .into_inner();
     assert!(!ok.signature_der.is_empty());
-    assert_eq!(recorded(&d).await, 1);
+    assert_eq!(recorded(&d).await, 2);
 }
 
 /// Every signature algorithm the issue names, through `trustd init` + `serve` with RSA and

@@ -5,6 +5,7 @@ use crate::ca::revocation::Reason;
 use crate::ca::{CertificateAuthority, IssueRequest};
 use crate::digest::HashAlg;
 use crate::policy::Level;
+use crate::signing::report::Indication;
 use crate::signing::{Content, SignRequest, Signed};
 use crate::store::{CertStatus, CertificateRecord, ListQuery};
 use crate::tsa::TimeStampAuthority;
@@ -249,6 +250,34 @@ impl pb::signing_server::Signing for SigningService {
         };
         let signed = self.signing.sign(sign_request(r.options, content)?, &requester).await?;
         Ok(Response::new(signed_to_pb(signed)))
+    }
+
+    async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
+        let r = request.into_inner();
+        let content = match r.content {
+            Some(pb::verify_request::Content::Digest(d)) => Some(digest_from_pb(d)?),
+            Some(pb::verify_request::Content::Document(doc)) => Some(Content::Document(doc)),
+            None => None,
+        };
+        let report = self.signing.verify(r.signature, content).await?;
+        let indication = match report.indication {
+            Indication::TotalPassed => pb::Indication::TotalPassed,
+            Indication::TotalFailed => pb::Indication::TotalFailed,
+            Indication::Indeterminate => pb::Indication::Indeterminate,
+        };
+        Ok(Response::new(pb::VerifyResponse {
+            indication: indication.into(),
+            sub_indication: report.sub_indication.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            reasons: report.reasons,
+            signer_subject: report.signer_subject.unwrap_or_default(),
+            signer_certificate_der: report.signer_certificate.unwrap_or_default(),
+            signing_time: report.signing_time.map(|t| ts(t as i64)),
+            timestamp_time: report.timestamp_time.map(|t| ts(t as i64)),
+            level: report.level.map_or(pb::SignatureLevel::Unspecified, level_to_pb).into(),
+            digest_algorithm: report.digest_algorithm.map(|h| h.to_string()).unwrap_or_default(),
+            certificate_chain_der: report.certificate_chain,
+            validation_time: Some(ts(report.validation_time as i64)),
+        }))
     }
 
     async fn sign_stream(

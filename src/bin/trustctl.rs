@@ -69,6 +69,15 @@ enum Command {
     Tsa(TsaCommand),
     /// Sign a document (CMS/CAdES in the HSM): the DER SignedData to --out or stdout.
     Sign(SignArgs),
+    /// Validate a CMS/CAdES signature: the report on stdout; exit 0 only when TOTAL_PASSED.
+    Verify {
+        /// The signature, DER or PEM.
+        #[arg(long)]
+        signature: PathBuf,
+        /// The document of a detached signature (hashed here; only the digest is sent).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -285,6 +294,69 @@ async fn sign(channel: Channel, a: SignArgs) -> Result<Vec<u8>, String> {
     }
 }
 
+/// The digest algorithm of a signature's SignerInfo, read here so that only the document's hash
+/// needs to travel. `None` when the signature cannot be read; the server's report says why.
+fn signer_digest_alg(signature: &[u8]) -> Option<HashAlg> {
+    use der::Decode;
+    let der = match der::pem::decode_vec(signature) {
+        Ok((_, der)) => der,
+        Err(_) => signature.to_vec(),
+    };
+    let info = cms::content_info::ContentInfo::from_der(&der).ok()?;
+    let sd = info.content.decode_as::<cms::signed_data::SignedData>().ok()?;
+    let si = sd.signer_infos.0.iter().next()?;
+    HashAlg::from_oid(&si.digest_alg.oid)
+}
+
+async fn verify(channel: Channel, signature: PathBuf, file: Option<PathBuf>) -> Result<Vec<u8>, String> {
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let signature = read(&signature)?;
+    let content = match (&file, signer_digest_alg(&signature)) {
+        (None, _) => None,
+        (Some(f), Some(alg)) => {
+            let file = std::fs::File::open(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            let value = alg.digest_reader(file).map_err(|e| format!("{}: {e}", f.display()))?;
+            Some(pb::verify_request::Content::Digest(pb::Digest { hash_algorithm: alg.to_string(), value }))
+        }
+        (Some(f), None) => Some(pb::verify_request::Content::Document(read(f)?)),
+    };
+    let r = SigningClient::new(channel)
+        .max_decoding_message_size(usize::MAX)
+        .verify(pb::VerifyRequest { signature, content })
+        .await
+        .map_err(status_msg)?
+        .into_inner();
+    let indication = pb::Indication::try_from(r.indication).unwrap_or(pb::Indication::Unspecified);
+    let mut out = format!("indication: {}\n", indication.as_str_name());
+    if !r.sub_indication.is_empty() {
+        out.push_str(&format!("sub_indication: {}\n", r.sub_indication));
+    }
+    for reason in &r.reasons {
+        out.push_str(&format!("reason: {reason}\n"));
+    }
+    if !r.signer_subject.is_empty() {
+        out.push_str(&format!("signer: {}\n", r.signer_subject));
+    }
+    let level = pb::SignatureLevel::try_from(r.level).unwrap_or(pb::SignatureLevel::Unspecified);
+    if level != pb::SignatureLevel::Unspecified {
+        out.push_str(&format!(
+            "level: {}\n",
+            level.as_str_name().trim_start_matches("SIGNATURE_LEVEL_").replace('_', "-")
+        ));
+    }
+    for (name, t) in [("signing_time", &r.signing_time), ("timestamp_time", &r.timestamp_time)] {
+        if t.is_some() {
+            out.push_str(&format!("{name}: {}\n", time(t)));
+        }
+    }
+    if indication != pb::Indication::TotalPassed {
+        // The report goes to stdout all the same, for the person reading it.
+        print!("{out}");
+        return Err(format!("signature not valid: {}", r.sub_indication));
+    }
+    Ok(out.into_bytes())
+}
+
 async fn run(cli: Cli) -> Result<Vec<u8>, String> {
     let channel = Channel::from_shared(cli.server.clone())
         .map_err(|e| format!("--server '{}': {e}", cli.server))?
@@ -296,6 +368,7 @@ async fn run(cli: Cli) -> Result<Vec<u8>, String> {
     match cli.command {
         Command::Timestamp(a) => return timestamp(channel, a).await,
         Command::Sign(a) => return sign(channel, a).await,
+        Command::Verify { signature, file } => return verify(channel, signature, file).await,
         Command::Tsa(TsaCommand::Chain) => {
             let chain = TimeStampingClient::new(channel)
                 .get_tsa_chain(pb::GetTsaChainRequest {})

@@ -9,7 +9,7 @@ use crate::ca::{CaError, CertifiedKey};
 use crate::digest::{HashAlg, Hasher};
 use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef};
 use crate::policy::{Level, Policies, SigningPolicy};
-use crate::store::{SignatureRecord, SignatureWriter, StoreError};
+use crate::store::{CertStatus, SignatureRecord, SignatureWriter, Store, StoreError};
 use crate::tsa::TimeStampAuthority;
 use cms::builder::SignerInfoBuilder;
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
@@ -18,9 +18,10 @@ use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, Sign
 use const_oid::db::rfc5911::{ID_DATA, ID_SIGNED_DATA, ID_SIGNING_TIME};
 use der::asn1::{BitString, OctetString, SetOfVec};
 use der::{Any, Decode, Encode};
+use report::ValidationReport;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use verify::ID_AA_SIGNATURE_TIME_STAMP_TOKEN;
+use verify::{RevocationSource, RevocationStatus, Validator, ID_AA_SIGNATURE_TIME_STAMP_TOKEN};
 use x509_cert::attr::Attribute;
 use x509_cert::builder::Builder;
 use x509_cert::Certificate;
@@ -100,11 +101,21 @@ struct PolicySigner {
     digest: HashAlg,
 }
 
-/// The signing service: one [`PolicySigner`] per policy, the TSA for B-T, and the record writer.
+/// The signing service: one [`PolicySigner`] per policy, the TSA for B-T, the record writer,
+/// and the validator for `Verify`.
 pub struct SigningService {
     policies: BTreeMap<String, PolicySigner>,
     tsa: Arc<TimeStampAuthority>,
     writer: SignatureWriter,
+    validator: Arc<Validator>,
+}
+
+/// What `Verify` checks a signature against.
+pub struct Validation {
+    /// Trust anchors besides trustd's own root.
+    pub extra_anchors: Vec<Certificate>,
+    /// Where the revocation status of trustd's certificates is.
+    pub store: Arc<dyn Store>,
 }
 
 /// The policy a request names when it names none.
@@ -114,6 +125,7 @@ impl SigningService {
     /// Loads every signing policy's key and certificate from the token. `default_key` serves
     /// policies that name no key; `ca_chain` is the issuing CA's chain (issuing first, root
     /// last), and every policy's certificate must be issued by that CA. Blocking.
+    /// Must run inside the tokio runtime (revocation lookups use its handle).
     pub fn load(
         hsm: &Hsm,
         default_key: &KeyRef,
@@ -121,9 +133,25 @@ impl SigningService {
         policies: &Policies,
         tsa: Arc<TimeStampAuthority>,
         writer: SignatureWriter,
+        validation: Validation,
     ) -> Result<Self, CaError> {
-        let issuing_der = ca_chain.first().ok_or_else(|| CaError::Internal("empty CA chain".into()))?;
-        let issuing = Certificate::from_der(issuing_der).map_err(|e| CaError::Internal(e.to_string()))?;
+        let parse = |der: &Vec<u8>| Certificate::from_der(der).map_err(|e| CaError::Internal(e.to_string()));
+        let (Some(issuing), Some(root)) = (ca_chain.first(), ca_chain.last()) else {
+            return Err(CaError::Internal("empty CA chain".into()));
+        };
+        let (issuing, root) = (parse(issuing)?, parse(root)?);
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| CaError::Internal(e.to_string()))?;
+        let revocation = Arc::new(StoreRevocation {
+            store: validation.store,
+            runtime,
+            issuing: issuing.clone(),
+            root: root.clone(),
+        });
+        let mut anchors = vec![root];
+        anchors.extend(validation.extra_anchors);
+        let validator = Validator::new(anchors, revocation)
+            .and_then(|v| v.with_intermediates(vec![issuing.clone()]))
+            .map_err(|e| CaError::Internal(e.to_string()))?;
         let mut loaded = BTreeMap::new();
         for policy in policies.signing() {
             let key = policy.key.as_ref().unwrap_or(default_key);
@@ -158,7 +186,7 @@ impl SigningService {
             };
             loaded.insert(policy.name.clone(), ps);
         }
-        Ok(SigningService { policies: loaded, tsa, writer })
+        Ok(SigningService { policies: loaded, tsa, writer, validator: Arc::new(validator) })
     }
 
     fn policy(&self, name: &str) -> Result<&PolicySigner, SigningError> {
@@ -314,6 +342,76 @@ impl SigningService {
             signer_serial,
             timestamp_serial,
         })
+    }
+}
+
+impl SigningService {
+    /// Validates a signature (DER, or PEM labelled CMS or PKCS7) over `content` (`None` for an
+    /// enveloping signature) and reports as ETSI EN 319 102-1 §5.3 does. Never fails for a bad
+    /// signature: that is a TOTAL_FAILED or INDETERMINATE report.
+    pub async fn verify(&self, signature: Vec<u8>, content: Option<Content>) -> Result<ValidationReport, SigningError> {
+        let validator = self.validator.clone();
+        // Chain building and RSA verification are CPU work, and revocation lookups block.
+        tokio::task::spawn_blocking(move || {
+            let der = match der::pem::decode_vec(&signature) {
+                Ok((label, der)) if label == "CMS" || label == "PKCS7" => der,
+                _ => signature,
+            };
+            let content = match &content {
+                None => verify::Content::Enveloped,
+                Some(Content::Document(d)) => verify::Content::Document(d),
+                Some(Content::Digest { alg, value }) => verify::Content::Digest { alg: *alg, value },
+            };
+            validator.validate(&der, content, crate::unix_time::now())
+        })
+        .await
+        .map_err(internal)
+    }
+}
+
+/// Revocation status of trustd's own certificates, from the store that CRLs and OCSP answer
+/// from, so that `Verify` agrees with them.
+struct StoreRevocation {
+    store: Arc<dyn Store>,
+    runtime: tokio::runtime::Handle,
+    issuing: Certificate,
+    root: Certificate,
+}
+
+impl RevocationSource for StoreRevocation {
+    fn status(&self, cert: &Certificate, issuer: &Certificate) -> RevocationStatus {
+        let same = |a: &Certificate, b: &Certificate| {
+            a.tbs_certificate.subject == b.tbs_certificate.subject
+                && a.tbs_certificate.subject_public_key_info == b.tbs_certificate.subject_public_key_info
+        };
+        if same(issuer, &self.root) {
+            // The root CRL lists nothing: no API revokes the issuing CA (see ca::load).
+            return RevocationStatus::Good;
+        }
+        if !same(issuer, &self.issuing) {
+            return RevocationStatus::Unknown;
+        }
+        let Some(serial) = crate::serial::Serial::from_bytes(cert.tbs_certificate.serial_number.as_bytes()) else {
+            return RevocationStatus::Unknown;
+        };
+        // Called on the blocking pool (see `verify`), where waiting on the runtime is allowed.
+        match self.runtime.block_on(self.store.certificate(&serial)) {
+            Ok(Some(rec)) => match (rec.status, rec.revocation) {
+                (CertStatus::Issued, _) => RevocationStatus::Good,
+                (CertStatus::Revoked, Some(r)) => RevocationStatus::Revoked {
+                    at: r.invalidity_date.unwrap_or(r.revoked_at).max(0) as u64,
+                    reason: crate::ca::revocation::Reason::from_code(r.reason)
+                        .map_or("unspecified", crate::ca::revocation::Reason::name)
+                        .to_owned(),
+                },
+                _ => RevocationStatus::Unknown,
+            },
+            Ok(None) => RevocationStatus::Unknown,
+            Err(e) => {
+                tracing::error!(error = %e, "revocation status lookup failed");
+                RevocationStatus::Unknown
+            }
+        }
     }
 }
 
