@@ -279,7 +279,7 @@ fn load_anchors(files: &[PathBuf]) -> Result<Vec<x509_cert::Certificate>, StartE
         let certs = x509_cert::Certificate::load_pem_chain(&pem)
             .map_err(|e| format!("signing.trust_anchors: {}: not PEM certificates: {e}", f.display()))?;
         if certs.is_empty() {
-            return Err(format!("signing.trust_anchors: {}: no certificate in it", f.display()).into());
+            return Err(format!("signing.trust_anchors: {}: no certificate in it", f.display()));
         }
         anchors.extend(certs);
     }
