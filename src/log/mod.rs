@@ -11,6 +11,7 @@
 
 pub mod checkpoint;
 pub mod entry;
+pub mod tiles;
 pub mod tree;
 
 mod error;
@@ -21,6 +22,7 @@ pub use checkpoint::{open_checkpoint, Checkpoint, CheckpointSigner, LogPublicKey
 pub use entry::{CertificateIssued, EntryType, LogEntry, Revocation};
 pub use error::LogError;
 pub use store::{indexes_needed, HashReader, MemoryHashes, PrefetchedHashes};
+pub use tiles::{Tile, TileKind};
 pub use tree::{ConsistencyProof, InclusionProof, EMPTY_ROOT};
 pub use types::{Hash, HashIndex, LeafIndex, TreeSize};
 
