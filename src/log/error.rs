@@ -49,8 +49,12 @@ pub enum LogError {
     #[error("checkpoint signer: {0}")]
     Signer(String),
 
-    #[error("the log has {log} entries but {got} were supplied")]
-    EntryCount { log: TreeSize, got: u64 },
+    #[error("expected {expected} entries, got {got}")]
+    EntryCount { expected: u64, got: u64 },
+    #[error("entry {0} is missing")]
+    MissingEntry(LeafIndex),
+    #[error("the trusted state: {0}")]
+    BadTrustedState(String),
     #[error("entry {0} differs from the one the log's tree commits to")]
     EntryMismatch(LeafIndex),
     #[error("entry {index} in the log is unreadable: {reason}")]

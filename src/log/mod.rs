@@ -9,6 +9,7 @@
 //! - [`tiles`]: C2SP tlog-tiles paths, hash tiles and entry bundles.
 //! - [`audit`]: what `trustctl log verify` checks.
 
+pub mod audit;
 pub mod checkpoint;
 pub mod entry;
 pub mod tiles;
@@ -18,6 +19,7 @@ mod error;
 mod store;
 mod types;
 
+pub use audit::{Audit, AuditEntries, AuditReport, Summary, TrustedTree};
 pub use checkpoint::{open_checkpoint, Checkpoint, CheckpointSigner, LogPublicKey};
 pub use entry::{CertificateIssued, EntryType, LogEntry, Revocation};
 pub use error::LogError;
@@ -26,5 +28,7 @@ pub use tiles::{Tile, TileKind};
 pub use tree::{ConsistencyProof, InclusionProof, EMPTY_ROOT};
 pub use types::{Hash, HashIndex, LeafIndex, TreeSize};
 
+#[cfg(test)]
+mod audit_tests;
 #[cfg(test)]
 mod tree_tests;

@@ -105,6 +105,12 @@ impl FromIterator<(HashIndex, Hash)> for PrefetchedHashes {
     }
 }
 
+impl Extend<(HashIndex, Hash)> for PrefetchedHashes {
+    fn extend<I: IntoIterator<Item = (HashIndex, Hash)>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
 impl HashReader for PrefetchedHashes {
     fn read_hashes(&self, indexes: &[HashIndex]) -> Result<Vec<Hash>, LogError> {
         indexes.iter().map(|i| self.0.get(i).copied().ok_or(LogError::MissingHash(*i))).collect()
