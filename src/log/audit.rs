@@ -13,7 +13,9 @@ use std::ops::Range;
 /// What an auditor trusts after a successful run, to keep for the next one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrustedTree {
+    /// The verified tree size.
     pub size: TreeSize,
+    /// The verified tree head.
     pub root: Hash,
     /// The heads of the perfect subtrees of the tree, at [`tree::subtree_roots`]`(size)`: with
     /// them the next run needs only the entries after `size` ([`AuditEntries::Since`]). Empty
@@ -42,6 +44,7 @@ pub struct Audit<'a, E> {
     pub checkpoint: &'a [u8],
     /// What the last run trusted, if any.
     pub trusted: Option<&'a TrustedTree>,
+    /// The entries fetched.
     pub entries: AuditEntries<'a, E>,
     /// The log's leaf hashes for the same positions as `entries` (its level-0 tiles), if
     /// fetched: when the entries do not match the signed tree, they name the first entry
@@ -52,11 +55,15 @@ pub struct Audit<'a, E> {
 /// What the audited entries contain.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// Entries by type.
     pub by_type: BTreeMap<EntryType, u64>,
     /// Entry types this version cannot read (newer than it), by type byte.
     pub unknown_types: BTreeMap<u8, u64>,
+    /// Issued certificates by issuing CA.
     pub certificates_by_issuer: BTreeMap<String, u64>,
+    /// Issued certificates by profile.
     pub certificates_by_profile: BTreeMap<String, u64>,
+    /// Revocations by issuing CA.
     pub revocations_by_issuer: BTreeMap<String, u64>,
 }
 
@@ -67,6 +74,7 @@ pub struct AuditReport {
     pub checkpoint: Checkpoint,
     /// The entries this run read and checked.
     pub checked: Range<u64>,
+    /// What the checked entries contain.
     pub summary: Summary,
     /// What to trust next time.
     pub trusted: TrustedTree,

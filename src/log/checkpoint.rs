@@ -374,6 +374,14 @@ mod tests {
         assert!(matches!(failing.sign(&checkpoint()), Err(LogError::Signer(_))));
     }
 
+    // The daemon's wiring, type-checked here: the log key in the HSM signs checkpoints, as a
+    // `signature::Signer` or through a closure over a shared signer.
+    #[allow(dead_code)]
+    fn hsm_signers_fit(s: crate::hsm::HsmSigner, shared: std::sync::Arc<crate::hsm::HsmSigner>, k: LogPublicKey) {
+        let _ = CheckpointSigner::from_signer(k.clone(), s);
+        let _ = CheckpointSigner::new(k, move |m| shared.sign(m).map(Vec::from).map_err(signature::Error::from_source));
+    }
+
     #[test]
     fn key_id_by_hand() {
         let (_, pk) = test_key();

@@ -55,7 +55,9 @@ pub const MAX_ENTRY_LEN: usize = u16::MAX as usize;
 /// The type byte of a log entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EntryType {
+    /// [`CertificateIssued`].
     CertificateIssued = 1,
+    /// [`Revocation`].
     Revocation = 2,
     /// Reserved for key-ceremony records; not encoded or decoded yet.
     CeremonyEvent = 3,
@@ -81,10 +83,13 @@ impl fmt::Display for EntryType {
 /// A certificate the CA handed out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertificateIssued {
+    /// The certificate, DER.
     pub certificate_der: Vec<u8>,
-    /// Unix seconds.
+    /// When the CA returned it, Unix seconds.
     pub issued_at: u64,
+    /// The certificate profile's name.
     pub profile: String,
+    /// Who asked for it (the authenticated identity), or empty.
     pub requester: String,
     /// The issuing CA's name.
     pub issuer: String,
@@ -95,8 +100,9 @@ pub struct CertificateIssued {
 pub struct Revocation {
     /// The serialNumber's DER content octets, 1 to 20 bytes.
     pub serial: Vec<u8>,
+    /// The name of the CA that issued the certificate.
     pub issuer: String,
-    /// Unix seconds.
+    /// When it was revoked, Unix seconds.
     pub revoked_at: u64,
     /// The CRLReason code (RFC 5280 §5.3.1).
     pub reason: u8,
@@ -105,7 +111,9 @@ pub struct Revocation {
 /// One entry of the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogEntry {
+    /// Type 1.
     CertificateIssued(CertificateIssued),
+    /// Type 2.
     Revocation(Revocation),
 }
 

@@ -225,6 +225,27 @@ mod tests {
     }
 
     #[test]
+    fn a_sequencer_can_prefetch_what_appending_a_batch_reads() {
+        // What an async store does: record the reads of the batch, fetch them, append for real.
+        let entries: Vec<[u8; 2]> = (0..300u16).map(|i| i.to_be_bytes()).collect();
+        let mut store = MemoryHashes::new();
+        let a = tree::append(TreeSize(0), &entries[..123], &store).unwrap();
+        store.extend_at(a.first_index, &a.hashes).unwrap();
+
+        let batch = &entries[123..];
+        let op = |r: &dyn HashReader| tree::append(TreeSize(123), batch, r);
+        let needed = indexes_needed(op);
+        // Only the subtree roots of the tree of 123 are read: 123 = 64 + 32 + 16 + 8 + 2 + 1.
+        assert_eq!(needed, tree::subtree_roots(TreeSize(123)).unwrap());
+        let fetched: PrefetchedHashes = needed.iter().copied().zip(store.read_hashes(&needed).unwrap()).collect();
+        assert_eq!(op(&fetched).unwrap(), op(&store).unwrap());
+
+        let tile = crate::log::Tile::hashes(0, 0, 100).unwrap();
+        let op = |r: &dyn HashReader| crate::log::tiles::hash_tile(&tile, TreeSize(123), r);
+        assert_eq!(indexes_needed(op).len(), 100);
+    }
+
+    #[test]
     fn short_answers_from_a_store_are_errors_not_panics() {
         struct Short;
         impl HashReader for Short {

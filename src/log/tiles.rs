@@ -22,7 +22,10 @@ const MAX_LEVEL: u8 = 63;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TileKind {
     /// `tile/<L>/…`: Merkle tree hashes, each the head of a subtree of 256^L entries.
-    Hashes { level: u8 },
+    Hashes {
+        /// L, 0 to 63.
+        level: u8,
+    },
     /// `tile/entries/…`: the entries themselves, each prefixed with its uint16 length.
     Entries,
 }
