@@ -52,6 +52,9 @@ impl Checkpoint {
 
     /// The body, the exact bytes that are signed.
     pub fn to_body(&self) -> String {
+        // Formatted here rather than through tlog_tiles::Checkpoint, whose constructor is
+        // fallible (it re-checks what `new` checked) and which is not Clone; parsing, where
+        // strictness matters, is tlog_tiles'. The tests hold the two to the same bytes.
         format!("{}\n{}\n{}\n", self.origin, self.size.0, self.root.to_base64())
     }
 
@@ -293,6 +296,8 @@ mod tests {
         let c = checkpoint();
         assert_eq!(c.to_body(), format!("{ORIGIN}\n1234\n{}\n", BASE64.encode([0xab; 32])));
         assert_eq!(Checkpoint::parse_body(c.to_body().as_bytes()).unwrap(), c);
+        let theirs = tlog_tiles::Checkpoint::new(ORIGIN, 1234, tlog_tiles::Hash([0xab; 32]), "").unwrap();
+        assert_eq!(theirs.to_bytes(), c.to_body().as_bytes());
         for bad in [
             "ca.example.com/log\n01234\nq6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=\n",
             "ca.example.com/log\n1234\nq6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=",
