@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod digest;
 pub mod health;
 pub mod hsm;
+pub mod log;
 pub mod ocsp;
 pub mod policy;
 pub mod serial;

@@ -1,0 +1,34 @@
+//! The issued-certificate log (issue #6): an append-only Merkle tree over typed entries, with
+//! signed checkpoints and a tiled read path that auditors verify themselves. This is the pure
+//! core: no I/O, no runtime, no database; the store, sequencer and APIs build on it.
+//!
+//! - [`tree`]: RFC 9162 §2.1 hashing, appending, inclusion and consistency proofs, over stored
+//!   hashes read through [`HashReader`] (layout: [`HashIndex`]).
+//! - [`entry`]: the binary encoding of a log entry (the leaf input).
+//! - [`checkpoint`]: C2SP tlog-checkpoint bodies in C2SP signed notes, Ed25519.
+//! - [`tiles`]: C2SP tlog-tiles paths, hash tiles and entry bundles.
+//! - [`audit`]: what `trustctl log verify` checks.
+
+pub mod audit;
+pub mod checkpoint;
+pub mod entry;
+pub mod tiles;
+pub mod tree;
+
+mod error;
+mod store;
+mod types;
+
+pub use audit::{Audit, AuditEntries, AuditReport, Summary, TrustedTree};
+pub use checkpoint::{open_checkpoint, Checkpoint, CheckpointSigner, LogPublicKey};
+pub use entry::{CertificateIssued, EntryType, LogEntry, Revocation};
+pub use error::LogError;
+pub use store::{indexes_needed, HashReader, MemoryHashes, PrefetchedHashes};
+pub use tiles::{Tile, TileKind};
+pub use tree::{ConsistencyProof, InclusionProof, EMPTY_ROOT};
+pub use types::{Hash, HashIndex, LeafIndex, TreeSize};
+
+#[cfg(test)]
+mod audit_tests;
+#[cfg(test)]
+mod tree_tests;
