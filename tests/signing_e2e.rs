@@ -249,6 +249,9 @@ async fn large_documents_stream_in_chunks() {
     assert!(verified(&ok), "{}", text(&ok));
 }
 
+/// What is verified, with what content, and the expected indication and sub-indication.
+type VerifyCase = (&'static str, Vec<u8>, Option<pb::verify_request::Content>, pb::Indication, &'static str);
+
 /// A policy that allows only small documents and no B-T, beside the default one.
 const SMALL_POLICY: &str = "description = \"small documents only\"\nlevel = \"B-B\"\nlevels = [\"B-B\"]\n\
     max_document_bytes = 1000\nmax_stream_bytes = 3000\nclients = [\"*\"]\n";
@@ -390,7 +393,7 @@ async fn bad_requests_are_refused_and_record_nothing() {
         .unwrap()
         .into_inner()
         .signature_der;
-    let verify_cases: Vec<(&str, Vec<u8>, Option<pb::verify_request::Content>, pb::Indication, &str)> = vec![
+    let verify_cases: Vec<VerifyCase> = vec![
         ("garbage", b"not a signature".to_vec(), None, pb::Indication::TotalFailed, "FORMAT_FAILURE"),
         ("empty", Vec::new(), None, pb::Indication::TotalFailed, "FORMAT_FAILURE"),
         ("truncated", good[..good.len() / 2].to_vec(), None, pb::Indication::TotalFailed, "FORMAT_FAILURE"),
