@@ -41,6 +41,34 @@ pub struct Config {
     pub ocsp: OcspSection,
     #[serde(default)]
     pub signing: SigningSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[log]`: the issued-certificate log (its key is `[keys] log`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// The log's name, the first line of every checkpoint (C2SP tlog-checkpoint "origin") and
+    /// the name of its key. Default: `server.public_url` without the scheme, plus `/log` (the
+    /// schema-less URL of the log's HTTP prefix, as C2SP recommends).
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// A measurement and development switch (the benchmark compares issuance with and without
+    /// the log). Off, nothing is logged and the read path is not served; on again, start-up
+    /// logs what was issued meanwhile. Never turn it off in production.
+    #[serde(default = "default_log_enabled")]
+    pub enabled: bool,
+}
+
+fn default_log_enabled() -> bool {
+    true
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection { origin: None, enabled: default_log_enabled() }
+    }
 }
 
 /// `[signing]`: how signatures are validated (what is signed is in `policies/signing/`).
@@ -294,7 +322,23 @@ impl Config {
         if self.server.max_request_bytes < 1024 {
             return Err("server.max_request_bytes: must be at least 1024".into());
         }
+        let origin = self.log_origin();
+        // C2SP signed-note: a key name is non-empty and has no whitespace and no '+'.
+        if origin.is_empty() || origin.contains(|c: char| c.is_whitespace() || c == '+') {
+            return Err(format!("log.origin: '{origin}' must be non-empty without spaces or '+'"));
+        }
         Ok(())
+    }
+
+    /// The log's origin: `[log] origin`, or `server.public_url` without its scheme and with
+    /// `/log` appended (`https://pki.example.com` → `pki.example.com/log`).
+    pub fn log_origin(&self) -> String {
+        if let Some(o) = &self.log.origin {
+            return o.clone();
+        }
+        let url = &self.server.public_url;
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+        format!("{}/log", rest.trim_end_matches('/'))
     }
 
     /// The HSM part of the config.
@@ -351,6 +395,20 @@ mod tests {
     }
 
     #[test]
+    fn log_origin_defaults_to_the_public_url_without_scheme() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/trustd.example.toml");
+        let mut cfg = Config::load(&path).unwrap();
+        assert!(cfg.log.enabled);
+        cfg.log.origin = None;
+        cfg.server.public_url = "https://pki.example.com/".into();
+        assert_eq!(cfg.log_origin(), "pki.example.com/log");
+        cfg.server.public_url = "http://127.0.0.1:8080".into();
+        assert_eq!(cfg.log_origin(), "127.0.0.1:8080/log");
+        cfg.log.origin = Some("ca.example.org/log".into());
+        assert_eq!(cfg.log_origin(), "ca.example.org/log");
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
@@ -361,6 +419,7 @@ mod tests {
             ("pin_env = \"X\"\npin = \"1234\"\n", "pin"),
             ("pin_env = \"X\"\n[server]\npublic_url = \"ftp://x\"\n", "public_url"),
             ("pin_env = \"X\"\n[ceremony]\nroot_algorithm = \"rsa-1024\"\n", "rsa-1024"),
+            ("pin_env = \"X\"\n[log]\norigin = \"a b\"\n", "log.origin"),
         ] {
             let text = base.replace("token_label = \"t\"\n", &format!("token_label = \"t\"\n{extra}"));
             std::fs::write(&path, text).unwrap();

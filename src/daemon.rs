@@ -1,7 +1,7 @@
 //! Wiring: open the HSM, the store and the policies, and serve gRPC until SIGTERM/SIGINT.
 //! Also the `dev` bootstrap (a SoftHSM token and SQLite under a data dir) and `init`.
 
-use crate::api::grpc::{CaService, SigningService as GrpcSigning, TsaService};
+use crate::api::grpc::{CaService, LogService, SigningService as GrpcSigning, TsaService};
 use crate::api::http::HttpState;
 use crate::api::pb;
 use crate::ca::ceremony::{self, CaKeys};
@@ -9,7 +9,8 @@ use crate::ca::{CertificateAuthority, CrlSchedule};
 use crate::config::{
     CeremonySection, Config, CrlSection, HsmSection, OcspSection, ServerSection, StoreSection, TsaSection,
 };
-use crate::hsm::{Hsm, Pin};
+use crate::hsm::{Hsm, HsmSigner, Pin, SignatureScheme};
+use crate::log::{CheckpointSigner, LogPublicKey, LogStore, TransparencyLog};
 use crate::ocsp::OcspResponder;
 use crate::policy::Policies;
 use crate::signing::{SigningService, Validation};
@@ -98,6 +99,7 @@ pub fn prepare_dev(
         crl: CrlSection::default(),
         ocsp: OcspSection::default(),
         signing: Default::default(),
+        log: Default::default(),
     };
     cfg.validate()?;
     Ok(cfg)
@@ -120,6 +122,27 @@ pub async fn init(cfg: &Config) -> Result<Vec<ceremony::Step>, StartError> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+}
+
+/// Starts the issued-certificate log: the Ed25519 key `[keys] log` in the HSM signs its
+/// checkpoints, named by the origin.
+async fn start_log(cfg: &Config, hsm: &Hsm, store: Arc<dyn LogStore>) -> Result<Arc<TransparencyLog>, StartError> {
+    let origin = cfg.log_origin();
+    let (hsm, key) = (hsm.clone(), cfg.keys.log.clone());
+    let name = origin.clone();
+    let signer = tokio::task::spawn_blocking(move || {
+        let signer = HsmSigner::new(&hsm, key.clone(), Some(SignatureScheme::Ed25519))
+            .map_err(|e| format!("log key {key}: {e}"))?;
+        let spki = der::Encode::to_der(signer.public_key_info()).map_err(|e| format!("log key {key}: {e}"))?;
+        let public = LogPublicKey::from_spki_der(&name, &spki).map_err(|e| format!("log key {key}: {e}"))?;
+        Ok::<_, StartError>(CheckpointSigner::from_signer(public, signer))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let vkey = signer.public_key().vkey();
+    let log = TransparencyLog::start(&origin, signer, store).await.map_err(|e| format!("log: {e}"))?;
+    tracing::info!(%origin, %vkey, size = %log.checkpoint().checkpoint.size(), "issued-certificate log started");
+    Ok(log)
 }
 
 async fn shutdown_signal() {
@@ -162,10 +185,27 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?
     };
+    let log = if cfg.log.enabled {
+        Some(start_log(&cfg, &hsm, store.clone()).await?)
+    } else {
+        tracing::warn!("the issued-certificate log is disabled ([log] enabled = false): issuance is not logged");
+        None
+    };
+    let ca = match &log {
+        Some(l) => ca.with_log(l.sequencer().clone()),
+        None => ca,
+    };
 
     // Before anything answers OCSP or validates signatures: the service certificates must be
     // known like every certificate of the CA.
     ca.record_ceremony_certificates(&hsm, &cfg.keys).await.map_err(|e| format!("ceremony certificates: {e}"))?;
+    // Every certificate the store knows as issued is in the log before the daemon says it is
+    // ready: those of a crash between store and log, and the ceremony's just recorded.
+    ca.log_unsequenced().await.map_err(|e| format!("log: appending unlogged records: {e}"))?;
+    if let Some(l) = &log {
+        l.publish().await.map_err(|e| format!("log: first checkpoint: {e}"))?;
+        tokio::spawn(l.clone().run_checkpoints());
+    }
 
     let tsa = {
         let (hsm, key, chain) = (hsm.clone(), cfg.keys.tsa.clone(), ca.chain("").map_err(|e| e.to_string())?.to_vec());
@@ -212,6 +252,9 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     reporter.set_serving::<CaServer>().await;
     reporter.set_serving::<TsaServer>().await;
     reporter.set_serving::<SigningServer>().await;
+    if log.is_some() {
+        reporter.set_serving::<LogServer>().await;
+    }
     tokio::spawn(watch_health(hsm.clone(), store.clone(), cfg.tsa.clock_check, reporter));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -225,6 +268,8 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     // options.
     let signing_max = usize::try_from(signing.max_document_bytes()).unwrap_or(usize::MAX).saturating_add(64 * 1024);
     let signing_service = SigningServer::new(GrpcSigning { signing }).max_decoding_message_size(max.max(signing_max));
+    // Disabled, the log's service is not offered at all (UNIMPLEMENTED), rather than an empty log.
+    let log_service = log.clone().map(|log| LogServer::new(LogService { log }));
 
     let grpc_listener =
         tokio::net::TcpListener::bind(cfg.server.grpc).await.map_err(|e| format!("gRPC {}: {e}", cfg.server.grpc))?;
@@ -246,7 +291,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let state = HttpState { ca, tsa, ocsp, hsm: hsm.clone(), store, clock: cfg.tsa.clock_check };
+    let state = HttpState { ca, tsa, ocsp, hsm: hsm.clone(), store, clock: cfg.tsa.clock_check, log };
     let http_app = crate::api::http::router(state, max).into_make_service_with_connect_info::<SocketAddr>();
     let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
         let _ = tcp.set_nodelay(true);
@@ -258,6 +303,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         .add_service(ca_service)
         .add_service(tsa_service)
         .add_service(signing_service)
+        .add_optional_service(log_service)
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY, Nagle and delayed ACKs add 40 ms to small unary replies.
             tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
@@ -289,6 +335,7 @@ fn load_anchors(files: &[PathBuf]) -> Result<Vec<x509_cert::Certificate>, StartE
 type CaServer = pb::certificate_authority_server::CertificateAuthorityServer<CaService>;
 type TsaServer = pb::time_stamping_server::TimeStampingServer<TsaService>;
 type SigningServer = pb::signing_server::SigningServer<GrpcSigning>;
+type LogServer = pb::transparency_log_server::TransparencyLogServer<LogService>;
 
 /// Keeps `grpc.health.v1` truthful: NOT_SERVING while the HSM or the store fails. The probe
 /// also heals the HSM session pool after a device error.

@@ -306,3 +306,62 @@ impl pb::signing_server::Signing for SigningService {
         Ok(Response::new(signed_to_pb(signed)))
     }
 }
+
+/// `trust.v1.TransparencyLog`: the log's read path.
+pub struct LogService {
+    pub log: Arc<crate::log::TransparencyLog>,
+}
+
+fn hashes_to_pb(hashes: Vec<crate::log::Hash>) -> Vec<Vec<u8>> {
+    hashes.into_iter().map(|h| h.0.to_vec()).collect()
+}
+
+#[tonic::async_trait]
+impl pb::transparency_log_server::TransparencyLog for LogService {
+    async fn get_checkpoint(
+        &self,
+        _request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+        let c = self.log.checkpoint();
+        Ok(Response::new(pb::GetCheckpointResponse {
+            signed_note: c.note.clone(),
+            origin: c.checkpoint.origin().to_owned(),
+            tree_size: c.checkpoint.size().0,
+            root_hash: c.checkpoint.root().0.to_vec(),
+            verifier_key: self.log.public_key().vkey(),
+        }))
+    }
+
+    async fn get_entries(
+        &self,
+        request: Request<pb::GetEntriesRequest>,
+    ) -> Result<Response<pb::GetEntriesResponse>, Status> {
+        let r = request.into_inner();
+        let tree_size = self.log.checkpoint().checkpoint.size().0;
+        let entries = self.log.entries(r.start, r.end).await?;
+        let leaf_hashes = if r.include_leaf_hashes { self.log.leaf_hashes(r.start, r.end).await? } else { vec![] };
+        Ok(Response::new(pb::GetEntriesResponse {
+            entries: entries.into_iter().map(|(i, entry)| pb::IndexedEntry { index: i.0, entry }).collect(),
+            leaf_hashes: hashes_to_pb(leaf_hashes),
+            tree_size,
+        }))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
+        let r = request.into_inner();
+        let proof = self.log.inclusion_proof(r.index, r.tree_size).await?;
+        Ok(Response::new(pb::GetInclusionProofResponse { hashes: hashes_to_pb(proof.0) }))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
+        let r = request.into_inner();
+        let proof = self.log.consistency_proof(r.first, r.second).await?;
+        Ok(Response::new(pb::GetConsistencyProofResponse { hashes: hashes_to_pb(proof.0) }))
+    }
+}

@@ -2,10 +2,12 @@
 //! `POST /tsa` (RFC 3161 §3.4), `POST /ocsp` and `GET /ocsp/{base64}` (RFC 6960 A.1, RFC 5019),
 //! `GET /crl/{ca}.crl` (RFC 5280 §5), `GET /ca/{ca}.crt` (the URL in every certificate's AIA
 //! caIssuers, RFC 5280 §4.2.2.1, served as `application/pkix-cert` per RFC 2585 §4.1),
-//! `GET /healthz`, `GET /readyz`.
+//! the issued-certificate log's read path for auditors and mirrors (`GET /log/checkpoint`,
+//! `GET /log/key`, `GET /log/tile/…`, C2SP tlog-tiles), `GET /healthz`, `GET /readyz`.
 
 use crate::ca::CertificateAuthority;
 use crate::hsm::Hsm;
+use crate::log::{LogError, TransparencyLog};
 use crate::ocsp::OcspResponder;
 use crate::store::Store;
 use crate::tsa::TimeStampAuthority;
@@ -27,6 +29,8 @@ pub struct HttpState {
     pub hsm: Hsm,
     pub store: Arc<dyn Store>,
     pub clock: crate::tsa::clock::ClockCheck,
+    /// `None` when the log is disabled: `/log/…` is then 404.
+    pub log: Option<Arc<TransparencyLog>>,
 }
 
 /// The router for the `--http` address; bodies over `max_body` bytes get 413.
@@ -37,6 +41,9 @@ pub fn router(state: HttpState, max_body: usize) -> Router {
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/ca/{file}", get(ca_certificate))
         .route("/crl/{file}", get(crl))
+        .route("/log/checkpoint", get(log_checkpoint))
+        .route("/log/key", get(log_key))
+        .route("/log/tile/{*path}", get(log_tile))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(max_body))
@@ -119,6 +126,48 @@ async fn crl(State(s): State<HttpState>, Path(file): Path<String>) -> Response {
             .into_response(),
         Ok(None) => (StatusCode::SERVICE_UNAVAILABLE, "no CRL published yet\n").into_response(),
         Err(_) => (StatusCode::NOT_FOUND, format!("no CRL for '{name}'\n")).into_response(),
+    }
+}
+
+fn no_log() -> Response {
+    (StatusCode::NOT_FOUND, "the issued-certificate log is not enabled here\n").into_response()
+}
+
+/// C2SP tlog-tiles `<prefix>/checkpoint`: the latest signed checkpoint (a C2SP signed note).
+/// It changes at most every second and must not be cached.
+async fn log_checkpoint(State(s): State<HttpState>) -> Response {
+    let Some(log) = s.log else { return no_log() };
+    let note = log.checkpoint().note.clone();
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], note).into_response()
+}
+
+/// The log's C2SP signed-note verifier key, one line. A convenience for setting up an auditor:
+/// auditors must compare it with the key they were given out of band, never trust it as such.
+async fn log_key(State(s): State<HttpState>) -> Response {
+    let Some(log) = s.log else { return no_log() };
+    let vkey = format!("{}\n", log.public_key().vkey());
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], vkey)
+        .into_response()
+}
+
+/// C2SP tlog-tiles `<prefix>/tile/<L>/<N>[.p/<W>]` and `<prefix>/tile/entries/<N>[.p/<W>]`. Full
+/// tiles never change: cacheable forever. A partial tile's bytes do not change either, but the
+/// log may stop serving it once the full tile exists, so caches keep it briefly.
+async fn log_tile(State(s): State<HttpState>, Path(path): Path<String>) -> Response {
+    let Some(log) = s.log else { return no_log() };
+    match log.tile(&format!("tile/{path}")).await {
+        Ok(t) => {
+            let cache = if t.full { "public, max-age=31536000, immutable" } else { "public, max-age=60" };
+            ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], t.bytes)
+                .into_response()
+        }
+        Err(e @ (LogError::BadTilePath(_) | LogError::TileNotInTree(..))) => {
+            (StatusCode::NOT_FOUND, format!("{e}\n")).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, path, "log tile could not be served");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::ca::CaError;
 use crate::hsm::HsmError;
+use crate::log::LogError;
 use crate::store::StoreError;
 use tonic::{Code, Status};
 
@@ -22,6 +23,33 @@ fn store_code(e: &StoreError) -> Code {
     }
 }
 
+/// The log's read path: malformed requests are INVALID_ARGUMENT; sizes the tree has not reached
+/// yet are OUT_OF_RANGE (asking again later may work, gRPC `statuscodes.md`); a store that lost
+/// what it committed is DATA_LOSS.
+fn log_code(e: &LogError) -> Code {
+    match e {
+        LogError::BadRequest(_)
+        | LogError::BadHash(_)
+        | LogError::BadTilePath(_)
+        | LogError::SizesOutOfOrder { .. }
+        | LogError::LeafOutOfRange { .. } => Code::InvalidArgument,
+        LogError::BeyondTree { .. } | LogError::TileNotInTree(..) | LogError::TreeTooLarge => Code::OutOfRange,
+        LogError::MissingHash(_) | LogError::MissingEntry(_) => Code::DataLoss,
+        LogError::Store(_) | LogError::Signer(_) => Code::Unavailable,
+        _ => Code::Internal,
+    }
+}
+
+impl From<LogError> for Status {
+    fn from(e: LogError) -> Status {
+        let code = log_code(&e);
+        if matches!(code, Code::Internal | Code::Unavailable | Code::DataLoss) {
+            tracing::error!(error = %e, "log request failed");
+        }
+        Status::new(code, e.to_string())
+    }
+}
+
 impl From<CaError> for Status {
     fn from(e: CaError) -> Status {
         let code = match &e {
@@ -39,6 +67,11 @@ impl From<CaError> for Status {
             CaError::Ceremony(_) => Code::FailedPrecondition,
             CaError::Hsm(h) => hsm_code(h),
             CaError::Store(s) => store_code(s),
+            // Issuance waits for the log; a log that cannot sequence is the service unavailable.
+            CaError::Log(l) => match log_code(l) {
+                Code::InvalidArgument | Code::OutOfRange => Code::Internal,
+                _ => Code::Unavailable,
+            },
             CaError::Internal(_) => Code::Internal,
         };
         if matches!(code, Code::Internal | Code::Unavailable) {

@@ -39,6 +39,10 @@ enum Command {
         /// Clock check before each time-stamp: "off" (the default for dev) or "kernel".
         #[arg(long, default_value = "off")]
         clock_check: String,
+        /// The issued-certificate log: "on" (the default) or "off". A measurement switch for
+        /// the benchmark (issuance with and without the log), as `[log] enabled`.
+        #[arg(long, default_value = "on")]
+        log: String,
     },
     /// The key ceremony against the HSM in the config. Never overwrites an existing key.
     Init {
@@ -78,7 +82,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Dev { data_dir, grpc, http, public_url, clock_check } => {
+        Command::Dev { data_dir, grpc, http, public_url, clock_check, log } => {
             let clock_check = match clock_check.as_str() {
                 "off" => ClockCheck::Off,
                 "kernel" => ClockCheck::Kernel,
@@ -86,7 +90,12 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             // Before any thread exists: this sets SOFTHSM2_CONF for the process.
             let public_url = public_url.unwrap_or_else(|| format!("http://{http}"));
-            let cfg = daemon::prepare_dev(&data_dir, grpc, http, &public_url, clock_check)?;
+            let mut cfg = daemon::prepare_dev(&data_dir, grpc, http, &public_url, clock_check)?;
+            cfg.log.enabled = match log.as_str() {
+                "on" => true,
+                "off" => false,
+                other => return Err(format!("--log: '{other}' is not on or off")),
+            };
             runtime()?.block_on(async {
                 for step in daemon::init(&cfg).await? {
                     tracing::info!("key ceremony: {step}");

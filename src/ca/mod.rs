@@ -9,6 +9,7 @@ pub mod request;
 pub mod revocation;
 
 use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef, SignatureScheme};
+use crate::log::{CertificateIssued, LogEntry, LogError, LoggedRecord, NewEntry, Sequencer};
 use crate::policy::Policies;
 use crate::serial::Serial;
 use crate::store::{CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, Store, StoreError};
@@ -52,8 +53,23 @@ pub enum CaError {
     Hsm(#[from] HsmError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("issued-certificate log: {0}")]
+    Log(#[from] LogError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// The log entry of a revocation event: the serial as the DER INTEGER's content octets
+/// (RFC 5280 §4.1.2.2), the CA's name, when, and the CRLReason code.
+fn revocation_entry(serial: &Serial, ca: &str, at: i64, reason: u8) -> Result<Vec<u8>, CaError> {
+    let serial = serial.to_x509().map_err(|e| CaError::Internal(format!("serial {serial}: {e}")))?;
+    Ok(LogEntry::Revocation(crate::log::Revocation {
+        serial: serial.as_bytes().to_vec(),
+        issuer: ca.to_owned(),
+        revoked_at: u64::try_from(at).unwrap_or(0),
+        reason,
+    })
+    .encode()?)
 }
 
 /// The subjectKeyIdentifier of a CA certificate (the AKI of what it issues).
@@ -132,6 +148,8 @@ pub struct CertificateAuthority {
     crl_issuers: Vec<CrlIssuer>,
     crl_publish: tokio::sync::Mutex<()>,
     crl_dirty: tokio::sync::Notify,
+    /// The issued-certificate log; `None` only with `[log] enabled = false`.
+    log: Option<Sequencer>,
 }
 
 /// The certificate stored in the token beside the key `key` names (DER and parsed), checked
@@ -214,7 +232,15 @@ impl CertificateAuthority {
             crl_issuers,
             crl_publish: tokio::sync::Mutex::new(()),
             crl_dirty: tokio::sync::Notify::new(),
+            log: None,
         })
+    }
+
+    /// Logs every issuance and revocation from now on in `log`: [`CertificateAuthority::issue`]
+    /// and [`CertificateAuthority::revoke`] return only once the entry is sequenced.
+    pub fn with_log(mut self, log: Sequencer) -> Self {
+        self.log = Some(log);
+        self
     }
 
     /// The CA chain, DER: the issuing CA first, the root last. `ca` empty or the CA's name.
@@ -327,6 +353,27 @@ impl CertificateAuthority {
             tracing::error!(%serial, error = %e, audit = true, "signed certificate could not be stored; withheld");
             return Err(e.into());
         }
+        if let Some(log) = &self.log {
+            // Nothing is handed out that the log does not show (issue #6). If sequencing fails
+            // the certificate is stored but withheld; start-up logs it (`log_unsequenced`).
+            let entry = LogEntry::CertificateIssued(CertificateIssued {
+                certificate_der: cert_der.clone(),
+                issued_at: crate::unix_time::now(),
+                profile: profile.name.clone(),
+                requester: req.requester.clone(),
+                issuer: self.name.clone(),
+            });
+            let logged = match entry.encode() {
+                Ok(entry) => {
+                    log.append(NewEntry { entry, record: Some(LoggedRecord::Certificate(serial.to_string())) }).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = logged {
+                tracing::error!(%serial, error = %e, audit = true, "issued certificate could not be logged; withheld");
+                return Err(e.into());
+            }
+        }
         tracing::info!(%serial, profile = %profile.name, subject = %subject, requester = %req.requester, audit = true, "certificate issued");
         Ok(Issued { serial, cert_der })
     }
@@ -379,6 +426,46 @@ impl CertificateAuthority {
         Ok(added)
     }
 
+    /// Appends to the log what the store has but the log lacks, in order: certificates issued
+    /// (or recorded by the key ceremony) before a crash between store and log, or while the log
+    /// was disabled, then revocation events. Run at start-up, before the daemon says it is
+    /// ready. Returns how many certificates and revocations were appended.
+    pub async fn log_unsequenced(&self) -> Result<(usize, usize), CaError> {
+        let Some(log) = &self.log else {
+            return Ok((0, 0));
+        };
+        let certs = self.store.unlogged_certificates().await?;
+        let mut entries = Vec::with_capacity(certs.len());
+        for c in &certs {
+            let entry = LogEntry::CertificateIssued(CertificateIssued {
+                certificate_der: c.cert_der.clone(),
+                issued_at: u64::try_from(c.issued_at).unwrap_or(0),
+                profile: c.profile.clone(),
+                requester: c.requester.clone(),
+                issuer: c.ca.clone(),
+            })
+            .encode()?;
+            entries.push(NewEntry { entry, record: Some(LoggedRecord::Certificate(c.serial.to_string())) });
+        }
+        log.append_all(entries).await?;
+        let revocations = self.store.unlogged_revocations().await?;
+        let mut entries = Vec::with_capacity(revocations.len());
+        for r in &revocations {
+            let entry = revocation_entry(&r.serial, &r.ca, r.at, r.reason)?;
+            entries.push(NewEntry { entry, record: Some(LoggedRecord::RevocationEvent(r.event_id)) });
+        }
+        log.append_all(entries).await?;
+        if !certs.is_empty() || !revocations.is_empty() {
+            tracing::warn!(
+                certificates = certs.len(),
+                revocations = revocations.len(),
+                audit = true,
+                "records missing from the issued-certificate log appended"
+            );
+        }
+        Ok((certs.len(), revocations.len()))
+    }
+
     /// One certificate record by serial.
     pub async fn certificate(&self, serial: &str) -> Result<CertificateRecord, CaError> {
         let serial: Serial = serial.parse().map_err(CaError::BadSerial)?;
@@ -405,9 +492,16 @@ impl CertificateAuthority {
         match revocation::decide(rec.revocation, reason, now, invalidity_date)? {
             Change::None => Ok(Revoked { serial: rec.serial, revocation: rec.revocation, changed: false }),
             Change::To(new) => {
-                self.store.set_revocation(&rec.serial, rec.revocation, new, requester).await?;
+                let event = self.store.set_revocation(&rec.serial, rec.revocation, new, requester).await?;
                 tracing::warn!(serial = %rec.serial, %reason, requester, audit = true, "revocation changed");
                 self.crl_dirty.notify_one();
+                if let Some(log) = &self.log {
+                    // A released hold is logged as removeFromCRL (RFC 5280 §5.3.1), as a delta
+                    // CRL would say it. A failure here leaves the event unlogged; start-up logs it.
+                    let reason = new.map_or(Reason::RemoveFromCrl as u8, |n| n.reason);
+                    let entry = revocation_entry(&rec.serial, &rec.ca, now, reason)?;
+                    log.append(NewEntry { entry, record: Some(LoggedRecord::RevocationEvent(event)) }).await?;
+                }
                 Ok(Revoked { serial: rec.serial, revocation: new, changed: true })
             }
         }

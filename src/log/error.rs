@@ -23,6 +23,10 @@ pub enum LogError {
     TreeTooLarge,
     #[error("the proof does not verify")]
     InvalidProof,
+    #[error("{requested} is beyond the log's tree of size {size}")]
+    BeyondTree { requested: u64, size: TreeSize },
+    #[error("{0}")]
+    BadRequest(String),
 
     #[error("malformed log entry: {0}")]
     BadEntry(String),

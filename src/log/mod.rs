@@ -1,6 +1,8 @@
 //! The issued-certificate log (issue #6): an append-only Merkle tree over typed entries, with
-//! signed checkpoints and a tiled read path that auditors verify themselves. This is the pure
-//! core: no I/O, no runtime, no database; the store, sequencer and APIs build on it.
+//! signed checkpoints and a tiled read path that auditors verify themselves. Everything but
+//! [`sequencer`] and [`service`] is the pure core: no I/O, no runtime, no database. Those two
+//! run the log (tokio tasks) over a [`LogStore`] that `store` implements; none of it knows
+//! gRPC, HTTP or SQL.
 //!
 //! - [`tree`]: RFC 9162 §2.1 hashing, appending, inclusion and consistency proofs, over stored
 //!   hashes read through [`HashReader`] (layout: [`HashIndex`]).
@@ -8,10 +10,14 @@
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies in C2SP signed notes, Ed25519.
 //! - [`tiles`]: C2SP tlog-tiles paths, hash tiles and entry bundles.
 //! - [`audit`]: what `trustctl log verify` checks.
+//! - [`sequencer`]: batches entries into the one global sequence, durable before callers return.
+//! - [`service`]: the running log: checkpoints signed at most every second, and the read path.
 
 pub mod audit;
 pub mod checkpoint;
 pub mod entry;
+pub mod sequencer;
+pub mod service;
 pub mod tiles;
 pub mod tree;
 
@@ -23,6 +29,8 @@ pub use audit::{Audit, AuditEntries, AuditReport, Summary, TrustedTree};
 pub use checkpoint::{open_checkpoint, Checkpoint, CheckpointSigner, LogPublicKey};
 pub use entry::{CertificateIssued, EntryType, LogEntry, Revocation};
 pub use error::LogError;
+pub use sequencer::{LogBatch, LogStore, LoggedRecord, NewEntry, Sequencer};
+pub use service::{SignedCheckpoint, TileData, TransparencyLog};
 pub use store::{indexes_needed, HashReader, MemoryHashes, PrefetchedHashes};
 pub use tiles::{Tile, TileKind};
 pub use tree::{ConsistencyProof, InclusionProof, EMPTY_ROOT};

@@ -8,6 +8,7 @@ mod sqlite;
 pub use group_commit::{GroupCommit, SignatureWriter, TimestampWriter};
 pub use sqlite::SqliteStore;
 
+use crate::log::LogStore;
 use crate::serial::Serial;
 use async_trait::async_trait;
 use std::fmt;
@@ -167,9 +168,33 @@ pub struct SignatureRecord {
     pub requester: String,
 }
 
-/// Persistent storage of trustd's records.
+/// An issued certificate not yet in the log (see [`Store::unlogged_certificates`]).
+#[derive(Clone, Debug)]
+pub struct UnloggedCertificate {
+    pub serial: Serial,
+    pub ca: String,
+    pub profile: String,
+    pub requester: String,
+    /// When it was stored as issued, Unix seconds.
+    pub issued_at: i64,
+    pub cert_der: Vec<u8>,
+}
+
+/// A revocation event not yet in the log (see [`Store::unlogged_revocations`]).
+#[derive(Clone, Debug)]
+pub struct UnloggedRevocation {
+    pub event_id: i64,
+    pub serial: Serial,
+    pub ca: String,
+    /// CRLReason code; removeFromCRL (8) for a released hold.
+    pub reason: u8,
+    pub at: i64,
+}
+
+/// Persistent storage of trustd's records, including the issued-certificate log's tables
+/// ([`LogStore`], which the sequencer writes through).
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: LogStore + Send + Sync {
     /// Records a certificate about to be signed. Fails with `DuplicateSerial` if the serial was
     /// ever used, which is what makes serials unique.
     async fn record_pending(&self, c: &NewCertificate) -> Result<(), StoreError>;
@@ -185,13 +210,19 @@ pub trait Store: Send + Sync {
     async fn list_certificates(&self, q: &ListQuery) -> Result<Page, StoreError>;
     /// Changes a certificate's revocation state if it is still `expected` (compare-and-set, so
     /// two operators cannot race), and records who did it. `new` of `None` releases a hold.
+    /// Returns the id of the revocation event recorded (what the log marks sequenced).
     async fn set_revocation(
         &self,
         serial: &Serial,
         expected: Option<Revocation>,
         new: Option<Revocation>,
         requester: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<i64, StoreError>;
+    /// Issued (or since revoked) certificates whose `CertificateIssued` entry is not in the
+    /// log, in issuance order: what start-up appends after a crash between store and log.
+    async fn unlogged_certificates(&self) -> Result<Vec<UnloggedCertificate>, StoreError>;
+    /// Revocation events not in the log, in the order they happened.
+    async fn unlogged_revocations(&self) -> Result<Vec<UnloggedRevocation>, StoreError>;
     /// Every revoked certificate of `ca`, for its CRL (reads the revoked index only).
     async fn revoked(&self, ca: &str) -> Result<Vec<RevokedEntry>, StoreError>;
     /// The next CRL number of `ca`: 1, 2, 3, … across restarts.

@@ -2,12 +2,14 @@
 
 use super::{
     CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, SignatureRecord, Store,
-    StoreError, TimestampRecord,
+    StoreError, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
 };
+use crate::log::{Hash, HashIndex, LeafIndex, LogBatch, LogError, LogStore, LoggedRecord, TreeSize};
 use crate::serial::Serial;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -206,7 +208,7 @@ impl Store for SqliteStore {
         expected: Option<Revocation>,
         new: Option<Revocation>,
         requester: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let (from, to) = match (expected.is_some(), new.is_some()) {
             (false, _) => ("issued", "revoked"),
@@ -235,16 +237,67 @@ impl Store for SqliteStore {
             // removeFromCRL (RFC 5280 §5.3.1) is what releasing a hold is called.
             None => ("release", 8),
         };
-        sqlx::query("INSERT INTO revocation_events (serial, action, reason, at, requester) VALUES (?, ?, ?, ?, ?)")
-            .bind(serial.to_string())
-            .bind(action)
-            .bind(i64::from(reason))
-            .bind(now())
-            .bind(requester)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)
+        let event =
+            sqlx::query("INSERT INTO revocation_events (serial, action, reason, at, requester) VALUES (?, ?, ?, ?, ?)")
+                .bind(serial.to_string())
+                .bind(action)
+                .bind(i64::from(reason))
+                .bind(now())
+                .bind(requester)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .last_insert_rowid();
+        tx.commit().await.map_err(db)?;
+        Ok(event)
+    }
+
+    async fn unlogged_certificates(&self) -> Result<Vec<UnloggedCertificate>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial, ca, profile, requester, COALESCE(issued_at, created_at) AS issued_at, cert_der \
+             FROM certificates WHERE log_index IS NULL AND status IN ('issued', 'revoked') \
+             ORDER BY COALESCE(issued_at, created_at), id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let serial: String = row.try_get("serial").map_err(db)?;
+                Ok(UnloggedCertificate {
+                    serial: serial.parse().map_err(StoreError::Database)?,
+                    ca: row.try_get("ca").map_err(db)?,
+                    profile: row.try_get("profile").map_err(db)?,
+                    requester: row.try_get("requester").map_err(db)?,
+                    issued_at: row.try_get("issued_at").map_err(db)?,
+                    cert_der: row.try_get("cert_der").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn unlogged_revocations(&self) -> Result<Vec<UnloggedRevocation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.id, e.serial, c.ca, e.reason, e.at FROM revocation_events e \
+             JOIN certificates c ON c.serial = e.serial WHERE e.log_index IS NULL ORDER BY e.id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let serial: String = row.try_get("serial").map_err(db)?;
+                let reason: i64 = row.try_get("reason").map_err(db)?;
+                Ok(UnloggedRevocation {
+                    event_id: row.try_get("id").map_err(db)?,
+                    serial: serial.parse().map_err(StoreError::Database)?,
+                    ca: row.try_get("ca").map_err(db)?,
+                    reason: u8::try_from(reason)
+                        .map_err(|_| StoreError::Database(format!("bad reason code {reason}")))?,
+                    at: row.try_get("at").map_err(db)?,
+                })
+            })
+            .collect()
     }
 
     async fn revoked(&self, ca: &str) -> Result<Vec<RevokedEntry>, StoreError> {
@@ -347,6 +400,141 @@ impl Store for SqliteStore {
     }
 }
 
+fn log_db(e: sqlx::Error) -> LogError {
+    LogError::Store(e.to_string())
+}
+
+/// Leaf indexes and stored-hash indexes are below 2^63 (the tree stops at 2^62 entries), so they
+/// fit SQLite's signed 64-bit integers.
+fn sql_index(i: u64) -> Result<i64, LogError> {
+    i64::try_from(i).map_err(|_| LogError::TreeTooLarge)
+}
+
+#[async_trait]
+impl LogStore for SqliteStore {
+    async fn log_tree(&self) -> Result<(TreeSize, Hash), LogError> {
+        let row =
+            sqlx::query("SELECT size, root FROM log_tree WHERE id = 1").fetch_one(&self.pool).await.map_err(log_db)?;
+        let size: i64 = row.try_get("size").map_err(log_db)?;
+        let root: Vec<u8> = row.try_get("root").map_err(log_db)?;
+        let size = u64::try_from(size).map_err(|_| LogError::Store(format!("negative tree size {size}")))?;
+        Ok((TreeSize(size), Hash::from_slice(&root)?))
+    }
+
+    async fn log_hashes(&self, indexes: &[HashIndex]) -> Result<Vec<Hash>, LogError> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query for all of them (a proof or a tile needs up to 256). SQLite allows 32766
+        // parameters; callers ask for at most a page of 1000.
+        let mut q = sqlx::QueryBuilder::new("SELECT idx, hash FROM log_hashes WHERE idx IN (");
+        let mut list = q.separated(", ");
+        for i in indexes {
+            list.push_bind(sql_index(i.0)?);
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(&self.pool).await.map_err(log_db)?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let idx: i64 = row.try_get("idx").map_err(log_db)?;
+            let hash: Vec<u8> = row.try_get("hash").map_err(log_db)?;
+            found.insert(idx, Hash::from_slice(&hash)?);
+        }
+        indexes.iter().map(|i| found.get(&sql_index(i.0)?).copied().ok_or(LogError::MissingHash(*i))).collect()
+    }
+
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<(LeafIndex, Vec<u8>)>, LogError> {
+        let rows = sqlx::query("SELECT idx, entry FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx")
+            .bind(sql_index(start)?)
+            .bind(sql_index(end)?)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(log_db)?;
+        rows.iter()
+            .map(|row| {
+                let idx: i64 = row.try_get("idx").map_err(log_db)?;
+                let idx = u64::try_from(idx).map_err(|_| LogError::Store(format!("negative leaf index {idx}")))?;
+                Ok((LeafIndex(idx), row.try_get("entry").map_err(log_db)?))
+            })
+            .collect()
+    }
+
+    async fn append_log_batch(&self, b: &LogBatch) -> Result<(), LogError> {
+        let mut tx = self.pool.begin().await.map_err(log_db)?;
+        // The compare-and-set that keeps one sequence: see src/log/sequencer.rs.
+        let moved = sqlx::query("UPDATE log_tree SET size = ?, root = ? WHERE id = 1 AND size = ?")
+            .bind(sql_index(b.new_size.0)?)
+            .bind(b.root.as_bytes().as_slice())
+            .bind(sql_index(b.old_size.0)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(log_db)?;
+        if moved.rows_affected() != 1 {
+            return Err(LogError::Store(format!(
+                "the log's tree is no longer at size {}: another writer appended",
+                b.old_size
+            )));
+        }
+        // Multi-row INSERTs, as for time-stamps: 2 parameters a row, at most 512 entries and
+        // about twice as many hashes a batch.
+        let first = b.old_size.0;
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO log_entries (idx, entry) ");
+        let mut rows = Vec::with_capacity(b.entries.len());
+        for (i, e) in b.entries.iter().enumerate() {
+            rows.push((sql_index(first + i as u64)?, e.entry.as_slice()));
+        }
+        q.push_values(rows, |mut row, (idx, entry)| {
+            row.push_bind(idx).push_bind(entry);
+        });
+        q.build().execute(&mut *tx).await.map_err(log_db)?;
+
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO log_hashes (idx, hash) ");
+        let mut rows = Vec::with_capacity(b.hashes.len());
+        for (i, h) in b.hashes.iter().enumerate() {
+            rows.push((sql_index(b.first_hash.0 + i as u64)?, h.as_bytes().as_slice()));
+        }
+        q.push_values(rows, |mut row, (idx, hash)| {
+            row.push_bind(idx).push_bind(hash);
+        });
+        q.build().execute(&mut *tx).await.map_err(log_db)?;
+
+        let mut certs = Vec::new();
+        let mut events = Vec::new();
+        for (i, e) in b.entries.iter().enumerate() {
+            let idx = sql_index(first + i as u64)?;
+            match &e.record {
+                Some(LoggedRecord::Certificate(serial)) => certs.push((serial.as_str(), idx)),
+                Some(LoggedRecord::RevocationEvent(id)) => events.push((*id, idx)),
+                None => {}
+            }
+        }
+        // One UPDATE per table for the whole batch, from a VALUES list.
+        if !certs.is_empty() {
+            let mut q = sqlx::QueryBuilder::new("WITH v(serial, idx) AS (");
+            q.push_values(certs, |mut row, (serial, idx)| {
+                row.push_bind(serial).push_bind(idx);
+            });
+            q.push(
+                ") UPDATE certificates SET log_index = (SELECT idx FROM v WHERE v.serial = certificates.serial) \
+                 WHERE serial IN (SELECT serial FROM v)",
+            );
+            q.build().execute(&mut *tx).await.map_err(log_db)?;
+        }
+        if !events.is_empty() {
+            let mut q = sqlx::QueryBuilder::new("WITH v(id, idx) AS (");
+            q.push_values(events, |mut row, (id, idx)| {
+                row.push_bind(id).push_bind(idx);
+            });
+            q.push(
+                ") UPDATE revocation_events SET log_index = (SELECT idx FROM v WHERE v.id = revocation_events.id) \
+                 WHERE id IN (SELECT id FROM v)",
+            );
+            q.build().execute(&mut *tx).await.map_err(log_db)?;
+        }
+        tx.commit().await.map_err(log_db)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,5 +608,71 @@ mod tests {
             .list_certificates(&ListQuery { page_token: Some("x".into()), ..Default::default() })
             .await
             .is_err());
+    }
+
+    #[tokio::test]
+    async fn the_sequencer_over_sqlite_marks_what_it_logged_and_survives_a_reopen() {
+        use crate::log::{tree, MemoryHashes, NewEntry, Sequencer};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+        let serials: Vec<Serial> = (0..3).map(|_| Serial::random()).collect();
+        for s in &serials {
+            store.record_pending(&new_cert(s, "p")).await.unwrap();
+            store.complete_issued(s, s.as_bytes()).await.unwrap();
+        }
+        let unlogged = store.unlogged_certificates().await.unwrap();
+        assert_eq!(unlogged.iter().map(|u| u.serial.clone()).collect::<Vec<_>>(), serials);
+
+        let seq = Sequencer::start(store.clone()).await.unwrap();
+        let entries: Vec<NewEntry> = unlogged
+            .iter()
+            .map(|u| NewEntry {
+                entry: u.cert_der.clone(),
+                record: Some(LoggedRecord::Certificate(u.serial.to_string())),
+            })
+            .collect();
+        seq.append_all(entries).await.unwrap();
+        let event = store
+            .set_revocation(
+                &serials[1],
+                None,
+                Some(Revocation { revoked_at: 5, reason: 1, invalidity_date: None }),
+                "t",
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.unlogged_revocations().await.unwrap()[0].event_id, event);
+        let idx = seq
+            .append(NewEntry { entry: b"revoked".to_vec(), record: Some(LoggedRecord::RevocationEvent(event)) })
+            .await
+            .unwrap();
+        assert_eq!(idx, LeafIndex(3));
+        assert!(store.unlogged_certificates().await.unwrap().is_empty());
+        assert!(store.unlogged_revocations().await.unwrap().is_empty());
+
+        // The stored tree is the tree of the stored entries.
+        let stored: Vec<Vec<u8>> = store.log_entries(0, 10).await.unwrap().into_iter().map(|(_, e)| e).collect();
+        let fresh = tree::append(TreeSize(0), &stored, &MemoryHashes::new()).unwrap();
+        assert_eq!(store.log_tree().await.unwrap(), (TreeSize(4), fresh.root));
+        let all: Vec<HashIndex> = (0..fresh.hashes.len() as u64).map(HashIndex).collect();
+        assert_eq!(store.log_hashes(&all).await.unwrap(), fresh.hashes);
+        assert!(matches!(store.log_hashes(&[HashIndex(999)]).await, Err(LogError::MissingHash(_))));
+
+        // A batch built on a stale size is refused whole.
+        let stale = LogBatch {
+            old_size: TreeSize(1),
+            new_size: TreeSize(2),
+            root: Hash::default(),
+            first_hash: HashIndex::end(TreeSize(1)),
+            hashes: vec![],
+            entries: vec![NewEntry { entry: b"fork".to_vec(), record: None }],
+        };
+        assert!(store.append_log_batch(&stale).await.is_err());
+        drop(seq);
+        let reopened = Arc::new(SqliteStore::open(&path).await.unwrap());
+        let seq = Sequencer::start(reopened).await.unwrap();
+        assert_eq!(seq.head().borrow().0, TreeSize(4));
     }
 }

@@ -1,0 +1,350 @@
+//! The sequencer: gives entries their place in the one global sequence and makes them durable
+//! in batches, the way Sunlight does, so that the log does not cap issuance throughput.
+//!
+//! Every entry queued while the previous batch was being committed goes into the next batch:
+//! one transaction appends the entries, their new stored hashes (RFC 9162 §2.1 via
+//! [`tree::append_leaf_hashes`]) and the new tree head, and marks the store records they log as
+//! sequenced. A caller's [`Sequencer::append`] returns once its batch is committed. The tree's
+//! state between batches is only the roots of its perfect subtrees (at most 63 hashes), so a
+//! batch reads nothing from the store.
+//!
+//! Unlike the rest of `log`, this module has a runtime (tokio tasks and channels); it reaches
+//! the database only through [`LogStore`], which `store` implements.
+//!
+//! # One sequence, even with replicas
+//! The transaction is the point of serialisation: [`LogStore::append_log_batch`] must move the
+//! committed tree head from `old_size` to `new_size` as a compare-and-set and fail if another
+//! writer moved it first (SQLite: `UPDATE log_tree … WHERE size = old`, under SQLite's single
+//! writer lock). This process keeps the tree state in memory and reloads it after any failure.
+//! A multi-replica backend (PostgreSQL) must do the same compare-and-set (or `SELECT … FOR
+//! UPDATE` on the tree-head row) in the batch's transaction, and a replica that loses the race
+//! must reload the tree state and rebuild its batch, not retry the old one; simplest is to run
+//! one sequencer per database (a leader) that the other replicas hand their entries to.
+
+use super::{tree, Hash, HashIndex, HashReader, LeafIndex, LogError, PrefetchedHashes, TreeSize};
+use async_trait::async_trait;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Most entries in one batch (one transaction).
+pub const MAX_BATCH: usize = 512;
+
+/// The store record an entry logs. The store marks it sequenced (with the entry's index) in the
+/// batch's transaction, so that start-up can tell what is still missing from the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoggedRecord {
+    /// An issued certificate, by its serial in lower-case hex.
+    Certificate(String),
+    /// A revocation event (revoke or release), by its id in the store.
+    RevocationEvent(i64),
+}
+
+/// An entry to sequence: its encoded bytes ([`LogEntry::encode`](super::LogEntry::encode)) and
+/// the record it logs, if any.
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    /// The leaf input.
+    pub entry: Vec<u8>,
+    /// What to mark sequenced.
+    pub record: Option<LoggedRecord>,
+}
+
+/// One batch, as the store writes it in one transaction.
+#[derive(Clone, Debug)]
+pub struct LogBatch {
+    /// The size the batch was built on; the transaction fails unless the committed tree has it.
+    pub old_size: TreeSize,
+    /// The size after the batch.
+    pub new_size: TreeSize,
+    /// MTH of the new tree.
+    pub root: Hash,
+    /// Where `hashes` go (`HashIndex::end(old_size)`).
+    pub first_hash: HashIndex,
+    /// The new stored hashes, in index order.
+    pub hashes: Vec<Hash>,
+    /// The entries, at leaf indexes `old_size..new_size`.
+    pub entries: Vec<NewEntry>,
+}
+
+/// What the sequencer and the read path need from a database.
+#[async_trait]
+pub trait LogStore: Send + Sync {
+    /// The committed tree head: size and root (0 and [`EMPTY_ROOT`](super::EMPTY_ROOT) when empty).
+    async fn log_tree(&self) -> Result<(TreeSize, Hash), LogError>;
+    /// Stored hashes by index, in the order asked; a missing one is [`LogError::MissingHash`].
+    async fn log_hashes(&self, indexes: &[HashIndex]) -> Result<Vec<Hash>, LogError>;
+    /// The entries with leaf indexes in `start..end` that exist, in index order, with their
+    /// indexes (a gap means a deleted row: the caller decides what that means).
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<(LeafIndex, Vec<u8>)>, LogError>;
+    /// Writes a batch in one transaction: the entries, the stored hashes, the tree head moved
+    /// from `old_size` to `new_size` only if it is still at `old_size` (else
+    /// [`LogError::Store`], nothing written), and the logged records marked sequenced.
+    async fn append_log_batch(&self, batch: &LogBatch) -> Result<(), LogError>;
+}
+
+type Job = (NewEntry, oneshot::Sender<Result<LeafIndex, String>>);
+
+/// Handle to the sequencer task. Cheap to clone.
+#[derive(Clone)]
+pub struct Sequencer {
+    tx: mpsc::Sender<Job>,
+    head: watch::Receiver<(TreeSize, Hash)>,
+}
+
+/// The in-memory tree: its size, root and the stored hashes at its subtree roots.
+struct TreeState {
+    size: TreeSize,
+    root: Hash,
+    roots: PrefetchedHashes,
+}
+
+impl TreeState {
+    /// Loads the committed tree head and its subtree roots, and checks that they agree: a store
+    /// whose hashes do not make its own tree head is corrupt, and sequencing on top of it would
+    /// sign a tree that auditors reject.
+    async fn load(store: &dyn LogStore) -> Result<Self, LogError> {
+        let (size, root) = store.log_tree().await?;
+        let indexes = tree::subtree_roots(size)?;
+        let hashes = store.log_hashes(&indexes).await?;
+        let roots: PrefetchedHashes = indexes.into_iter().zip(hashes).collect();
+        if tree::tree_hash(size, &roots)? != root {
+            return Err(LogError::Store(format!(
+                "the stored hashes do not make the stored tree head of size {size}: the log's tables were changed"
+            )));
+        }
+        Ok(TreeState { size, root, roots })
+    }
+}
+
+impl Sequencer {
+    /// Loads the tree from `store` and starts the sequencer task on the current runtime.
+    pub async fn start(store: Arc<dyn LogStore>) -> Result<Self, LogError> {
+        let state = TreeState::load(store.as_ref()).await?;
+        let (head_tx, head) = watch::channel((state.size, state.root));
+        let (tx, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        tokio::spawn(run(store, state, rx, head_tx));
+        Ok(Sequencer { tx, head })
+    }
+
+    /// Sequences one entry; returns its leaf index once it is durable.
+    pub async fn append(&self, entry: NewEntry) -> Result<LeafIndex, LogError> {
+        let mut v = self.append_all(vec![entry]).await?;
+        v.pop().ok_or_else(|| LogError::Store("sequencer returned no index".into()))
+    }
+
+    /// Sequences entries in the order given (they may share batches); returns their indexes
+    /// once all are durable. Fails at the first entry that could not be sequenced; the entries
+    /// before it are in the log.
+    pub async fn append_all(&self, entries: Vec<NewEntry>) -> Result<Vec<LeafIndex>, LogError> {
+        let stopped = || LogError::Store("the sequencer stopped".into());
+        let mut waits = Vec::with_capacity(entries.len());
+        // Queued one after the other by this one sender, so they keep their order.
+        for e in entries {
+            let (done, wait) = oneshot::channel();
+            self.tx.send((e, done)).await.map_err(|_| stopped())?;
+            waits.push(wait);
+        }
+        let mut out = Vec::with_capacity(waits.len());
+        for w in waits {
+            out.push(w.await.map_err(|_| stopped())?.map_err(LogError::Store)?);
+        }
+        Ok(out)
+    }
+
+    /// The committed tree head, updated after each batch: what checkpoints are signed over.
+    pub fn head(&self) -> watch::Receiver<(TreeSize, Hash)> {
+        self.head.clone()
+    }
+}
+
+async fn run(
+    store: Arc<dyn LogStore>,
+    mut state: TreeState,
+    mut rx: mpsc::Receiver<Job>,
+    head: watch::Sender<(TreeSize, Hash)>,
+) {
+    while let Some(first) = rx.recv().await {
+        // Whatever queued up while the previous transaction ran goes into this one.
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let (entries, waiters): (Vec<NewEntry>, Vec<_>) = jobs.into_iter().unzip();
+        match commit(store.as_ref(), &state, entries).await {
+            Ok(next) => {
+                let first = state.size.0;
+                state = next;
+                head.send_replace((state.size, state.root));
+                for (i, done) in waiters.into_iter().enumerate() {
+                    let _ = done.send(Ok(LeafIndex(first + i as u64)));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, entries = waiters.len(), "log batch not sequenced");
+                let msg = e.to_string();
+                for done in waiters {
+                    let _ = done.send(Err(msg.clone()));
+                }
+                // The commit may have failed after the data was written, or another writer may
+                // have moved the tree: start again from what the store says.
+                match TreeState::load(store.as_ref()).await {
+                    Ok(s) => {
+                        state = s;
+                        head.send_replace((state.size, state.root));
+                    }
+                    Err(e) => tracing::error!(error = %e, "log tree could not be reloaded; keeping the last state"),
+                }
+            }
+        }
+    }
+}
+
+/// Builds and commits one batch; returns the tree after it.
+async fn commit(store: &dyn LogStore, state: &TreeState, entries: Vec<NewEntry>) -> Result<TreeState, LogError> {
+    let leaves: Vec<Hash> = entries.iter().map(|e| tree::leaf_hash(&e.entry)).collect();
+    let appended = tree::append_leaf_hashes(state.size, &leaves, &state.roots)?;
+    let batch = LogBatch {
+        old_size: appended.old_size,
+        new_size: appended.new_size,
+        root: appended.root,
+        first_hash: appended.first_index,
+        hashes: appended.hashes,
+        entries,
+    };
+    store.append_log_batch(&batch).await?;
+    // The new tree's subtree roots are among the old roots and the hashes just written.
+    let mut known = state.roots.clone();
+    let first = batch.first_hash.0;
+    known.extend(batch.hashes.iter().enumerate().map(|(i, h)| (HashIndex(first + i as u64), *h)));
+    let indexes = tree::subtree_roots(batch.new_size)?;
+    let hashes = known.read_hashes(&indexes)?;
+    Ok(TreeState { size: batch.new_size, root: batch.root, roots: indexes.into_iter().zip(hashes).collect() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::MemoryHashes;
+    use std::sync::Mutex;
+
+    /// A store in memory, with a switch to fail the next batch.
+    #[derive(Default)]
+    struct Mem {
+        inner: Mutex<(Vec<Vec<u8>>, MemoryHashes, Vec<LoggedRecord>)>,
+        fail_next: Mutex<bool>,
+    }
+
+    #[async_trait]
+    impl LogStore for Mem {
+        async fn log_tree(&self) -> Result<(TreeSize, Hash), LogError> {
+            let g = self.inner.lock().unwrap();
+            let size = TreeSize(g.0.len() as u64);
+            Ok((size, tree::tree_hash(size, &g.1)?))
+        }
+        async fn log_hashes(&self, indexes: &[HashIndex]) -> Result<Vec<Hash>, LogError> {
+            self.inner.lock().unwrap().1.read_hashes(indexes)
+        }
+        async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<(LeafIndex, Vec<u8>)>, LogError> {
+            let g = self.inner.lock().unwrap();
+            Ok((start..end.min(g.0.len() as u64)).map(|i| (LeafIndex(i), g.0[i as usize].clone())).collect())
+        }
+        async fn append_log_batch(&self, b: &LogBatch) -> Result<(), LogError> {
+            if std::mem::take(&mut *self.fail_next.lock().unwrap()) {
+                return Err(LogError::Store("disk full".into()));
+            }
+            let mut g = self.inner.lock().unwrap();
+            if g.0.len() as u64 != b.old_size.0 {
+                return Err(LogError::Store("tree moved".into()));
+            }
+            g.1.extend_at(b.first_hash, &b.hashes)?;
+            g.0.extend(b.entries.iter().map(|e| e.entry.clone()));
+            g.2.extend(b.entries.iter().filter_map(|e| e.record.clone()));
+            Ok(())
+        }
+    }
+
+    fn entry(i: u32) -> NewEntry {
+        NewEntry { entry: i.to_be_bytes().to_vec(), record: Some(LoggedRecord::RevocationEvent(i64::from(i))) }
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_get_distinct_indexes_and_the_head_matches_a_recomputation() {
+        let store = Arc::new(Mem::default());
+        let seq = Sequencer::start(store.clone()).await.unwrap();
+        let tasks: Vec<_> = (0..300u32)
+            .map(|i| {
+                let seq = seq.clone();
+                tokio::spawn(async move { (seq.append(entry(i)).await.unwrap(), i) })
+            })
+            .collect();
+        let mut by_index = std::collections::BTreeMap::new();
+        for t in tasks {
+            let (idx, i) = t.await.unwrap();
+            assert!(by_index.insert(idx.0, i).is_none(), "index {idx} given twice");
+        }
+        assert_eq!(by_index.keys().copied().collect::<Vec<_>>(), (0..300).collect::<Vec<_>>());
+        // Each entry sits where the sequencer said.
+        let g = store.inner.lock().unwrap();
+        for (idx, i) in &by_index {
+            assert_eq!(g.0[*idx as usize], i.to_be_bytes());
+        }
+        assert_eq!(g.2.len(), 300);
+        let fresh = tree::append(TreeSize(0), &g.0, &MemoryHashes::new()).unwrap();
+        assert_eq!(*seq.head().borrow(), (TreeSize(300), fresh.root));
+    }
+
+    #[tokio::test]
+    async fn order_is_kept_and_a_failed_batch_leaves_the_tree_usable() {
+        let store = Arc::new(Mem::default());
+        let seq = Sequencer::start(store.clone()).await.unwrap();
+        let idx = seq.append_all((0..10).map(entry).collect()).await.unwrap();
+        assert_eq!(idx, (0..10).map(LeafIndex).collect::<Vec<_>>());
+        *store.fail_next.lock().unwrap() = true;
+        let e = seq.append(entry(99)).await.unwrap_err();
+        assert!(e.to_string().contains("disk full"), "{e}");
+        assert_eq!(seq.head().borrow().0, TreeSize(10));
+        assert_eq!(seq.append(entry(10)).await.unwrap(), LeafIndex(10));
+        // A restarted sequencer picks up where the store is.
+        let again = Sequencer::start(store.clone()).await.unwrap();
+        assert_eq!(again.append(entry(11)).await.unwrap(), LeafIndex(11));
+    }
+
+    #[tokio::test]
+    async fn a_store_whose_hashes_contradict_its_head_is_refused() {
+        struct Liar(Mem);
+        #[async_trait]
+        impl LogStore for Liar {
+            async fn log_tree(&self) -> Result<(TreeSize, Hash), LogError> {
+                Ok((self.0.log_tree().await?.0, Hash([1; 32])))
+            }
+            async fn log_hashes(&self, i: &[HashIndex]) -> Result<Vec<Hash>, LogError> {
+                self.0.log_hashes(i).await
+            }
+            async fn log_entries(&self, s: u64, e: u64) -> Result<Vec<(LeafIndex, Vec<u8>)>, LogError> {
+                self.0.log_entries(s, e).await
+            }
+            async fn append_log_batch(&self, b: &LogBatch) -> Result<(), LogError> {
+                self.0.append_log_batch(b).await
+            }
+        }
+        let mem = Mem::default();
+        mem.append_log_batch(&{
+            let a = tree::append(TreeSize(0), &[b"x"], &MemoryHashes::new()).unwrap();
+            LogBatch {
+                old_size: a.old_size,
+                new_size: a.new_size,
+                root: a.root,
+                first_hash: a.first_index,
+                hashes: a.hashes,
+                entries: vec![NewEntry { entry: b"x".to_vec(), record: None }],
+            }
+        })
+        .await
+        .unwrap();
+        let e = Sequencer::start(Arc::new(Liar(mem))).await.err().unwrap();
+        assert!(e.to_string().contains("were changed"), "{e}");
+    }
+}

@@ -1,0 +1,250 @@
+//! The running log: the sequencer, signed checkpoints and the read path, over a [`LogStore`].
+//! The gRPC `TransparencyLog` service and the HTTP `/log/` routes are thin adapters over this.
+//!
+//! What is served is the tree of the latest signed checkpoint: proofs, entries and tiles for
+//! larger sizes do not exist yet for an auditor (they could not check them against anything),
+//! so they are [`LogError::BeyondTree`].
+
+use super::sequencer::{LogStore, Sequencer};
+use super::tiles::{entry_bundle, hash_tile};
+use super::{
+    indexes_needed, tree, Checkpoint, CheckpointSigner, ConsistencyProof, Hash, HashIndex, HashReader, InclusionProof,
+    LeafIndex, LogError, LogPublicKey, PrefetchedHashes, Tile, TileKind, TreeSize,
+};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Most entries one `entries` call returns; larger ranges are paged.
+pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
+
+/// C2SP tlog-checkpoint: a log should publish a new checkpoint promptly; this one signs at most
+/// once per interval while entries arrive, so a burst of issuance costs one HSM signature a
+/// second, and an issuance is in a signed checkpoint within about this long.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A checkpoint and its signed note (C2SP signed-note), as served.
+#[derive(Clone, Debug)]
+pub struct SignedCheckpoint {
+    /// The checkpoint body's values.
+    pub checkpoint: Checkpoint,
+    /// The signed note: body, blank line, signature line.
+    pub note: Vec<u8>,
+}
+
+/// A tile's bytes and whether it is full (immutable: cacheable forever).
+#[derive(Clone, Debug)]
+pub struct TileData {
+    /// The tile or entry bundle (C2SP tlog-tiles).
+    pub bytes: Vec<u8>,
+    /// Whether it holds 256 hashes or entries.
+    pub full: bool,
+}
+
+/// The log of one trustd: origin, key, sequencer and the latest signed checkpoint.
+pub struct TransparencyLog {
+    origin: String,
+    signer: Arc<CheckpointSigner>,
+    store: Arc<dyn LogStore>,
+    sequencer: Sequencer,
+    latest: RwLock<Arc<SignedCheckpoint>>,
+}
+
+impl TransparencyLog {
+    /// Loads the tree from `store`, starts the sequencer and signs a first checkpoint, so that
+    /// the log has one to serve from the start. The checkpoint schedule is
+    /// [`TransparencyLog::run_checkpoints`].
+    pub async fn start(
+        origin: &str,
+        signer: CheckpointSigner,
+        store: Arc<dyn LogStore>,
+    ) -> Result<Arc<Self>, LogError> {
+        let signer = Arc::new(signer);
+        let sequencer = Sequencer::start(store.clone()).await?;
+        let (size, root) = *sequencer.head().borrow();
+        let first = sign(&signer, Checkpoint::new(origin, size, root)?).await?;
+        Ok(Arc::new(TransparencyLog {
+            origin: origin.to_owned(),
+            signer,
+            store,
+            sequencer,
+            latest: RwLock::new(Arc::new(first)),
+        }))
+    }
+
+    /// Where entries are appended.
+    pub fn sequencer(&self) -> &Sequencer {
+        &self.sequencer
+    }
+
+    /// The log's origin line (C2SP tlog-checkpoint).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The key auditors check checkpoints with.
+    pub fn public_key(&self) -> &LogPublicKey {
+        self.signer.public_key()
+    }
+
+    /// The latest signed checkpoint.
+    pub fn checkpoint(&self) -> Arc<SignedCheckpoint> {
+        self.latest.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Signs a checkpoint of the sequenced tree now, unless the latest one already covers it:
+    /// at start-up after the log caught up with the store, and from the schedule.
+    pub async fn publish(&self) -> Result<(), LogError> {
+        let (size, root) = *self.sequencer.head().borrow();
+        let current = self.checkpoint();
+        if (size, root) == (current.checkpoint.size(), current.checkpoint.root()) {
+            return Ok(());
+        }
+        let signed = sign(&self.signer, Checkpoint::new(&self.origin, size, root)?).await?;
+        let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
+        // Two publishers may race (start-up and the schedule); never go back to a smaller tree.
+        if signed.checkpoint.size() >= latest.checkpoint.size() {
+            *latest = Arc::new(signed);
+        }
+        Ok(())
+    }
+
+    /// Signs a new checkpoint whenever the sequenced tree grew, at most once per
+    /// [`CHECKPOINT_INTERVAL`]. Runs until the sequencer stops.
+    pub async fn run_checkpoints(self: Arc<Self>) {
+        let mut head = self.sequencer.head();
+        let mut last = Instant::now();
+        loop {
+            if head.changed().await.is_err() {
+                return;
+            }
+            tokio::time::sleep_until((last + CHECKPOINT_INTERVAL).into()).await;
+            head.borrow_and_update();
+            last = Instant::now();
+            // A failing HSM must not leave sequenced entries without a checkpoint once it
+            // recovers: retry until one is signed.
+            while let Err(e) = self.publish().await {
+                tracing::error!(error = %e, "checkpoint could not be signed; retrying");
+                tokio::time::sleep(CHECKPOINT_INTERVAL).await;
+                last = Instant::now();
+            }
+        }
+    }
+
+    fn size(&self) -> TreeSize {
+        self.checkpoint().checkpoint.size()
+    }
+
+    /// Refuses sizes beyond the latest checkpoint.
+    fn within(&self, size: u64) -> Result<TreeSize, LogError> {
+        let tree = self.size();
+        if size > tree.0 {
+            return Err(LogError::BeyondTree { requested: size, size: tree });
+        }
+        Ok(TreeSize(size))
+    }
+
+    /// Checks a range `start..end` of leaf indexes in the current checkpoint's tree; returns the
+    /// page actually served (at most [`MAX_ENTRIES_PER_PAGE`]).
+    fn page(&self, start: u64, end: u64) -> Result<(u64, u64), LogError> {
+        if start >= end {
+            return Err(LogError::BadRequest(format!("start {start} must be below end {end}")));
+        }
+        self.within(end)?;
+        Ok((start, end.min(start.saturating_add(MAX_ENTRIES_PER_PAGE))))
+    }
+
+    /// The entries `start..end` (paged: at most [`MAX_ENTRIES_PER_PAGE`], from `start`), with
+    /// their indexes. A gap in what the store returns is passed on, not hidden: an auditor
+    /// names the missing entry.
+    pub async fn entries(&self, start: u64, end: u64) -> Result<Vec<(LeafIndex, Vec<u8>)>, LogError> {
+        let (start, end) = self.page(start, end)?;
+        self.store.log_entries(start, end).await
+    }
+
+    /// The log's stored leaf hashes for `start..end` (paged like [`TransparencyLog::entries`]):
+    /// what the level-0 tiles hold. With them an auditor whose recomputed tree disagrees with
+    /// the checkpoint can name the entry that was changed.
+    pub async fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, LogError> {
+        let (start, end) = self.page(start, end)?;
+        let indexes: Vec<HashIndex> = (start..end).map(|i| HashIndex::of(0, i)).collect();
+        self.store.log_hashes(&indexes).await
+    }
+
+    /// Runs a tree operation over stored hashes: learns which it reads, fetches those in one
+    /// query, runs it again over them.
+    async fn over_store<T>(&self, op: impl Fn(&dyn HashReader) -> Result<T, LogError>) -> Result<T, LogError> {
+        let needed = indexes_needed(&op);
+        let hashes = self.store.log_hashes(&needed).await?;
+        let fetched: PrefetchedHashes = needed.into_iter().zip(hashes).collect();
+        op(&fetched)
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `size` entries (RFC 9162 §2.1.3.1).
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, LogError> {
+        if size == 0 {
+            return Err(LogError::BadRequest("tree_size must be at least 1".into()));
+        }
+        let size = self.within(size)?;
+        if index >= size.0 {
+            return Err(LogError::BadRequest(format!("index {index} is not below tree_size {size}")));
+        }
+        self.over_store(|r| tree::prove_inclusion(LeafIndex(index), size, r)).await
+    }
+
+    /// The consistency proof between the trees of `first` and `second` entries
+    /// (RFC 9162 §2.1.4.1).
+    pub async fn consistency_proof(&self, first: u64, second: u64) -> Result<ConsistencyProof, LogError> {
+        if first == 0 {
+            return Err(LogError::BadRequest(
+                "first must be at least 1: every tree extends the empty one, no proof needed".into(),
+            ));
+        }
+        if first > second {
+            return Err(LogError::BadRequest(format!("first {first} must not exceed second {second}")));
+        }
+        let second = self.within(second)?;
+        self.over_store(|r| tree::prove_consistency(TreeSize(first), second, r)).await
+    }
+
+    /// A hash tile or entry bundle by its path under the log's prefix (C2SP tlog-tiles),
+    /// e.g. `tile/0/x001/234` or `tile/entries/000.p/5`. Paths that do not parse and tiles not
+    /// in the current checkpoint's tree are errors ([`LogError::BadTilePath`],
+    /// [`LogError::TileNotInTree`]): both mean "no such tile".
+    pub async fn tile(&self, path: &str) -> Result<TileData, LogError> {
+        let tile = Tile::parse(path)?;
+        let size = self.size();
+        if !tile.in_tree(size) {
+            return Err(LogError::TileNotInTree(path.to_owned(), size));
+        }
+        let bytes = match tile.kind() {
+            TileKind::Hashes { .. } => self.over_store(|r| hash_tile(&tile, size, r)).await?,
+            TileKind::Entries => {
+                let range = tile.entry_range().ok_or_else(|| LogError::TileNotInTree(path.to_owned(), size))?;
+                let entries = self.store.log_entries(range.start, range.end).await?;
+                // A bundle must hold every entry of its range; a deleted row cannot be served.
+                for (i, (index, _)) in entries.iter().enumerate() {
+                    if index.0 != range.start + i as u64 {
+                        return Err(LogError::MissingEntry(LeafIndex(range.start + i as u64)));
+                    }
+                }
+                if (entries.len() as u64) < range.end - range.start {
+                    return Err(LogError::MissingEntry(LeafIndex(range.start + entries.len() as u64)));
+                }
+                let bytes: Vec<&[u8]> = entries.iter().map(|(_, e)| e.as_slice()).collect();
+                entry_bundle(&tile, &bytes)?
+            }
+        };
+        Ok(TileData { bytes, full: tile.is_full() })
+    }
+}
+
+/// Signs a checkpoint on the blocking pool: the signer is the HSM.
+async fn sign(signer: &Arc<CheckpointSigner>, checkpoint: Checkpoint) -> Result<SignedCheckpoint, LogError> {
+    let signer = signer.clone();
+    tokio::task::spawn_blocking(move || {
+        let note = signer.sign(&checkpoint)?;
+        Ok(SignedCheckpoint { checkpoint, note })
+    })
+    .await
+    .map_err(|e| LogError::Signer(format!("signing task: {e}")))?
+}
