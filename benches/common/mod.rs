@@ -38,12 +38,18 @@ impl Daemon {
 }
 
 pub fn start() -> Daemon {
+    start_with(&[])
+}
+
+/// Starts a release `trustd dev` with extra arguments (e.g. `--log off`).
+pub fn start_with(extra: &[&str]) -> Daemon {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let mut child = Command::new(env!("CARGO_BIN_EXE_trustd"))
         .args(["dev", "--data-dir"])
         .arg(&data)
         .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(extra)
         .env("TRUSTD_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

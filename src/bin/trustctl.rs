@@ -11,6 +11,10 @@ use trustd::api::pb::signing_client::SigningClient;
 use trustd::api::pb::time_stamping_client::TimeStampingClient;
 use trustd::digest::HashAlg;
 
+// Not src/bin/log.rs: that would be a binary of its own.
+#[path = "trustctl/log.rs"]
+mod log_cmd;
+
 #[derive(Parser)]
 #[command(name = "trustctl", version, about = "Client for trustd")]
 struct Cli {
@@ -69,6 +73,9 @@ enum Command {
     Tsa(TsaCommand),
     /// Sign a document (CMS/CAdES in the HSM): the DER SignedData to --out or stdout.
     Sign(SignArgs),
+    /// The issued-certificate log: its checkpoint, an auditor's verification, an export.
+    #[command(subcommand)]
+    Log(log_cmd::LogCommand),
     /// Validate a CMS/CAdES signature: the report on stdout; exit 0 only when TOTAL_PASSED.
     Verify {
         /// The signature, DER or PEM.
@@ -368,6 +375,7 @@ async fn run(cli: Cli) -> Result<Vec<u8>, String> {
     match cli.command {
         Command::Timestamp(a) => return timestamp(channel, a).await,
         Command::Sign(a) => return sign(channel, a).await,
+        Command::Log(c) => return log_cmd::run(channel, c).await,
         Command::Verify { signature, file } => return verify(channel, signature, file).await,
         Command::Tsa(TsaCommand::Chain) => {
             let chain = TimeStampingClient::new(channel)

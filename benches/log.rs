@@ -1,0 +1,132 @@
+//! What the issued-certificate log costs issuance (issue #6): certificates per second and
+//! p50/p99 latency at concurrency 64 over gRPC, with the log on and off, against two release
+//! `trustd dev` daemons in the same run (alternating, so drift on the noisy machine hits both),
+//! and how long after issuance a certificate is in a signed checkpoint. Not a test: it asserts
+//! nothing and prints figures.
+//!
+//!     cargo bench --bench log [-- SECONDS]
+//!
+//! Goal: the log costs under 10 % of throughput and adds under 1 s to p99 latency.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+use trustd::api::pb;
+use trustd::api::pb::certificate_authority_client::CertificateAuthorityClient;
+use trustd::api::pb::transparency_log_client::TransparencyLogClient;
+
+const CONCURRENCY: usize = 64;
+
+fn csr() -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir.path())
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "k.pem"])
+        .args(["-subj", "/CN=www.example.com", "-addext", "subjectAltName=DNS:www.example.com", "-outform", "DER"])
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+async fn issuance(d: &Daemon, csr: &[u8], secs: Duration) -> Run {
+    let channel =
+        tonic::transport::Channel::from_shared(d.grpc.clone()).expect("url").connect().await.expect("connect");
+    let csr = csr.to_vec();
+    load(CONCURRENCY, secs, move || {
+        let (mut client, csr) = (CertificateAuthorityClient::new(channel.clone()), csr.clone());
+        async move {
+            client
+                .issue_certificate(pb::IssueCertificateRequest {
+                    profile: "tls-server".into(),
+                    csr,
+                    validity_seconds: 0,
+                })
+                .await
+                .expect("issue");
+        }
+    })
+    .await
+}
+
+/// From an issuance's reply to the first signed checkpoint that covers it, one at a time.
+async fn time_to_checkpoint(d: &Daemon, csr: &[u8], samples: usize) -> Vec<Duration> {
+    let mut ca = CertificateAuthorityClient::connect(d.grpc.clone()).await.expect("connect");
+    let mut log = TransparencyLogClient::connect(d.grpc.clone()).await.expect("connect");
+    let mut out = Vec::new();
+    for _ in 0..samples {
+        ca.issue_certificate(pb::IssueCertificateRequest {
+            profile: "tls-server".into(),
+            csr: csr.to_vec(),
+            validity_seconds: 0,
+        })
+        .await
+        .expect("issue");
+        let issued = Instant::now();
+        let target = log.get_checkpoint(pb::GetCheckpointRequest {}).await.expect("checkpoint").into_inner().tree_size;
+        // Sequenced means at most the current tree size + 1 pending our entry: wait for growth.
+        loop {
+            let size =
+                log.get_checkpoint(pb::GetCheckpointRequest {}).await.expect("checkpoint").into_inner().tree_size;
+            if size > target || out.is_empty() && size >= target {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        out.push(issued.elapsed());
+    }
+    out.sort();
+    out
+}
+
+fn row(name: &str, r: &Run) {
+    println!(
+        "{name:<14} {CONCURRENCY:>4} {:>9.0} {:>9.2} {:>9.2}",
+        r.rate(),
+        percentile(&r.latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&r.latencies, 0.99).as_secs_f64() * 1e3
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let secs = Duration::from_secs(std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(5));
+    let csr = csr();
+    let off = start_with(&["--log", "off"]);
+    let on = start_with(&[]);
+    println!("issuance over gRPC, tls-server profile, ECDSA P-256 issuing key in SoftHSM2, {}s a row", secs.as_secs());
+    println!("{:<14} {:>4} {:>9} {:>9} {:>9}", "what", "conc", "per s", "p50 ms", "p99 ms");
+    let (mut runs_off, mut runs_on) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let r = issuance(&off, &csr, secs).await;
+        row("log off", &r);
+        runs_off.push(r);
+        let r = issuance(&on, &csr, secs).await;
+        row("log on", &r);
+        runs_on.push(r);
+    }
+    let merge = |runs: &[Run]| {
+        let ops: usize = runs.iter().map(|r| r.ops).sum();
+        let elapsed: Duration = runs.iter().map(|r| r.elapsed).sum();
+        let mut latencies: Vec<Duration> = runs.iter().flat_map(|r| r.latencies.iter().copied()).collect();
+        latencies.sort();
+        Run { ops, elapsed, latencies }
+    };
+    let (off_all, on_all) = (merge(&runs_off), merge(&runs_on));
+    row("log off, all", &off_all);
+    row("log on, all", &on_all);
+    let p = |r: &Run, q| percentile(&r.latencies, q).as_secs_f64() * 1e3;
+    println!(
+        "the log costs {:.1}% of throughput; adds {:.2} ms at p50 and {:.2} ms at p99",
+        100.0 * (1.0 - on_all.rate() / off_all.rate()),
+        p(&on_all, 0.50) - p(&off_all, 0.50),
+        p(&on_all, 0.99) - p(&off_all, 0.99)
+    );
+    let t = time_to_checkpoint(&on, &csr, 20).await;
+    println!(
+        "issuance reply to a signed checkpoint covering it (20 sequential issuances): p50 {:.0} ms, max {:.0} ms",
+        percentile(&t, 0.5).as_secs_f64() * 1e3,
+        t.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+}
