@@ -9,16 +9,16 @@ use crate::ca::{CaError, CertifiedKey};
 use crate::digest::{HashAlg, Hasher};
 use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef};
 use crate::policy::{Level, Policies, SigningPolicy};
+use crate::signed_data;
 use crate::store::{CertStatus, SignatureRecord, SignatureWriter, Store, StoreError};
 use crate::tsa::TimeStampAuthority;
 use cms::builder::SignerInfoBuilder;
-use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::CmsVersion;
-use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfos};
-use const_oid::db::rfc5911::{ID_DATA, ID_SIGNED_DATA, ID_SIGNING_TIME};
-use der::asn1::ContextSpecificRef;
+use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfos};
+use const_oid::db::rfc5911::{ID_DATA, ID_SIGNING_TIME};
 use der::asn1::{BitString, OctetString, SetOfVec};
-use der::{Any, Decode, Encode, Header, Length, Tag, TagMode, TagNumber};
+use der::{Any, Decode};
 use report::ValidationReport;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -167,16 +167,12 @@ impl SigningService {
             let signing_certificate = crate::tsa::ess::signing_certificate_v2_attribute(&cert, &der)
                 .map_err(|e| ctx(format!("signing-certificate-v2: {e}")))?;
             // Everything but the root: relying parties bring their own trust anchor.
-            let mut certs = vec![CertificateChoices::Certificate(cert.clone())];
+            let mut certs = vec![cert.clone()];
             for c in &ca_chain[..ca_chain.len() - 1] {
-                let c = Certificate::from_der(c).map_err(|e| CaError::Internal(e.to_string()))?;
-                certs.push(CertificateChoices::Certificate(c));
+                certs.push(Certificate::from_der(c).map_err(|e| CaError::Internal(e.to_string()))?);
             }
-            let certificates = CertificateSet::try_from(certs).map_err(|e| CaError::Internal(e.to_string()))?;
             let certificates_der =
-                ContextSpecificRef { tag_number: TagNumber::N0, tag_mode: TagMode::Implicit, value: &certificates }
-                    .to_der()
-                    .map_err(|e| CaError::Internal(e.to_string()))?;
+                signed_data::certificates_der(certs).map_err(|e| CaError::Internal(e.to_string()))?;
             let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
                 issuer: cert.tbs_certificate.issuer.clone(),
                 serial_number: cert.tbs_certificate.serial_number.clone(),
@@ -293,8 +289,7 @@ impl SigningService {
                 .map_err(|(f, text)| SigningError::Timestamp(format!("{}: {text}", f.name())))?;
             let attr = Attribute {
                 oid: ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
-                values: SetOfVec::try_from(vec![Any::encode_from(&token.token).map_err(internal)?])
-                    .map_err(internal)?,
+                values: SetOfVec::try_from(vec![Any::from_der(&token.der).map_err(internal)?]).map_err(internal)?,
             };
             signer_info.unsigned_attrs = Some(SetOfVec::try_from(vec![attr]).map_err(internal)?);
             Some(token.serial.to_string())
@@ -318,7 +313,7 @@ impl SigningService {
             crls: None,
             signer_infos: SignerInfos::try_from(vec![signer_info]).map_err(internal)?,
         };
-        let signature_der = content_info_der(&signed_data, &ps.certificates_der).map_err(internal)?;
+        let signature_der = signed_data::content_info_der(&signed_data, &ps.certificates_der).map_err(internal)?;
 
         let signature_id = hex::encode(rand::random::<[u8; 16]>());
         let record = SignatureRecord {
@@ -420,35 +415,6 @@ impl RevocationSource for StoreRevocation {
     }
 }
 
-/// The DER ContentInfo (RFC 5652 §3) of `sd`, whose `certificates` is `None`, with the
-/// pre-encoded `[0] IMPLICIT CertificateSet` put in that field's place (§5.1 field order).
-/// Written by hand because the set is the same for every signature of a policy, and cloning
-/// and re-encoding it per request was a measurable share of the signing cost (perf).
-fn content_info_der(sd: &SignedData, certificates_der: &[u8]) -> der::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    sd.version.encode_to_vec(&mut body)?;
-    sd.digest_algorithms.encode_to_vec(&mut body)?;
-    sd.encap_content_info.encode_to_vec(&mut body)?;
-    body.extend_from_slice(certificates_der);
-    if let Some(crls) = &sd.crls {
-        ContextSpecificRef { tag_number: TagNumber::N1, tag_mode: TagMode::Implicit, value: crls }
-            .encode_to_vec(&mut body)?;
-    }
-    sd.signer_infos.encode_to_vec(&mut body)?;
-    let sd_header = Header::new(Tag::Sequence, body.len())?;
-    let explicit_len = (sd_header.encoded_len()? + Length::try_from(body.len())?)?;
-    let explicit = Header::new(Tag::ContextSpecific { constructed: true, number: TagNumber::N0 }, explicit_len)?;
-    let oid = ID_SIGNED_DATA.to_der()?;
-    let inner_len = ((Length::try_from(oid.len())? + explicit.encoded_len()?)? + explicit_len)?;
-    let mut out = Vec::with_capacity(usize::try_from(inner_len)? + 8);
-    Header::new(Tag::Sequence, inner_len)?.encode_to_vec(&mut out)?;
-    out.extend_from_slice(&oid);
-    explicit.encode_to_vec(&mut out)?;
-    sd_header.encode_to_vec(&mut out)?;
-    out.extend_from_slice(&body);
-    Ok(out)
-}
-
 /// RFC 5652 §11.3 signing-time: UTCTime through 2049, GeneralizedTime after.
 fn signing_time_attribute(unix_secs: u64) -> Result<Attribute, SigningError> {
     let time = crate::ca::cert::x509_time(unix_secs).map_err(internal)?;
@@ -506,47 +472,5 @@ impl DocumentHasher {
             return Err(SigningError::BadRequest("the document stream is empty".into()));
         }
         Ok(Content::Digest { alg: self.alg, value: self.hasher.finalize() })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cms::content_info::ContentInfo;
-
-    #[test]
-    fn spliced_certificates_encode_as_the_whole_structure_does() {
-        let cert = rcgen::generate_simple_self_signed(vec!["signer.example".into()]).unwrap();
-        let cert = Certificate::from_der(cert.cert.der()).unwrap();
-        let set = CertificateSet::try_from(vec![CertificateChoices::Certificate(cert.clone())]).unwrap();
-        let signer_info = cms::signed_data::SignerInfo {
-            version: CmsVersion::V1,
-            sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-                issuer: cert.tbs_certificate.issuer.clone(),
-                serial_number: cert.tbs_certificate.serial_number.clone(),
-            }),
-            digest_alg: HashAlg::Sha256.algorithm_identifier(),
-            signed_attrs: None,
-            signature_algorithm: crate::hsm::SignatureScheme::EcdsaSha256.algorithm_identifier().unwrap(),
-            signature: OctetString::new(vec![0x30; 70]).unwrap(),
-            unsigned_attrs: None,
-        };
-        for econtent in [None, Some(Any::encode_from(&OctetString::new(vec![7; 300]).unwrap()).unwrap())] {
-            let mut sd = SignedData {
-                version: CmsVersion::V1,
-                digest_algorithms: SetOfVec::try_from(vec![HashAlg::Sha256.algorithm_identifier()]).unwrap(),
-                encap_content_info: EncapsulatedContentInfo { econtent_type: ID_DATA, econtent },
-                certificates: Some(set.clone()),
-                crls: None,
-                signer_infos: SignerInfos::try_from(vec![signer_info.clone()]).unwrap(),
-            };
-            let whole =
-                ContentInfo { content_type: ID_SIGNED_DATA, content: Any::encode_from(&sd).unwrap() }.to_der().unwrap();
-            let certs_der = ContextSpecificRef { tag_number: TagNumber::N0, tag_mode: TagMode::Implicit, value: &set }
-                .to_der()
-                .unwrap();
-            sd.certificates = None;
-            assert_eq!(content_info_der(&sd, &certs_der).unwrap(), whole);
-        }
     }
 }
