@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod ess;
+pub mod tst;
 
 use crate::ca::{CaError, CertifiedKey};
 use crate::digest::HashAlg;
@@ -17,15 +18,14 @@ use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier};
 use const_oid::ObjectIdentifier;
-use der::asn1::{BitString, GeneralizedTime, Int, SetOfVec, Utf8StringRef};
+use der::asn1::{BitString, Int, SetOfVec, Utf8StringRef};
 use der::Sequence;
 use der::{Any, Decode, Encode, Tag, Tagged};
 use std::sync::Arc;
-use std::time::Duration;
 use x509_cert::attr::Attribute;
 use x509_cert::builder::Builder;
 use x509_cert::ext::pkix::name::GeneralName;
-use x509_tsp::{Accuracy, MessageImprint, TimeStampReq, TspVersion, TstInfo};
+use x509_tsp::{Accuracy, MessageImprint, TimeStampReq, TspVersion};
 
 /// id-ct-TSTInfo (RFC 3161 §2.4.2).
 pub const ID_CT_TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
@@ -274,8 +274,10 @@ impl TimeStampAuthority {
         let sys = |e: &dyn std::fmt::Display| (Failure::SystemFailure, e.to_string());
 
         let serial = Serial::random();
-        let now = crate::unix_time::now();
-        let tst = TstInfo {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| sys(&e))?;
+        let gen_time = tst::GenTime::new(since_epoch, self.policy.precision);
+        let now = gen_time.unix_secs();
+        let tst = tst::TstInfo {
             version: TspVersion::V1,
             policy,
             message_imprint: MessageImprint {
@@ -283,7 +285,7 @@ impl TimeStampAuthority {
                 hashed_message: req.message_imprint.hashed_message.clone(),
             },
             serial_number: Int::new(serial.as_bytes()).map_err(|e| sys(&e))?,
-            gen_time: GeneralizedTime::from_unix_duration(Duration::from_secs(now)).map_err(|e| sys(&e))?,
+            gen_time,
             accuracy: Some(self.accuracy()),
             ordering: false,
             nonce: req.nonce.clone(),
