@@ -313,8 +313,9 @@ fn gen_time_carries_milliseconds_when_the_policy_says_so() {
     trustd::policy::Policies::install_defaults(&dir.path().join("data/policies")).unwrap();
     let policy = dir.path().join("data/policies/tsa.toml");
     let shipped = std::fs::read_to_string(&policy).unwrap();
-    let changed =
-        shipped.replace("precision = \"1s\"", "precision = \"1ms\"").replace("accuracy = \"1s\"", "accuracy = \"10ms\"");
+    let changed = shipped
+        .replace("precision = \"1s\"", "precision = \"1ms\"")
+        .replace("accuracy = \"1s\"", "accuracy = \"10ms\"");
     std::fs::write(&policy, changed).unwrap();
     let d = Daemon::start_in(dir);
     let dir = d.dir.path();
