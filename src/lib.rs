@@ -12,6 +12,7 @@ pub mod log;
 pub mod ocsp;
 pub mod policy;
 pub mod serial;
+pub mod signed_data;
 pub mod signing;
 pub mod store;
 pub mod tsa;

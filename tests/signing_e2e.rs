@@ -475,6 +475,8 @@ fn rsa_and_p384_signatures_verify() {
                 _ => "ecdsa-with-SHA384",
             };
             assert!(print.contains(want), "{s}: {want} not in\n{print}");
+            let v = server.trustctl(&["verify", "--signature", "s.p7s", "--file", "doc.txt"]);
+            assert!(v.status.success() && text(&v).starts_with("indication: TOTAL_PASSED"), "{s}: {}", text(&v));
         }
     }
 }

@@ -304,3 +304,59 @@ fn clock_check_refuses_when_the_kernel_clock_is_unsynchronised() {
         assert!(body.contains("clock: unsynchronised"), "{body}");
     }
 }
+
+/// genTime with milliseconds (`precision = "1ms"`): openssl prints and verifies it, the
+/// independent verifier accepts it, and trustd's own Verify reads it in a B-T signature.
+#[test]
+fn gen_time_carries_milliseconds_when_the_policy_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    trustd::policy::Policies::install_defaults(&dir.path().join("data/policies")).unwrap();
+    let policy = dir.path().join("data/policies/tsa.toml");
+    let shipped = std::fs::read_to_string(&policy).unwrap();
+    let changed = shipped
+        .replace("precision = \"1s\"", "precision = \"1ms\"")
+        .replace("accuracy = \"1s\"", "accuracy = \"10ms\"");
+    std::fs::write(&policy, changed).unwrap();
+    let d = Daemon::start_in(dir);
+    let dir = d.dir.path();
+    write_chain(&d);
+    std::fs::write(dir.join("doc.txt"), b"precise\n").unwrap();
+    let mut fractions = 0;
+    for i in 0..5 {
+        let (q, r) = (format!("q{i}.tsq"), format!("r{i}.tsr"));
+        openssl(dir, &["ts", "-query", "-data", "doc.txt", "-sha256", "-cert", "-out", &q]);
+        let (_, _, body) = d.http_post("/tsa", TSQ, &std::fs::read(dir.join(&q)).unwrap());
+        std::fs::write(dir.join(&r), &body).unwrap();
+        let reply = reply_text(dir, &r);
+        assert!(reply.contains("Accuracy: unspecified seconds, 0x0A millis"), "{reply}");
+        let time = reply.lines().find_map(|l| l.strip_prefix("Time stamp: ")).unwrap().to_owned();
+        // "Nov 24 07:01:02.345 2026 GMT"; a whole millisecond of .000 is written without fraction.
+        fractions += usize::from(time.contains('.'));
+        let v = openssl(
+            dir,
+            &["ts", "-verify", "-in", &r, "-data", "doc.txt", "-CAfile", "root.pem", "-untrusted", "issuing.pem"],
+        );
+        assert!(text(&v).contains("Verification: OK"), "{}", text(&v));
+        let nonce = reply.lines().find_map(|l| l.strip_prefix("Nonce: 0x").map(str::to_owned)).unwrap();
+        let out = Command::new(venv_bin("python"))
+            .current_dir(dir)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/verify_tsr.py"))
+            .args([&r, "doc.txt", "root.pem", "issuing.pem", "tsa.pem", &nonce])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "{}", text(&out));
+    }
+    assert!(fractions >= 4, "genTime carries milliseconds");
+
+    let out = d.trustctl(&["sign", "--file", dir.join("doc.txt").to_str().unwrap(), "--detached", "--timestamp"]);
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::write(dir.join("bt.p7s"), &out.stdout).unwrap();
+    let v = d.trustctl(&[
+        "verify",
+        "--signature",
+        dir.join("bt.p7s").to_str().unwrap(),
+        "--file",
+        dir.join("doc.txt").to_str().unwrap(),
+    ]);
+    assert!(v.status.success() && text(&v).contains("TOTAL_PASSED"), "{}", text(&v));
+}

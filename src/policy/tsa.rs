@@ -1,6 +1,7 @@
 //! The time-stamping policy (RFC 3161 §2.4.2 TSTInfo fields; ETSI EN 319 422).
 
 use crate::digest::HashAlg;
+use crate::tsa::tst::Precision;
 use const_oid::ObjectIdentifier;
 use serde::Deserialize;
 use std::time::Duration;
@@ -14,6 +15,8 @@ pub struct TsaPolicy {
     pub accepted_policies: Vec<ObjectIdentifier>,
     pub hash_algorithms: Vec<HashAlg>,
     pub accuracy: Duration,
+    /// How finely genTime is stated; never coarser than `accuracy`.
+    pub precision: Precision,
     pub include_tsa_name: bool,
 }
 
@@ -25,8 +28,14 @@ struct TsaFile {
     accepted_policies: Vec<String>,
     hash_algorithms: Vec<HashAlg>,
     accuracy: String,
+    #[serde(default = "default_precision")]
+    precision: String,
     #[serde(default)]
     include_tsa_name: bool,
+}
+
+fn default_precision() -> String {
+    "1s".into()
 }
 
 impl TsaPolicy {
@@ -48,11 +57,18 @@ impl TsaPolicy {
         if accuracy.is_zero() || accuracy.subsec_nanos() % 1000 != 0 {
             return Err("accuracy: must be positive and a whole number of microseconds".into());
         }
+        let precision: Precision = f.precision.parse().map_err(|e| format!("precision: {e}"))?;
+        if precision.as_duration() > accuracy {
+            // A genTime truncated to whole seconds can be off by up to a second: it cannot
+            // honour a finer stated accuracy.
+            return Err(format!("precision: {precision} is coarser than the accuracy {}", f.accuracy));
+        }
         Ok(TsaPolicy {
             default_policy,
             accepted_policies,
             hash_algorithms: f.hash_algorithms,
             accuracy,
+            precision,
             include_tsa_name: f.include_tsa_name,
         })
     }
@@ -69,6 +85,7 @@ mod tests {
         assert_eq!(p.default_policy.to_string(), "0.4.0.2023.1.1");
         assert_eq!(p.hash_algorithms, [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512]);
         assert_eq!(p.accuracy, Duration::from_secs(1));
+        assert_eq!(p.precision, Precision::Seconds);
         for (from, to, field) in [
             ("\"sha256\", \"sha384\"", "\"sha1\", \"sha384\"", "sha1"),
             ("accuracy = \"1s\"", "accuracy = \"soon\"", "accuracy"),
@@ -76,6 +93,8 @@ mod tests {
             ("policy = \"0.4.0.2023.1.1\"", "policy = \"x\"", "policy"),
             ("accepted_policies = []", "accepted_policies = [\"1\"]", "accepted_policies"),
             ("include_tsa_name", "include_name", "include_name"),
+            ("precision = \"1s\"", "precision = \"1ns\"", "precision"),
+            ("accuracy = \"1s\"", "accuracy = \"500ms\"", "precision: 1s is coarser"),
         ] {
             let e = TsaPolicy::parse(&text.replace(from, to)).unwrap_err();
             assert!(e.contains(field), "{to}: {e}");

@@ -9,15 +9,16 @@ use crate::ca::{CaError, CertifiedKey};
 use crate::digest::{HashAlg, Hasher};
 use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef};
 use crate::policy::{Level, Policies, SigningPolicy};
+use crate::signed_data;
 use crate::store::{CertStatus, SignatureRecord, SignatureWriter, Store, StoreError};
 use crate::tsa::TimeStampAuthority;
 use cms::builder::SignerInfoBuilder;
-use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
-use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfos};
-use const_oid::db::rfc5911::{ID_DATA, ID_SIGNED_DATA, ID_SIGNING_TIME};
+use cms::cert::IssuerAndSerialNumber;
+use cms::content_info::CmsVersion;
+use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfos};
+use const_oid::db::rfc5911::{ID_DATA, ID_SIGNING_TIME};
 use der::asn1::{BitString, OctetString, SetOfVec};
-use der::{Any, Decode, Encode};
+use der::{Any, Decode};
 use report::ValidationReport;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -92,10 +93,13 @@ pub struct Signed {
 struct PolicySigner {
     policy: Arc<SigningPolicy>,
     signer: Arc<HsmSigner>,
-    cert: Certificate,
-    /// The signer certificate and the CA certificates below the root, put in every signature
-    /// so that a verifier needs only the root.
-    certificates: CertificateSet,
+    /// The signer certificate's serial (hex) and issuer, for the records.
+    serial: String,
+    issuer: String,
+    /// `[0] IMPLICIT CertificateSet` (RFC 5652 §5.1), DER: the signer certificate and the CA
+    /// certificates below the root, put in every signature so that a verifier needs only the
+    /// root.
+    certificates_der: Vec<u8>,
     sid: SignerIdentifier,
     signing_certificate: Attribute,
     digest: HashAlg,
@@ -163,12 +167,12 @@ impl SigningService {
             let signing_certificate = crate::tsa::ess::signing_certificate_v2_attribute(&cert, &der)
                 .map_err(|e| ctx(format!("signing-certificate-v2: {e}")))?;
             // Everything but the root: relying parties bring their own trust anchor.
-            let mut certs = vec![CertificateChoices::Certificate(cert.clone())];
+            let mut certs = vec![cert.clone()];
             for c in &ca_chain[..ca_chain.len() - 1] {
-                let c = Certificate::from_der(c).map_err(|e| CaError::Internal(e.to_string()))?;
-                certs.push(CertificateChoices::Certificate(c));
+                certs.push(Certificate::from_der(c).map_err(|e| CaError::Internal(e.to_string()))?);
             }
-            let certificates = CertificateSet::try_from(certs).map_err(|e| CaError::Internal(e.to_string()))?;
+            let certificates_der =
+                signed_data::certificates_der(certs).map_err(|e| CaError::Internal(e.to_string()))?;
             let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
                 issuer: cert.tbs_certificate.issuer.clone(),
                 serial_number: cert.tbs_certificate.serial_number.clone(),
@@ -178,8 +182,9 @@ impl SigningService {
             let ps = PolicySigner {
                 policy: policy.clone(),
                 signer: Arc::new(signer),
-                cert,
-                certificates,
+                serial: hex::encode(cert.tbs_certificate.serial_number.as_bytes()),
+                issuer: cert.tbs_certificate.issuer.to_string(),
+                certificates_der,
                 sid,
                 signing_certificate,
                 digest,
@@ -284,8 +289,7 @@ impl SigningService {
                 .map_err(|(f, text)| SigningError::Timestamp(format!("{}: {text}", f.name())))?;
             let attr = Attribute {
                 oid: ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
-                values: SetOfVec::try_from(vec![Any::encode_from(&token.token).map_err(internal)?])
-                    .map_err(internal)?,
+                values: SetOfVec::try_from(vec![Any::from_der(&token.der).map_err(internal)?]).map_err(internal)?,
             };
             signer_info.unsigned_attrs = Some(SetOfVec::try_from(vec![attr]).map_err(internal)?);
             Some(token.serial.to_string())
@@ -305,17 +309,13 @@ impl SigningService {
                     .transpose()
                     .map_err(internal)?,
             },
-            certificates: Some(ps.certificates.clone()),
+            certificates: None,
             crls: None,
             signer_infos: SignerInfos::try_from(vec![signer_info]).map_err(internal)?,
         };
-        let signature_der =
-            ContentInfo { content_type: ID_SIGNED_DATA, content: Any::encode_from(&signed_data).map_err(internal)? }
-                .to_der()
-                .map_err(internal)?;
+        let signature_der = signed_data::content_info_der(&signed_data, &ps.certificates_der).map_err(internal)?;
 
         let signature_id = hex::encode(rand::random::<[u8; 16]>());
-        let signer_serial = hex::encode(ps.cert.tbs_certificate.serial_number.as_bytes());
         let record = SignatureRecord {
             signature_id: signature_id.clone(),
             signed_at: signing_time as i64,
@@ -324,8 +324,8 @@ impl SigningService {
             detached: req.detached,
             digest_alg: ps.digest.to_string(),
             digest: digest.clone(),
-            signer_serial: signer_serial.clone(),
-            signer_issuer: ps.cert.tbs_certificate.issuer.to_string(),
+            signer_serial: ps.serial.clone(),
+            signer_issuer: ps.issuer.clone(),
             signature_hash,
             timestamp_serial: timestamp_serial.clone(),
             requester: requester.to_owned(),
@@ -339,7 +339,7 @@ impl SigningService {
             digest_alg: ps.digest,
             digest,
             signing_time,
-            signer_serial,
+            signer_serial: ps.serial.clone(),
             timestamp_serial,
         })
     }

@@ -255,7 +255,8 @@ impl Validator {
 
         let tst_der = econtent(&sd)?
             .ok_or_else(|| Fail { sub: SubIndication::FormatFailure, reason: "the token has no TSTInfo".into() })?;
-        let tst = x509_tsp::TstInfo::from_der(&tst_der).or_else(|e| format_failure(format!("invalid TSTInfo: {e}")))?;
+        let tst = crate::tsa::tst::TstInfo::from_der(&tst_der)
+            .or_else(|e| format_failure(format!("invalid TSTInfo: {e}")))?;
         let imprint = &tst.message_imprint;
         let Some(alg) = HashAlg::from_oid(&imprint.hash_algorithm.oid) else {
             return fail(
@@ -269,7 +270,7 @@ impl Validator {
                 "the message imprint does not match the hash of the signature value",
             );
         }
-        let gen_time = tst.gen_time.to_unix_duration().as_secs();
+        let gen_time = tst.gen_time.unix_secs();
 
         // RFC 3161 §2.3: exactly one EKU, id-kp-timeStamping, in a critical extension.
         match tsa.cert.tbs_certificate.get::<ExtendedKeyUsage>() {

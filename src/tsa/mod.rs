@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod ess;
+pub mod tst;
 
 use crate::ca::{CaError, CertifiedKey};
 use crate::digest::HashAlg;
@@ -13,20 +14,18 @@ use crate::serial::Serial;
 use crate::store::{TimestampRecord, TimestampWriter};
 use clock::ClockCheck;
 use cms::builder::SignerInfoBuilder;
-use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier};
 use const_oid::ObjectIdentifier;
-use der::asn1::{BitString, GeneralizedTime, Int, SetOfVec, Utf8StringRef};
+use der::asn1::{BitString, Int, SetOfVec, Utf8StringRef};
 use der::Sequence;
 use der::{Any, Decode, Encode, Tag, Tagged};
 use std::sync::Arc;
-use std::time::Duration;
 use x509_cert::attr::Attribute;
 use x509_cert::builder::Builder;
 use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::Certificate;
-use x509_tsp::{Accuracy, MessageImprint, TimeStampReq, TspVersion, TstInfo};
+use x509_tsp::{Accuracy, MessageImprint, TimeStampReq, TspVersion};
 
 /// id-ct-TSTInfo (RFC 3161 §2.4.2).
 pub const ID_CT_TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
@@ -118,8 +117,8 @@ pub struct Outcome {
 
 /// A granted time-stamp token (RFC 3161 §2.4.2 TimeStampToken), recorded.
 pub struct Token {
-    /// The token: ContentInfo with SignedData over the TSTInfo.
-    pub token: ContentInfo,
+    /// The token, DER: ContentInfo with SignedData over the TSTInfo.
+    pub der: Vec<u8>,
     pub serial: Serial,
     /// genTime, Unix seconds.
     pub gen_time: u64,
@@ -135,7 +134,10 @@ struct Checked {
 /// The TSA: its key in the HSM, its certificate, its policy, and the token log.
 pub struct TimeStampAuthority {
     signer: Arc<HsmSigner>,
-    cert: Certificate,
+    /// The TSA's name (its certificate's subject), for TSTInfo's tsa field.
+    name: GeneralName,
+    /// `[0] IMPLICIT CertificateSet` with the TSA certificate, for requests with certReq.
+    certificate_der: Arc<Vec<u8>>,
     chain: Vec<Vec<u8>>,
     sid: SignerIdentifier,
     signing_certificate: Attribute,
@@ -163,11 +165,15 @@ impl TimeStampAuthority {
             issuer: cert.tbs_certificate.issuer.clone(),
             serial_number: cert.tbs_certificate.serial_number.clone(),
         });
+        let name = GeneralName::DirectoryName(cert.tbs_certificate.subject.clone());
+        let certificate_der = crate::signed_data::certificates_der(vec![cert])
+            .map_err(|e| CaError::Internal(format!("certificate of {key}: {e}")))?;
         let mut chain = vec![der];
         chain.extend_from_slice(ca_chain);
         Ok(TimeStampAuthority {
             signer: Arc::new(signer),
-            cert,
+            name,
+            certificate_der: Arc::new(certificate_der),
             chain,
             sid,
             signing_certificate,
@@ -243,12 +249,8 @@ impl TimeStampAuthority {
     }
 
     async fn grant(&self, request_der: &[u8], requester: &str) -> Result<(Vec<u8>, Serial, u64), (Failure, String)> {
-        let Token { token, serial, gen_time } = self.issue(self.check(request_der)?, requester).await?;
-        let resp = TimeStampResp {
-            status: PkiStatusInfo { status: 0, status_string: None, fail_info: None },
-            time_stamp_token: Some(token),
-        };
-        Ok((resp.to_der().map_err(|e| (Failure::SystemFailure, e.to_string()))?, serial, gen_time))
+        let Token { der, serial, gen_time } = self.issue(self.check(request_der)?, requester).await?;
+        Ok((granted(&der).map_err(|e| (Failure::SystemFailure, e.to_string()))?, serial, gen_time))
     }
 
     /// A token over `digest` with the TSA certificate in it, for a CAdES signature time-stamp
@@ -272,8 +274,10 @@ impl TimeStampAuthority {
         let sys = |e: &dyn std::fmt::Display| (Failure::SystemFailure, e.to_string());
 
         let serial = Serial::random();
-        let now = crate::unix_time::now();
-        let tst = TstInfo {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| sys(&e))?;
+        let gen_time = tst::GenTime::new(since_epoch, self.policy.precision);
+        let now = gen_time.unix_secs();
+        let tst = tst::TstInfo {
             version: TspVersion::V1,
             policy,
             message_imprint: MessageImprint {
@@ -281,14 +285,11 @@ impl TimeStampAuthority {
                 hashed_message: req.message_imprint.hashed_message.clone(),
             },
             serial_number: Int::new(serial.as_bytes()).map_err(|e| sys(&e))?,
-            gen_time: GeneralizedTime::from_unix_duration(Duration::from_secs(now)).map_err(|e| sys(&e))?,
+            gen_time,
             accuracy: Some(self.accuracy()),
             ordering: false,
             nonce: req.nonce.clone(),
-            tsa: self
-                .policy
-                .include_tsa_name
-                .then(|| GeneralName::DirectoryName(self.cert.tbs_certificate.subject.clone())),
+            tsa: self.policy.include_tsa_name.then(|| self.name.clone()),
             extensions: None,
         };
         let tst_der = tst.to_der().map_err(|e| sys(&e))?;
@@ -297,13 +298,12 @@ impl TimeStampAuthority {
             let signer = self.signer.clone();
             let sid = self.sid.clone();
             let attr = self.signing_certificate.clone();
-            let cert = req.cert_req.then(|| self.cert.clone());
+            let cert = req.cert_req.then(|| self.certificate_der.clone());
             let _session = self.signer.reserve().await.map_err(|e| sys(&e))?;
             tokio::task::spawn_blocking(move || sign_token(&signer, sid, attr, cert, tst_der))
                 .await
                 .map_err(|e| sys(&e))??
         };
-        let token_der = token.to_der().map_err(|e| sys(&e))?;
         let record = TimestampRecord {
             serial: serial.clone(),
             gen_time: now as i64,
@@ -312,11 +312,11 @@ impl TimeStampAuthority {
             imprint: req.message_imprint.hashed_message.as_bytes().to_vec(),
             nonce: req.nonce.as_ref().map(|n| n.as_bytes().to_vec()),
             requester: requester.to_owned(),
-            token_der,
+            token_der: token.clone(),
         };
         // The reply leaves only once its record is durable.
         self.writer.record(record).await.map_err(|e| sys(&e))?;
-        Ok(Token { token, serial, gen_time: now })
+        Ok(Token { der: token, serial, gen_time: now })
     }
 }
 
@@ -374,9 +374,9 @@ fn sign_token(
     signer: &HsmSigner,
     sid: SignerIdentifier,
     signing_certificate: Attribute,
-    cert: Option<Certificate>,
+    certificate_der: Option<Arc<Vec<u8>>>,
     tst_der: Vec<u8>,
-) -> Result<ContentInfo, (Failure, String)> {
+) -> Result<Vec<u8>, (Failure, String)> {
     let sys = |e: &dyn std::fmt::Display| (Failure::SystemFailure, e.to_string());
     let econtent = EncapsulatedContentInfo {
         econtent_type: ID_CT_TST_INFO,
@@ -394,17 +394,23 @@ fn sign_token(
         version: CmsVersion::V3,
         digest_algorithms: SetOfVec::try_from(vec![digest_alg]).map_err(|e| sys(&e))?,
         encap_content_info: econtent,
-        certificates: cert
-            .map(|c| cms::signed_data::CertificateSet::try_from(vec![CertificateChoices::Certificate(c)]))
-            .transpose()
-            .map_err(|e| sys(&e))?,
+        certificates: None,
         crls: None,
         signer_infos: cms::signed_data::SignerInfos::try_from(vec![signer_info]).map_err(|e| sys(&e))?,
     };
-    Ok(ContentInfo {
-        content_type: const_oid::db::rfc5911::ID_SIGNED_DATA,
-        content: Any::encode_from(&signed_data).map_err(|e| sys(&e))?,
-    })
+    let certificates = certificate_der.as_deref().map_or(&[][..], Vec::as_slice);
+    crate::signed_data::content_info_der(&signed_data, certificates).map_err(|e| sys(&e))
+}
+
+/// A granted TimeStampResp (RFC 3161 §2.4.2) around the token's DER, which is spliced in rather
+/// than decoded and encoded again.
+fn granted(token_der: &[u8]) -> der::Result<Vec<u8>> {
+    let status = PkiStatusInfo { status: 0, status_string: None, fail_info: None }.to_der()?;
+    let len = der::Length::try_from(status.len() + token_der.len())?;
+    let mut out = der::Header::new(Tag::Sequence, len)?.to_der()?;
+    out.extend_from_slice(&status);
+    out.extend_from_slice(token_der);
+    Ok(out)
 }
 
 /// A TimeStampResp with status rejection, the failure bit and a human-readable reason.
