@@ -59,6 +59,16 @@ pub enum CaError {
     Internal(String),
 }
 
+/// Sequences `entry` in a task of its own: a caller that goes away (a cancelled RPC drops its
+/// handler's future) must not leave a stored certificate or revocation unlogged until the next
+/// start.
+async fn append_detached(log: &Sequencer, entry: NewEntry) -> Result<crate::log::LeafIndex, LogError> {
+    let log = log.clone();
+    tokio::spawn(async move { log.append(entry).await })
+        .await
+        .map_err(|e| LogError::Store(format!("log append task: {e}")))?
+}
+
 /// The log entry of a revocation event: the serial as the DER INTEGER's content octets
 /// (RFC 5280 §4.1.2.2), the CA's name, when, and the CRLReason code.
 fn revocation_entry(serial: &Serial, ca: &str, at: i64, reason: u8) -> Result<Vec<u8>, CaError> {
@@ -365,7 +375,11 @@ impl CertificateAuthority {
             });
             let logged = match entry.encode() {
                 Ok(entry) => {
-                    log.append(NewEntry { entry, record: Some(LoggedRecord::Certificate(serial.to_string())) }).await
+                    append_detached(
+                        log,
+                        NewEntry { entry, record: Some(LoggedRecord::Certificate(serial.to_string())) },
+                    )
+                    .await
                 }
                 Err(e) => Err(e),
             };
@@ -500,7 +514,8 @@ impl CertificateAuthority {
                     // CRL would say it. A failure here leaves the event unlogged; start-up logs it.
                     let reason = new.map_or(Reason::RemoveFromCrl as u8, |n| n.reason);
                     let entry = revocation_entry(&rec.serial, &rec.ca, now, reason)?;
-                    log.append(NewEntry { entry, record: Some(LoggedRecord::RevocationEvent(event)) }).await?;
+                    append_detached(log, NewEntry { entry, record: Some(LoggedRecord::RevocationEvent(event)) })
+                        .await?;
                 }
                 Ok(Revoked { serial: rec.serial, revocation: new, changed: true })
             }
