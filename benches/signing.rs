@@ -48,14 +48,15 @@ async fn main() {
     for (level, name, concurrencies) in levels {
         for &c in concurrencies {
             let channel = channel.clone();
-            let r = load(c, secs, move || {
-                let mut client = SigningClient::new(channel.clone());
-                async move {
-                    let r = client.sign(digest_request(level)).await.expect("rpc").into_inner();
-                    assert!(!r.signature_der.is_empty());
-                }
-            })
-            .await;
+            let r = d
+                .measure(load(c, secs, move || {
+                    let mut client = SigningClient::new(channel.clone());
+                    async move {
+                        let r = client.sign(digest_request(level)).await.expect("rpc").into_inner();
+                        assert!(!r.signature_der.is_empty());
+                    }
+                }))
+                .await;
             report(name, c, &r, raw);
         }
     }

@@ -37,32 +37,34 @@ async fn main() {
         tonic::transport::Channel::from_shared(d.grpc.clone()).expect("url").connect().await.expect("connect");
     for c in [1, 16, 64] {
         let (channel, der) = (channel.clone(), der.clone());
-        let r = load(c, secs, move || {
-            let (mut client, der) = (TimeStampingClient::new(channel.clone()), der.clone());
-            async move {
-                let r = client
-                    .timestamp(pb::TimestampRequest { request: Some(pb::timestamp_request::Request::Der(der)) })
-                    .await
-                    .expect("rpc")
-                    .into_inner();
-                assert_eq!(r.status(), pb::TimestampStatus::Granted, "{}", r.reason);
-            }
-        })
-        .await;
+        let r = d
+            .measure(load(c, secs, move || {
+                let (mut client, der) = (TimeStampingClient::new(channel.clone()), der.clone());
+                async move {
+                    let r = client
+                        .timestamp(pb::TimestampRequest { request: Some(pb::timestamp_request::Request::Der(der)) })
+                        .await
+                        .expect("rpc")
+                        .into_inner();
+                    assert_eq!(r.status(), pb::TimestampStatus::Granted, "{}", r.reason);
+                }
+            }))
+            .await;
         report("tsa grpc", c, &r, raw);
     }
     for c in [1, 16, 64] {
         let pool = http_pool(&d.http, c).await;
         let (host, der) = (d.http.clone(), der.clone());
-        let r = load(c, secs, move || {
-            let conn = pool.lock().expect("pool").pop().expect("a connection per task");
-            let (pool, host, der) = (pool.clone(), host.clone(), der.clone());
-            async move {
-                conn.lock().await.post(&host, "/tsa", "application/timestamp-query", &der).await;
-                pool.lock().expect("pool").push(conn);
-            }
-        })
-        .await;
+        let r = d
+            .measure(load(c, secs, move || {
+                let conn = pool.lock().expect("pool").pop().expect("a connection per task");
+                let (pool, host, der) = (pool.clone(), host.clone(), der.clone());
+                async move {
+                    conn.lock().await.post(&host, "/tsa", "application/timestamp-query", &der).await;
+                    pool.lock().expect("pool").push(conn);
+                }
+            }))
+            .await;
         report("tsa http", c, &r, raw);
     }
 }

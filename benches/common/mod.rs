@@ -26,6 +26,26 @@ impl Drop for Daemon {
 }
 
 impl Daemon {
+    /// CPU time (user + system) the daemon has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("proc stat");
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let rest = stat.rsplit_once(')').expect("stat format").1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        // SAFETY: sysconf only reads a configuration value.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_micros(ticks * 1_000_000 / hz)
+    }
+
+    /// Runs `load` and records the daemon CPU time it used.
+    pub async fn measure(&self, load: impl std::future::Future<Output = Run>) -> Run {
+        let before = self.cpu_time();
+        let mut run = load.await;
+        run.daemon_cpu = Some(self.cpu_time().saturating_sub(before));
+        run
+    }
+
     /// Peak resident memory of the daemon so far (VmHWM), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
@@ -72,6 +92,8 @@ pub struct Run {
     pub ops: usize,
     pub elapsed: Duration,
     pub latencies: Vec<Duration>,
+    /// Daemon CPU time during the run, when measured with [`Daemon::measure`].
+    pub daemon_cpu: Option<Duration>,
 }
 
 impl Run {
@@ -137,7 +159,7 @@ where
     }
     let elapsed = start.elapsed();
     latencies.sort();
-    Run { ops: latencies.len(), elapsed, latencies }
+    Run { ops: latencies.len(), elapsed, latencies, daemon_cpu: None }
 }
 
 /// One keep-alive HTTP/1.1 connection posting time-stamp queries: the load an RFC 3161 client
@@ -191,10 +213,14 @@ pub async fn http_pool(addr: &str, c: usize) -> Arc<std::sync::Mutex<Vec<Arc<tok
     Arc::new(std::sync::Mutex::new(conns))
 }
 
-/// One line of results: rate, ratio to the raw HSM rate, p50 and p99 latency.
+/// One line of results: rate, ratio to the raw HSM rate, p50 and p99 latency, and (when
+/// measured) the daemon's CPU time per operation: what the daemon costs apart from the load
+/// generator that shares the machine with it.
 pub fn report(name: &str, c: usize, r: &Run, raw: f64) {
+    let cpu =
+        r.daemon_cpu.map_or_else(|| "-".into(), |t| format!("{:.0}", t.as_secs_f64() * 1e6 / r.ops.max(1) as f64));
     println!(
-        "{name:<12} {c:>4} {:>10.0} {:>7.1}% {:>9.2} {:>9.2}",
+        "{name:<12} {c:>4} {:>10.0} {:>7.1}% {:>9.2} {:>9.2} {cpu:>10}",
         r.rate(),
         100.0 * r.rate() / raw,
         percentile(&r.latencies, 0.50).as_secs_f64() * 1e3,
@@ -204,5 +230,8 @@ pub fn report(name: &str, c: usize, r: &Run, raw: f64) {
 
 /// Header for [`report`] lines.
 pub fn report_header() {
-    println!("{:<12} {:>4} {:>10} {:>8} {:>9} {:>9}", "what", "conc", "per s", "of raw", "p50 ms", "p99 ms");
+    println!(
+        "{:<12} {:>4} {:>10} {:>8} {:>9} {:>9} {:>10}",
+        "what", "conc", "per s", "of raw", "p50 ms", "p99 ms", "cpu µs/op"
+    );
 }
