@@ -80,8 +80,9 @@ async fn time_to_checkpoint(d: &Daemon, csr: &[u8], samples: usize) -> Vec<Durat
 }
 
 fn row(name: &str, r: &Run) {
+    let cpu = r.daemon_cpu.map_or(0.0, |c| c.as_secs_f64() * 1e6 / r.ops.max(1) as f64);
     println!(
-        "{name:<14} {CONCURRENCY:>4} {:>9.0} {:>9.2} {:>9.2}",
+        "{name:<14} {CONCURRENCY:>4} {:>9.0} {:>9.2} {:>9.2} {cpu:>12.0}",
         r.rate(),
         percentile(&r.latencies, 0.50).as_secs_f64() * 1e3,
         percentile(&r.latencies, 0.99).as_secs_f64() * 1e3
@@ -95,13 +96,13 @@ async fn main() {
     let off = start_with(&["--log", "off"]);
     let on = start_with(&[]);
     println!("issuance over gRPC, tls-server profile, ECDSA P-256 issuing key in SoftHSM2, {}s a row", secs.as_secs());
-    println!("{:<14} {:>4} {:>9} {:>9} {:>9}", "what", "conc", "per s", "p50 ms", "p99 ms");
+    println!("{:<14} {:>4} {:>9} {:>9} {:>9} {:>12}", "what", "conc", "per s", "p50 ms", "p99 ms", "daemon CPU µs");
     let (mut runs_off, mut runs_on) = (Vec::new(), Vec::new());
     for _ in 0..2 {
-        let r = issuance(&off, &csr, secs).await;
+        let r = off.measure(issuance(&off, &csr, secs)).await;
         row("log off", &r);
         runs_off.push(r);
-        let r = issuance(&on, &csr, secs).await;
+        let r = on.measure(issuance(&on, &csr, secs)).await;
         row("log on", &r);
         runs_on.push(r);
     }
@@ -110,7 +111,8 @@ async fn main() {
         let elapsed: Duration = runs.iter().map(|r| r.elapsed).sum();
         let mut latencies: Vec<Duration> = runs.iter().flat_map(|r| r.latencies.iter().copied()).collect();
         latencies.sort();
-        Run { ops, elapsed, latencies }
+        let daemon_cpu = runs.iter().map(|r| r.daemon_cpu).sum::<Option<Duration>>();
+        Run { ops, elapsed, latencies, daemon_cpu }
     };
     let (off_all, on_all) = (merge(&runs_off), merge(&runs_on));
     row("log off, all", &off_all);
