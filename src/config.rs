@@ -26,7 +26,7 @@ pub struct Config {
     pub store: StoreSection,
     #[serde(default)]
     pub server: ServerSection,
-    /// Directory holding `profiles/*.toml`.
+    /// Directory holding `profiles/*.toml`, `tsa.toml` and `signing/*.toml`.
     pub policies: PathBuf,
     #[serde(default)]
     pub ceremony: CeremonySection,
