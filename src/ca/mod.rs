@@ -340,13 +340,8 @@ impl CertificateAuthority {
         };
 
         let signer = self.signer.clone();
-        let signed = match self.signer.reserve().await {
-            Ok(_session) => tokio::task::spawn_blocking(move || cert::sign(tbs, &tbs_der, &signer))
-                .await
-                .map_err(|e| CaError::Internal(format!("signing task: {e}")))
-                .and_then(|r| r),
-            Err(e) => Err(e.into()),
-        };
+        let signed =
+            self.signer.run(move || cert::sign(tbs, &tbs_der, &signer)).await.map_err(CaError::from).and_then(|r| r);
         let cert = match signed {
             Ok(c) => c,
             Err(e) => {

@@ -241,9 +241,9 @@ impl HsmSigner {
         &self.public_key.0
     }
 
-    /// Waits for a free session of this signer's HSM; see [`Hsm::reserve`].
-    pub async fn reserve(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HsmError> {
-        self.hsm.reserve().await
+    /// Runs blocking work that uses this signer on its HSM's workers; see [`Hsm::run`].
+    pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, HsmError> {
+        self.hsm.run(job).await
     }
 
     /// The scheme this signer signs with.

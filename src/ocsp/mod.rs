@@ -226,11 +226,8 @@ impl OcspResponder {
     async fn sign(&self, data: ResponseData) -> Result<Vec<u8>, String> {
         let tbs = data.to_der().map_err(|e| e.to_string())?;
         let signer = self.signer.clone();
-        let _session = self.signer.reserve().await.map_err(|e| e.to_string())?;
-        let signature = tokio::task::spawn_blocking(move || signer.sign(&tbs))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let signature =
+            self.signer.run(move || signer.sign(&tbs)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
         let basic = BasicOcspResponse {
             tbs_response_data: data,
             signature_algorithm: self.signer.scheme().algorithm_identifier().map_err(|e| e.to_string())?,

@@ -271,10 +271,7 @@ impl SigningService {
             let signing_time_attr = signing_time_attribute(signing_time)?;
             let (signer, sid, attr, digest) =
                 (ps.signer.clone(), ps.sid.clone(), ps.signing_certificate.clone(), digest.clone());
-            let _session = ps.signer.reserve().await?;
-            tokio::task::spawn_blocking(move || sign_attributes(&signer, sid, digest, vec![signing_time_attr, attr]))
-                .await
-                .map_err(internal)??
+            ps.signer.run(move || sign_attributes(&signer, sid, digest, vec![signing_time_attr, attr])).await??
         };
         let signature_hash = HashAlg::Sha256.digest(signer_info.signature.as_bytes());
 

@@ -299,10 +299,7 @@ impl TimeStampAuthority {
             let sid = self.sid.clone();
             let attr = self.signing_certificate.clone();
             let cert = req.cert_req.then(|| self.certificate_der.clone());
-            let _session = self.signer.reserve().await.map_err(|e| sys(&e))?;
-            tokio::task::spawn_blocking(move || sign_token(&signer, sid, attr, cert, tst_der))
-                .await
-                .map_err(|e| sys(&e))??
+            self.signer.run(move || sign_token(&signer, sid, attr, cert, tst_der)).await.map_err(|e| sys(&e))??
         };
         let record = TimestampRecord {
             serial: serial.clone(),
