@@ -255,7 +255,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     if log.is_some() {
         reporter.set_serving::<LogServer>().await;
     }
-    tokio::spawn(watch_health(hsm.clone(), store.clone(), cfg.tsa.clock_check, reporter));
+    tokio::spawn(watch_health(hsm.clone(), store.clone(), cfg.tsa.clock_check, log.is_some(), reporter));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -343,23 +343,31 @@ async fn watch_health(
     hsm: Hsm,
     store: Arc<dyn Store>,
     clock: ClockCheck,
+    log_enabled: bool,
     reporter: tonic_health::server::HealthReporter,
 ) {
     let mut was_ok = (true, true);
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let r = crate::health::check(&hsm, store.as_ref(), clock).await;
-        // The CA needs the HSM and the store; the TSA also needs a trustworthy clock.
+        // The CA, signing and the log need the HSM and the store; the TSA also needs a
+        // trustworthy clock.
         let ca_ok = r.hsm && r.store;
         let tsa_ok = r.ok();
         if (ca_ok, tsa_ok) != was_ok {
             if ca_ok {
                 reporter.set_serving::<CaServer>().await;
                 reporter.set_serving::<SigningServer>().await;
+                if log_enabled {
+                    reporter.set_serving::<LogServer>().await;
+                }
             } else {
                 tracing::error!(hsm_ok = r.hsm, store_ok = r.store, "not ready");
                 reporter.set_not_serving::<CaServer>().await;
                 reporter.set_not_serving::<SigningServer>().await;
+                if log_enabled {
+                    reporter.set_not_serving::<LogServer>().await;
+                }
             }
             if tsa_ok {
                 reporter.set_serving::<TsaServer>().await;

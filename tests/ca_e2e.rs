@@ -391,7 +391,7 @@ async fn health_reports_serving() {
     let d = Daemon::start();
     let channel = tonic::transport::Channel::from_shared(d.grpc.clone()).unwrap().connect().await.unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-    for service in ["", "trust.v1.CertificateAuthority", "trust.v1.Signing"] {
+    for service in ["", "trust.v1.CertificateAuthority", "trust.v1.Signing", "trust.v1.TransparencyLog"] {
         let r =
             health.check(tonic_health::pb::HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
         assert_eq!(r.status(), tonic_health::pb::health_check_response::ServingStatus::Serving, "{service:?}");
