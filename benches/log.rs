@@ -59,7 +59,8 @@ async fn time_to_checkpoint(d: &Daemon, csr: &[u8], samples: usize) -> Vec<Durat
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for _ in 0..samples {
         // Nothing else issues meanwhile: the first checkpoint larger than this one covers ours.
-        let before = log.get_checkpoint(pb::GetCheckpointRequest {}).await.expect("checkpoint").into_inner().tree_size;
+        let before =
+            log.get_checkpoint(pb::GetCheckpointRequest::default()).await.expect("checkpoint").into_inner().tree_size;
         ca.issue_certificate(pb::IssueCertificateRequest {
             profile: "tls-server".into(),
             csr: csr.to_vec(),
@@ -68,7 +69,7 @@ async fn time_to_checkpoint(d: &Daemon, csr: &[u8], samples: usize) -> Vec<Durat
         .await
         .expect("issue");
         let issued = Instant::now();
-        while log.get_checkpoint(pb::GetCheckpointRequest {}).await.expect("checkpoint").into_inner().tree_size
+        while log.get_checkpoint(pb::GetCheckpointRequest::default()).await.expect("checkpoint").into_inner().tree_size
             <= before
         {
             tokio::time::sleep(Duration::from_millis(2)).await;

@@ -50,7 +50,7 @@ async fn issue(d: &Daemon, n: usize) -> Vec<Vec<u8>> {
 async fn checkpoint_of_at_least(log: &mut LogClient, key: &LogPublicKey, size: u64) -> (Checkpoint, Vec<u8>) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let r = log.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap().into_inner();
+        let r = log.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner();
         let cp = open_checkpoint(&r.signed_note, key.name(), key).expect("checkpoint signed by the log key");
         assert_eq!((cp.size().0, cp.root().0.to_vec()), (r.tree_size, r.root_hash.clone()));
         if cp.size().0 >= size {
@@ -83,7 +83,7 @@ async fn code_of<T>(r: impl std::future::Future<Output = Result<T, tonic::Status
 async fn every_issued_certificate_has_a_verifying_inclusion_proof_and_checkpoints_are_consistent() {
     let d = Daemon::start();
     let mut log = log_client(&d).await;
-    let vkey = log.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap().into_inner().verifier_key;
+    let vkey = log.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner().verifier_key;
     let (code, _, body) = d.http_get("/log/key");
     assert_eq!((code, String::from_utf8(body).unwrap().trim()), (200, vkey.as_str()));
     let key = LogPublicKey::from_vkey(&vkey).unwrap();
@@ -102,6 +102,9 @@ async fn every_issued_certificate_has_a_verifying_inclusion_proof_and_checkpoint
     assert_eq!(profiles, ["ceremony:tsa", "ceremony:document-signer", "ceremony:ocsp"]);
 
     let first = issue(&d, 4).await;
+    // Asked for a fresh checkpoint, the log signs one that covers what was just issued, at once.
+    let fresh = log.get_checkpoint(pb::GetCheckpointRequest { fresh: true }).await.unwrap().into_inner();
+    assert!(fresh.tree_size >= cp0.size().0 + 4, "{} < {}", fresh.tree_size, cp0.size().0 + 4);
     let (cp1, _) = checkpoint_of_at_least(&mut log, &key, cp0.size().0 + 4).await;
     let second = issue(&d, 3).await;
     let (cp2, note2) = checkpoint_of_at_least(&mut log, &key, cp1.size().0 + 3).await;
@@ -220,7 +223,7 @@ async fn every_issued_certificate_has_a_verifying_inclusion_proof_and_checkpoint
         let (code, _, _) = d.http_get(&bad);
         assert_eq!(code, 404, "{bad}");
     }
-    assert_eq!(code_of(log.get_checkpoint(pb::GetCheckpointRequest {})).await, Code::Ok, "still serving");
+    assert_eq!(code_of(log.get_checkpoint(pb::GetCheckpointRequest::default())).await, Code::Ok, "still serving");
 }
 
 fn trustctl_ok(d: &Daemon, args: &[&str]) -> String {
@@ -352,7 +355,7 @@ async fn certificates_issued_while_the_log_was_off_are_logged_at_the_next_start_
     // an issued certificate that the log lacks.
     let d = Daemon::start_with(tempfile::tempdir().unwrap(), &["--log", "off"]);
     let mut log = log_client(&d).await;
-    assert_eq!(code_of(log.get_checkpoint(pb::GetCheckpointRequest {})).await, Code::Unimplemented);
+    assert_eq!(code_of(log.get_checkpoint(pb::GetCheckpointRequest::default())).await, Code::Unimplemented);
     assert_eq!(d.http_get("/log/checkpoint").0, 404);
     let issued = issue(&d, 2).await;
     drop(log);
@@ -361,7 +364,7 @@ async fn certificates_issued_while_the_log_was_off_are_logged_at_the_next_start_
     let d = Daemon::start_in(dir);
     let mut log = log_client(&d).await;
     // Right after `ready`, without waiting: the start-up checkpoint already covers them.
-    let r = log.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap().into_inner();
+    let r = log.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner();
     let key = LogPublicKey::from_vkey(&r.verifier_key).unwrap();
     let cp = open_checkpoint(&r.signed_note, key.name(), &key).unwrap();
     assert_eq!(cp.size(), TreeSize(3 + 2));
@@ -380,6 +383,6 @@ async fn certificates_issued_while_the_log_was_off_are_logged_at_the_next_start_
     let (_, dir) = d.stop();
     let d = Daemon::start_in(dir);
     let mut log = log_client(&d).await;
-    let r = log.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap().into_inner();
+    let r = log.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner();
     assert_eq!(r.tree_size, 5);
 }

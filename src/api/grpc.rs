@@ -320,8 +320,11 @@ fn hashes_to_pb(hashes: Vec<crate::log::Hash>) -> Vec<Vec<u8>> {
 impl pb::transparency_log_server::TransparencyLog for LogService {
     async fn get_checkpoint(
         &self,
-        _request: Request<pb::GetCheckpointRequest>,
+        request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+        if request.into_inner().fresh {
+            self.log.publish().await?;
+        }
         let c = self.log.checkpoint();
         Ok(Response::new(pb::GetCheckpointResponse {
             signed_note: c.note.clone(),

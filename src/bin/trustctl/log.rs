@@ -157,7 +157,7 @@ async fn verify(
         .transpose()?;
 
     let mut client = TransparencyLogClient::new(channel);
-    let cp = client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status)?.into_inner();
+    let cp = client.get_checkpoint(pb::GetCheckpointRequest::default()).await.map_err(status)?.into_inner();
     // The size to fetch up to comes from the note only after the audit checks its signature;
     // until then it is a hint, and entries beyond or short of it fail the audit.
     let start = trusted.as_ref().map_or(0, |t| t.size.0);
@@ -227,7 +227,7 @@ async fn verify(
 
 async fn export(channel: Channel, out: PathBuf) -> Result<String, String> {
     let mut client = TransparencyLogClient::new(channel);
-    let cp = client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status)?.into_inner();
+    let cp = client.get_checkpoint(pb::GetCheckpointRequest::default()).await.map_err(status)?.into_inner();
     let (entries, _) = fetch(&mut client, 0, cp.tree_size).await?;
     let mut bytes = Vec::new();
     for e in &entries {
@@ -254,7 +254,12 @@ pub async fn run(channel: Channel, cmd: LogCommand) -> Result<Vec<u8>, String> {
     match cmd {
         LogCommand::Checkpoint => {
             let mut client = TransparencyLogClient::new(channel);
-            Ok(client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status)?.into_inner().signed_note)
+            Ok(client
+                .get_checkpoint(pb::GetCheckpointRequest { fresh: true })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .signed_note)
         }
         LogCommand::Verify { state, key, origin } => verify(channel, state, key, origin).await.map(String::into_bytes),
         LogCommand::Export { out } => export(channel, out).await.map(String::into_bytes),
