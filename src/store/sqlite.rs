@@ -363,7 +363,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_signatures(&self, records: &[SignatureRecord]) -> Result<(), StoreError> {
-        // One multi-row INSERT per batch, as for time-stamps: 13 parameters a row.
+        // One multi-row INSERT per batch, as for time-stamps: 12 parameters a row.
         let mut q = sqlx::QueryBuilder::new(
             "INSERT INTO signatures (signature_id, signed_at, policy, level, detached, digest_alg, digest, \
              signer_serial, signer_issuer, signature_hash, timestamp_serial, requester) ",
