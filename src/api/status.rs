@@ -68,9 +68,9 @@ impl From<CaError> for Status {
             CaError::Hsm(h) => hsm_code(h),
             CaError::Store(s) => store_code(s),
             // Issuance waits for the log; a log that cannot sequence is the service unavailable.
-            CaError::Log(l) => match log_code(l) {
-                Code::InvalidArgument | Code::OutOfRange => Code::Internal,
-                _ => Code::Unavailable,
+            CaError::Log(l) => match l {
+                LogError::Store(_) | LogError::Signer(_) => Code::Unavailable,
+                _ => Code::Internal,
             },
             CaError::Internal(_) => Code::Internal,
         };

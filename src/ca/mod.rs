@@ -321,6 +321,16 @@ impl CertificateAuthority {
             };
             let tbs = cert::tbs(spec, &issuer)?;
             let tbs_der = tbs.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
+            // The certificate must fit a log entry (uint16-length bundles, C2SP tlog-tiles):
+            // refuse it now, before it is recorded and signed, not after. The signature and
+            // its algorithm add at most ~600 bytes (RSA-4096); the entry's fields ~300 more.
+            let entry_len = tbs_der.len() + 1024 + profile.name.len() + req.requester.len() + self.name.len();
+            if entry_len > crate::log::entry::MAX_ENTRY_LEN {
+                return Err(CaError::BadCsr(format!(
+                    "the certificate would be about {entry_len} bytes, more than the log's {} byte entries hold",
+                    crate::log::entry::MAX_ENTRY_LEN
+                )));
+            }
             let record = NewCertificate {
                 serial: serial.clone(),
                 ca: self.name.clone(),
@@ -427,8 +437,7 @@ impl CertificateAuthority {
                 requester: "key-ceremony".into(),
                 tbs_der: tbs.to_der().map_err(|e| CaError::Internal(e.to_string()))?,
             };
-            self.store.record_pending(&record).await?;
-            self.store.complete_issued(&serial, &der).await?;
+            self.store.record_issued(&record, &der).await?;
             tracing::info!(%serial, role, audit = true, "key-ceremony certificate recorded");
             added += 1;
         }

@@ -243,7 +243,10 @@ impl Hsm {
     pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, HsmError> {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = done.send(job());
+            // The caller gave up (deadline, disconnect): do not spend the HSM on it.
+            if !done.is_closed() {
+                let _ = done.send(job());
+            }
         });
         self.0.jobs.send(job).map_err(|_| HsmError::Unavailable("HSM workers stopped".into()))?;
         result.await.map_err(|_| HsmError::Unavailable("HSM job failed".into()))

@@ -47,6 +47,8 @@ pub struct TransparencyLog {
     store: Arc<dyn LogStore>,
     sequencer: Sequencer,
     latest: RwLock<Arc<SignedCheckpoint>>,
+    /// Held while a checkpoint is signed (see [`TransparencyLog::publish`]).
+    publishing: tokio::sync::Mutex<()>,
 }
 
 impl TransparencyLog {
@@ -68,6 +70,7 @@ impl TransparencyLog {
             store,
             sequencer,
             latest: RwLock::new(Arc::new(first)),
+            publishing: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -94,6 +97,9 @@ impl TransparencyLog {
     /// Signs a checkpoint of the sequenced tree now, unless the latest one already covers it:
     /// at start-up after the log caught up with the store, and from the schedule.
     pub async fn publish(&self) -> Result<(), LogError> {
+        // One signer at a time: callers that asked meanwhile find the tree covered and sign
+        // nothing, so requests for a fresh checkpoint cost at most one signature per change.
+        let _one = self.publishing.lock().await;
         let (size, root) = *self.sequencer.head().borrow();
         let current = self.checkpoint();
         if (size, root) == (current.checkpoint.size(), current.checkpoint.root()) {

@@ -178,6 +178,10 @@ impl SigningService {
                 serial_number: cert.tbs_certificate.serial_number.clone(),
             });
             let digest = signer.scheme().hash();
+            if policy.levels.contains(&Level::BT) && !tsa.accepts(digest) {
+                // Otherwise every B-T request would be signed in the HSM and only then refused.
+                return Err(ctx(format!("B-T needs the TSA policy to accept {digest} imprints")));
+            }
             tracing::info!(policy = %policy.name, %key, scheme = %signer.scheme(), "signing policy loaded");
             let ps = PolicySigner {
                 policy: policy.clone(),

@@ -212,7 +212,7 @@ impl Validator {
         }
         for token in tokens {
             let (gen_time, notes) = self
-                .validate_timestamp(token, &signature_value, &certs)
+                .validate_timestamp(token, &signature_value, &certs, now)
                 .map_err(|f| Fail { sub: f.sub, reason: format!("signature time-stamp: {}", f.reason) })?;
             poe = Some(poe.map_or(gen_time, |p| p.min(gen_time)));
             report.reasons.extend(notes.into_iter().map(|n| format!("signature time-stamp: {n}")));
@@ -230,13 +230,16 @@ impl Validator {
 
     /// A signature time-stamp (RFC 3161 §2.4.2, EN 319 102-1 §5.4): the token is a CMS
     /// signature verified like the signature itself, by a TSA whose certificate carries the
-    /// critical id-kp-timeStamping EKU, chained to an anchor at genTime, over the signature
-    /// value. Returns genTime and notes for the report.
+    /// critical id-kp-timeStamping EKU, chained to an anchor and valid now (EN 319 102-1 §5.4:
+    /// a token is proof of existence only while its TSA certificate is; otherwise an expired
+    /// TSA key could back-date anything), over the signature value. Returns genTime and notes
+    /// for the report.
     fn validate_timestamp(
         &self,
         token: &Any,
         signature_value: &[u8],
         outer: &[Cert],
+        now: u64,
     ) -> Result<(u64, Vec<String>), Fail> {
         let der = token.to_der().or_else(|e| format_failure(format!("unreadable token: {e}")))?;
         let sd = parse_signed_data(&der)?;
@@ -285,7 +288,7 @@ impl Validator {
                 )
             }
         }
-        let chain = self.build_chain(&tsa, &pool, gen_time)?;
+        let chain = self.build_chain(&tsa, &pool, now)?;
         let notes = self.check_revocation(&chain, None, Some(gen_time), true)?;
         Ok((gen_time, notes))
     }

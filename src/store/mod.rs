@@ -198,6 +198,8 @@ pub trait Store: LogStore + Send + Sync {
     /// Records a certificate about to be signed. Fails with `DuplicateSerial` if the serial was
     /// ever used, which is what makes serials unique.
     async fn record_pending(&self, c: &NewCertificate) -> Result<(), StoreError>;
+    /// Records a certificate signed elsewhere (the key ceremony's) as issued, in one write.
+    async fn record_issued(&self, c: &NewCertificate, cert_der: &[u8]) -> Result<(), StoreError>;
     /// Stores the signed certificate of a pending record; durable when this returns.
     async fn complete_issued(&self, serial: &Serial, cert_der: &[u8]) -> Result<(), StoreError>;
     /// Marks a pending record abandoned, with the reason.

@@ -41,6 +41,37 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// Inserts a certificate record: `pending` with its TBS, or, given the certificate,
+    /// `issued` in the same single statement.
+    async fn insert_certificate(&self, c: &NewCertificate, cert_der: Option<&[u8]>) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO certificates (serial, ca, profile, subject, sans, not_before, not_after, requester, \
+             status, tbs_der, created_at, cert_der, issued_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN ?11 IS NULL THEN 'pending' ELSE 'issued' END, \
+             ?9, ?10, ?11, CASE WHEN ?11 IS NULL THEN NULL ELSE ?10 END)",
+        )
+        .bind(c.serial.to_string())
+        .bind(&c.ca)
+        .bind(&c.profile)
+        .bind(&c.subject)
+        .bind(c.sans.join("\n"))
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(&c.requester)
+        .bind(&c.tbs_der)
+        .bind(now())
+        .bind(cert_der)
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::DuplicateSerial(c.serial.clone()))
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
     async fn set_status(
         &self,
         serial: &Serial,
@@ -117,29 +148,11 @@ macro_rules! columns {
 #[async_trait]
 impl Store for SqliteStore {
     async fn record_pending(&self, c: &NewCertificate) -> Result<(), StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO certificates (serial, ca, profile, subject, sans, not_before, not_after, requester, \
-             status, tbs_der, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-        )
-        .bind(c.serial.to_string())
-        .bind(&c.ca)
-        .bind(&c.profile)
-        .bind(&c.subject)
-        .bind(c.sans.join("\n"))
-        .bind(c.not_before)
-        .bind(c.not_after)
-        .bind(&c.requester)
-        .bind(&c.tbs_der)
-        .bind(now())
-        .execute(&self.pool)
-        .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::DuplicateSerial(c.serial.clone()))
-            }
-            Err(e) => Err(db(e)),
-        }
+        self.insert_certificate(c, None).await
+    }
+
+    async fn record_issued(&self, c: &NewCertificate, cert_der: &[u8]) -> Result<(), StoreError> {
+        self.insert_certificate(c, Some(cert_der)).await
     }
 
     async fn complete_issued(&self, serial: &Serial, cert_der: &[u8]) -> Result<(), StoreError> {

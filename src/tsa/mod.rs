@@ -183,6 +183,11 @@ impl TimeStampAuthority {
         })
     }
 
+    /// Whether the TSA policy accepts imprints made with `hash`.
+    pub fn accepts(&self, hash: HashAlg) -> bool {
+        self.policy.hash_algorithms.contains(&hash)
+    }
+
     /// The TSA certificate followed by its CA chain (DER), for relying parties.
     pub fn chain(&self) -> &[Vec<u8>] {
         &self.chain
