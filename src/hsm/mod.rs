@@ -239,7 +239,8 @@ impl Hsm {
     /// Why not `spawn_blocking`: that woke a pool thread and then the waiting task for every
     /// signature, and under load the daemon spent about 40 % of its CPU in the kernel switching
     /// threads (perf, strace: futex). The workers take queued jobs back to back without
-    /// sleeping, and since there are as many as sessions, none of them ever waits for one.
+    /// sleeping; there are as many as sessions, so they wait for one only while rarer HSM work
+    /// (CRLs, log checkpoints, health probes) holds a session on the blocking pool.
     pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, HsmError> {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
