@@ -2,6 +2,7 @@
 //! in a PKCS#11 HSM.
 
 pub mod api;
+pub mod batch;
 pub mod ca;
 pub mod config;
 pub mod daemon;

@@ -26,9 +26,6 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Most entries in one batch (one transaction).
-pub const MAX_BATCH: usize = 512;
-
 /// The store record an entry logs. The store marks it sequenced (with the entry's index) in the
 /// batch's transaction, so that start-up can tell what is still missing from the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,7 +118,7 @@ impl Sequencer {
     pub async fn start(store: Arc<dyn LogStore>) -> Result<Self, LogError> {
         let state = TreeState::load(store.as_ref()).await?;
         let (head_tx, head) = watch::channel((state.size, state.root));
-        let (tx, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        let (tx, rx) = crate::batch::queue::<Job>();
         tokio::spawn(run(store, state, rx, head_tx));
         Ok(Sequencer { tx, head })
     }
@@ -163,15 +160,7 @@ async fn run(
     mut rx: mpsc::Receiver<Job>,
     head: watch::Sender<(TreeSize, Hash)>,
 ) {
-    while let Some(first) = rx.recv().await {
-        // Whatever queued up while the previous transaction ran goes into this one.
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
+    while let Some(jobs) = crate::batch::next(&mut rx).await {
         let (entries, waiters): (Vec<NewEntry>, Vec<_>) = jobs.into_iter().unzip();
         match commit(store.as_ref(), &state, entries).await {
             Ok(next) => {

@@ -7,9 +7,6 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-/// Most records written in one transaction.
-const MAX_BATCH: usize = 512;
-
 type Job<R> = (R, oneshot::Sender<Result<(), String>>);
 
 /// Handle to a writer task for records of type `R`. Cheap to clone.
@@ -55,17 +52,9 @@ impl<R: Send + 'static> GroupCommit<R> {
         F: Fn(Vec<R>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), StoreError>> + Send,
     {
-        let (tx, mut rx) = mpsc::channel::<Job<R>>(4 * MAX_BATCH);
+        let (tx, mut rx) = crate::batch::queue::<Job<R>>();
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                // Whatever queued up while the previous transaction ran goes into this one.
-                let mut jobs = vec![first];
-                while jobs.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(j) => jobs.push(j),
-                        Err(_) => break,
-                    }
-                }
+            while let Some(jobs) = crate::batch::next(&mut rx).await {
                 let (records, waiters): (Vec<R>, Vec<_>) = jobs.into_iter().unzip();
                 let result = write(records).await.map_err(|e| e.to_string());
                 for done in waiters {
