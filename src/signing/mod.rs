@@ -156,6 +156,9 @@ impl SigningService {
         let validator = Validator::new(anchors, revocation)
             .and_then(|v| v.with_intermediates(vec![issuing.clone()]))
             .map_err(|e| CaError::Internal(e.to_string()))?;
+        // Everything but the root goes into each signature: relying parties bring their own
+        // trust anchor.
+        let below_root = ca_chain[..ca_chain.len() - 1].iter().map(parse).collect::<Result<Vec<_>, _>>()?;
         let mut loaded = BTreeMap::new();
         for policy in policies.signing() {
             let key = policy.key.as_ref().unwrap_or(default_key);
@@ -166,11 +169,7 @@ impl SigningService {
             }
             let signing_certificate = crate::tsa::ess::signing_certificate_v2_attribute(&cert, &der)
                 .map_err(|e| ctx(format!("signing-certificate-v2: {e}")))?;
-            // Everything but the root: relying parties bring their own trust anchor.
-            let mut certs = vec![cert.clone()];
-            for c in &ca_chain[..ca_chain.len() - 1] {
-                certs.push(Certificate::from_der(c).map_err(|e| CaError::Internal(e.to_string()))?);
-            }
+            let certs = std::iter::once(cert.clone()).chain(below_root.iter().cloned()).collect();
             let certificates_der =
                 signed_data::certificates_der(certs).map_err(|e| CaError::Internal(e.to_string()))?;
             let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
