@@ -28,15 +28,7 @@ async fn main() {
     let secs = Duration::from_secs(std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(5));
     let d = start();
     std::env::set_var("SOFTHSM2_CONF", d.data.join("softhsm2.conf"));
-    let data = d.data.clone();
-    let raw1 = tokio::task::spawn_blocking({
-        let data = data.clone();
-        move || raw_hsm_rate(&data, "trustd-document-signer", 1, secs)
-    })
-    .await
-    .expect("raw");
-    let raw2 =
-        tokio::task::spawn_blocking(move || raw_hsm_rate(&data, "trustd-document-signer", 2, secs)).await.expect("raw");
+    let (raw1, raw2) = raw_hsm_rates(&d.data, "trustd-document-signer", secs).await;
     let raw = raw1.max(raw2);
     println!("raw HSM signing rate, document-signing key (ECDSA P-256, SoftHSM2): {raw1:.0}/s with 1 thread, {raw2:.0}/s with 2");
     println!("ratios below are to the higher of the two ({raw:.0}/s); B-T needs two signatures per request");

@@ -19,14 +19,7 @@ async fn main() {
     let d = start();
     // SoftHSM reads its config from the environment; the bench signs with the daemon's token.
     std::env::set_var("SOFTHSM2_CONF", d.data.join("softhsm2.conf"));
-    let data = d.data.clone();
-    let raw1 = tokio::task::spawn_blocking({
-        let data = data.clone();
-        move || raw_hsm_rate(&data, "trustd-tsa", 1, secs)
-    })
-    .await
-    .expect("raw");
-    let raw2 = tokio::task::spawn_blocking(move || raw_hsm_rate(&data, "trustd-tsa", 2, secs)).await.expect("raw");
+    let (raw1, raw2) = raw_hsm_rates(&d.data, "trustd-tsa", secs).await;
     let raw = raw1.max(raw2);
     println!("raw HSM signing rate, TSA key (ECDSA P-256, SoftHSM2): {raw1:.0}/s with 1 thread, {raw2:.0}/s with 2");
     println!("ratios below are to the higher of the two ({raw:.0}/s), the most this machine's token signed");

@@ -102,6 +102,15 @@ impl Run {
     }
 }
 
+/// Raw signing rates of the key labelled `label` with 1 and with 2 threads, `secs` each, off
+/// the runtime (signing blocks).
+pub async fn raw_hsm_rates(data: &std::path::Path, label: &'static str, secs: Duration) -> (f64, f64) {
+    let data = data.to_owned();
+    tokio::task::spawn_blocking(move || (raw_hsm_rate(&data, label, 1, secs), raw_hsm_rate(&data, label, 2, secs)))
+        .await
+        .expect("raw")
+}
+
 /// Raw signing rate of the key labelled `label` in the same token, `threads` threads for `secs`.
 pub fn raw_hsm_rate(data: &std::path::Path, label: &str, threads: usize, secs: Duration) -> f64 {
     let pin = std::fs::read_to_string(data.join("hsm-pin")).expect("pin");
