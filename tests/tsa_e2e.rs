@@ -136,14 +136,20 @@ fn independent_verifier_accepts_tokens() {
         let r = format!("{hash}.tsr");
         std::fs::write(dir.join(&r), &body).unwrap();
         let nonce = reply_text(dir, &r).lines().find_map(|l| l.strip_prefix("Nonce: 0x").map(str::to_owned)).unwrap();
-        let out = Command::new(venv_bin("python"))
-            .current_dir(dir)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/verify_tsr.py"))
-            .args([&r, "doc.txt", "root.pem", "issuing.pem", "tsa.pem", &nonce])
-            .output()
-            .unwrap();
+        let out = independent_verify(dir, &r, "doc.txt", &nonce);
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "{hash}: {}", text(&out));
     }
+}
+
+/// `tests/py/verify_tsr.py` (rfc3161-client and asn1crypto) on a response in `dir`, against
+/// root.pem, issuing.pem and tsa.pem there.
+fn independent_verify(dir: &Path, response: &str, document: &str, nonce_hex: &str) -> std::process::Output {
+    Command::new(venv_bin("python"))
+        .current_dir(dir)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/verify_tsr.py"))
+        .args([response, document, "root.pem", "issuing.pem", "tsa.pem", nonce_hex])
+        .output()
+        .unwrap()
 }
 
 /// A DER TimeStampReq built by hand, for requests openssl refuses to make.
@@ -338,12 +344,7 @@ fn gen_time_carries_milliseconds_when_the_policy_says_so() {
         );
         assert!(text(&v).contains("Verification: OK"), "{}", text(&v));
         let nonce = reply.lines().find_map(|l| l.strip_prefix("Nonce: 0x").map(str::to_owned)).unwrap();
-        let out = Command::new(venv_bin("python"))
-            .current_dir(dir)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/verify_tsr.py"))
-            .args([&r, "doc.txt", "root.pem", "issuing.pem", "tsa.pem", &nonce])
-            .output()
-            .unwrap();
+        let out = independent_verify(dir, &r, "doc.txt", &nonce);
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "{}", text(&out));
     }
     assert!(fractions >= 4, "genTime carries milliseconds");
