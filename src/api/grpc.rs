@@ -340,9 +340,11 @@ impl pb::transparency_log_server::TransparencyLog for LogService {
         request: Request<pb::GetEntriesRequest>,
     ) -> Result<Response<pb::GetEntriesResponse>, Status> {
         let r = request.into_inner();
-        let tree_size = self.log.checkpoint().checkpoint.size().0;
         let entries = self.log.entries(r.start, r.end).await?;
         let leaf_hashes = if r.include_leaf_hashes { self.log.leaf_hashes(r.start, r.end).await? } else { vec![] };
+        // Read after the page was checked against the latest checkpoint: checkpoints only grow,
+        // so the size reported always covers every entry returned.
+        let tree_size = self.log.checkpoint().checkpoint.size().0;
         Ok(Response::new(pb::GetEntriesResponse {
             entries: entries.into_iter().map(|(i, entry)| pb::IndexedEntry { index: i.0, entry }).collect(),
             leaf_hashes: hashes_to_pb(leaf_hashes),
