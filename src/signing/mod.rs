@@ -315,7 +315,8 @@ impl SigningService {
         };
         let signature_der = signed_data::content_info_der(&signed_data, &ps.certificates_der).map_err(internal)?;
 
-        let signature_id = hex::encode(rand::random::<[u8; 16]>());
+        // Time-ordered like time-stamp serials: the ID is a UNIQUE key written at a high rate.
+        let signature_id = crate::serial::Serial::time_ordered(std::time::SystemTime::now()).to_string();
         let record = SignatureRecord {
             signature_id: signature_id.clone(),
             signed_at: signing_time as i64,

@@ -278,8 +278,9 @@ impl TimeStampAuthority {
         self.clock.check().map_err(|e| (Failure::TimeNotAvailable, e))?;
         let sys = |e: &dyn std::fmt::Display| (Failure::SystemFailure, e.to_string());
 
-        let serial = Serial::random();
-        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| sys(&e))?;
+        let at = std::time::SystemTime::now();
+        let serial = Serial::time_ordered(at);
+        let since_epoch = at.duration_since(std::time::UNIX_EPOCH).map_err(|e| sys(&e))?;
         let gen_time = tst::GenTime::new(since_epoch, self.policy.precision);
         let now = gen_time.unix_secs();
         let tst = tst::TstInfo {
