@@ -113,7 +113,7 @@ async fn main() {
         let mut latencies: Vec<Duration> = runs.iter().flat_map(|r| r.latencies.iter().copied()).collect();
         latencies.sort();
         let daemon_cpu = runs.iter().map(|r| r.daemon_cpu).sum::<Option<Duration>>();
-        Run { ops, elapsed, latencies, daemon_cpu }
+        Run { ops, elapsed, latencies, daemon_cpu, client_cpu: None }
     };
     let (off_all, on_all) = (merge(&runs_off), merge(&runs_on));
     row("log off, all", &off_all);

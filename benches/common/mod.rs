@@ -28,21 +28,15 @@ impl Drop for Daemon {
 impl Daemon {
     /// CPU time (user + system) the daemon has used so far.
     pub fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("proc stat");
-        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-        let rest = stat.rsplit_once(')').expect("stat format").1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-        // SAFETY: sysconf only reads a configuration value.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Duration::from_micros(ticks * 1_000_000 / hz)
+        cpu_time_of(&self.child.id().to_string())
     }
 
-    /// Runs `load` and records the daemon CPU time it used.
+    /// Runs `load` and records the CPU time the daemon and this load generator used.
     pub async fn measure(&self, load: impl std::future::Future<Output = Run>) -> Run {
-        let before = self.cpu_time();
+        let (before, client_before) = (self.cpu_time(), cpu_time_of("self"));
         let mut run = load.await;
         run.daemon_cpu = Some(self.cpu_time().saturating_sub(before));
+        run.client_cpu = Some(cpu_time_of("self").saturating_sub(client_before));
         run
     }
 
@@ -55,6 +49,18 @@ impl Daemon {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmHWM")
     }
+}
+
+/// CPU time (user + system) of process `pid` (a number, or `self`) so far.
+fn cpu_time_of(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').expect("stat format").1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros(ticks * 1_000_000 / hz)
 }
 
 pub fn start() -> Daemon {
@@ -94,6 +100,8 @@ pub struct Run {
     pub latencies: Vec<Duration>,
     /// Daemon CPU time during the run, when measured with [`Daemon::measure`].
     pub daemon_cpu: Option<Duration>,
+    /// The load generator's own CPU time (it shares the machine), likewise.
+    pub client_cpu: Option<Duration>,
 }
 
 impl Run {
@@ -168,7 +176,7 @@ where
     }
     let elapsed = start.elapsed();
     latencies.sort();
-    Run { ops: latencies.len(), elapsed, latencies, daemon_cpu: None }
+    Run { ops: latencies.len(), elapsed, latencies, daemon_cpu: None, client_cpu: None }
 }
 
 /// One keep-alive HTTP/1.1 connection posting time-stamp queries: the load an RFC 3161 client
@@ -226,10 +234,12 @@ pub async fn http_pool(addr: &str, c: usize) -> Arc<std::sync::Mutex<Vec<Arc<tok
 /// measured) the daemon's CPU time per operation: what the daemon costs apart from the load
 /// generator that shares the machine with it.
 pub fn report(name: &str, c: usize, r: &Run, raw: f64) {
-    let cpu =
-        r.daemon_cpu.map_or_else(|| "-".into(), |t| format!("{:.0}", t.as_secs_f64() * 1e6 / r.ops.max(1) as f64));
+    let per_op = |t: Option<Duration>| {
+        t.map_or_else(|| "-".into(), |t| format!("{:.0}", t.as_secs_f64() * 1e6 / r.ops.max(1) as f64))
+    };
+    let (cpu, client) = (per_op(r.daemon_cpu), per_op(r.client_cpu));
     println!(
-        "{name:<12} {c:>4} {:>10.0} {:>7.1}% {:>9.2} {:>9.2} {cpu:>10}",
+        "{name:<12} {c:>4} {:>10.0} {:>7.1}% {:>9.2} {:>9.2} {cpu:>10} {client:>10}",
         r.rate(),
         100.0 * r.rate() / raw,
         percentile(&r.latencies, 0.50).as_secs_f64() * 1e3,
@@ -240,7 +250,7 @@ pub fn report(name: &str, c: usize, r: &Run, raw: f64) {
 /// Header for [`report`] lines.
 pub fn report_header() {
     println!(
-        "{:<12} {:>4} {:>10} {:>8} {:>9} {:>9} {:>10}",
-        "what", "conc", "per s", "of raw", "p50 ms", "p99 ms", "cpu µs/op"
+        "{:<12} {:>4} {:>10} {:>8} {:>9} {:>9} {:>10} {:>10}",
+        "what", "conc", "per s", "of raw", "p50 ms", "p99 ms", "cpu µs/op", "load µs/op"
     );
 }
