@@ -132,6 +132,18 @@ fn softhsm_keys_signing_and_pool() {
     }
     hsm.probe().unwrap();
 
+    // A job that panics while it holds a session (a bug, a module failing mid-call) closes the
+    // session and frees its slot: after more panics than sessions the pool still serves (it
+    // would otherwise wait SESSION_WAIT and answer Busy).
+    for _ in 0..3 {
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            hsm.with_session(|_| -> cryptoki::error::Result<()> { panic!("a job's bug") })
+        }));
+        assert!(panicked.is_err());
+    }
+    hsm.probe().unwrap();
+    signer.sign(b"after panics").unwrap();
+
     // The device forgets the login (as an HSM does when it restarts): the pool notices, reopens
     // sessions, logs in again, and the next signature works without a restart.
     hsm.with_session(|s| s.logout()).unwrap();

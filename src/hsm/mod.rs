@@ -395,10 +395,10 @@ impl Hsm {
     pub fn with_session<T>(&self, f: impl Fn(&Session) -> cryptoki::error::Result<T>) -> Result<T, HsmError> {
         let mut failure = None;
         for _attempt in 0..2 {
-            let s = self.acquire()?;
+            let s = Lease { hsm: self, session: Some(self.acquire()?) };
             match f(&s) {
                 Ok(v) => {
-                    self.release(s);
+                    s.release();
                     if !self.0.ready.swap(true, Ordering::Relaxed) {
                         tracing::info!(token = %self.0.token_label, "HSM available again");
                     }
@@ -406,18 +406,17 @@ impl Hsm {
                 }
                 Err(e) if is_session_fault(&e) => {
                     drop(s);
-                    self.forget_session();
                     self.reset_pool();
                     tracing::warn!(token = %self.0.token_label, error = %e, "HSM session failed; reopening");
                     failure = Some(e);
                 }
                 Err(e) if may_be_logged_out(&e) && self.relogin(&s) => {
-                    self.release(s);
+                    s.release();
                     tracing::warn!(token = %self.0.token_label, error = %e, "HSM login was lost; logged in again");
                     failure = Some(e);
                 }
                 Err(e) => {
-                    self.release(s);
+                    s.release();
                     return Err(HsmError::Pkcs11(e));
                 }
             }
@@ -425,5 +424,39 @@ impl Hsm {
         let e = failure.map_or_else(|| "no working session".to_owned(), |e| e.to_string());
         self.mark_unready(&e);
         Err(HsmError::Unavailable(e))
+    }
+}
+
+/// A session taken from the pool. Dropped without [`Lease::release`] (the session failed, or
+/// the closure using it panicked), it is closed and its slot given back: a panicking HSM job
+/// must not shrink the pool until every caller waits [`SESSION_WAIT`] and gets `Busy`.
+struct Lease<'a> {
+    hsm: &'a Hsm,
+    session: Option<Session>,
+}
+
+impl Lease<'_> {
+    /// Back to the idle pool for the next caller.
+    fn release(mut self) {
+        if let Some(s) = self.session.take() {
+            self.hsm.release(s);
+        }
+    }
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        // Only `release` and `drop` take the session, and both consume the lease.
+        self.session.as_ref().unwrap_or_else(|| unreachable!("a lease holds its session until released"))
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            drop(s);
+            self.hsm.forget_session();
+        }
     }
 }
