@@ -417,6 +417,28 @@ async fn bad_requests_are_refused_and_record_nothing() {
         assert_eq!((r.indication(), r.sub_indication.as_str()), (indication, sub), "{what}: {:?}", r.reasons);
         assert!(!r.reasons.is_empty(), "{what}: a reason is given");
     }
+    // A flood of Verify calls: each gets a report or, past the daemon's bound on validations in
+    // flight (32 per core), RESOURCE_EXHAUSTED at once; none fails otherwise.
+    let flood: Vec<_> = (0..400)
+        .map(|_| {
+            let (mut client, signature) = (client.clone(), good.clone());
+            tokio::spawn(async move { client.verify(pb::VerifyRequest { signature, content: None }).await })
+        })
+        .collect();
+    let mut passed = 0;
+    for call in flood {
+        match call.await.unwrap() {
+            Ok(r) => {
+                assert_eq!(r.into_inner().indication(), pb::Indication::TotalPassed);
+                passed += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+                assert!(e.message().contains("retry shortly"), "{:?}", e.message());
+            }
+        }
+    }
+    assert!(passed > 0);
     let bad_alg = client
         .verify(pb::VerifyRequest {
             signature: good,

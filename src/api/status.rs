@@ -89,6 +89,7 @@ impl From<crate::signing::SigningError> for Status {
             // As for a message over the transport's limit.
             E::TooLarge { .. } => Code::OutOfRange,
             E::Timestamp(_) => Code::Unavailable,
+            E::Busy(_) => Code::ResourceExhausted,
             E::Hsm(h) => hsm_code(h),
             E::Store(s) => store_code(s),
             E::Internal(_) => Code::Internal,

@@ -2,6 +2,7 @@
 //! form (ETSI EN 319 122-1 §6), signed in the HSM, at level B-B or B-T; and the validation of
 //! such signatures ([`verify`]). Knows neither gRPC nor SQL.
 
+mod admission;
 pub mod report;
 pub mod verify;
 
@@ -44,6 +45,8 @@ pub enum SigningError {
     Hsm(#[from] HsmError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0} signatures are being verified already; retry shortly")]
+    Busy(usize),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -112,6 +115,7 @@ pub struct SigningService {
     tsa: Arc<TimeStampAuthority>,
     writer: SignatureWriter,
     validator: Arc<Validator>,
+    verifying: admission::Admission,
 }
 
 /// What `Verify` checks a signature against.
@@ -194,7 +198,8 @@ impl SigningService {
             };
             loaded.insert(policy.name.clone(), ps);
         }
-        Ok(SigningService { policies: loaded, tsa, writer, validator: Arc::new(validator) })
+        let verifying = admission::Admission::for_cores();
+        Ok(SigningService { policies: loaded, tsa, writer, validator: Arc::new(validator), verifying })
     }
 
     fn policy(&self, name: &str) -> Result<&PolicySigner, SigningError> {
@@ -349,11 +354,14 @@ impl SigningService {
 impl SigningService {
     /// Validates a signature (DER, or PEM labelled CMS or PKCS7) over `content` (`None` for an
     /// enveloping signature) and reports as ETSI EN 319 102-1 §5.3 does. Never fails for a bad
-    /// signature: that is a TOTAL_FAILED or INDETERMINATE report.
+    /// signature: that is a TOTAL_FAILED or INDETERMINATE report. [`SigningError::Busy`] when
+    /// too many validations are in the daemon already.
     pub async fn verify(&self, signature: Vec<u8>, content: Option<Content>) -> Result<ValidationReport, SigningError> {
+        let ticket = self.verifying.enter().await.map_err(SigningError::Busy)?;
         let validator = self.validator.clone();
         // Chain building and RSA verification are CPU work, and revocation lookups block.
         tokio::task::spawn_blocking(move || {
+            let _ticket = ticket;
             let der = match der::pem::decode_vec(&signature) {
                 Ok((label, der)) if label == "CMS" || label == "PKCS7" => der,
                 _ => signature,
