@@ -52,6 +52,7 @@ async fn main() {
             report(name, c, &r, raw);
         }
     }
+    raw_hsm_rates_after(&d.data, "trustd-document-signer", secs, (raw1, raw2)).await;
 
     // 1 GiB streamed in 1 MiB chunks: the daemon hashes as it goes, so its memory stays flat.
     let before = d.peak_rss_kib();

@@ -60,4 +60,5 @@ async fn main() {
             .await;
         report("tsa http", c, &r, raw);
     }
+    raw_hsm_rates_after(&d.data, "trustd-tsa", secs, (raw1, raw2)).await;
 }

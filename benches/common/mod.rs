@@ -119,6 +119,16 @@ pub async fn raw_hsm_rates(data: &std::path::Path, label: &'static str, secs: Du
         .expect("raw")
 }
 
+/// Measures the raw rates again after the loads and prints them beside the first ones: the host
+/// is shared, and a drift between the two says how far to trust the ratios of that run.
+pub async fn raw_hsm_rates_after(data: &std::path::Path, label: &'static str, secs: Duration, before: (f64, f64)) {
+    let (raw1, raw2) = raw_hsm_rates(data, label, secs).await;
+    println!(
+        "raw HSM signing rate again after the loads: {raw1:.0}/s with 1 thread, {raw2:.0}/s with 2 (before: {:.0}, {:.0})",
+        before.0, before.1
+    );
+}
+
 /// Raw signing rate of the key labelled `label` in the same token, `threads` threads for `secs`.
 pub fn raw_hsm_rate(data: &std::path::Path, label: &str, threads: usize, secs: Duration) -> f64 {
     let pin = std::fs::read_to_string(data.join("hsm-pin")).expect("pin");
