@@ -27,6 +27,7 @@ impl Admission {
         Self::new(cores, 32 * cores)
     }
 
+    /// `running` at once, `admitted` (at least `running`) in the daemon.
     pub fn new(running: usize, admitted: usize) -> Self {
         let admitted = admitted.max(running).max(1);
         Admission {

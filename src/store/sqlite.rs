@@ -46,6 +46,7 @@ const WAL_RESTART_PAGES: i64 = 16_384;
 async fn checkpoint_wal(pool: SqlitePool) {
     let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
     loop {
         tick.tick().await;
         let passive: Result<(i64, i64, i64), _> =
@@ -56,11 +57,18 @@ async fn checkpoint_wal(pool: SqlitePool) {
             }
             r => r.map(|_| ()),
         };
-        if let Err(e) = result {
-            if pool.is_closed() {
-                return;
+        match result {
+            Err(_) if pool.is_closed() => return,
+            // Logged when it starts and stops failing, not four times a second.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "SQLite WAL checkpoint failed; retrying");
             }
-            tracing::warn!(error = %e, "SQLite WAL checkpoint failed; retrying");
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("SQLite WAL checkpoints work again");
+            }
+            _ => {}
         }
     }
 }
