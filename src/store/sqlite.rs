@@ -579,31 +579,35 @@ impl LogStore for SqliteStore {
                 None => {}
             }
         }
-        // One UPDATE per table for the whole batch, from a VALUES list.
-        if !certs.is_empty() {
-            let mut q = sqlx::QueryBuilder::new("WITH v(serial, idx) AS (");
-            q.push_values(certs, |mut row, (serial, idx)| {
-                row.push_bind(serial).push_bind(idx);
-            });
-            q.push(
-                ") UPDATE certificates SET log_index = (SELECT idx FROM v WHERE v.serial = certificates.serial) \
-                 WHERE serial IN (SELECT serial FROM v)",
-            );
-            q.build().execute(&mut *tx).await.map_err(log_db)?;
-        }
-        if !events.is_empty() {
-            let mut q = sqlx::QueryBuilder::new("WITH v(id, idx) AS (");
-            q.push_values(events, |mut row, (id, idx)| {
-                row.push_bind(id).push_bind(idx);
-            });
-            q.push(
-                ") UPDATE revocation_events SET log_index = (SELECT idx FROM v WHERE v.id = revocation_events.id) \
-                 WHERE id IN (SELECT id FROM v)",
-            );
-            q.build().execute(&mut *tx).await.map_err(log_db)?;
-        }
+        set_log_indexes(&mut tx, "certificates", "serial", certs).await?;
+        set_log_indexes(&mut tx, "revocation_events", "id", events).await?;
         tx.commit().await.map_err(log_db)
     }
+}
+
+/// Sets `log_index` on the rows of `table` whose `key` is in `rows`: one UPDATE for the whole
+/// batch, from a VALUES list. `table` and `key` are this file's own names, never input.
+async fn set_log_indexes<'a, K>(
+    tx: &mut sqlx::SqliteConnection,
+    table: &str,
+    key: &str,
+    rows: Vec<(K, i64)>,
+) -> Result<(), LogError>
+where
+    K: 'a + sqlx::Encode<'a, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("WITH v(k, idx) AS (");
+    q.push_values(rows, |mut row, (k, idx)| {
+        row.push_bind(k).push_bind(idx);
+    });
+    q.push(format!(
+        ") UPDATE {table} SET log_index = (SELECT idx FROM v WHERE v.k = {table}.{key}) WHERE {key} IN (SELECT k FROM v)"
+    ));
+    q.build().execute(tx).await.map_err(log_db)?;
+    Ok(())
 }
 
 #[cfg(test)]
