@@ -11,19 +11,17 @@ use crate::digest::HashAlg;
 use crate::hsm::{Hsm, HsmSigner, KeyRef};
 use crate::policy::TsaPolicy;
 use crate::serial::Serial;
+use crate::signed_data::SignerDer;
 use crate::store::{TimestampRecord, TimestampWriter};
 use clock::ClockCheck;
-use cms::builder::SignerInfoBuilder;
 use cms::cert::IssuerAndSerialNumber;
-use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier};
+use cms::content_info::ContentInfo;
+use cms::signed_data::SignerIdentifier;
 use const_oid::ObjectIdentifier;
-use der::asn1::{BitString, Int, SetOfVec, Utf8StringRef};
+use der::asn1::{BitString, Int, Utf8StringRef};
 use der::Sequence;
-use der::{Any, Decode, Encode, Tag, Tagged};
+use der::{Decode, Encode, Tag, Tagged};
 use std::sync::Arc;
-use x509_cert::attr::Attribute;
-use x509_cert::builder::Builder;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_tsp::{Accuracy, MessageImprint, TimeStampReq, TspVersion};
 
@@ -139,8 +137,8 @@ pub struct TimeStampAuthority {
     /// `[0] IMPLICIT CertificateSet` with the TSA certificate, for requests with certReq.
     certificate_der: Arc<Vec<u8>>,
     chain: Vec<Vec<u8>>,
-    sid: SignerIdentifier,
-    signing_certificate: Attribute,
+    /// The SignerInfo's constant parts, with the signing-certificate-v2 attribute (RFC 5816).
+    signer_der: Arc<SignerDer>,
     policy: TsaPolicy,
     clock: ClockCheck,
     writer: TimestampWriter,
@@ -165,6 +163,11 @@ impl TimeStampAuthority {
             issuer: cert.tbs_certificate.issuer.clone(),
             serial_number: cert.tbs_certificate.serial_number.clone(),
         });
+        let scheme = signer.scheme();
+        let internal = |e: &dyn std::fmt::Display| CaError::Internal(format!("SignerInfo of {key}: {e}"));
+        let algorithm = scheme.algorithm_identifier().map_err(|e| internal(&e))?;
+        let signer_der =
+            SignerDer::new(&sid, scheme.hash(), &algorithm, &[signing_certificate]).map_err(|e| internal(&e))?;
         let name = GeneralName::DirectoryName(cert.tbs_certificate.subject.clone());
         let certificate_der = crate::signed_data::certificates_der(vec![cert])
             .map_err(|e| CaError::Internal(format!("certificate of {key}: {e}")))?;
@@ -175,8 +178,7 @@ impl TimeStampAuthority {
             name,
             certificate_der: Arc::new(certificate_der),
             chain,
-            sid,
-            signing_certificate,
+            signer_der: Arc::new(signer_der),
             policy,
             clock,
             writer,
@@ -302,10 +304,9 @@ impl TimeStampAuthority {
 
         let token = {
             let signer = self.signer.clone();
-            let sid = self.sid.clone();
-            let attr = self.signing_certificate.clone();
+            let signer_der = self.signer_der.clone();
             let cert = req.cert_req.then(|| self.certificate_der.clone());
-            self.signer.run(move || sign_token(&signer, sid, attr, cert, tst_der)).await.map_err(|e| sys(&e))??
+            self.signer.run(move || sign_token(&signer, &signer_der, cert, tst_der)).await.map_err(|e| sys(&e))??
         };
         let record = TimestampRecord {
             serial: serial.clone(),
@@ -370,39 +371,22 @@ pub fn request_from_digest(
     req.to_der().map_err(|e| e.to_string())
 }
 
-/// Builds the token: SignedData (RFC 5652 §5) over the TSTInfo with content-type,
-/// message-digest and signing-certificate-v2 signed attributes, signed in the HSM.
-/// SignedDataBuilder is not used because it hides the signer's error; the structure is small.
+/// Signs the TSTInfo in the HSM: the token, a ContentInfo with SignedData (RFC 3161 §2.4.2,
+/// RFC 5652 §5) whose signed attributes carry content-type, message-digest and
+/// signing-certificate-v2, with the TSA certificate when the request asked for it.
 fn sign_token(
     signer: &HsmSigner,
-    sid: SignerIdentifier,
-    signing_certificate: Attribute,
+    signer_der: &SignerDer,
     certificate_der: Option<Arc<Vec<u8>>>,
     tst_der: Vec<u8>,
 ) -> Result<Vec<u8>, (Failure, String)> {
     let sys = |e: &dyn std::fmt::Display| (Failure::SystemFailure, e.to_string());
-    let econtent = EncapsulatedContentInfo {
-        econtent_type: ID_CT_TST_INFO,
-        econtent: Some(Any::new(Tag::OctetString, tst_der).map_err(|e| sys(&e))?),
-    };
-    let digest_alg = signer.scheme().hash().algorithm_identifier();
-    let mut sib = SignerInfoBuilder::new(signer, sid, digest_alg.clone(), &econtent, None).map_err(|e| sys(&e))?;
-    sib.add_signed_attribute(signing_certificate).map_err(|e| sys(&e))?;
-    let to_be_signed = sib.finalize().map_err(|e| sys(&e))?;
-    let signature = signer.sign(&to_be_signed).map_err(|e| sys(&e))?;
-    let signer_info =
-        sib.assemble(BitString::from_bytes(signature.as_bytes()).map_err(|e| sys(&e))?).map_err(|e| sys(&e))?;
-    let signed_data = SignedData {
-        // RFC 5652 §5.1: version 3 because eContentType is not id-data.
-        version: CmsVersion::V3,
-        digest_algorithms: SetOfVec::try_from(vec![digest_alg]).map_err(|e| sys(&e))?,
-        encap_content_info: econtent,
-        certificates: None,
-        crls: None,
-        signer_infos: cms::signed_data::SignerInfos::try_from(vec![signer_info]).map_err(|e| sys(&e))?,
-    };
+    let signed_attrs = signer_der.signed_attributes(ID_CT_TST_INFO, &tst_der).map_err(|e| sys(&e))?;
+    let signature = signer.sign(&signed_attrs).map_err(|e| sys(&e))?;
     let certificates = certificate_der.as_deref().map_or(&[][..], Vec::as_slice);
-    crate::signed_data::content_info_der(&signed_data, certificates).map_err(|e| sys(&e))
+    signer_der
+        .content_info(ID_CT_TST_INFO, &tst_der, certificates, &signed_attrs, signature.as_bytes())
+        .map_err(|e| sys(&e))
 }
 
 /// A granted TimeStampResp (RFC 3161 §2.4.2) around the token's DER, which is spliced in rather
