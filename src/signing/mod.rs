@@ -8,24 +8,21 @@ pub mod verify;
 
 use crate::ca::{CaError, CertifiedKey};
 use crate::digest::{HashAlg, Hasher};
-use crate::hsm::{Hsm, HsmError, HsmSigner, KeyRef};
+use crate::hsm::{Hsm, HsmError, HsmSignature, HsmSigner, KeyRef};
 use crate::policy::{Level, Policies, SigningPolicy};
-use crate::signed_data;
+use crate::signed_data::{self, SignerDer};
 use crate::store::{CertStatus, SignatureRecord, SignatureWriter, Store, StoreError};
 use crate::tsa::TimeStampAuthority;
-use cms::builder::SignerInfoBuilder;
 use cms::cert::IssuerAndSerialNumber;
-use cms::content_info::CmsVersion;
-use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfos};
+use cms::signed_data::SignerIdentifier;
 use const_oid::db::rfc5911::{ID_DATA, ID_SIGNING_TIME};
-use der::asn1::{BitString, OctetString, SetOfVec};
+use der::asn1::SetOfVec;
 use der::{Any, Decode};
 use report::ValidationReport;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use verify::{RevocationSource, RevocationStatus, Validator, ID_AA_SIGNATURE_TIME_STAMP_TOKEN};
 use x509_cert::attr::Attribute;
-use x509_cert::builder::Builder;
 use x509_cert::Certificate;
 
 /// Errors of the signing service. `api` maps each to a gRPC status.
@@ -103,8 +100,8 @@ struct PolicySigner {
     /// certificates below the root, put in every signature so that a verifier needs only the
     /// root.
     certificates_der: Vec<u8>,
-    sid: SignerIdentifier,
-    signing_certificate: Attribute,
+    /// The SignerInfo's constant parts, with the signing-certificate-v2 attribute.
+    signer_der: Arc<SignerDer>,
     digest: HashAlg,
 }
 
@@ -180,7 +177,11 @@ impl SigningService {
                 issuer: cert.tbs_certificate.issuer.clone(),
                 serial_number: cert.tbs_certificate.serial_number.clone(),
             });
-            let digest = signer.scheme().hash();
+            let scheme = signer.scheme();
+            let digest = scheme.hash();
+            let algorithm = scheme.algorithm_identifier().map_err(|e| ctx(format!("signature algorithm: {e}")))?;
+            let signer_der = SignerDer::new(&sid, digest, &algorithm, &[signing_certificate])
+                .map_err(|e| ctx(format!("SignerInfo: {e}")))?;
             if policy.levels.contains(&Level::BT) && !tsa.accepts(digest) {
                 // Otherwise every B-T request would be signed in the HSM and only then refused.
                 return Err(ctx(format!("B-T needs the TSA policy to accept {digest} imprints")));
@@ -192,8 +193,7 @@ impl SigningService {
                 serial: hex::encode(cert.tbs_certificate.serial_number.as_bytes()),
                 issuer: cert.tbs_certificate.issuer.to_string(),
                 certificates_der,
-                sid,
-                signing_certificate,
+                signer_der: Arc::new(signer_der),
                 digest,
             };
             loaded.insert(policy.name.clone(), ps);
@@ -275,18 +275,18 @@ impl SigningService {
         };
 
         let signing_time = crate::unix_time::now();
-        let mut signer_info = {
+        let (signed_attrs, signature) = {
             let signing_time_attr = signing_time_attribute(signing_time)?;
-            let (signer, sid, attr, digest) =
-                (ps.signer.clone(), ps.sid.clone(), ps.signing_certificate.clone(), digest.clone());
-            ps.signer.run(move || sign_attributes(&signer, sid, digest, vec![signing_time_attr, attr])).await??
+            let (signer, signer_der, digest) = (ps.signer.clone(), ps.signer_der.clone(), digest.clone());
+            ps.signer.run(move || sign_attributes(&signer, &signer_der, &digest, signing_time_attr)).await??
         };
-        let signature_hash = HashAlg::Sha256.digest(signer_info.signature.as_bytes());
+        let signature_hash = HashAlg::Sha256.digest(signature.as_bytes());
 
+        let mut unsigned_attrs = Vec::new();
         let timestamp_serial = if level == Level::BT {
             // ETSI EN 319 122-1 §5.3: the time-stamp's imprint is the hash of the signature
             // value's octets.
-            let imprint = ps.digest.digest(signer_info.signature.as_bytes());
+            let imprint = ps.digest.digest(signature.as_bytes());
             let token = self
                 .tsa
                 .token_for_digest(ps.digest, &imprint, requester)
@@ -296,29 +296,23 @@ impl SigningService {
                 oid: ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
                 values: SetOfVec::try_from(vec![Any::from_der(&token.der).map_err(internal)?]).map_err(internal)?,
             };
-            signer_info.unsigned_attrs = Some(SetOfVec::try_from(vec![attr]).map_err(internal)?);
+            unsigned_attrs.push(attr);
             Some(token.serial.to_string())
         } else {
             None
         };
 
-        let signed_data = SignedData {
-            // RFC 5652 §5.1: version 1 for id-data content, no attribute certificates and
-            // version-1 SignerInfos.
-            version: CmsVersion::V1,
-            digest_algorithms: SetOfVec::try_from(vec![ps.digest.algorithm_identifier()]).map_err(internal)?,
-            encap_content_info: EncapsulatedContentInfo {
-                econtent_type: ID_DATA,
-                econtent: document
-                    .map(|d| OctetString::new(d).and_then(|o| Any::encode_from(&o)))
-                    .transpose()
-                    .map_err(internal)?,
-            },
-            certificates: None,
-            crls: None,
-            signer_infos: SignerInfos::try_from(vec![signer_info]).map_err(internal)?,
-        };
-        let signature_der = signed_data::content_info_der(&signed_data, &ps.certificates_der).map_err(internal)?;
+        let signature_der = ps
+            .signer_der
+            .content_info(
+                ID_DATA,
+                document.as_deref(),
+                &ps.certificates_der,
+                &signed_attrs,
+                signature.as_bytes(),
+                &unsigned_attrs,
+            )
+            .map_err(internal)?;
 
         // Time-ordered like time-stamp serials: the ID is a UNIQUE key written at a high rate.
         let signature_id = crate::serial::Serial::time_ordered(std::time::SystemTime::now()).to_string();
@@ -433,26 +427,19 @@ fn signing_time_attribute(unix_secs: u64) -> Result<Attribute, SigningError> {
     })
 }
 
-/// The SignerInfo (RFC 5652 §5.3) over a detached digest of id-data content: the builder adds
-/// content-type and message-digest to `attributes`, the HSM signs their DER SET (§5.4).
-/// Blocking.
+/// Signs the signed attributes (RFC 5652 §5.4) over a digest of id-data content in the HSM:
+/// content-type, message-digest, signing-certificate-v2 and `signing_time`. Returns their DER
+/// and the signature. Blocking. An enveloping signature gets its eContent when the SignedData is
+/// assembled, which changes nothing that is signed.
 fn sign_attributes(
     signer: &HsmSigner,
-    sid: SignerIdentifier,
-    digest: Vec<u8>,
-    attributes: Vec<Attribute>,
-) -> Result<cms::signed_data::SignerInfo, SigningError> {
-    // The builder always sees detached content; an enveloping signature gets its eContent when
-    // the SignedData is assembled, which changes nothing that is signed (RFC 5652 §5.4).
-    let econtent = EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: None };
-    let digest_alg = signer.scheme().hash().algorithm_identifier();
-    let mut sib = SignerInfoBuilder::new(signer, sid, digest_alg, &econtent, Some(&digest)).map_err(internal)?;
-    for a in attributes {
-        sib.add_signed_attribute(a).map_err(internal)?;
-    }
-    let to_be_signed = sib.finalize().map_err(internal)?;
-    let signature = signer.sign(&to_be_signed)?;
-    sib.assemble(BitString::from_bytes(signature.as_bytes()).map_err(internal)?).map_err(internal)
+    signer_der: &SignerDer,
+    digest: &[u8],
+    signing_time: Attribute,
+) -> Result<(Vec<u8>, HsmSignature), SigningError> {
+    let signed_attrs = signer_der.signed_attributes(ID_DATA, digest, &[signing_time]).map_err(internal)?;
+    let signature = signer.sign(&signed_attrs)?;
+    Ok((signed_attrs, signature))
 }
 
 /// Hashes a streamed document as it arrives, refusing it once it passes the policy's limit.

@@ -381,11 +381,12 @@ fn sign_token(
     tst_der: Vec<u8>,
 ) -> Result<Vec<u8>, (Failure, String)> {
     let sys = |e: &dyn std::fmt::Display| (Failure::SystemFailure, e.to_string());
-    let signed_attrs = signer_der.signed_attributes(ID_CT_TST_INFO, &tst_der).map_err(|e| sys(&e))?;
+    let digest = signer_der.hash().digest(&tst_der);
+    let signed_attrs = signer_der.signed_attributes(ID_CT_TST_INFO, &digest, &[]).map_err(|e| sys(&e))?;
     let signature = signer.sign(&signed_attrs).map_err(|e| sys(&e))?;
     let certificates = certificate_der.as_deref().map_or(&[][..], Vec::as_slice);
     signer_der
-        .content_info(ID_CT_TST_INFO, &tst_der, certificates, &signed_attrs, signature.as_bytes())
+        .content_info(ID_CT_TST_INFO, Some(&tst_der), certificates, &signed_attrs, signature.as_bytes(), &[])
         .map_err(|e| sys(&e))
 }
 
