@@ -63,15 +63,14 @@ impl SignerDer {
         extra: &[Attribute],
     ) -> der::Result<Vec<u8>> {
         let attr = |oid, value: Any| Attribute { oid, values: SetOfVec::try_from(vec![value])? }.to_der();
-        let mut attrs = vec![
+        let mut own = vec![
             attr(ID_CONTENT_TYPE, Any::encode_from(&content_type)?)?,
             attr(ID_MESSAGE_DIGEST, Any::new(Tag::OctetString, digest)?)?,
         ];
-        attrs.extend(self.fixed_attrs.iter().cloned());
         for a in extra {
-            attrs.push(a.to_der()?);
+            own.push(a.to_der()?);
         }
-        set_of(Tag::Set, attrs)
+        set_of(Tag::Set, own.iter().chain(&self.fixed_attrs).map(Vec::as_slice).collect())
     }
 
     /// This signer's digest algorithm, for the message-digest of [`Self::signed_attributes`].
@@ -99,7 +98,10 @@ impl SignerDer {
         // `[1] IMPLICIT SET OF Attribute`, absent when empty (§5.3).
         let unsigned = match unsigned_attrs {
             [] => Vec::new(),
-            attrs => set_of(CONTEXT_1, attrs.iter().map(Encode::to_der).collect::<der::Result<_>>()?)?,
+            attrs => {
+                let der = attrs.iter().map(Encode::to_der).collect::<der::Result<Vec<_>>>()?;
+                set_of(CONTEXT_1, der.iter().map(Vec::as_slice).collect())?
+            }
         };
         let signer_info = tlv(
             Tag::Sequence,
@@ -140,9 +142,9 @@ const CONTEXT_0: Tag = Tag::ContextSpecific { constructed: true, number: TagNumb
 const CONTEXT_1: Tag = Tag::ContextSpecific { constructed: true, number: TagNumber::N1 };
 
 /// A DER SET OF (under `tag`) of the encodings `parts`, in ascending order (X.690 §11.6).
-fn set_of(tag: Tag, mut parts: Vec<Vec<u8>>) -> der::Result<Vec<u8>> {
+fn set_of(tag: Tag, mut parts: Vec<&[u8]>) -> der::Result<Vec<u8>> {
     parts.sort_unstable();
-    tlv(tag, &parts.iter().map(Vec::as_slice).collect::<Vec<_>>())
+    tlv(tag, &parts)
 }
 
 /// A TLV of `tag` around the concatenated DER `parts`.

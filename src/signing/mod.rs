@@ -102,7 +102,13 @@ struct PolicySigner {
     certificates_der: Vec<u8>,
     /// The SignerInfo's constant parts, with the signing-certificate-v2 attribute.
     signer_der: Arc<SignerDer>,
-    digest: HashAlg,
+}
+
+impl PolicySigner {
+    /// The digest algorithm of the policy's signatures: its key's (the signature scheme's).
+    fn digest(&self) -> HashAlg {
+        self.signer_der.hash()
+    }
 }
 
 /// The signing service: one [`PolicySigner`] per policy, the TSA for B-T, the record writer,
@@ -194,7 +200,6 @@ impl SigningService {
                 issuer: cert.tbs_certificate.issuer.to_string(),
                 certificates_der,
                 signer_der: Arc::new(signer_der),
-                digest,
             };
             loaded.insert(policy.name.clone(), ps);
         }
@@ -220,8 +225,8 @@ impl SigningService {
     pub fn hasher(&self, name: &str) -> Result<DocumentHasher, SigningError> {
         let ps = self.policy(name)?;
         Ok(DocumentHasher {
-            alg: ps.digest,
-            hasher: ps.digest.hasher(),
+            alg: ps.digest(),
+            hasher: ps.digest().hasher(),
             len: 0,
             limit: ps.policy.max_stream_bytes,
             policy: ps.policy.name.clone(),
@@ -245,10 +250,11 @@ impl SigningService {
                         "a digest can only be signed detached; send the document for an enveloping signature".into(),
                     ));
                 }
-                if alg != ps.digest {
+                if alg != ps.digest() {
                     return Err(SigningError::BadRequest(format!(
                         "policy '{}' signs {} digests, not {alg}",
-                        policy.name, ps.digest
+                        policy.name,
+                        ps.digest()
                     )));
                 }
                 if value.len() != alg.output_len() {
@@ -270,7 +276,7 @@ impl SigningService {
                         policy: policy.name.clone(),
                     });
                 }
-                (ps.digest.digest(&doc), (!req.detached).then_some(doc))
+                (ps.digest().digest(&doc), (!req.detached).then_some(doc))
             }
         };
 
@@ -286,10 +292,10 @@ impl SigningService {
         let timestamp_serial = if level == Level::BT {
             // ETSI EN 319 122-1 §5.3: the time-stamp's imprint is the hash of the signature
             // value's octets.
-            let imprint = ps.digest.digest(signature.as_bytes());
+            let imprint = ps.digest().digest(signature.as_bytes());
             let token = self
                 .tsa
-                .token_for_digest(ps.digest, &imprint, requester)
+                .token_for_digest(ps.digest(), &imprint, requester)
                 .await
                 .map_err(|(f, text)| SigningError::Timestamp(format!("{}: {text}", f.name())))?;
             let attr = Attribute {
@@ -322,7 +328,7 @@ impl SigningService {
             policy: policy.name.clone(),
             level: level.to_string(),
             detached: req.detached,
-            digest_alg: ps.digest.to_string(),
+            digest_alg: ps.digest().to_string(),
             digest: digest.clone(),
             signer_serial: ps.serial.clone(),
             signer_issuer: ps.issuer.clone(),
@@ -336,7 +342,7 @@ impl SigningService {
             signature_der,
             signature_id,
             level,
-            digest_alg: ps.digest,
+            digest_alg: ps.digest(),
             digest,
             signing_time,
             signer_serial: ps.serial.clone(),
