@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use trustd::api::pb;
 use trustd::api::pb::certificate_authority_client::CertificateAuthorityClient;
-use trustd::ca::{ceremony::CaKeys, CertificateAuthority, CrlSchedule};
+use trustd::ca::{CertificateAuthority, CrlSchedule};
+use trustd::ceremony::CaKeys;
 use trustd::hsm::{Hsm, HsmConfig, Pin};
 use trustd::serial::Serial;
 use trustd::store::SqliteStore;
@@ -112,8 +113,10 @@ async fn main() {
     println!("inserted {REVOKED} revoked certificates in {:.1} s", start.elapsed().as_secs_f64());
     let policies = Arc::new(trustd::policy::Policies::load(&d.data.join("policies")).expect("policies"));
     let schedule = CrlSchedule { validity: Duration::from_secs(86400), refresh: Duration::from_secs(3600) };
-    let ca =
-        CertificateAuthority::load(&hsm, &CaKeys::default(), policies, store, "http://bench", schedule).expect("CA");
+    let keys = CaKeys::default();
+    let issuing = hsm.certified_key(&keys.issuing, None).expect("issuing CA key");
+    let root = hsm.certified_key(&keys.root, None).expect("root CA key");
+    let ca = CertificateAuthority::new(issuing, root, policies, store, "http://bench", schedule).expect("CA");
     for i in 1..=3 {
         let t = Instant::now();
         let crl = ca.publish_crl().await.expect("CRL");

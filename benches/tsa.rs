@@ -25,7 +25,8 @@ async fn main() {
     println!("ratios below are to the higher of the two ({raw:.0}/s), the most this machine's token signed");
     report_header();
 
-    let der = trustd::tsa::request_from_digest("sha256", &[7; 32], &[1, 2, 3, 4, 5, 6, 7, 8], true, "").expect("req");
+    let req = trustd::tsa::request_from_digest("sha256", &[7; 32], &[1, 2, 3, 4, 5, 6, 7, 8], true, "").expect("req");
+    let der = der::Encode::to_der(&req).expect("DER request");
     let channel =
         tonic::transport::Channel::from_shared(d.grpc.clone()).expect("url").connect().await.expect("connect");
     for c in [1, 16, 64] {

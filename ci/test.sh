@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 ./ci/setup.sh
 export TRUSTD_TEST_VENV=${TRUSTD_TEST_VENV:-$PWD/target/pyenv}
 cargo fmt --check
+./ci/check-boundaries.sh
 cargo clippy --locked --all-targets -- -D warnings
 # Benchmarks (benches/) are not tests: run them with `cargo bench`.
 cargo test --locked --lib --bins --tests -- --test-threads=2

@@ -2,9 +2,9 @@
 //! documented in `config/trustd.example.toml`. The HSM PIN is never in this file: it comes from
 //! an environment variable or a file named here.
 
-use crate::ca::ceremony::{CaKeys, CeremonyConfig};
+use crate::ceremony::{CaKeys, CeremonyConfig};
+use crate::clock::ClockCheck;
 use crate::hsm::{HsmConfig, KeyAlgorithm, Pin};
-use crate::tsa::clock::ClockCheck;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -4,18 +4,19 @@
 use crate::api::grpc::{CaService, LogService, SigningService as GrpcSigning, TsaService};
 use crate::api::http::HttpState;
 use crate::api::pb;
-use crate::ca::ceremony::{self, CaKeys};
 use crate::ca::{CertificateAuthority, CrlSchedule};
+use crate::ceremony::{self, CaKeys};
+use crate::clock::{Clock, ClockCheck, SystemClock};
 use crate::config::{
     CeremonySection, Config, CrlSection, HsmSection, OcspSection, ServerSection, StoreSection, TsaSection,
 };
-use crate::hsm::{Hsm, HsmSigner, Pin, SignatureScheme};
-use crate::log::{CheckpointSigner, LogPublicKey, LogStore, TransparencyLog};
+use crate::hsm::{Hsm, HsmSigner, KeyRef, Pin};
+use crate::keys::{CertifiedKey, SignatureScheme};
+use crate::log::{CheckpointSigner, LogStore, TransparencyLog};
 use crate::ocsp::OcspResponder;
 use crate::policy::Policies;
 use crate::signing::{SigningService, Validation};
 use crate::store::{SignatureWriter, SqliteStore, Store, TimestampWriter};
-use crate::tsa::clock::ClockCheck;
 use crate::tsa::TimeStampAuthority;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -138,16 +139,12 @@ pub async fn init(cfg: &Config) -> Result<Vec<ceremony::Step>, StartError> {
 async fn start_log(cfg: &Config, hsm: &Hsm, store: Arc<dyn LogStore>) -> Result<Arc<TransparencyLog>, StartError> {
     let origin = cfg.log_origin();
     let (hsm, key) = (hsm.clone(), cfg.keys.log.clone());
-    let name = origin.clone();
-    let signer = tokio::task::spawn_blocking(move || {
-        let signer = HsmSigner::new(&hsm, key.clone(), Some(SignatureScheme::Ed25519))
-            .map_err(|e| format!("log key {key}: {e}"))?;
-        let spki = der::Encode::to_der(signer.public_key_info()).map_err(|e| format!("log key {key}: {e}"))?;
-        let public = LogPublicKey::from_spki_der(&name, &spki).map_err(|e| format!("log key {key}: {e}"))?;
-        Ok::<_, StartError>(CheckpointSigner::from_signer(public, signer))
+    let hsm_key = tokio::task::spawn_blocking(move || {
+        HsmSigner::new(&hsm, key.clone(), Some(SignatureScheme::Ed25519)).map_err(|e| format!("log key {key}: {e}"))
     })
     .await
     .map_err(|e| e.to_string())??;
+    let signer = CheckpointSigner::new(&origin, Arc::new(hsm_key)).map_err(|e| format!("log key: {e}"))?;
     let vkey = signer.public_key().vkey();
     let log = TransparencyLog::start(&origin, signer, store).await.map_err(|e| format!("log: {e}"))?;
     tracing::info!(%origin, %vkey, size = %log.checkpoint().checkpoint.size(), "issued-certificate log started");
@@ -185,15 +182,16 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
             "issuances recorded but not completed before the last stop marked abandoned"
         );
     }
-    let ca = {
-        let (hsm, policies, store, url) = (hsm.clone(), policies.clone(), store.clone(), cfg.server.public_url.clone());
-        let keys = cfg.keys.clone();
-        let crl = CrlSchedule { validity: cfg.crl.validity, refresh: cfg.crl.refresh };
-        tokio::task::spawn_blocking(move || CertificateAuthority::load(&hsm, &keys, policies, store, &url, crl))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
-    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock(cfg.tsa.clock_check));
+    let ca = CertificateAuthority::new(
+        certified_key(&hsm, &cfg.keys.issuing, None).await?,
+        certified_key(&hsm, &cfg.keys.root, None).await?,
+        policies.clone(),
+        store.clone(),
+        &cfg.server.public_url,
+        CrlSchedule { validity: cfg.crl.validity, refresh: cfg.crl.refresh },
+    )
+    .map_err(|e| e.to_string())?;
     let log = if cfg.log.enabled {
         Some(start_log(&cfg, &hsm, store.clone()).await?)
     } else {
@@ -207,7 +205,14 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
 
     // Before anything answers OCSP or validates signatures: the service certificates must be
     // known like every certificate of the CA.
-    ca.record_ceremony_certificates(&hsm, &cfg.keys).await.map_err(|e| format!("ceremony certificates: {e}"))?;
+    let ceremony_certs = {
+        let (hsm, keys) = (hsm.clone(), cfg.keys.clone());
+        tokio::task::spawn_blocking(move || ceremony::service_certificates(&hsm, &keys))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("ceremony certificates: {e}"))?
+    };
+    ca.record_ceremony_certificates(ceremony_certs).await.map_err(|e| format!("ceremony certificates: {e}"))?;
     // Every certificate the store knows as issued is in the log before the daemon says it is
     // ready: those of a crash between store and log, and the ceremony's just recorded.
     ca.log_unsequenced().await.map_err(|e| format!("log: appending unlogged records: {e}"))?;
@@ -216,41 +221,39 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         tokio::spawn(l.clone().run_checkpoints());
     }
 
-    let tsa = {
-        let (hsm, key, chain) = (hsm.clone(), cfg.keys.tsa.clone(), ca.chain("").map_err(|e| e.to_string())?.to_vec());
-        let (policy, clock, writer) =
-            (policies.tsa.clone(), cfg.tsa.clock_check, TimestampWriter::spawn(store.clone()));
-        tokio::task::spawn_blocking(move || TimeStampAuthority::load(&hsm, &key, &chain, policy, clock, writer))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
-    };
+    let chain = ca.chain("").map_err(|e| e.to_string())?.to_vec();
+    let tsa = TimeStampAuthority::new(
+        certified_key(&hsm, &cfg.keys.tsa, None).await?,
+        &chain,
+        policies.tsa.clone(),
+        clock.clone(),
+        TimestampWriter::spawn(store.clone()),
+    )
+    .map_err(|e| e.to_string())?;
     if let Err(e) = cfg.tsa.clock_check.check() {
         tracing::warn!(reason = %e, "time-stamps will be refused with timeNotAvailable until the clock is synchronised");
     }
-    let ocsp = {
-        let (hsm, key, store) = (hsm.clone(), cfg.keys.ocsp.clone(), store.clone());
-        let issuer = ca.ca_certificate(ceremony::ISSUING_CA_NAME).map(<[u8]>::to_vec).unwrap_or_default();
-        let validity = cfg.ocsp.validity;
-        tokio::task::spawn_blocking(move || {
-            OcspResponder::load(&hsm, &key, ceremony::ISSUING_CA_NAME, &issuer, store, validity)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?
-    };
+    let ocsp = OcspResponder::new(
+        certified_key(&hsm, &cfg.keys.ocsp, None).await?,
+        ceremony::ISSUING_CA_NAME,
+        ca.ca_certificate(ceremony::ISSUING_CA_NAME).unwrap_or_default(),
+        store.clone(),
+        cfg.ocsp.validity,
+        clock.clone(),
+    )?;
     let tsa = Arc::new(tsa);
     let signing = {
-        let (hsm, key, chain) =
-            (hsm.clone(), cfg.keys.document_signer.clone(), ca.chain("").map_err(|e| e.to_string())?.to_vec());
-        let (policies, tsa, writer) = (policies.clone(), tsa.clone(), SignatureWriter::spawn(store.clone()));
+        let mut keyed = Vec::new();
+        for policy in policies.signing() {
+            let key = policy.key.as_ref().unwrap_or(&cfg.keys.document_signer);
+            let certified = certified_key(&hsm, key, policy.signature)
+                .await
+                .map_err(|e| format!("signing policy '{}': {e}", policy.name))?;
+            keyed.push((policy.clone(), certified));
+        }
         let validation = Validation { extra_anchors: load_anchors(&cfg.signing.trust_anchors)?, store: store.clone() };
-        tokio::task::spawn_blocking(move || {
-            SigningService::load(&hsm, &key, &chain, &policies, tsa, writer, validation)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?
+        SigningService::new(keyed, &chain, tsa.clone(), SignatureWriter::spawn(store.clone()), validation, clock)
+            .map_err(|e| e.to_string())?
     };
     let (ca, ocsp, signing) = (Arc::new(ca), Arc::new(ocsp), Arc::new(signing));
     // A CRL exists before the daemon says it is ready: certificates point relying parties at it.
@@ -324,6 +327,15 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let (g, h) = tokio::join!(grpc, http);
     g.map_err(|e| format!("gRPC server: {e}"))?;
     h.map_err(|e| format!("HTTP server: {e}"))
+}
+
+/// The key `key` names in the HSM with the certificate the ceremony stored beside it.
+async fn certified_key(hsm: &Hsm, key: &KeyRef, scheme: Option<SignatureScheme>) -> Result<CertifiedKey, StartError> {
+    let (hsm, key) = (hsm.clone(), key.clone());
+    tokio::task::spawn_blocking(move || hsm.certified_key(&key, scheme))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// Certificates from PEM files (`[signing] trust_anchors`).

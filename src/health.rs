@@ -2,9 +2,9 @@
 //! is synchronised. Shared by `grpc.health.v1` and `GET /readyz`; the HSM probe also heals its
 //! session pool after a device error.
 
+use crate::clock::ClockCheck;
 use crate::hsm::Hsm;
 use crate::store::Store;
-use crate::tsa::clock::ClockCheck;
 
 /// The state of the daemon's dependencies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

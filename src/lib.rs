@@ -4,17 +4,24 @@
 pub mod api;
 pub mod batch;
 pub mod ca;
+pub mod ceremony;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod digest;
 pub mod health;
 pub mod hsm;
+pub mod incident;
+pub mod keys;
 pub mod log;
 pub mod ocsp;
 pub mod policy;
+pub mod revocation;
 pub mod serial;
 pub mod signed_data;
 pub mod signing;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod tsa;
 pub mod unix_time;

@@ -6,3 +6,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
+
+/// RFC 5280 §4.1.2.5 (and RFC 5652 §11.3 signing-time): UTCTime through 2049, GeneralizedTime
+/// from 2050; whole seconds.
+pub fn x509_time(unix_secs: u64) -> der::Result<x509_cert::time::Time> {
+    use der::asn1::{GeneralizedTime, UtcTime};
+    let dt = der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix_secs))?;
+    Ok(if dt.year() < 2050 {
+        x509_cert::time::Time::UtcTime(UtcTime::from_date_time(dt)?)
+    } else {
+        x509_cert::time::Time::GeneralTime(GeneralizedTime::from_date_time(dt))
+    })
+}

@@ -1,10 +1,10 @@
 //! gRPC service implementations: decode, call the core, encode. Nothing else.
 
 use super::pb;
-use crate::ca::revocation::Reason;
-use crate::ca::{CertificateAuthority, IssueRequest};
+use crate::ca::{CaError, CertificateAuthority, IssueRequest};
 use crate::digest::HashAlg;
 use crate::policy::Level;
+use crate::revocation::Reason;
 use crate::signing::report::Indication;
 use crate::signing::{Content, SignRequest, Signed};
 use crate::store::{CertStatus, CertificateRecord, ListQuery};
@@ -125,7 +125,8 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
     ) -> Result<Response<pb::RevokeCertificateResponse>, Status> {
         let requester = requester(&request);
         let r = request.into_inner();
-        let reason: Reason = if r.reason.is_empty() { Reason::Unspecified } else { r.reason.parse()? };
+        let reason: Reason =
+            if r.reason.is_empty() { Reason::Unspecified } else { r.reason.parse().map_err(CaError::BadReason)? };
         let done = self.ca.revoke(&r.serial, reason, r.invalidity_date.map(|t| t.seconds), &requester).await?;
         Ok(Response::new(pb::RevokeCertificateResponse {
             serial: done.serial.to_string(),
@@ -162,26 +163,32 @@ impl pb::time_stamping_server::TimeStamping for TsaService {
         request: Request<pb::TimestampRequest>,
     ) -> Result<Response<pb::TimestampResponse>, Status> {
         let requester = requester(&request);
-        let der = match request.into_inner().request {
-            Some(pb::timestamp_request::Request::Der(der)) => der,
+        let outcome = match request.into_inner().request {
+            Some(pb::timestamp_request::Request::Der(der)) => self.tsa.timestamp(&der, &requester).await,
             Some(pb::timestamp_request::Request::Digest(d)) => {
-                crate::tsa::request_from_digest(&d.hash_algorithm, &d.digest, &d.nonce, d.cert_req, &d.policy)
-                    .map_err(Status::invalid_argument)?
+                let req =
+                    crate::tsa::request_from_digest(&d.hash_algorithm, &d.digest, &d.nonce, d.cert_req, &d.policy)
+                        .map_err(Status::invalid_argument)?;
+                self.tsa.timestamp_request(req, &requester).await
             }
             None => return Err(Status::invalid_argument("give a DER request or a digest")),
         };
-        let outcome = self.tsa.timestamp(&der, &requester).await;
         let mut resp = pb::TimestampResponse { response_der: outcome.response_der, ..Default::default() };
         match outcome.result {
-            Ok((serial, gen_time)) => {
+            Ok(granted) => {
                 resp.status = pb::TimestampStatus::Granted.into();
-                resp.serial = serial.to_string();
-                resp.gen_time = Some(ts(gen_time as i64));
+                resp.serial = granted.serial.to_string();
+                // genTime with its fraction, as the token states it.
+                let t = granted.gen_time.since_epoch();
+                resp.gen_time = Some(prost_types::Timestamp {
+                    seconds: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
+                    nanos: t.subsec_nanos() as i32,
+                });
             }
-            Err((failure, reason)) => {
+            Err(refusal) => {
                 resp.status = pb::TimestampStatus::Rejected.into();
-                resp.failure = failure.name().into();
-                resp.reason = reason;
+                resp.failure = refusal.failure.name().into();
+                resp.reason = refusal.reason;
             }
         }
         Ok(Response::new(resp))

@@ -28,7 +28,7 @@ pub struct HttpState {
     pub ocsp: Arc<OcspResponder>,
     pub hsm: Hsm,
     pub store: Arc<dyn Store>,
-    pub clock: crate::tsa::clock::ClockCheck,
+    pub clock: crate::clock::ClockCheck,
     /// `None` when the log is disabled: `/log/…` is then 404.
     pub log: Option<Arc<TransparencyLog>>,
 }

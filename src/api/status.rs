@@ -1,58 +1,83 @@
 //! Every module error to a gRPC status (canonical codes, gRPC `statuscodes.md`), in one place.
+//!
+//! What a client is told never carries internal detail: for a failure of the service itself
+//! (HSM, database, log, a bug) the cause is logged under an [`Incident`] reference and the
+//! client gets the reference. Refusals of the request say why, so the client can mend it.
 
 use crate::ca::CaError;
-use crate::hsm::HsmError;
+use crate::incident::Incident;
+use crate::keys::KeyError;
 use crate::log::LogError;
 use crate::store::StoreError;
 use tonic::{Code, Status};
 
-fn hsm_code(e: &HsmError) -> Code {
+/// What the client is told of a failure: the request's own fault, explained, or the service's,
+/// behind a reference.
+enum Told {
+    Reason(Code),
+    Hidden(Code),
+}
+
+fn key(e: &KeyError) -> Told {
     match e {
-        HsmError::Unavailable(_) | HsmError::Busy => Code::Unavailable,
-        _ => Code::Internal,
+        KeyError::Unavailable(_) => Told::Hidden(Code::Unavailable),
+        KeyError::Failed(_) => Told::Hidden(Code::Internal),
     }
 }
 
-fn store_code(e: &StoreError) -> Code {
+fn store(e: &StoreError) -> Told {
     match e {
-        StoreError::NotFound(_) => Code::NotFound,
-        StoreError::BadPageToken => Code::InvalidArgument,
-        StoreError::WrongStatus { .. } => Code::FailedPrecondition,
-        StoreError::DuplicateSerial(_) | StoreError::Conflict(_) => Code::Aborted,
-        StoreError::Database(_) => Code::Unavailable,
+        StoreError::NotFound(_) => Told::Reason(Code::NotFound),
+        StoreError::BadPageToken => Told::Reason(Code::InvalidArgument),
+        StoreError::WrongStatus { .. } => Told::Reason(Code::FailedPrecondition),
+        StoreError::DuplicateSerial(_) | StoreError::Conflict(_) => Told::Reason(Code::Aborted),
+        StoreError::Database(_) => Told::Hidden(Code::Unavailable),
     }
 }
 
 /// The log's read path: malformed requests are INVALID_ARGUMENT; sizes the tree has not reached
 /// yet are OUT_OF_RANGE (asking again later may work, gRPC `statuscodes.md`); a store that lost
 /// what it committed is DATA_LOSS.
-fn log_code(e: &LogError) -> Code {
+fn log(e: &LogError) -> Told {
     match e {
         LogError::BadRequest(_)
         | LogError::BadHash(_)
         | LogError::BadTilePath(_)
         | LogError::SizesOutOfOrder { .. }
-        | LogError::LeafOutOfRange { .. } => Code::InvalidArgument,
-        LogError::BeyondTree { .. } | LogError::TileNotInTree(..) | LogError::TreeTooLarge => Code::OutOfRange,
-        LogError::MissingHash(_) | LogError::MissingEntry(_) => Code::DataLoss,
-        LogError::Store(_) | LogError::Signer(_) => Code::Unavailable,
-        _ => Code::Internal,
+        | LogError::LeafOutOfRange { .. } => Told::Reason(Code::InvalidArgument),
+        LogError::BeyondTree { .. } | LogError::TileNotInTree(..) | LogError::TreeTooLarge => {
+            Told::Reason(Code::OutOfRange)
+        }
+        LogError::MissingHash(_) | LogError::MissingEntry(_) => Told::Hidden(Code::DataLoss),
+        LogError::Store(_) | LogError::Signer(_) => Told::Hidden(Code::Unavailable),
+        _ => Told::Hidden(Code::Internal),
+    }
+}
+
+fn status(told: Told, what: &str, e: &dyn std::fmt::Display) -> Status {
+    match told {
+        Told::Reason(code) => Status::new(code, e.to_string()),
+        Told::Hidden(code) => {
+            let incident = Incident::record(what, e);
+            let text = match code {
+                Code::Unavailable => "the service is unavailable; retry shortly",
+                Code::DataLoss => "stored data is missing",
+                _ => "internal error",
+            };
+            Status::new(code, format!("{text} ({incident})"))
+        }
     }
 }
 
 impl From<LogError> for Status {
     fn from(e: LogError) -> Status {
-        let code = log_code(&e);
-        if matches!(code, Code::Internal | Code::Unavailable | Code::DataLoss) {
-            tracing::error!(error = %e, "log request failed");
-        }
-        Status::new(code, e.to_string())
+        status(log(&e), "log request failed", &e)
     }
 }
 
 impl From<CaError> for Status {
     fn from(e: CaError) -> Status {
-        let code = match &e {
+        let told = match &e {
             CaError::BadCsr(_)
             | CaError::CsrSignature(_)
             | CaError::KeyNotAllowed(_)
@@ -61,42 +86,70 @@ impl From<CaError> for Status {
             | CaError::ValidityTooLong { .. }
             | CaError::BadSerial(_)
             | CaError::UnknownProfile { .. }
-            | CaError::BadReason(_) => Code::InvalidArgument,
-            CaError::NotRevocable(_) => Code::FailedPrecondition,
-            CaError::UnknownCa(_) => Code::NotFound,
-            CaError::Ceremony(_) => Code::FailedPrecondition,
-            CaError::Hsm(h) => hsm_code(h),
-            CaError::Store(s) => store_code(s),
+            | CaError::BadReason(_) => Told::Reason(Code::InvalidArgument),
+            CaError::NotRevocable(_) => Told::Reason(Code::FailedPrecondition),
+            CaError::UnknownCa(_) => Told::Reason(Code::NotFound),
+            CaError::Ceremony(_) => Told::Hidden(Code::FailedPrecondition),
+            CaError::Key(k) => key(k),
+            CaError::Store(s) => store(s),
             // Issuance waits for the log; a log that cannot sequence is the service unavailable.
             CaError::Log(l) => match l {
-                LogError::Store(_) | LogError::Signer(_) => Code::Unavailable,
-                _ => Code::Internal,
+                LogError::Store(_) | LogError::Signer(_) => Told::Hidden(Code::Unavailable),
+                _ => Told::Hidden(Code::Internal),
             },
-            CaError::Internal(_) => Code::Internal,
+            CaError::Internal(_) => Told::Hidden(Code::Internal),
         };
-        if matches!(code, Code::Internal | Code::Unavailable) {
-            tracing::error!(error = %e, "request failed");
-        }
-        Status::new(code, e.to_string())
+        status(told, "request failed", &e)
     }
 }
 
 impl From<crate::signing::SigningError> for Status {
     fn from(e: crate::signing::SigningError) -> Status {
         use crate::signing::SigningError as E;
-        let code = match &e {
-            E::UnknownPolicy { .. } | E::BadRequest(_) | E::LevelNotAllowed { .. } => Code::InvalidArgument,
+        let told = match &e {
+            E::UnknownPolicy { .. } | E::BadRequest(_) | E::LevelNotAllowed { .. } => {
+                Told::Reason(Code::InvalidArgument)
+            }
             // As for a message over the transport's limit.
-            E::TooLarge { .. } => Code::OutOfRange,
-            E::Timestamp(_) => Code::Unavailable,
-            E::Busy(_) => Code::ResourceExhausted,
-            E::Hsm(h) => hsm_code(h),
-            E::Store(s) => store_code(s),
-            E::Internal(_) => Code::Internal,
+            E::TooLarge { .. } => Told::Reason(Code::OutOfRange),
+            // The TSA's refusal (its clock unsynchronised, say); a system failure in it is
+            // already a reference.
+            E::Timestamp(_) => Told::Reason(Code::Unavailable),
+            E::Busy(_) => Told::Reason(Code::ResourceExhausted),
+            E::Key(k) => key(k),
+            E::Store(s) => store(s),
+            E::Internal(_) | E::Setup(_) => Told::Hidden(Code::Internal),
         };
-        if matches!(code, Code::Internal | Code::Unavailable) {
-            tracing::error!(error = %e, "request failed");
+        status(told, "request failed", &e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failure of the service itself reaches the client as a reference only: no HSM return
+    /// code, database message or path.
+    #[test]
+    fn internal_causes_stay_in_the_log() {
+        let cause = "CKR_DEVICE_ERROR in C_Sign on slot 3 at /var/lib/softhsm/tokens/0d1f";
+        let statuses = [
+            Status::from(CaError::Key(KeyError::Unavailable(cause.into()))),
+            Status::from(CaError::Key(KeyError::Failed(cause.into()))),
+            Status::from(CaError::Store(StoreError::Database(cause.into()))),
+            Status::from(CaError::Internal(cause.into())),
+            Status::from(CaError::Log(LogError::Store(cause.into()))),
+            Status::from(crate::signing::SigningError::Key(KeyError::Failed(cause.into()))),
+            Status::from(crate::signing::SigningError::Store(StoreError::Database(cause.into()))),
+            Status::from(LogError::Signer(cause.into())),
+        ];
+        for s in statuses {
+            assert!(!s.message().contains("CKR_") && !s.message().contains("softhsm"), "{s:?}");
+            assert!(s.message().contains("reference "), "{s:?}");
+            assert!(matches!(s.code(), Code::Unavailable | Code::Internal), "{s:?}");
         }
-        Status::new(code, e.to_string())
+        // A refusal of the request keeps its reason.
+        let s = Status::from(CaError::BadSerial("'xyz' is not hexadecimal".into()));
+        assert_eq!((s.code(), s.message()), (Code::InvalidArgument, "invalid serial: 'xyz' is not hexadecimal"));
     }
 }

@@ -4,9 +4,9 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use trustd::clock::ClockCheck;
 use trustd::config::Config;
 use trustd::daemon;
-use trustd::tsa::clock::ClockCheck;
 
 // glibc's allocator spent over a tenth of the daemon's CPU in malloc/free under concurrent
 // signing (perf); mimalloc's per-thread heaps suit the many small ASN.1 allocations.

@@ -6,20 +6,17 @@
 
 use super::csr::San;
 use super::CaError;
-use crate::hsm::HsmSigner;
+use crate::keys::{Signature, SignatureScheme, SigningKey};
 use crate::policy::{AttrKind, Profile};
 use crate::serial::Serial;
 use const_oid::db::rfc5280;
 use const_oid::{AssociatedOid, ObjectIdentifier};
-use der::asn1::{
-    BitString, GeneralizedTime, Ia5String, OctetString, PrintableStringRef, SetOfVec, UtcTime, Utf8StringRef,
-};
+use der::asn1::{Ia5String, OctetString, PrintableStringRef, SetOfVec, Utf8StringRef};
 use der::{Any, Encode};
 use sha1::Digest;
 use spki::SubjectPublicKeyInfoOwned;
-use std::time::Duration;
 use x509_cert::attr::AttributeTypeAndValue;
-use x509_cert::certificate::{Certificate, TbsCertificate, Version};
+use x509_cert::certificate::{TbsCertificate, Version};
 use x509_cert::ext::pkix::certpolicy::PolicyInformation;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
@@ -37,12 +34,7 @@ pub(super) fn enc(e: impl std::fmt::Display) -> CaError {
 
 /// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; whole seconds.
 pub fn x509_time(unix_secs: u64) -> Result<Time, CaError> {
-    let dt = der::DateTime::from_unix_duration(Duration::from_secs(unix_secs)).map_err(enc)?;
-    Ok(if dt.year() < 2050 {
-        Time::UtcTime(UtcTime::from_date_time(dt).map_err(enc)?)
-    } else {
-        Time::GeneralTime(GeneralizedTime::from_date_time(dt))
-    })
+    crate::unix_time::x509_time(unix_secs).map_err(enc)
 }
 
 /// A distinguished name from attributes in the given order: PrintableString for countryName and
@@ -86,7 +78,7 @@ fn uri(s: &str) -> Result<GeneralName, CaError> {
 pub struct Issuer<'a> {
     pub name: &'a Name,
     pub key_id: &'a [u8],
-    pub signer: &'a HsmSigner,
+    pub signer: &'a dyn SigningKey,
 }
 
 /// What goes into one certificate apart from the issuer.
@@ -115,14 +107,19 @@ pub fn tbs(spec: CertSpec, issuer: &Issuer<'_>) -> Result<TbsCertificate, CaErro
     })
 }
 
-/// Signs `tbs` (whose DER is `tbs_der`) in the HSM. Blocking.
-pub fn sign(tbs: TbsCertificate, tbs_der: &[u8], signer: &HsmSigner) -> Result<Certificate, CaError> {
-    let signature = signer.sign(tbs_der)?;
-    Ok(Certificate {
-        signature_algorithm: tbs.signature.clone(),
-        tbs_certificate: tbs,
-        signature: BitString::from_bytes(signature.as_bytes()).map_err(enc)?,
-    })
+/// The signed structure that certificates (RFC 5280 §4.1) and CRLs (§5.1) share,
+/// `SEQUENCE { tbs, signatureAlgorithm, signatureValue }`, spliced around the DER that was
+/// signed rather than decoded and encoded again (a CRL's TBSCertList runs to megabytes).
+pub fn signed_der(tbs_der: &[u8], scheme: SignatureScheme, signature: &Signature) -> Result<Vec<u8>, CaError> {
+    let algorithm = scheme.algorithm_identifier().map_err(enc)?.to_der().map_err(enc)?;
+    let value = signature.to_bit_string().map_err(enc)?.to_der().map_err(enc)?;
+    let len = der::Length::try_from(tbs_der.len() + algorithm.len() + value.len()).map_err(enc)?;
+    let mut out = der::Header::new(der::Tag::Sequence, len).map_err(enc)?.to_der().map_err(enc)?;
+    out.reserve(usize::try_from(len).map_err(enc)?);
+    out.extend_from_slice(tbs_der);
+    out.extend_from_slice(&algorithm);
+    out.extend_from_slice(&value);
+    Ok(out)
 }
 
 /// Where relying parties find the CRL, OCSP and issuer certificate: `{base}` and `{ca}` in a

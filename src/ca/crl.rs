@@ -7,10 +7,10 @@ use super::CaError;
 use crate::store::RevokedEntry;
 use const_oid::db::rfc5280;
 use const_oid::AssociatedOid;
-use der::asn1::{BitString, GeneralizedTime};
+use der::asn1::GeneralizedTime;
 use der::Encode;
 use std::time::Duration;
-use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::crl::{RevokedCert, TbsCertList};
 use x509_cert::ext::pkix::{CrlNumber, CrlReason};
 use x509_cert::ext::Extension;
 
@@ -40,14 +40,16 @@ fn entry(e: &RevokedEntry) -> Result<RevokedCert, CaError> {
     })
 }
 
-/// Builds and signs a full CRL (v2, with cRLNumber and authorityKeyIdentifier). Blocking.
-pub fn build(
+/// The TBSCertList of a full CRL (v2, with cRLNumber and authorityKeyIdentifier), DER, to be
+/// signed by `issuer`'s key and completed with [`cert::signed_der`]. CPU work in proportion to
+/// the entries: run it off the async workers.
+pub fn tbs_der(
     issuer: &Issuer<'_>,
     number: u64,
     this_update: u64,
     validity: Duration,
     entries: &[RevokedEntry],
-) -> Result<CertificateList, CaError> {
+) -> Result<Vec<u8>, CaError> {
     let revoked = entries.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
     let number = der::asn1::Uint::new(&number.to_be_bytes()).map_err(enc)?;
     let tbs = TbsCertList {
@@ -60,11 +62,5 @@ pub fn build(
         revoked_certificates: (!revoked.is_empty()).then_some(revoked),
         crl_extensions: Some(vec![cert::authority_key_id(issuer.key_id)?, ext(CrlNumber::OID, &CrlNumber(number))?]),
     };
-    let tbs_der = tbs.to_der().map_err(enc)?;
-    let signature = issuer.signer.sign(&tbs_der)?;
-    Ok(CertificateList {
-        signature_algorithm: tbs.signature.clone(),
-        tbs_cert_list: tbs,
-        signature: BitString::from_bytes(signature.as_bytes()).map_err(enc)?,
-    })
+    tbs.to_der().map_err(enc)
 }

@@ -1,13 +1,10 @@
 //! PKCS#10 certificate requests (RFC 2986): decoding, proof of possession, and what they ask for.
 
 use super::CaError;
-use crate::digest::HashAlg;
 use crate::policy::AttrKind;
 use const_oid::db::{rfc5280, rfc5912};
 use der::asn1::{Ia5StringRef, PrintableStringRef, Utf8StringRef};
 use der::{Decode, Encode, Tag, Tagged};
-use signature::hazmat::PrehashVerifier;
-use signature::Verifier;
 use spki::{DecodePublicKey, SubjectPublicKeyInfoOwned};
 use std::net::IpAddr;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -74,9 +71,8 @@ pub fn parse(input: &[u8]) -> Result<VerifiedCsr, CaError> {
     }
     let req = CertReq::from_der(&der).map_err(|e| bad(format!("not a DER PKCS#10 request: {e}")))?;
     let info_der = req.info.to_der().map_err(|e| bad(e.to_string()))?;
-    let spki_der = req.info.public_key.to_der().map_err(|e| bad(e.to_string()))?;
     let key = subject_key(&req.info.public_key)?;
-    verify_pop(key, &spki_der, &req.algorithm, req.signature.raw_bytes(), &info_der)?;
+    verify_pop(&req.info.public_key, &req.algorithm, req.signature.raw_bytes(), &info_der)?;
     Ok(VerifiedCsr { public_key: req.info.public_key.clone(), key, subject: subject(&req)?, sans: sans(&req)? })
 }
 
@@ -111,72 +107,19 @@ fn subject_key(spki: &SubjectPublicKeyInfoOwned) -> Result<SubjectKey, CaError> 
     }
 }
 
-/// RFC 2986 §4.2: the CSR is signed with the private key of the public key it carries.
+/// RFC 2986 §4.2: the CSR is signed with the private key of the public key it carries. The
+/// same verification as every other signature trustd checks ([`crate::keys::verify`]).
 fn verify_pop(
-    key: SubjectKey,
-    spki_der: &[u8],
+    spki: &SubjectPublicKeyInfoOwned,
     alg: &spki::AlgorithmIdentifierOwned,
     sig: &[u8],
     info: &[u8],
 ) -> Result<(), CaError> {
-    let unsupported = || {
-        CaError::BadCsr(format!(
-            "CSR signature algorithm {} is not supported",
-            const_oid::db::DB.by_oid(&alg.oid).unwrap_or(&alg.oid.to_string())
-        ))
-    };
-    let failed = |e: &dyn std::fmt::Display| CaError::CsrSignature(e.to_string());
-    match key {
-        SubjectKey::EcP256 | SubjectKey::EcP384 => {
-            let hash = match alg.oid {
-                rfc5912::ECDSA_WITH_SHA_256 => HashAlg::Sha256,
-                rfc5912::ECDSA_WITH_SHA_384 => HashAlg::Sha384,
-                rfc5912::ECDSA_WITH_SHA_512 => HashAlg::Sha512,
-                _ => return Err(unsupported()),
-            };
-            let prehash = hash.digest(info);
-            if key == SubjectKey::EcP256 {
-                let vk = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der).map_err(|e| failed(&e))?;
-                let s = p256::ecdsa::Signature::from_der(sig).map_err(|e| failed(&e))?;
-                vk.verify_prehash(&prehash, &s).map_err(|e| failed(&e))
-            } else {
-                let vk = p384::ecdsa::VerifyingKey::from_public_key_der(spki_der).map_err(|e| failed(&e))?;
-                let s = p384::ecdsa::Signature::from_der(sig).map_err(|e| failed(&e))?;
-                vk.verify_prehash(&prehash, &s).map_err(|e| failed(&e))
-            }
-        }
-        SubjectKey::Rsa { .. } => {
-            let pk = rsa::RsaPublicKey::from_public_key_der(spki_der).map_err(|e| failed(&e))?;
-            let s = rsa::pkcs1v15::Signature::try_from(sig).map_err(|e| failed(&e))?;
-            let hash = match alg.oid {
-                rfc5912::SHA_256_WITH_RSA_ENCRYPTION => HashAlg::Sha256,
-                rfc5912::SHA_384_WITH_RSA_ENCRYPTION => HashAlg::Sha384,
-                rfc5912::SHA_512_WITH_RSA_ENCRYPTION => HashAlg::Sha512,
-                rfc5912::ID_RSASSA_PSS => {
-                    let params = alg
-                        .parameters
-                        .as_ref()
-                        .and_then(|p| p.decode_as::<rsa::pkcs1::RsaPssParams>().ok())
-                        .ok_or_else(|| bad("RSASSA-PSS without valid parameters"))?;
-                    let h = HashAlg::from_oid(&params.hash.oid).ok_or_else(unsupported)?;
-                    let s = rsa::pss::Signature::try_from(sig).map_err(|e| failed(&e))?;
-                    return match h {
-                        HashAlg::Sha256 => rsa::pss::VerifyingKey::<sha2::Sha256>::new(pk).verify(info, &s),
-                        HashAlg::Sha384 => rsa::pss::VerifyingKey::<sha2::Sha384>::new(pk).verify(info, &s),
-                        HashAlg::Sha512 => rsa::pss::VerifyingKey::<sha2::Sha512>::new(pk).verify(info, &s),
-                    }
-                    .map_err(|e| failed(&e));
-                }
-                _ => return Err(unsupported()),
-            };
-            match hash {
-                HashAlg::Sha256 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(pk).verify(info, &s),
-                HashAlg::Sha384 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(pk).verify(info, &s),
-                HashAlg::Sha512 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(pk).verify(info, &s),
-            }
-            .map_err(|e| failed(&e))
-        }
-    }
+    use crate::keys::verify::{verify_signature, SigError};
+    verify_signature(spki, alg, None, sig, info).map_err(|e| match e {
+        SigError::Unsupported(r) => CaError::BadCsr(format!("CSR signature: {r}")),
+        SigError::Invalid(r) => CaError::CsrSignature(r),
+    })
 }
 
 /// The text of a DirectoryString attribute value (RFC 5280 §4.1.2.4).

@@ -1,83 +1,8 @@
 //! Revocation rules (RFC 5280 §5.3.1 reason codes): what may change into what.
 
 use super::CaError;
+pub use crate::revocation::Reason;
 use crate::store::Revocation;
-use std::fmt;
-use std::str::FromStr;
-use x509_cert::ext::pkix::CrlReason;
-
-/// CRLReason (RFC 5280 §5.3.1). Value 7 is not used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reason {
-    Unspecified = 0,
-    KeyCompromise = 1,
-    CaCompromise = 2,
-    AffiliationChanged = 3,
-    Superseded = 4,
-    CessationOfOperation = 5,
-    CertificateHold = 6,
-    RemoveFromCrl = 8,
-    PrivilegeWithdrawn = 9,
-    AaCompromise = 10,
-}
-
-const ALL: [(Reason, &str); 10] = [
-    (Reason::Unspecified, "unspecified"),
-    (Reason::KeyCompromise, "keyCompromise"),
-    (Reason::CaCompromise, "cACompromise"),
-    (Reason::AffiliationChanged, "affiliationChanged"),
-    (Reason::Superseded, "superseded"),
-    (Reason::CessationOfOperation, "cessationOfOperation"),
-    (Reason::CertificateHold, "certificateHold"),
-    (Reason::RemoveFromCrl, "removeFromCRL"),
-    (Reason::PrivilegeWithdrawn, "privilegeWithdrawn"),
-    (Reason::AaCompromise, "aACompromise"),
-];
-
-impl Reason {
-    /// The ASN.1 CRLReason value, for CRL entries and OCSP RevokedInfo.
-    pub fn crl_reason(self) -> CrlReason {
-        match self {
-            Reason::Unspecified => CrlReason::Unspecified,
-            Reason::KeyCompromise => CrlReason::KeyCompromise,
-            Reason::CaCompromise => CrlReason::CaCompromise,
-            Reason::AffiliationChanged => CrlReason::AffiliationChanged,
-            Reason::Superseded => CrlReason::Superseded,
-            Reason::CessationOfOperation => CrlReason::CessationOfOperation,
-            Reason::CertificateHold => CrlReason::CertificateHold,
-            Reason::RemoveFromCrl => CrlReason::RemoveFromCRL,
-            Reason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
-            Reason::AaCompromise => CrlReason::AaCompromise,
-        }
-    }
-
-    /// The reason with this code.
-    pub fn from_code(code: u8) -> Option<Self> {
-        ALL.iter().find(|(r, _)| *r as u8 == code).map(|(r, _)| *r)
-    }
-
-    /// The RFC 5280 name.
-    pub fn name(self) -> &'static str {
-        ALL.iter().find(|(r, _)| *r == self).map_or("unspecified", |(_, n)| n)
-    }
-}
-
-impl FromStr for Reason {
-    type Err = CaError;
-    /// RFC 5280 names, case-insensitively (`keyCompromise`, `keycompromise`).
-    fn from_str(s: &str) -> Result<Self, CaError> {
-        ALL.iter().find(|(_, n)| n.eq_ignore_ascii_case(s)).map(|(r, _)| *r).ok_or_else(|| {
-            let names: Vec<&str> = ALL.iter().map(|(_, n)| *n).collect();
-            CaError::BadReason(format!("unknown reason '{s}' (one of {})", names.join(", ")))
-        })
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// What a revocation request does to a certificate's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

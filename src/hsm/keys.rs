@@ -1,6 +1,7 @@
 //! Key generation inside the token, key lookup, public keys and certificate objects.
 
 use super::{Hsm, HsmError, KeyRef};
+use crate::keys::ID_ED25519;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
@@ -82,9 +83,6 @@ fn find_one(s: &Session, class: ObjectClass, key: &KeyRef) -> cryptoki::error::R
         _ => Err(HsmError::KeyAmbiguous(key.to_string())),
     })
 }
-
-/// id-Ed25519 (RFC 8410 §3).
-pub(super) const ID_ED25519: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier::new_unwrap("1.3.101.112");
 
 impl Hsm {
     fn check_token(&self, key: &KeyRef) -> Result<(), HsmError> {

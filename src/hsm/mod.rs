@@ -8,13 +8,14 @@
 //! finalised and initialised again (at most once per [`REINIT_INTERVAL`]). The daemon heals
 //! without a restart; until then [`Hsm::is_ready`] reports false.
 
+mod certified;
 mod keys;
 mod signer;
-pub mod uri;
 
+pub use crate::keys::KeyRef;
+pub use crate::keys::SignatureScheme;
 pub use keys::{KeyAlgorithm, KeyProtection};
-pub use signer::{HsmSignature, HsmSigner, PublicKey, SignatureScheme};
-pub use uri::KeyRef;
+pub use signer::{HsmSignature, HsmSigner, PublicKey};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -56,6 +57,10 @@ pub enum HsmError {
     Pkcs11(CkError),
     #[error("unexpected data from the HSM: {0}")]
     Encoding(String),
+    #[error("no certificate for {0} in the token; run `trustd init`")]
+    NoCertificate(String),
+    #[error("certificate of {key} in the token: {reason}")]
+    BadCertificate { key: String, reason: String },
 }
 
 /// Where the HSM is and how to log in. The PIN is not part of it: see [`Pin`].

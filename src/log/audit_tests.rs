@@ -2,14 +2,11 @@
 //! its history.
 
 use super::*;
-use ed25519_dalek::SigningKey;
 
 const ORIGIN: &str = "ca.example.com/log";
 
 fn signer() -> CheckpointSigner {
-    let sk = SigningKey::from_bytes(&[1; 32]);
-    let pk = LogPublicKey::from_raw(ORIGIN, sk.verifying_key().to_bytes()).unwrap();
-    CheckpointSigner::from_signer(pk, sk)
+    CheckpointSigner::new(ORIGIN, std::sync::Arc::new(crate::keys::software::SoftwareKey::ed25519(1))).unwrap()
 }
 
 fn entry(i: u64) -> Vec<u8> {
@@ -55,7 +52,7 @@ impl Log {
     fn checkpoint(&self) -> Vec<u8> {
         let size = TreeSize(self.entries.len() as u64);
         let root = tree::tree_hash(size, &self.hashes).unwrap();
-        self.signer.sign(&Checkpoint::new(ORIGIN, size, root).unwrap()).unwrap()
+        crate::testing::block_on(self.signer.sign(&Checkpoint::new(ORIGIN, size, root).unwrap())).unwrap()
     }
 
     /// The leaf hashes the log publishes in its level-0 tiles, from its stored hashes.

@@ -7,12 +7,14 @@
 //! `trustd-log` through `crate::hsm::HsmSigner`).
 
 use super::{Hash, LogError, TreeSize};
+use crate::keys::{SignatureScheme, SigningKey};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use const_oid::db::rfc8410::ID_ED_25519;
-use der::Decode;
+use der::{Decode, Encode};
 use signed_note::{Note, StandardVerifier, VerifierList};
 use std::fmt;
+use std::sync::Arc;
 
 /// The signature type byte of Ed25519 in signed-note key IDs and verifier keys.
 const ALG_ED25519: u8 = 0x01;
@@ -163,13 +165,10 @@ impl LogPublicKey {
     }
 }
 
-/// A function that returns the 64-byte Ed25519 signature (RFC 8032 §5.1.6) of a message.
-pub type SignFn = dyn Fn(&[u8]) -> Result<Vec<u8>, signature::Error> + Send + Sync;
-
-/// Signs checkpoints with an Ed25519 key held elsewhere.
+/// Signs checkpoints with the log's Ed25519 key, through the key seam (the HSM in the daemon).
 pub struct CheckpointSigner {
     key: LogPublicKey,
-    sign: Box<SignFn>,
+    signer: Arc<dyn SigningKey>,
 }
 
 impl fmt::Debug for CheckpointSigner {
@@ -179,23 +178,15 @@ impl fmt::Debug for CheckpointSigner {
 }
 
 impl CheckpointSigner {
-    /// `sign` signs with the private half of `key`. For the HSM:
-    /// `CheckpointSigner::new(key, move |m| hsm_signer.sign(m).map(Vec::from).map_err(signature::Error::from_source))`.
-    pub fn new(
-        key: LogPublicKey,
-        sign: impl Fn(&[u8]) -> Result<Vec<u8>, signature::Error> + Send + Sync + 'static,
-    ) -> Self {
-        CheckpointSigner { key, sign: Box::new(sign) }
-    }
-
-    /// A signer from any `signature::Signer` of pure Ed25519 (`HsmSigner` with the
-    /// `ed25519` scheme, or a software key in tests).
-    pub fn from_signer<S, T>(key: LogPublicKey, signer: T) -> Self
-    where
-        S: signature::SignatureEncoding,
-        T: signature::Signer<S> + Send + Sync + 'static,
-    {
-        Self::new(key, move |msg| signer.try_sign(msg).map(|s| s.to_vec()))
+    /// Signs the checkpoints of the log called `origin` with `signer`, a pure Ed25519 key
+    /// (RFC 8032 §5.1); the verifier key is derived from its public key, so the two cannot
+    /// disagree.
+    pub fn new(origin: &str, signer: Arc<dyn SigningKey>) -> Result<Self, LogError> {
+        if signer.scheme() != SignatureScheme::Ed25519 {
+            return Err(LogError::BadPublicKey(format!("a log key signs with ed25519, not {}", signer.scheme())));
+        }
+        let spki = signer.public_key().to_der().map_err(|e| LogError::BadPublicKey(e.to_string()))?;
+        Ok(CheckpointSigner { key: LogPublicKey::from_spki_der(origin, &spki)?, signer })
     }
 
     /// The public key.
@@ -205,28 +196,34 @@ impl CheckpointSigner {
 
     /// The signed note of `checkpoint`: the body, a blank line and
     /// `— <key name> <base64(key ID ‖ signature)>`. The signature is checked against the public
-    /// key before it is returned, so a wrong key (or a misbehaving HSM) never publishes a
-    /// checkpoint that auditors would reject.
-    pub fn sign(&self, checkpoint: &Checkpoint) -> Result<Vec<u8>, LogError> {
-        let note = self.sign_text(checkpoint.to_body().as_bytes())?;
+    /// key before it is returned, so a misbehaving HSM never publishes a checkpoint that
+    /// auditors would reject.
+    pub async fn sign(&self, checkpoint: &Checkpoint) -> Result<Vec<u8>, LogError> {
+        let text = checkpoint.to_body();
+        let signature = self.signer.sign(text.as_bytes()).await.map_err(|e| LogError::Signer(e.to_string()))?;
+        let note = signed_note_of(&self.key, text.as_bytes(), signature.as_bytes())?;
         verify_note(&note, &self.key)?;
         Ok(note)
     }
-
-    fn sign_text(&self, text: &[u8]) -> Result<Vec<u8>, LogError> {
-        let signer = NoteSigner { name: &self.key.name, id: self.key.key_id(), sign: &*self.sign };
-        let mut note = Note::new(text, &[]).map_err(|e| LogError::BadCheckpoint(e.to_string()))?;
-        note.add_sigs(&[&signer]).map_err(|e| LogError::Signer(e.to_string()))?;
-        Ok(note.to_bytes())
-    }
 }
 
-/// signed_note's signer interface over our signing function; refuses anything but a 64-byte
-/// signature, which is all Ed25519 produces.
+/// The signed note of `text` with `signature`, made by `key`'s private half, formatted by
+/// signed_note.
+fn signed_note_of(key: &LogPublicKey, text: &[u8], signature: &[u8]) -> Result<Vec<u8>, LogError> {
+    let signer = NoteSigner { name: &key.name, id: key.key_id(), text, signature };
+    let mut note = Note::new(text, &[]).map_err(|e| LogError::BadCheckpoint(e.to_string()))?;
+    note.add_sigs(&[&signer]).map_err(|e| LogError::Signer(e.to_string()))?;
+    Ok(note.to_bytes())
+}
+
+/// signed_note's signer interface over a signature made beforehand (signed_note's interface is
+/// blocking; the key seam is not). It signs only the text it was made for, and refuses anything
+/// but a 64-byte signature, which is all Ed25519 produces.
 struct NoteSigner<'a> {
     name: &'a str,
     id: u32,
-    sign: &'a SignFn,
+    text: &'a [u8],
+    signature: &'a [u8],
 }
 
 impl signed_note::Signer for NoteSigner<'_> {
@@ -239,11 +236,16 @@ impl signed_note::Signer for NoteSigner<'_> {
     }
 
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
-        let sig = (self.sign)(msg)?;
-        if sig.len() != 64 {
-            return Err(signature::Error::from_source(format!("{} bytes, not a 64-byte Ed25519 signature", sig.len())));
+        if msg != self.text {
+            return Err(signature::Error::from_source("the note's message is not the checkpoint signed"));
         }
-        Ok(sig)
+        if self.signature.len() != 64 {
+            return Err(signature::Error::from_source(format!(
+                "{} bytes, not a 64-byte Ed25519 signature",
+                self.signature.len()
+            )));
+        }
+        Ok(self.signature.to_vec())
     }
 }
 
@@ -271,6 +273,8 @@ pub fn open_checkpoint(note: &[u8], origin: &str, key: &LogPublicKey) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::software::SoftwareKey;
+    use crate::keys::{KeyError, Signature};
     use ed25519_dalek::SigningKey;
     use sha2::{Digest, Sha256};
 
@@ -283,8 +287,11 @@ mod tests {
     }
 
     fn signer() -> CheckpointSigner {
-        let (sk, pk) = test_key();
-        CheckpointSigner::from_signer(pk, sk)
+        CheckpointSigner::new(ORIGIN, Arc::new(SoftwareKey::ed25519(42))).unwrap()
+    }
+
+    fn sign(s: &CheckpointSigner, c: &Checkpoint) -> Result<Vec<u8>, LogError> {
+        crate::testing::block_on(s.sign(c))
     }
 
     fn checkpoint() -> Checkpoint {
@@ -316,7 +323,8 @@ mod tests {
     #[test]
     fn sign_and_verify() {
         let s = signer();
-        let note = s.sign(&checkpoint()).unwrap();
+        assert_eq!(s.public_key(), &test_key().1);
+        let note = sign(&s, &checkpoint()).unwrap();
         let text = String::from_utf8(note.clone()).unwrap();
         let (body, sig) = text.split_once("\n\n").unwrap();
         assert_eq!(format!("{body}\n"), checkpoint().to_body());
@@ -332,7 +340,7 @@ mod tests {
     fn tampering_is_rejected() {
         let s = signer();
         let pk = s.public_key();
-        let note = String::from_utf8(s.sign(&checkpoint()).unwrap()).unwrap();
+        let note = String::from_utf8(sign(&s, &checkpoint()).unwrap()).unwrap();
         let b64 = BASE64.encode([0xab; 32]);
         let tampered = [
             note.replacen("1234", "1235", 1),
@@ -368,23 +376,42 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_signer_with_the_wrong_key_or_length_cannot_publish() {
-        let (_, pk) = test_key();
-        let wrong = CheckpointSigner::from_signer(pk.clone(), SigningKey::from_bytes(&[9; 32]));
-        assert!(matches!(wrong.sign(&checkpoint()), Err(LogError::BadSignature(_))));
-        let short = CheckpointSigner::new(pk.clone(), |_| Ok(vec![0; 63]));
-        assert!(matches!(short.sign(&checkpoint()), Err(LogError::Signer(_))));
-        let failing = CheckpointSigner::new(pk, |_| Err(signature::Error::new()));
-        assert!(matches!(failing.sign(&checkpoint()), Err(LogError::Signer(_))));
+    /// A misbehaving device: it claims one public key and signs with another, or returns a
+    /// signature of the wrong length.
+    #[derive(Debug)]
+    struct Misbehaving {
+        claims: SoftwareKey,
+        signs: Option<SoftwareKey>,
     }
 
-    // The daemon's wiring, type-checked here: the log key in the HSM signs checkpoints, as a
-    // `signature::Signer` or through a closure over a shared signer.
-    #[allow(dead_code)]
-    fn hsm_signers_fit(s: crate::hsm::HsmSigner, shared: std::sync::Arc<crate::hsm::HsmSigner>, k: LogPublicKey) {
-        let _ = CheckpointSigner::from_signer(k.clone(), s);
-        let _ = CheckpointSigner::new(k, move |m| shared.sign(m).map(Vec::from).map_err(signature::Error::from_source));
+    #[async_trait::async_trait]
+    impl crate::keys::SigningKey for Misbehaving {
+        fn scheme(&self) -> SignatureScheme {
+            SignatureScheme::Ed25519
+        }
+        fn public_key(&self) -> &spki::SubjectPublicKeyInfoOwned {
+            self.claims.public_key()
+        }
+        async fn sign(&self, msg: &[u8]) -> Result<Signature, KeyError> {
+            match &self.signs {
+                Some(k) => k.sign(msg).await,
+                None => Ok(Signature::new(vec![0; 63])),
+            }
+        }
+    }
+
+    #[test]
+    fn a_misbehaving_key_cannot_publish() {
+        let wrong = Misbehaving { claims: SoftwareKey::ed25519(42), signs: Some(SoftwareKey::ed25519(9)) };
+        let wrong = CheckpointSigner::new(ORIGIN, Arc::new(wrong)).unwrap();
+        assert!(matches!(sign(&wrong, &checkpoint()), Err(LogError::BadSignature(_))));
+        let short =
+            CheckpointSigner::new(ORIGIN, Arc::new(Misbehaving { claims: SoftwareKey::ed25519(42), signs: None }));
+        assert!(matches!(sign(&short.unwrap(), &checkpoint()), Err(LogError::Signer(_))));
+        let failing = CheckpointSigner::new(ORIGIN, Arc::new(SoftwareKey::ed25519(42).failing("device error")));
+        assert!(matches!(sign(&failing.unwrap(), &checkpoint()), Err(LogError::Signer(_))));
+        // Only an Ed25519 key signs checkpoints.
+        assert!(CheckpointSigner::new(ORIGIN, Arc::new(SoftwareKey::p256(1))).is_err());
     }
 
     #[test]
@@ -423,8 +450,8 @@ mod tests {
         let seed = BASE64.decode(PETER_SKEY_B64).unwrap();
         let sk = SigningKey::from_bytes(&<[u8; 32]>::try_from(&seed[1..]).unwrap());
         assert_eq!(sk.verifying_key().to_bytes(), *pk.raw());
-        let signer = CheckpointSigner::from_signer(pk, sk);
-        assert_eq!(signer.sign_text(PETER_TEXT.as_bytes()).unwrap(), note.as_bytes());
+        let signature = signature::Signer::<ed25519_dalek::Signature>::sign(&sk, PETER_TEXT.as_bytes());
+        assert_eq!(signed_note_of(&pk, PETER_TEXT.as_bytes(), &signature.to_bytes()).unwrap(), note.as_bytes());
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub struct TileData {
 /// The log of one trustd: origin, key, sequencer and the latest signed checkpoint.
 pub struct TransparencyLog {
     origin: String,
-    signer: Arc<CheckpointSigner>,
+    signer: CheckpointSigner,
     store: Arc<dyn LogStore>,
     sequencer: Sequencer,
     latest: RwLock<Arc<SignedCheckpoint>>,
@@ -60,7 +60,6 @@ impl TransparencyLog {
         signer: CheckpointSigner,
         store: Arc<dyn LogStore>,
     ) -> Result<Arc<Self>, LogError> {
-        let signer = Arc::new(signer);
         let sequencer = Sequencer::start(store.clone()).await?;
         let (size, root) = *sequencer.head().borrow();
         let first = sign(&signer, Checkpoint::new(origin, size, root)?).await?;
@@ -244,13 +243,8 @@ impl TransparencyLog {
     }
 }
 
-/// Signs a checkpoint on the blocking pool: the signer is the HSM.
-async fn sign(signer: &Arc<CheckpointSigner>, checkpoint: Checkpoint) -> Result<SignedCheckpoint, LogError> {
-    let signer = signer.clone();
-    tokio::task::spawn_blocking(move || {
-        let note = signer.sign(&checkpoint)?;
-        Ok(SignedCheckpoint { checkpoint, note })
-    })
-    .await
-    .map_err(|e| LogError::Signer(format!("signing task: {e}")))?
+/// Signs a checkpoint (the key seam schedules the HSM's work).
+async fn sign(signer: &CheckpointSigner, checkpoint: Checkpoint) -> Result<SignedCheckpoint, LogError> {
+    let note = signer.sign(&checkpoint).await?;
+    Ok(SignedCheckpoint { checkpoint, note })
 }

@@ -2,15 +2,16 @@
 //! key is in the HSM (its certificate carries id-kp-OCSPSigning and id-pkix-ocsp-nocheck).
 //! Knows neither HTTP nor SQL: it takes a DER request and returns a DER OCSPResponse.
 
-use crate::ca::revocation::Reason;
-use crate::ca::{CaError, CertifiedKey};
+use crate::clock::Clock;
 use crate::digest::HashAlg;
-use crate::hsm::{Hsm, HsmSigner, KeyRef};
+use crate::incident::Incident;
+use crate::keys::{CertifiedKey, SigningKey};
+use crate::revocation::Reason;
 use crate::serial::Serial;
 use crate::store::{CertStatus as StoreStatus, Revocation, Store};
 use const_oid::db::rfc5912::ID_SHA_1;
 use const_oid::db::rfc6960::ID_PKIX_OCSP_NONCE;
-use der::asn1::{BitString, GeneralizedTime, OctetString};
+use der::asn1::{GeneralizedTime, OctetString};
 use der::{Decode, Encode};
 use sha1::Digest;
 use std::collections::HashMap;
@@ -40,13 +41,14 @@ struct Cached {
 /// The responder for one issuing CA.
 pub struct OcspResponder {
     ca_name: String,
-    signer: Arc<HsmSigner>,
+    key: Arc<dyn SigningKey>,
     responder_cert: Certificate,
     responder_key_hash: Vec<u8>,
     /// By hash-algorithm OID: SHA-1 (RFC 5019 §2.1.1 requires it) and SHA-256/384/512.
     issuer: Vec<(const_oid::ObjectIdentifier, IssuerHashes)>,
     store: Arc<dyn Store>,
     validity: Duration,
+    clock: Arc<dyn Clock>,
     cache: Mutex<HashMap<(Serial, const_oid::ObjectIdentifier), Cached>>,
 }
 
@@ -72,18 +74,19 @@ pub fn malformed() -> Vec<u8> {
 }
 
 impl OcspResponder {
-    /// Loads the responder key and certificate from the token. Blocking. Per-request problems
-    /// are OCSP statuses, not errors; only start-up can fail.
-    pub fn load(
-        hsm: &Hsm,
-        key: &KeyRef,
+    /// The responder for the CA named `ca_name` (whose certificate is `issuer_der`), signing
+    /// with the delegated responder `key`. Per-request problems are OCSP statuses, not errors;
+    /// only this can fail, with a reason for the operator.
+    pub fn new(
+        key: CertifiedKey,
         ca_name: &str,
         issuer_der: &[u8],
         store: Arc<dyn Store>,
         validity: Duration,
-    ) -> Result<Self, CaError> {
-        let bad = |e: &dyn std::fmt::Display| CaError::Internal(format!("OCSP issuer certificate: {e}"));
-        let CertifiedKey { signer, cert: responder_cert, .. } = CertifiedKey::load(hsm, key, None)?;
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
+        let bad = |e: &dyn std::fmt::Display| format!("OCSP issuer certificate: {e}");
+        let CertifiedKey { key, cert: responder_cert, .. } = key;
         let issuer = Certificate::from_der(issuer_der).map_err(|e| bad(&e))?;
         let name = issuer.tbs_certificate.subject.to_der().map_err(|e| bad(&e))?;
         let issuer_key = issuer.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();
@@ -98,12 +101,13 @@ impl OcspResponder {
                 .to_vec();
         Ok(OcspResponder {
             ca_name: ca_name.to_owned(),
-            signer: Arc::new(signer),
+            key,
             responder_cert,
             responder_key_hash,
             issuer: issuer_hashes,
             store,
             validity,
+            clock,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -121,7 +125,7 @@ impl OcspResponder {
         }
         let nonce =
             req.tbs_request.request_extensions.iter().flatten().find(|e| e.extn_id == ID_PKIX_OCSP_NONCE).cloned();
-        let now = crate::unix_time::now();
+        let now = self.clock.unix_secs();
         let mut statuses = Vec::with_capacity(list.len());
         for r in list {
             let id = &r.req_cert;
@@ -144,7 +148,7 @@ impl OcspResponder {
                     },
                     Ok(_) => None,
                     Err(e) => {
-                        tracing::error!(error = %e, "OCSP: store lookup failed");
+                        Incident::record("OCSP: store lookup failed", &e);
                         return status_only(OcspResponse::try_later());
                     }
                 },
@@ -187,7 +191,7 @@ impl OcspResponder {
         let der = match self.sign(data).await {
             Ok(d) => d,
             Err(e) => {
-                tracing::error!(error = %e, "OCSP: signing failed");
+                Incident::record("OCSP: signing failed", &e);
                 return status_only(OcspResponse::try_later());
             }
         };
@@ -225,13 +229,11 @@ impl OcspResponder {
 
     async fn sign(&self, data: ResponseData) -> Result<Vec<u8>, String> {
         let tbs = data.to_der().map_err(|e| e.to_string())?;
-        let signer = self.signer.clone();
-        let signature =
-            self.signer.run(move || signer.sign(&tbs)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        let signature = self.key.sign(&tbs).await.map_err(|e| e.to_string())?;
         let basic = BasicOcspResponse {
             tbs_response_data: data,
-            signature_algorithm: self.signer.scheme().algorithm_identifier().map_err(|e| e.to_string())?,
-            signature: BitString::from_bytes(signature.as_bytes()).map_err(|e| e.to_string())?,
+            signature_algorithm: self.key.scheme().algorithm_identifier().map_err(|e| e.to_string())?,
+            signature: signature.to_bit_string().map_err(|e| e.to_string())?,
             certs: Some(vec![self.responder_cert.clone()]),
         };
         OcspResponse::successful(basic).and_then(|r| r.to_der()).map_err(|e| e.to_string())

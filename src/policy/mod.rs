@@ -7,7 +7,7 @@ pub mod tsa;
 
 pub use profile::{AttrKind, Profile, SanKind};
 pub use signing::{Level, SigningPolicy};
-pub use tsa::TsaPolicy;
+pub use tsa::{Precision, TsaPolicy};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

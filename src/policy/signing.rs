@@ -1,7 +1,7 @@
 //! Signing policies (`policies/signing/<name>.toml`): which key signs, with which algorithm, at
 //! which CAdES baseline level (ETSI EN 319 122-1 §6), and how large a document may be.
 
-use crate::hsm::{KeyRef, SignatureScheme};
+use crate::keys::{KeyRef, SignatureScheme};
 use serde::Deserialize;
 use std::fmt;
 use std::str::FromStr;

@@ -1,10 +1,52 @@
 //! The time-stamping policy (RFC 3161 §2.4.2 TSTInfo fields; ETSI EN 319 422).
 
 use crate::digest::HashAlg;
-use crate::tsa::tst::Precision;
 use const_oid::ObjectIdentifier;
 use serde::Deserialize;
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
+
+/// How finely genTime is stated (the TSA policy's `precision`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Precision {
+    Seconds,
+    Millis,
+    Micros,
+}
+
+impl Precision {
+    /// The precision as a duration: one second, millisecond or microsecond.
+    pub fn as_duration(self) -> Duration {
+        match self {
+            Self::Seconds => Duration::from_secs(1),
+            Self::Millis => Duration::from_millis(1),
+            Self::Micros => Duration::from_micros(1),
+        }
+    }
+}
+
+impl FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "1s" => Ok(Self::Seconds),
+            "1ms" => Ok(Self::Millis),
+            "1us" => Ok(Self::Micros),
+            _ => Err(format!("unknown precision '{s}' (expected 1s, 1ms or 1us)")),
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Seconds => "1s",
+            Self::Millis => "1ms",
+            Self::Micros => "1us",
+        })
+    }
+}
 
 /// A validated TSA policy.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,10 +6,10 @@ mod admission;
 pub mod report;
 pub mod verify;
 
-use crate::ca::{CaError, CertifiedKey};
+use crate::clock::Clock;
 use crate::digest::{HashAlg, Hasher};
-use crate::hsm::{Hsm, HsmError, HsmSignature, HsmSigner, KeyRef};
-use crate::policy::{Level, Policies, SigningPolicy};
+use crate::keys::{CertifiedKey, KeyError, SigningKey};
+use crate::policy::{Level, SigningPolicy};
 use crate::signed_data::{self, SignerDer};
 use crate::store::{CertStatus, SignatureRecord, SignatureWriter, Store, StoreError};
 use crate::tsa::TimeStampAuthority;
@@ -39,13 +39,16 @@ pub enum SigningError {
     #[error("signature time-stamp refused by the TSA: {0}")]
     Timestamp(String),
     #[error(transparent)]
-    Hsm(#[from] HsmError),
+    Key(#[from] KeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0} signatures are being verified already; retry shortly")]
     Busy(usize),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Start-up only: a policy's key, certificate or CA chain does not fit.
+    #[error("{0}")]
+    Setup(String),
 }
 
 fn internal(e: impl std::fmt::Display) -> SigningError {
@@ -92,7 +95,7 @@ pub struct Signed {
 /// One signing policy with the key, certificate and attributes it signs with.
 struct PolicySigner {
     policy: Arc<SigningPolicy>,
-    signer: Arc<HsmSigner>,
+    key: Arc<dyn SigningKey>,
     /// The signer certificate's serial (hex) and issuer, for the records.
     serial: String,
     issuer: String,
@@ -101,7 +104,7 @@ struct PolicySigner {
     /// root.
     certificates_der: Vec<u8>,
     /// The SignerInfo's constant parts, with the signing-certificate-v2 attribute.
-    signer_der: Arc<SignerDer>,
+    signer_der: SignerDer,
 }
 
 impl PolicySigner {
@@ -119,6 +122,7 @@ pub struct SigningService {
     writer: SignatureWriter,
     validator: Arc<Validator>,
     verifying: admission::Admission,
+    clock: Arc<dyn Clock>,
 }
 
 /// What `Verify` checks a signature against.
@@ -133,25 +137,25 @@ pub struct Validation {
 pub const DEFAULT_POLICY: &str = "default";
 
 impl SigningService {
-    /// Loads every signing policy's key and certificate from the token. `default_key` serves
-    /// policies that name no key; `ca_chain` is the issuing CA's chain (issuing first, root
-    /// last), and every policy's certificate must be issued by that CA. Blocking.
-    /// Must run inside the tokio runtime (revocation lookups use its handle).
-    pub fn load(
-        hsm: &Hsm,
-        default_key: &KeyRef,
+    /// The service signing under each policy with its key (`policies`: each policy with the
+    /// key it names, or the ceremony's document-signing key). `ca_chain` is the issuing CA's
+    /// chain (issuing first, root last), and every policy's certificate must be issued by that
+    /// CA. Must run inside the tokio runtime (revocation lookups use its handle).
+    pub fn new(
+        policies: Vec<(Arc<SigningPolicy>, CertifiedKey)>,
         ca_chain: &[Vec<u8>],
-        policies: &Policies,
         tsa: Arc<TimeStampAuthority>,
         writer: SignatureWriter,
         validation: Validation,
-    ) -> Result<Self, CaError> {
-        let parse = |der: &Vec<u8>| Certificate::from_der(der).map_err(|e| CaError::Internal(e.to_string()));
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, SigningError> {
+        let setup = |e: &dyn std::fmt::Display| SigningError::Setup(e.to_string());
+        let parse = |der: &Vec<u8>| Certificate::from_der(der).map_err(|e| setup(&format!("CA certificate: {e}")));
         let (Some(issuing), Some(root)) = (ca_chain.first(), ca_chain.last()) else {
-            return Err(CaError::Internal("empty CA chain".into()));
+            return Err(setup(&"empty CA chain"));
         };
         let (issuing, root) = (parse(issuing)?, parse(root)?);
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| CaError::Internal(e.to_string()))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| setup(&e))?;
         let revocation = Arc::new(StoreRevocation {
             store: validation.store,
             runtime,
@@ -162,28 +166,25 @@ impl SigningService {
         anchors.extend(validation.extra_anchors);
         let validator = Validator::new(anchors, revocation)
             .and_then(|v| v.with_intermediates(vec![issuing.clone()]))
-            .map_err(|e| CaError::Internal(e.to_string()))?;
+            .map_err(|e| setup(&e))?;
         // Everything but the root goes into each signature: relying parties bring their own
         // trust anchor.
         let below_root = ca_chain[..ca_chain.len() - 1].iter().map(parse).collect::<Result<Vec<_>, _>>()?;
         let mut loaded = BTreeMap::new();
-        for policy in policies.signing() {
-            let key = policy.key.as_ref().unwrap_or(default_key);
-            let ctx = |m: String| CaError::Ceremony(format!("signing policy '{}': {m}", policy.name));
-            let CertifiedKey { signer, cert, der } = CertifiedKey::load(hsm, key, policy.signature)?;
+        for (policy, CertifiedKey { key, cert, der }) in policies {
+            let ctx = |m: String| SigningError::Setup(format!("signing policy '{}': {m}", policy.name));
             if cert.tbs_certificate.issuer != issuing.tbs_certificate.subject {
-                return Err(ctx(format!("the certificate of {key} is not issued by trustd's issuing CA")));
+                return Err(ctx("the certificate of its key is not issued by trustd's issuing CA".into()));
             }
-            let signing_certificate = crate::tsa::ess::signing_certificate_v2_attribute(&cert, &der)
+            let signing_certificate = crate::signed_data::ess::signing_certificate_v2_attribute(&cert, &der)
                 .map_err(|e| ctx(format!("signing-certificate-v2: {e}")))?;
             let certs = std::iter::once(cert.clone()).chain(below_root.iter().cloned()).collect();
-            let certificates_der =
-                signed_data::certificates_der(certs).map_err(|e| CaError::Internal(e.to_string()))?;
+            let certificates_der = signed_data::certificates_der(certs).map_err(|e| setup(&e))?;
             let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
                 issuer: cert.tbs_certificate.issuer.clone(),
                 serial_number: cert.tbs_certificate.serial_number.clone(),
             });
-            let scheme = signer.scheme();
+            let scheme = key.scheme();
             let digest = scheme.hash();
             let algorithm = scheme.algorithm_identifier().map_err(|e| ctx(format!("signature algorithm: {e}")))?;
             let signer_der = SignerDer::new(&sid, digest, &algorithm, &[signing_certificate])
@@ -192,19 +193,19 @@ impl SigningService {
                 // Otherwise every B-T request would be signed in the HSM and only then refused.
                 return Err(ctx(format!("B-T needs the TSA policy to accept {digest} imprints")));
             }
-            tracing::info!(policy = %policy.name, %key, scheme = %signer.scheme(), "signing policy loaded");
+            tracing::info!(policy = %policy.name, %scheme, "signing policy loaded");
             let ps = PolicySigner {
                 policy: policy.clone(),
-                signer: Arc::new(signer),
+                key,
                 serial: hex::encode(cert.tbs_certificate.serial_number.as_bytes()),
                 issuer: cert.tbs_certificate.issuer.to_string(),
                 certificates_der,
-                signer_der: Arc::new(signer_der),
+                signer_der,
             };
             loaded.insert(policy.name.clone(), ps);
         }
         let verifying = admission::Admission::for_cores();
-        Ok(SigningService { policies: loaded, tsa, writer, validator: Arc::new(validator), verifying })
+        Ok(SigningService { policies: loaded, tsa, writer, validator: Arc::new(validator), verifying, clock })
     }
 
     fn policy(&self, name: &str) -> Result<&PolicySigner, SigningError> {
@@ -280,12 +281,15 @@ impl SigningService {
             }
         };
 
-        let signing_time = crate::unix_time::now();
-        let (signed_attrs, signature) = {
-            let signing_time_attr = signing_time_attribute(signing_time)?;
-            let (signer, signer_der, digest) = (ps.signer.clone(), ps.signer_der.clone(), digest.clone());
-            ps.signer.run(move || sign_attributes(&signer, &signer_der, &digest, signing_time_attr)).await??
-        };
+        let signing_time = self.clock.unix_secs();
+        // RFC 5652 §5.4: content-type, message-digest, signing-certificate-v2 and signing-time
+        // over a digest of id-data content. An enveloping signature gets its eContent when the
+        // SignedData is assembled, which changes nothing that is signed.
+        let signed_attrs = ps
+            .signer_der
+            .signed_attributes(ID_DATA, &digest, &[signing_time_attribute(signing_time)?])
+            .map_err(internal)?;
+        let signature = ps.key.sign(&signed_attrs).await?;
         let signature_hash = HashAlg::Sha256.digest(signature.as_bytes());
 
         let mut unsigned_attrs = Vec::new();
@@ -297,7 +301,7 @@ impl SigningService {
                 .tsa
                 .token_for_digest(ps.digest(), &imprint, requester)
                 .await
-                .map_err(|(f, text)| SigningError::Timestamp(format!("{}: {text}", f.name())))?;
+                .map_err(|r| SigningError::Timestamp(format!("{}: {}", r.failure.name(), r.reason)))?;
             let attr = Attribute {
                 oid: ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
                 values: SetOfVec::try_from(vec![Any::from_der(&token.der).map_err(internal)?]).map_err(internal)?,
@@ -321,7 +325,7 @@ impl SigningService {
             .map_err(internal)?;
 
         // Time-ordered like time-stamp serials: the ID is a UNIQUE key written at a high rate.
-        let signature_id = crate::serial::Serial::time_ordered(std::time::SystemTime::now()).to_string();
+        let signature_id = crate::serial::Serial::time_ordered(self.clock.now()).to_string();
         let record = SignatureRecord {
             signature_id: signature_id.clone(),
             signed_at: signing_time as i64,
@@ -358,7 +362,7 @@ impl SigningService {
     /// too many validations are in the daemon already.
     pub async fn verify(&self, signature: Vec<u8>, content: Option<Content>) -> Result<ValidationReport, SigningError> {
         let ticket = self.verifying.enter().await.map_err(SigningError::Busy)?;
-        let validator = self.validator.clone();
+        let (validator, now) = (self.validator.clone(), self.clock.unix_secs());
         // Chain building and RSA verification are CPU work, and revocation lookups block.
         tokio::task::spawn_blocking(move || {
             let _ticket = ticket;
@@ -371,7 +375,7 @@ impl SigningService {
                 Some(Content::Document(d)) => verify::Content::Document(d),
                 Some(Content::Digest { alg, value }) => verify::Content::Digest { alg: *alg, value },
             };
-            validator.validate(&der, content, crate::unix_time::now())
+            validator.validate(&der, content, now)
         })
         .await
         .map_err(internal)
@@ -409,8 +413,8 @@ impl RevocationSource for StoreRevocation {
                 (CertStatus::Issued, _) => RevocationStatus::Good,
                 (CertStatus::Revoked, Some(r)) => RevocationStatus::Revoked {
                     at: r.invalidity_date.unwrap_or(r.revoked_at).max(0) as u64,
-                    reason: crate::ca::revocation::Reason::from_code(r.reason)
-                        .map_or("unspecified", crate::ca::revocation::Reason::name)
+                    reason: crate::revocation::Reason::from_code(r.reason)
+                        .map_or("unspecified", crate::revocation::Reason::name)
                         .to_owned(),
                 },
                 _ => RevocationStatus::Unknown,
@@ -426,26 +430,11 @@ impl RevocationSource for StoreRevocation {
 
 /// RFC 5652 §11.3 signing-time: UTCTime through 2049, GeneralizedTime after.
 fn signing_time_attribute(unix_secs: u64) -> Result<Attribute, SigningError> {
-    let time = crate::ca::cert::x509_time(unix_secs).map_err(internal)?;
+    let time = crate::unix_time::x509_time(unix_secs).map_err(internal)?;
     Ok(Attribute {
         oid: ID_SIGNING_TIME,
         values: SetOfVec::try_from(vec![Any::encode_from(&time).map_err(internal)?]).map_err(internal)?,
     })
-}
-
-/// Signs the signed attributes (RFC 5652 §5.4) over a digest of id-data content in the HSM:
-/// content-type, message-digest, signing-certificate-v2 and `signing_time`. Returns their DER
-/// and the signature. Blocking. An enveloping signature gets its eContent when the SignedData is
-/// assembled, which changes nothing that is signed.
-fn sign_attributes(
-    signer: &HsmSigner,
-    signer_der: &SignerDer,
-    digest: &[u8],
-    signing_time: Attribute,
-) -> Result<(Vec<u8>, HsmSignature), SigningError> {
-    let signed_attrs = signer_der.signed_attributes(ID_DATA, digest, &[signing_time]).map_err(internal)?;
-    let signature = signer.sign(&signed_attrs)?;
-    Ok((signed_attrs, signature))
 }
 
 /// Hashes a streamed document as it arrives, refusing it once it passes the policy's limit.

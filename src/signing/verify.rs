@@ -8,8 +8,9 @@
 
 use super::report::{SubIndication, ValidationReport};
 use crate::digest::HashAlg;
+use crate::keys::verify::{self, SigError};
 use crate::policy::Level;
-use crate::tsa::ess::{IssuerSerial, SigningCertificate, SigningCertificateV2};
+use crate::signed_data::ess::{IssuerSerial, SigningCertificate, SigningCertificateV2};
 use cms::cert::CertificateChoices;
 use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerIdentifier};
@@ -17,9 +18,7 @@ use const_oid::db::{rfc5280, rfc5911, rfc5912};
 use const_oid::ObjectIdentifier;
 use der::asn1::OctetString;
 use der::{Any, Decode, Encode};
-use signature::hazmat::PrehashVerifier;
-use signature::Verifier;
-use spki::{AlgorithmIdentifierOwned, DecodePublicKey, SubjectPublicKeyInfoOwned};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use std::sync::Arc;
 use x509_cert::attr::Attributes;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -880,6 +879,21 @@ fn signer_key_usage(cert: &Certificate) -> Result<(), Fail> {
     }
 }
 
+/// [`keys::verify::verify_signature`] under this validation's cryptographic constraints: RSA
+/// moduli below [`MIN_RSA_BITS`] are not supported (ETSI TS 119 312).
+fn verify_signature(
+    spki: &SubjectPublicKeyInfoOwned,
+    alg: &AlgorithmIdentifierOwned,
+    cms_digest: Option<HashAlg>,
+    sig: &[u8],
+    msg: &[u8],
+) -> Result<(), SigError> {
+    if let Some(bits) = verify::rsa_modulus_bits(spki).filter(|b| *b < MIN_RSA_BITS) {
+        return Err(SigError::Unsupported(format!("RSA key of {bits} bits (at least {MIN_RSA_BITS} required)")));
+    }
+    verify::verify_signature(spki, alg, cms_digest, sig, msg)
+}
+
 /// Verifies the signature of `cert` with the key of `issuer`. The error is a reason.
 fn verify_certificate_signature(cert: &Cert, issuer: &Cert) -> Result<(), String> {
     let c = &cert.cert;
@@ -893,116 +907,6 @@ fn verify_certificate_signature(cert: &Cert, issuer: &Cert) -> Result<(), String
             let (SigError::Unsupported(r) | SigError::Invalid(r)) = e;
             format!("signature of '{}' does not verify with the key of '{}': {r}", cert.subject(), issuer.subject())
         })
-}
-
-/// Why a signature did not verify.
-#[derive(Debug)]
-pub(crate) enum SigError {
-    /// The algorithm, curve or key size is not supported: INDETERMINATE.
-    Unsupported(String),
-    /// The signature is wrong or the key unusable: TOTAL_FAILED.
-    Invalid(String),
-}
-
-/// Verifies `sig` over `msg` with `spki` for the signature algorithm `alg`: ECDSA P-256/P-384
-/// with SHA-2 (RFC 5758 §3.2), RSA PKCS#1 v1.5 (RFC 4055 §5) and RSASSA-PSS with MGF1 over the
-/// same hash (RFC 4055 §3.1). `cms_digest` is the SignerInfo's digestAlgorithm, which CMS uses
-/// when the signature algorithm names only the key type (rsaEncryption, RFC 3370 §3.2;
-/// id-ecPublicKey).
-pub(crate) fn verify_signature(
-    spki: &SubjectPublicKeyInfoOwned,
-    alg: &AlgorithmIdentifierOwned,
-    cms_digest: Option<HashAlg>,
-    sig: &[u8],
-    msg: &[u8],
-) -> Result<(), SigError> {
-    let unsupported = |what: &str| SigError::Unsupported(what.to_owned());
-    let invalid = |e: &dyn std::fmt::Display| SigError::Invalid(e.to_string());
-    let sig_alg = || format!("signature algorithm {} is not supported", oid_name(&alg.oid));
-    let spki_der = spki.to_der().map_err(|e| invalid(&e))?;
-    match spki.algorithm.oid {
-        rfc5912::ID_EC_PUBLIC_KEY => {
-            let hash = match alg.oid {
-                rfc5912::ECDSA_WITH_SHA_256 => HashAlg::Sha256,
-                rfc5912::ECDSA_WITH_SHA_384 => HashAlg::Sha384,
-                rfc5912::ECDSA_WITH_SHA_512 => HashAlg::Sha512,
-                rfc5912::ID_EC_PUBLIC_KEY => cms_digest.ok_or_else(|| unsupported(&sig_alg()))?,
-                _ => return Err(SigError::Invalid(format!("{} cannot be used with an EC key", oid_name(&alg.oid)))),
-            };
-            let prehash = hash.digest(msg);
-            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-            match curve {
-                Some(rfc5912::SECP_256_R_1) => {
-                    let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&spki_der).map_err(|e| invalid(&e))?;
-                    let s = p256::ecdsa::Signature::from_der(sig).map_err(|e| invalid(&e))?;
-                    vk.verify_prehash(&prehash, &s).map_err(|e| invalid(&e))
-                }
-                Some(rfc5912::SECP_384_R_1) => {
-                    let vk = p384::ecdsa::VerifyingKey::from_public_key_der(&spki_der).map_err(|e| invalid(&e))?;
-                    let s = p384::ecdsa::Signature::from_der(sig).map_err(|e| invalid(&e))?;
-                    vk.verify_prehash(&prehash, &s).map_err(|e| invalid(&e))
-                }
-                Some(other) => Err(SigError::Unsupported(format!("EC curve {} is not supported", oid_name(&other)))),
-                None => Err(unsupported("EC key without a named curve")),
-            }
-        }
-        rfc5912::RSA_ENCRYPTION => {
-            let pk = rsa::RsaPublicKey::from_public_key_der(&spki_der).map_err(|e| invalid(&e))?;
-            let bits = rsa::traits::PublicKeyParts::n(&pk).bits();
-            if bits < MIN_RSA_BITS {
-                return Err(SigError::Unsupported(format!(
-                    "RSA key of {bits} bits (at least {MIN_RSA_BITS} required)"
-                )));
-            }
-            let pkcs1 = |hash: HashAlg| -> Result<(), SigError> {
-                let s = rsa::pkcs1v15::Signature::try_from(sig).map_err(|e| invalid(&e))?;
-                match hash {
-                    HashAlg::Sha256 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(pk.clone()).verify(msg, &s),
-                    HashAlg::Sha384 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(pk.clone()).verify(msg, &s),
-                    HashAlg::Sha512 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(pk.clone()).verify(msg, &s),
-                }
-                .map_err(|e| invalid(&e))
-            };
-            match alg.oid {
-                rfc5912::SHA_256_WITH_RSA_ENCRYPTION => pkcs1(HashAlg::Sha256),
-                rfc5912::SHA_384_WITH_RSA_ENCRYPTION => pkcs1(HashAlg::Sha384),
-                rfc5912::SHA_512_WITH_RSA_ENCRYPTION => pkcs1(HashAlg::Sha512),
-                rfc5912::RSA_ENCRYPTION => pkcs1(cms_digest.ok_or_else(|| unsupported(&sig_alg()))?),
-                rfc5912::ID_RSASSA_PSS => {
-                    let params = alg
-                        .parameters
-                        .as_ref()
-                        .and_then(|p| p.decode_as::<rsa::pkcs1::RsaPssParams>().ok())
-                        .ok_or_else(|| SigError::Invalid("RSASSA-PSS without valid parameters".into()))?;
-                    let hash = HashAlg::from_oid(&params.hash.oid).ok_or_else(|| {
-                        SigError::Unsupported(format!("RSASSA-PSS with {}", oid_name(&params.hash.oid)))
-                    })?;
-                    let mgf_hash = params.mask_gen.parameters.map(|p| p.oid);
-                    if params.mask_gen.oid != rfc5912::ID_MGF_1 || mgf_hash != Some(hash.oid()) {
-                        return Err(unsupported(
-                            "RSASSA-PSS with a mask generation other than MGF1 over the same hash",
-                        ));
-                    }
-                    let salt = usize::from(params.salt_len);
-                    let s = rsa::pss::Signature::try_from(sig).map_err(|e| invalid(&e))?;
-                    match hash {
-                        HashAlg::Sha256 => {
-                            rsa::pss::VerifyingKey::<sha2::Sha256>::new_with_salt_len(pk, salt).verify(msg, &s)
-                        }
-                        HashAlg::Sha384 => {
-                            rsa::pss::VerifyingKey::<sha2::Sha384>::new_with_salt_len(pk, salt).verify(msg, &s)
-                        }
-                        HashAlg::Sha512 => {
-                            rsa::pss::VerifyingKey::<sha2::Sha512>::new_with_salt_len(pk, salt).verify(msg, &s)
-                        }
-                    }
-                    .map_err(|e| invalid(&e))
-                }
-                _ => Err(SigError::Invalid(format!("{} cannot be used with an RSA key", oid_name(&alg.oid)))),
-            }
-        }
-        other => Err(SigError::Unsupported(format!("public key algorithm {} is not supported", oid_name(&other)))),
-    }
 }
 
 #[cfg(test)]

@@ -2,18 +2,16 @@
 //! the token as CMS SignedData signed in the HSM. Knows neither HTTP nor gRPC: both call
 //! [`TimeStampAuthority::timestamp`] with the DER request and get a DER TimeStampResp back.
 
-pub mod clock;
-pub mod ess;
 pub mod tst;
 
-use crate::ca::{CaError, CertifiedKey};
+use crate::clock::Clock;
 use crate::digest::HashAlg;
-use crate::hsm::{Hsm, HsmSigner, KeyRef};
+use crate::incident::Incident;
+use crate::keys::{CertifiedKey, SigningKey};
 use crate::policy::TsaPolicy;
 use crate::serial::Serial;
-use crate::signed_data::SignerDer;
+use crate::signed_data::{ess, SignerDer};
 use crate::store::{TimestampRecord, TimestampWriter};
-use clock::ClockCheck;
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::ContentInfo;
 use cms::signed_data::SignerIdentifier;
@@ -105,12 +103,38 @@ struct TimeStampResp<'a> {
     time_stamp_token: Option<ContentInfo>,
 }
 
+/// Why a request was refused: the RFC 3161 status and a reason for the client. A system
+/// failure's reason is an [`Incident`] reference; the cause is in the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub failure: Failure,
+    pub reason: String,
+}
+
+impl Refusal {
+    fn new(failure: Failure, reason: impl Into<String>) -> Self {
+        Refusal { failure, reason: reason.into() }
+    }
+
+    /// systemFailure, with the cause logged and only its reference told.
+    fn system(cause: &dyn std::fmt::Display) -> Self {
+        let incident = Incident::record("time-stamp failed", cause);
+        Refusal::new(Failure::SystemFailure, format!("the TSA could not answer ({incident})"))
+    }
+}
+
+/// A granted token's serial and genTime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Granted {
+    pub serial: Serial,
+    pub gen_time: tst::GenTime,
+}
+
 /// What happened to one request. `response_der` is always a complete TimeStampResp.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub response_der: Vec<u8>,
-    /// `Ok((serial, genTime as Unix seconds))` when granted.
-    pub result: Result<(Serial, u64), (Failure, String)>,
+    pub result: Result<Granted, Refusal>,
 }
 
 /// A granted time-stamp token (RFC 3161 §2.4.2 TimeStampToken), recorded.
@@ -118,9 +142,13 @@ pub struct Token {
     /// The token, DER: ContentInfo with SignedData over the TSTInfo.
     pub der: Vec<u8>,
     pub serial: Serial,
-    /// genTime, Unix seconds.
-    pub gen_time: u64,
+    pub gen_time: tst::GenTime,
 }
+
+/// Why the TSA could not be set up from its key and certificate.
+#[derive(Debug, thiserror::Error)]
+#[error("TSA certificate: {0}")]
+pub struct TsaError(String);
 
 /// A request that passed every check.
 struct Checked {
@@ -129,60 +157,49 @@ struct Checked {
     policy: ObjectIdentifier,
 }
 
-/// The TSA: its key in the HSM, its certificate, its policy, and the token log.
+/// The TSA: its key, its certificate, its policy, its clock, and the token log.
 pub struct TimeStampAuthority {
-    signer: Arc<HsmSigner>,
+    key: Arc<dyn SigningKey>,
     /// The TSA's name (its certificate's subject), for TSTInfo's tsa field.
     name: GeneralName,
     /// `[0] IMPLICIT CertificateSet` with the TSA certificate, for requests with certReq.
-    certificate_der: Arc<Vec<u8>>,
+    certificate_der: Vec<u8>,
     chain: Vec<Vec<u8>>,
     /// The SignerInfo's constant parts, with the signing-certificate-v2 attribute (RFC 5816).
-    signer_der: Arc<SignerDer>,
+    signer_der: SignerDer,
     policy: TsaPolicy,
-    clock: ClockCheck,
+    clock: Arc<dyn Clock>,
     writer: TimestampWriter,
 }
 
 impl TimeStampAuthority {
-    /// Loads the TSA key and certificate from the token. `ca_chain` is the issuing CA's chain
-    /// (issuing first, root last). Blocking. Per-request failures are RFC 3161 statuses, not
-    /// errors; only start-up can fail.
-    pub fn load(
-        hsm: &Hsm,
-        key: &KeyRef,
+    /// The TSA signing with `key` under `policy`. `ca_chain` is the issuing CA's chain (issuing
+    /// first, root last). Per-request failures are RFC 3161 statuses, not errors; only this can
+    /// fail.
+    pub fn new(
+        key: CertifiedKey,
         ca_chain: &[Vec<u8>],
         policy: TsaPolicy,
-        clock: ClockCheck,
+        clock: Arc<dyn Clock>,
         writer: TimestampWriter,
-    ) -> Result<Self, CaError> {
-        let CertifiedKey { signer, cert, der } = CertifiedKey::load(hsm, key, None)?;
-        let signing_certificate = ess::signing_certificate_v2_attribute(&cert, &der)
-            .map_err(|e| CaError::Internal(format!("signing-certificate-v2 of {key}: {e}")))?;
+    ) -> Result<Self, TsaError> {
+        let CertifiedKey { key, cert, der } = key;
+        let err = |what: &str, e: &dyn std::fmt::Display| TsaError(format!("{what}: {e}"));
+        let signing_certificate =
+            ess::signing_certificate_v2_attribute(&cert, &der).map_err(|e| err("signing-certificate-v2", &e))?;
         let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
             issuer: cert.tbs_certificate.issuer.clone(),
             serial_number: cert.tbs_certificate.serial_number.clone(),
         });
-        let scheme = signer.scheme();
-        let internal = |e: &dyn std::fmt::Display| CaError::Internal(format!("SignerInfo of {key}: {e}"));
-        let algorithm = scheme.algorithm_identifier().map_err(|e| internal(&e))?;
-        let signer_der =
-            SignerDer::new(&sid, scheme.hash(), &algorithm, &[signing_certificate]).map_err(|e| internal(&e))?;
+        let scheme = key.scheme();
+        let algorithm = scheme.algorithm_identifier().map_err(|e| err("signature algorithm", &e))?;
+        let signer_der = SignerDer::new(&sid, scheme.hash(), &algorithm, &[signing_certificate])
+            .map_err(|e| err("SignerInfo", &e))?;
         let name = GeneralName::DirectoryName(cert.tbs_certificate.subject.clone());
-        let certificate_der = crate::signed_data::certificates_der(vec![cert])
-            .map_err(|e| CaError::Internal(format!("certificate of {key}: {e}")))?;
+        let certificate_der = crate::signed_data::certificates_der(vec![cert]).map_err(|e| err("encoding", &e))?;
         let mut chain = vec![der];
         chain.extend_from_slice(ca_chain);
-        Ok(TimeStampAuthority {
-            signer: Arc::new(signer),
-            name,
-            certificate_der: Arc::new(certificate_der),
-            chain,
-            signer_der: Arc::new(signer_der),
-            policy,
-            clock,
-            writer,
-        })
+        Ok(TimeStampAuthority { key, name, certificate_der, chain, signer_der, policy, clock, writer })
     }
 
     /// Whether the TSA policy accepts imprints made with `hash`.
@@ -198,49 +215,54 @@ impl TimeStampAuthority {
     /// Answers one DER TimeStampReq (RFC 3161 §2.4.1) with a DER TimeStampResp (§2.4.2). A
     /// granted token is recorded durably before this returns.
     pub async fn timestamp(&self, request_der: &[u8], requester: &str) -> Outcome {
-        match self.grant(request_der, requester).await {
-            Ok((response_der, serial, gen_time)) => Outcome { response_der, result: Ok((serial, gen_time)) },
-            Err((failure, text)) => {
-                if failure == Failure::SystemFailure {
-                    tracing::error!(error = %text, "time-stamp failed");
-                }
-                Outcome { response_der: rejection(failure, &text), result: Err((failure, text)) }
-            }
+        match parse(request_der) {
+            Ok(req) => self.timestamp_request(req, requester).await,
+            Err(refusal) => outcome(Err(refusal)),
         }
     }
 
-    fn check(&self, request_der: &[u8]) -> Result<Checked, (Failure, String)> {
-        if request_der.is_empty() {
-            return Err((Failure::BadRequest, "empty request".into()));
-        }
-        // `from_der` refuses trailing bytes after the request as well as truncation.
-        let req = TimeStampReq::from_der(request_der)
-            .map_err(|e| (Failure::BadRequest, format!("not a DER TimeStampReq: {e}")))?;
+    /// Answers a request already decoded (the gRPC digest form builds one with
+    /// [`request_from_digest`]), with the same checks as a DER one.
+    pub async fn timestamp_request(&self, req: TimeStampReq, requester: &str) -> Outcome {
+        let granted = match self.check(req) {
+            Ok(checked) => self.issue(checked, requester).await,
+            Err(refusal) => Err(refusal),
+        };
+        outcome(granted.and_then(|token| {
+            let der = granted_response(&token.der).map_err(|e| Refusal::system(&e))?;
+            Ok((der, Granted { serial: token.serial, gen_time: token.gen_time }))
+        }))
+    }
+
+    fn check(&self, req: TimeStampReq) -> Result<Checked, Refusal> {
         let alg = &req.message_imprint.hash_algorithm;
         let hash =
             HashAlg::from_oid(&alg.oid).filter(|h| self.policy.hash_algorithms.contains(h)).ok_or_else(|| {
                 let name = const_oid::db::DB.by_oid(&alg.oid).map_or_else(|| alg.oid.to_string(), str::to_owned);
-                (Failure::BadAlg, format!("hash algorithm {name} is not accepted"))
+                Refusal::new(Failure::BadAlg, format!("hash algorithm {name} is not accepted"))
             })?;
         if alg.parameters.as_ref().is_some_and(|p| p.tag() != Tag::Null) {
-            return Err((Failure::BadAlg, "hash algorithm parameters must be absent or NULL".into()));
+            return Err(Refusal::new(Failure::BadAlg, "hash algorithm parameters must be absent or NULL"));
         }
         let len = req.message_imprint.hashed_message.as_bytes().len();
         if len != hash.output_len() {
-            return Err((
+            return Err(Refusal::new(
                 Failure::BadDataFormat,
                 format!("{hash} imprint must be {} bytes, got {len}", hash.output_len()),
             ));
         }
         let policy = match req.req_policy {
             Some(p) if !self.policy.accepted_policies.contains(&p) => {
-                return Err((Failure::UnacceptedPolicy, format!("policy {p} is not accepted")))
+                return Err(Refusal::new(Failure::UnacceptedPolicy, format!("policy {p} is not accepted")))
             }
             Some(p) => p,
             None => self.policy.default_policy,
         };
         if let Some(ext) = req.extensions.iter().flatten().find(|e| e.critical) {
-            return Err((Failure::UnacceptedExtension, format!("critical extension {} is not supported", ext.extn_id)));
+            return Err(Refusal::new(
+                Failure::UnacceptedExtension,
+                format!("critical extension {} is not supported", ext.extn_id),
+            ));
         }
         Ok(Checked { req, hash, policy })
     }
@@ -255,36 +277,22 @@ impl TimeStampAuthority {
         }
     }
 
-    async fn grant(&self, request_der: &[u8], requester: &str) -> Result<(Vec<u8>, Serial, u64), (Failure, String)> {
-        let Token { der, serial, gen_time } = self.issue(self.check(request_der)?, requester).await?;
-        Ok((granted(&der).map_err(|e| (Failure::SystemFailure, e.to_string()))?, serial, gen_time))
-    }
-
     /// A token over `digest` with the TSA certificate in it, for a CAdES signature time-stamp
     /// (ETSI EN 319 122-1 §5.3): the same checks, policy and record as a request from outside.
-    pub async fn token_for_digest(
-        &self,
-        hash: HashAlg,
-        digest: &[u8],
-        requester: &str,
-    ) -> Result<Token, (Failure, String)> {
+    pub async fn token_for_digest(&self, hash: HashAlg, digest: &[u8], requester: &str) -> Result<Token, Refusal> {
         let nonce: [u8; 8] = rand::random();
-        let req =
-            request_from_digest(&hash.to_string(), digest, &nonce, true, "").map_err(|e| (Failure::BadRequest, e))?;
-        self.issue(self.check(&req)?, requester).await
+        let req = request(hash.oid(), digest, &nonce, true, None).map_err(|e| Refusal::new(Failure::BadRequest, e))?;
+        self.issue(self.check(req)?, requester).await
     }
 
     /// Builds, signs and records the token for a checked request; the record is durable when
     /// this returns.
-    async fn issue(&self, Checked { req, hash, policy }: Checked, requester: &str) -> Result<Token, (Failure, String)> {
-        self.clock.check().map_err(|e| (Failure::TimeNotAvailable, e))?;
-        let sys = |e: &dyn std::fmt::Display| (Failure::SystemFailure, e.to_string());
-
-        let at = std::time::SystemTime::now();
+    async fn issue(&self, Checked { req, hash, policy }: Checked, requester: &str) -> Result<Token, Refusal> {
+        self.clock.check().map_err(|e| Refusal::new(Failure::TimeNotAvailable, e))?;
+        let at = self.clock.now();
+        let since_epoch = at.duration_since(std::time::UNIX_EPOCH).map_err(|e| Refusal::system(&e))?;
         let serial = Serial::time_ordered(at);
-        let since_epoch = at.duration_since(std::time::UNIX_EPOCH).map_err(|e| sys(&e))?;
         let gen_time = tst::GenTime::new(since_epoch, self.policy.precision);
-        let now = gen_time.unix_secs();
         let tst = tst::TstInfo {
             version: TspVersion::V1,
             policy,
@@ -292,7 +300,7 @@ impl TimeStampAuthority {
                 hash_algorithm: req.message_imprint.hash_algorithm.clone(),
                 hashed_message: req.message_imprint.hashed_message.clone(),
             },
-            serial_number: Int::new(serial.as_bytes()).map_err(|e| sys(&e))?,
+            serial_number: Int::new(serial.as_bytes()).map_err(|e| Refusal::system(&e))?,
             gen_time,
             accuracy: Some(self.accuracy()),
             ordering: false,
@@ -300,17 +308,11 @@ impl TimeStampAuthority {
             tsa: self.policy.include_tsa_name.then(|| self.name.clone()),
             extensions: None,
         };
-        let tst_der = tst.to_der().map_err(|e| sys(&e))?;
-
-        let token = {
-            let signer = self.signer.clone();
-            let signer_der = self.signer_der.clone();
-            let cert = req.cert_req.then(|| self.certificate_der.clone());
-            self.signer.run(move || sign_token(&signer, &signer_der, cert, tst_der)).await.map_err(|e| sys(&e))??
-        };
+        let tst_der = tst.to_der().map_err(|e| Refusal::system(&e))?;
+        let token = self.sign_token(&tst_der, req.cert_req).await.map_err(|e| Refusal::system(&e))?;
         let record = TimestampRecord {
             serial: serial.clone(),
-            gen_time: now as i64,
+            gen_time: gen_time.unix_secs() as i64,
             policy: policy.to_string(),
             hash_alg: hash.to_string(),
             imprint: req.message_imprint.hashed_message.as_bytes().to_vec(),
@@ -319,13 +321,45 @@ impl TimeStampAuthority {
             token_der: token.clone(),
         };
         // The reply leaves only once its record is durable.
-        self.writer.record(record).await.map_err(|e| sys(&e))?;
-        Ok(Token { der: token, serial, gen_time: now })
+        self.writer.record(record).await.map_err(|e| Refusal::system(&e))?;
+        Ok(Token { der: token, serial, gen_time })
+    }
+
+    /// Signs the TSTInfo: the token, a ContentInfo with SignedData (RFC 3161 §2.4.2, RFC 5652
+    /// §5) whose signed attributes carry content-type, message-digest and
+    /// signing-certificate-v2, with the TSA certificate when the request asked for it.
+    async fn sign_token(&self, tst_der: &[u8], cert_req: bool) -> Result<Vec<u8>, String> {
+        let digest = self.signer_der.hash().digest(tst_der);
+        let signed_attrs =
+            self.signer_der.signed_attributes(ID_CT_TST_INFO, &digest, &[]).map_err(|e| e.to_string())?;
+        let signature = self.key.sign(&signed_attrs).await.map_err(|e| e.to_string())?;
+        let certificates = if cert_req { &self.certificate_der[..] } else { &[] };
+        self.signer_der
+            .content_info(ID_CT_TST_INFO, Some(tst_der), certificates, &signed_attrs, signature.as_bytes(), &[])
+            .map_err(|e| e.to_string())
     }
 }
 
-/// A DER TimeStampReq from its fields, for callers that have no ASN.1 encoder (the gRPC digest
-/// form, `trustctl timestamp`). SHA-1 and MD5 are encoded as asked, so that the TSA's own checks
+/// The TimeStampResp for a result: granted with its token, or a rejection.
+fn outcome(result: Result<(Vec<u8>, Granted), Refusal>) -> Outcome {
+    match result {
+        Ok((response_der, granted)) => Outcome { response_der, result: Ok(granted) },
+        Err(refusal) => Outcome { response_der: rejection(refusal.failure, &refusal.reason), result: Err(refusal) },
+    }
+}
+
+/// Decodes a DER TimeStampReq (RFC 3161 §2.4.1); badRequest for anything else.
+fn parse(request_der: &[u8]) -> Result<TimeStampReq, Refusal> {
+    if request_der.is_empty() {
+        return Err(Refusal::new(Failure::BadRequest, "empty request"));
+    }
+    // `from_der` refuses trailing bytes after the request as well as truncation.
+    TimeStampReq::from_der(request_der)
+        .map_err(|e| Refusal::new(Failure::BadRequest, format!("not a DER TimeStampReq: {e}")))
+}
+
+/// A TimeStampReq from its fields, for callers that have no ASN.1 encoder (the gRPC digest
+/// form, `trustctl timestamp`). SHA-1 and MD5 are accepted here, so that the TSA's own checks
 /// refuse them with badAlg like any other client's request.
 pub fn request_from_digest(
     hash_name: &str,
@@ -333,26 +367,37 @@ pub fn request_from_digest(
     nonce: &[u8],
     cert_req: bool,
     policy: &str,
-) -> Result<Vec<u8>, String> {
+) -> Result<TimeStampReq, String> {
     let oid = match hash_name.to_ascii_lowercase().as_str() {
         "sha1" | "sha-1" => const_oid::db::rfc5912::ID_SHA_1,
         "md5" => const_oid::db::rfc5912::ID_MD_5,
         other => other.parse::<HashAlg>()?.oid(),
     };
+    let policy = if policy.is_empty() {
+        None
+    } else {
+        Some(ObjectIdentifier::new(policy).map_err(|e| format!("policy '{policy}': {e}"))?)
+    };
+    request(oid, digest, nonce, cert_req, policy)
+}
+
+fn request(
+    oid: ObjectIdentifier,
+    digest: &[u8],
+    nonce: &[u8],
+    cert_req: bool,
+    req_policy: Option<ObjectIdentifier>,
+) -> Result<TimeStampReq, String> {
     if nonce.len() > 32 {
         return Err("nonce longer than 32 bytes".into());
     }
-    let req = TimeStampReq {
+    Ok(TimeStampReq {
         version: TspVersion::V1,
         message_imprint: MessageImprint {
             hash_algorithm: spki::AlgorithmIdentifier { oid, parameters: None },
             hashed_message: der::asn1::OctetString::new(digest).map_err(|e| e.to_string())?,
         },
-        req_policy: if policy.is_empty() {
-            None
-        } else {
-            Some(ObjectIdentifier::new(policy).map_err(|e| format!("policy '{policy}': {e}"))?)
-        },
+        req_policy,
         nonce: if nonce.is_empty() {
             None
         } else {
@@ -367,32 +412,12 @@ pub fn request_from_digest(
         },
         cert_req,
         extensions: None,
-    };
-    req.to_der().map_err(|e| e.to_string())
-}
-
-/// Signs the TSTInfo in the HSM: the token, a ContentInfo with SignedData (RFC 3161 §2.4.2,
-/// RFC 5652 §5) whose signed attributes carry content-type, message-digest and
-/// signing-certificate-v2, with the TSA certificate when the request asked for it.
-fn sign_token(
-    signer: &HsmSigner,
-    signer_der: &SignerDer,
-    certificate_der: Option<Arc<Vec<u8>>>,
-    tst_der: Vec<u8>,
-) -> Result<Vec<u8>, (Failure, String)> {
-    let sys = |e: &dyn std::fmt::Display| (Failure::SystemFailure, e.to_string());
-    let digest = signer_der.hash().digest(&tst_der);
-    let signed_attrs = signer_der.signed_attributes(ID_CT_TST_INFO, &digest, &[]).map_err(|e| sys(&e))?;
-    let signature = signer.sign(&signed_attrs).map_err(|e| sys(&e))?;
-    let certificates = certificate_der.as_deref().map_or(&[][..], Vec::as_slice);
-    signer_der
-        .content_info(ID_CT_TST_INFO, Some(&tst_der), certificates, &signed_attrs, signature.as_bytes(), &[])
-        .map_err(|e| sys(&e))
+    })
 }
 
 /// A granted TimeStampResp (RFC 3161 §2.4.2) around the token's DER, which is spliced in rather
 /// than decoded and encoded again.
-fn granted(token_der: &[u8]) -> der::Result<Vec<u8>> {
+fn granted_response(token_der: &[u8]) -> der::Result<Vec<u8>> {
     let status = PkiStatusInfo { status: 0, status_string: None, fail_info: None }.to_der()?;
     let len = der::Length::try_from(status.len() + token_der.len())?;
     let mut out = der::Header::new(Tag::Sequence, len)?.to_der()?;
@@ -414,21 +439,4 @@ pub fn rejection(failure: Failure, text: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nonces_encode_as_minimal_positive_integers() {
-        for (nonce, want) in [
-            (&[0x00, 0x00, 0x12, 0x34][..], &[0x12, 0x34][..]),
-            (&[0x00, 0x92], &[0x00, 0x92]),
-            (&[0xff, 0x01], &[0x00, 0xff, 0x01]),
-            (&[0x00, 0x00], &[0x00]),
-            (&[0x7f], &[0x7f]),
-        ] {
-            let der = request_from_digest("sha256", &[1; 32], nonce, false, "").unwrap();
-            let req = TimeStampReq::from_der(&der).unwrap();
-            assert_eq!(req.nonce.unwrap().as_bytes(), want, "{nonce:02x?}");
-        }
-    }
-}
+mod tests;

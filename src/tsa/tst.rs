@@ -5,54 +5,12 @@
 //! EN 319 422 profiles it), so this module declares the same SEQUENCE with its own time type;
 //! every other field reuses x509-tsp's types.
 
+use crate::policy::Precision;
 use der::{DecodeValue, EncodeValue, ErrorKind, FixedTag, Header, Length, Reader, Sequence, Tag, Writer};
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::Extensions;
 use x509_tsp::{Accuracy, MessageImprint, TspVersion};
-
-/// How finely genTime is stated (the TSA policy's `precision`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Precision {
-    Seconds,
-    Millis,
-    Micros,
-}
-
-impl Precision {
-    /// The precision as a duration: one second, millisecond or microsecond.
-    pub fn as_duration(self) -> Duration {
-        match self {
-            Self::Seconds => Duration::from_secs(1),
-            Self::Millis => Duration::from_millis(1),
-            Self::Micros => Duration::from_micros(1),
-        }
-    }
-}
-
-impl FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "1s" => Ok(Self::Seconds),
-            "1ms" => Ok(Self::Millis),
-            "1us" => Ok(Self::Micros),
-            _ => Err(format!("unknown precision '{s}' (expected 1s, 1ms or 1us)")),
-        }
-    }
-}
-
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Seconds => "1s",
-            Self::Millis => "1ms",
-            Self::Micros => "1us",
-        })
-    }
-}
 
 /// A GeneralizedTime in UTC with up to microseconds, encoded as RFC 3161 §2.4.2 asks:
 /// `YYYYMMDDhhmmss[.s...]Z`, the fraction without trailing zeros and left out when zero.

@@ -2,6 +2,8 @@
 //! service: the certificates a signer always sends, and the signer's own constant parts, are
 //! encoded once and spliced into each signature's DER.
 
+pub mod ess;
+
 use crate::digest::HashAlg;
 use cms::cert::CertificateChoices;
 use cms::signed_data::{CertificateSet, SignerIdentifier};
@@ -191,7 +193,7 @@ mod tests {
             issuer: cert.tbs_certificate.issuer.clone(),
             serial_number: cert.tbs_certificate.serial_number.clone(),
         });
-        let fixed = crate::tsa::ess::signing_certificate_v2_attribute(&cert, &cert_der).unwrap();
+        let fixed = crate::signed_data::ess::signing_certificate_v2_attribute(&cert, &cert_der).unwrap();
         let time = crate::ca::cert::x509_time(1_790_000_000).unwrap();
         let signing_time = Attribute {
             oid: const_oid::db::rfc5911::ID_SIGNING_TIME,

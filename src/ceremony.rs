@@ -2,19 +2,30 @@
 //! stored in the token beside the keys. Idempotent: existing keys and certificates are kept,
 //! only what is missing is created, and nothing is ever overwritten.
 
-use super::cert::{self, CeremonyCert, CertSpec, Issuer, UrlContext};
-use super::CaError;
-use crate::hsm::{Hsm, HsmSigner, KeyAlgorithm, KeyRef};
+use crate::ca::cert::{self, CeremonyCert, CertSpec, Issuer, UrlContext};
+use crate::ca::{subject_key_id, CaError, ServiceCertificate};
+use crate::hsm::{Hsm, HsmError, HsmSigner, KeyAlgorithm, KeyRef};
 use crate::policy::AttrKind;
 use crate::serial::Serial;
 use const_oid::db::rfc5280;
-use der::Encode;
+use der::{Decode, Encode};
 use std::time::Duration;
 use x509_cert::ext::pkix::KeyUsages;
 use x509_cert::Certificate;
 
-/// The issuing CA's name in URLs (`/crl/issuing.crl`) and in the API.
-pub const ISSUING_CA_NAME: &str = "issuing";
+pub use crate::ca::ISSUING_CA_NAME;
+
+/// Why the ceremony stopped. It changes nothing it has not finished: run it again once the cause
+/// is mended.
+#[derive(Debug, thiserror::Error)]
+pub enum CeremonyError {
+    #[error(transparent)]
+    Hsm(#[from] HsmError),
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error("{0}")]
+    Refused(String),
+}
 
 /// Where the CA and service keys live in the token (each certificate is stored beside its key,
 /// under the same CKA_LABEL / CKA_ID). Configurable as RFC 7512 URIs; the defaults are labels.
@@ -95,7 +106,7 @@ fn subject(cfg: &CeremonyConfig, cn: &str) -> Vec<(AttrKind, String)> {
     v
 }
 
-fn ensure_key(hsm: &Hsm, key: &KeyRef, alg: KeyAlgorithm) -> Result<bool, CaError> {
+fn ensure_key(hsm: &Hsm, key: &KeyRef, alg: KeyAlgorithm) -> Result<bool, CeremonyError> {
     if hsm.has_private_key(key)? {
         return Ok(false);
     }
@@ -121,7 +132,7 @@ struct Role<'a> {
 }
 
 /// Runs the ceremony against `hsm`. Blocking.
-pub fn run(hsm: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CaError> {
+pub fn run(hsm: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CeremonyError> {
     let keys = &cfg.keys;
     let mut steps = Vec::new();
     let root_role =
@@ -179,24 +190,24 @@ fn ensure(
     issuer: Option<(&Certificate, &KeyRef)>,
     kind: CeremonyCert<'_>,
     steps: &mut Vec<Step>,
-) -> Result<Certificate, CaError> {
+) -> Result<Certificate, CeremonyError> {
     let key_generated = ensure_key(hsm, role.key, role.alg)?;
     let step = |created| Step { key: role.key.to_string(), key_generated, certificate_created: Some(created) };
-    if let Some((c, _)) = super::stored_certificate(hsm, role.key)? {
+    if let Some((c, _)) = hsm.stored_certificate(role.key)? {
         steps.push(step(false));
         return Ok(c);
     }
     let public_key = hsm.public_key(role.key)?;
     let subject = cert::build_name(&subject(cfg, role.cn))?;
     let (issuer_name, issuer_key, issuer_key_id) = match issuer {
-        Some((c, key)) => (c.tbs_certificate.subject.clone(), key, super::subject_key_id(c)?),
+        Some((c, key)) => (c.tbs_certificate.subject.clone(), key, subject_key_id(c)?),
         None => (subject.clone(), role.key, cert::key_identifier(&public_key)),
     };
     if let Some((c, _)) = issuer {
         // A subordinate never outlives its issuer (RFC 5280 §6.1.3 checks every certificate's validity).
         let issuer_end = c.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
         if crate::unix_time::now() + role.validity.as_secs() > issuer_end {
-            return Err(CaError::Ceremony(format!("{} would outlive its issuer; shorten its validity", role.key)));
+            return Err(CeremonyError::Refused(format!("{} would outlive its issuer; shorten its validity", role.key)));
         }
     }
     let signer = HsmSigner::new(hsm, issuer_key.clone(), None)?;
@@ -214,9 +225,24 @@ fn ensure(
     let tbs = cert::tbs(spec, &issuer)?;
     let encode = |e: der::Error| CaError::Internal(e.to_string());
     let tbs_der = tbs.to_der().map_err(encode)?;
-    let c = cert::sign(tbs, &tbs_der, &signer)?;
-    hsm.store_certificate(role.key, &c.to_der().map_err(encode)?, &subject.to_der().map_err(encode)?)?;
+    // The ceremony runs on a blocking thread of its own: it signs in the HSM directly.
+    let signature = signer.sign(&tbs_der)?;
+    let der = cert::signed_der(&tbs_der, signer.scheme(), &signature)?;
+    let c = Certificate::from_der(&der).map_err(encode)?;
+    hsm.store_certificate(role.key, &der, &subject.to_der().map_err(encode)?)?;
     tracing::info!(key = %role.key, "key ceremony: certificate created");
     steps.push(step(true));
     Ok(c)
+}
+
+/// The service certificates the ceremony stored in the token, for
+/// [`crate::ca::CertificateAuthority::record_ceremony_certificates`]. Blocking.
+pub fn service_certificates(hsm: &Hsm, keys: &CaKeys) -> Result<Vec<ServiceCertificate>, HsmError> {
+    let mut found = Vec::new();
+    for (role, key) in [("tsa", &keys.tsa), ("document-signer", &keys.document_signer), ("ocsp", &keys.ocsp)] {
+        if let Some((cert, der)) = hsm.stored_certificate(key)? {
+            found.push(ServiceCertificate { role, cert, der });
+        }
+    }
+    Ok(found)
 }
