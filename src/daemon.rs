@@ -190,6 +190,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         store.clone(),
         &cfg.server.public_url,
         CrlSchedule { validity: cfg.crl.validity, refresh: cfg.crl.refresh },
+        clock.clone(),
     )
     .map_err(|e| e.to_string())?;
     let log = if cfg.log.enabled {

@@ -61,3 +61,8 @@ pub fn writer<R: Clone + Send + 'static>(fails_with: Option<&str>) -> (GroupComm
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
+
+/// A real SQLite store in `dir` (the cores' tests record through the same store the daemon uses).
+pub async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn crate::store::Store> {
+    Arc::new(crate::store::SqliteStore::open(&dir.path().join("trustd.db")).await.unwrap())
+}

@@ -8,6 +8,7 @@ pub mod csr;
 pub mod request;
 pub mod revocation;
 
+use crate::clock::Clock;
 use crate::keys::{CertifiedKey, KeyError, SigningKey};
 use crate::log::{CertificateIssued, LogEntry, LogError, LoggedRecord, NewEntry, Sequencer};
 use crate::policy::Policies;
@@ -164,6 +165,7 @@ pub struct CertificateAuthority {
     crl_dirty: tokio::sync::Notify,
     /// The issued-certificate log; `None` only with `[log] enabled = false`.
     log: Option<Sequencer>,
+    clock: Arc<dyn Clock>,
 }
 
 /// A certificate the key ceremony issued to one of trustd's own services.
@@ -187,6 +189,7 @@ impl CertificateAuthority {
         store: Arc<dyn Store>,
         public_url: &str,
         crl_schedule: CrlSchedule,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, CaError> {
         let (issuer_cert, issuing_der, key) = (issuing.cert, issuing.der, issuing.key);
         let (root_cert, root_der) = (root.cert, root.der);
@@ -222,6 +225,7 @@ impl CertificateAuthority {
             crl_publish: tokio::sync::Mutex::new(()),
             crl_dirty: tokio::sync::Notify::new(),
             log: None,
+            clock,
         })
     }
 
@@ -268,14 +272,15 @@ impl CertificateAuthority {
             &self.issuer_key_id,
             &self.urls,
         )?;
-        let not_before = crate::unix_time::now().saturating_sub(profile.backdate.as_secs());
+        let now = self.clock.unix_secs();
+        let not_before = now.saturating_sub(profile.backdate.as_secs());
         let not_after = not_before + profile.backdate.as_secs() + valid.validity.as_secs();
         // RFC 5280 §6.1.3 (a)(2): a certificate outliving its issuer fails path validation later.
         let issuer_end = self.issuer_cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
         if not_after > issuer_end {
             return Err(CaError::ValidityTooLong {
                 requested: valid.validity,
-                max: Duration::from_secs(issuer_end.saturating_sub(crate::unix_time::now())),
+                max: Duration::from_secs(issuer_end.saturating_sub(now)),
                 profile: profile.name.clone(),
             });
         }
@@ -349,7 +354,7 @@ impl CertificateAuthority {
             // the certificate is stored but withheld; start-up logs it (`log_unsequenced`).
             let entry = LogEntry::CertificateIssued(CertificateIssued {
                 certificate_der: cert_der.clone(),
-                issued_at: crate::unix_time::now(),
+                issued_at: self.clock.unix_secs(),
                 profile: profile.name.clone(),
                 requester: req.requester.clone(),
                 issuer: self.name.clone(),
@@ -474,7 +479,7 @@ impl CertificateAuthority {
                 rec.serial, rec.status
             )));
         }
-        let now = crate::unix_time::now() as i64;
+        let now = self.clock.unix_secs() as i64;
         match revocation::decide(rec.revocation, reason, now, invalidity_date)? {
             Change::None => Ok(Revoked { serial: rec.serial, revocation: rec.revocation, changed: false }),
             Change::To(new) => {
@@ -503,11 +508,11 @@ impl CertificateAuthority {
             let entries = self.store.revoked(&ci.ca).await?;
             let number = self.store.next_crl_number(&ci.ca).await?;
             let (name, key_id, key) = (ci.subject.clone(), ci.key_id.clone(), ci.key.clone());
-            let validity = self.crl_schedule.validity;
+            let (validity, now) = (self.crl_schedule.validity, self.clock.unix_secs());
             // Building and encoding 100,000 entries takes a few hundred milliseconds of CPU.
             let tbs_der = tokio::task::spawn_blocking(move || {
                 let issuer = Issuer { name: &name, key_id: &key_id, signer: &*key };
-                crl::tbs_der(&issuer, number, crate::unix_time::now(), validity, &entries)
+                crl::tbs_der(&issuer, number, now, validity, &entries)
             })
             .await
             .map_err(|e| CaError::Internal(format!("CRL task: {e}")))??;
@@ -549,3 +554,6 @@ impl CertificateAuthority {
         Ok(self.store.list_certificates(q).await?)
     }
 }
+
+#[cfg(test)]
+mod tests;

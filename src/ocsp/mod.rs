@@ -239,3 +239,6 @@ impl OcspResponder {
         OcspResponse::successful(basic).and_then(|r| r.to_der()).map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,238 @@
+//! The CA core in-process, over software keys, a fixed clock and a real SQLite store in a
+//! temporary directory: issuance and its validity window, refusals that store nothing, the
+//! issuance a failing key abandons, revocation, and CRL contents and numbering.
+
+use super::*;
+use crate::clock::FixedClock;
+use crate::keys::software::SoftwareKey;
+use crate::keys::verify::verify_signature;
+use crate::testing;
+use cert::CeremonyCert;
+use const_oid::AssociatedOid;
+use der::asn1::Ia5String;
+use x509_cert::crl::CertificateList;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{CrlNumber, CrlReason, SubjectAltName};
+
+/// 2026-11-25T00:00:00Z.
+const NOW: u64 = 1_795_651_200;
+/// The CA certificates' validity: 2020-01-01 to 2040-01-01.
+const CA_VALIDITY: (u64, u64) = (1_577_836_800, 2_208_988_800);
+const DAY: u64 = 86_400;
+
+struct Fixture {
+    ca: CertificateAuthority,
+    clock: Arc<FixedClock>,
+    store: Arc<dyn Store>,
+    issuing_spki: spki::SubjectPublicKeyInfoOwned,
+    root_spki: spki::SubjectPublicKeyInfoOwned,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture_with(issuing_fails: Option<&str>) -> Fixture {
+    let urls = UrlContext { base: "http://ca.test".into(), ca: ISSUING_CA_NAME.into() };
+    let root_key: Arc<dyn SigningKey> = Arc::new(SoftwareKey::p256(11));
+    let root_ext = cert::ceremony_extensions(&CeremonyCert::Root, root_key.public_key(), &[]).unwrap();
+    let root = testing::certify(root_key, "Test Root", None, CA_VALIDITY, root_ext).await;
+    let issuing_key: Arc<dyn SigningKey> = Arc::new(SoftwareKey::p256(12));
+    let ext = cert::ceremony_extensions(
+        &CeremonyCert::Issuing { urls: &urls },
+        issuing_key.public_key(),
+        &subject_key_id(&root.cert).unwrap(),
+    )
+    .unwrap();
+    let mut issuing = testing::certify(issuing_key, "Test Issuing CA", Some(&root), CA_VALIDITY, ext).await;
+    if let Some(cause) = issuing_fails {
+        issuing.key = Arc::new(SoftwareKey::p256(12).failing(cause));
+    }
+    let (issuing_spki, root_spki) = (issuing.key.public_key().clone(), root.key.public_key().clone());
+    let dir = tempfile::tempdir().unwrap();
+    let store = testing::sqlite_store(&dir).await;
+    let policies = Arc::new(Policies::load(std::path::Path::new("policies")).unwrap());
+    let clock = Arc::new(FixedClock::at(Duration::from_secs(NOW)));
+    let schedule = CrlSchedule { validity: Duration::from_secs(7 * DAY), refresh: Duration::from_secs(3600) };
+    let ca =
+        CertificateAuthority::new(issuing, root, policies, store.clone(), "http://ca.test", schedule, clock.clone())
+            .unwrap();
+    Fixture { ca, clock, store, issuing_spki, root_spki, _dir: dir }
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(None).await
+}
+
+/// A PKCS#10 request for `dns` from a subscriber's key (in software: it is not a key of the
+/// service).
+fn csr(seed: u8, cn: &str, dns: &[&str]) -> Vec<u8> {
+    let key = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap();
+    let subject = cert::build_name(&[(crate::policy::AttrKind::CommonName, cn.to_owned())]).unwrap();
+    let mut b = x509_cert::builder::RequestBuilder::new(subject, &key).unwrap();
+    let sans = dns.iter().map(|d| GeneralName::DnsName(Ia5String::new(d).unwrap())).collect();
+    b.add_extension(&SubjectAltName(sans)).unwrap();
+    let req = x509_cert::builder::Builder::build::<p256::ecdsa::DerSignature>(b).unwrap();
+    req.to_der().unwrap()
+}
+
+fn request(profile: &str, csr: Vec<u8>, validity: Option<Duration>) -> IssueRequest {
+    IssueRequest { profile: profile.into(), csr, validity, requester: "test-client".into() }
+}
+
+fn verifies(spki: &spki::SubjectPublicKeyInfoOwned, alg: &spki::AlgorithmIdentifierOwned, sig: &[u8], tbs: &[u8]) {
+    verify_signature(spki, alg, None, sig, tbs).expect("signed by the CA's key");
+}
+
+async fn stored(f: &Fixture) -> Vec<CertificateRecord> {
+    let q = ListQuery { profile: None, subject_contains: None, status: None, limit: 100, page_token: None };
+    f.store.list_certificates(&q).await.unwrap().records
+}
+
+#[tokio::test]
+async fn issues_within_the_profile_window_and_records_it() {
+    let f = fixture().await;
+    let issued =
+        f.ca.issue(request("tls-server", csr(1, "www.example.org", &["www.example.org"]), None)).await.unwrap();
+    let c = Certificate::from_der(&issued.cert_der).unwrap();
+    let tbs = &c.tbs_certificate;
+    let profile = f.ca.policies.profile("tls-server").unwrap();
+    let not_before = NOW - profile.backdate.as_secs();
+    assert_eq!(tbs.validity.not_before.to_unix_duration().as_secs(), not_before);
+    assert_eq!(
+        tbs.validity.not_after.to_unix_duration().as_secs(),
+        not_before + profile.backdate.as_secs() + profile.default_validity.as_secs()
+    );
+    assert_eq!(tbs.serial_number.as_bytes(), issued.serial.to_x509().unwrap().as_bytes());
+    assert_eq!(tbs.issuer.to_string(), "CN=Test Issuing CA");
+    verifies(&f.issuing_spki, &c.signature_algorithm, c.signature.raw_bytes(), &tbs.to_der().unwrap());
+    let rec = f.ca.certificate(&issued.serial.to_string()).await.unwrap();
+    assert_eq!(
+        (rec.status, rec.profile.as_str(), rec.requester.as_str()),
+        (CertStatus::Issued, "tls-server", "test-client")
+    );
+    assert_eq!(rec.cert_der.as_deref(), Some(&issued.cert_der[..]));
+    assert_eq!(rec.sans, ["dns:www.example.org"]);
+
+    // A requested validity at the profile's maximum is granted exactly.
+    let max = profile.max_validity;
+    let issued =
+        f.ca.issue(request("tls-server", csr(2, "a.example.org", &["a.example.org"]), Some(max))).await.unwrap();
+    let v = Certificate::from_der(&issued.cert_der).unwrap().tbs_certificate.validity;
+    assert_eq!(v.not_after.to_unix_duration().as_secs(), NOW + max.as_secs());
+}
+
+/// Refusals store nothing: unknown profile, a validity past the maximum, a name the profile
+/// forbids, a CSR whose signature does not verify, a certificate that would outlive its issuer.
+#[tokio::test]
+async fn refusals_store_nothing() {
+    let f = fixture().await;
+    let good = || csr(3, "b.example.org", &["b.example.org"]);
+    let mut corrupt = good();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    let day = Duration::from_secs(DAY);
+    type Expected = fn(&CaError) -> bool;
+    let cases: Vec<(&str, IssueRequest, Expected)> = vec![
+        ("unknown profile", request("nope", good(), None), |e| matches!(e, CaError::UnknownProfile { .. })),
+        ("too long", request("tls-server", good(), Some(day * 200)), |e| matches!(e, CaError::ValidityTooLong { .. })),
+        ("not a SAN", request("tls-server", csr(3, "c.example.org", &["b.example.org"]), None), |e| {
+            matches!(e, CaError::SubjectNotAllowed(_))
+        }),
+        ("bad signature", request("tls-server", corrupt, None), |e| matches!(e, CaError::CsrSignature(_))),
+        ("empty CSR", request("tls-server", vec![], None), |e| matches!(e, CaError::BadCsr(_))),
+    ];
+    for (what, req, expected) in cases {
+        let e = f.ca.issue(req).await.expect_err(what);
+        assert!(expected(&e), "{what}: {e}");
+    }
+    // Late in the issuing CA's life, the profile's default validity would outlive it.
+    f.clock.set(Duration::from_secs(CA_VALIDITY.1 - 30 * DAY));
+    let e = f.ca.issue(request("tls-server", good(), None)).await.unwrap_err();
+    assert!(matches!(e, CaError::ValidityTooLong { .. }), "{e}");
+    assert!(stored(&f).await.is_empty());
+    // 31 days before the end, 30 days are still granted.
+    assert!(f.ca.issue(request("tls-server", good(), Some(day * 29))).await.is_ok());
+}
+
+/// A key that fails leaves the recorded issuance abandoned (with the cause) and hands nothing
+/// out.
+#[tokio::test]
+async fn a_failed_signature_abandons_the_issuance() {
+    let f = fixture_with(Some("CKR_DEVICE_ERROR")).await;
+    let e = f.ca.issue(request("tls-server", csr(4, "d.example.org", &["d.example.org"]), None)).await.unwrap_err();
+    assert!(matches!(e, CaError::Key(KeyError::Failed(_))), "{e}");
+    let recs = stored(&f).await;
+    assert_eq!(recs.len(), 1);
+    assert_eq!((recs[0].status, recs[0].cert_der.is_none()), (CertStatus::Abandoned, true));
+}
+
+fn crl_extension<T: der::DecodeOwned>(crl: &CertificateList, oid: const_oid::ObjectIdentifier) -> T {
+    let e = crl.tbs_cert_list.crl_extensions.iter().flatten().find(|e| e.extn_id == oid).unwrap();
+    T::from_der(e.extn_value.as_bytes()).unwrap()
+}
+
+/// RFC 5280 §5: the CRL lists exactly the revoked certificates with their dates, reason codes
+/// (none for unspecified) and invalidity dates; a hold released leaves it; cRLNumber grows by
+/// one with every CRL; thisUpdate and nextUpdate follow the clock and the schedule.
+#[tokio::test]
+async fn crls_list_what_is_revoked_and_are_numbered() {
+    let f = fixture().await;
+    let mut serials = Vec::new();
+    for i in 0..4u8 {
+        let name = format!("h{i}.example.org");
+        let issued = f.ca.issue(request("tls-server", csr(10 + i, &name, &[&name]), None)).await.unwrap();
+        serials.push(issued.serial.to_string());
+    }
+    let invalid_since = (NOW - DAY) as i64;
+    f.ca.revoke(&serials[0], Reason::KeyCompromise, Some(invalid_since), "ops").await.unwrap();
+    f.ca.revoke(&serials[1], Reason::Unspecified, None, "ops").await.unwrap();
+    f.clock.set(Duration::from_secs(NOW + 60));
+    f.ca.revoke(&serials[2], Reason::CertificateHold, None, "ops").await.unwrap();
+    // Revoking again with the same reason changes nothing; the CA's own reasons are refused.
+    assert!(!f.ca.revoke(&serials[0], Reason::KeyCompromise, None, "ops").await.unwrap().changed);
+    assert!(matches!(f.ca.revoke(&serials[3], Reason::CaCompromise, None, "ops").await, Err(CaError::BadReason(_))));
+    assert!(matches!(
+        f.ca.revoke("0badc0de", Reason::Superseded, None, "ops").await,
+        Err(CaError::Store(StoreError::NotFound(_)))
+    ));
+
+    f.clock.set(Duration::from_secs(NOW + 120));
+    let first = CertificateList::from_der(&f.ca.publish_crl().await.unwrap()).unwrap();
+    let tbs = &first.tbs_cert_list;
+    verifies(&f.issuing_spki, &first.signature_algorithm, first.signature.raw_bytes(), &tbs.to_der().unwrap());
+    assert_eq!(tbs.this_update.to_unix_duration().as_secs(), NOW + 120);
+    assert_eq!(tbs.next_update.unwrap().to_unix_duration().as_secs(), NOW + 120 + 7 * DAY);
+    assert_eq!(crl_extension::<CrlNumber>(&first, CrlNumber::OID).0.as_bytes(), &[1]);
+    let entries = tbs.revoked_certificates.clone().unwrap();
+    let listed: Vec<String> = entries.iter().map(|e| hex::encode(e.serial_number.as_bytes())).collect();
+    assert_eq!(listed.len(), 3);
+    for (i, reason, date) in
+        [(0, Some(CrlReason::KeyCompromise), NOW), (1, None, NOW), (2, Some(CrlReason::CertificateHold), NOW + 60)]
+    {
+        let e = entries.iter().find(|e| hex::encode(e.serial_number.as_bytes()) == serials[i]).unwrap();
+        assert_eq!(e.revocation_date.to_unix_duration().as_secs(), date, "entry {i}");
+        let ext =
+            |oid| e.crl_entry_extensions.iter().flatten().find(|x| x.extn_id == oid).map(|x| x.extn_value.clone());
+        assert_eq!(ext(CrlReason::OID).map(|v| CrlReason::from_der(v.as_bytes()).unwrap()), reason, "entry {i}");
+        let invalidity = ext(const_oid::db::rfc5280::ID_CE_INVALIDITY_DATE)
+            .map(|v| der::asn1::GeneralizedTime::from_der(v.as_bytes()).unwrap().to_unix_duration().as_secs());
+        assert_eq!(invalidity, (i == 0).then_some(invalid_since as u64), "entry {i}");
+    }
+    assert!(!listed.contains(&serials[3]));
+    // The root's CRL, signed by the root: empty, revokedCertificates absent (§5.1.2.6).
+    let root = CertificateList::from_der(&f.ca.crl("root").unwrap().unwrap()).unwrap();
+    verifies(
+        &f.root_spki,
+        &root.signature_algorithm,
+        root.signature.raw_bytes(),
+        &root.tbs_cert_list.to_der().unwrap(),
+    );
+    assert!(root.tbs_cert_list.revoked_certificates.is_none());
+
+    // The hold released: the next CRL no longer lists it, and its number is the next one.
+    f.ca.revoke(&serials[2], Reason::RemoveFromCrl, None, "ops").await.unwrap();
+    let second = CertificateList::from_der(&f.ca.publish_crl().await.unwrap()).unwrap();
+    assert_eq!(crl_extension::<CrlNumber>(&second, CrlNumber::OID).0.as_bytes(), &[2]);
+    assert_eq!(second.tbs_cert_list.revoked_certificates.as_ref().map(|r| r.len()), Some(2));
+    let rec = f.ca.certificate(&serials[2]).await.unwrap();
+    assert_eq!((rec.status, rec.revocation), (CertStatus::Issued, None));
+    assert_eq!(f.ca.crl("").unwrap().unwrap().as_slice(), second.to_der().unwrap().as_slice());
+}
