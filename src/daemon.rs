@@ -252,7 +252,11 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
                 .map_err(|e| format!("signing policy '{}': {e}", policy.name))?;
             keyed.push((policy.clone(), certified));
         }
-        let validation = Validation { extra_anchors: load_anchors(&cfg.signing.trust_anchors)?, store: store.clone() };
+        let validation = Validation {
+            extra_anchors: load_anchors(&cfg.signing.trust_anchors)?,
+            store: store.clone(),
+            issuing_ca: ceremony::ISSUING_CA_NAME.into(),
+        };
         SigningService::new(keyed, &chain, tsa.clone(), SignatureWriter::spawn(store.clone()), validation, clock)
             .map_err(|e| e.to_string())?
     };

@@ -1,6 +1,9 @@
 //! Revocation reasons (RFC 5280 §5.3.1), shared by the CA's rules, CRLs, OCSP and signature
-//! validation.
+//! validation, and the one lookup of a certificate's revocation status that OCSP and `Verify`
+//! both answer from.
 
+use crate::serial::Serial;
+use crate::store::{CertStatus, Revocation, Store, StoreError};
 use std::fmt;
 use std::str::FromStr;
 use x509_cert::ext::pkix::CrlReason;
@@ -76,4 +79,26 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// A certificate's revocation status as its CA's records say (RFC 6960 §2.2's three answers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Good,
+    Revoked(Revocation),
+    /// Not a certificate this CA issued (or one never completed).
+    Unknown,
+}
+
+/// The status of the certificate `serial` of the CA named `ca`, from the same records the CRL is
+/// built from, so that OCSP, signature validation and the CRL always agree.
+pub async fn status_of(store: &dyn Store, ca: &str, serial: &Serial) -> Result<Status, StoreError> {
+    Ok(match store.certificate(serial).await? {
+        Some(rec) if rec.ca == ca => match (rec.status, rec.revocation) {
+            (CertStatus::Issued, _) => Status::Good,
+            (CertStatus::Revoked, Some(r)) => Status::Revoked(r),
+            _ => Status::Unknown,
+        },
+        _ => Status::Unknown,
+    })
 }

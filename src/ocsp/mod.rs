@@ -6,9 +6,9 @@ use crate::clock::Clock;
 use crate::digest::HashAlg;
 use crate::incident::Incident;
 use crate::keys::{CertifiedKey, SigningKey};
-use crate::revocation::Reason;
+use crate::revocation::{self, Reason};
 use crate::serial::Serial;
-use crate::store::{CertStatus as StoreStatus, Revocation, Store};
+use crate::store::{Revocation, Store};
 use const_oid::db::rfc5912::ID_SHA_1;
 use const_oid::db::rfc6960::ID_PKIX_OCSP_NONCE;
 use der::asn1::{GeneralizedTime, OctetString};
@@ -140,13 +140,10 @@ impl OcspResponder {
             }
             let serial = Serial::from_bytes(id.serial_number.as_bytes());
             let status = match &serial {
-                Some(s) => match self.store.certificate(s).await {
-                    Ok(Some(rec)) if rec.ca == self.ca_name => match rec.status {
-                        StoreStatus::Issued => Some(None),
-                        StoreStatus::Revoked => Some(rec.revocation),
-                        StoreStatus::Pending | StoreStatus::Abandoned => None,
-                    },
-                    Ok(_) => None,
+                Some(s) => match revocation::status_of(self.store.as_ref(), &self.ca_name, s).await {
+                    Ok(revocation::Status::Good) => Some(None),
+                    Ok(revocation::Status::Revoked(r)) => Some(Some(r)),
+                    Ok(revocation::Status::Unknown) => None,
                     Err(e) => {
                         Incident::record("OCSP: store lookup failed", &e);
                         return status_only(OcspResponse::try_later());

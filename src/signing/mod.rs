@@ -10,8 +10,9 @@ use crate::clock::Clock;
 use crate::digest::{HashAlg, Hasher};
 use crate::keys::{CertifiedKey, KeyError, SigningKey};
 use crate::policy::{Level, SigningPolicy};
+use crate::revocation::{self, Reason};
 use crate::signed_data::{self, SignerDer};
-use crate::store::{CertStatus, SignatureRecord, SignatureWriter, Store, StoreError};
+use crate::store::{SignatureRecord, SignatureWriter, Store, StoreError};
 use crate::tsa::TimeStampAuthority;
 use cms::cert::IssuerAndSerialNumber;
 use cms::signed_data::SignerIdentifier;
@@ -131,6 +132,8 @@ pub struct Validation {
     pub extra_anchors: Vec<Certificate>,
     /// Where the revocation status of trustd's certificates is.
     pub store: Arc<dyn Store>,
+    /// The issuing CA's name in the store.
+    pub issuing_ca: String,
 }
 
 /// The policy a request names when it names none.
@@ -158,6 +161,7 @@ impl SigningService {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| setup(&e))?;
         let revocation = Arc::new(StoreRevocation {
             store: validation.store,
+            issuing_ca: validation.issuing_ca,
             runtime,
             issuing: issuing.clone(),
             root: root.clone(),
@@ -386,6 +390,8 @@ impl SigningService {
 /// from, so that `Verify` agrees with them.
 struct StoreRevocation {
     store: Arc<dyn Store>,
+    /// The issuing CA's name in the store.
+    issuing_ca: String,
     runtime: tokio::runtime::Handle,
     issuing: Certificate,
     root: Certificate,
@@ -408,18 +414,14 @@ impl RevocationSource for StoreRevocation {
             return RevocationStatus::Unknown;
         };
         // Called on the blocking pool (see `verify`), where waiting on the runtime is allowed.
-        match self.runtime.block_on(self.store.certificate(&serial)) {
-            Ok(Some(rec)) => match (rec.status, rec.revocation) {
-                (CertStatus::Issued, _) => RevocationStatus::Good,
-                (CertStatus::Revoked, Some(r)) => RevocationStatus::Revoked {
-                    at: r.invalidity_date.unwrap_or(r.revoked_at).max(0) as u64,
-                    reason: crate::revocation::Reason::from_code(r.reason)
-                        .map_or("unspecified", crate::revocation::Reason::name)
-                        .to_owned(),
-                },
-                _ => RevocationStatus::Unknown,
+        let status = revocation::status_of(self.store.as_ref(), &self.issuing_ca, &serial);
+        match self.runtime.block_on(status) {
+            Ok(revocation::Status::Good) => RevocationStatus::Good,
+            Ok(revocation::Status::Revoked(r)) => RevocationStatus::Revoked {
+                at: r.invalidity_date.unwrap_or(r.revoked_at).max(0) as u64,
+                reason: Reason::from_code(r.reason).map_or("unspecified", Reason::name).to_owned(),
             },
-            Ok(None) => RevocationStatus::Unknown,
+            Ok(revocation::Status::Unknown) => RevocationStatus::Unknown,
             Err(e) => {
                 tracing::error!(error = %e, "revocation status lookup failed");
                 RevocationStatus::Unknown

@@ -1,0 +1,85 @@
+//! Start-up reconciliation: the key ceremony's certificates recorded like every other, and
+//! whatever the store has but the issued-certificate log lacks appended to it.
+
+use super::*;
+
+impl CertificateAuthority {
+    /// Records the service certificates the key ceremony issued from this CA (TSA, document
+    /// signer, OCSP responder) in the store, once, so that revocation, CRLs, OCSP and signature
+    /// validation treat them like every other certificate of this CA. Returns how many were new.
+    pub async fn record_ceremony_certificates(&self, certs: Vec<ServiceCertificate>) -> Result<usize, CaError> {
+        let mut added = 0;
+        for ServiceCertificate { role, cert, der } in certs {
+            let tbs = &cert.tbs_certificate;
+            if tbs.issuer != self.issuer_cert.tbs_certificate.subject {
+                continue;
+            }
+            let serial = Serial::from_bytes(tbs.serial_number.as_bytes())
+                .ok_or_else(|| CaError::Ceremony(format!("{role} certificate has an invalid serial")))?;
+            if self.store.certificate(&serial).await?.is_some() {
+                continue;
+            }
+            let record = NewCertificate {
+                serial: serial.clone(),
+                ca: self.name.clone(),
+                profile: format!("{CEREMONY_PROFILE_PREFIX}{role}"),
+                subject: tbs.subject.to_string(),
+                sans: Vec::new(),
+                not_before: tbs.validity.not_before.to_unix_duration().as_secs() as i64,
+                not_after: tbs.validity.not_after.to_unix_duration().as_secs() as i64,
+                requester: "key-ceremony".into(),
+                tbs_der: tbs.to_der().map_err(|e| CaError::Internal(e.to_string()))?,
+            };
+            self.store.record_issued(&record, &der).await?;
+            tracing::info!(%serial, role, audit = true, "key-ceremony certificate recorded");
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// Appends to the log what the store has but the log lacks, in order: certificates issued
+    /// (or recorded by the key ceremony) before a crash between store and log, or while the log
+    /// was disabled, then revocation events. Run at start-up, before the daemon says it is
+    /// ready. Returns how many certificates and revocations were appended.
+    pub async fn log_unsequenced(&self) -> Result<(usize, usize), CaError> {
+        let Some(log) = &self.log else {
+            return Ok((0, 0));
+        };
+        let certs = self.store.unlogged_certificates().await?;
+        let mut entries = Vec::with_capacity(certs.len());
+        for c in &certs {
+            let entry = LogEntry::CertificateIssued(CertificateIssued {
+                certificate_der: c.cert_der.clone(),
+                issued_at: u64::try_from(c.issued_at).unwrap_or(0),
+                profile: c.profile.clone(),
+                requester: c.requester.clone(),
+                issuer: c.ca.clone(),
+            })
+            .encode()?;
+            entries.push(NewEntry { entry, record: Some(LoggedRecord::Certificate(c.serial.to_string())) });
+        }
+        log.append_all(entries).await?;
+        let revocations = self.store.unlogged_revocations().await?;
+        let mut entries = Vec::with_capacity(revocations.len());
+        for r in &revocations {
+            let entry = revocation_entry(&r.serial, &r.ca, r.at, r.reason)?;
+            entries.push(NewEntry { entry, record: Some(LoggedRecord::RevocationEvent(r.event_id)) });
+        }
+        log.append_all(entries).await?;
+        // The key ceremony's certificates reach the log this way by design (recorded at start,
+        // logged here); anything else was missing after a crash or while the log was off.
+        let ceremony = certs.iter().filter(|c| c.profile.starts_with(CEREMONY_PROFILE_PREFIX)).count();
+        if ceremony > 0 {
+            tracing::info!(certificates = ceremony, audit = true, "key-ceremony certificates appended to the log");
+        }
+        if certs.len() > ceremony || !revocations.is_empty() {
+            tracing::warn!(
+                certificates = certs.len() - ceremony,
+                revocations = revocations.len(),
+                audit = true,
+                "records missing from the issued-certificate log appended"
+            );
+        }
+        Ok((certs.len(), revocations.len()))
+    }
+}
