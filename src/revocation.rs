@@ -58,6 +58,15 @@ impl Reason {
         ALL.iter().find(|(r, _)| *r as u8 == code).map(|(r, _)| *r)
     }
 
+    /// Whether the reason puts what the key signed before the revocation in doubt (RFC 5280
+    /// §5.3.1): a compromise, or a reason that may hide one (unspecified, a hold).
+    pub fn may_hide_a_compromise(self) -> bool {
+        !matches!(
+            self,
+            Reason::AffiliationChanged | Reason::Superseded | Reason::CessationOfOperation | Reason::PrivilegeWithdrawn
+        )
+    }
+
     /// The RFC 5280 name.
     pub fn name(self) -> &'static str {
         ALL.iter().find(|(r, _)| *r == self).map_or("unspecified", |(_, n)| n)

@@ -231,12 +231,12 @@ fn digest_from_pb(d: pb::Digest) -> Result<Content, Status> {
 fn signed_to_pb(s: Signed) -> pb::SignResponse {
     pb::SignResponse {
         signature_der: s.signature_der,
-        signature_id: s.signature_id,
+        signature_id: s.signature_id.to_string(),
         level: level_to_pb(s.level).into(),
         digest: Some(pb::Digest { hash_algorithm: s.digest_alg.to_string(), value: s.digest }),
         signing_time: Some(ts(s.signing_time as i64)),
-        signer_serial: s.signer_serial,
-        timestamp_serial: s.timestamp_serial.unwrap_or_default(),
+        signer_serial: s.signer_serial.to_string(),
+        timestamp_serial: s.timestamp_serial.map(|t| t.to_string()).unwrap_or_default(),
     }
 }
 

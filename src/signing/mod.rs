@@ -11,6 +11,7 @@ use crate::digest::{HashAlg, Hasher};
 use crate::keys::{CertifiedKey, KeyError, SigningKey};
 use crate::policy::{Level, SigningPolicy};
 use crate::revocation::{self, Reason};
+use crate::serial::Serial;
 use crate::signed_data::{self, SignerDer};
 use crate::store::{SignatureRecord, SignatureWriter, Store, StoreError};
 use crate::tsa::TimeStampAuthority;
@@ -82,23 +83,23 @@ pub struct SignRequest {
 pub struct Signed {
     /// DER ContentInfo with the SignedData.
     pub signature_der: Vec<u8>,
-    pub signature_id: String,
+    pub signature_id: Serial,
     pub level: Level,
     pub digest_alg: HashAlg,
     pub digest: Vec<u8>,
     /// The signing-time attribute, Unix seconds.
     pub signing_time: u64,
-    pub signer_serial: String,
+    pub signer_serial: Serial,
     /// For B-T: the signature time-stamp token's serial.
-    pub timestamp_serial: Option<String>,
+    pub timestamp_serial: Option<Serial>,
 }
 
 /// One signing policy with the key, certificate and attributes it signs with.
 struct PolicySigner {
     policy: Arc<SigningPolicy>,
     key: Arc<dyn SigningKey>,
-    /// The signer certificate's serial (hex) and issuer, for the records.
-    serial: String,
+    /// The signer certificate's serial and issuer, for the records.
+    serial: Serial,
     issuer: String,
     /// `[0] IMPLICIT CertificateSet` (RFC 5652 §5.1), DER: the signer certificate and the CA
     /// certificates below the root, put in every signature so that a verifier needs only the
@@ -201,7 +202,8 @@ impl SigningService {
             let ps = PolicySigner {
                 policy: policy.clone(),
                 key,
-                serial: hex::encode(cert.tbs_certificate.serial_number.as_bytes()),
+                serial: Serial::from_bytes(cert.tbs_certificate.serial_number.as_bytes())
+                    .ok_or_else(|| ctx("the signer certificate's serial is zero or longer than 20 octets".into()))?,
                 issuer: cert.tbs_certificate.issuer.to_string(),
                 certificates_der,
                 signer_der,
@@ -311,7 +313,7 @@ impl SigningService {
                 values: SetOfVec::try_from(vec![Any::from_der(&token.der).map_err(internal)?]).map_err(internal)?,
             };
             unsigned_attrs.push(attr);
-            Some(token.serial.to_string())
+            Some(token.serial)
         } else {
             None
         };
@@ -329,14 +331,14 @@ impl SigningService {
             .map_err(internal)?;
 
         // Time-ordered like time-stamp serials: the ID is a UNIQUE key written at a high rate.
-        let signature_id = crate::serial::Serial::time_ordered(self.clock.now()).to_string();
+        let signature_id = Serial::time_ordered(self.clock.now());
         let record = SignatureRecord {
             signature_id: signature_id.clone(),
             signed_at: signing_time as i64,
             policy: policy.name.clone(),
-            level: level.to_string(),
+            level,
             detached: req.detached,
-            digest_alg: ps.digest().to_string(),
+            digest_alg: ps.digest(),
             digest: digest.clone(),
             signer_serial: ps.serial.clone(),
             signer_issuer: ps.issuer.clone(),
@@ -410,7 +412,7 @@ impl RevocationSource for StoreRevocation {
         if !same(issuer, &self.issuing) {
             return RevocationStatus::Unknown;
         }
-        let Some(serial) = crate::serial::Serial::from_bytes(cert.tbs_certificate.serial_number.as_bytes()) else {
+        let Some(serial) = Serial::from_bytes(cert.tbs_certificate.serial_number.as_bytes()) else {
             return RevocationStatus::Unknown;
         };
         // Called on the blocking pool (see `verify`), where waiting on the runtime is allowed.
@@ -419,7 +421,7 @@ impl RevocationSource for StoreRevocation {
             Ok(revocation::Status::Good) => RevocationStatus::Good,
             Ok(revocation::Status::Revoked(r)) => RevocationStatus::Revoked {
                 at: r.invalidity_date.unwrap_or(r.revoked_at).max(0) as u64,
-                reason: Reason::from_code(r.reason).map_or("unspecified", Reason::name).to_owned(),
+                reason: Reason::from_code(r.reason).unwrap_or(Reason::Unspecified),
             },
             Ok(revocation::Status::Unknown) => RevocationStatus::Unknown,
             Err(e) => {

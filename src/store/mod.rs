@@ -8,7 +8,9 @@ mod sqlite;
 pub use group_commit::{GroupCommit, SignatureWriter, TimestampWriter};
 pub use sqlite::SqliteStore;
 
+use crate::digest::HashAlg;
 use crate::log::LogStore;
+use crate::policy::Level;
 use crate::serial::Serial;
 use async_trait::async_trait;
 use std::fmt;
@@ -140,9 +142,10 @@ pub struct Page {
 #[derive(Clone, Debug)]
 pub struct TimestampRecord {
     pub serial: Serial,
+    /// Unix seconds (the token's genTime may carry a fraction; the token is stored whole).
     pub gen_time: i64,
-    pub policy: String,
-    pub hash_alg: String,
+    pub policy: const_oid::ObjectIdentifier,
+    pub hash_alg: HashAlg,
     pub imprint: Vec<u8>,
     pub nonce: Option<Vec<u8>>,
     pub requester: String,
@@ -152,19 +155,20 @@ pub struct TimestampRecord {
 /// A CMS signature made for a caller (ETSI EN 319 122-1), as recorded for the audit trail.
 #[derive(Clone, Debug)]
 pub struct SignatureRecord {
-    /// 128 random bits, hex; handed to the caller.
-    pub signature_id: String,
+    /// Time-ordered (see [`Serial::time_ordered`]); handed to the caller.
+    pub signature_id: Serial,
     pub signed_at: i64,
+    /// The signing policy's name.
     pub policy: String,
-    pub level: String,
+    pub level: Level,
     pub detached: bool,
-    pub digest_alg: String,
+    pub digest_alg: HashAlg,
     pub digest: Vec<u8>,
-    pub signer_serial: String,
+    pub signer_serial: Serial,
     pub signer_issuer: String,
     /// SHA-256 of the signature value: finds the record from a signature in hand.
     pub signature_hash: Vec<u8>,
-    pub timestamp_serial: Option<String>,
+    pub timestamp_serial: Option<Serial>,
     pub requester: String,
 }
 

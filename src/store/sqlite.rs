@@ -419,8 +419,8 @@ impl Store for SqliteStore {
         q.push_values(records, |mut row, r| {
             row.push_bind(r.serial.to_string())
                 .push_bind(r.gen_time)
-                .push_bind(r.policy.clone())
-                .push_bind(r.hash_alg.clone())
+                .push_bind(r.policy.to_string())
+                .push_bind(r.hash_alg.to_string())
                 .push_bind(r.imprint.clone())
                 .push_bind(r.nonce.clone())
                 .push_bind(r.requester.clone())
@@ -447,17 +447,17 @@ impl Store for SqliteStore {
              signer_serial, signer_issuer, signature_hash, timestamp_serial, requester) ",
         );
         q.push_values(records, |mut row, r| {
-            row.push_bind(r.signature_id.clone())
+            row.push_bind(r.signature_id.to_string())
                 .push_bind(r.signed_at)
                 .push_bind(r.policy.clone())
-                .push_bind(r.level.clone())
+                .push_bind(r.level.to_string())
                 .push_bind(r.detached)
-                .push_bind(r.digest_alg.clone())
+                .push_bind(r.digest_alg.to_string())
                 .push_bind(r.digest.clone())
-                .push_bind(r.signer_serial.clone())
+                .push_bind(r.signer_serial.to_string())
                 .push_bind(r.signer_issuer.clone())
                 .push_bind(r.signature_hash.clone())
-                .push_bind(r.timestamp_serial.clone())
+                .push_bind(r.timestamp_serial.as_ref().map(ToString::to_string))
                 .push_bind(r.requester.clone());
         });
         q.build().execute(&mut *self.records.lock().await).await.map_err(db)?;

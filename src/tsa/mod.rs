@@ -313,8 +313,8 @@ impl TimeStampAuthority {
         let record = TimestampRecord {
             serial: serial.clone(),
             gen_time: gen_time.unix_secs() as i64,
-            policy: policy.to_string(),
-            hash_alg: hash.to_string(),
+            policy,
+            hash_alg: hash,
             imprint: req.message_imprint.hashed_message.as_bytes().to_vec(),
             nonce: req.nonce.as_ref().map(|n| n.as_bytes().to_vec()),
             requester: requester.to_owned(),

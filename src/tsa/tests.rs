@@ -107,7 +107,7 @@ async fn grants_a_signed_recorded_token() {
     assert_eq!(records.len(), 1);
     let r = &records[0];
     assert_eq!((&r.serial, r.gen_time, r.requester.as_str()), (&granted.serial, NOW.as_secs() as i64, "client-a"));
-    assert_eq!((r.policy.as_str(), r.hash_alg.as_str()), ("0.4.0.2023.1.1", "sha256"));
+    assert_eq!((r.policy, r.hash_alg), (BEST_PRACTICES, HashAlg::Sha256));
     assert_eq!((r.imprint.as_slice(), r.nonce.as_deref()), (&[7u8; 32][..], Some(&[0, 0x81, 2, 3, 4, 5, 6, 7, 8][..])));
     assert_eq!(token_of(&out.response_der), r.token_der);
 }

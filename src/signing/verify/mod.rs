@@ -16,6 +16,7 @@ use super::report::{SubIndication, ValidationReport};
 use crate::digest::HashAlg;
 use crate::keys::verify::{self, SigError};
 use crate::policy::Level;
+use crate::revocation::Reason;
 use crate::signed_data::ess::{IssuerSerial, SigningCertificate, SigningCertificateV2};
 use cms::cert::CertificateChoices;
 use cms::content_info::ContentInfo;
@@ -68,10 +69,10 @@ pub enum Content<'a> {
 pub enum RevocationStatus {
     Good,
     /// Revoked at `at` (Unix seconds; the invalidity date when known, else the revocation
-    /// date), for `reason` (RFC 5280 CRLReason name).
+    /// date), for `reason`.
     Revoked {
         at: u64,
-        reason: String,
+        reason: Reason,
     },
     /// No authoritative answer (no CRL/OCSP for this issuer, responder unreachable, …).
     Unknown,

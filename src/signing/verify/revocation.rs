@@ -38,7 +38,7 @@ impl Validator {
                         (Some(p), _) if p < at => {
                             notes.push(format!("{what}, after the signature time-stamp at {}", rfc3339(p)))
                         }
-                        (None, Some(t)) if time_stamp && t < at && !is_compromise(&reason) => {
+                        (None, Some(t)) if time_stamp && t < at && !reason.may_hide_a_compromise() => {
                             notes.push(format!("{what}, after the time-stamp at {}", rfc3339(t)))
                         }
                         (Some(p), _) if i == 0 => {
@@ -71,10 +71,4 @@ impl Validator {
         }
         Ok(notes)
     }
-}
-
-/// RFC 5280 §5.3.1 reasons that put what the key signed before the revocation in doubt (an
-/// unspecified reason or a hold may hide one).
-pub(super) fn is_compromise(reason: &str) -> bool {
-    !matches!(reason, "affiliationChanged" | "superseded" | "cessationOfOperation" | "privilegeWithdrawn")
 }

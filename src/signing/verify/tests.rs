@@ -476,19 +476,17 @@ fn revoked_signer() {
     // Revoked before the signing time the signer claims.
     let v = validator_with(
         &["root"],
-        &[("ec256", RevocationStatus::Revoked { at: t - 3600, reason: "keyCompromise".into() })],
+        &[("ec256", RevocationStatus::Revoked { at: t - 3600, reason: Reason::KeyCompromise })],
     );
     let r = v.validate(&sig, Content::Document(DOC), t);
     assert_sub(&r, SubIndication::Revoked);
     assert!(r.reasons[0].contains("keyCompromise"), "{:?}", r.reasons);
     // Revoked after it, and no time-stamp proves when the signature was made.
     let v =
-        validator_with(&["root"], &[("ec256", RevocationStatus::Revoked { at: t + 60, reason: "superseded".into() })]);
+        validator_with(&["root"], &[("ec256", RevocationStatus::Revoked { at: t + 60, reason: Reason::Superseded })]);
     assert_sub(&v.validate(&sig, Content::Document(DOC), t + 3600), SubIndication::RevokedNoPoe);
-    let v = validator_with(
-        &["root"],
-        &[("inter", RevocationStatus::Revoked { at: t + 60, reason: "cACompromise".into() })],
-    );
+    let v =
+        validator_with(&["root"], &[("inter", RevocationStatus::Revoked { at: t + 60, reason: Reason::CaCompromise })]);
     assert_sub(&v.validate(&sig, Content::Document(DOC), t + 3600), SubIndication::RevokedCaNoPoe);
     let v = validator_with(&["root"], &[("ec256", RevocationStatus::Unknown)]);
     assert_sub(&v.validate(&sig, Content::Document(DOC), t), SubIndication::TryLater);
@@ -574,20 +572,20 @@ fn b_t_with_revocation_after_or_before_the_time_stamp() {
     let t = now();
     let v = validator_with(
         &["root"],
-        &[("ec256", RevocationStatus::Revoked { at: t + 3600, reason: "keyCompromise".into() })],
+        &[("ec256", RevocationStatus::Revoked { at: t + 3600, reason: Reason::KeyCompromise })],
     );
     let r = v.validate(&sig, Content::Document(DOC), t + 7200);
     assert_passed(&r);
     assert!(r.reasons.iter().any(|n| n.contains("after the signature time-stamp")), "{:?}", r.reasons);
     let v = validator_with(
         &["root"],
-        &[("ec256", RevocationStatus::Revoked { at: t - 3600, reason: "keyCompromise".into() })],
+        &[("ec256", RevocationStatus::Revoked { at: t - 3600, reason: Reason::KeyCompromise })],
     );
     assert_sub(&v.validate(&sig, Content::Document(DOC), t), SubIndication::Revoked);
     // A TSA revoked before its own time-stamp.
     let v = validator_with(
         &["root"],
-        &[("tsa", RevocationStatus::Revoked { at: t - 3600, reason: "keyCompromise".into() })],
+        &[("tsa", RevocationStatus::Revoked { at: t - 3600, reason: Reason::KeyCompromise })],
     );
     let r = v.validate(&sig, Content::Document(DOC), t);
     assert_sub(&r, SubIndication::Revoked);
@@ -596,13 +594,13 @@ fn b_t_with_revocation_after_or_before_the_time_stamp() {
     // one does not.
     let v = validator_with(
         &["root"],
-        &[("tsa", RevocationStatus::Revoked { at: t + 60, reason: "cessationOfOperation".into() })],
+        &[("tsa", RevocationStatus::Revoked { at: t + 60, reason: Reason::CessationOfOperation })],
     );
     let r = v.validate(&sig, Content::Document(DOC), t + 3600);
     assert_passed(&r);
     assert!(r.reasons.iter().any(|n| n.contains("cessationOfOperation")), "{:?}", r.reasons);
     let v =
-        validator_with(&["root"], &[("tsa", RevocationStatus::Revoked { at: t + 60, reason: "keyCompromise".into() })]);
+        validator_with(&["root"], &[("tsa", RevocationStatus::Revoked { at: t + 60, reason: Reason::KeyCompromise })]);
     let r = v.validate(&sig, Content::Document(DOC), t + 3600);
     assert_sub(&r, SubIndication::RevokedNoPoe);
     assert!(r.reasons[0].starts_with("signature time-stamp:"), "{:?}", r.reasons);
