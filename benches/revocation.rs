@@ -36,11 +36,11 @@ fn ocsp_request(issuer: &Certificate, cert: &Certificate, nonce: bool) -> Vec<u8
 async fn main() {
     let secs = Duration::from_secs(std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(5));
     let d = start();
-    std::env::set_var("SOFTHSM2_CONF", d.data.join("softhsm2.conf"));
+    std::env::set_var("SOFTHSM2_CONF", d.data_dir().join("softhsm2.conf"));
 
     let mut raw = Vec::new();
     for label in ["trustd-ocsp-signer", "trustd-issuing-ca"] {
-        let (one, two) = raw_hsm_rates(&d.data, label, secs).await;
+        let (one, two) = raw_hsm_rates(&d.data_dir(), label, secs).await;
         let rate = one.max(two);
         println!("raw HSM signing rate, {label} (ECDSA P-256, SoftHSM2, best of 1 and 2 threads): {rate:.0}/s");
         raw.push(rate);
@@ -85,14 +85,14 @@ async fn main() {
     }
 
     // CRL generation in-process, against the daemon's own token and database.
-    let pin = std::fs::read_to_string(d.data.join("hsm-pin")).expect("pin");
+    let pin = std::fs::read_to_string(d.data_dir().join("hsm-pin")).expect("pin");
     let cfg = HsmConfig {
         module: trustd::daemon::SOFTHSM_MODULE.into(),
         token_label: trustd::daemon::DEV_TOKEN_LABEL.into(),
         max_sessions: 2,
     };
     let hsm = Hsm::open(&cfg, Pin::new(pin)).expect("token");
-    let db = d.data.join("trustd.db");
+    let db = d.data_dir().join("trustd.db");
     let store = Arc::new(SqliteStore::open(&db).await.expect("store"));
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.expect("db");
     let start = Instant::now();
@@ -111,7 +111,7 @@ async fn main() {
     }
     tx.commit().await.expect("commit");
     println!("inserted {REVOKED} revoked certificates in {:.1} s", start.elapsed().as_secs_f64());
-    let policies = Arc::new(trustd::policy::Policies::load(&d.data.join("policies")).expect("policies"));
+    let policies = Arc::new(trustd::policy::Policies::load(&d.data_dir().join("policies")).expect("policies"));
     let schedule = CrlSchedule { validity: Duration::from_secs(86400), refresh: Duration::from_secs(3600) };
     let keys = CaKeys::default();
     let issuing = hsm.certified_key(&keys.issuing, None).expect("issuing CA key");

@@ -27,8 +27,8 @@ fn digest_request(level: pb::SignatureLevel) -> pb::SignRequest {
 async fn main() {
     let secs = Duration::from_secs(std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(5));
     let d = start();
-    std::env::set_var("SOFTHSM2_CONF", d.data.join("softhsm2.conf"));
-    let (raw1, raw2) = raw_hsm_rates(&d.data, "trustd-document-signer", secs).await;
+    std::env::set_var("SOFTHSM2_CONF", d.data_dir().join("softhsm2.conf"));
+    let (raw1, raw2) = raw_hsm_rates(&d.data_dir(), "trustd-document-signer", secs).await;
     let raw = raw1.max(raw2);
     println!("raw HSM signing rate, document-signing key (ECDSA P-256, SoftHSM2): {raw1:.0}/s with 1 thread, {raw2:.0}/s with 2");
     println!("ratios below are to the higher of the two ({raw:.0}/s); B-T needs two signatures per request");
@@ -52,7 +52,7 @@ async fn main() {
             report(name, c, &r, raw);
         }
     }
-    raw_hsm_rates_after(&d.data, "trustd-document-signer", secs, (raw1, raw2)).await;
+    raw_hsm_rates_after(&d.data_dir(), "trustd-document-signer", secs, (raw1, raw2)).await;
 
     // 1 GiB streamed in 1 MiB chunks: the daemon hashes as it goes, so its memory stays flat.
     let before = d.peak_rss_kib();

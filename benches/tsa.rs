@@ -18,8 +18,8 @@ async fn main() {
     let secs = Duration::from_secs(std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(5));
     let d = start();
     // SoftHSM reads its config from the environment; the bench signs with the daemon's token.
-    std::env::set_var("SOFTHSM2_CONF", d.data.join("softhsm2.conf"));
-    let (raw1, raw2) = raw_hsm_rates(&d.data, "trustd-tsa", secs).await;
+    std::env::set_var("SOFTHSM2_CONF", d.data_dir().join("softhsm2.conf"));
+    let (raw1, raw2) = raw_hsm_rates(&d.data_dir(), "trustd-tsa", secs).await;
     let raw = raw1.max(raw2);
     println!("raw HSM signing rate, TSA key (ECDSA P-256, SoftHSM2): {raw1:.0}/s with 1 thread, {raw2:.0}/s with 2");
     println!("ratios below are to the higher of the two ({raw:.0}/s), the most this machine's token signed");
@@ -61,5 +61,5 @@ async fn main() {
             .await;
         report("tsa http", c, &r, raw);
     }
-    raw_hsm_rates_after(&d.data, "trustd-tsa", secs, (raw1, raw2)).await;
+    raw_hsm_rates_after(&d.data_dir(), "trustd-tsa", secs, (raw1, raw2)).await;
 }

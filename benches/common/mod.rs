@@ -2,33 +2,20 @@
 //! a fixed-time load loop with latencies, and a keep-alive HTTP/1.1 client.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+#[path = "../../tests/common/daemon.rs"]
+mod daemon;
+pub use daemon::Daemon;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use trustd::hsm::{Hsm, HsmConfig, HsmSigner, KeyRef, Pin};
 
-pub struct Daemon {
-    child: std::process::Child,
-    pub grpc: String,
-    pub http: String,
-    _dir: tempfile::TempDir,
-    pub data: std::path::PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Daemon {
     /// CPU time (user + system) the daemon has used so far.
     pub fn cpu_time(&self) -> Duration {
-        cpu_time_of(&self.child.id().to_string())
+        cpu_time_of(&self.pid().to_string())
     }
 
     /// Runs `load` and records the CPU time the daemon and this load generator used.
@@ -42,7 +29,7 @@ impl Daemon {
 
     /// Peak resident memory of the daemon so far (VmHWM), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -67,24 +54,9 @@ pub fn start() -> Daemon {
     start_with(&[])
 }
 
-/// Starts a release `trustd dev` with extra arguments (e.g. `--log off`).
+/// Starts a release `trustd dev` with extra arguments (e.g. `--log off`), logging warnings only.
 pub fn start_with(extra: &[&str]) -> Daemon {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trustd"))
-        .args(["dev", "--data-dir"])
-        .arg(&data)
-        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(extra)
-        .env("TRUSTD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn trustd");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
-    let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)).expect("ready line").to_owned();
-    Daemon { grpc: field("grpc="), http: field("http=http://"), child, _dir: dir, data }
+    Daemon::spawn(tempfile::tempdir().expect("temp dir"), extra, Some("warn"))
 }
 
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {

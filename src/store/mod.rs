@@ -142,8 +142,9 @@ pub struct Page {
 #[derive(Clone, Debug)]
 pub struct TimestampRecord {
     pub serial: Serial,
-    /// Unix seconds (the token's genTime may carry a fraction; the token is stored whole).
-    pub gen_time: i64,
+    /// genTime since the Unix epoch, with its fraction (to the microsecond, the finest
+    /// precision a TSA policy states).
+    pub gen_time: std::time::Duration,
     pub policy: const_oid::ObjectIdentifier,
     pub hash_alg: HashAlg,
     pub imprint: Vec<u8>,

@@ -411,14 +411,16 @@ impl Store for SqliteStore {
 
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
         // One multi-row INSERT per batch: a single statement is atomic, and it saves a round
-        // trip to sqlx's SQLite worker thread per row. 8 parameters a row stays far below
+        // trip to sqlx's SQLite worker thread per row. 9 parameters a row stays far below
         // SQLite's 32766-parameter limit for the group-commit batch size.
         let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO timestamps (serial, gen_time, policy, hash_alg, imprint, nonce, requester, token_der) ",
+            "INSERT INTO timestamps (serial, gen_time, gen_time_us, policy, hash_alg, imprint, nonce, requester, \
+             token_der) ",
         );
         q.push_values(records, |mut row, r| {
             row.push_bind(r.serial.to_string())
-                .push_bind(r.gen_time)
+                .push_bind(i64::try_from(r.gen_time.as_secs()).unwrap_or(i64::MAX))
+                .push_bind(i64::from(r.gen_time.subsec_micros()))
                 .push_bind(r.policy.to_string())
                 .push_bind(r.hash_alg.to_string())
                 .push_bind(r.imprint.clone())

@@ -312,7 +312,7 @@ impl TimeStampAuthority {
         let token = self.sign_token(&tst_der, req.cert_req).await.map_err(|e| Refusal::system(&e))?;
         let record = TimestampRecord {
             serial: serial.clone(),
-            gen_time: gen_time.unix_secs() as i64,
+            gen_time: gen_time.since_epoch(),
             policy,
             hash_alg: hash,
             imprint: req.message_imprint.hashed_message.as_bytes().to_vec(),

@@ -106,7 +106,10 @@ async fn grants_a_signed_recorded_token() {
     let records = f.records.lock().unwrap();
     assert_eq!(records.len(), 1);
     let r = &records[0];
-    assert_eq!((&r.serial, r.gen_time, r.requester.as_str()), (&granted.serial, NOW.as_secs() as i64, "client-a"));
+    assert_eq!(
+        (&r.serial, r.gen_time, r.requester.as_str()),
+        (&granted.serial, granted.gen_time.since_epoch(), "client-a")
+    );
     assert_eq!((r.policy, r.hash_alg), (BEST_PRACTICES, HashAlg::Sha256));
     assert_eq!((r.imprint.as_slice(), r.nonce.as_deref()), (&[7u8; 32][..], Some(&[0, 0x81, 2, 3, 4, 5, 6, 7, 8][..])));
     assert_eq!(token_of(&out.response_der), r.token_der);
@@ -255,6 +258,7 @@ async fn gen_time_precision_and_accuracy() {
         let (info, _) = tst_info(&decode(&out.response_der).3.unwrap(), &f.spki);
         assert_eq!(info.gen_time.since_epoch(), want_time, "{precision}");
         assert_eq!(out.result.unwrap().gen_time.since_epoch(), want_time, "{precision}: the caller sees the fraction");
+        assert_eq!(f.records.lock().unwrap()[0].gen_time, want_time, "{precision}: so does the record");
         let a = info.accuracy.unwrap();
         assert_eq!((a.seconds, a.millis, a.micros), want_accuracy, "{precision} {accuracy:?}");
     }
