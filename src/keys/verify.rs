@@ -10,7 +10,8 @@ use signature::hazmat::PrehashVerifier;
 use signature::Verifier;
 use spki::{AlgorithmIdentifierOwned, DecodePublicKey, SubjectPublicKeyInfoOwned};
 
-fn oid_name(oid: &ObjectIdentifier) -> String {
+/// An OID by its registered name where const-oid knows one, else dotted.
+pub fn oid_name(oid: &ObjectIdentifier) -> String {
     const_oid::db::DB.by_oid(oid).map(str::to_owned).unwrap_or_else(|| oid.to_string())
 }
 

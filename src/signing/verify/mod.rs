@@ -14,7 +14,7 @@ mod timestamp;
 
 use super::report::{SubIndication, ValidationReport};
 use crate::digest::HashAlg;
-use crate::keys::verify::{self, SigError};
+use crate::keys::verify::{self, oid_name, SigError};
 use crate::policy::Level;
 use crate::revocation::Reason;
 use crate::signed_data::ess::{IssuerSerial, SigningCertificate, SigningCertificateV2};
@@ -123,10 +123,6 @@ fn fail<T>(sub: SubIndication, reason: impl Into<String>) -> Result<T, Fail> {
 
 fn format_failure<T>(reason: impl Into<String>) -> Result<T, Fail> {
     fail(SubIndication::FormatFailure, reason)
-}
-
-fn oid_name(oid: &ObjectIdentifier) -> String {
-    const_oid::db::DB.by_oid(oid).map(str::to_owned).unwrap_or_else(|| oid.to_string())
 }
 
 /// What verifying a SignerInfo found, kept even when a later check fails so that the report
