@@ -1,6 +1,9 @@
 //! RFC 3161 time-stamping authority (with RFC 5816's ESSCertIDv2): request checks, TSTInfo, and
-//! the token as CMS SignedData signed in the HSM. Knows neither HTTP nor gRPC: both call
-//! [`TimeStampAuthority::timestamp`] with the DER request and get a DER TimeStampResp back.
+//! the token as CMS SignedData signed through the key seam (the HSM in the daemon), at the
+//! injected clock's time. Knows neither HTTP nor gRPC: both call
+//! [`TimeStampAuthority::timestamp`] with the DER request (or
+//! [`TimeStampAuthority::timestamp_request`] with one already decoded) and get a DER
+//! TimeStampResp back.
 
 pub mod tst;
 
