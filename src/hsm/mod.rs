@@ -238,15 +238,16 @@ impl Hsm {
         Ok(hsm)
     }
 
-    /// Runs blocking HSM work (signing with an [`HsmSigner`], and what goes with it) on the
-    /// HSM's worker threads, one per session, and waits for it as a task.
+    /// Runs blocking HSM work on the HSM's worker threads, one per session, and waits for it as
+    /// a task: every signature made through the key seam ([`HsmSigner`]'s
+    /// `keys::SigningKey::sign`) runs here. Private to `hsm`, so no core schedules HSM work.
     ///
     /// Why not `spawn_blocking`: that woke a pool thread and then the waiting task for every
     /// signature, and under load the daemon spent about 40 % of its CPU in the kernel switching
     /// threads (perf, strace: futex). The workers take queued jobs back to back without
     /// sleeping; there are as many as sessions, so they wait for one only while rarer HSM work
-    /// (CRLs, log checkpoints, health probes) holds a session on the blocking pool.
-    pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, HsmError> {
+    /// (health probes, key and certificate look-ups at start) holds a session elsewhere.
+    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, HsmError> {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             // The caller gave up (deadline, disconnect): do not spend the HSM on it.

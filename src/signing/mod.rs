@@ -38,8 +38,8 @@ pub enum SigningError {
     TooLarge { limit: u64, policy: String },
     #[error("level {level} is not allowed by policy '{policy}' (allowed: {allowed})")]
     LevelNotAllowed { level: Level, policy: String, allowed: String },
-    #[error("signature time-stamp refused by the TSA: {0}")]
-    Timestamp(String),
+    #[error("signature time-stamp refused by the TSA: {}: {}", .0.failure.name(), .0.reason)]
+    Timestamp(crate::tsa::Refusal),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -303,11 +303,8 @@ impl SigningService {
             // ETSI EN 319 122-1 §5.3: the time-stamp's imprint is the hash of the signature
             // value's octets.
             let imprint = ps.digest().digest(signature.as_bytes());
-            let token = self
-                .tsa
-                .token_for_digest(ps.digest(), &imprint, requester)
-                .await
-                .map_err(|r| SigningError::Timestamp(format!("{}: {}", r.failure.name(), r.reason)))?;
+            let token =
+                self.tsa.token_for_digest(ps.digest(), &imprint, requester).await.map_err(SigningError::Timestamp)?;
             let attr = Attribute {
                 oid: ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
                 values: SetOfVec::try_from(vec![Any::from_der(&token.der).map_err(internal)?]).map_err(internal)?,

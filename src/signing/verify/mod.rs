@@ -14,27 +14,14 @@ mod timestamp;
 
 use super::report::{SubIndication, ValidationReport};
 use crate::digest::HashAlg;
-use crate::keys::verify::{self, oid_name, SigError};
 use crate::policy::Level;
 use crate::revocation::Reason;
-use crate::signed_data::ess::{IssuerSerial, SigningCertificate, SigningCertificateV2};
-use cms::cert::CertificateChoices;
-use cms::content_info::ContentInfo;
-use cms::signed_data::{SignedData, SignerIdentifier};
-use const_oid::db::{rfc5280, rfc5911, rfc5912};
 use const_oid::ObjectIdentifier;
-use der::asn1::OctetString;
-use der::{Any, Decode, Encode};
+use der::{Any, Encode};
 use path::*;
 use signer::*;
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use std::sync::Arc;
 use structure::*;
-use x509_cert::attr::Attributes;
-use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier,
-};
 use x509_cert::Certificate;
 
 /// id-aa-signatureTimeStampToken (RFC 3161 Appendix A; ETSI EN 319 122-1 §5.3): the unsigned

@@ -2,7 +2,18 @@
 //! checks of each certificate on it (validity, critical extensions, CA constraints, key usage,
 //! signatures).
 
-use super::*;
+use super::{fail, format_failure, rfc3339, Cert, Fail, Validator, MAX_CHAIN_LEN, MAX_SIGNATURE_TRIES, MIN_RSA_BITS};
+use crate::digest::HashAlg;
+use crate::keys::verify::{self, oid_name, SigError};
+use crate::signing::report::SubIndication;
+use const_oid::db::rfc5280;
+use const_oid::ObjectIdentifier;
+use der::Encode;
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+};
+use x509_cert::Certificate;
 
 impl Validator {
     /// Builds a chain from `leaf` to a trust anchor with certificates of `pool`, which holds the

@@ -1,7 +1,8 @@
 //! Revocation of the chain's certificates (EN 319 102-1 §5.2.6), judged at the time the
 //! signature is proven to have existed.
 
-use super::*;
+use super::{fail, rfc3339, Cert, Fail, RevocationStatus, Validator};
+use crate::signing::report::SubIndication;
 
 impl Validator {
     /// Revocation of every certificate of `chain` but the anchor (EN 319 102-1 §5.2.6): a

@@ -2,7 +2,22 @@
 //! certificate bound by signing-certificate(-v2) (RFC 5035, ETSI EN 319 102-1 §5.2.3), and the
 //! signature value.
 
-use super::*;
+use super::{
+    fail, format_failure, path::verify_signature, structure::econtent, structure::single_attr, Cert, Content, Fail,
+    Found,
+};
+use crate::digest::HashAlg;
+use crate::keys::verify::{oid_name, SigError};
+use crate::signed_data::ess::{IssuerSerial, SigningCertificate, SigningCertificateV2};
+use crate::signing::report::SubIndication;
+use cms::signed_data::{SignedData, SignerIdentifier};
+use const_oid::db::{rfc5911, rfc5912};
+use const_oid::ObjectIdentifier;
+use der::asn1::OctetString;
+use der::{Decode, Encode};
+use x509_cert::attr::Attributes;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 /// RFC 5652 §5.4–§5.6 for the one SignerInfo of `sd`: the content's digest against the
 /// message-digest attribute, the content-type attribute, the signer certificate (by

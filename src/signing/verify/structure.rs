@@ -1,7 +1,17 @@
 //! The CMS structure (RFC 5652 §3, §5): the ContentInfo, the certificates, the eContent, and
 //! single-valued attributes.
 
-use super::*;
+use super::{format_failure, Cert, Fail};
+use crate::keys::verify::oid_name;
+use cms::cert::CertificateChoices;
+use cms::content_info::ContentInfo;
+use cms::signed_data::SignedData;
+use const_oid::db::rfc5911;
+use const_oid::ObjectIdentifier;
+use der::asn1::OctetString;
+use der::Any;
+use der::Decode;
+use x509_cert::attr::Attributes;
 
 /// RFC 5652 §3: a ContentInfo holding SignedData.
 pub(super) fn parse_signed_data(der: &[u8]) -> Result<SignedData, Fail> {

@@ -3,7 +3,13 @@
 
 use super::*;
 use crate::signing::report::Indication;
+use cms::cert::CertificateChoices;
+use cms::content_info::ContentInfo;
+use cms::signed_data::{SignedData, SignerIdentifier};
+use const_oid::db::rfc5911;
+use der::asn1::OctetString;
 use der::asn1::SetOfVec;
+use der::{Decode, Encode};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,17 @@
 //! The signature time-stamp (ETSI EN 319 122-1 §5.3, EN 319 102-1 §5.4): imprint, token
 //! signature, TSA chain and EKU, used as proof of existence.
 
-use super::*;
+use super::{
+    fail, format_failure, signer::verify_signer, structure::certificates, structure::econtent,
+    structure::parse_signed_data, Cert, Content, Fail, Found, Validator,
+};
+use crate::digest::HashAlg;
+use crate::keys::verify::oid_name;
+use crate::signing::report::SubIndication;
+use const_oid::db::rfc5280;
+use der::Any;
+use der::{Decode, Encode};
+use x509_cert::ext::pkix::ExtendedKeyUsage;
 
 impl Validator {
     /// A signature time-stamp (RFC 3161 §2.4.2, EN 319 102-1 §5.4): the token is a CMS
