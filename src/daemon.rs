@@ -4,7 +4,7 @@
 use crate::api::grpc::{CaService, LogService, SigningService as GrpcSigning, TsaService};
 use crate::api::http::HttpState;
 use crate::api::pb;
-use crate::ca::{CertificateAuthority, CrlSchedule};
+use crate::ca::{CaId, CertificateAuthority, CrlSchedule};
 use crate::ceremony::{self, CaKeys};
 use crate::clock::{Clock, ClockCheck, SystemClock};
 use crate::config::{
@@ -222,7 +222,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         tokio::spawn(l.clone().run_checkpoints());
     }
 
-    let chain = ca.chain("").map_err(|e| e.to_string())?.to_vec();
+    let chain = ca.chain(CaId::Issuing).to_vec();
     let tsa = TimeStampAuthority::new(
         certified_key(&hsm, &cfg.keys.tsa, None).await?,
         &chain,
@@ -237,7 +237,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let ocsp = OcspResponder::new(
         certified_key(&hsm, &cfg.keys.ocsp, None).await?,
         ceremony::ISSUING_CA_NAME,
-        ca.ca_certificate(ceremony::ISSUING_CA_NAME).unwrap_or_default(),
+        ca.ca_certificate(CaId::Issuing),
         store.clone(),
         cfg.ocsp.validity,
         clock.clone(),

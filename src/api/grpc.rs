@@ -1,7 +1,7 @@
 //! gRPC service implementations: decode, call the core, encode. Nothing else.
 
 use super::pb;
-use crate::ca::{CaError, CertificateAuthority, IssueRequest};
+use crate::ca::{CaError, CaId, CertificateAuthority, IssueRequest};
 use crate::digest::HashAlg;
 use crate::policy::Level;
 use crate::revocation::Reason;
@@ -20,6 +20,15 @@ pub struct CaService {
 
 fn requester<T>(req: &Request<T>) -> String {
     super::anonymous(req.remote_addr())
+}
+
+/// The CA a request names; the issuing CA when it names none.
+fn ca_named(name: &str) -> Result<CaId, CaError> {
+    if name.is_empty() {
+        Ok(CaId::Issuing)
+    } else {
+        CaId::from_name(name)
+    }
 }
 
 fn ts(unix: i64) -> prost_types::Timestamp {
@@ -80,7 +89,7 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
         Ok(Response::new(pb::IssueCertificateResponse {
             certificate_der: issued.cert_der,
             serial: issued.serial.to_string(),
-            chain_der: self.ca.chain("")?.to_vec(),
+            chain_der: self.ca.chain(CaId::Issuing).to_vec(),
         }))
     }
 
@@ -138,7 +147,10 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
     }
 
     async fn get_crl(&self, request: Request<pb::GetCrlRequest>) -> Result<Response<pb::GetCrlResponse>, Status> {
-        let crl = self.ca.crl(&request.into_inner().ca)?.ok_or_else(|| Status::unavailable("no CRL published yet"))?;
+        let crl = self
+            .ca
+            .crl(ca_named(&request.into_inner().ca)?)
+            .ok_or_else(|| Status::unavailable("no CRL published yet"))?;
         Ok(Response::new(pb::GetCrlResponse { crl_der: crl.to_vec() }))
     }
 
@@ -146,7 +158,7 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
         &self,
         request: Request<pb::GetCaChainRequest>,
     ) -> Result<Response<pb::GetCaChainResponse>, Status> {
-        let chain = self.ca.chain(&request.into_inner().ca)?;
+        let chain = self.ca.chain(ca_named(&request.into_inner().ca)?);
         Ok(Response::new(pb::GetCaChainResponse { certificates_der: chain.to_vec() }))
     }
 }

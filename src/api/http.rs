@@ -5,7 +5,7 @@
 //! the issued-certificate log's read path for auditors and mirrors (`GET /log/checkpoint`,
 //! `GET /log/key`, `GET /log/tile/…`, C2SP tlog-tiles), `GET /healthz`, `GET /readyz`.
 
-use crate::ca::CertificateAuthority;
+use crate::ca::{CaId, CertificateAuthority};
 use crate::hsm::Hsm;
 use crate::log::{LogError, TransparencyLog};
 use crate::ocsp::OcspResponder;
@@ -71,13 +71,13 @@ async fn ca_certificate(State(s): State<HttpState>, Path(file): Path<String>) ->
     let Some(name) = file.strip_suffix(".crt") else {
         return (StatusCode::NOT_FOUND, "CA certificates are at /ca/{name}.crt\n").into_response();
     };
-    match s.ca.ca_certificate(name) {
-        Some(der) => (
+    match CaId::from_name(name).map(|ca| s.ca.ca_certificate(ca)) {
+        Ok(der) => (
             [(header::CONTENT_TYPE, "application/pkix-cert"), (header::CACHE_CONTROL, "public, max-age=3600")],
             der.to_vec(),
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no CA named '{name}'\n")).into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, format!("no CA named '{name}'\n")).into_response(),
     }
 }
 
@@ -118,7 +118,7 @@ async fn crl(State(s): State<HttpState>, Path(file): Path<String>) -> Response {
     let Some(name) = file.strip_suffix(".crl") else {
         return (StatusCode::NOT_FOUND, "CRLs are at /crl/{name}.crl\n").into_response();
     };
-    match s.ca.crl(name) {
+    match CaId::from_name(name).map(|ca| s.ca.crl(ca)) {
         Ok(Some(der)) => (
             [(header::CONTENT_TYPE, "application/pkix-crl"), (header::CACHE_CONTROL, "public, max-age=60")],
             der.to_vec(),

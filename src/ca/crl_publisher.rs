@@ -10,8 +10,8 @@ impl CertificateAuthority {
         let _one_at_a_time = self.crl_publish.lock().await;
         let mut published = Vec::new();
         for ci in &self.crl_issuers {
-            let entries = self.store.revoked(&ci.ca).await?;
-            let number = self.store.next_crl_number(&ci.ca).await?;
+            let entries = self.store.revoked(ci.ca.name()).await?;
+            let number = self.store.next_crl_number(ci.ca.name()).await?;
             let (name, key_id, key) = (ci.subject.clone(), ci.key_id.clone(), ci.key.clone());
             let (validity, now) = (self.crl_schedule.validity, self.clock.unix_secs());
             // Building and encoding 100,000 entries takes a few hundred milliseconds of CPU.
@@ -31,11 +31,10 @@ impl CertificateAuthority {
         published.into_iter().next().ok_or_else(|| CaError::Internal("no CRL issuer".into()))
     }
 
-    /// The current CRL (DER) of the CA called `ca`: this CA (or empty) or `root`.
-    pub fn crl(&self, ca: &str) -> Result<Option<Arc<Vec<u8>>>, CaError> {
-        let ca = if ca.is_empty() { self.name.as_str() } else { ca };
-        let ci = self.crl_issuers.iter().find(|c| c.ca == ca).ok_or_else(|| CaError::UnknownCa(ca.to_owned()))?;
-        Ok(ci.current.read().unwrap_or_else(|p| p.into_inner()).clone())
+    /// The current CRL (DER) of `ca`, once one is published.
+    pub fn crl(&self, ca: CaId) -> Option<Arc<Vec<u8>>> {
+        let ci = self.crl_issuers.iter().find(|c| c.ca == ca)?;
+        ci.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Republishes the CRL every `refresh`, and shortly after revocations (coalescing bursts

@@ -142,7 +142,7 @@ pub struct Revoked {
 
 /// A CA that publishes a CRL: its name in URLs, its subject and key, and its current CRL (DER).
 struct CrlIssuer {
-    ca: String,
+    ca: CaId,
     subject: x509_cert::name::Name,
     key_id: Vec<u8>,
     key: Arc<dyn SigningKey>,
@@ -151,7 +151,6 @@ struct CrlIssuer {
 
 /// The issuing CA: its key in the HSM, its chain, the profiles and the store.
 pub struct CertificateAuthority {
-    name: String,
     issuer_cert: Certificate,
     issuer_key_id: Vec<u8>,
     chain: Vec<Vec<u8>>,
@@ -180,8 +179,39 @@ pub struct ServiceCertificate {
     pub der: Vec<u8>,
 }
 
-/// The issuing CA's name in URLs (`/crl/issuing.crl`) and in the API.
+/// The issuing CA's name in URLs (`/crl/issuing.crl`), in the API and in the store.
 pub const ISSUING_CA_NAME: &str = "issuing";
+
+/// The CAs trustd runs: the issuing CA, which issues and revokes, and the root above it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CaId {
+    Issuing,
+    Root,
+}
+
+impl CaId {
+    /// The name in URLs (`/crl/issuing.crl`, `/ca/root.crt`), in the API and in the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaId::Issuing => ISSUING_CA_NAME,
+            CaId::Root => "root",
+        }
+    }
+
+    /// The CA called `name`; [`CaError::UnknownCa`] for any other name.
+    pub fn from_name(name: &str) -> Result<Self, CaError> {
+        [CaId::Issuing, CaId::Root]
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| CaError::UnknownCa(name.into()))
+    }
+}
+
+impl std::fmt::Display for CaId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 impl CertificateAuthority {
     /// The issuing CA with its key and certificate, and the root's (for the root's CRL).
@@ -198,7 +228,7 @@ impl CertificateAuthority {
         let (root_cert, root_der) = (root.cert, root.der);
         let crl_issuers = vec![
             CrlIssuer {
-                ca: ISSUING_CA_NAME.into(),
+                ca: CaId::Issuing,
                 subject: issuer_cert.tbs_certificate.subject.clone(),
                 key_id: subject_key_id(&issuer_cert)?,
                 key: key.clone(),
@@ -207,7 +237,7 @@ impl CertificateAuthority {
             // Nothing revokes CA certificates through the API yet, so the root's CRL is empty;
             // it exists because relying parties that check the whole chain fetch it.
             CrlIssuer {
-                ca: "root".into(),
+                ca: CaId::Root,
                 key_id: subject_key_id(&root_cert)?,
                 subject: root_cert.tbs_certificate.subject,
                 key: root.key,
@@ -215,7 +245,6 @@ impl CertificateAuthority {
             },
         ];
         Ok(CertificateAuthority {
-            name: ISSUING_CA_NAME.into(),
             issuer_key_id: subject_key_id(&issuer_cert)?,
             issuer_cert,
             chain: vec![issuing_der, root_der],
@@ -239,22 +268,17 @@ impl CertificateAuthority {
         self
     }
 
-    /// The CA chain, DER: the issuing CA first, the root last. `ca` empty or the CA's name.
-    pub fn chain(&self, ca: &str) -> Result<&[Vec<u8>], CaError> {
-        if !ca.is_empty() && ca != self.name {
-            return Err(CaError::UnknownCa(ca.to_owned()));
+    /// The chain of `ca`, DER, up to the root: the issuing CA and the root, or the root alone.
+    pub fn chain(&self, ca: CaId) -> &[Vec<u8>] {
+        match ca {
+            CaId::Issuing => &self.chain,
+            CaId::Root => &self.chain[self.chain.len() - 1..],
         }
-        Ok(&self.chain)
     }
 
-    /// A CA certificate by name, DER: `issuing` (this CA) or `root`.
-    pub fn ca_certificate(&self, name: &str) -> Option<&[u8]> {
-        match name {
-            n if n == self.name => self.chain.first(),
-            "root" => self.chain.last(),
-            _ => None,
-        }
-        .map(Vec::as_slice)
+    /// The certificate of `ca`, DER.
+    pub fn ca_certificate(&self, ca: CaId) -> &[u8] {
+        &self.chain(ca)[0]
     }
 
     /// One certificate record by serial.

@@ -21,7 +21,7 @@ impl CertificateAuthority {
             }
             let record = NewCertificate {
                 serial: serial.clone(),
-                ca: self.name.clone(),
+                ca: ISSUING_CA_NAME.into(),
                 profile: format!("{CEREMONY_PROFILE_PREFIX}{role}"),
                 subject: tbs.subject.to_string(),
                 sans: Vec::new(),
