@@ -35,6 +35,11 @@ fn ts(unix: i64) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: unix, nanos: 0 }
 }
 
+/// A time since the Unix epoch, with its fraction.
+fn ts_since_epoch(t: std::time::Duration) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: i64::try_from(t.as_secs()).unwrap_or(i64::MAX), nanos: t.subsec_nanos() as i32 }
+}
+
 fn status_to_pb(s: CertStatus) -> pb::CertificateStatus {
     match s {
         CertStatus::Pending => pb::CertificateStatus::Pending,
@@ -191,11 +196,7 @@ impl pb::time_stamping_server::TimeStamping for TsaService {
                 resp.status = pb::TimestampStatus::Granted.into();
                 resp.serial = granted.serial.to_string();
                 // genTime with its fraction, as the token states it.
-                let t = granted.gen_time.since_epoch();
-                resp.gen_time = Some(prost_types::Timestamp {
-                    seconds: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
-                    nanos: t.subsec_nanos() as i32,
-                });
+                resp.gen_time = Some(ts_since_epoch(granted.gen_time.since_epoch()));
             }
             Err(refusal) => {
                 resp.status = pb::TimestampStatus::Rejected.into();
