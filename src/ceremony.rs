@@ -221,7 +221,7 @@ fn ensure(
         not_after: start + role.validity.as_secs(),
         extensions,
     };
-    let issuer = Issuer { name: &issuer_name, key_id: &issuer_key_id, signer: &signer };
+    let issuer = Issuer { name: &issuer_name, key_id: &issuer_key_id, scheme: signer.scheme() };
     let tbs = cert::tbs(spec, &issuer)?;
     let encode = |e: der::Error| CaError::Internal(e.to_string());
     let tbs_der = tbs.to_der().map_err(encode)?;

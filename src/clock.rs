@@ -1,7 +1,7 @@
 //! The time the cores use, and whether it is trustworthy: a TSA must refuse to time-stamp when
 //! it is not (RFC 3161 §2.4.2 timeNotAvailable; ETSI EN 319 421 §7.7.2 clock synchronisation).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// How the TSA checks its time source before each token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -50,7 +50,7 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 
     /// Now as Unix seconds (0 for a time before 1970, which no check would pass).
     fn unix_secs(&self) -> u64 {
-        self.now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        crate::unix_time::secs(self.now())
     }
 }
 
@@ -80,12 +80,15 @@ pub struct FixedClock {
 impl FixedClock {
     /// A synchronised clock at `since_epoch`.
     pub fn at(since_epoch: std::time::Duration) -> Self {
-        FixedClock { at: std::sync::Mutex::new(UNIX_EPOCH + since_epoch), unsynchronised: Default::default() }
+        FixedClock {
+            at: std::sync::Mutex::new(std::time::UNIX_EPOCH + since_epoch),
+            unsynchronised: Default::default(),
+        }
     }
 
     /// Moves the clock to `since_epoch`.
     pub fn set(&self, since_epoch: std::time::Duration) {
-        *self.at.lock().unwrap() = UNIX_EPOCH + since_epoch;
+        *self.at.lock().unwrap() = std::time::UNIX_EPOCH + since_epoch;
     }
 
     /// From now on the clock reports itself unsynchronised with `reason` (`None`: synchronised).

@@ -32,7 +32,7 @@ pub async fn certify(
         Some(i) => (i.cert.tbs_certificate.subject.clone(), i.key.clone()),
         None => (subject, key.clone()),
     };
-    let tbs = cert::tbs(spec, &Issuer { name: &name, key_id: &key_id, signer: &*signer }).unwrap();
+    let tbs = cert::tbs(spec, &Issuer { name: &name, key_id: &key_id, scheme: signer.scheme() }).unwrap();
     let tbs_der = der::Encode::to_der(&tbs).unwrap();
     let signature = signer.sign(&tbs_der).await.unwrap();
     CertifiedKey::new(key, cert::signed_der(&tbs_der, signer.scheme(), &signature).unwrap()).unwrap()

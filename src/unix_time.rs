@@ -4,7 +4,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch (0 for a clock set before 1970, which no check would pass).
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    secs(SystemTime::now())
+}
+
+/// `t` as Unix seconds (0 before 1970).
+pub fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// RFC 5280 §4.1.2.5 (and RFC 5652 §11.3 signing-time): UTCTime through 2049, GeneralizedTime

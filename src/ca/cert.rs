@@ -6,7 +6,7 @@
 
 use super::csr::San;
 use super::CaError;
-use crate::keys::{Signature, SignatureScheme, SigningKey};
+use crate::keys::{Signature, SignatureScheme};
 use crate::policy::{AttrKind, Profile};
 use crate::serial::Serial;
 use const_oid::db::rfc5280;
@@ -74,11 +74,12 @@ fn uri(s: &str) -> Result<GeneralName, CaError> {
     Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(s).map_err(enc)?))
 }
 
-/// The issuer side of a certificate: its name, key identifier and signing key.
+/// The issuer side of a certificate or CRL: its name, key identifier and the scheme its key
+/// signs with (what goes into the `signature` field; the key signs afterwards).
 pub struct Issuer<'a> {
     pub name: &'a Name,
     pub key_id: &'a [u8],
-    pub signer: &'a dyn SigningKey,
+    pub scheme: SignatureScheme,
 }
 
 /// What goes into one certificate apart from the issuer.
@@ -96,7 +97,7 @@ pub fn tbs(spec: CertSpec, issuer: &Issuer<'_>) -> Result<TbsCertificate, CaErro
     Ok(TbsCertificate {
         version: Version::V3,
         serial_number: spec.serial.to_x509().map_err(enc)?,
-        signature: issuer.signer.scheme().algorithm_identifier().map_err(enc)?,
+        signature: issuer.scheme.algorithm_identifier().map_err(enc)?,
         issuer: issuer.name.clone(),
         validity: Validity { not_before: x509_time(spec.not_before)?, not_after: x509_time(spec.not_after)? },
         subject: spec.subject,

@@ -54,7 +54,7 @@ pub fn tbs_der(
     let number = der::asn1::Uint::new(&number.to_be_bytes()).map_err(enc)?;
     let tbs = TbsCertList {
         version: x509_cert::Version::V2,
-        signature: issuer.signer.scheme().algorithm_identifier().map_err(enc)?,
+        signature: issuer.scheme.algorithm_identifier().map_err(enc)?,
         issuer: issuer.name.clone(),
         this_update: cert::x509_time(this_update)?,
         next_update: Some(cert::x509_time(this_update + validity.as_secs())?),

@@ -34,8 +34,11 @@ impl CertificateAuthority {
                 profile: profile.name.clone(),
             });
         }
-        let issuer =
-            Issuer { name: &self.issuer_cert.tbs_certificate.subject, key_id: &self.issuer_key_id, signer: &*self.key };
+        let issuer = Issuer {
+            name: &self.issuer_cert.tbs_certificate.subject,
+            key_id: &self.issuer_key_id,
+            scheme: self.key.scheme(),
+        };
 
         // A clash of 128-bit random serials is practically impossible; the store's unique
         // constraint makes it impossible outright, and we draw again if it ever happens.

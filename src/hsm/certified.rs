@@ -24,8 +24,9 @@ impl Hsm {
     /// The key `key` names, signing with `scheme` (or its default), and the certificate stored
     /// beside it: what a core signs with. Blocking.
     pub fn certified_key(&self, key: &KeyRef, scheme: Option<SignatureScheme>) -> Result<CertifiedKey, HsmError> {
-        let (_, der) = self.stored_certificate(key)?.ok_or_else(|| HsmError::NoCertificate(key.to_string()))?;
+        let der = self.find_certificate(key)?.ok_or_else(|| HsmError::NoCertificate(key.to_string()))?;
         let signer = HsmSigner::new(self, key.clone(), scheme)?;
+        // `CertifiedKey::new` parses the certificate and checks it against the key's public key.
         CertifiedKey::new(Arc::new(signer), der)
             .map_err(|reason| HsmError::BadCertificate { key: key.to_string(), reason })
     }

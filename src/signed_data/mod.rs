@@ -5,7 +5,9 @@
 pub mod ess;
 
 use crate::digest::HashAlg;
+use crate::keys::CertifiedKey;
 use cms::cert::CertificateChoices;
+use cms::cert::IssuerAndSerialNumber;
 use cms::signed_data::{CertificateSet, SignerIdentifier};
 use const_oid::db::rfc5911::{ID_CONTENT_TYPE, ID_DATA, ID_MESSAGE_DIGEST, ID_SIGNED_DATA};
 use const_oid::ObjectIdentifier;
@@ -35,6 +37,22 @@ pub struct SignerDer {
 }
 
 impl SignerDer {
+    /// The signer of a trustd service key: its certificate's issuer and serial as the
+    /// SignerIdentifier, its scheme's algorithms, and the signing-certificate-v2 attribute over
+    /// its certificate (RFC 5035 §5.4, RFC 5816), which the TSA and the signing service both
+    /// sign. The error names the part that could not be encoded.
+    pub fn for_key(key: &CertifiedKey) -> Result<Self, String> {
+        let (cert, scheme) = (&key.cert, key.key.scheme());
+        let signing_certificate = ess::signing_certificate_v2_attribute(cert, &key.der)
+            .map_err(|e| format!("signing-certificate-v2: {e}"))?;
+        let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: cert.tbs_certificate.issuer.clone(),
+            serial_number: cert.tbs_certificate.serial_number.clone(),
+        });
+        let algorithm = scheme.algorithm_identifier().map_err(|e| format!("signature algorithm: {e}"))?;
+        Self::new(&sid, scheme.hash(), &algorithm, &[signing_certificate]).map_err(|e| format!("SignerInfo: {e}"))
+    }
+
     /// `fixed_attrs` are the signed attributes every signature carries besides content-type and
     /// message-digest (e.g. signing-certificate-v2).
     pub fn new(

@@ -15,8 +15,6 @@ use crate::serial::Serial;
 use crate::signed_data::{self, SignerDer};
 use crate::store::{SignatureRecord, SignatureWriter, Store, StoreError};
 use crate::tsa::TimeStampAuthority;
-use cms::cert::IssuerAndSerialNumber;
-use cms::signed_data::SignerIdentifier;
 use const_oid::db::rfc5911::{ID_DATA, ID_SIGNING_TIME};
 use der::asn1::SetOfVec;
 use der::{Any, Decode};
@@ -176,24 +174,17 @@ impl SigningService {
         // trust anchor.
         let below_root = ca_chain[..ca_chain.len() - 1].iter().map(parse).collect::<Result<Vec<_>, _>>()?;
         let mut loaded = BTreeMap::new();
-        for (policy, CertifiedKey { key, cert, der }) in policies {
+        for (policy, certified) in policies {
             let ctx = |m: String| SigningError::Setup(format!("signing policy '{}': {m}", policy.name));
+            let signer_der = SignerDer::for_key(&certified).map_err(ctx)?;
+            let CertifiedKey { key, cert, .. } = certified;
             if cert.tbs_certificate.issuer != issuing.tbs_certificate.subject {
                 return Err(ctx("the certificate of its key is not issued by trustd's issuing CA".into()));
             }
-            let signing_certificate = crate::signed_data::ess::signing_certificate_v2_attribute(&cert, &der)
-                .map_err(|e| ctx(format!("signing-certificate-v2: {e}")))?;
             let certs = std::iter::once(cert.clone()).chain(below_root.iter().cloned()).collect();
             let certificates_der = signed_data::certificates_der(certs).map_err(|e| setup(&e))?;
-            let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-                issuer: cert.tbs_certificate.issuer.clone(),
-                serial_number: cert.tbs_certificate.serial_number.clone(),
-            });
             let scheme = key.scheme();
             let digest = scheme.hash();
-            let algorithm = scheme.algorithm_identifier().map_err(|e| ctx(format!("signature algorithm: {e}")))?;
-            let signer_der = SignerDer::new(&sid, digest, &algorithm, &[signing_certificate])
-                .map_err(|e| ctx(format!("SignerInfo: {e}")))?;
             if policy.levels.contains(&Level::BT) && !tsa.accepts(digest) {
                 // Otherwise every B-T request would be signed in the HSM and only then refused.
                 return Err(ctx(format!("B-T needs the TSA policy to accept {digest} imprints")));

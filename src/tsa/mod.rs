@@ -13,11 +13,9 @@ use crate::incident::Incident;
 use crate::keys::{CertifiedKey, SigningKey};
 use crate::policy::TsaPolicy;
 use crate::serial::Serial;
-use crate::signed_data::{ess, SignerDer};
+use crate::signed_data::SignerDer;
 use crate::store::{TimestampRecord, TimestampWriter};
-use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::ContentInfo;
-use cms::signed_data::SignerIdentifier;
 use const_oid::ObjectIdentifier;
 use der::asn1::{BitString, Int, Utf8StringRef};
 use der::Sequence;
@@ -186,20 +184,11 @@ impl TimeStampAuthority {
         clock: Arc<dyn Clock>,
         writer: TimestampWriter,
     ) -> Result<Self, TsaError> {
+        let signer_der = SignerDer::for_key(&key).map_err(TsaError)?;
         let CertifiedKey { key, cert, der } = key;
-        let err = |what: &str, e: &dyn std::fmt::Display| TsaError(format!("{what}: {e}"));
-        let signing_certificate =
-            ess::signing_certificate_v2_attribute(&cert, &der).map_err(|e| err("signing-certificate-v2", &e))?;
-        let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-            issuer: cert.tbs_certificate.issuer.clone(),
-            serial_number: cert.tbs_certificate.serial_number.clone(),
-        });
-        let scheme = key.scheme();
-        let algorithm = scheme.algorithm_identifier().map_err(|e| err("signature algorithm", &e))?;
-        let signer_der = SignerDer::new(&sid, scheme.hash(), &algorithm, &[signing_certificate])
-            .map_err(|e| err("SignerInfo", &e))?;
         let name = GeneralName::DirectoryName(cert.tbs_certificate.subject.clone());
-        let certificate_der = crate::signed_data::certificates_der(vec![cert]).map_err(|e| err("encoding", &e))?;
+        let certificate_der =
+            crate::signed_data::certificates_der(vec![cert]).map_err(|e| TsaError(format!("encoding: {e}")))?;
         let mut chain = vec![der];
         chain.extend_from_slice(ca_chain);
         Ok(TimeStampAuthority { key, name, certificate_der, chain, signer_der, policy, clock, writer })
