@@ -1,6 +1,7 @@
 //! trustd: certificate authority, time-stamping and document signing with every private key
 //! in a PKCS#11 HSM.
 
+pub mod access;
 pub mod api;
 pub mod batch;
 pub mod ca;
@@ -23,5 +24,6 @@ pub mod signing;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 pub mod tsa;
 pub mod unix_time;

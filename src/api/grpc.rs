@@ -89,6 +89,7 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
                 csr: r.csr,
                 validity: (r.validity_seconds > 0).then(|| Duration::from_secs(r.validity_seconds)),
                 requester,
+                scope: crate::ca::NameScope::Any,
             })
             .await?;
         Ok(Response::new(pb::IssueCertificateResponse {
@@ -141,7 +142,10 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
         let r = request.into_inner();
         let reason: Reason =
             if r.reason.is_empty() { Reason::Unspecified } else { r.reason.parse().map_err(CaError::BadReason)? };
-        let done = self.ca.revoke(&r.serial, reason, r.invalidity_date.map(|t| t.seconds), &requester).await?;
+        let done = self
+            .ca
+            .revoke(&r.serial, reason, r.invalidity_date.map(|t| t.seconds), &requester, crate::ca::RevokeScope::Any)
+            .await?;
         Ok(Response::new(pb::RevokeCertificateResponse {
             serial: done.serial.to_string(),
             revoked: done.revocation.is_some(),

@@ -88,6 +88,7 @@ impl From<CaError> for Status {
             | CaError::UnknownProfile { .. }
             | CaError::BadReason(_) => Told::Reason(Code::InvalidArgument),
             CaError::NotRevocable(_) => Told::Reason(Code::FailedPrecondition),
+            CaError::NotPermitted(_) => Told::Reason(Code::PermissionDenied),
             CaError::UnknownCa(_) => Told::Reason(Code::NotFound),
             CaError::Ceremony(_) => Told::Hidden(Code::FailedPrecondition),
             CaError::Key(k) => key(k),

@@ -137,7 +137,7 @@ impl UrlContext {
     }
 }
 
-fn san_name(s: &San) -> Result<GeneralName, CaError> {
+pub(super) fn san_name(s: &San) -> Result<GeneralName, CaError> {
     Ok(match s {
         San::Dns(d) => GeneralName::DnsName(Ia5String::new(d).map_err(enc)?),
         San::Email(e) => GeneralName::Rfc822Name(Ia5String::new(e).map_err(enc)?),

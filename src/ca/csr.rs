@@ -123,7 +123,8 @@ fn verify_pop(
 }
 
 /// The text of a DirectoryString attribute value (RFC 5280 §4.1.2.4).
-fn directory_string(v: &der::Any) -> Result<String, CaError> {
+/// The text of a DirectoryString (RFC 5280 §4.1.2.4) attribute value.
+pub fn directory_string(v: &der::Any) -> Result<String, CaError> {
     let s = match v.tag() {
         Tag::Utf8String => Utf8StringRef::try_from(v).map(|s| s.as_str().to_owned()),
         Tag::PrintableString => PrintableStringRef::try_from(v).map(|s| s.as_str().to_owned()),
@@ -185,6 +186,37 @@ fn sans(req: &CertReq) -> Result<Vec<San>, CaError> {
     Ok(out)
 }
 
+/// A PKCS#10 request (RFC 2986 §4) for `key`, signed by it: how the daemon asks its own CA for
+/// the certificate of a key it holds only in the HSM (its TLS server key), through the same
+/// checks as any client's request.
+pub async fn build(
+    key: &dyn crate::keys::SigningKey,
+    subject: &[(AttrKind, String)],
+    sans: &[San],
+) -> Result<Vec<u8>, CaError> {
+    use super::cert::{enc, extension, san_name};
+    let mut attributes = x509_cert::attr::Attributes::new();
+    if !sans.is_empty() {
+        let names = sans.iter().map(san_name).collect::<Result<Vec<_>, _>>()?;
+        let ext = extension(rfc5280::ID_CE_SUBJECT_ALT_NAME, false, &SubjectAltName(names))?;
+        attributes.insert(ExtensionReq(vec![ext]).try_into().map_err(enc)?).map_err(enc)?;
+    }
+    let info = x509_cert::request::CertReqInfo {
+        version: x509_cert::request::Version::V1,
+        subject: super::cert::build_name(subject)?,
+        public_key: key.public_key().clone(),
+        attributes,
+    };
+    let info_der = info.to_der().map_err(enc)?;
+    let signature = key.sign(&info_der).await?;
+    let req = CertReq {
+        info,
+        algorithm: key.scheme().algorithm_identifier().map_err(enc)?,
+        signature: signature.to_bit_string().map_err(enc)?,
+    };
+    req.to_der().map_err(enc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +261,18 @@ mod tests {
         let mut der = testdata("ec-p384-sha384.csr.der");
         der[40] ^= 1;
         assert!(matches!(parse(&der), Err(CaError::CsrSignature(_)) | Err(CaError::BadCsr(_))));
+    }
+
+    #[test]
+    fn built_request_parses_with_proof_of_possession() {
+        let key = crate::keys::software::SoftwareKey::p256(7);
+        let sans = [San::Dns("localhost".into()), San::Ip("127.0.0.1".parse().unwrap())];
+        let subject = [(AttrKind::CommonName, "localhost".to_owned())];
+        let der = crate::testing::block_on(build(&key, &subject, &sans)).unwrap();
+        let csr = parse(&der).unwrap();
+        assert_eq!(csr.key, SubjectKey::EcP256);
+        assert_eq!(csr.sans, sans);
+        assert_eq!(csr.subject, subject);
+        assert_eq!(&csr.public_key, crate::keys::SigningKey::public_key(&key));
     }
 }

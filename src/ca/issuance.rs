@@ -13,6 +13,7 @@ impl CertificateAuthority {
         })?;
         let csr = csr::parse(&req.csr)?;
         let valid = request::validate(&csr, profile, req.validity)?;
+        req.scope.check(&valid.sans).map_err(CaError::NotPermitted)?;
         let subject = cert::build_name(&valid.subject)?;
         let extensions = cert::end_entity_extensions(
             profile,

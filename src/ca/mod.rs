@@ -10,6 +10,7 @@ mod issuance;
 mod reconcile;
 pub mod request;
 pub mod revocation;
+pub mod scope;
 
 use crate::clock::Clock;
 use crate::keys::{CertifiedKey, KeyError, SigningKey};
@@ -21,6 +22,7 @@ use cert::{CertSpec, Issuer, UrlContext};
 use const_oid::db::rfc5280;
 use der::{Decode, Encode};
 use revocation::{Change, Reason};
+pub use scope::{NameConstraints, NameScope, RevokeScope};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
@@ -53,6 +55,9 @@ pub enum CaError {
     BadReason(String),
     #[error("cannot change revocation: {0}")]
     NotRevocable(String),
+    /// The access policy does not let this requester have it (a name, another's certificate).
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
     #[error("unknown CA '{0}'")]
     UnknownCa(String),
     #[error("key ceremony: {0}")]
@@ -112,6 +117,8 @@ pub struct IssueRequest {
     pub validity: Option<Duration>,
     /// Who asked, as authenticated by the API.
     pub requester: String,
+    /// The names the requester may have certified.
+    pub scope: NameScope,
 }
 
 /// An issued certificate.
@@ -295,8 +302,12 @@ impl CertificateAuthority {
         reason: Reason,
         invalidity_date: Option<i64>,
         requester: &str,
+        scope: RevokeScope,
     ) -> Result<Revoked, CaError> {
         let rec = self.certificate(serial).await?;
+        if scope == RevokeScope::Own && rec.requester != requester {
+            return Err(CaError::NotPermitted(format!("certificate {} was not issued to {requester}", rec.serial)));
+        }
         if !matches!(rec.status, CertStatus::Issued | CertStatus::Revoked) {
             return Err(CaError::NotRevocable(format!(
                 "certificate {} is {} and was never issued",

@@ -74,7 +74,7 @@ fn csr(seed: u8, cn: &str, dns: &[&str]) -> Vec<u8> {
 }
 
 fn request(profile: &str, csr: Vec<u8>, validity: Option<Duration>) -> IssueRequest {
-    IssueRequest { profile: profile.into(), csr, validity, requester: "test-client".into() }
+    IssueRequest { profile: profile.into(), csr, validity, requester: "test-client".into(), scope: NameScope::Any }
 }
 
 fn verifies(spki: &spki::SubjectPublicKeyInfoOwned, alg: &spki::AlgorithmIdentifierOwned, sig: &[u8], tbs: &[u8]) {
@@ -182,15 +182,18 @@ async fn crls_list_what_is_revoked_and_are_numbered() {
         serials.push(issued.serial.to_string());
     }
     let invalid_since = (NOW - DAY) as i64;
-    f.ca.revoke(&serials[0], Reason::KeyCompromise, Some(invalid_since), "ops").await.unwrap();
-    f.ca.revoke(&serials[1], Reason::Unspecified, None, "ops").await.unwrap();
+    f.ca.revoke(&serials[0], Reason::KeyCompromise, Some(invalid_since), "ops", RevokeScope::Any).await.unwrap();
+    f.ca.revoke(&serials[1], Reason::Unspecified, None, "ops", RevokeScope::Any).await.unwrap();
     f.clock.set(Duration::from_secs(NOW + 60));
-    f.ca.revoke(&serials[2], Reason::CertificateHold, None, "ops").await.unwrap();
+    f.ca.revoke(&serials[2], Reason::CertificateHold, None, "ops", RevokeScope::Any).await.unwrap();
     // Revoking again with the same reason changes nothing; the CA's own reasons are refused.
-    assert!(!f.ca.revoke(&serials[0], Reason::KeyCompromise, None, "ops").await.unwrap().changed);
-    assert!(matches!(f.ca.revoke(&serials[3], Reason::CaCompromise, None, "ops").await, Err(CaError::BadReason(_))));
+    assert!(!f.ca.revoke(&serials[0], Reason::KeyCompromise, None, "ops", RevokeScope::Any).await.unwrap().changed);
     assert!(matches!(
-        f.ca.revoke("0badc0de", Reason::Superseded, None, "ops").await,
+        f.ca.revoke(&serials[3], Reason::CaCompromise, None, "ops", RevokeScope::Any).await,
+        Err(CaError::BadReason(_))
+    ));
+    assert!(matches!(
+        f.ca.revoke("0badc0de", Reason::Superseded, None, "ops", RevokeScope::Any).await,
         Err(CaError::Store(StoreError::NotFound(_)))
     ));
 
@@ -228,7 +231,7 @@ async fn crls_list_what_is_revoked_and_are_numbered() {
     assert!(root.tbs_cert_list.revoked_certificates.is_none());
 
     // The hold released: the next CRL no longer lists it, and its number is the next one.
-    f.ca.revoke(&serials[2], Reason::RemoveFromCrl, None, "ops").await.unwrap();
+    f.ca.revoke(&serials[2], Reason::RemoveFromCrl, None, "ops", RevokeScope::Any).await.unwrap();
     let second = CertificateList::from_der(&f.ca.publish_crl().await.unwrap()).unwrap();
     assert_eq!(crl_extension::<CrlNumber>(&second, CrlNumber::OID).0.as_bytes(), &[2]);
     assert_eq!(second.tbs_cert_list.revoked_certificates.as_ref().map(|r| r.len()), Some(2));

@@ -28,6 +28,8 @@ pub const DEFAULT_FILES: &[(&str, &str)] = &[
     ("profiles/tls-server.toml", include_str!("../../policies/profiles/tls-server.toml")),
     ("profiles/tls-client.toml", include_str!("../../policies/profiles/tls-client.toml")),
     ("profiles/document-signer.toml", include_str!("../../policies/profiles/document-signer.toml")),
+    ("profiles/service-client.toml", include_str!("../../policies/profiles/service-client.toml")),
+    ("access.toml", include_str!("../../policies/access.toml")),
     ("tsa.toml", include_str!("../../policies/tsa.toml")),
     ("signing/default.toml", include_str!("../../policies/signing/default.toml")),
 ];
@@ -130,7 +132,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         Policies::install_defaults(dir.path()).unwrap();
         let p = Policies::load(dir.path()).unwrap();
-        assert_eq!(p.profile_names().collect::<Vec<_>>(), ["document-signer", "tls-client", "tls-server"]);
+        assert_eq!(p.profile_names().collect::<Vec<_>>(), ["document-signer", "service-client", "tls-client", "tls-server"]);
         std::fs::write(dir.path().join("profiles/broken.toml"), "description = 1").unwrap();
         let e = Policies::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("broken.toml"), "{e}");

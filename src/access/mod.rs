@@ -1,0 +1,219 @@
+//! Who may do what, deny by default: the access policy (`policies/access.toml`), the identity a
+//! client certificate carries, and the decisions. Knows nothing of gRPC or TLS: the API hands it
+//! the verified client certificate and the RPC's path, and asks.
+
+mod file;
+pub mod identity;
+
+pub use identity::Identity;
+
+use crate::ca::{NameConstraints, NameScope, RevokeScope};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The proto package every trustd service is in.
+const PACKAGE: &str = "trust.v1.";
+
+/// Every RPC of trustd's services, as `Service/Method`: what a role's `rpcs` may name.
+pub const RPCS: &[&str] = &[
+    "CertificateAuthority/IssueCertificate",
+    "CertificateAuthority/GetCertificate",
+    "CertificateAuthority/ListCertificates",
+    "CertificateAuthority/GetCaChain",
+    "CertificateAuthority/RevokeCertificate",
+    "CertificateAuthority/GetCrl",
+    "TimeStamping/Timestamp",
+    "TimeStamping/GetTsaChain",
+    "Signing/Sign",
+    "Signing/SignStream",
+    "Signing/Verify",
+    "TransparencyLog/GetCheckpoint",
+    "TransparencyLog/GetEntries",
+    "TransparencyLog/GetInclusionProof",
+    "TransparencyLog/GetConsistencyProof",
+];
+
+/// What any authenticated client may call: what relying parties fetch anyway over plain HTTP
+/// (CA certificates, CRLs, the log's read path), health, and server reflection.
+fn is_public(path: &str) -> bool {
+    const PUBLIC_SERVICES: &[&str] = &[
+        "/grpc.health.v1.Health/",
+        "/grpc.reflection.v1.ServerReflection/",
+        "/grpc.reflection.v1alpha.ServerReflection/",
+        "/trust.v1.TransparencyLog/",
+    ];
+    const PUBLIC_RPCS: &[&str] = &[
+        "/trust.v1.CertificateAuthority/GetCaChain",
+        "/trust.v1.CertificateAuthority/GetCrl",
+        "/trust.v1.TimeStamping/GetTsaChain",
+    ];
+    PUBLIC_SERVICES.iter().any(|s| path.starts_with(s)) || PUBLIC_RPCS.contains(&path)
+}
+
+/// Why a request was refused. The message names the client and what it asked, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// No usable client certificate (or none from a trusted CA, or revoked).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// A known (or unknown) client asking for what it may not do.
+    #[error("{client} may not {what}")]
+    Denied { client: String, what: String },
+}
+
+/// A set of names from the policy: `["*"]` for any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Names {
+    Any,
+    Only(BTreeSet<String>),
+}
+
+impl Names {
+    fn contains(&self, name: &str) -> bool {
+        match self {
+            Names::Any => true,
+            Names::Only(s) => s.contains(name),
+        }
+    }
+}
+
+/// One role: what it lets its clients do.
+#[derive(Debug)]
+struct Role {
+    /// `Service/Method` or `Service/*` patterns, or `*`.
+    rpcs: Vec<String>,
+    profiles: Names,
+    /// `None`: whatever the profile allows.
+    names: Option<NameConstraints>,
+    signing_policies: Names,
+    revoke: Option<RevokeScope>,
+}
+
+impl Role {
+    fn allows_rpc(&self, rpc: &str) -> bool {
+        self.rpcs
+            .iter()
+            .any(|p| p == "*" || p == rpc || p.strip_suffix("/*").is_some_and(|svc| rpc.split('/').next() == Some(svc)))
+    }
+}
+
+/// A client the policy names, as a request is made by it.
+#[derive(Debug)]
+pub struct Client {
+    name: String,
+    roles: Vec<Arc<Role>>,
+}
+
+impl Client {
+    /// The client's configured name: what records and log entries call it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn denied(&self, what: impl Into<String>) -> AccessError {
+        AccessError::Denied { client: self.name.clone(), what: what.into() }
+    }
+
+    /// The names this client may have certified under `profile`: one alternative per role that
+    /// allows the profile. Refused when none does.
+    pub fn issue_scope(&self, profile: &str) -> Result<NameScope, AccessError> {
+        let roles: Vec<_> = self.roles.iter().filter(|r| r.profiles.contains(profile)).collect();
+        if roles.is_empty() {
+            return Err(self.denied(format!("have certificates of profile '{profile}'")));
+        }
+        if roles.iter().any(|r| r.names.is_none()) {
+            return Ok(NameScope::Any);
+        }
+        Ok(NameScope::OneOf(roles.iter().filter_map(|r| r.names.clone()).collect()))
+    }
+
+    /// Whether one of this client's roles lets it sign under the signing policy `policy`.
+    pub fn may_sign(&self, policy: &str) -> Result<(), AccessError> {
+        if self.roles.iter().any(|r| r.signing_policies.contains(policy)) {
+            Ok(())
+        } else {
+            Err(self.denied(format!("sign under the signing policy '{policy}'")))
+        }
+    }
+
+    /// Whose certificates this client may revoke: any if one of its roles says so.
+    pub fn revoke_scope(&self) -> RevokeScope {
+        if self.roles.iter().any(|r| r.revoke == Some(RevokeScope::Any)) {
+            RevokeScope::Any
+        } else {
+            RevokeScope::Own
+        }
+    }
+}
+
+/// The access policy: clients by identity, and their roles.
+#[derive(Debug)]
+pub struct AccessPolicy {
+    by_identity: HashMap<Identity, Arc<Client>>,
+    trust_domain: String,
+}
+
+/// Profile and signing-policy names the access policy may refer to (a typo is an error at load,
+/// not a silent denial).
+pub struct Known<'a> {
+    pub profiles: &'a [String],
+    pub signing_policies: &'a [String],
+}
+
+impl AccessPolicy {
+    /// Loads and validates `path`; the error names the file and the field.
+    pub fn load(path: &Path, known: &Known<'_>) -> Result<Self, crate::policy::PolicyError> {
+        let err = |message: String| crate::policy::PolicyError { file: path.to_owned(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        Self::parse(&text, known).map_err(err)
+    }
+
+    /// Parses and validates the text of an access policy.
+    pub fn parse(text: &str, known: &Known<'_>) -> Result<Self, String> {
+        file::parse(text, known)
+    }
+
+    /// The SPIFFE trust domain of client identities (`spiffe://DOMAIN/NAME`).
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// The client a verified certificate (DER) names, allowed to call `path`
+    /// (`/package.Service/Method`).
+    pub fn authorize(&self, cert_der: Option<&[u8]>, path: &str) -> Result<Arc<Client>, AccessError> {
+        let der = cert_der.ok_or_else(|| AccessError::Unauthenticated("no client certificate".into()))?;
+        let ids = identity::of_certificate(der).map_err(AccessError::Unauthenticated)?;
+        let mut found = ids.iter().filter_map(|id| self.by_identity.get(id)).collect::<Vec<_>>();
+        found.dedup_by(|a, b| a.name == b.name);
+        let client = match found.as_slice() {
+            [one] => (*one).clone(),
+            [] => {
+                let names = ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                return Err(AccessError::Denied {
+                    client: format!("the unknown client ({names})"),
+                    what: "call anything: no client of the access policy has this identity".into(),
+                });
+            }
+            many => {
+                let names = many.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+                return Err(AccessError::Denied {
+                    client: format!("a certificate naming several clients ({names})"),
+                    what: "be served: one certificate must name one client".into(),
+                });
+            }
+        };
+        if is_public(path) {
+            return Ok(client);
+        }
+        let rpc = path.strip_prefix('/').and_then(|p| p.strip_prefix(PACKAGE)).unwrap_or(path);
+        if client.roles.iter().any(|r| r.allows_rpc(rpc)) {
+            Ok(client)
+        } else {
+            Err(client.denied(format!("call {rpc}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,89 @@
+//! The TLS server certificate: issued by trustd's own CA for the HSM-held TLS key, through the
+//! same issuance path (CSR, profile `tls-server`, store, log) as any certificate, and renewed
+//! once two thirds of its validity have passed.
+
+use super::key::TlsKey;
+use super::{ServerCertificate, TlsError};
+use crate::ca::csr::{self, San};
+use crate::ca::{CaId, CertificateAuthority, IssueRequest, NameScope};
+use crate::keys::SigningKey;
+use crate::policy::AttrKind;
+use der::Decode;
+use rustls::pki_types::CertificateDer;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The profile the server certificate is issued under.
+pub const PROFILE: &str = "tls-server";
+
+/// What the daemon records as the requester of its own server certificates.
+pub const REQUESTER: &str = "trustd";
+
+/// A server certificate and when to renew it (Unix seconds).
+pub struct Issued {
+    pub key: Arc<rustls::sign::CertifiedKey>,
+    pub renew_at: u64,
+}
+
+/// Issues a server certificate for `key` naming `names` (the first is the subject's CN).
+pub async fn issue(ca: &CertificateAuthority, key: Arc<dyn SigningKey>, names: &[San]) -> Result<Issued, TlsError> {
+    let fail = |e: crate::ca::CaError| TlsError::Certificate(e.to_string());
+    let tls_key = TlsKey::new(key.clone())
+        .ok_or_else(|| TlsError::Certificate(format!("a {:?} key cannot sign TLS 1.3 handshakes", key.scheme())))?;
+    let cn = names.iter().find_map(|n| match n {
+        San::Dns(d) => Some(d.clone()),
+        _ => None,
+    });
+    let subject: Vec<_> = cn.map(|cn| (AttrKind::CommonName, cn)).into_iter().collect();
+    let request = csr::build(key.as_ref(), &subject, names).await.map_err(fail)?;
+    let issued = ca
+        .issue(IssueRequest {
+            profile: PROFILE.into(),
+            csr: request,
+            validity: None,
+            requester: REQUESTER.into(),
+            scope: NameScope::Any,
+        })
+        .await
+        .map_err(fail)?;
+    let cert = x509_cert::Certificate::from_der(&issued.cert_der).map_err(|e| TlsError::Certificate(e.to_string()))?;
+    let validity = &cert.tbs_certificate.validity;
+    let (from, until) =
+        (validity.not_before.to_unix_duration().as_secs(), validity.not_after.to_unix_duration().as_secs());
+    let renew_at = from + (until.saturating_sub(from)) * 2 / 3;
+    // The leaf and the issuing CA; the root is the client's trust anchor (RFC 8446 §4.4.2).
+    let chain = std::iter::once(issued.cert_der)
+        .chain(ca.chain(CaId::Issuing).iter().take(1).cloned())
+        .map(CertificateDer::from)
+        .collect();
+    tracing::info!(serial = %issued.serial, "TLS server certificate issued");
+    Ok(Issued { key: Arc::new(rustls::sign::CertifiedKey::new(chain, Arc::new(tls_key))), renew_at })
+}
+
+/// Renews the server certificate in `current` for ever: at `renew_at`, and again a minute after
+/// a failure (the old certificate serves meanwhile).
+pub async fn keep_renewed(
+    ca: Arc<CertificateAuthority>,
+    key: Arc<dyn SigningKey>,
+    names: Vec<San>,
+    current: Arc<ServerCertificate>,
+    mut renew_at: u64,
+) {
+    loop {
+        let wait = renew_at.saturating_sub(crate::unix_time::now());
+        tokio::time::sleep(Duration::from_secs(wait.clamp(1, 3600))).await;
+        if crate::unix_time::now() < renew_at {
+            continue;
+        }
+        match issue(&ca, key.clone(), &names).await {
+            Ok(next) => {
+                current.set(next.key);
+                renew_at = next.renew_at;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TLS server certificate renewal failed; retrying in a minute");
+                renew_at = crate::unix_time::now() + 60;
+            }
+        }
+    }
+}

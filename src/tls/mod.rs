@@ -1,0 +1,203 @@
+//! TLS for the gRPC listener (rustls, RFC 8446): the server key in the HSM ([`key`]), its
+//! certificate from trustd's own CA and renewed before it expires ([`certificate`]), client
+//! certificates required and verified against the client CAs, and a client whose certificate
+//! trustd's store knows as revoked marked refused on its connection.
+
+pub mod certificate;
+pub mod key;
+
+use crate::revocation::{status_of, Status};
+use crate::serial::Serial;
+use crate::store::Store;
+use der::Decode;
+use rustls::pki_types::CertificateDer;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+
+/// A TLS set-up that could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("TLS: {0}")]
+    Config(String),
+    #[error("TLS server certificate: {0}")]
+    Certificate(String),
+}
+
+/// The server's certificate chain and key, swapped in place when the certificate is renewed:
+/// new handshakes get the new one, open connections are not touched.
+#[derive(Debug)]
+pub struct ServerCertificate(RwLock<Arc<CertifiedKey>>);
+
+impl ServerCertificate {
+    pub fn new(key: Arc<CertifiedKey>) -> Arc<Self> {
+        Arc::new(ServerCertificate(RwLock::new(key)))
+    }
+
+    pub fn set(&self, key: Arc<CertifiedKey>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = key;
+    }
+
+    fn current(&self) -> Arc<CertifiedKey> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl ResolvesServerCert for ServerCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// A rustls server configuration: TLS 1.2 and 1.3 with ring's safe defaults, HTTP/2 by ALPN,
+/// and a client certificate required, chaining to one of `client_cas` (DER).
+pub fn server_config(
+    certificate: Arc<ServerCertificate>,
+    client_cas: &[Vec<u8>],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in client_cas {
+        roots.add(CertificateDer::from(ca.clone())).map_err(|e| TlsError::Config(format!("client CA: {e}")))?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| TlsError::Config(format!("client certificate verifier: {e}")))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(certificate);
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Who is at the other end of a connection, as the API's access check reads it.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub remote: Option<SocketAddr>,
+    /// The verified client certificate (DER), if any.
+    pub certificate: Option<Arc<[u8]>>,
+    /// Why the client may not be served although its certificate verified (revoked).
+    pub refused: Option<String>,
+}
+
+/// A TLS connection with what is known of its client.
+pub struct ClientConnection {
+    stream: TlsStream<TcpStream>,
+    peer: Peer,
+}
+
+impl tonic::transport::server::Connected for ClientConnection {
+    type ConnectInfo = Peer;
+    fn connect_info(&self) -> Peer {
+        self.peer.clone()
+    }
+}
+
+impl AsyncRead for ClientConnection {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ClientConnection {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// A handshake that has not finished by then is dropped (a client that connects and sends
+/// nothing must not hold a task for ever).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts TCP connections on `listener`, completes each TLS handshake in a task of its own (a
+/// slow client delays nobody else), looks the client certificate up in `store`, and yields the
+/// connections for tonic's `serve_with_incoming`.
+pub fn incoming(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    store: Arc<dyn Store>,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<ClientConnection>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, remote) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, rather than spin.
+                    tracing::warn!(error = %e, "gRPC listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            // Without TCP_NODELAY, Nagle and delayed ACKs add 40 ms to small unary replies.
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, tx, store) = (acceptor.clone(), tx.clone(), store.clone());
+            tokio::spawn(async move {
+                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::warn!(%remote, error = %e, audit = true, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%remote, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let certificate: Option<Arc<[u8]>> =
+                    stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| Arc::from(c.as_ref()));
+                let refused = match &certificate {
+                    Some(der) => revoked(store.as_ref(), der).await,
+                    None => None,
+                };
+                let peer = Peer { remote: Some(remote), certificate, refused };
+                let _ = tx.send(Ok(ClientConnection { stream, peer })).await;
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Why a verified client certificate may not be served: revoked in trustd's store, or not known
+/// there at all (a certificate the CA never recorded is not one it issued). The client CA is
+/// trustd's issuing CA, so every client certificate is one the store knows.
+async fn revoked(store: &dyn Store, der: &[u8]) -> Option<String> {
+    let unreadable = || Some("the client certificate's serial number is unreadable".to_owned());
+    let Ok(cert) = x509_cert::Certificate::from_der(der) else { return unreadable() };
+    let Some(serial) = Serial::from_bytes(cert.tbs_certificate.serial_number.as_bytes()) else { return unreadable() };
+    match status_of(store, crate::ca::ISSUING_CA_NAME, &serial).await {
+        Ok(Status::Good) => None,
+        Ok(Status::Revoked(_)) => Some(format!("client certificate {serial} is revoked")),
+        Ok(Status::Unknown) => Some(format!("client certificate {serial} is not one this CA issued")),
+        Err(e) => {
+            tracing::error!(error = %e, %serial, "client certificate status unavailable");
+            Some("the client certificate's status could not be checked".into())
+        }
+    }
+}
