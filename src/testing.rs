@@ -66,3 +66,34 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 pub async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn crate::store::Store> {
     Arc::new(crate::store::SqliteStore::open(&dir.path().join("trustd.db")).await.unwrap())
 }
+
+/// A CA over software keys (root P-256 seed 11, issuing `issuing_key`) with the repository's
+/// policies and a real SQLite store in `dir`; CA certificates valid 2020-01-01 to 2040-01-01,
+/// URLs under `http://ca.test`.
+pub async fn certificate_authority(
+    dir: &tempfile::TempDir,
+    issuing_key: Arc<dyn SigningKey>,
+    clock: Arc<dyn crate::clock::Clock>,
+) -> (crate::ca::CertificateAuthority, Arc<dyn crate::store::Store>) {
+    use crate::ca::{cert::CeremonyCert, cert::UrlContext, subject_key_id, CrlSchedule, ISSUING_CA_NAME};
+    use std::time::Duration;
+    const CA_VALIDITY: (u64, u64) = (1_577_836_800, 2_208_988_800);
+    let urls = UrlContext { base: "http://ca.test".into(), ca: ISSUING_CA_NAME.into() };
+    let root_key: Arc<dyn SigningKey> = Arc::new(crate::keys::software::SoftwareKey::p256(11));
+    let root_ext = cert::ceremony_extensions(&CeremonyCert::Root, root_key.public_key(), &[]).unwrap();
+    let root = certify(root_key, "Test Root", None, CA_VALIDITY, root_ext).await;
+    let ext = cert::ceremony_extensions(
+        &CeremonyCert::Issuing { urls: &urls },
+        issuing_key.public_key(),
+        &subject_key_id(&root.cert).unwrap(),
+    )
+    .unwrap();
+    let issuing = certify(issuing_key, "Test Issuing CA", Some(&root), CA_VALIDITY, ext).await;
+    let store = sqlite_store(dir).await;
+    let policies = Arc::new(crate::policy::Policies::load(std::path::Path::new("policies")).unwrap());
+    let schedule = CrlSchedule { validity: Duration::from_secs(7 * 86_400), refresh: Duration::from_secs(3600) };
+    let ca =
+        crate::ca::CertificateAuthority::new(issuing, root, policies, store.clone(), "http://ca.test", schedule, clock)
+            .unwrap();
+    (ca, store)
+}

@@ -7,7 +7,6 @@ use crate::clock::FixedClock;
 use crate::keys::software::SoftwareKey;
 use crate::keys::verify::verify_signature;
 use crate::testing;
-use cert::CeremonyCert;
 use const_oid::AssociatedOid;
 use der::asn1::Ia5String;
 use x509_cert::crl::CertificateList;
@@ -30,30 +29,16 @@ struct Fixture {
 }
 
 async fn fixture_with(issuing_fails: Option<&str>) -> Fixture {
-    let urls = UrlContext { base: "http://ca.test".into(), ca: ISSUING_CA_NAME.into() };
-    let root_key: Arc<dyn SigningKey> = Arc::new(SoftwareKey::p256(11));
-    let root_ext = cert::ceremony_extensions(&CeremonyCert::Root, root_key.public_key(), &[]).unwrap();
-    let root = testing::certify(root_key, "Test Root", None, CA_VALIDITY, root_ext).await;
-    let issuing_key: Arc<dyn SigningKey> = Arc::new(SoftwareKey::p256(12));
-    let ext = cert::ceremony_extensions(
-        &CeremonyCert::Issuing { urls: &urls },
-        issuing_key.public_key(),
-        &subject_key_id(&root.cert).unwrap(),
-    )
-    .unwrap();
-    let mut issuing = testing::certify(issuing_key, "Test Issuing CA", Some(&root), CA_VALIDITY, ext).await;
-    if let Some(cause) = issuing_fails {
-        issuing.key = Arc::new(SoftwareKey::p256(12).failing(cause));
-    }
-    let (issuing_spki, root_spki) = (issuing.key.public_key().clone(), root.key.public_key().clone());
+    let issuing = SoftwareKey::p256(12);
+    let issuing_spki = issuing.public_key().clone();
+    let issuing: Arc<dyn SigningKey> = match issuing_fails {
+        Some(cause) => Arc::new(issuing.failing(cause)),
+        None => Arc::new(issuing),
+    };
+    let root_spki = SoftwareKey::p256(11).public_key().clone();
     let dir = tempfile::tempdir().unwrap();
-    let store = testing::sqlite_store(&dir).await;
-    let policies = Arc::new(Policies::load(std::path::Path::new("policies")).unwrap());
     let clock = Arc::new(FixedClock::at(Duration::from_secs(NOW)));
-    let schedule = CrlSchedule { validity: Duration::from_secs(7 * DAY), refresh: Duration::from_secs(3600) };
-    let ca =
-        CertificateAuthority::new(issuing, root, policies, store.clone(), "http://ca.test", schedule, clock.clone())
-            .unwrap();
+    let (ca, store) = testing::certificate_authority(&dir, issuing, clock.clone()).await;
     Fixture { ca, clock, store, issuing_spki, root_spki, _dir: dir }
 }
 

@@ -132,7 +132,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         Policies::install_defaults(dir.path()).unwrap();
         let p = Policies::load(dir.path()).unwrap();
-        assert_eq!(p.profile_names().collect::<Vec<_>>(), ["document-signer", "service-client", "tls-client", "tls-server"]);
+        assert_eq!(
+            p.profile_names().collect::<Vec<_>>(),
+            ["document-signer", "service-client", "tls-client", "tls-server"]
+        );
         std::fs::write(dir.path().join("profiles/broken.toml"), "description = 1").unwrap();
         let e = Policies::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("broken.toml"), "{e}");

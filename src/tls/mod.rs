@@ -201,3 +201,6 @@ async fn revoked(store: &dyn Store, der: &[u8]) -> Option<String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
