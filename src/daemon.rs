@@ -273,11 +273,15 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         reporter.set_serving::<LogServer>().await;
     }
     tokio::spawn(watch_health(hsm.clone(), store.clone(), cfg.tsa.clock_check, log.is_some(), reporter));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| e.to_string())?;
+    // Both reflection versions: grpcurl asks v1, but Python's grpcio-reflection and many GUI
+    // clients still ask v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| e.to_string())?;
+    let reflection = reflection().build_v1().map_err(|e| e.to_string())?;
     let max = cfg.server.max_request_bytes;
     let ca_service = CaServer::new(CaService { ca: ca.clone() }).max_decoding_message_size(max);
     let tsa_service = TsaServer::new(TsaService { tsa: tsa.clone() }).max_decoding_message_size(max);
@@ -317,6 +321,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let grpc = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(ca_service)
         .add_service(tsa_service)
         .add_service(signing_service)

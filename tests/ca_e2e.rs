@@ -420,23 +420,31 @@ async fn http_serves_ca_certificates_and_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_lists_the_services() {
-    use tonic_reflection::pb::v1::{
-        server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
-        server_reflection_response::MessageResponse, ServerReflectionRequest,
-    };
     let d = Daemon::start();
     let channel = tonic::transport::Channel::from_shared(d.grpc.clone()).unwrap().connect().await.unwrap();
-    let mut client = ServerReflectionClient::new(channel);
-    let req = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut replies = client.server_reflection_info(tokio_stream::iter([req])).await.unwrap().into_inner();
-    let reply = replies.message().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else { panic!("{reply:?}") };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for want in ["trust.v1.CertificateAuthority", "trust.v1.TimeStamping", "trust.v1.Signing", "grpc.health.v1.Health"]
-    {
-        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    // The same question in both versions of the reflection protocol.
+    macro_rules! list_services {
+        ($v:ident) => {{
+            use tonic_reflection::pb::$v::{
+                server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+                server_reflection_response::MessageResponse, ServerReflectionRequest,
+            };
+            let mut client = ServerReflectionClient::new(channel.clone());
+            let req = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let mut replies = client.server_reflection_info(tokio_stream::iter([req])).await.unwrap().into_inner();
+            let reply = replies.message().await.unwrap().unwrap();
+            let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else { panic!("{reply:?}") };
+            list.service.into_iter().map(|s| s.name).collect::<Vec<String>>()
+        }};
+    }
+    for names in [list_services!(v1), list_services!(v1alpha)] {
+        for want in
+            ["trust.v1.CertificateAuthority", "trust.v1.TimeStamping", "trust.v1.Signing", "grpc.health.v1.Health"]
+        {
+            assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+        }
     }
 }

@@ -145,7 +145,8 @@ pub fn incoming(
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     tokio::spawn(async move {
-        loop {
+        // Until the server stops taking connections (it dropped the receiver).
+        while !tx.is_closed() {
             let (tcp, remote) = match listener.accept().await {
                 Ok(c) => c,
                 Err(e) => {
