@@ -67,9 +67,12 @@ pub async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn crate::store::Stor
     Arc::new(crate::store::SqliteStore::open(&dir.path().join("trustd.db")).await.unwrap())
 }
 
+/// The validity of [`certificate_authority`]'s CA certificates: 2020-01-01 to 2040-01-01.
+pub const CA_VALIDITY: (u64, u64) = (1_577_836_800, 2_208_988_800);
+
 /// A CA over software keys (root P-256 seed 11, issuing `issuing_key`) with the repository's
-/// policies and a real SQLite store in `dir`; CA certificates valid 2020-01-01 to 2040-01-01,
-/// URLs under `http://ca.test`.
+/// policies and a real SQLite store in `dir`; CA certificates valid for [`CA_VALIDITY`], URLs
+/// under `http://ca.test`.
 pub async fn certificate_authority(
     dir: &tempfile::TempDir,
     issuing_key: Arc<dyn SigningKey>,
@@ -77,7 +80,6 @@ pub async fn certificate_authority(
 ) -> (crate::ca::CertificateAuthority, Arc<dyn crate::store::Store>) {
     use crate::ca::{cert::CeremonyCert, cert::UrlContext, subject_key_id, CrlSchedule, ISSUING_CA_NAME};
     use std::time::Duration;
-    const CA_VALIDITY: (u64, u64) = (1_577_836_800, 2_208_988_800);
     let urls = UrlContext { base: "http://ca.test".into(), ca: ISSUING_CA_NAME.into() };
     let root_key: Arc<dyn SigningKey> = Arc::new(crate::keys::software::SoftwareKey::p256(11));
     let root_ext = cert::ceremony_extensions(&CeremonyCert::Root, root_key.public_key(), &[]).unwrap();

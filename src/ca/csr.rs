@@ -123,7 +123,6 @@ fn verify_pop(
 }
 
 /// The text of a DirectoryString attribute value (RFC 5280 §4.1.2.4).
-/// The text of a DirectoryString (RFC 5280 §4.1.2.4) attribute value.
 pub fn directory_string(v: &der::Any) -> Result<String, CaError> {
     let s = match v.tag() {
         Tag::Utf8String => Utf8StringRef::try_from(v).map(|s| s.as_str().to_owned()),

@@ -15,8 +15,6 @@ use x509_cert::ext::pkix::{CrlNumber, CrlReason, SubjectAltName};
 
 /// 2026-11-25T00:00:00Z.
 const NOW: u64 = 1_795_651_200;
-/// The CA certificates' validity: 2020-01-01 to 2040-01-01.
-const CA_VALIDITY: (u64, u64) = (1_577_836_800, 2_208_988_800);
 const DAY: u64 = 86_400;
 
 struct Fixture {
@@ -129,7 +127,7 @@ async fn refusals_store_nothing() {
         assert!(expected(&e), "{what}: {e}");
     }
     // Late in the issuing CA's life, the profile's default validity would outlive it.
-    f.clock.set(Duration::from_secs(CA_VALIDITY.1 - 30 * DAY));
+    f.clock.set(Duration::from_secs(testing::CA_VALIDITY.1 - 30 * DAY));
     let e = f.ca.issue(request("tls-server", good(), None)).await.unwrap_err();
     assert!(matches!(e, CaError::ValidityTooLong { .. }), "{e}");
     assert!(stored(&f).await.is_empty());

@@ -25,7 +25,8 @@ pub struct Issued {
     pub renew_at: u64,
 }
 
-/// Issues a server certificate for `key` naming `names` (the first is the subject's CN).
+/// Issues a server certificate for `key` naming `names`; the first DNS name is also the subject's
+/// commonName (CA/B BR §7.1.2.7.2: the CN, if any, is one of the SANs).
 pub async fn issue(ca: &CertificateAuthority, key: Arc<dyn SigningKey>, names: &[San]) -> Result<Issued, TlsError> {
     let fail = |e: crate::ca::CaError| TlsError::Certificate(e.to_string());
     let tls_key = TlsKey::new(key.clone())

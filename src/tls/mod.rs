@@ -174,7 +174,7 @@ pub fn incoming(
                 let certificate: Option<Arc<[u8]>> =
                     stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| Arc::from(c.as_ref()));
                 let refused = match &certificate {
-                    Some(der) => revoked(store.as_ref(), der).await,
+                    Some(der) => refusal(store.as_ref(), der).await,
                     None => None,
                 };
                 let peer = Peer { remote: Some(remote), certificate, refused };
@@ -188,7 +188,7 @@ pub fn incoming(
 /// Why a verified client certificate may not be served: revoked in trustd's store, or not known
 /// there at all (a certificate the CA never recorded is not one it issued). The client CA is
 /// trustd's issuing CA, so every client certificate is one the store knows.
-async fn revoked(store: &dyn Store, der: &[u8]) -> Option<String> {
+async fn refusal(store: &dyn Store, der: &[u8]) -> Option<String> {
     let unreadable = || Some("the client certificate's serial number is unreadable".to_owned());
     let Ok(cert) = x509_cert::Certificate::from_der(der) else { return unreadable() };
     let Some(serial) = Serial::from_bytes(cert.tbs_certificate.serial_number.as_bytes()) else { return unreadable() };
