@@ -31,8 +31,7 @@ fn csr() -> Vec<u8> {
 }
 
 async fn issuance(d: &Daemon, csr: &[u8], secs: Duration) -> Run {
-    let channel =
-        tonic::transport::Channel::from_shared(d.grpc.clone()).expect("url").connect().await.expect("connect");
+    let channel = d.channel().await;
     let csr = csr.to_vec();
     load(CONCURRENCY, secs, move || {
         let (mut client, csr) = (CertificateAuthorityClient::new(channel.clone()), csr.clone());
@@ -52,8 +51,8 @@ async fn issuance(d: &Daemon, csr: &[u8], secs: Duration) -> Run {
 
 /// From an issuance's reply to the first signed checkpoint that covers it, one at a time.
 async fn time_to_checkpoint(d: &Daemon, csr: &[u8], samples: usize) -> Vec<Duration> {
-    let mut ca = CertificateAuthorityClient::connect(d.grpc.clone()).await.expect("connect");
-    let mut log = TransparencyLogClient::connect(d.grpc.clone()).await.expect("connect");
+    let mut ca = CertificateAuthorityClient::new(d.channel().await);
+    let mut log = TransparencyLogClient::new(d.channel().await);
     let mut out = Vec::new();
     // Let the checkpoint catch up with whatever the load left sequenced.
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -51,7 +51,7 @@ async fn main() {
     let mut params = rcgen::CertificateParams::new(vec!["bench.example.com".to_owned()]).expect("params");
     params.distinguished_name = rcgen::DistinguishedName::new();
     let csr = params.serialize_request(&key).expect("csr");
-    let mut ca = CertificateAuthorityClient::connect(d.grpc.clone()).await.expect("connect");
+    let mut ca = CertificateAuthorityClient::new(d.channel().await);
     let issued = ca
         .issue_certificate(pb::IssueCertificateRequest {
             profile: "tls-server".into(),

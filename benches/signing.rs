@@ -34,8 +34,7 @@ async fn main() {
     println!("ratios below are to the higher of the two ({raw:.0}/s); B-T needs two signatures per request");
     report_header();
 
-    let channel =
-        tonic::transport::Channel::from_shared(d.grpc.clone()).expect("url").connect().await.expect("connect");
+    let channel = d.channel().await;
     let levels = [(pb::SignatureLevel::BB, "sign B-B", &[1, 16, 64][..]), (pb::SignatureLevel::BT, "sign B-T", &[64])];
     for (level, name, concurrencies) in levels {
         for &c in concurrencies {

@@ -27,8 +27,7 @@ async fn main() {
 
     let req = trustd::tsa::request_from_digest("sha256", &[7; 32], &[1, 2, 3, 4, 5, 6, 7, 8], true, "").expect("req");
     let der = der::Encode::to_der(&req).expect("DER request");
-    let channel =
-        tonic::transport::Channel::from_shared(d.grpc.clone()).expect("url").connect().await.expect("connect");
+    let channel = d.channel().await;
     for c in [1, 16, 64] {
         let (channel, der) = (channel.clone(), der.clone());
         let r = d

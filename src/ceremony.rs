@@ -39,6 +39,9 @@ pub struct CaKeys {
     pub ocsp: KeyRef,
     /// Signs the issued-certificate log's checkpoints; a bare key, no certificate.
     pub log: KeyRef,
+    /// The TLS server key of the gRPC listener; its certificate is issued by the CA at each
+    /// start and renewed while serving (`tls::certificate`), not made by the ceremony.
+    pub tls: KeyRef,
 }
 
 impl Default for CaKeys {
@@ -50,6 +53,7 @@ impl Default for CaKeys {
             document_signer: KeyRef::label("trustd-document-signer"),
             ocsp: KeyRef::label("trustd-ocsp-signer"),
             log: KeyRef::label("trustd-log"),
+            tls: KeyRef::label("trustd-tls"),
         }
     }
 }
@@ -76,7 +80,7 @@ pub struct CeremonyConfig {
 pub struct Step {
     pub key: String,
     pub key_generated: bool,
-    /// `None` for keys without a certificate (the log key).
+    /// `None` for keys without a certificate from the ceremony (the log key, the TLS key).
     pub certificate_created: Option<bool>,
 }
 
@@ -180,6 +184,8 @@ pub fn run(hsm: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CeremonyError> 
     }
     let key_generated = ensure_key(hsm, &keys.log, cfg.log_algorithm)?;
     steps.push(Step { key: keys.log.to_string(), key_generated, certificate_created: None });
+    let key_generated = ensure_key(hsm, &keys.tls, cfg.service_algorithm)?;
+    steps.push(Step { key: keys.tls.to_string(), key_generated, certificate_created: None });
     Ok(steps)
 }
 

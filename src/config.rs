@@ -2,6 +2,7 @@
 //! documented in `config/trustd.example.toml`. The HSM PIN is never in this file: it comes from
 //! an environment variable or a file named here.
 
+use crate::ca::csr::San;
 use crate::ceremony::{CaKeys, CeremonyConfig};
 use crate::clock::ClockCheck;
 use crate::hsm::{HsmConfig, KeyAlgorithm, Pin};
@@ -176,9 +177,21 @@ pub struct StoreSection {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
+    /// gRPC listen address: TLS only, client certificates required.
     #[serde(default = "default_grpc")]
     pub grpc: SocketAddr,
-    /// HTTP listen address (CA certificates, health; later RFC 3161, OCSP, CRLs).
+    /// Names (DNS names or IP addresses) of the gRPC listener's TLS certificate, which clients
+    /// check. Default: the gRPC address's IP, when it is a specific one.
+    #[serde(default)]
+    pub tls_names: Vec<String>,
+    /// A directory where the daemon keeps an operator credential (`ca.crt`, `operator.crt`,
+    /// `operator.key`, for `trustctl --data-dir`), issued under `service-client` to the
+    /// client `operator` and renewed at start when it nears its end. For the first start of a
+    /// new deployment (and `trustd dev`); unset it once operators have credentials of their own.
+    #[serde(default)]
+    pub operator_credentials: Option<PathBuf>,
+    /// Plain-HTTP listen address: the public, read-only routes (OCSP, CRLs, CA certificates,
+    /// the log's read path, health) and RFC 3161 time-stamps.
     #[serde(default = "default_http")]
     pub http: SocketAddr,
     /// Base URL relying parties use for CRLs, OCSP and CA certificates; goes into certificates.
@@ -206,6 +219,8 @@ impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             grpc: default_grpc(),
+            tls_names: Vec::new(),
+            operator_credentials: None,
             http: default_http(),
             public_url: default_public_url(),
             max_request_bytes: default_max_request(),
@@ -282,7 +297,8 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let mut cfg: Config = toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().replace('\n', " ")))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut cfg.policies, &mut cfg.store.sqlite] {
+        let operator_credentials = cfg.server.operator_credentials.iter_mut();
+        for p in [&mut cfg.policies, &mut cfg.store.sqlite].into_iter().chain(operator_credentials) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -322,6 +338,7 @@ impl Config {
         if self.server.max_request_bytes < 1024 {
             return Err("server.max_request_bytes: must be at least 1024".into());
         }
+        self.tls_names()?;
         let origin = self.log_origin();
         // C2SP signed-note: a key name is non-empty and has no whitespace and no '+'.
         if origin.is_empty() || origin.contains(|c: char| c.is_whitespace() || c == '+') {
@@ -339,6 +356,27 @@ impl Config {
         let url = &self.server.public_url;
         let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
         format!("{}/log", rest.trim_end_matches('/'))
+    }
+
+    /// The names of the gRPC listener's TLS certificate (`server.tls_names`), as SANs.
+    pub fn tls_names(&self) -> Result<Vec<San>, String> {
+        if self.server.tls_names.is_empty() {
+            let ip = self.server.grpc.ip();
+            if ip.is_unspecified() {
+                return Err(format!(
+                    "server.tls_names: required when server.grpc ({}) listens on every address: \
+                     name the host clients connect to",
+                    self.server.grpc
+                ));
+            }
+            return Ok(vec![San::Ip(ip)]);
+        }
+        Ok(self
+            .server
+            .tls_names
+            .iter()
+            .map(|n| n.parse().map_or_else(|_| San::Dns(n.to_ascii_lowercase()), San::Ip))
+            .collect())
     }
 
     /// The HSM part of the config.
@@ -420,6 +458,7 @@ mod tests {
             ("pin_env = \"X\"\n[server]\npublic_url = \"ftp://x\"\n", "public_url"),
             ("pin_env = \"X\"\n[ceremony]\nroot_algorithm = \"rsa-1024\"\n", "rsa-1024"),
             ("pin_env = \"X\"\n[log]\norigin = \"a b\"\n", "log.origin"),
+            ("pin_env = \"X\"\n[server]\ngrpc = \"0.0.0.0:50051\"\n", "server.tls_names"),
         ] {
             let text = base.replace("token_label = \"t\"\n", &format!("token_label = \"t\"\n{extra}"));
             std::fs::write(&path, text).unwrap();

@@ -1,6 +1,8 @@
 //! Wiring: open the HSM, the store and the policies, and serve gRPC until SIGTERM/SIGINT.
 //! Also the `dev` bootstrap (a SoftHSM token and SQLite under a data dir) and `init`.
 
+use crate::access::{AccessPolicy, Known};
+use crate::api::access::AccessLayer;
 use crate::api::grpc::{CaService, LogService, SigningService as GrpcSigning, TsaService};
 use crate::api::http::HttpState;
 use crate::api::pb;
@@ -10,13 +12,15 @@ use crate::clock::{Clock, ClockCheck, SystemClock};
 use crate::config::{
     CeremonySection, Config, CrlSection, HsmSection, OcspSection, ServerSection, StoreSection, TsaSection,
 };
+use crate::credentials;
 use crate::hsm::{Hsm, HsmSigner, KeyRef, Pin};
-use crate::keys::{CertifiedKey, SignatureScheme};
+use crate::keys::{CertifiedKey, SignatureScheme, SigningKey};
 use crate::log::{CheckpointSigner, LogStore, TransparencyLog};
 use crate::ocsp::OcspResponder;
 use crate::policy::Policies;
 use crate::signing::{SigningService, Validation};
 use crate::store::{SignatureWriter, SqliteStore, Store, TimestampWriter};
+use crate::tls::{self, ServerCertificate};
 use crate::tsa::TimeStampAuthority;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -60,6 +64,7 @@ fn write_secret(path: &Path) -> Result<(), StartError> {
 pub fn prepare_dev(
     data_dir: &Path,
     grpc: SocketAddr,
+    tls_names: Vec<String>,
     http: SocketAddr,
     public_url: &str,
     clock_check: ClockCheck,
@@ -101,7 +106,14 @@ pub fn prepare_dev(
             max_sessions: soft_token_sessions(),
         },
         store: StoreSection { sqlite: data_dir.join("trustd.db") },
-        server: ServerSection { grpc, http, public_url: public_url.to_owned(), ..ServerSection::default() },
+        server: ServerSection {
+            grpc,
+            tls_names,
+            operator_credentials: Some(data_dir.join(credentials::CREDENTIALS_DIR)),
+            http,
+            public_url: public_url.to_owned(),
+            ..ServerSection::default()
+        },
         policies,
         ceremony: CeremonySection::default(),
         keys: CaKeys::default(),
@@ -138,17 +150,76 @@ pub async fn init(cfg: &Config) -> Result<Vec<ceremony::Step>, StartError> {
 /// checkpoints, named by the origin.
 async fn start_log(cfg: &Config, hsm: &Hsm, store: Arc<dyn LogStore>) -> Result<Arc<TransparencyLog>, StartError> {
     let origin = cfg.log_origin();
-    let (hsm, key) = (hsm.clone(), cfg.keys.log.clone());
-    let hsm_key = tokio::task::spawn_blocking(move || {
-        HsmSigner::new(&hsm, key.clone(), Some(SignatureScheme::Ed25519)).map_err(|e| format!("log key {key}: {e}"))
-    })
-    .await
-    .map_err(|e| e.to_string())??;
-    let signer = CheckpointSigner::new(&origin, Arc::new(hsm_key)).map_err(|e| format!("log key: {e}"))?;
+    let hsm_key = hsm_signer(hsm, &cfg.keys.log, Some(SignatureScheme::Ed25519), "log key").await?;
+    let signer = CheckpointSigner::new(&origin, hsm_key).map_err(|e| format!("log key: {e}"))?;
     let vkey = signer.public_key().vkey();
     let log = TransparencyLog::start(&origin, signer, store).await.map_err(|e| format!("log: {e}"))?;
     tracing::info!(%origin, %vkey, size = %log.checkpoint().checkpoint.size(), "issued-certificate log started");
     Ok(log)
+}
+
+/// The bare key `key` (no certificate) of the HSM, as a signing key.
+async fn hsm_signer(
+    hsm: &Hsm,
+    key: &KeyRef,
+    scheme: Option<SignatureScheme>,
+    what: &str,
+) -> Result<Arc<dyn SigningKey>, StartError> {
+    let (hsm, key, what) = (hsm.clone(), key.clone(), what.to_owned());
+    let signer = tokio::task::spawn_blocking(move || {
+        HsmSigner::new(&hsm, key.clone(), scheme).map_err(|e| format!("{what} {key}: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    Ok(Arc::new(signer))
+}
+
+/// The access policy, `access.toml` in the policies directory, checked against the profiles and
+/// signing policies it names.
+fn load_access(dir: &Path, policies: &Policies) -> Result<AccessPolicy, StartError> {
+    let profiles: Vec<String> = policies.profile_names().map(str::to_owned).collect();
+    let signing_policies: Vec<String> = policies.signing().map(|p| p.name.clone()).collect();
+    let known = Known { profiles: &profiles, signing_policies: &signing_policies };
+    AccessPolicy::load(&dir.join("access.toml"), &known).map_err(|e| e.to_string())
+}
+
+/// The gRPC listener's TLS set-up: the server certificate for the HSM's TLS key, issued now and
+/// renewed while serving; client certificates from the issuing CA.
+async fn tls_config(
+    cfg: &Config,
+    hsm: &Hsm,
+    ca: &Arc<CertificateAuthority>,
+) -> Result<Arc<rustls::ServerConfig>, StartError> {
+    let mut key = hsm_signer(hsm, &cfg.keys.tls, None, "TLS key").await?;
+    // TLS 1.3 takes RSA handshake signatures in PSS only (RFC 8446 §4.2.3).
+    if matches!(
+        key.scheme(),
+        SignatureScheme::RsaPkcs1Sha256 | SignatureScheme::RsaPkcs1Sha384 | SignatureScheme::RsaPkcs1Sha512
+    ) {
+        key = hsm_signer(hsm, &cfg.keys.tls, Some(SignatureScheme::RsaPssSha256), "TLS key").await?;
+    }
+    let names = cfg.tls_names()?;
+    let issued = tls::certificate::issue(ca, key.clone(), &names).await.map_err(|e| e.to_string())?;
+    let current = ServerCertificate::new(issued.key);
+    tokio::spawn(tls::certificate::keep_renewed(ca.clone(), key, names, current.clone(), issued.renew_at));
+    tls::server_config(current, &[ca.ca_certificate(CaId::Issuing).to_vec()]).map_err(|e| e.to_string())
+}
+
+/// The bootstrap operator credential in `[server] operator_credentials`, when configured; warns
+/// when the access policy would not serve it.
+async fn operator_credentials(
+    cfg: &Config,
+    ca: &CertificateAuthority,
+    access: &AccessPolicy,
+) -> Result<(), StartError> {
+    let Some(dir) = &cfg.server.operator_credentials else { return Ok(()) };
+    let identity = format!("spiffe://{}/{}", access.trust_domain(), credentials::OPERATOR);
+    if let Some(der) = credentials::ensure_operator(ca, dir, &identity).await? {
+        if let Err(e) = access.authorize(Some(&der), "/trust.v1.CertificateAuthority/IssueCertificate") {
+            tracing::warn!(reason = %e, "the operator credential will be refused: see access.toml's client 'operator'");
+        }
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -170,6 +241,7 @@ async fn shutdown_signal() {
 /// Serves until SIGTERM or SIGINT. Prints one line starting `ready` once it accepts requests.
 pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartError> {
     let policies = Arc::new(Policies::load(&cfg.policies).map_err(|e| e.to_string())?);
+    let access = Arc::new(load_access(&cfg.policies, &policies)?);
     let hsm = open_hsm(&cfg).await?;
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&cfg.store.sqlite).await.map_err(|e| format!("{}: {e}", cfg.store.sqlite.display()))?,
@@ -217,6 +289,11 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     // Every certificate the store knows as issued is in the log before the daemon says it is
     // ready: those of a crash between store and log, and the ceremony's just recorded.
     ca.log_unsequenced().await.map_err(|e| format!("log: appending unlogged records: {e}"))?;
+    let ca = Arc::new(ca);
+    // The certificates the daemon gives itself are issued (and logged) before the first
+    // checkpoint, so that it covers everything issued at start.
+    let tls_config = tls_config(&cfg, &hsm, &ca).await?;
+    operator_credentials(&cfg, &ca, &access).await?;
     if let Some(l) = &log {
         l.publish().await.map_err(|e| format!("log: first checkpoint: {e}"))?;
         tokio::spawn(l.clone().run_checkpoints());
@@ -260,7 +337,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         SigningService::new(keyed, &chain, tsa.clone(), SignatureWriter::spawn(store.clone()), validation, clock)
             .map_err(|e| e.to_string())?
     };
-    let (ca, ocsp, signing) = (Arc::new(ca), Arc::new(ocsp), Arc::new(signing));
+    let (ocsp, signing) = (Arc::new(ocsp), Arc::new(signing));
     // A CRL exists before the daemon says it is ready: certificates point relying parties at it.
     ca.publish_crl().await.map_err(|e| format!("first CRL: {e}"))?;
     tokio::spawn(ca.clone().run_crl_schedule());
@@ -298,7 +375,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         tokio::net::TcpListener::bind(cfg.server.http).await.map_err(|e| format!("HTTP {}: {e}", cfg.server.http))?;
     let grpc_addr = grpc_listener.local_addr().map_err(|e| e.to_string())?;
     let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
-    let mut ready = format!("ready grpc=http://{grpc_addr} http=http://{http_addr} token={}", hsm.token_label());
+    let mut ready = format!("ready grpc=https://{grpc_addr} http=http://{http_addr} token={}", hsm.token_label());
     if let Some(d) = data_dir {
         ready.push_str(&format!(" data-dir={}", d.display()));
     }
@@ -312,6 +389,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let incoming = tls::incoming(grpc_listener, tls_config, store.clone());
     let state = HttpState { ca, tsa, ocsp, hsm: hsm.clone(), store, clock: cfg.tsa.clock_check, log };
     let http_app = crate::api::http::router(state, max).into_make_service_with_connect_info::<SocketAddr>();
     let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
@@ -319,6 +397,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     });
     let http = axum::serve(http_listener, http_app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let grpc = tonic::transport::Server::builder()
+        .layer(AccessLayer::new(access))
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
@@ -326,11 +405,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         .add_service(tsa_service)
         .add_service(signing_service)
         .add_optional_service(log_service)
-        .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY, Nagle and delayed ACKs add 40 ms to small unary replies.
-            tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
-            stopped(stop_rx),
-        );
+        .serve_with_incoming_shutdown(incoming, stopped(stop_rx));
     println!("{ready}");
     let _ = std::io::stdout().flush();
     tracing::info!(%grpc_addr, %http_addr, "serving");

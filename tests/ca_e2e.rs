@@ -132,7 +132,7 @@ fn ca_keys_are_sensitive_and_never_extractable() {
         .args(["--list-objects", "--type", "privkey"]));
     let text = stdout(&out);
     let keys: Vec<&str> = text.split("Private Key Object").skip(1).collect();
-    assert_eq!(keys.len(), 6, "root, issuing, TSA, document signer, OCSP and log keys:\n{text}");
+    assert_eq!(keys.len(), 7, "root, issuing, TSA, document signer, OCSP, log and TLS keys:\n{text}");
     for label in [
         "trustd-root-ca",
         "trustd-issuing-ca",
@@ -140,6 +140,7 @@ fn ca_keys_are_sensitive_and_never_extractable() {
         "trustd-document-signer",
         "trustd-ocsp-signer",
         "trustd-log",
+        "trustd-tls",
     ] {
         let k = keys
             .iter()
@@ -150,7 +151,8 @@ fn ca_keys_are_sensitive_and_never_extractable() {
         assert!(access.contains("never extractable"), "{label}: {access}");
         assert!(!access.replace("never extractable", "").contains("extractable"), "{label}: {access}");
     }
-    // Nothing resembling a private key sits in the data dir next to the token.
+    // Nothing resembling a private key sits in the data dir next to the token (the dev operator's
+    // own client key is in credentials/, checked 0600 elsewhere).
     for entry in std::fs::read_dir(&data).unwrap() {
         let p = entry.unwrap().path();
         if p.is_file() {
@@ -297,8 +299,9 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
     let err = client.get_ca_chain(pb::GetCaChainRequest { ca: "nope".into() }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
-    // Only the key ceremony's three service certificates.
-    assert_eq!(count(&mut client).await, 3, "refused requests leave no record");
+    // Only the key ceremony's three service certificates, the daemon's TLS server certificate
+    // and the dev operator's credential.
+    assert_eq!(count(&mut client).await, 5, "refused requests leave no record");
     // The daemon keeps serving: the good request still succeeds afterwards.
     let ok = client
         .issue_certificate(pb::IssueCertificateRequest { profile: "tls-server".into(), csr: good, validity_seconds: 0 })
@@ -306,7 +309,7 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         .unwrap()
         .into_inner();
     assert!(!ok.certificate_der.is_empty() && ok.chain_der.len() == 2);
-    assert_eq!(count(&mut client).await, 4);
+    assert_eq!(count(&mut client).await, 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,7 +329,7 @@ async fn records_survive_restart_and_keys_are_kept() {
         serials.push((hex::encode(c.tbs_certificate.serial_number.as_bytes()), out.stdout));
     }
     let list = stdout(&d.trustctl(&["cert", "list", "--profile", "tls-server"]));
-    assert_eq!(list.lines().count(), 2, "{list}");
+    assert_eq!(list.lines().count(), 3, "two here and the daemon's TLS server certificate: {list}");
     assert!(list.lines().next().unwrap().starts_with(&serials[2].0), "newest first: {list}");
     assert!(list.contains("CN=three.example.com\n"));
     let filtered = stdout(&d.trustctl(&["cert", "list", "--subject", "svc-two", "--status", "issued"]));
@@ -340,8 +343,9 @@ async fn records_survive_restart_and_keys_are_kept() {
         .unwrap()
         .into_inner();
     assert!(!page.next_page_token.is_empty());
-    // Paging through everything: the three issued here and the key ceremony's three service
-    // certificates (TSA, document signer, OCSP responder), each once.
+    // Paging through everything: the three issued here, the key ceremony's three service
+    // certificates (TSA, document signer, OCSP responder), the daemon's TLS server certificate
+    // and the dev operator credential, each once.
     let mut profiles: Vec<String> = page.certificates.into_iter().map(|c| c.profile).collect();
     let mut token = page.next_page_token;
     while !token.is_empty() {
@@ -356,13 +360,20 @@ async fn records_survive_restart_and_keys_are_kept() {
     profiles.sort();
     assert_eq!(
         profiles,
-        ["ceremony:document-signer", "ceremony:ocsp", "ceremony:tsa", "tls-client", "tls-server", "tls-server"]
+        [
+            "ceremony:document-signer",
+            "ceremony:ocsp",
+            "ceremony:tsa",
+            "service-client",
+            "tls-client",
+            "tls-server",
+            "tls-server",
+            "tls-server"
+        ]
     );
     let info = stdout(&d.trustctl(&["cert", "get", "--serial", &serials[1].0, "--info"]));
     assert!(
-        info.contains("status: issued")
-            && info.contains("profile: tls-client")
-            && info.contains("requester: anonymous@127.0.0.1"),
+        info.contains("status: issued") && info.contains("profile: tls-client") && info.contains("requester: operator"),
         "{info}"
     );
 
@@ -389,7 +400,7 @@ async fn records_survive_restart_and_keys_are_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_serving() {
     let d = Daemon::start();
-    let channel = tonic::transport::Channel::from_shared(d.grpc.clone()).unwrap().connect().await.unwrap();
+    let channel = d.channel().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     for service in ["", "trust.v1.CertificateAuthority", "trust.v1.Signing", "trust.v1.TransparencyLog"] {
         let r =
@@ -421,7 +432,7 @@ async fn http_serves_ca_certificates_and_readiness() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_lists_the_services() {
     let d = Daemon::start();
-    let channel = tonic::transport::Channel::from_shared(d.grpc.clone()).unwrap().connect().await.unwrap();
+    let channel = d.channel().await;
     // The same question in both versions of the reflection protocol.
     macro_rules! list_services {
         ($v:ident) => {{

@@ -16,7 +16,7 @@ fn write_config(dir: &Path, policies: &Path, pin_file: &str) -> std::path::PathB
             "policies = \"{}\"\n\
              [hsm]\nmodule = \"{}\"\ntoken_label = \"prod\"\npin_file = \"{pin_file}\"\nmax_sessions = 4\n\
              [store]\nsqlite = \"trustd.db\"\n\
-             [server]\ngrpc = \"127.0.0.1:0\"\npublic_url = \"{PUBLIC_URL}\"\n\
+             [server]\ngrpc = \"127.0.0.1:0\"\noperator_credentials = \"credentials\"\npublic_url = \"{PUBLIC_URL}\"\n\
              [ceremony]\norganization = \"Test Agency\"\ncountry = \"DK\"\nroot_validity = \"10years\"\n\
              [keys]\nissuing = \"pkcs11:token=prod;object=agency-issuing;id=%01%02\"\n",
             policies.display(),
@@ -55,6 +55,7 @@ fn init_is_idempotent_and_serve_issues() {
     assert_eq!(second.matches("key kept, certificate kept").count(), 5, "second run changes nothing: {second}");
     assert!(first.contains("pkcs11:object=trustd-log: key generated, no certificate"), "{first}");
     assert!(second.contains("pkcs11:object=trustd-log: key kept, no certificate"), "{second}");
+    assert!(first.contains("pkcs11:object=trustd-tls: key generated, no certificate"), "{first}");
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_trustd"))
         .env("SOFTHSM2_CONF", d.join("softhsm2.conf"))
@@ -68,7 +69,8 @@ fn init_is_idempotent_and_serve_issues() {
     let grpc =
         line.split_whitespace().find_map(|w| w.strip_prefix("grpc=")).unwrap_or_else(|| panic!("{line:?}")).to_owned();
     let trustctl = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_trustctl")).arg("--server").arg(&grpc).args(args).output().unwrap()
+        let mut c = Command::new(env!("CARGO_BIN_EXE_trustctl"));
+        c.arg("--server").arg(&grpc).arg("--data-dir").arg(d).args(args).output().unwrap()
     };
 
     let csr = openssl_csr(d, "web", P256, "/CN=web.example.com", Some("DNS:web.example.com"));

@@ -21,7 +21,7 @@ use trustd::log::{
 type LogClient = TransparencyLogClient<tonic::transport::Channel>;
 
 async fn log_client(d: &Daemon) -> LogClient {
-    TransparencyLogClient::connect(d.grpc.clone()).await.expect("connect")
+    TransparencyLogClient::new(d.channel().await)
 }
 
 /// Issues `n` tls-server certificates from one CSR; returns their DER.
@@ -99,7 +99,9 @@ async fn every_issued_certificate_has_a_verifying_inclusion_proof_and_checkpoint
             other => panic!("unexpected entry {other:?}"),
         })
         .collect();
-    assert_eq!(profiles, ["ceremony:tsa", "ceremony:document-signer", "ceremony:ocsp"]);
+    // Then what the daemon issues itself at start: its TLS server certificate and the dev
+    // operator credential.
+    assert_eq!(profiles, ["ceremony:tsa", "ceremony:document-signer", "ceremony:ocsp", "tls-server", "service-client"]);
 
     let first = issue(&d, 4).await;
     // Asked for a fresh checkpoint, the log signs one that covers what was just issued, at once.
@@ -121,7 +123,7 @@ async fn every_issued_certificate_has_a_verifying_inclusion_proof_and_checkpoint
             .expect("every issued certificate is in the log");
         let LogEntry::CertificateIssued(c) = LogEntry::decode(entry).unwrap() else { unreachable!() };
         assert_eq!((c.profile.as_str(), c.issuer.as_str()), ("tls-server", "issuing"));
-        assert!(c.requester.starts_with("anonymous@127.0.0.1"), "{}", c.requester);
+        assert_eq!(c.requester, "operator", "the client's configured name, never its address");
         for cp in [&cp1, &cp2].into_iter().filter(|cp| (index as u64) < cp.size().0) {
             let proof = log
                 .get_inclusion_proof(pb::GetInclusionProofRequest { index: index as u64, tree_size: cp.size().0 })
@@ -199,7 +201,7 @@ async fn every_issued_certificate_has_a_verifying_inclusion_proof_and_checkpoint
     }
     .run()
     .expect("the HTTP read path alone verifies");
-    assert_eq!(report.summary.certificates_by_profile.get("tls-server"), Some(&7));
+    assert_eq!(report.summary.certificates_by_profile.get("tls-server"), Some(&(7 + 1)), "and the daemon's own");
     // The gRPC checkpoint and the HTTP one are the same note once they have the same size.
     if http_cp.size() == cp2.size() {
         assert_eq!(http_note, note2);
@@ -256,13 +258,14 @@ async fn trustctl_verifies_incrementally_and_names_the_entry_changed_reordered_o
     trustctl_ok(&d, &["revoke", "--serial", &serial, "--reason", "keyCompromise"]);
     let mut log = log_client(&d).await;
     let key = LogPublicKey::from_vkey(&vkey).unwrap();
-    let (cp1, _) = checkpoint_of_at_least(&mut log, &key, 3 + 3 + 1).await;
+    // The ceremony's three, the daemon's TLS and operator certificates, three issued, one revoked.
+    let (cp1, _) = checkpoint_of_at_least(&mut log, &key, 3 + 2 + 3 + 1).await;
 
     let first = trustctl_ok(&d, &["log", "verify", "--key", key_file.to_str().unwrap(), "--state", state_arg]);
     assert!(first.contains(&format!("tree size {} verified", cp1.size())), "{first}");
     assert!(first.contains("every entry from 0 checked"), "{first}");
-    assert!(first.contains("certificates by CA: issuing 6"), "{first}");
-    assert!(first.contains("tls-server 3"), "{first}");
+    assert!(first.contains("certificates by CA: issuing 8"), "{first}");
+    assert!(first.contains("tls-server 4"), "{first}");
     assert!(first.contains("revocations by CA: issuing 1"), "{first}");
 
     issue(&d, 2).await;
@@ -367,12 +370,14 @@ async fn certificates_issued_while_the_log_was_off_are_logged_at_the_next_start_
     let r = log.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner();
     let key = LogPublicKey::from_vkey(&r.verifier_key).unwrap();
     let cp = open_checkpoint(&r.signed_note, key.name(), &key).unwrap();
-    assert_eq!(cp.size(), TreeSize(3 + 2));
+    // The ceremony's three, the two issued here, a TLS server certificate per start and the
+    // operator credential.
+    assert_eq!(cp.size(), TreeSize(3 + 2 + 2 + 1));
     let all = entries(&mut log, 0, cp.size().0).await;
     let logged: Vec<Vec<u8>> = all
         .iter()
         .filter_map(|e| match LogEntry::decode(e) {
-            Ok(LogEntry::CertificateIssued(c)) if c.profile == "tls-server" => Some(c.certificate_der),
+            Ok(LogEntry::CertificateIssued(c)) if c.requester == "operator" => Some(c.certificate_der),
             _ => None,
         })
         .collect();
@@ -384,5 +389,5 @@ async fn certificates_issued_while_the_log_was_off_are_logged_at_the_next_start_
     let d = Daemon::start_in(dir);
     let mut log = log_client(&d).await;
     let r = log.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner();
-    assert_eq!(r.tree_size, 5);
+    assert_eq!(r.tree_size, 8 + 1, "only this start's TLS server certificate is new");
 }

@@ -82,24 +82,7 @@ fn unknown_unauthorized_and_malformed() {
     assert!(out.contains("Response verify OK") && out.contains(": unknown"), "never issued: {out}");
 
     // A certificate from some other CA: this responder answers unauthorized.
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "o.key",
-            "-subj",
-            "/CN=Other CA",
-            "-out",
-            "other.pem",
-        ],
-    );
+    openssl_self_signed(dir, "other", "/CN=Other CA", None);
     let o = Command::new("openssl")
         .current_dir(dir)
         .args(["ocsp", "-issuer", "other.pem", "-serial", "0x1234", "-url", &s.url])

@@ -43,7 +43,9 @@ fn verified(o: &Output) -> bool {
 fn sign(d: &Daemon, args: &[&str]) -> Vec<u8> {
     let out = Command::new(env!("CARGO_BIN_EXE_trustctl"))
         .current_dir(d.dir.path())
-        .args(["--server", &d.grpc, "sign"])
+        .args(["--server", &d.grpc, "--data-dir"])
+        .arg(d.data_dir())
+        .arg("sign")
         .args(args)
         .output()
         .unwrap();
@@ -55,7 +57,9 @@ fn sign(d: &Daemon, args: &[&str]) -> Vec<u8> {
 fn trustctl_verify(d: &Daemon, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_trustctl"))
         .current_dir(d.dir.path())
-        .args(["--server", &d.grpc, "verify"])
+        .args(["--server", &d.grpc, "--data-dir"])
+        .arg(d.data_dir())
+        .arg("verify")
         .args(args)
         .output()
         .unwrap();
@@ -65,7 +69,7 @@ fn trustctl_verify(d: &Daemon, args: &[&str]) -> String {
 }
 
 async fn signing(d: &Daemon) -> SigningClient<tonic::transport::Channel> {
-    SigningClient::connect(d.grpc.clone()).await.unwrap().max_decoding_message_size(64 << 20)
+    SigningClient::new(d.channel().await).max_decoding_message_size(64 << 20)
 }
 
 fn options(policy: &str, level: pb::SignatureLevel, detached: bool) -> Option<pb::SignOptions> {
@@ -521,6 +525,7 @@ impl Server {
             format!(
                 "policies = \"{}\"\n[hsm]\nmodule = \"{}\"\ntoken_label = \"prod\"\npin_file = \"hsm-pin\"\n\
                  [store]\nsqlite = \"trustd.db\"\n[server]\ngrpc = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\
+                 operator_credentials = \"credentials\"\n\
                  public_url = \"{PUBLIC_URL}\"\n[ceremony]\nservice_algorithm = \"{service_algorithm}\"\n\
                  [tsa]\nclock_check = \"off\"\n",
                 d.join("policies").display(),
@@ -553,7 +558,8 @@ impl Server {
 
     fn trustctl(&self, args: &[&str]) -> Output {
         let mut c = Command::new(env!("CARGO_BIN_EXE_trustctl"));
-        c.current_dir(&self.dir).arg("--server").arg(&self.grpc).args(args).output().unwrap()
+        c.current_dir(&self.dir).arg("--server").arg(&self.grpc).arg("--data-dir").arg(&self.dir);
+        c.args(args).output().unwrap()
     }
 }
 

@@ -220,7 +220,7 @@ async fn refusals_carry_rfc3161_statuses_and_record_nothing() {
     assert_eq!(recorded(&d).await, 0, "nothing recorded for refused requests");
 
     // gRPC: the same statuses, plus errors for calls that are malformed as calls.
-    let mut client = TimeStampingClient::connect(d.grpc.clone()).await.unwrap();
+    let mut client = TimeStampingClient::new(d.channel().await);
     let digest = |hash: &str, len: usize| pb::TimestampRequest {
         request: Some(pb::timestamp_request::Request::Digest(pb::DigestRequest {
             hash_algorithm: hash.into(),

@@ -1,5 +1,6 @@
 //! gRPC service implementations: decode, call the core, encode. Nothing else.
 
+use super::access::client;
 use super::pb;
 use crate::ca::{CaError, CaId, CertificateAuthority, IssueRequest};
 use crate::digest::HashAlg;
@@ -16,10 +17,6 @@ use tonic::{Request, Response, Status};
 /// `trust.v1.CertificateAuthority`.
 pub struct CaService {
     pub ca: Arc<CertificateAuthority>,
-}
-
-fn requester<T>(req: &Request<T>) -> String {
-    super::anonymous(req.remote_addr())
 }
 
 /// The CA a request names; the issuing CA when it names none.
@@ -77,19 +74,20 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
         &self,
         request: Request<pb::IssueCertificateRequest>,
     ) -> Result<Response<pb::IssueCertificateResponse>, Status> {
-        let requester = requester(&request);
+        let client = client(&request)?;
         let r = request.into_inner();
         if r.profile.is_empty() {
             return Err(Status::invalid_argument("profile is required"));
         }
+        let scope = client.issue_scope(&r.profile)?;
         let issued = self
             .ca
             .issue(IssueRequest {
                 profile: r.profile,
                 csr: r.csr,
                 validity: (r.validity_seconds > 0).then(|| Duration::from_secs(r.validity_seconds)),
-                requester,
-                scope: crate::ca::NameScope::Any,
+                requester: client.name().to_owned(),
+                scope,
             })
             .await?;
         Ok(Response::new(pb::IssueCertificateResponse {
@@ -138,13 +136,13 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
         &self,
         request: Request<pb::RevokeCertificateRequest>,
     ) -> Result<Response<pb::RevokeCertificateResponse>, Status> {
-        let requester = requester(&request);
+        let client = client(&request)?;
         let r = request.into_inner();
         let reason: Reason =
             if r.reason.is_empty() { Reason::Unspecified } else { r.reason.parse().map_err(CaError::BadReason)? };
         let done = self
             .ca
-            .revoke(&r.serial, reason, r.invalidity_date.map(|t| t.seconds), &requester, crate::ca::RevokeScope::Any)
+            .revoke(&r.serial, reason, r.invalidity_date.map(|t| t.seconds), client.name(), client.revoke_scope())
             .await?;
         Ok(Response::new(pb::RevokeCertificateResponse {
             serial: done.serial.to_string(),
@@ -183,14 +181,15 @@ impl pb::time_stamping_server::TimeStamping for TsaService {
         &self,
         request: Request<pb::TimestampRequest>,
     ) -> Result<Response<pb::TimestampResponse>, Status> {
-        let requester = requester(&request);
+        let client = client(&request)?;
+        let requester = client.name();
         let outcome = match request.into_inner().request {
-            Some(pb::timestamp_request::Request::Der(der)) => self.tsa.timestamp(&der, &requester).await,
+            Some(pb::timestamp_request::Request::Der(der)) => self.tsa.timestamp(&der, requester).await,
             Some(pb::timestamp_request::Request::Digest(d)) => {
                 let req =
                     crate::tsa::request_from_digest(&d.hash_algorithm, &d.digest, &d.nonce, d.cert_req, &d.policy)
                         .map_err(Status::invalid_argument)?;
-                self.tsa.timestamp_request(req, &requester).await
+                self.tsa.timestamp_request(req, requester).await
             }
             None => return Err(Status::invalid_argument("give a DER request or a digest")),
         };
@@ -262,17 +261,28 @@ fn sign_request(options: Option<pb::SignOptions>, content: Content) -> Result<Si
     Ok(SignRequest { policy: o.policy, level: level_from_pb(o.level)?, detached: o.detached, content })
 }
 
+impl SigningService {
+    /// Whether `client` may sign under `policy`: a role of the access policy allows it, and the
+    /// signing policy's `clients` list names the client.
+    fn may_sign(&self, client: &crate::access::Client, policy: &str) -> Result<(), Status> {
+        client.may_sign(crate::signing::policy_name(policy))?;
+        Ok(self.signing.check_client(policy, client.name())?)
+    }
+}
+
 #[tonic::async_trait]
 impl pb::signing_server::Signing for SigningService {
     async fn sign(&self, request: Request<pb::SignRequest>) -> Result<Response<pb::SignResponse>, Status> {
-        let requester = requester(&request);
+        let client = client(&request)?;
         let r = request.into_inner();
         let content = match r.content {
             Some(pb::sign_request::Content::Digest(d)) => digest_from_pb(d)?,
             Some(pb::sign_request::Content::Document(doc)) => Content::Document(doc),
             None => return Err(Status::invalid_argument("give a digest or a document")),
         };
-        let signed = self.signing.sign(sign_request(r.options, content)?, &requester).await?;
+        let req = sign_request(r.options, content)?;
+        self.may_sign(&client, &req.policy)?;
+        let signed = self.signing.sign(req, client.name()).await?;
         Ok(Response::new(signed_to_pb(signed)))
     }
 
@@ -308,7 +318,7 @@ impl pb::signing_server::Signing for SigningService {
         &self,
         request: Request<tonic::Streaming<pb::SignStreamRequest>>,
     ) -> Result<Response<pb::SignResponse>, Status> {
-        let requester = requester(&request);
+        let client = client(&request)?;
         let mut stream = request.into_inner();
         let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("the stream is empty"))?;
         let options = first.options.ok_or_else(|| Status::invalid_argument("the first message must carry options"))?;
@@ -318,6 +328,8 @@ impl pb::signing_server::Signing for SigningService {
                  enveloping signature",
             ));
         }
+        // Refused before the document is read.
+        self.may_sign(&client, &options.policy)?;
         let mut hasher = self.signing.hasher(&options.policy)?;
         hasher.update(&first.chunk)?;
         while let Some(m) = stream.message().await? {
@@ -326,7 +338,7 @@ impl pb::signing_server::Signing for SigningService {
             }
             hasher.update(&m.chunk)?;
         }
-        let signed = self.signing.sign(sign_request(Some(options), hasher.finish()?)?, &requester).await?;
+        let signed = self.signing.sign(sign_request(Some(options), hasher.finish()?)?, client.name()).await?;
         Ok(Response::new(signed_to_pb(signed)))
     }
 }

@@ -63,7 +63,7 @@ async fn timestamp(
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/timestamp-query\n")
             .into_response();
     }
-    let outcome = s.tsa.timestamp(&body, &super::anonymous(Some(peer))).await;
+    let outcome = s.tsa.timestamp(&body, &format!("anonymous@{peer}")).await;
     ([(header::CONTENT_TYPE, "application/timestamp-reply")], outcome.response_der).into_response()
 }
 

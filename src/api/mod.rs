@@ -2,6 +2,7 @@
 //! (axum), and the
 //! mapping of every module's errors to gRPC status codes, in one place.
 
+pub mod access;
 pub mod grpc;
 pub mod http;
 pub mod status;
@@ -13,9 +14,4 @@ pub mod pb {
 
     /// The encoded file descriptors, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("trust_descriptor");
-}
-
-/// Who is calling, for the audit trail: until client authentication lands, the peer address.
-fn anonymous(peer: Option<std::net::SocketAddr>) -> String {
-    peer.map_or_else(|| "anonymous".into(), |a| format!("anonymous@{a}"))
 }

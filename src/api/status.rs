@@ -4,6 +4,7 @@
 //! (HSM, database, log, a bug) the cause is logged under an [`Incident`] reference and the
 //! client gets the reference. Refusals of the request say why, so the client can mend it.
 
+use crate::access::AccessError;
 use crate::ca::CaError;
 use crate::incident::Incident;
 use crate::keys::KeyError;
@@ -69,6 +70,15 @@ fn status(told: Told, what: &str, e: &dyn std::fmt::Display) -> Status {
     }
 }
 
+impl From<AccessError> for Status {
+    fn from(e: AccessError) -> Status {
+        match e {
+            AccessError::Unauthenticated(_) => Status::unauthenticated(e.to_string()),
+            AccessError::Denied { .. } => Status::permission_denied(e.to_string()),
+        }
+    }
+}
+
 impl From<LogError> for Status {
     fn from(e: LogError) -> Status {
         status(log(&e), "log request failed", &e)
@@ -113,6 +123,7 @@ impl From<crate::signing::SigningError> for Status {
             }
             // As for a message over the transport's limit.
             E::TooLarge { .. } => Told::Reason(Code::OutOfRange),
+            E::ClientNotListed { .. } => Told::Reason(Code::PermissionDenied),
             // The TSA's refusal (its clock unsynchronised, say); a system failure in it is
             // already a reference.
             E::Timestamp(_) => Told::Reason(Code::Unavailable),

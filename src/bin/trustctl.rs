@@ -4,11 +4,12 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use trustd::api::pb;
 use trustd::api::pb::certificate_authority_client::CertificateAuthorityClient;
 use trustd::api::pb::signing_client::SigningClient;
 use trustd::api::pb::time_stamping_client::TimeStampingClient;
+use trustd::credentials;
 use trustd::digest::HashAlg;
 
 // Not src/bin/log.rs: that would be a binary of its own.
@@ -18,12 +19,24 @@ mod log_cmd;
 #[derive(Parser)]
 #[command(name = "trustctl", version, about = "Client for trustd")]
 struct Cli {
-    /// trustd's gRPC endpoint.
-    #[arg(long, env = "TRUSTD_SERVER", default_value = "http://127.0.0.1:50051", global = true)]
+    /// trustd's gRPC endpoint (TLS).
+    #[arg(long, env = "TRUSTD_SERVER", default_value = "https://127.0.0.1:50051", global = true)]
     server: String,
-    /// A dev server's data dir (for client credentials once the API requires them).
-    #[arg(long, global = true)]
+    /// A data dir whose `credentials/` holds the operator credential (`trustd dev`'s, or
+    /// `[server] operator_credentials`' parent). Default: ./trustd-dev when it has one.
+    #[arg(long, env = "TRUSTD_DATA_DIR", global = true, conflicts_with_all = ["client_cert", "client_key"])]
     data_dir: Option<PathBuf>,
+    /// This client's certificate (PEM), instead of --data-dir's. (Not `--cert`/`--key`:
+    /// `--key` is the log's verifier key in `log verify`.)
+    #[arg(long, global = true, requires_all = ["client_key", "cacert"])]
+    client_cert: Option<PathBuf>,
+    /// This client's private key (PEM, PKCS#8).
+    #[arg(long, global = true, requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// The root CA certificate (PEM) to check the server's certificate against (curl's name;
+    /// `--ca` names a CA in the commands that take one).
+    #[arg(long, global = true)]
+    cacert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +60,9 @@ enum Command {
     /// Issued certificates.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Credentials of trustd's own clients (policies/access.toml).
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Revoke a certificate (RFC 5280 reasons), put it on hold, or release a hold.
     Revoke {
         #[arg(long)]
@@ -136,6 +152,21 @@ struct TimestampArgs {
 }
 
 #[derive(Subcommand)]
+enum ClientCommand {
+    /// Issue a client credential (profile service-client) from the client's own CSR, whose
+    /// one SAN URI is its identity (spiffe://TRUST_DOMAIN/NAME); PEM certificate and issuing CA
+    /// on stdout.
+    Issue {
+        /// CSR file, PEM or DER.
+        #[arg(long)]
+        csr: PathBuf,
+        /// Validity, e.g. "30d"; the profile's default if absent.
+        #[arg(long)]
+        validity: Option<humantime::Duration>,
+    },
+}
+
+#[derive(Subcommand)]
 enum TsaCommand {
     /// PEM chain on stdout: the TSA certificate, the issuing CA, the root.
     Chain,
@@ -185,6 +216,30 @@ fn pem(der: &[u8]) -> Result<String, String> {
 
 fn pem_labelled(label: &str, der: &[u8]) -> Result<String, String> {
     der::pem::encode_string(label, der::pem::LineEnding::LF, der).map_err(|e| e.to_string())
+}
+
+/// IssueCertificate with the CSR in file `csr` (PEM or DER).
+async fn issue(
+    client: &mut CertificateAuthorityClient<Channel>,
+    profile: String,
+    csr: &std::path::Path,
+    validity: Option<humantime::Duration>,
+) -> Result<pb::IssueCertificateResponse, String> {
+    let csr = std::fs::read(csr).map_err(|e| format!("{}: {e}", csr.display()))?;
+    let validity_seconds = validity.map_or(0, |d| d.as_secs());
+    let r = client.issue_certificate(pb::IssueCertificateRequest { profile, csr, validity_seconds }).await;
+    Ok(r.map_err(status_msg)?.into_inner())
+}
+
+/// An error with its causes: a TLS failure's reason is deep in the chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 fn status_msg(s: tonic::Status) -> String {
@@ -364,12 +419,44 @@ async fn verify(channel: Channel, signature: PathBuf, file: Option<PathBuf>) -> 
     Ok(out.into_bytes())
 }
 
+/// The client credential: --client-cert/--client-key/--cacert, or the `credentials/` of --data-dir (or of
+/// ./trustd-dev).
+fn tls_config(cli: &Cli) -> Result<ClientTlsConfig, String> {
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (cert, key, ca) = match (&cli.client_cert, &cli.client_key) {
+        (Some(cert), Some(key)) => {
+            let ca = cli.cacert.as_ref().ok_or("--cacert: the root CA certificate is needed with --client-cert")?;
+            (cert.clone(), key.clone(), ca.clone())
+        }
+        _ => {
+            let dir = cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("./trustd-dev"));
+            let creds = dir.join(credentials::CREDENTIALS_DIR);
+            if !creds.join(credentials::CERT_FILE).exists() {
+                return Err(format!(
+                    "no client credential in {}: give --data-dir (a trustd dev data dir) or --client-cert, --client-key and --cacert",
+                    creds.display()
+                ));
+            }
+            let ca = cli.cacert.clone().unwrap_or_else(|| creds.join(credentials::CA_FILE));
+            (creds.join(credentials::CERT_FILE), creds.join(credentials::KEY_FILE), ca)
+        }
+    };
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&ca)?))
+        .identity(Identity::from_pem(read(&cert)?, read(&key)?)))
+}
+
 async fn run(cli: Cli) -> Result<Vec<u8>, String> {
+    if !cli.server.starts_with("https://") {
+        return Err(format!("--server '{}': trustd's gRPC is TLS only; give an https:// URL", cli.server));
+    }
     let channel = Channel::from_shared(cli.server.clone())
         .map_err(|e| format!("--server '{}': {e}", cli.server))?
+        .tls_config(tls_config(&cli)?)
+        .map_err(|e| format!("TLS: {e}"))?
         .connect()
         .await
-        .map_err(|e| format!("cannot connect to {}: {e}", cli.server))?;
+        .map_err(|e| format!("cannot connect to {}: {}", cli.server, error_chain(&e)))?;
     let mut client = CertificateAuthorityClient::new(channel.clone());
     let mut out = String::new();
     match cli.command {
@@ -394,17 +481,15 @@ async fn run(cli: Cli) -> Result<Vec<u8>, String> {
             }
         }
         Command::Issue { profile, csr, validity } => {
-            let csr = std::fs::read(&csr).map_err(|e| format!("{}: {e}", csr.display()))?;
-            let r = client
-                .issue_certificate(pb::IssueCertificateRequest {
-                    profile,
-                    csr,
-                    validity_seconds: validity.map_or(0, |d| d.as_secs()),
-                })
-                .await
-                .map_err(status_msg)?
-                .into_inner();
+            let r = issue(&mut client, profile, &csr, validity).await?;
             out.push_str(&pem(&r.certificate_der)?);
+        }
+        Command::Client(ClientCommand::Issue { csr, validity }) => {
+            let r = issue(&mut client, credentials::PROFILE.into(), &csr, validity).await?;
+            out.push_str(&pem(&r.certificate_der)?);
+            for c in r.chain_der.iter().take(1) {
+                out.push_str(&pem(c)?);
+            }
         }
         Command::Revoke { serial, reason, invalidity_date } => {
             let invalidity_date = invalidity_date

@@ -31,8 +31,13 @@ enum Command {
     Dev {
         #[arg(long, default_value = "./trustd-dev")]
         data_dir: PathBuf,
+        /// gRPC address (TLS, client certificates required).
         #[arg(long, default_value = "127.0.0.1:50051")]
         grpc: SocketAddr,
+        /// A name (DNS name or IP address) for the gRPC listener's TLS certificate; repeat for
+        /// more. Default: the --grpc address's IP.
+        #[arg(long = "tls-name")]
+        tls_names: Vec<String>,
         /// HTTP address (CA certificates, health); by default also the base of the CRL, OCSP
         /// and CA URLs written into certificates.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -87,7 +92,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Dev { data_dir, grpc, http, public_url, clock_check, log } => {
+        Command::Dev { data_dir, grpc, tls_names, http, public_url, clock_check, log } => {
             let clock_check = match clock_check.as_str() {
                 "off" => ClockCheck::Off,
                 "kernel" => ClockCheck::Kernel,
@@ -95,7 +100,7 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             // Before any thread exists: this sets SOFTHSM2_CONF for the process.
             let public_url = public_url.unwrap_or_else(|| format!("http://{http}"));
-            let mut cfg = daemon::prepare_dev(&data_dir, grpc, http, &public_url, clock_check)?;
+            let mut cfg = daemon::prepare_dev(&data_dir, grpc, tls_names, http, &public_url, clock_check)?;
             cfg.log.enabled = match log.as_str() {
                 "on" => true,
                 "off" => false,

@@ -34,6 +34,9 @@ pub enum SigningError {
     BadRequest(String),
     #[error("document larger than the {limit} bytes policy '{policy}' allows")]
     TooLarge { limit: u64, policy: String },
+    /// The policy's `clients` list does not name the requester.
+    #[error("signing policy '{policy}' is not for client '{client}'")]
+    ClientNotListed { policy: String, client: String },
     #[error("level {level} is not allowed by policy '{policy}' (allowed: {allowed})")]
     LevelNotAllowed { level: Level, policy: String, allowed: String },
     #[error("signature time-stamp refused by the TSA: {}: {}", .0.failure.name(), .0.reason)]
@@ -49,6 +52,15 @@ pub enum SigningError {
     /// Start-up only: a policy's key, certificate or CA chain does not fit.
     #[error("{0}")]
     Setup(String),
+}
+
+/// The name a request's policy field stands for: `default` when it is empty.
+pub fn policy_name(name: &str) -> &str {
+    if name.is_empty() {
+        DEFAULT_POLICY
+    } else {
+        name
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> SigningError {
@@ -206,11 +218,22 @@ impl SigningService {
     }
 
     fn policy(&self, name: &str) -> Result<&PolicySigner, SigningError> {
-        let name = if name.is_empty() { DEFAULT_POLICY } else { name };
+        let name = policy_name(name);
         self.policies.get(name).ok_or_else(|| SigningError::UnknownPolicy {
             name: name.to_owned(),
             known: self.policies.keys().cloned().collect::<Vec<_>>().join(", "),
         })
+    }
+
+    /// Whether policy `name` (empty: `default`) is for `client`: its `clients` list names the
+    /// client or is `*`.
+    pub fn check_client(&self, name: &str, client: &str) -> Result<(), SigningError> {
+        let policy = &self.policy(name)?.policy;
+        if policy.clients.iter().any(|c| c == "*" || c == client) {
+            Ok(())
+        } else {
+            Err(SigningError::ClientNotListed { policy: policy.name.clone(), client: client.to_owned() })
+        }
     }
 
     /// The largest document any policy accepts in one request, for the transport's limit.
@@ -234,6 +257,7 @@ impl SigningService {
     /// Signs under the request's policy, time-stamps the signature for B-T, and records it;
     /// the record is durable when this returns. Nothing is recorded for a refused request.
     pub async fn sign(&self, req: SignRequest, requester: &str) -> Result<Signed, SigningError> {
+        self.check_client(&req.policy, requester)?;
         let ps = self.policy(&req.policy)?;
         let policy = &ps.policy;
         let level = req.level.unwrap_or(policy.level);

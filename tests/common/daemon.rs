@@ -2,7 +2,7 @@
 //! of the end-to-end tests and the benchmarks (which include this file).
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use trustd::api::pb::certificate_authority_client::CertificateAuthorityClient;
 
@@ -83,15 +83,28 @@ impl Daemon {
         self.dir.path().join("data")
     }
 
-    pub async fn client(&self) -> CertificateAuthorityClient<tonic::transport::Channel> {
-        CertificateAuthorityClient::connect(self.grpc.clone()).await.expect("connect")
+    /// The operator credential `trustd dev` keeps (`ca.crt`, `operator.crt`, `operator.key`).
+    pub fn credentials(&self) -> PathBuf {
+        self.data_dir().join("credentials")
     }
 
-    /// Runs trustctl against this daemon.
+    /// A gRPC channel over mTLS with the dev operator credential.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        let c = self.credentials();
+        mtls_channel(&self.grpc, &c.join("ca.crt"), &c.join("operator.crt"), &c.join("operator.key")).await
+    }
+
+    pub async fn client(&self) -> CertificateAuthorityClient<tonic::transport::Channel> {
+        CertificateAuthorityClient::new(self.channel().await)
+    }
+
+    /// Runs trustctl against this daemon, with its operator credential.
     pub fn trustctl(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_trustctl"))
             .arg("--server")
             .arg(&self.grpc)
+            .arg("--data-dir")
+            .arg(self.data_dir())
             .args(args)
             .output()
             .expect("trustctl")
@@ -143,6 +156,23 @@ impl Daemon {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
+}
+
+/// A gRPC channel to `url` over mTLS: the server checked against the root `ca`, the client
+/// presenting `cert` and `key` (PEM files).
+pub async fn mtls_channel(url: &str, ca: &Path, cert: &Path, key: &Path) -> tonic::transport::Channel {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let read = |f: &Path| std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(ca)))
+        .identity(Identity::from_pem(read(cert), read(key)));
+    tonic::transport::Channel::from_shared(url.to_owned())
+        .expect("url")
+        .tls_config(tls)
+        .expect("TLS config")
+        .connect()
+        .await
+        .expect("connect over mTLS")
 }
 
 impl Drop for Daemon {

@@ -43,6 +43,19 @@ pub fn openssl_csr(dir: &Path, name: &str, keygen: &[&str], subj: &str, san: Opt
     dir.join(csr)
 }
 
+/// A self-signed P-256 certificate made by openssl in `dir`: `NAME.key` and `NAME.pem`, with
+/// an extension (`-addext`) when given. Stands for some CA other than trustd's.
+pub fn openssl_self_signed(dir: &Path, name: &str, subj: &str, ext: Option<&str>) -> PathBuf {
+    let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+    let mut args = vec!["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    args.extend_from_slice(&["-keyout", &key, "-subj", subj, "-out", &pem, "-days", "2"]);
+    if let Some(e) = ext {
+        args.extend_from_slice(&["-addext", e]);
+    }
+    openssl(dir, &args);
+    dir.join(pem)
+}
+
 pub const P256: &[&str] = &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
 pub const P384: &[&str] = &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"];
 pub const RSA3072: &[&str] = &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"];

@@ -1,0 +1,245 @@
+//! Access control on a real daemon (policies/access.toml as shipped): the TLS handshake refuses
+//! clients without a certificate from trustd's CA (openssl s_client); each client of the policy
+//! gets what its roles allow and PERMISSION_DENIED for the rest, with an audit record; a revoked
+//! client is refused; Python's grpcio is served over mTLS with the dev credentials.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tonic::Code;
+use trustd::api::pb;
+use trustd::api::pb::certificate_authority_client::CertificateAuthorityClient;
+use trustd::api::pb::signing_client::SigningClient;
+use trustd::api::pb::time_stamping_client::TimeStampingClient;
+
+type Channel = tonic::transport::Channel;
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A credential for client `name` of the access policy: its key and CSR made by openssl, its
+/// certificate by `trustctl client issue` (the operator's credential). Returns (cert, key).
+fn credential(d: &Daemon, name: &str) -> (PathBuf, PathBuf) {
+    let dir = d.dir.path();
+    let uri = format!("URI:spiffe://trustd/{name}");
+    let csr = openssl_csr(dir, name, P256, &format!("/CN={name}"), Some(&uri));
+    let out = d.trustctl(&["client", "issue", "--csr", csr.to_str().unwrap()]);
+    assert!(out.status.success(), "client issue: {}", String::from_utf8_lossy(&out.stderr));
+    let cert = dir.join(format!("{name}.crt"));
+    std::fs::write(&cert, &out.stdout).unwrap();
+    assert_eq!(split_pem(&stdout(&out)).len(), 2, "the client certificate and the issuing CA");
+    (cert, dir.join(format!("{name}.key")))
+}
+
+async fn channel_as(d: &Daemon, (cert, key): &(PathBuf, PathBuf)) -> Channel {
+    mtls_channel(&d.grpc, &d.credentials().join("ca.crt"), cert, key).await
+}
+
+fn host_port(d: &Daemon) -> String {
+    d.grpc.trim_start_matches("https://").to_owned()
+}
+
+/// `openssl s_client` to the gRPC port, run in `dir`; with `until_closed`, it reads until the
+/// server closes (a refusal comes after the client's side of the handshake in TLS 1.3).
+fn s_client(d: &Daemon, dir: &Path, until_closed: bool, extra: &[&str]) -> String {
+    let mut cmd = Command::new("timeout");
+    cmd.current_dir(dir).args(["20", "openssl", "s_client", "-connect", &host_port(d), "-alpn", "h2"]);
+    if until_closed {
+        cmd.arg("-ign_eof");
+    }
+    let out = cmd
+        .arg("-CAfile")
+        .arg(d.credentials().join("ca.crt"))
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    stdout(&out) + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn csr_der(dir: &Path, name: &str, dns: &str) -> Vec<u8> {
+    let csr = openssl_csr(dir, name, P256, &format!("/CN={dns}"), Some(&format!("DNS:{dns}")));
+    std::fs::read(csr).unwrap()
+}
+
+fn issue(profile: &str, csr: Vec<u8>) -> pb::IssueCertificateRequest {
+    pb::IssueCertificateRequest { profile: profile.into(), csr, validity_seconds: 0 }
+}
+
+fn digest_sign() -> pb::SignRequest {
+    pb::SignRequest {
+        options: Some(pb::SignOptions { detached: true, ..Default::default() }),
+        content: Some(pb::sign_request::Content::Digest(pb::Digest {
+            hash_algorithm: "sha256".into(),
+            value: vec![7; 32],
+        })),
+    }
+}
+
+fn timestamp_request() -> pb::TimestampRequest {
+    pb::TimestampRequest {
+        request: Some(pb::timestamp_request::Request::Digest(pb::DigestRequest {
+            hash_algorithm: "sha256".into(),
+            digest: vec![9; 32],
+            ..Default::default()
+        })),
+    }
+}
+
+#[test]
+fn the_handshake_refuses_clients_without_a_certificate_of_the_ca() {
+    let d = Daemon::start();
+    let dir = d.dir.path();
+    // TLS 1.3: the server asks for a certificate, the client sends none, the server aborts with
+    // certificate_required (RFC 8446 §6.2, alert 116) before any request is read.
+    let none = s_client(&d, dir, true, &[]);
+    assert!(none.contains("alert number 116"), "{none}");
+    assert!(d.log().contains("TLS handshake refused"), "{}", d.log());
+
+    // A certificate naming a client of the policy, from a CA the daemon does not trust.
+    openssl_self_signed(dir, "foreign", "/CN=operator", Some("subjectAltName=URI:spiffe://trustd/operator"));
+    let foreign = s_client(&d, dir, true, &["-cert", "foreign.pem", "-key", "foreign.key"]);
+    // rustls answers a chain it cannot build with certificate_unknown (46) or unknown_ca (48).
+    assert!(foreign.contains("alert number 46") || foreign.contains("alert number 48"), "{foreign}");
+
+    // With the operator's credential the handshake completes and the server's certificate
+    // verifies for its IP address.
+    let ok = s_client(
+        &d,
+        &d.credentials(),
+        false,
+        &["-cert", "operator.crt", "-key", "operator.key", "-verify_return_error", "-verify_ip", "127.0.0.1"],
+    );
+    assert!(ok.contains("Verify return code: 0 (ok)") && ok.contains("ALPN protocol: h2"), "{ok}");
+    assert!(!ok.contains("alert"), "{ok}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_gets_what_its_roles_allow_and_nothing_else() {
+    let d = Daemon::start();
+    let dir = d.dir.path().to_owned();
+    let mut operator = d.client().await;
+
+    // web-frontend: tls-server certificates for names under web.internal, and revoking its own.
+    let web = credential(&d, "web-frontend");
+    let mut web_ca = CertificateAuthorityClient::new(channel_as(&d, &web).await);
+    let mine = web_ca.issue_certificate(issue("tls-server", csr_der(&dir, "a", "a.web.internal"))).await;
+    let mine = mine.expect("a name under web.internal").into_inner();
+    let record = operator.get_certificate(pb::GetCertificateRequest { serial: mine.serial.clone() }).await;
+    assert_eq!(record.unwrap().into_inner().requester, "web-frontend", "recorded under its configured name");
+    let theirs = operator.issue_certificate(issue("tls-server", csr_der(&dir, "b", "b.example.com"))).await;
+    let theirs = theirs.unwrap().into_inner();
+    let before = count(&mut operator).await;
+
+    let refusals: Vec<(&str, tonic::Status)> = vec![
+        (
+            "a name outside web.internal",
+            web_ca.issue_certificate(issue("tls-server", csr_der(&dir, "c", "evil.example.com"))).await.unwrap_err(),
+        ),
+        (
+            "a profile its role does not list",
+            web_ca.issue_certificate(issue("tls-client", csr_der(&dir, "e", "e.web.internal"))).await.unwrap_err(),
+        ),
+        (
+            "another client's certificate",
+            web_ca
+                .revoke_certificate(pb::RevokeCertificateRequest {
+                    serial: theirs.serial.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "an RPC its role does not list",
+            SigningClient::new(channel_as(&d, &web).await).sign(digest_sign()).await.unwrap_err(),
+        ),
+        (
+            "reading certificate records",
+            web_ca.get_certificate(pb::GetCertificateRequest { serial: theirs.serial.clone() }).await.unwrap_err(),
+        ),
+    ];
+    for (what, e) in &refusals {
+        assert_eq!(e.code(), Code::PermissionDenied, "{what}: {e:?}");
+        assert!(e.message().contains("web-frontend") || e.message().contains("not permitted"), "{what}: {e:?}");
+    }
+    assert_eq!(count(&mut operator).await, before, "nothing stored for a refused request");
+    let own = pb::RevokeCertificateRequest { serial: mine.serial.clone(), ..Default::default() };
+    assert!(web_ca.revoke_certificate(own).await.unwrap().into_inner().revoked, "its own certificate");
+
+    // portal: signs under the default policy and gets time-stamps, nothing else.
+    let portal = channel_as(&d, &credential(&d, "portal")).await;
+    let signed = SigningClient::new(portal.clone()).sign(digest_sign()).await.expect("portal signs").into_inner();
+    assert!(!signed.signature_der.is_empty());
+    let stamped = TimeStampingClient::new(portal.clone()).timestamp(timestamp_request()).await.unwrap().into_inner();
+    assert_eq!(stamped.status(), pb::TimestampStatus::Granted, "{}", stamped.reason);
+    let e = CertificateAuthorityClient::new(portal.clone())
+        .issue_certificate(issue("tls-server", csr_der(&dir, "f", "f.web.internal")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    // What relying parties fetch anyway is open to every client.
+    let chain = CertificateAuthorityClient::new(portal.clone()).get_ca_chain(pb::GetCaChainRequest::default()).await;
+    assert_eq!(chain.unwrap().into_inner().certificates_der.len(), 2);
+
+    // A certificate of the CA whose identity no client of the policy has.
+    let stranger = channel_as(&d, &credential(&d, "stranger")).await;
+    let e = CertificateAuthorityClient::new(stranger).get_ca_chain(pb::GetCaChainRequest::default()).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("spiffe://trustd/stranger"), "{e:?}");
+
+    // Every refusal is recorded: who, what, the outcome.
+    let log = d.log();
+    let audit: Vec<&str> = log.lines().filter(|l| l.contains("access refused")).collect();
+    for rpc in ["Signing/Sign", "CertificateAuthority/GetCertificate", "CertificateAuthority/GetCaChain"] {
+        assert!(audit.iter().any(|l| l.contains(rpc) && l.contains("audit")), "{rpc} not in\n{}", audit.join("\n"));
+    }
+    assert!(log.contains("is outside the names this client may have certified"), "{log}");
+
+    // Revoked, a client is refused on its next connection; everyone else is still served.
+    let ops = credential(&d, "ops");
+    let ops_serial = {
+        let pem = std::fs::read(&ops.0).unwrap();
+        let cert = x509_cert::Certificate::load_pem_chain(&pem).unwrap().remove(0);
+        hex::encode(cert.tbs_certificate.serial_number.as_bytes())
+    };
+    let mut ops_ca = CertificateAuthorityClient::new(channel_as(&d, &ops).await);
+    ops_ca.get_certificate(pb::GetCertificateRequest { serial: mine.serial.clone() }).await.expect("ops reads");
+    let revoke =
+        pb::RevokeCertificateRequest { serial: ops_serial, reason: "keyCompromise".into(), ..Default::default() };
+    operator.revoke_certificate(revoke).await.unwrap();
+    let mut again = CertificateAuthorityClient::new(channel_as(&d, &ops).await);
+    let e = again.get_certificate(pb::GetCertificateRequest { serial: mine.serial.clone() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    assert!(e.message().contains("revoked"), "{e:?}");
+    operator.get_ca_chain(pb::GetCaChainRequest::default()).await.expect("the daemon keeps serving");
+}
+
+async fn count(client: &mut CertificateAuthorityClient<Channel>) -> usize {
+    let r = client.list_certificates(pb::ListCertificatesRequest { page_size: 1000, ..Default::default() }).await;
+    r.unwrap().into_inner().certificates.len()
+}
+
+#[test]
+fn python_grpcio_is_served_over_mtls_with_the_dev_credentials() {
+    let d = Daemon::start();
+    let csr = openssl_csr(d.dir.path(), "py", P256, "/CN=py.example.com", Some("DNS:py.example.com"));
+    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/grpc_client.py");
+    let out =
+        run(Command::new(venv_bin("python")).arg(script).arg(host_port(&d)).arg(d.credentials()).arg(proto).arg(csr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from grpc_client.py");
+    assert!(seen["issued_der_len"].as_u64().unwrap() > 300, "{seen}");
+    assert_eq!(seen["timestamp_status"], "TIMESTAMP_STATUS_GRANTED", "{seen}");
+    let services: Vec<&str> = seen["v1alpha_services"].as_array().unwrap().iter().filter_map(|s| s.as_str()).collect();
+    for s in ["trust.v1.CertificateAuthority", "trust.v1.TimeStamping", "trust.v1.Signing", "grpc.health.v1.Health"] {
+        assert!(services.contains(&s), "{s} not in {services:?}");
+    }
+    assert_eq!(seen["without_certificate"], "UNAVAILABLE", "no certificate, no call: {seen}");
+    let serial = seen["issued_serial"].as_str().unwrap();
+    let info = stdout(&d.trustctl(&["cert", "get", "--serial", serial, "--info"]));
+    assert!(info.contains("requester: operator"), "{info}");
+}
