@@ -159,6 +159,20 @@ pub struct HsmSection {
     pub pin_file: Option<PathBuf>,
     #[serde(default = "default_sessions")]
     pub max_sessions: usize,
+    /// The PIN taken from `pin_env` at load, which also removes the variable from the
+    /// environment (no child process inherits it, no later reader finds it).
+    #[serde(skip)]
+    pub pin_from_env: EnvPin,
+}
+
+/// A PIN held since it was taken from the environment; never printed.
+#[derive(Clone, Default)]
+pub struct EnvPin(Option<std::sync::Arc<zeroize::Zeroizing<String>>>);
+
+impl std::fmt::Debug for EnvPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "EnvPin(taken)" } else { "EnvPin(none)" })
+    }
 }
 
 fn default_sessions() -> usize {
@@ -308,7 +322,19 @@ impl Config {
             *p = base.join(&*p);
         }
         cfg.validate().map_err(err)?;
+        cfg.take_pin_from_env();
         Ok(cfg)
+    }
+
+    /// Moves the PIN of `hsm.pin_env` out of the environment into the config. Call it before
+    /// threads start (`Config::load` does): the environment is process-wide.
+    pub fn take_pin_from_env(&mut self) {
+        if let Some(var) = &self.hsm.pin_env {
+            if let Ok(v) = std::env::var(var) {
+                std::env::remove_var(var);
+                self.hsm.pin_from_env = EnvPin(Some(std::sync::Arc::new(zeroize::Zeroizing::new(v))));
+            }
+        }
     }
 
     /// Cross-field checks that serde cannot express.
@@ -388,14 +414,26 @@ impl Config {
         }
     }
 
-    /// Reads the PIN from its source. The error never contains the PIN.
+    /// Reads the PIN from its source: the value taken from `pin_env`, or `pin_file`, which no
+    /// one but its owner may read. The error never contains the PIN.
     pub fn read_pin(&self) -> Result<Pin, String> {
         if let Some(var) = &self.hsm.pin_env {
-            let v = std::env::var(var).map_err(|_| format!("hsm.pin_env: environment variable {var} is not set"))?;
-            return Ok(Pin::new(v));
+            let v = self.hsm.pin_from_env.0.as_ref();
+            let v = v.ok_or_else(|| format!("hsm.pin_env: environment variable {var} is not set"))?;
+            return Ok(Pin::new(String::clone(v)));
         }
         if let Some(file) = &self.hsm.pin_file {
-            let v = std::fs::read_to_string(file).map_err(|e| format!("hsm.pin_file: {}: {e}", file.display()))?;
+            use std::os::unix::fs::PermissionsExt;
+            let io = |e: std::io::Error| format!("hsm.pin_file: {}: {e}", file.display());
+            let mode = std::fs::metadata(file).map_err(io)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(format!(
+                    "hsm.pin_file: {} is open to group or others (mode {:o}): make it 0600 or stricter",
+                    file.display(),
+                    mode & 0o777
+                ));
+            }
+            let v = std::fs::read_to_string(file).map_err(io)?;
             return Ok(Pin::new(v));
         }
         Err("hsm: no PIN source configured".into())
@@ -430,6 +468,31 @@ mod tests {
         let cfg = Config::load(&path).unwrap();
         assert_eq!(cfg.hsm.pin_env.as_deref(), Some("TRUSTD_HSM_PIN"));
         assert!(cfg.policies.is_absolute() || cfg.policies.starts_with(path.parent().unwrap()));
+    }
+
+    #[test]
+    fn a_pin_from_the_environment_leaves_it_and_a_readable_pin_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let var = "TRUSTD_CONFIG_TEST_PIN_7F3A";
+        std::env::set_var(var, "1234-secret");
+        let base = "policies = \"p\"\n[store]\nsqlite = \"d\"\n[hsm]\nmodule = \"m\"\ntoken_label = \"t\"\n";
+        std::fs::write(&path, format!("{base}pin_env = \"{var}\"\n")).unwrap();
+        let cfg = Config::load(&path).unwrap();
+        assert!(std::env::var_os(var).is_none(), "removed from the environment once read");
+        assert!(!format!("{cfg:?}").contains("1234-secret"));
+        cfg.read_pin().unwrap();
+        cfg.read_pin().expect("the PIN serves more than one login (init, then serve)");
+
+        let pin = dir.path().join("pin");
+        std::fs::write(&pin, "1234\n").unwrap();
+        std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::write(&path, format!("{base}pin_file = \"pin\"\n")).unwrap();
+        let e = Config::load(&path).unwrap().read_pin().err().unwrap();
+        assert!(e.contains("hsm.pin_file") && e.contains("640") && !e.contains("1234"), "{e}");
+        std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Config::load(&path).unwrap().read_pin().unwrap();
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Wiring: open the HSM, the store and the policies, and serve gRPC until SIGTERM/SIGINT.
 //! Also the `dev` bootstrap (a SoftHSM token and SQLite under a data dir) and `init`.
 
-use crate::access::{AccessPolicy, Known};
+use crate::access::watch::PolicyFile;
+use crate::access::{AccessPolicy, PolicyInForce};
 use crate::api::access::AccessLayer;
 use crate::api::grpc::{CaService, LogService, SigningService as GrpcSigning, TsaService};
 use crate::api::http::HttpState;
@@ -69,9 +70,14 @@ pub fn prepare_dev(
     public_url: &str,
     clock_check: ClockCheck,
 ) -> Result<Config, StartError> {
+    use std::os::unix::fs::PermissionsExt;
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     std::fs::create_dir_all(data_dir.join("tokens")).map_err(|e| io(data_dir, e))?;
     let data_dir = data_dir.canonicalize().map_err(|e| io(data_dir, e))?;
+    // The PINs, the token and the operator's key are in here: for its owner only.
+    for d in [data_dir.clone(), data_dir.join("tokens")] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).map_err(|e| io(&d, e))?;
+    }
     let conf = data_dir.join("softhsm2.conf");
     if !conf.exists() {
         let text = format!(
@@ -104,6 +110,7 @@ pub fn prepare_dev(
             pin_env: None,
             pin_file: Some(data_dir.join("hsm-pin")),
             max_sessions: soft_token_sessions(),
+            pin_from_env: Default::default(),
         },
         store: StoreSection { sqlite: data_dir.join("trustd.db") },
         server: ServerSection {
@@ -174,13 +181,14 @@ async fn hsm_signer(
     Ok(Arc::new(signer))
 }
 
-/// The access policy, `access.toml` in the policies directory, checked against the profiles and
-/// signing policies it names.
-fn load_access(dir: &Path, policies: &Policies) -> Result<AccessPolicy, StartError> {
-    let profiles: Vec<String> = policies.profile_names().map(str::to_owned).collect();
-    let signing_policies: Vec<String> = policies.signing().map(|p| p.name.clone()).collect();
-    let known = Known { profiles: &profiles, signing_policies: &signing_policies };
-    AccessPolicy::load(&dir.join("access.toml"), &known).map_err(|e| e.to_string())
+/// The access policy file, `access.toml` in the policies directory, checked against the
+/// profiles and signing policies it names.
+fn access_file(dir: &Path, policies: &Policies) -> PolicyFile {
+    PolicyFile {
+        path: dir.join("access.toml"),
+        profiles: policies.profile_names().map(str::to_owned).collect(),
+        signing_policies: policies.signing().map(|p| p.name.clone()).collect(),
+    }
 }
 
 /// The gRPC listener's TLS set-up: the server certificate for the HSM's TLS key, issued now and
@@ -241,7 +249,8 @@ async fn shutdown_signal() {
 /// Serves until SIGTERM or SIGINT. Prints one line starting `ready` once it accepts requests.
 pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartError> {
     let policies = Arc::new(Policies::load(&cfg.policies).map_err(|e| e.to_string())?);
-    let access = Arc::new(load_access(&cfg.policies, &policies)?);
+    let access_file = access_file(&cfg.policies, &policies);
+    let (access, access_text) = access_file.load()?;
     let hsm = open_hsm(&cfg).await?;
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&cfg.store.sqlite).await.map_err(|e| format!("{}: {e}", cfg.store.sqlite.display()))?,
@@ -390,6 +399,8 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         let _ = rx.wait_for(|s| *s).await;
     };
     let incoming = tls::incoming(grpc_listener, tls_config, store.clone());
+    let access = PolicyInForce::new(access);
+    tokio::spawn(access_file.watch(access.clone(), access_text));
     let state = HttpState { ca, tsa, ocsp, hsm: hsm.clone(), store, clock: cfg.tsa.clock_check, log };
     let http_app = crate::api::http::router(state, max).into_make_service_with_connect_info::<SocketAddr>();
     let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {

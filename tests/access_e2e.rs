@@ -243,3 +243,82 @@ fn python_grpcio_is_served_over_mtls_with_the_dev_credentials() {
     let info = stdout(&d.trustctl(&["cert", "get", "--serial", serial, "--info"]));
     assert!(info.contains("requester: operator"), "{info}");
 }
+
+/// Writes `path` as an operator's tooling should: a new file renamed over the old one, so that
+/// the daemon never reads half of it.
+fn replace_file(path: &Path, text: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Polls `f` every 100 ms for up to 15 s (the policy file is looked at every 2 s).
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..150 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within 15 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_policy_applies_without_a_restart_and_an_invalid_one_is_refused() {
+    let d = Daemon::start();
+    let dir = d.dir.path().to_owned();
+    // One connection for the whole test: a reload does not touch it.
+    let mut portal = CertificateAuthorityClient::new(channel_as(&d, &credential(&d, "portal")).await);
+    let web_cert = |n: &str| issue("tls-server", csr_der(&dir, n, &format!("{n}.web.internal")));
+    let e = portal.issue_certificate(web_cert("p0")).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+
+    let file = d.data_dir().join("policies/access.toml");
+    let shipped = std::fs::read_to_string(&file).unwrap();
+    let portal_roles = "[clients.portal]\nroles = [\"signer\", \"timestamper\"]";
+    assert!(shipped.contains(portal_roles));
+    let widened =
+        shipped.replace(portal_roles, "[clients.portal]\nroles = [\"signer\", \"timestamper\", \"web-certificates\"]");
+    replace_file(&file, &widened);
+    let hup = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status().unwrap();
+    assert!(hup.success());
+    let mut n = 0;
+    eventually("SIGHUP applies the new policy", || {
+        n += 1;
+        let req = web_cert(&format!("p{n}"));
+        let mut c = portal.clone();
+        async move { c.issue_certificate(req).await.is_ok() }
+    })
+    .await;
+    assert!(d.log().contains("access policy reloaded"), "{}", d.log());
+
+    // An invalid file (a role that does not exist), noticed without a signal: refused in one
+    // line naming the file and the field, and the policy in force stays.
+    let broken = shipped.replace(portal_roles, "[clients.portal]\nroles = [\"signer\", \"no-such-role\"]");
+    replace_file(&file, &broken);
+    eventually("the invalid file is reported", || {
+        let log = d.log();
+        async move { log.contains("access policy not reloaded") }
+    })
+    .await;
+    let log = d.log();
+    let line = log.lines().find(|l| l.contains("access policy not reloaded")).unwrap();
+    assert!(
+        line.contains("access.toml") && line.contains("clients.portal.roles") && line.contains("no-such-role"),
+        "{line}"
+    );
+    assert_eq!(log.matches("access policy not reloaded").count(), 1, "reported once, not every poll");
+    portal.issue_certificate(web_cert("still")).await.expect("the policy in force stays");
+
+    // The shipped file back, again without a signal: the portal is refused once more.
+    replace_file(&file, &shipped);
+    eventually("the file change applies", || {
+        let (req, mut c) = (web_cert("back"), portal.clone());
+        async move { c.issue_certificate(req).await.is_err_and(|e| e.code() == Code::PermissionDenied) }
+    })
+    .await;
+}

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use der::DecodePem;
+use std::path::PathBuf;
 use std::process::Command;
 use tonic::Code;
 use trustd::api::pb;
@@ -151,8 +152,23 @@ fn ca_keys_are_sensitive_and_never_extractable() {
         assert!(access.contains("never extractable"), "{label}: {access}");
         assert!(!access.replace("never extractable", "").contains("extractable"), "{label}: {access}");
     }
+    // The data dir, the token and the credentials are their owner's alone; the PIN is in no log
+    // line.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: PathBuf| std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+    for (p, want) in [
+        (data.clone(), 0o700),
+        (data.join("tokens"), 0o700),
+        (data.join("hsm-pin"), 0o600),
+        (data.join("hsm-so-pin"), 0o600),
+        (d.credentials(), 0o700),
+        (d.credentials().join("operator.key"), 0o600),
+    ] {
+        assert_eq!(mode(p.clone()), want, "{}", p.display());
+    }
+    assert!(!d.log().contains(pin.trim()), "the PIN is logged");
     // Nothing resembling a private key sits in the data dir next to the token (the dev operator's
-    // own client key is in credentials/, checked 0600 elsewhere).
+    // own client key is in credentials/).
     for entry in std::fs::read_dir(&data).unwrap() {
         let p = entry.unwrap().path();
         if p.is_file() {

@@ -109,9 +109,18 @@ fn bad_config_and_policies_fail_loudly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("broken.toml") && err.contains("validity.max"), "{err}");
 
-    // A wrong PIN is a clear login error, and the PIN does not appear in it.
+    // A PIN file others may read stops start-up, naming the field; the PIN is not in the error.
+    use std::os::unix::fs::PermissionsExt;
     std::fs::write(d.join("wrong-pin"), "not-the-pin-1234").unwrap();
+    std::fs::set_permissions(d.join("wrong-pin"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let cfg = write_config(d, &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"), "wrong-pin");
+    let out = trustd(d, &["init", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("hsm.pin_file") && err.contains("644"), "{err}");
+    assert!(!err.contains("not-the-pin-1234"), "{err}");
+
+    // A wrong PIN is a clear login error, and the PIN does not appear in it.
+    std::fs::set_permissions(d.join("wrong-pin"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = trustd(d, &["init", "--config", cfg.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

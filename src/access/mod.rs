@@ -4,13 +4,14 @@
 
 mod file;
 pub mod identity;
+pub mod watch;
 
 pub use identity::Identity;
 
 use crate::ca::{NameConstraints, NameScope, RevokeScope};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// The proto package every trustd service is in.
 const PACKAGE: &str = "trust.v1.";
@@ -212,6 +213,27 @@ impl AccessPolicy {
         } else {
             Err(client.denied(format!("call {rpc}")))
         }
+    }
+}
+
+/// The access policy in force, replaced whole on reload: a request is decided by the old policy
+/// or the new one, never by a mix, and open connections are not touched.
+#[derive(Debug)]
+pub struct PolicyInForce(RwLock<Arc<AccessPolicy>>);
+
+impl PolicyInForce {
+    pub fn new(policy: AccessPolicy) -> Arc<Self> {
+        Arc::new(PolicyInForce(RwLock::new(Arc::new(policy))))
+    }
+
+    /// The policy to decide a request by.
+    pub fn current(&self) -> Arc<AccessPolicy> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts `policy` in force for every request from now on.
+    pub fn replace(&self, policy: AccessPolicy) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
     }
 }
 

@@ -3,7 +3,7 @@
 //! refused (UNAUTHENTICATED, PERMISSION_DENIED) with an audit record. A tower layer rather than a
 //! tonic interceptor, because the decision needs the RPC's path, which interceptors do not see.
 
-use crate::access::{AccessError, AccessPolicy, Client};
+use crate::access::{AccessError, AccessPolicy, Client, PolicyInForce};
 use crate::tls::Peer;
 use std::future::Future;
 use std::pin::Pin;
@@ -14,11 +14,11 @@ use tonic::{Request, Status};
 /// Puts [`AccessCheck`] in front of a service.
 #[derive(Clone)]
 pub struct AccessLayer {
-    policy: Arc<AccessPolicy>,
+    policy: Arc<PolicyInForce>,
 }
 
 impl AccessLayer {
-    pub fn new(policy: Arc<AccessPolicy>) -> Self {
+    pub fn new(policy: Arc<PolicyInForce>) -> Self {
         AccessLayer { policy }
     }
 }
@@ -35,7 +35,7 @@ impl<S> tower::Layer<S> for AccessLayer {
 #[derive(Clone)]
 pub struct AccessCheck<S> {
     inner: S,
-    policy: Arc<AccessPolicy>,
+    policy: Arc<PolicyInForce>,
 }
 
 fn decide<B>(policy: &AccessPolicy, req: &::http::Request<B>) -> Result<Arc<Client>, AccessError> {
@@ -64,7 +64,7 @@ where
     }
 
     fn call(&mut self, mut req: ::http::Request<B>) -> <Self as tower::Service<::http::Request<B>>>::Future {
-        match decide(&self.policy, &req) {
+        match decide(&self.policy.current(), &req) {
             Ok(client) => {
                 let rpc = req.uri().path().to_owned();
                 req.extensions_mut().insert(client.clone());

@@ -1,0 +1,76 @@
+//! Reloading the access policy while serving: on SIGHUP, and when its file changes (checked
+//! every [`POLL`]). The new policy replaces the old one whole ([`PolicyInForce`]); an invalid
+//! file is refused with its file and field in one log line, and the policy in force stays.
+
+use super::{AccessPolicy, Known, PolicyInForce};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the file is looked at for a change.
+pub const POLL: Duration = Duration::from_secs(2);
+
+/// The policy file and what it may refer to (fixed at start, like the profiles).
+pub struct PolicyFile {
+    pub path: PathBuf,
+    pub profiles: Vec<String>,
+    pub signing_policies: Vec<String>,
+}
+
+impl PolicyFile {
+    /// Reads and validates the file: the policy and the text it came from. The error names the
+    /// file and the field.
+    pub fn load(&self) -> Result<(AccessPolicy, String), String> {
+        let file = self.path.display();
+        let text = std::fs::read_to_string(&self.path).map_err(|e| format!("{file}: {e}"))?;
+        let known = Known { profiles: &self.profiles, signing_policies: &self.signing_policies };
+        let policy = AccessPolicy::parse(&text, &known).map_err(|e| format!("{file}: {e}"))?;
+        Ok((policy, text))
+    }
+
+    /// Keeps `in_force` up to date with the file for ever; `loaded` is the text in force now.
+    pub async fn watch(self, in_force: Arc<PolicyInForce>, mut loaded: String) {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGHUP handler: the access policy reloads on file change only");
+                None
+            }
+        };
+        // The last text refused, so that a bad file is reported once, not every poll.
+        let mut refused: Option<String> = None;
+        loop {
+            let asked = tokio::select! {
+                _ = tokio::time::sleep(POLL) => false,
+                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => true,
+            };
+            let text = match std::fs::read_to_string(&self.path) {
+                Ok(t) => t,
+                Err(e) if asked => {
+                    tracing::error!(
+                        audit = true,
+                        "access policy not reloaded, the one in force stays: {}: {e}",
+                        self.path.display()
+                    );
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            if !asked && (text == loaded || refused.as_ref() == Some(&text)) {
+                continue;
+            }
+            match self.load() {
+                Ok((policy, text)) => {
+                    in_force.replace(policy);
+                    tracing::info!(audit = true, file = %self.path.display(), "access policy reloaded");
+                    loaded = text;
+                    refused = None;
+                }
+                Err(e) => {
+                    tracing::error!(audit = true, "access policy not reloaded, the one in force stays: {e}");
+                    refused = Some(text);
+                }
+            }
+        }
+    }
+}
