@@ -35,6 +35,21 @@ pub const RPCS: &[&str] = &[
     "TransparencyLog/GetConsistencyProof",
 ];
 
+/// The RPCs that change state or use a key of the service: every call of one gets an audit
+/// record (who, what, outcome), whatever its outcome.
+const RECORDED: &[&str] = &[
+    "CertificateAuthority/IssueCertificate",
+    "CertificateAuthority/RevokeCertificate",
+    "TimeStamping/Timestamp",
+    "Signing/Sign",
+    "Signing/SignStream",
+];
+
+/// Whether a call of `path` (`/package.Service/Method`) gets an audit record of its own.
+pub fn is_recorded(path: &str) -> bool {
+    path.strip_prefix('/').and_then(|p| p.strip_prefix(PACKAGE)).is_some_and(|rpc| RECORDED.contains(&rpc))
+}
+
 /// What any authenticated client may call: what relying parties fetch anyway over plain HTTP
 /// (CA certificates, CRLs, the log's read path), health, and server reflection.
 fn is_public(path: &str) -> bool {

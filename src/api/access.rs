@@ -3,7 +3,7 @@
 //! refused (UNAUTHENTICATED, PERMISSION_DENIED) with an audit record. A tower layer rather than a
 //! tonic interceptor, because the decision needs the RPC's path, which interceptors do not see.
 
-use crate::access::{AccessError, AccessPolicy, Client, PolicyInForce};
+use crate::access::{is_recorded, AccessError, AccessPolicy, Client, PolicyInForce};
 use crate::tls::Peer;
 use std::future::Future;
 use std::pin::Pin;
@@ -71,20 +71,29 @@ where
                 let call = self.inner.call(req);
                 Box::pin(async move {
                     let response = call.await?;
-                    // What a handler refused for the client's rights (a name outside its
-                    // constraints, another client's certificate, a signing policy not for it) is
-                    // recorded here too, so that every refusal has one record.
-                    if let Some(status) = tonic::Status::from_header_map(response.headers()) {
-                        if status.code() == tonic::Code::PermissionDenied {
-                            tracing::warn!(
-                                audit = true,
-                                client = client.name(),
-                                rpc,
-                                outcome = "refused",
-                                reason = status.message(),
-                                "access refused"
-                            );
-                        }
+                    // A failed unary call answers with its status in the headers (trailers-only);
+                    // a successful one with none there.
+                    let status = tonic::Status::from_header_map(response.headers());
+                    match &status {
+                        // What a handler refused for the client's rights (a name outside its
+                        // constraints, another client's certificate, a signing policy not for
+                        // it) is recorded as every refusal is.
+                        Some(s) if s.code() == tonic::Code::PermissionDenied => tracing::warn!(
+                            audit = true,
+                            client = client.name(),
+                            rpc,
+                            outcome = "refused",
+                            reason = s.message(),
+                            "access refused"
+                        ),
+                        _ if is_recorded(&rpc) => tracing::info!(
+                            audit = true,
+                            client = client.name(),
+                            rpc,
+                            outcome = status.as_ref().map_or("ok".to_owned(), |s| format!("{:?}", s.code())),
+                            "operation"
+                        ),
+                        _ => {}
                     }
                     Ok(response)
                 })

@@ -69,9 +69,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to stderr (stdout carries only the `ready` line); TRUSTD_LOG_FORMAT=json gives
-    // one JSON object per line for log shippers.
+    // one JSON object per line for log shippers. Colours only on a terminal: a file or a
+    // journal gets plain `key=value` text.
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRUSTD_LOG").unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter);
     if std::env::var("TRUSTD_LOG_FORMAT").is_ok_and(|f| f == "json") {
         logs.json().init();
     } else {
