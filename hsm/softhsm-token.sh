@@ -20,5 +20,14 @@ if softhsm2-util --show-slots | grep -q "Label:.*\b$label\b"; then
   echo "token '$label' exists in $dir" >&2
   exit 0
 fi
-softhsm2-util --init-token --free --label "$label" --so-pin "$(cat "$dir/hsm-so-pin")" --pin "$(cat "$dir/hsm-pin")" >/dev/null
+# pkcs11-tool (OpenSC) reads a PIN given as env:NAME from the environment, so no PIN is ever an
+# argument (softhsm2-util would take them only as arguments or from a terminal). SoftHSM keeps
+# one uninitialised token in its last slot: initialise that one and no other.
+module=${TRUSTD_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+slot=$(pkcs11-tool --module "$module" --list-slots | awk '/^Slot/ {id = $3} /token state: +uninitialized/ {gsub(/[():]/, "", id); print id; exit}')
+[ -n "$slot" ] || { echo "no free SoftHSM slot in $dir" >&2; exit 1; }
+TRUSTD_SO_PIN=$(cat "$dir/hsm-so-pin") TRUSTD_USER_PIN=$(cat "$dir/hsm-pin") sh -c '
+  pkcs11-tool --module "$0" --slot "$1" --init-token --label "$2" --so-pin env:TRUSTD_SO_PIN >/dev/null &&
+  pkcs11-tool --module "$0" --token-label "$2" --login --login-type so --so-pin env:TRUSTD_SO_PIN \
+    --init-pin --pin env:TRUSTD_USER_PIN >/dev/null' "$module" "$slot" "$label"
 echo "token '$label' created; SOFTHSM2_CONF=$conf, PIN in $dir/hsm-pin" >&2

@@ -10,7 +10,6 @@ pub use identity::Identity;
 
 use crate::ca::{NameConstraints, NameScope, RevokeScope};
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 /// The proto package every trustd service is in.
@@ -178,13 +177,6 @@ pub struct Known<'a> {
 }
 
 impl AccessPolicy {
-    /// Loads and validates `path`; the error names the file and the field.
-    pub fn load(path: &Path, known: &Known<'_>) -> Result<Self, crate::policy::PolicyError> {
-        let err = |message: String| crate::policy::PolicyError { file: path.to_owned(), message };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        Self::parse(&text, known).map_err(err)
-    }
-
     /// Parses and validates the text of an access policy.
     pub fn parse(text: &str, known: &Known<'_>) -> Result<Self, String> {
         file::parse(text, known)

@@ -125,12 +125,14 @@ fn the_shipped_policy_loads_beside_the_shipped_profiles() {
     let dir = tempfile::tempdir().unwrap();
     crate::policy::Policies::install_defaults(dir.path()).unwrap();
     let policies = crate::policy::Policies::load(dir.path()).unwrap();
-    let profiles: Vec<String> = policies.profile_names().map(String::from).collect();
-    let signing: Vec<String> = policies.signing().map(|p| p.name.clone()).collect();
-    let known = Known { profiles: &profiles, signing_policies: &signing };
-    let p = AccessPolicy::load(&dir.path().join("access.toml"), &known).unwrap();
+    let file = super::watch::PolicyFile {
+        path: dir.path().join("access.toml"),
+        profiles: policies.profile_names().map(String::from).collect(),
+        signing_policies: policies.signing().map(|p| p.name.clone()).collect(),
+    };
+    let (p, _) = file.load().unwrap();
     assert_eq!(p.trust_domain(), "trustd");
     std::fs::write(dir.path().join("access.toml"), "[roles.r]\nprofiles = [\"nope\"]\n").unwrap();
-    let e = AccessPolicy::load(&dir.path().join("access.toml"), &known).unwrap_err().to_string();
+    let e = file.load().unwrap_err();
     assert!(e.contains("access.toml") && e.contains("roles.r.profiles"), "{e}");
 }
