@@ -398,7 +398,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let incoming = tls::incoming(grpc_listener, tls_config, store.clone());
+    let incoming = tls::incoming(grpc_listener, tls_config, store.clone(), ca.revocation_changes());
     let access = PolicyInForce::new(access);
     tokio::spawn(access_file.watch(access.clone(), access_text));
     let state = HttpState { ca, tsa, ocsp, hsm: hsm.clone(), store, clock: cfg.tsa.clock_check, log };

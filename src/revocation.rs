@@ -111,3 +111,21 @@ pub async fn status_of(store: &dyn Store, ca: &str, serial: &Serial) -> Result<S
         _ => Status::Unknown,
     })
 }
+
+/// How many revocation changes the CA has made since start. Whoever caches a certificate's status
+/// (a TLS connection its client certificate's) looks again once this has moved: read it before
+/// the lookup, so that a change committed meanwhile is seen at the next look.
+#[derive(Clone, Debug, Default)]
+pub struct Changes(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Changes {
+    /// The count now.
+    pub fn now(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Counts one change, once the store has it.
+    pub fn count_one(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}

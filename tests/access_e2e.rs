@@ -211,7 +211,8 @@ async fn each_client_gets_what_its_roles_allow_and_nothing_else() {
     }
     assert!(log.contains("is outside the names this client may have certified"), "{log}");
 
-    // Revoked, a client is refused on its next connection; everyone else is still served.
+    // Revoked, a client is refused on the connection it has open and on any new one; everyone
+    // else is still served.
     let ops = credential(&d, "ops");
     let ops_serial = {
         let pem = std::fs::read(&ops.0).unwrap();
@@ -223,10 +224,12 @@ async fn each_client_gets_what_its_roles_allow_and_nothing_else() {
     let revoke =
         pb::RevokeCertificateRequest { serial: ops_serial, reason: "keyCompromise".into(), ..Default::default() };
     operator.revoke_certificate(revoke).await.unwrap();
-    let mut again = CertificateAuthorityClient::new(channel_as(&d, &ops).await);
-    let e = again.get_certificate(pb::GetCertificateRequest { serial: mine.serial.clone() }).await.unwrap_err();
-    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
-    assert!(e.message().contains("revoked"), "{e:?}");
+    let again = CertificateAuthorityClient::new(channel_as(&d, &ops).await);
+    for (which, mut c) in [("open", ops_ca), ("new", again)] {
+        let e = c.get_certificate(pb::GetCertificateRequest { serial: mine.serial.clone() }).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "{which} connection: {e:?}");
+        assert!(e.message().contains("revoked"), "{which} connection: {e:?}");
+    }
     operator.get_ca_chain(pb::GetCaChainRequest::default()).await.expect("the daemon keeps serving");
 }
 

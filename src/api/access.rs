@@ -38,21 +38,26 @@ pub struct AccessCheck<S> {
     policy: Arc<PolicyInForce>,
 }
 
-fn decide<B>(policy: &AccessPolicy, req: &::http::Request<B>) -> Result<Arc<Client>, AccessError> {
-    let Some(peer) = req.extensions().get::<Peer>() else {
+async fn decide(policy: &AccessPolicy, peer: Option<&Peer>, path: &str) -> Result<Arc<Client>, AccessError> {
+    let Some(peer) = peer else {
         return Err(AccessError::Unauthenticated("not a TLS connection".into()));
     };
-    if let Some(reason) = &peer.refused {
-        return Err(AccessError::Unauthenticated(reason.clone()));
+    let certificate = peer.certificate.as_deref();
+    if let Some(reason) = match certificate {
+        Some(der) => peer.status.refusal(der).await,
+        None => None,
+    } {
+        return Err(AccessError::Unauthenticated(reason));
     }
-    policy.authorize(peer.certificate.as_deref(), req.uri().path())
+    policy.authorize(certificate, path)
 }
 
 impl<S, B, RB> tower::Service<::http::Request<B>> for AccessCheck<S>
 where
-    S: tower::Service<::http::Request<B>, Response = ::http::Response<RB>>,
+    S: tower::Service<::http::Request<B>, Response = ::http::Response<RB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
+    B: Send + 'static,
     RB: Default + Send + 'static,
 {
     type Response = S::Response;
@@ -64,54 +69,55 @@ where
     }
 
     fn call(&mut self, mut req: ::http::Request<B>) -> <Self as tower::Service<::http::Request<B>>>::Future {
-        match decide(&self.policy.current(), &req) {
-            Ok(client) => {
-                let rpc = req.uri().path().to_owned();
-                req.extensions_mut().insert(client.clone());
-                let call = self.inner.call(req);
-                Box::pin(async move {
-                    let response = call.await?;
-                    // A failed unary call answers with its status in the headers (trailers-only);
-                    // a successful one with none there.
-                    let status = tonic::Status::from_header_map(response.headers());
-                    match &status {
-                        // What a handler refused for the client's rights (a name outside its
-                        // constraints, another client's certificate, a signing policy not for
-                        // it) is recorded as every refusal is.
-                        Some(s) if s.code() == tonic::Code::PermissionDenied => tracing::warn!(
-                            audit = true,
-                            client = client.name(),
-                            rpc,
-                            outcome = "refused",
-                            reason = s.message(),
-                            "access refused"
-                        ),
-                        _ if is_recorded(&rpc) => tracing::info!(
-                            audit = true,
-                            client = client.name(),
-                            rpc,
-                            outcome = status.as_ref().map_or("ok".to_owned(), |s| format!("{:?}", s.code())),
-                            "operation"
-                        ),
-                        _ => {}
-                    }
-                    Ok(response)
-                })
-            }
-            Err(e) => {
-                let remote = req.extensions().get::<Peer>().and_then(|p| p.remote);
-                tracing::warn!(
+        let policy = self.policy.current();
+        // The service that was made ready is the one to call; a clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let rpc = req.uri().path().to_owned();
+            let peer = req.extensions().get::<Peer>().cloned();
+            let client = match decide(&policy, peer.as_ref(), &rpc).await {
+                Ok(client) => client,
+                Err(e) => {
+                    tracing::warn!(
+                        audit = true,
+                        rpc,
+                        remote = ?peer.and_then(|p| p.remote),
+                        outcome = "refused",
+                        reason = %e,
+                        "access refused"
+                    );
+                    return Ok(Status::from(e).into_http());
+                }
+            };
+            req.extensions_mut().insert(client.clone());
+            let response = inner.call(req).await?;
+            // A failed unary call answers with its status in the headers (trailers-only); a
+            // successful one with none there.
+            let status = tonic::Status::from_header_map(response.headers());
+            match &status {
+                // What a handler refused for the client's rights (a name outside its
+                // constraints, another client's certificate, a signing policy not for it) is
+                // recorded as every refusal is.
+                Some(s) if s.code() == tonic::Code::PermissionDenied => tracing::warn!(
                     audit = true,
-                    rpc = req.uri().path(),
-                    remote = ?remote,
+                    client = client.name(),
+                    rpc,
                     outcome = "refused",
-                    reason = %e,
+                    reason = s.message(),
                     "access refused"
-                );
-                let response = Status::from(e).into_http();
-                Box::pin(std::future::ready(Ok(response)))
+                ),
+                _ if is_recorded(&rpc) => tracing::info!(
+                    audit = true,
+                    client = client.name(),
+                    rpc,
+                    outcome = status.as_ref().map_or("ok".to_owned(), |s| format!("{:?}", s.code())),
+                    "operation"
+                ),
+                _ => {}
             }
-        }
+            Ok(response)
+        })
     }
 }
 

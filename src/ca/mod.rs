@@ -172,6 +172,7 @@ pub struct CertificateAuthority {
     crl_issuers: Vec<CrlIssuer>,
     crl_publish: tokio::sync::Mutex<()>,
     crl_dirty: tokio::sync::Notify,
+    revocation_changes: crate::revocation::Changes,
     /// The issued-certificate log; `None` only with `[log] enabled = false`.
     log: Option<Sequencer>,
     clock: Arc<dyn Clock>,
@@ -263,6 +264,7 @@ impl CertificateAuthority {
             crl_issuers,
             crl_publish: tokio::sync::Mutex::new(()),
             crl_dirty: tokio::sync::Notify::new(),
+            revocation_changes: Default::default(),
             log: None,
             clock,
         })
@@ -270,6 +272,11 @@ impl CertificateAuthority {
 
     /// Logs every issuance and revocation from now on in `log`: [`CertificateAuthority::issue`]
     /// and [`CertificateAuthority::revoke`] return only once the entry is sequenced.
+    /// The count of this CA's revocation changes, for caches of certificate status.
+    pub fn revocation_changes(&self) -> crate::revocation::Changes {
+        self.revocation_changes.clone()
+    }
+
     pub fn with_log(mut self, log: Sequencer) -> Self {
         self.log = Some(log);
         self
@@ -320,6 +327,7 @@ impl CertificateAuthority {
             Change::To(new) => {
                 let event = self.store.set_revocation(&rec.serial, rec.revocation, new, requester).await?;
                 tracing::warn!(serial = %rec.serial, %reason, requester, audit = true, "revocation changed");
+                self.revocation_changes.count_one();
                 self.crl_dirty.notify_one();
                 if let Some(log) = &self.log {
                     // A released hold is logged as removeFromCRL (RFC 5280 §5.3.1), as a delta

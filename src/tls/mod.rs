@@ -6,7 +6,7 @@
 pub mod certificate;
 pub mod key;
 
-use crate::revocation::{status_of, Status};
+use crate::revocation::{status_of, Changes, Status};
 use crate::serial::Serial;
 use crate::store::Store;
 use der::Decode;
@@ -85,8 +85,53 @@ pub struct Peer {
     pub remote: Option<SocketAddr>,
     /// The verified client certificate (DER), if any.
     pub certificate: Option<Arc<[u8]>>,
-    /// Why the client may not be served although its certificate verified (revoked).
-    pub refused: Option<String>,
+    /// Whether the client may be served although its certificate verified (not revoked), as
+    /// last looked up for this connection.
+    pub status: Arc<ClientStatus>,
+}
+
+/// A connection's client certificate status, looked up at the handshake and again for a request
+/// once the CA has revoked anything since: a revoked client is refused on the connection it has
+/// open, not only on its next one.
+pub struct ClientStatus {
+    store: Arc<dyn Store>,
+    changes: Changes,
+    /// The count of revocation changes at the last look, and its answer.
+    last: RwLock<(u64, Option<String>)>,
+}
+
+impl std::fmt::Debug for ClientStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientStatus").field("refused", &self.last_known()).finish_non_exhaustive()
+    }
+}
+
+impl ClientStatus {
+    async fn looked_up(store: Arc<dyn Store>, changes: Changes, der: Option<&[u8]>) -> Arc<Self> {
+        let count = changes.now();
+        let refused = match der {
+            Some(der) => refusal(store.as_ref(), der).await,
+            None => None,
+        };
+        Arc::new(ClientStatus { store, changes, last: RwLock::new((count, refused)) })
+    }
+
+    /// The answer of the last look, without looking again.
+    pub fn last_known(&self) -> Option<String> {
+        self.last.read().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+
+    /// Why the client certificate `der` may not be served now, if it may not: the last answer, or
+    /// a new look when the CA has revoked anything since.
+    pub async fn refusal(&self, der: &[u8]) -> Option<String> {
+        let count = self.changes.now();
+        if self.last.read().unwrap_or_else(|p| p.into_inner()).0 == count {
+            return self.last_known();
+        }
+        let refused = refusal(self.store.as_ref(), der).await;
+        *self.last.write().unwrap_or_else(|p| p.into_inner()) = (count, refused.clone());
+        refused
+    }
 }
 
 /// A TLS connection with what is known of its client.
@@ -135,12 +180,14 @@ impl AsyncWrite for ClientConnection {
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts TCP connections on `listener`, completes each TLS handshake in a task of its own (a
-/// slow client delays nobody else), looks the client certificate up in `store`, and yields the
-/// connections for tonic's `serve_with_incoming`.
+/// slow client delays nobody else), looks the client certificate up in `store` (again whenever
+/// `changes` has moved, [`ClientStatus`]), and yields the connections for tonic's
+/// `serve_with_incoming`.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     store: Arc<dyn Store>,
+    changes: Changes,
 ) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<ClientConnection>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
@@ -158,7 +205,7 @@ pub fn incoming(
             };
             // Without TCP_NODELAY, Nagle and delayed ACKs add 40 ms to small unary replies.
             let _ = tcp.set_nodelay(true);
-            let (acceptor, tx, store) = (acceptor.clone(), tx.clone(), store.clone());
+            let (acceptor, tx, store, changes) = (acceptor.clone(), tx.clone(), store.clone(), changes.clone());
             tokio::spawn(async move {
                 let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(s)) => s,
@@ -173,11 +220,8 @@ pub fn incoming(
                 };
                 let certificate: Option<Arc<[u8]>> =
                     stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| Arc::from(c.as_ref()));
-                let refused = match &certificate {
-                    Some(der) => refusal(store.as_ref(), der).await,
-                    None => None,
-                };
-                let peer = Peer { remote: Some(remote), certificate, refused };
+                let status = ClientStatus::looked_up(store, changes, certificate.as_deref()).await;
+                let peer = Peer { remote: Some(remote), certificate, status };
                 let _ = tx.send(Ok(ClientConnection { stream, peer })).await;
             });
         }

@@ -61,9 +61,9 @@ async fn clients_need_a_certificate_from_the_ca_that_is_not_revoked() {
     let (_, health) = tonic_health::server::health_reporter();
     let health = tonic::service::interceptor::InterceptedService::new(health, |req: tonic::Request<()>| {
         let peer = req.extensions().get::<Peer>().cloned();
-        match peer {
-            Some(Peer { certificate: Some(_), refused: None, .. }) => Ok(req),
-            Some(Peer { refused: Some(why), .. }) => Err(tonic::Status::unauthenticated(why)),
+        match peer.map(|p| (p.certificate.is_some(), p.status.last_known())) {
+            Some((true, None)) => Ok(req),
+            Some((_, Some(why))) => Err(tonic::Status::unauthenticated(why)),
             _ => Err(tonic::Status::unauthenticated("no client certificate")),
         }
     });
@@ -71,6 +71,7 @@ async fn clients_need_a_certificate_from_the_ca_that_is_not_revoked() {
         listener,
         config,
         store.clone(),
+        ca.revocation_changes(),
     ));
     tokio::spawn(server);
 
