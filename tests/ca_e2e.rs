@@ -129,7 +129,10 @@ fn ca_keys_are_sensitive_and_never_extractable() {
     let pin = std::fs::read_to_string(data.join("hsm-pin")).unwrap();
     let out = run(Command::new("pkcs11-tool")
         .env("SOFTHSM2_CONF", data.join("softhsm2.conf"))
-        .args(["--module", trustd::daemon::SOFTHSM_MODULE, "--token-label", "trustd-dev", "--login", "--pin", &pin])
+        // Through the environment: no PIN on a command line, in tests either.
+        .env("TRUSTD_TEST_PIN", pin.trim())
+        .args(["--module", trustd::daemon::SOFTHSM_MODULE, "--token-label", "trustd-dev", "--login"])
+        .args(["--pin", "env:TRUSTD_TEST_PIN"])
         .args(["--list-objects", "--type", "privkey"]));
     let text = stdout(&out);
     let keys: Vec<&str> = text.split("Private Key Object").skip(1).collect();
