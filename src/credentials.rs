@@ -61,18 +61,15 @@ fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// Whether the certificate in `path` has more than a third of its validity left at `now`.
+/// Whether the certificate in `path` is not yet due for renewal at `now`.
 fn still_fresh(path: &Path, now: u64) -> bool {
     let Ok(text) = std::fs::read(path) else { return false };
     let Ok(certs) = x509_cert::Certificate::load_pem_chain(&text) else { return false };
-    let Some(leaf) = certs.first() else { return false };
-    let v = &leaf.tbs_certificate.validity;
-    let (from, until) = (v.not_before.to_unix_duration().as_secs(), v.not_after.to_unix_duration().as_secs());
-    now < until && until - now > (until.saturating_sub(from)) / 3
+    certs.first().is_some_and(|leaf| now < crate::ca::cert::renewal_time(leaf))
 }
 
 /// Keeps an operator credential for `identity` (a SAN URI) in `dir`: issued when missing or
-/// past two thirds of its validity, kept otherwise. Returns the new certificate's DER when it
+/// due for renewal ([`renewal_time`](crate::ca::cert::renewal_time)), kept otherwise. Returns the new certificate's DER when it
 /// issued one.
 pub async fn ensure_operator(ca: &CertificateAuthority, dir: &Path, identity: &str) -> Result<Option<Vec<u8>>, String> {
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());

@@ -21,11 +21,14 @@ impl PolicyFile {
     /// Reads and validates the file: the policy and the text it came from. The error names the
     /// file and the field.
     pub fn load(&self) -> Result<(AccessPolicy, String), String> {
-        let file = self.path.display();
-        let text = std::fs::read_to_string(&self.path).map_err(|e| format!("{file}: {e}"))?;
+        let text = std::fs::read_to_string(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        Ok((self.parse(&text)?, text))
+    }
+
+    /// Validates `text`, read from the file; the error names the file and the field.
+    fn parse(&self, text: &str) -> Result<AccessPolicy, String> {
         let known = Known { profiles: &self.profiles, signing_policies: &self.signing_policies };
-        let policy = AccessPolicy::parse(&text, &known).map_err(|e| format!("{file}: {e}"))?;
-        Ok((policy, text))
+        AccessPolicy::parse(text, &known).map_err(|e| format!("{}: {e}", self.path.display()))
     }
 
     /// Keeps `in_force` up to date with the file for ever; `loaded` is the text in force now.
@@ -59,8 +62,8 @@ impl PolicyFile {
             if !asked && (text == loaded || refused.as_ref() == Some(&text)) {
                 continue;
             }
-            match self.load() {
-                Ok((policy, text)) => {
+            match self.parse(&text) {
+                Ok(policy) => {
                     in_force.replace(policy);
                     tracing::info!(audit = true, file = %self.path.display(), "access policy reloaded");
                     loaded = text;

@@ -300,3 +300,12 @@ pub fn ceremony_extensions(
         }
     })
 }
+
+/// When a certificate the daemon keeps for itself (its TLS server certificate, the bootstrap
+/// operator credential) is due for renewal, Unix seconds: once two thirds of its validity have
+/// passed, so that a failed renewal has a third of it to be retried in.
+pub fn renewal_time(cert: &x509_cert::Certificate) -> u64 {
+    let v = &cert.tbs_certificate.validity;
+    let (from, until) = (v.not_before.to_unix_duration().as_secs(), v.not_after.to_unix_duration().as_secs());
+    from + until.saturating_sub(from) * 2 / 3
+}

@@ -48,10 +48,7 @@ pub async fn issue(ca: &CertificateAuthority, key: Arc<dyn SigningKey>, names: &
         .await
         .map_err(fail)?;
     let cert = x509_cert::Certificate::from_der(&issued.cert_der).map_err(|e| TlsError::Certificate(e.to_string()))?;
-    let validity = &cert.tbs_certificate.validity;
-    let (from, until) =
-        (validity.not_before.to_unix_duration().as_secs(), validity.not_after.to_unix_duration().as_secs());
-    let renew_at = from + (until.saturating_sub(from)) * 2 / 3;
+    let renew_at = crate::ca::cert::renewal_time(&cert);
     // The leaf and the issuing CA; the root is the client's trust anchor (RFC 8446 §4.4.2).
     let chain = std::iter::once(issued.cert_der)
         .chain(ca.chain(CaId::Issuing).iter().take(1).cloned())

@@ -7,7 +7,6 @@ use crate::ca::{CaId, IssueRequest, NameScope, RevokeScope};
 use crate::clock::FixedClock;
 use crate::keys::software::SoftwareKey;
 use crate::revocation::Reason;
-use der::Encode;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -22,14 +21,6 @@ fn client_key(seed: u8) -> (p256::ecdsa::SigningKey, String) {
     let key = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap();
     let der = key.to_pkcs8_der().unwrap();
     (key, pem("PRIVATE KEY", der.as_bytes()))
-}
-
-fn client_csr(key: &p256::ecdsa::SigningKey, uri: &str) -> Vec<u8> {
-    use x509_cert::ext::pkix::{name::GeneralName, SubjectAltName};
-    let mut b = x509_cert::builder::RequestBuilder::new(x509_cert::name::Name::default(), key).unwrap();
-    let san = GeneralName::UniformResourceIdentifier(der::asn1::Ia5String::new(uri).unwrap());
-    b.add_extension(&SubjectAltName(vec![san])).unwrap();
-    x509_cert::builder::Builder::build::<p256::ecdsa::DerSignature>(b).unwrap().to_der().unwrap()
 }
 
 async fn check(port: u16, root_pem: &str, identity: Option<(&str, &str)>) -> Result<(), tonic::Status> {
@@ -80,7 +71,7 @@ async fn clients_need_a_certificate_from_the_ca_that_is_not_revoked() {
     let client = ca
         .issue(IssueRequest {
             profile: "service-client".into(),
-            csr: client_csr(&key, "spiffe://trustd/portal"),
+            csr: crate::credentials::client_csr(&key, "portal", "spiffe://trustd/portal").unwrap(),
             validity: None,
             requester: "operator".into(),
             scope: NameScope::Any,
