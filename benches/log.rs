@@ -1,12 +1,14 @@
-//! What the issued-certificate log costs issuance (issue #6): certificates per second and
-//! p50/p99 latency at concurrency 64 over gRPC, with the log on and off, against two release
-//! `trustd dev` daemons in the same run (alternating, so drift on the noisy machine hits both),
-//! and how long after issuance a certificate is in a signed checkpoint. Not a test: it asserts
-//! nothing and prints figures.
+//! What the issued-certificate log costs issuance (issue #6) and the TSA (issue #19: every token
+//! is an entry): certificates per second over gRPC and time-stamps per second over HTTP, with
+//! p50/p99 latency, at concurrency 64, with the log on and off, against two release `trustd dev`
+//! daemons in the same run (alternating, so drift on the noisy machine hits both), and how long
+//! after issuance a certificate is in a signed checkpoint. Not a test: it asserts nothing and
+//! prints figures.
 //!
 //!     cargo bench --bench log [-- SECONDS]
 //!
-//! Goal: the log costs under 10 % of throughput and adds under 1 s to p99 latency.
+//! Goals: the log costs issuance and the TSA each under 10 % of throughput, and adds under 1 s
+//! to issuance's p99 latency.
 
 mod common;
 
@@ -49,6 +51,56 @@ async fn issuance(d: &Daemon, csr: &[u8], secs: Duration) -> Run {
     .await
 }
 
+async fn timestamps(d: &Daemon, der: &[u8], secs: Duration) -> Run {
+    let pool = http_pool(&d.http, CONCURRENCY).await;
+    let (host, der) = (d.http.clone(), der.to_vec());
+    load(CONCURRENCY, secs, move || {
+        let conn = pool.lock().expect("pool").pop().expect("a connection per task");
+        let (pool, host, der) = (pool.clone(), host.clone(), der.clone());
+        async move {
+            conn.lock().await.post(&host, "/tsa", "application/timestamp-query", &der).await;
+            pool.lock().expect("pool").push(conn);
+        }
+    })
+    .await
+}
+
+/// Runs `op` on the daemon with the log off, then on the one with it on, twice; prints each
+/// run, both merged and what the log costs.
+async fn compare<'a, F, Fut>(what: &str, off: &'a Daemon, on: &'a Daemon, op: F)
+where
+    F: Fn(&'a Daemon) -> Fut,
+    Fut: std::future::Future<Output = Run>,
+{
+    let (mut runs_off, mut runs_on) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let r = off.measure(op(off)).await;
+        row(&format!("{what}, log off"), &r);
+        runs_off.push(r);
+        let r = on.measure(op(on)).await;
+        row(&format!("{what}, log on"), &r);
+        runs_on.push(r);
+    }
+    let merge = |runs: &[Run]| {
+        let ops: usize = runs.iter().map(|r| r.ops).sum();
+        let elapsed: Duration = runs.iter().map(|r| r.elapsed).sum();
+        let mut latencies: Vec<Duration> = runs.iter().flat_map(|r| r.latencies.iter().copied()).collect();
+        latencies.sort();
+        let daemon_cpu = runs.iter().map(|r| r.daemon_cpu).sum::<Option<Duration>>();
+        Run { ops, elapsed, latencies, daemon_cpu, client_cpu: None }
+    };
+    let (off_all, on_all) = (merge(&runs_off), merge(&runs_on));
+    row(&format!("{what}, off, all"), &off_all);
+    row(&format!("{what}, on, all"), &on_all);
+    let p = |r: &Run, q| percentile(&r.latencies, q).as_secs_f64() * 1e3;
+    println!(
+        "the log costs {what} {:.1}% of throughput; adds {:.2} ms at p50 and {:.2} ms at p99",
+        100.0 * (1.0 - on_all.rate() / off_all.rate()),
+        p(&on_all, 0.50) - p(&off_all, 0.50),
+        p(&on_all, 0.99) - p(&off_all, 0.99)
+    );
+}
+
 /// From an issuance's reply to the first signed checkpoint that covers it, one at a time.
 async fn time_to_checkpoint(d: &Daemon, csr: &[u8], samples: usize) -> Vec<Duration> {
     let mut ca = CertificateAuthorityClient::new(d.channel().await);
@@ -82,7 +134,7 @@ async fn time_to_checkpoint(d: &Daemon, csr: &[u8], samples: usize) -> Vec<Durat
 fn row(name: &str, r: &Run) {
     let cpu = r.daemon_cpu.map_or(0.0, |c| c.as_secs_f64() * 1e6 / r.ops.max(1) as f64);
     println!(
-        "{name:<14} {CONCURRENCY:>4} {:>9.0} {:>9.2} {:>9.2} {cpu:>12.0}",
+        "{name:<22} {CONCURRENCY:>4} {:>9.0} {:>9.2} {:>9.2} {cpu:>12.0}",
         r.rate(),
         percentile(&r.latencies, 0.50).as_secs_f64() * 1e3,
         percentile(&r.latencies, 0.99).as_secs_f64() * 1e3
@@ -95,35 +147,16 @@ async fn main() {
     let csr = csr();
     let off = start_with(&["--log", "off"]);
     let on = start_with(&[]);
-    println!("issuance over gRPC, tls-server profile, ECDSA P-256 issuing key in SoftHSM2, {}s a row", secs.as_secs());
-    println!("{:<14} {:>4} {:>9} {:>9} {:>9} {:>12}", "what", "conc", "per s", "p50 ms", "p99 ms", "daemon CPU µs");
-    let (mut runs_off, mut runs_on) = (Vec::new(), Vec::new());
-    for _ in 0..2 {
-        let r = off.measure(issuance(&off, &csr, secs)).await;
-        row("log off", &r);
-        runs_off.push(r);
-        let r = on.measure(issuance(&on, &csr, secs)).await;
-        row("log on", &r);
-        runs_on.push(r);
-    }
-    let merge = |runs: &[Run]| {
-        let ops: usize = runs.iter().map(|r| r.ops).sum();
-        let elapsed: Duration = runs.iter().map(|r| r.elapsed).sum();
-        let mut latencies: Vec<Duration> = runs.iter().flat_map(|r| r.latencies.iter().copied()).collect();
-        latencies.sort();
-        let daemon_cpu = runs.iter().map(|r| r.daemon_cpu).sum::<Option<Duration>>();
-        Run { ops, elapsed, latencies, daemon_cpu, client_cpu: None }
-    };
-    let (off_all, on_all) = (merge(&runs_off), merge(&runs_on));
-    row("log off, all", &off_all);
-    row("log on, all", &on_all);
-    let p = |r: &Run, q| percentile(&r.latencies, q).as_secs_f64() * 1e3;
     println!(
-        "the log costs {:.1}% of throughput; adds {:.2} ms at p50 and {:.2} ms at p99",
-        100.0 * (1.0 - on_all.rate() / off_all.rate()),
-        p(&on_all, 0.50) - p(&off_all, 0.50),
-        p(&on_all, 0.99) - p(&off_all, 0.99)
+        "issuance over gRPC (tls-server profile, ECDSA P-256 issuing key), time-stamps over HTTP (ECDSA P-256 \
+         TSA key), SoftHSM2, {}s a row",
+        secs.as_secs()
     );
+    println!("{:<22} {:>4} {:>9} {:>9} {:>9} {:>12}", "what", "conc", "per s", "p50 ms", "p99 ms", "daemon CPU µs");
+    compare("issuance", &off, &on, |d| issuance(d, &csr, secs)).await;
+    let req = trustd::tsa::request_from_digest("sha256", &[7; 32], &[1, 2, 3, 4, 5, 6, 7, 8], true, "").expect("req");
+    let der = der::Encode::to_der(&req).expect("DER request");
+    compare("tsa", &off, &on, |d| timestamps(d, &der, secs)).await;
     let t = time_to_checkpoint(&on, &csr, 20).await;
     println!(
         "issuance reply to a signed checkpoint covering it (20 sequential issuances): p50 {:.0} ms, max {:.0} ms",

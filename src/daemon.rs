@@ -19,6 +19,7 @@ use crate::keys::{CertifiedKey, SignatureScheme, SigningKey};
 use crate::log::{CheckpointSigner, LogStore, TransparencyLog};
 use crate::ocsp::OcspResponder;
 use crate::policy::Policies;
+use crate::records::{self, RecordWriter};
 use crate::signing::{SigningService, Validation};
 use crate::store::{SignatureWriter, SqliteStore, Store, TimestampWriter};
 use crate::tls::{self, ServerCertificate};
@@ -298,6 +299,16 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     // Every certificate the store knows as issued is in the log before the daemon says it is
     // ready: those of a crash between store and log, and the ceremony's just recorded.
     ca.log_unsequenced().await.map_err(|e| format!("log: appending unlogged records: {e}"))?;
+    let sequencer = log.as_ref().map(|l| l.sequencer());
+    if let Some(seq) = sequencer {
+        access_file.log_change(seq, &access_text).await.map_err(|e| format!("log: the access policy in force: {e}"))?;
+        let n = records::log_unsequenced(store.as_ref(), seq)
+            .await
+            .map_err(|e| format!("log: appending time-stamps and signatures made while it was off: {e}"))?;
+        if n > 0 {
+            tracing::info!(count = n, "time-stamps and signatures made while the log was off appended to it");
+        }
+    }
     let ca = Arc::new(ca);
     // The certificates the daemon gives itself are issued (and logged) before the first
     // checkpoint, so that it covers everything issued at start.
@@ -314,7 +325,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         &chain,
         policies.tsa.clone(),
         clock.clone(),
-        TimestampWriter::spawn(store.clone()),
+        RecordWriter::new(sequencer, || TimestampWriter::spawn(store.clone())),
     )
     .map_err(|e| e.to_string())?;
     if let Err(e) = cfg.tsa.clock_check.check() {
@@ -343,8 +354,15 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
             store: store.clone(),
             issuing_ca: ceremony::ISSUING_CA_NAME.into(),
         };
-        SigningService::new(keyed, &chain, tsa.clone(), SignatureWriter::spawn(store.clone()), validation, clock)
-            .map_err(|e| e.to_string())?
+        SigningService::new(
+            keyed,
+            &chain,
+            tsa.clone(),
+            RecordWriter::new(sequencer, || SignatureWriter::spawn(store.clone())),
+            validation,
+            clock,
+        )
+        .map_err(|e| e.to_string())?
     };
     let (ocsp, signing) = (Arc::new(ocsp), Arc::new(signing));
     // A CRL exists before the daemon says it is ready: certificates point relying parties at it.
@@ -400,7 +418,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     };
     let incoming = tls::incoming(grpc_listener, tls_config, store.clone(), ca.revocation_changes());
     let access = PolicyInForce::new(access);
-    tokio::spawn(access_file.watch(access.clone(), access_text));
+    tokio::spawn(access_file.watch(access.clone(), access_text, sequencer.cloned()));
     let state = HttpState { ca, tsa, ocsp, hsm: hsm.clone(), store, clock: cfg.tsa.clock_check, log };
     let http_app = crate::api::http::router(state, max).into_make_service_with_connect_info::<SocketAddr>();
     let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {

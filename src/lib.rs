@@ -18,6 +18,7 @@ pub mod keys;
 pub mod log;
 pub mod ocsp;
 pub mod policy;
+pub mod records;
 pub mod revocation;
 pub mod serial;
 pub mod signed_data;

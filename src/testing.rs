@@ -4,6 +4,7 @@
 use crate::ca::cert::{self, CertSpec, Issuer};
 use crate::keys::{CertifiedKey, SigningKey};
 use crate::policy::AttrKind;
+use crate::records::RecordWriter;
 use crate::serial::Serial;
 use crate::store::{GroupCommit, StoreError};
 use std::sync::{Arc, Mutex};
@@ -38,8 +39,9 @@ pub async fn certify(
     CertifiedKey::new(key, cert::signed_der(&tbs_der, signer.scheme(), &signature).unwrap()).unwrap()
 }
 
-/// A record writer that keeps every batch it is given, or fails every one with `fails_with`.
-pub fn writer<R: Clone + Send + 'static>(fails_with: Option<&str>) -> (GroupCommit<R>, Arc<Mutex<Vec<R>>>) {
+/// A record writer (the log off) that keeps every batch it is given, or fails every one with
+/// `fails_with`.
+pub fn writer<R: Clone + Send + 'static>(fails_with: Option<&str>) -> (RecordWriter<R>, Arc<Mutex<Vec<R>>>) {
     let kept = Arc::new(Mutex::new(Vec::new()));
     let (k, fail) = (kept.clone(), fails_with.map(str::to_owned));
     let writer = GroupCommit::start(move |batch: Vec<R>| {
@@ -54,7 +56,7 @@ pub fn writer<R: Clone + Send + 'static>(fails_with: Option<&str>) -> (GroupComm
             }
         }
     });
-    (writer, kept)
+    (RecordWriter::Unlogged(writer), kept)
 }
 
 /// Runs `f` to completion on a runtime of its own, for synchronous tests of async cores.

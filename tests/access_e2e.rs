@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tonic::Code;
@@ -336,4 +337,24 @@ async fn a_changed_policy_applies_without_a_restart_and_an_invalid_one_is_refuse
         async move { c.issue_certificate(req).await.is_err_and(|e| e.code() == Code::PermissionDenied) }
     })
     .await;
+
+    // Each policy that took effect is in the log, in order: the shipped one at start, the
+    // widened one, the shipped one again; the refused one is not.
+    let mut log = trustd::api::pb::transparency_log_client::TransparencyLogClient::new(d.channel().await);
+    let size = log.get_checkpoint(pb::GetCheckpointRequest { fresh: true }).await.unwrap().into_inner().tree_size;
+    let entries = log
+        .get_entries(pb::GetEntriesRequest { start: 0, end: size, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let changes: Vec<[u8; 32]> = entries
+        .iter()
+        .filter_map(|e| match trustd::log::LogEntry::decode(&e.entry) {
+            Ok(trustd::log::LogEntry::PolicyChange(p)) => Some(p.sha256),
+            _ => None,
+        })
+        .collect();
+    let sha = |t: &str| <[u8; 32]>::from(sha2::Sha256::digest(t.as_bytes()));
+    assert_eq!(changes, [sha(&shipped), sha(&widened), sha(&shipped)]);
 }

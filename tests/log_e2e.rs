@@ -7,9 +7,12 @@
 mod common;
 
 use common::*;
+use sha2::Digest;
 use std::time::{Duration, Instant};
 use tonic::Code;
 use trustd::api::pb;
+use trustd::api::pb::signing_client::SigningClient;
+use trustd::api::pb::time_stamping_client::TimeStampingClient;
 use trustd::api::pb::transparency_log_client::TransparencyLogClient;
 use trustd::log::tiles::{parse_entry_bundle, parse_hash_tile};
 use trustd::log::tree::{leaf_hash, verify_consistency, verify_inclusion};
@@ -92,16 +95,31 @@ async fn every_issued_certificate_has_a_verifying_inclusion_proof_and_checkpoint
     // The key ceremony's service certificates are logged at start-up, before `ready`.
     let (cp0, _) = checkpoint_of_at_least(&mut log, &key, 0).await;
     let at_start = entries(&mut log, 0, cp0.size().0).await;
-    let profiles: Vec<String> = at_start
+    let access = std::fs::read(d.data_dir().join("policies/access.toml")).unwrap();
+    let kinds: Vec<String> = at_start
         .iter()
         .map(|e| match LogEntry::decode(e).unwrap() {
             LogEntry::CertificateIssued(c) => c.profile,
+            LogEntry::PolicyChange(p) => {
+                assert_eq!(p.sha256, <[u8; 32]>::from(sha2::Sha256::digest(&access)), "the access policy in force");
+                format!("policy:{}", p.file)
+            }
             other => panic!("unexpected entry {other:?}"),
         })
         .collect();
-    // Then what the daemon issues itself at start: its TLS server certificate and the dev
-    // operator credential.
-    assert_eq!(profiles, ["ceremony:tsa", "ceremony:document-signer", "ceremony:ocsp", "tls-server", "service-client"]);
+    // Then the access policy in force, and what the daemon issues itself at start: its TLS
+    // server certificate and the dev operator credential.
+    assert_eq!(
+        kinds,
+        [
+            "ceremony:tsa",
+            "ceremony:document-signer",
+            "ceremony:ocsp",
+            "policy:access.toml",
+            "tls-server",
+            "service-client"
+        ]
+    );
 
     let first = issue(&d, 4).await;
     // Asked for a fresh checkpoint, the log signs one that covers what was just issued, at once.
@@ -258,8 +276,9 @@ async fn trustctl_verifies_incrementally_and_names_the_entry_changed_reordered_o
     trustctl_ok(&d, &["revoke", "--serial", &serial, "--reason", "keyCompromise"]);
     let mut log = log_client(&d).await;
     let key = LogPublicKey::from_vkey(&vkey).unwrap();
-    // The ceremony's three, the daemon's TLS and operator certificates, three issued, one revoked.
-    let (cp1, _) = checkpoint_of_at_least(&mut log, &key, 3 + 2 + 3 + 1).await;
+    // The ceremony's three, the access policy, the daemon's TLS and operator certificates, three
+    // issued, one revoked.
+    let (cp1, _) = checkpoint_of_at_least(&mut log, &key, 3 + 1 + 2 + 3 + 1).await;
 
     let first = trustctl_ok(&d, &["log", "verify", "--key", key_file.to_str().unwrap(), "--state", state_arg]);
     assert!(first.contains(&format!("tree size {} verified", cp1.size())), "{first}");
@@ -361,6 +380,19 @@ async fn certificates_issued_while_the_log_was_off_are_logged_at_the_next_start_
     assert_eq!(code_of(log.get_checkpoint(pb::GetCheckpointRequest::default())).await, Code::Unimplemented);
     assert_eq!(d.http_get("/log/checkpoint").0, 404);
     let issued = issue(&d, 2).await;
+    // And a time-stamp, recorded in the store alone.
+    let stamped = TimeStampingClient::new(d.channel().await)
+        .timestamp(pb::TimestampRequest {
+            request: Some(pb::timestamp_request::Request::Digest(pb::DigestRequest {
+                hash_algorithm: "sha256".into(),
+                digest: vec![3; 32],
+                ..Default::default()
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stamped.status(), pb::TimestampStatus::Granted, "{}", stamped.reason);
     drop(log);
     let (_, dir) = d.stop();
 
@@ -370,9 +402,9 @@ async fn certificates_issued_while_the_log_was_off_are_logged_at_the_next_start_
     let r = log.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner();
     let key = LogPublicKey::from_vkey(&r.verifier_key).unwrap();
     let cp = open_checkpoint(&r.signed_note, key.name(), &key).unwrap();
-    // The ceremony's three, the two issued here, a TLS server certificate per start and the
-    // operator credential.
-    assert_eq!(cp.size(), TreeSize(3 + 2 + 2 + 1));
+    // The ceremony's three, the two issued here, a TLS server certificate per start, the
+    // operator credential, the access policy in force and the time-stamp.
+    assert_eq!(cp.size(), TreeSize(3 + 2 + 2 + 1 + 1 + 1));
     let all = entries(&mut log, 0, cp.size().0).await;
     let logged: Vec<Vec<u8>> = all
         .iter()
@@ -382,6 +414,14 @@ async fn certificates_issued_while_the_log_was_off_are_logged_at_the_next_start_
         })
         .collect();
     assert_eq!(logged, issued, "in issuance order");
+    let stamps: Vec<_> = all
+        .iter()
+        .filter_map(|e| match LogEntry::decode(e) {
+            Ok(LogEntry::TimestampIssued(t)) => Some(hex::encode(t.serial)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stamps, [stamped.serial.trim_start_matches("00")]);
     assert!(d.log().contains("records missing from the issued-certificate log appended"));
     // Nothing is logged twice on the next start.
     drop(log);
@@ -389,5 +429,106 @@ async fn certificates_issued_while_the_log_was_off_are_logged_at_the_next_start_
     let d = Daemon::start_in(dir);
     let mut log = log_client(&d).await;
     let r = log.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner();
-    assert_eq!(r.tree_size, 8 + 1, "only this start's TLS server certificate is new");
+    assert_eq!(r.tree_size, 10 + 2, "only this start's TLS server certificate and policy entry are new");
+}
+
+#[tokio::test]
+async fn time_stamps_and_signatures_are_logged_counted_by_client_and_key_and_a_deleted_one_is_named() {
+    let d = Daemon::start();
+    let channel = d.channel().await;
+    // A B-T signature (its signature time-stamp is a token of its own), a gRPC time-stamp, and
+    // an anonymous one over plain HTTP.
+    let signed = SigningClient::new(channel.clone())
+        .sign(pb::SignRequest {
+            options: Some(pb::SignOptions {
+                level: pb::SignatureLevel::BT.into(),
+                detached: true,
+                ..Default::default()
+            }),
+            content: Some(pb::sign_request::Content::Digest(pb::Digest {
+                hash_algorithm: "sha256".into(),
+                value: vec![7; 32],
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let stamped = TimeStampingClient::new(channel.clone())
+        .timestamp(pb::TimestampRequest {
+            request: Some(pb::timestamp_request::Request::Digest(pb::DigestRequest {
+                hash_algorithm: "sha256".into(),
+                digest: vec![9; 32],
+                ..Default::default()
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stamped.status(), pb::TimestampStatus::Granted, "{}", stamped.reason);
+    let dir = d.dir.path();
+    std::fs::write(dir.join("doc.txt"), b"logged").unwrap();
+    openssl(dir, &["ts", "-query", "-data", "doc.txt", "-sha256", "-cert", "-out", "doc.tsq"]);
+    let (code, _, http_reply) =
+        d.http_post("/tsa", "application/timestamp-query", &std::fs::read(dir.join("doc.tsq")).unwrap());
+    assert_eq!(code, 200);
+
+    // Each reply came only once its entry was sequenced: the log has them all now.
+    let mut log = log_client(&d).await;
+    let fresh = log.get_checkpoint(pb::GetCheckpointRequest { fresh: true }).await.unwrap().into_inner();
+    let all = entries(&mut log, 0, fresh.tree_size).await;
+    let decoded: Vec<LogEntry> = all.iter().map(|e| LogEntry::decode(e).unwrap()).collect();
+    let stamps: Vec<(usize, &trustd::log::TimestampIssued)> = decoded
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            LogEntry::TimestampIssued(t) => Some((i, t)),
+            _ => None,
+        })
+        .collect();
+    let sigs: Vec<&trustd::log::SignatureMade> = decoded
+        .iter()
+        .filter_map(|e| match e {
+            LogEntry::SignatureMade(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stamps.len(), 3, "{decoded:?}");
+    assert_eq!(sigs.len(), 1);
+    assert_eq!((sigs[0].requester.as_str(), sigs[0].policy.as_str()), ("operator", "default"));
+    assert_eq!(hex::encode(&sigs[0].signature_id), signed.signature_id);
+    assert_eq!(sigs[0].level, trustd::policy::Level::BT);
+    // The anonymous HTTP token: its entry names no one and commits to the token received.
+    use der::{Decode, Encode};
+    let resp = x509_tsp::TimeStampResp::from_der(&http_reply).unwrap();
+    let token = resp.time_stamp_token.unwrap().to_der().unwrap();
+    let (http_index, http_entry) = stamps.iter().find(|(_, t)| t.requester.is_empty()).unwrap();
+    assert_eq!(http_entry.token_hash, <[u8; 32]>::from(sha2::Sha256::digest(&token)));
+    assert_eq!(stamps.iter().filter(|(_, t)| t.requester == "operator").count(), 2);
+    assert_eq!(hex::encode(&stamps[1].1.serial), stamped.serial.trim_start_matches("00"));
+    // Named by the TSA certificate's hash, as its ESSCertIDv2 does.
+    let tsa_chain = TimeStampingClient::new(channel.clone())
+        .get_tsa_chain(pb::GetTsaChainRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let tsa_hash: [u8; 32] = sha2::Sha256::digest(&tsa_chain.certificates_der[0]).into();
+    assert!(stamps.iter().all(|(_, t)| t.signer == tsa_hash));
+
+    let (_, _, vkey) = d.http_get("/log/key");
+    let vkey = String::from_utf8(vkey).unwrap().trim().to_owned();
+    let report = trustctl_ok(&d, &["log", "verify", "--key", &vkey]);
+    assert!(report.contains("timestamp_issued 3") && report.contains("signature_made 1"), "{report}");
+    assert!(report.contains("\n  (anonymous): time-stamps 1\n"), "{report}");
+    assert!(report.contains("\n  operator: signatures 1, time-stamps 2\n"), "{report}");
+    assert!(report.contains("\n  trustd: certificates 2\n"), "its TLS and operator certificates: {report}");
+    assert!(report.contains(&format!("\n  {} CN=", hex::encode(tsa_hash))), "{report}");
+    assert!(report.contains(": time-stamps 3\n"), "{report}");
+    assert!(report.contains("policy change at entry 3: access.toml with SHA-256 "), "{report}");
+
+    // An operator who deletes the anonymous token's entry is found out, and the entry named.
+    let db =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", d.data_dir().join("trustd.db").display())).await.unwrap();
+    sqlx::query("DELETE FROM log_entries WHERE idx = ?").bind(*http_index as i64).execute(&db).await.unwrap();
+    let err = trustctl_fails(&d, &["log", "verify", "--key", &vkey]);
+    assert!(err.contains(&format!("entry {http_index} is missing")), "{err}");
 }

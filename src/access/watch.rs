@@ -1,8 +1,12 @@
 //! Reloading the access policy while serving: on SIGHUP, and when its file changes (checked
 //! every [`POLL`]). The new policy replaces the old one whole ([`PolicyInForce`]); an invalid
 //! file is refused with its file and field in one log line, and the policy in force stays.
+//! With the log on, each policy that takes effect (at start and on reload) is first a
+//! `policy_change` entry of it, so an auditor sees who could do what when.
 
 use super::{AccessPolicy, Known, PolicyInForce};
+use crate::log::{LogEntry, NewEntry, PolicyChange, Sequencer};
+use sha2::Digest;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +35,23 @@ impl PolicyFile {
         AccessPolicy::parse(text, &known).map_err(|e| format!("{}: {e}", self.path.display()))
     }
 
+    /// States in the log that `text` of this file takes effect now; returns once sequenced.
+    pub async fn log_change(&self, log: &Sequencer, text: &str) -> Result<(), String> {
+        let file =
+            self.path.file_name().map_or_else(|| self.path.display().to_string(), |f| f.to_string_lossy().into());
+        let entry = LogEntry::PolicyChange(PolicyChange {
+            at: crate::unix_time::now(),
+            file,
+            sha256: sha2::Sha256::digest(text.as_bytes()).into(),
+        });
+        let entry = entry.encode().map_err(|e| e.to_string())?;
+        log.append(NewEntry { entry, record: None }).await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     /// Keeps `in_force` up to date with the file for ever; `loaded` is the text in force now.
-    pub async fn watch(self, in_force: Arc<PolicyInForce>, mut loaded: String) {
+    /// A new policy takes effect only once `log` (when on) has its entry.
+    pub async fn watch(self, in_force: Arc<PolicyInForce>, mut loaded: String, log: Option<Sequencer>) {
         let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -64,6 +83,17 @@ impl PolicyFile {
             }
             match self.parse(&text) {
                 Ok(policy) => {
+                    if let Some(log) = &log {
+                        if let Err(e) = self.log_change(log, &text).await {
+                            // Tried again at the next poll: the file is valid, the log is not.
+                            tracing::error!(
+                                audit = true,
+                                error = %e,
+                                "access policy not reloaded, the one in force stays: its log entry failed"
+                            );
+                            continue;
+                        }
+                    }
                     in_force.replace(policy);
                     tracing::info!(audit = true, file = %self.path.display(), "access policy reloaded");
                     loaded = text;

@@ -3,10 +3,13 @@
 //! tree head, that the tree extends the trusted one, and what the entries say.
 
 use super::checkpoint::open_checkpoint;
+use super::entry::{PolicyChange, Sha256};
 use super::{
     tree, Checkpoint, EntryType, Hash, HashIndex, HashReader, LeafIndex, LogEntry, LogError, LogPublicKey,
     MemoryHashes, PrefetchedHashes, TreeSize,
 };
+use der::Decode;
+use sha2::Digest;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -65,6 +68,25 @@ pub struct Summary {
     pub certificates_by_profile: BTreeMap<String, u64>,
     /// Revocations by issuing CA.
     pub revocations_by_issuer: BTreeMap<String, u64>,
+    /// What each client had made, by its configured name (empty: anonymous time-stamp
+    /// requests). Certificates count for the client that asked for them.
+    pub by_client: BTreeMap<String, Made>,
+    /// Time-stamps and signatures by the key that made them, named by the SHA-256 of its
+    /// certificate (as the entries name it).
+    pub by_key: BTreeMap<Sha256, Made>,
+    /// The subjects (RFC 4514) of the certificates among the audited entries whose hashes are
+    /// keys of `by_key`: which key each one is, when its certificate was audited too.
+    pub key_subjects: BTreeMap<Sha256, String>,
+    /// Policy files that took effect, in log order, with their entries' indexes.
+    pub policy_changes: Vec<(LeafIndex, PolicyChange)>,
+}
+
+/// How many certificates, signatures and time-stamps one client or key made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Made {
+    pub certificates: u64,
+    pub signatures: u64,
+    pub timestamps: u64,
 }
 
 /// The outcome of a successful audit.
@@ -136,6 +158,7 @@ impl<E: AsRef<[u8]>> Audit<'_, E> {
         for (i, e) in entries.iter().enumerate() {
             summary.add(LeafIndex(start.0 + i as u64), e.as_ref())?;
         }
+        summary.name_keys(entries);
         let trusted = TrustedTree { size: new_size, root: checkpoint.root(), subtree_roots };
         Ok(AuditReport { checkpoint, checked: start.0..new_size.0, summary, trusted })
     }
@@ -201,13 +224,41 @@ impl Summary {
                     LogEntry::CertificateIssued(c) => {
                         *self.certificates_by_issuer.entry(c.issuer).or_default() += 1;
                         *self.certificates_by_profile.entry(c.profile).or_default() += 1;
+                        self.by_client.entry(c.requester).or_default().certificates += 1;
                     }
                     LogEntry::Revocation(r) => *self.revocations_by_issuer.entry(r.issuer).or_default() += 1,
+                    LogEntry::TimestampIssued(t) => {
+                        self.by_client.entry(t.requester).or_default().timestamps += 1;
+                        self.by_key.entry(t.signer).or_default().timestamps += 1;
+                    }
+                    LogEntry::SignatureMade(s) => {
+                        self.by_client.entry(s.requester).or_default().signatures += 1;
+                        self.by_key.entry(s.signer).or_default().signatures += 1;
+                    }
+                    LogEntry::PolicyChange(p) => self.policy_changes.push((index, p)),
                 }
             }
             Err(LogError::UnknownEntryType(t)) => *self.unknown_types.entry(t).or_default() += 1,
             Err(e) => return Err(unreadable(e)),
         }
         Ok(())
+    }
+
+    /// Fills `key_subjects` from the certificates among `entries`: a second pass, because
+    /// which certificates name a key is known only once every entry is counted, and keeping
+    /// the hash of every certificate for it would grow with the log.
+    fn name_keys<E: AsRef<[u8]>>(&mut self, entries: &[E]) {
+        if self.by_key.is_empty() {
+            return;
+        }
+        for e in entries {
+            let Ok(LogEntry::CertificateIssued(c)) = LogEntry::decode(e.as_ref()) else { continue };
+            let hash: Sha256 = sha2::Sha256::digest(&c.certificate_der).into();
+            if self.by_key.contains_key(&hash) {
+                if let Ok(cert) = x509_cert::Certificate::from_der(&c.certificate_der) {
+                    self.key_subjects.insert(hash, cert.tbs_certificate.subject.to_string());
+                }
+            }
+        }
     }
 }

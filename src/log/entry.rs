@@ -9,7 +9,10 @@
 //! Text fields are UTF-8.
 //!
 //! ```text
-//! enum { certificate_issued(1), revocation(2), ceremony_event(3), (255) } EntryType;
+//! enum {
+//!     certificate_issued(1), revocation(2), ceremony_event(3),
+//!     timestamp_issued(4), signature_made(5), policy_change(6), (255)
+//! } EntryType;
 //!
 //! struct {
 //!     uint8 version = 1;
@@ -17,6 +20,9 @@
 //!     select (entry_type) {
 //!         case certificate_issued: CertificateIssued;
 //!         case revocation:         Revocation;
+//!         case timestamp_issued:   TimestampIssued;
+//!         case signature_made:     SignatureMade;
+//!         case policy_change:      PolicyChange;
 //!     };
 //! } LogEntry;
 //!
@@ -34,7 +40,38 @@
 //!     opaque serial<1..20>;              /* serialNumber's DER content octets (RFC 5280 §4.1.2.2) */
 //!     uint8 reason;                      /* CRLReason code (RFC 5280 §5.3.1): 0-6 or 8-10 */
 //! } Revocation;
+//!
+//! struct {
+//!     uint64 gen_time;                   /* genTime, Unix microseconds (UTC) */
+//!     opaque signer[32];                 /* SHA-256 of the TSA certificate, DER (ESSCertIDv2) */
+//!     opaque requester<0..65535>;        /* the client's configured name; empty: anonymous */
+//!     opaque serial<1..20>;              /* TSTInfo serialNumber's DER content octets */
+//!     opaque policy<1..255>;             /* TSTInfo policy, dotted OID */
+//!     opaque token_hash[32];             /* SHA-256 of the TimeStampToken, DER */
+//! } TimestampIssued;
+//!
+//! struct {
+//!     uint64 signed_at;                  /* the signing-time attribute, Unix seconds (UTC) */
+//!     opaque signer[32];                 /* SHA-256 of the signer certificate, DER */
+//!     opaque requester<0..65535>;        /* the client's configured name */
+//!     opaque policy<1..255>;             /* the signing policy's name */
+//!     opaque signature_id<1..20>;        /* the id the caller got, big-endian */
+//!     uint8 level;                       /* ETSI EN 319 122-1 level: 1 B-B, 2 B-T */
+//!     opaque signature_hash[32];         /* SHA-256 of the SignerInfo's signature value */
+//! } SignatureMade;
+//!
+//! struct {
+//!     uint64 at;                         /* Unix seconds (UTC) the policy took effect */
+//!     opaque file<1..255>;               /* the policy file's name, e.g. access.toml */
+//!     opaque sha256[32];                 /* SHA-256 of the file's bytes as loaded */
+//! } PolicyChange;
 //! ```
+//!
+//! Time-stamps and signatures name their key by the SHA-256 of its certificate, the hash
+//! ESSCertIDv2 carries in the token or signature itself (RFC 5035), so an auditor can match an
+//! entry to a token in hand and to the certificate's own `certificate_issued` entry. Neither
+//! the document's digest nor the token is in the log: its readers are auditors, not the
+//! document's parties, and a digest of a guessable document would give it away.
 //!
 //! A `LogEntry` is the whole leaf input: nothing may follow it. The encoded entry is at most
 //! 65535 bytes, since a C2SP tlog-tiles entry bundle prefixes each entry with a uint16 length.
@@ -44,6 +81,7 @@
 //! does not depend on the entry's contents.
 
 use super::LogError;
+use crate::policy::Level;
 use std::fmt;
 
 /// The format version this code writes and reads.
@@ -61,6 +99,12 @@ pub enum EntryType {
     Revocation = 2,
     /// Reserved for key-ceremony records; not encoded or decoded yet.
     CeremonyEvent = 3,
+    /// [`TimestampIssued`].
+    TimestampIssued = 4,
+    /// [`SignatureMade`].
+    SignatureMade = 5,
+    /// [`PolicyChange`].
+    PolicyChange = 6,
 }
 
 impl EntryType {
@@ -70,6 +114,9 @@ impl EntryType {
             EntryType::CertificateIssued => "certificate_issued",
             EntryType::Revocation => "revocation",
             EntryType::CeremonyEvent => "ceremony_event",
+            EntryType::TimestampIssued => "timestamp_issued",
+            EntryType::SignatureMade => "signature_made",
+            EntryType::PolicyChange => "policy_change",
         }
     }
 }
@@ -108,6 +155,56 @@ pub struct Revocation {
     pub reason: u8,
 }
 
+/// A SHA-256 value in an entry: of a certificate, a token or a signature value.
+pub type Sha256 = [u8; 32];
+
+/// A time-stamp token the TSA handed out (RFC 3161 §2.4.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimestampIssued {
+    /// genTime, microseconds since the Unix epoch.
+    pub gen_time_us: u64,
+    /// SHA-256 of the TSA certificate (DER).
+    pub signer: Sha256,
+    /// The client's configured name; empty for an anonymous request.
+    pub requester: String,
+    /// The TSTInfo serialNumber's DER content octets, 1 to 20 bytes.
+    pub serial: Vec<u8>,
+    /// The TSTInfo policy.
+    pub policy: const_oid::ObjectIdentifier,
+    /// SHA-256 of the TimeStampToken (DER).
+    pub token_hash: Sha256,
+}
+
+/// A CMS signature the signing service made (ETSI EN 319 122-1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignatureMade {
+    /// The signing-time attribute, Unix seconds.
+    pub signed_at: u64,
+    /// SHA-256 of the signer certificate (DER).
+    pub signer: Sha256,
+    /// The client's configured name.
+    pub requester: String,
+    /// The signing policy's name.
+    pub policy: String,
+    /// The signature id the caller got, 1 to 20 bytes.
+    pub signature_id: Vec<u8>,
+    /// The CAdES level.
+    pub level: Level,
+    /// SHA-256 of the SignerInfo's signature value.
+    pub signature_hash: Sha256,
+}
+
+/// A policy file that took effect (at start or on reload).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyChange {
+    /// When it took effect, Unix seconds.
+    pub at: u64,
+    /// The file's name, e.g. `access.toml`.
+    pub file: String,
+    /// SHA-256 of the file's bytes as loaded.
+    pub sha256: Sha256,
+}
+
 /// One entry of the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogEntry {
@@ -115,6 +212,12 @@ pub enum LogEntry {
     CertificateIssued(CertificateIssued),
     /// Type 2.
     Revocation(Revocation),
+    /// Type 4.
+    TimestampIssued(TimestampIssued),
+    /// Type 5.
+    SignatureMade(SignatureMade),
+    /// Type 6.
+    PolicyChange(PolicyChange),
 }
 
 impl LogEntry {
@@ -123,14 +226,9 @@ impl LogEntry {
         match self {
             LogEntry::CertificateIssued(_) => EntryType::CertificateIssued,
             LogEntry::Revocation(_) => EntryType::Revocation,
-        }
-    }
-
-    /// The CA the entry is about.
-    pub fn issuer(&self) -> &str {
-        match self {
-            LogEntry::CertificateIssued(c) => &c.issuer,
-            LogEntry::Revocation(r) => &r.issuer,
+            LogEntry::TimestampIssued(_) => EntryType::TimestampIssued,
+            LogEntry::SignatureMade(_) => EntryType::SignatureMade,
+            LogEntry::PolicyChange(_) => EntryType::PolicyChange,
         }
     }
 
@@ -150,12 +248,34 @@ impl LogEntry {
             LogEntry::Revocation(r) => {
                 out.extend_from_slice(&r.revoked_at.to_be_bytes());
                 put8(&mut out, "issuer", r.issuer.as_bytes(), 1)?;
-                if r.serial.len() > 20 {
-                    return Err(LogError::BadEntry(format!("serial: {} bytes, at most 20", r.serial.len())));
-                }
-                put8(&mut out, "serial", &r.serial, 1)?;
+                put_serial(&mut out, "serial", &r.serial)?;
                 check_reason(r.reason)?;
                 out.push(r.reason);
+            }
+            LogEntry::TimestampIssued(t) => {
+                out.extend_from_slice(&t.gen_time_us.to_be_bytes());
+                out.extend_from_slice(&t.signer);
+                put16(&mut out, "requester", t.requester.as_bytes(), 0)?;
+                put_serial(&mut out, "serial", &t.serial)?;
+                put8(&mut out, "policy", t.policy.to_string().as_bytes(), 1)?;
+                out.extend_from_slice(&t.token_hash);
+            }
+            LogEntry::SignatureMade(s) => {
+                out.extend_from_slice(&s.signed_at.to_be_bytes());
+                out.extend_from_slice(&s.signer);
+                put16(&mut out, "requester", s.requester.as_bytes(), 0)?;
+                put8(&mut out, "policy", s.policy.as_bytes(), 1)?;
+                put_serial(&mut out, "signature_id", &s.signature_id)?;
+                out.push(match s.level {
+                    Level::BB => 1,
+                    Level::BT => 2,
+                });
+                out.extend_from_slice(&s.signature_hash);
+            }
+            LogEntry::PolicyChange(p) => {
+                out.extend_from_slice(&p.at.to_be_bytes());
+                put8(&mut out, "file", p.file.as_bytes(), 1)?;
+                out.extend_from_slice(&p.sha256);
             }
         }
         if out.len() > MAX_ENTRY_LEN {
@@ -188,14 +308,43 @@ impl LogEntry {
             2 => {
                 let revoked_at = r.u64("revoked_at")?;
                 let issuer = r.text8("issuer", 1)?;
-                let serial = r.bytes8("serial", 1)?.to_vec();
-                if serial.len() > 20 {
-                    return Err(LogError::BadEntry(format!("serial: {} bytes, at most 20", serial.len())));
-                }
+                let serial = r.serial("serial")?;
                 let reason = r.u8("reason")?;
                 check_reason(reason)?;
                 LogEntry::Revocation(Revocation { serial, issuer, revoked_at, reason })
             }
+            4 => LogEntry::TimestampIssued(TimestampIssued {
+                gen_time_us: r.u64("gen_time")?,
+                signer: r.sha256("signer")?,
+                requester: r.text16("requester", 0)?,
+                serial: r.serial("serial")?,
+                policy: {
+                    let text = r.text8("policy", 1)?;
+                    const_oid::ObjectIdentifier::new(&text)
+                        .ok()
+                        .filter(|oid| oid.to_string() == text)
+                        .ok_or_else(|| LogError::BadEntry(format!("policy: '{text}' is not a dotted OID")))?
+                },
+                token_hash: r.sha256("token_hash")?,
+            }),
+            5 => LogEntry::SignatureMade(SignatureMade {
+                signed_at: r.u64("signed_at")?,
+                signer: r.sha256("signer")?,
+                requester: r.text16("requester", 0)?,
+                policy: r.text8("policy", 1)?,
+                signature_id: r.serial("signature_id")?,
+                level: match r.u8("level")? {
+                    1 => Level::BB,
+                    2 => Level::BT,
+                    other => return Err(LogError::BadEntry(format!("level {other} is neither 1 (B-B) nor 2 (B-T)"))),
+                },
+                signature_hash: r.sha256("signature_hash")?,
+            }),
+            6 => LogEntry::PolicyChange(PolicyChange {
+                at: r.u64("at")?,
+                file: r.text8("file", 1)?,
+                sha256: r.sha256("sha256")?,
+            }),
             other => return Err(LogError::UnknownEntryType(other)),
         };
         if !r.0.is_empty() {
@@ -221,6 +370,14 @@ fn put8(out: &mut Vec<u8>, field: &str, v: &[u8], min: usize) -> Result<(), LogE
     out.push(len);
     out.extend_from_slice(v);
     Ok(())
+}
+
+/// A serial number or id: `opaque<1..20>`, as RFC 5280 §4.1.2.2 bounds serials.
+fn put_serial(out: &mut Vec<u8>, field: &str, v: &[u8]) -> Result<(), LogError> {
+    if v.len() > 20 {
+        return Err(LogError::BadEntry(format!("{field}: {} bytes, at most 20", v.len())));
+    }
+    put8(out, field, v, 1)
 }
 
 fn put16(out: &mut Vec<u8>, field: &str, v: &[u8], min: usize) -> Result<(), LogError> {
@@ -269,6 +426,20 @@ impl<'a> Reader<'a> {
         self.take(field, len)
     }
 
+    fn sha256(&mut self, field: &str) -> Result<Sha256, LogError> {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(self.take(field, 32)?);
+        Ok(a)
+    }
+
+    fn serial(&mut self, field: &str) -> Result<Vec<u8>, LogError> {
+        let v = self.bytes8(field, 1)?;
+        if v.len() > 20 {
+            return Err(LogError::BadEntry(format!("{field}: {} bytes, at most 20", v.len())));
+        }
+        Ok(v.to_vec())
+    }
+
     fn bytes16(&mut self, field: &str, min: usize) -> Result<&'a [u8], LogError> {
         let b = self.take(field, 2)?;
         let len = usize::from(u16::from_be_bytes([b[0], b[1]]));
@@ -314,6 +485,37 @@ mod tests {
         })
     }
 
+    fn timestamp() -> LogEntry {
+        LogEntry::TimestampIssued(TimestampIssued {
+            gen_time_us: 1_767_225_600_123_456,
+            signer: [0x11; 32],
+            requester: "portal".into(),
+            serial: vec![0x18, 0x2a, 0x01],
+            policy: const_oid::ObjectIdentifier::new_unwrap("0.4.0.2023.1.1"),
+            token_hash: [0x22; 32],
+        })
+    }
+
+    fn signature() -> LogEntry {
+        LogEntry::SignatureMade(SignatureMade {
+            signed_at: 1_767_225_602,
+            signer: [0x33; 32],
+            requester: "portal".into(),
+            policy: "default".into(),
+            signature_id: vec![0x18, 0x2a, 0x02],
+            level: Level::BT,
+            signature_hash: [0x44; 32],
+        })
+    }
+
+    fn policy_change() -> LogEntry {
+        LogEntry::PolicyChange(PolicyChange { at: 1_767_225_603, file: "access.toml".into(), sha256: [0x55; 32] })
+    }
+
+    fn all() -> [LogEntry; 5] {
+        [cert(), revocation(), timestamp(), signature(), policy_change()]
+    }
+
     #[test]
     fn the_documented_layout_byte_for_byte() {
         let b = cert().encode().unwrap();
@@ -335,11 +537,42 @@ mod tests {
         want.extend_from_slice(b"issuing");
         want.extend_from_slice(&[3, 0x45, 0x49, 0xbd, 1]);
         assert_eq!(b, want);
+
+        let b = timestamp().encode().unwrap();
+        let mut want = vec![1, 4];
+        want.extend_from_slice(&1_767_225_600_123_456u64.to_be_bytes());
+        want.extend_from_slice(&[0x11; 32]);
+        want.extend_from_slice(&[0, 6]);
+        want.extend_from_slice(b"portal");
+        want.extend_from_slice(&[3, 0x18, 0x2a, 0x01, 14]);
+        want.extend_from_slice(b"0.4.0.2023.1.1");
+        want.extend_from_slice(&[0x22; 32]);
+        assert_eq!(b, want);
+
+        let b = signature().encode().unwrap();
+        let mut want = vec![1, 5];
+        want.extend_from_slice(&1_767_225_602u64.to_be_bytes());
+        want.extend_from_slice(&[0x33; 32]);
+        want.extend_from_slice(&[0, 6]);
+        want.extend_from_slice(b"portal");
+        want.push(7);
+        want.extend_from_slice(b"default");
+        want.extend_from_slice(&[3, 0x18, 0x2a, 0x02, 2]);
+        want.extend_from_slice(&[0x44; 32]);
+        assert_eq!(b, want);
+
+        let b = policy_change().encode().unwrap();
+        let mut want = vec![1, 6];
+        want.extend_from_slice(&1_767_225_603u64.to_be_bytes());
+        want.push(11);
+        want.extend_from_slice(b"access.toml");
+        want.extend_from_slice(&[0x55; 32]);
+        assert_eq!(b, want);
     }
 
     #[test]
     fn round_trips() {
-        for e in [cert(), revocation()] {
+        for e in all() {
             let b = e.encode().unwrap();
             assert_eq!(LogEntry::decode(&b).unwrap(), e);
         }
@@ -352,7 +585,7 @@ mod tests {
 
     #[test]
     fn every_truncation_and_extension_is_an_error() {
-        for e in [cert(), revocation()] {
+        for e in all() {
             let b = e.encode().unwrap();
             for cut in 0..b.len() {
                 assert!(LogEntry::decode(&b[..cut]).is_err(), "cut at {cut}");
@@ -369,7 +602,7 @@ mod tests {
         // random-looking inputs: decode must return, and whatever it accepts must re-encode to
         // the very same bytes (one encoding per value).
         let mut inputs = Vec::new();
-        for e in [cert(), revocation()] {
+        for e in all() {
             let b = e.encode().unwrap();
             for i in 0..b.len() {
                 for v in [0u8, 1, 2, 3, 7, 0x7f, 0x80, 0xff] {
@@ -390,7 +623,7 @@ mod tests {
             }
             if len % 3 == 0 && v.len() > 2 {
                 v[0] = 1;
-                v[1] = (len % 4) as u8;
+                v[1] = (len % 7) as u8;
             }
             inputs.push(v);
         }
@@ -424,6 +657,31 @@ mod tests {
         assert!(rev(vec![1; 20], 7).is_err());
         assert!(rev(vec![1; 20], 11).is_err());
         assert!(rev(vec![1; 20], 10).is_ok());
+
+        let mut t = timestamp();
+        if let LogEntry::TimestampIssued(t) = &mut t {
+            t.serial = vec![1; 21];
+        }
+        assert!(t.encode().is_err());
+        let mut s = signature();
+        if let LogEntry::SignatureMade(s) = &mut s {
+            s.policy.clear();
+        }
+        assert!(s.encode().is_err());
+    }
+
+    #[test]
+    fn a_policy_that_is_not_a_dotted_oid_or_an_unknown_level_is_refused() {
+        let mut b = timestamp().encode().unwrap();
+        // The policy's "0.4.0…" → "x.4.0…"; then a level of 3.
+        let at = 2 + 8 + 32 + 2 + 6 + 4 + 1;
+        b[at] = b'x';
+        assert!(matches!(LogEntry::decode(&b), Err(LogError::BadEntry(m)) if m.contains("OID")));
+        let mut b = signature().encode().unwrap();
+        let at = 2 + 8 + 32 + 2 + 6 + 8 + 4;
+        assert_eq!(b[at], 2);
+        b[at] = 3;
+        assert!(matches!(LogEntry::decode(&b), Err(LogError::BadEntry(m)) if m.contains("level")));
     }
 
     #[test]

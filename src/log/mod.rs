@@ -25,9 +25,11 @@ mod error;
 mod store;
 mod types;
 
-pub use audit::{Audit, AuditEntries, AuditReport, Summary, TrustedTree};
+pub use audit::{Audit, AuditEntries, AuditReport, Made, Summary, TrustedTree};
 pub use checkpoint::{open_checkpoint, Checkpoint, CheckpointSigner, LogPublicKey};
-pub use entry::{CertificateIssued, EntryType, LogEntry, Revocation};
+pub use entry::{
+    CertificateIssued, EntryType, LogEntry, PolicyChange, Revocation, Sha256, SignatureMade, TimestampIssued,
+};
 pub use error::LogError;
 pub use sequencer::{LogBatch, LogStore, LoggedRecord, NewEntry, Sequencer};
 pub use service::{SignedCheckpoint, TileData, TransparencyLog};

@@ -22,18 +22,30 @@
 //! one sequencer per database (a leader) that the other replicas hand their entries to.
 
 use super::{tree, Hash, HashIndex, HashReader, LeafIndex, LogError, PrefetchedHashes, TreeSize};
+use crate::serial::Serial;
+use crate::store::{SignatureRecord, TimestampRecord};
 use async_trait::async_trait;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// The store record an entry logs. The store marks it sequenced (with the entry's index) in the
-/// batch's transaction, so that start-up can tell what is still missing from the log.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// batch's transaction, so that start-up can tell what is still missing from the log; the
+/// `New…` records it writes there, so that a time-stamp or signature and its entry are durable
+/// together in one transaction.
+#[derive(Clone, Debug)]
 pub enum LoggedRecord {
     /// An issued certificate, by its serial in lower-case hex.
     Certificate(String),
     /// A revocation event (revoke or release), by its id in the store.
     RevocationEvent(i64),
+    /// A time-stamp token to record.
+    NewTimestamp(Box<TimestampRecord>),
+    /// A signature to record.
+    NewSignature(Box<SignatureRecord>),
+    /// A time-stamp token recorded while the log was off, by serial.
+    Timestamp(Serial),
+    /// A signature recorded while the log was off, by its id.
+    Signature(Serial),
 }
 
 /// An entry to sequence: its encoded bytes ([`LogEntry::encode`](super::LogEntry::encode)) and
@@ -75,7 +87,7 @@ pub trait LogStore: Send + Sync {
     async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<(LeafIndex, Vec<u8>)>, LogError>;
     /// Writes a batch in one transaction: the entries, the stored hashes, the tree head moved
     /// from `old_size` to `new_size` only if it is still at `old_size` (else
-    /// [`LogError::Store`], nothing written), and the logged records marked sequenced.
+    /// [`LogError::Store`], nothing written), and the logged records written or marked sequenced.
     async fn append_log_batch(&self, batch: &LogBatch) -> Result<(), LogError>;
 }
 

@@ -9,16 +9,19 @@ pub mod verify;
 use crate::clock::Clock;
 use crate::digest::{HashAlg, Hasher};
 use crate::keys::{CertifiedKey, KeyError, SigningKey};
+use crate::log::Sha256;
 use crate::policy::{Level, SigningPolicy};
+use crate::records::RecordWriter;
 use crate::revocation::{self, Reason};
 use crate::serial::Serial;
 use crate::signed_data::{self, SignerDer};
-use crate::store::{SignatureRecord, SignatureWriter, Store, StoreError};
+use crate::store::{SignatureRecord, Store, StoreError};
 use crate::tsa::TimeStampAuthority;
 use const_oid::db::rfc5911::{ID_DATA, ID_SIGNING_TIME};
 use der::asn1::SetOfVec;
 use der::{Any, Decode};
 use report::ValidationReport;
+use sha2::Digest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use verify::{RevocationSource, RevocationStatus, Validator, ID_AA_SIGNATURE_TIME_STAMP_TOKEN};
@@ -111,6 +114,8 @@ struct PolicySigner {
     /// The signer certificate's serial and issuer, for the records.
     serial: Serial,
     issuer: String,
+    /// SHA-256 of the signer certificate, DER: the key, as the log names it.
+    certificate_hash: Sha256,
     /// `[0] IMPLICIT CertificateSet` (RFC 5652 §5.1), DER: the signer certificate and the CA
     /// certificates below the root, put in every signature so that a verifier needs only the
     /// root.
@@ -131,7 +136,7 @@ impl PolicySigner {
 pub struct SigningService {
     policies: BTreeMap<String, PolicySigner>,
     tsa: Arc<TimeStampAuthority>,
-    writer: SignatureWriter,
+    writer: RecordWriter<SignatureRecord>,
     validator: Arc<Validator>,
     verifying: admission::Admission,
     clock: Arc<dyn Clock>,
@@ -159,7 +164,7 @@ impl SigningService {
         policies: Vec<(Arc<SigningPolicy>, CertifiedKey)>,
         ca_chain: &[Vec<u8>],
         tsa: Arc<TimeStampAuthority>,
-        writer: SignatureWriter,
+        writer: RecordWriter<SignatureRecord>,
         validation: Validation,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SigningError> {
@@ -189,7 +194,7 @@ impl SigningService {
         for (policy, certified) in policies {
             let ctx = |m: String| SigningError::Setup(format!("signing policy '{}': {m}", policy.name));
             let signer_der = SignerDer::for_key(&certified).map_err(ctx)?;
-            let CertifiedKey { key, cert, .. } = certified;
+            let CertifiedKey { key, cert, der } = certified;
             if cert.tbs_certificate.issuer != issuing.tbs_certificate.subject {
                 return Err(ctx("the certificate of its key is not issued by trustd's issuing CA".into()));
             }
@@ -208,6 +213,7 @@ impl SigningService {
                 serial: Serial::from_bytes(cert.tbs_certificate.serial_number.as_bytes())
                     .ok_or_else(|| ctx("the signer certificate's serial is zero or longer than 20 octets".into()))?,
                 issuer: cert.tbs_certificate.issuer.to_string(),
+                certificate_hash: sha2::Sha256::digest(&der).into(),
                 certificates_der,
                 signer_der,
             };
@@ -311,7 +317,7 @@ impl SigningService {
             .signed_attributes(ID_DATA, &digest, &[signing_time_attribute(signing_time)?])
             .map_err(internal)?;
         let signature = ps.key.sign(&signed_attrs).await?;
-        let signature_hash = HashAlg::Sha256.digest(signature.as_bytes());
+        let signature_hash: Sha256 = sha2::Sha256::digest(signature.as_bytes()).into();
 
         let mut unsigned_attrs = Vec::new();
         let timestamp_serial = if level == Level::BT {
@@ -357,8 +363,9 @@ impl SigningService {
             signature_hash,
             timestamp_serial: timestamp_serial.clone(),
             requester: requester.to_owned(),
+            signer: ps.certificate_hash,
         };
-        // The signature leaves only once its record is durable.
+        // The signature leaves only once its record (and its log entry) is durable.
         self.writer.record(record).await?;
         Ok(Signed {
             signature_der,

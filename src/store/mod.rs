@@ -9,7 +9,7 @@ pub use group_commit::{GroupCommit, SignatureWriter, TimestampWriter};
 pub use sqlite::SqliteStore;
 
 use crate::digest::HashAlg;
-use crate::log::LogStore;
+use crate::log::{LogStore, Sha256};
 use crate::policy::Level;
 use crate::serial::Serial;
 use async_trait::async_trait;
@@ -149,8 +149,11 @@ pub struct TimestampRecord {
     pub hash_alg: HashAlg,
     pub imprint: Vec<u8>,
     pub nonce: Option<Vec<u8>>,
+    /// The client's configured name; empty for an anonymous request (the public HTTP TSA).
     pub requester: String,
     pub token_der: Vec<u8>,
+    /// SHA-256 of the TSA certificate (DER): the key, as the log names it.
+    pub signer: Sha256,
 }
 
 /// A CMS signature made for a caller (ETSI EN 319 122-1), as recorded for the audit trail.
@@ -168,9 +171,11 @@ pub struct SignatureRecord {
     pub signer_serial: Serial,
     pub signer_issuer: String,
     /// SHA-256 of the signature value: finds the record from a signature in hand.
-    pub signature_hash: Vec<u8>,
+    pub signature_hash: Sha256,
     pub timestamp_serial: Option<Serial>,
     pub requester: String,
+    /// SHA-256 of the signer certificate (DER): the key, as the log names it.
+    pub signer: Sha256,
 }
 
 /// An issued certificate not yet in the log (see [`Store::unlogged_certificates`]).
@@ -230,16 +235,23 @@ pub trait Store: LogStore + Send + Sync {
     async fn unlogged_certificates(&self) -> Result<Vec<UnloggedCertificate>, StoreError>;
     /// Revocation events not in the log, in the order they happened.
     async fn unlogged_revocations(&self) -> Result<Vec<UnloggedRevocation>, StoreError>;
+    /// The first `limit` time-stamp records not in the log (made while it was off), in the
+    /// order they were recorded.
+    async fn unlogged_timestamps(&self, limit: u32) -> Result<Vec<TimestampRecord>, StoreError>;
+    /// The first `limit` signature records not in the log, in the order they were recorded.
+    async fn unlogged_signatures(&self, limit: u32) -> Result<Vec<SignatureRecord>, StoreError>;
     /// Every revoked certificate of `ca`, for its CRL (reads the revoked index only).
     async fn revoked(&self, ca: &str) -> Result<Vec<RevokedEntry>, StoreError>;
     /// The next CRL number of `ca`: 1, 2, 3, … across restarts.
     async fn next_crl_number(&self, ca: &str) -> Result<u64, StoreError>;
-    /// Records time-stamp tokens in one transaction; durable when this returns. Fails whole
-    /// (nothing recorded) if any serial was used before.
+    /// Records time-stamp tokens in one transaction, outside the log (with the log on they are
+    /// written with their log batch, [`LoggedRecord::NewTimestamp`](crate::log::LoggedRecord));
+    /// durable when this returns. Fails whole (nothing recorded) if any serial was used before.
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError>;
     /// Number of recorded time-stamp tokens.
     async fn count_timestamps(&self) -> Result<u64, StoreError>;
-    /// Records signatures in one transaction; durable when this returns.
+    /// Records signatures in one transaction, outside the log as time-stamps above; durable
+    /// when this returns.
     async fn record_signatures(&self, records: &[SignatureRecord]) -> Result<(), StoreError>;
     /// Number of recorded signatures.
     async fn count_signatures(&self) -> Result<u64, StoreError>;

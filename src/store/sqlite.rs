@@ -4,7 +4,7 @@ use super::{
     CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, SignatureRecord, Store,
     StoreError, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
 };
-use crate::log::{Hash, HashIndex, LeafIndex, LogBatch, LogError, LogStore, LoggedRecord, TreeSize};
+use crate::log::{Hash, HashIndex, LeafIndex, LogBatch, LogError, LogStore, LoggedRecord, Sha256, TreeSize};
 use crate::serial::Serial;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -378,6 +378,71 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn unlogged_timestamps(&self, limit: u32) -> Result<Vec<TimestampRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial, gen_time, gen_time_us, policy, hash_alg, imprint, nonce, requester, token_der, signer \
+             FROM timestamps WHERE log_index IS NULL AND signer IS NOT NULL ORDER BY id LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let secs: i64 = row.try_get("gen_time").map_err(db)?;
+                let micros: i64 = row.try_get("gen_time_us").map_err(db)?;
+                let gen_time = u64::try_from(secs)
+                    .ok()
+                    .zip(u32::try_from(micros).ok().filter(|&us| us < 1_000_000))
+                    .map(|(s, us)| Duration::new(s, us * 1000))
+                    .ok_or_else(|| StoreError::Database(format!("bad genTime {secs}.{micros:06}")))?;
+                Ok(TimestampRecord {
+                    serial: parse_column(row, "serial")?,
+                    gen_time,
+                    policy: parse_column(row, "policy")?,
+                    hash_alg: parse_column(row, "hash_alg")?,
+                    imprint: row.try_get("imprint").map_err(db)?,
+                    nonce: row.try_get("nonce").map_err(db)?,
+                    requester: row.try_get("requester").map_err(db)?,
+                    token_der: row.try_get("token_der").map_err(db)?,
+                    signer: sha256_column(row, "signer")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn unlogged_signatures(&self, limit: u32) -> Result<Vec<SignatureRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT signature_id, signed_at, policy, level, detached, digest_alg, digest, signer_serial, \
+             signer_issuer, signature_hash, timestamp_serial, requester, signer \
+             FROM signatures WHERE log_index IS NULL AND signer IS NOT NULL ORDER BY id LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let timestamp_serial: Option<String> = row.try_get("timestamp_serial").map_err(db)?;
+                Ok(SignatureRecord {
+                    signature_id: parse_column(row, "signature_id")?,
+                    signed_at: row.try_get("signed_at").map_err(db)?,
+                    policy: row.try_get("policy").map_err(db)?,
+                    level: parse_column(row, "level")?,
+                    detached: row.try_get("detached").map_err(db)?,
+                    digest_alg: parse_column(row, "digest_alg")?,
+                    digest: row.try_get("digest").map_err(db)?,
+                    signer_serial: parse_column(row, "signer_serial")?,
+                    signer_issuer: row.try_get("signer_issuer").map_err(db)?,
+                    signature_hash: sha256_column(row, "signature_hash")?,
+                    timestamp_serial: timestamp_serial.map(|s| s.parse()).transpose().map_err(StoreError::Database)?,
+                    requester: row.try_get("requester").map_err(db)?,
+                    signer: sha256_column(row, "signer")?,
+                })
+            })
+            .collect()
+    }
+
     async fn revoked(&self, ca: &str) -> Result<Vec<RevokedEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificates \
@@ -410,31 +475,8 @@ impl Store for SqliteStore {
     }
 
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
-        // One multi-row INSERT per batch: a single statement is atomic, and it saves a round
-        // trip to sqlx's SQLite worker thread per row. 9 parameters a row stays far below
-        // SQLite's 32766-parameter limit for the group-commit batch size.
-        let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO timestamps (serial, gen_time, gen_time_us, policy, hash_alg, imprint, nonce, requester, \
-             token_der) ",
-        );
-        q.push_values(records, |mut row, r| {
-            row.push_bind(r.serial.to_string())
-                .push_bind(i64::try_from(r.gen_time.as_secs()).unwrap_or(i64::MAX))
-                .push_bind(i64::from(r.gen_time.subsec_micros()))
-                .push_bind(r.policy.to_string())
-                .push_bind(r.hash_alg.to_string())
-                .push_bind(r.imprint.clone())
-                .push_bind(r.nonce.clone())
-                .push_bind(r.requester.clone())
-                .push_bind(r.token_der.clone());
-        });
-        match q.build().execute(&mut *self.records.lock().await).await {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Database(format!("time-stamp serial reused in this batch: {e}")))
-            }
-            Err(e) => Err(db(e)),
-        }
+        let rows: Vec<_> = records.iter().map(|r| (r, None)).collect();
+        insert_timestamps(&mut *self.records.lock().await, &rows).await
     }
 
     async fn count_timestamps(&self) -> Result<u64, StoreError> {
@@ -443,27 +485,8 @@ impl Store for SqliteStore {
     }
 
     async fn record_signatures(&self, records: &[SignatureRecord]) -> Result<(), StoreError> {
-        // One multi-row INSERT per batch, as for time-stamps: 12 parameters a row.
-        let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO signatures (signature_id, signed_at, policy, level, detached, digest_alg, digest, \
-             signer_serial, signer_issuer, signature_hash, timestamp_serial, requester) ",
-        );
-        q.push_values(records, |mut row, r| {
-            row.push_bind(r.signature_id.to_string())
-                .push_bind(r.signed_at)
-                .push_bind(r.policy.clone())
-                .push_bind(r.level.to_string())
-                .push_bind(r.detached)
-                .push_bind(r.digest_alg.to_string())
-                .push_bind(r.digest.clone())
-                .push_bind(r.signer_serial.to_string())
-                .push_bind(r.signer_issuer.clone())
-                .push_bind(r.signature_hash.clone())
-                .push_bind(r.timestamp_serial.as_ref().map(ToString::to_string))
-                .push_bind(r.requester.clone());
-        });
-        q.build().execute(&mut *self.records.lock().await).await.map_err(db)?;
-        Ok(())
+        let rows: Vec<_> = records.iter().map(|r| (r, None)).collect();
+        insert_signatures(&mut *self.records.lock().await, &rows).await
     }
 
     async fn count_signatures(&self) -> Result<u64, StoreError> {
@@ -478,6 +501,88 @@ impl Store for SqliteStore {
         sqlx::query("ROLLBACK").execute(&mut *conn).await.map_err(db)?;
         Ok(())
     }
+}
+
+/// A text column parsed into its type; a value that does not parse is a damaged database.
+fn parse_column<T: std::str::FromStr>(row: &SqliteRow, column: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.try_get(column).map_err(db)?;
+    text.parse().map_err(|e| StoreError::Database(format!("{column} '{text}': {e}")))
+}
+
+fn sha256_column(row: &SqliteRow, column: &str) -> Result<Sha256, StoreError> {
+    let bytes: Vec<u8> = row.try_get(column).map_err(db)?;
+    bytes.try_into().map_err(|b: Vec<u8>| StoreError::Database(format!("{column}: {} bytes, not 32", b.len())))
+}
+
+/// Inserts time-stamp records, each with its log index if it has one: one multi-row INSERT (a
+/// single statement is atomic, and it saves a round trip to sqlx's SQLite worker thread per
+/// row). 11 parameters a row stays far below SQLite's 32766-parameter limit for a batch.
+async fn insert_timestamps(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[(&TimestampRecord, Option<i64>)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut q = sqlx::QueryBuilder::new(
+        "INSERT INTO timestamps (serial, gen_time, gen_time_us, policy, hash_alg, imprint, nonce, requester, \
+         token_der, signer, log_index) ",
+    );
+    q.push_values(rows, |mut row, (r, log_index)| {
+        row.push_bind(r.serial.to_string())
+            .push_bind(i64::try_from(r.gen_time.as_secs()).unwrap_or(i64::MAX))
+            .push_bind(i64::from(r.gen_time.subsec_micros()))
+            .push_bind(r.policy.to_string())
+            .push_bind(r.hash_alg.to_string())
+            .push_bind(r.imprint.clone())
+            .push_bind(r.nonce.clone())
+            .push_bind(r.requester.clone())
+            .push_bind(r.token_der.clone())
+            .push_bind(r.signer.to_vec())
+            .push_bind(*log_index);
+    });
+    match q.build().execute(conn).await {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(StoreError::Database(format!("time-stamp serial reused in this batch: {e}")))
+        }
+        Err(e) => Err(db(e)),
+    }
+}
+
+/// Inserts signature records as [`insert_timestamps`] does: 14 parameters a row.
+async fn insert_signatures(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[(&SignatureRecord, Option<i64>)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut q = sqlx::QueryBuilder::new(
+        "INSERT INTO signatures (signature_id, signed_at, policy, level, detached, digest_alg, digest, \
+         signer_serial, signer_issuer, signature_hash, timestamp_serial, requester, signer, log_index) ",
+    );
+    q.push_values(rows, |mut row, (r, log_index)| {
+        row.push_bind(r.signature_id.to_string())
+            .push_bind(r.signed_at)
+            .push_bind(r.policy.clone())
+            .push_bind(r.level.to_string())
+            .push_bind(r.detached)
+            .push_bind(r.digest_alg.to_string())
+            .push_bind(r.digest.clone())
+            .push_bind(r.signer_serial.to_string())
+            .push_bind(r.signer_issuer.clone())
+            .push_bind(r.signature_hash.to_vec())
+            .push_bind(r.timestamp_serial.as_ref().map(ToString::to_string))
+            .push_bind(r.requester.clone())
+            .push_bind(r.signer.to_vec())
+            .push_bind(*log_index);
+    });
+    q.build().execute(conn).await.map_err(db)?;
+    Ok(())
 }
 
 fn log_db(e: sqlx::Error) -> LogError {
@@ -540,7 +645,10 @@ impl LogStore for SqliteStore {
     }
 
     async fn append_log_batch(&self, b: &LogBatch) -> Result<(), LogError> {
-        let mut tx = self.pool.begin().await.map_err(log_db)?;
+        // On the records connection, for the reason given at `records`: a batch carries the
+        // time-stamps and signatures it logs.
+        let mut conn = self.records.lock().await;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(log_db)?;
         // The compare-and-set that keeps one sequence: see src/log/sequencer.rs.
         let moved = sqlx::query("UPDATE log_tree SET size = ?, root = ? WHERE id = 1 AND size = ?")
             .bind(sql_index(b.new_size.0)?)
@@ -578,18 +686,27 @@ impl LogStore for SqliteStore {
         });
         q.build().execute(&mut *tx).await.map_err(log_db)?;
 
-        let mut certs = Vec::new();
-        let mut events = Vec::new();
+        let (mut certs, mut events, mut timestamps, mut signatures) = (vec![], vec![], vec![], vec![]);
+        let (mut new_timestamps, mut new_signatures) = (vec![], vec![]);
         for (i, e) in b.entries.iter().enumerate() {
             let idx = sql_index(first + i as u64)?;
             match &e.record {
-                Some(LoggedRecord::Certificate(serial)) => certs.push((serial.as_str(), idx)),
+                Some(LoggedRecord::Certificate(serial)) => certs.push((serial.clone(), idx)),
                 Some(LoggedRecord::RevocationEvent(id)) => events.push((*id, idx)),
+                Some(LoggedRecord::Timestamp(serial)) => timestamps.push((serial.to_string(), idx)),
+                Some(LoggedRecord::Signature(id)) => signatures.push((id.to_string(), idx)),
+                Some(LoggedRecord::NewTimestamp(r)) => new_timestamps.push((r.as_ref(), Some(idx))),
+                Some(LoggedRecord::NewSignature(r)) => new_signatures.push((r.as_ref(), Some(idx))),
                 None => {}
             }
         }
+        let store_err = |e: StoreError| LogError::Store(e.to_string());
+        insert_timestamps(&mut tx, &new_timestamps).await.map_err(store_err)?;
+        insert_signatures(&mut tx, &new_signatures).await.map_err(store_err)?;
         set_log_indexes(&mut tx, "certificates", "serial", certs).await?;
         set_log_indexes(&mut tx, "revocation_events", "id", events).await?;
+        set_log_indexes(&mut tx, "timestamps", "serial", timestamps).await?;
+        set_log_indexes(&mut tx, "signatures", "signature_id", signatures).await?;
         tx.commit().await.map_err(log_db)
     }
 }

@@ -11,15 +11,18 @@ use crate::clock::Clock;
 use crate::digest::HashAlg;
 use crate::incident::Incident;
 use crate::keys::{CertifiedKey, SigningKey};
+use crate::log::Sha256;
 use crate::policy::TsaPolicy;
+use crate::records::RecordWriter;
 use crate::serial::Serial;
 use crate::signed_data::SignerDer;
-use crate::store::{TimestampRecord, TimestampWriter};
+use crate::store::TimestampRecord;
 use cms::content_info::ContentInfo;
 use const_oid::ObjectIdentifier;
 use der::asn1::{BitString, Int, Utf8StringRef};
 use der::Sequence;
 use der::{Decode, Encode, Tag, Tagged};
+use sha2::Digest;
 use std::sync::Arc;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_tsp::{Accuracy, MessageImprint, TimeStampReq, TspVersion};
@@ -170,7 +173,9 @@ pub struct TimeStampAuthority {
     signer_der: SignerDer,
     policy: TsaPolicy,
     clock: Arc<dyn Clock>,
-    writer: TimestampWriter,
+    /// SHA-256 of the TSA certificate, DER: the key, as the log names it.
+    certificate_hash: Sha256,
+    writer: RecordWriter<TimestampRecord>,
 }
 
 impl TimeStampAuthority {
@@ -182,16 +187,27 @@ impl TimeStampAuthority {
         ca_chain: &[Vec<u8>],
         policy: TsaPolicy,
         clock: Arc<dyn Clock>,
-        writer: TimestampWriter,
+        writer: RecordWriter<TimestampRecord>,
     ) -> Result<Self, TsaError> {
         let signer_der = SignerDer::for_key(&key).map_err(TsaError)?;
         let CertifiedKey { key, cert, der } = key;
         let name = GeneralName::DirectoryName(cert.tbs_certificate.subject.clone());
         let certificate_der =
             crate::signed_data::certificates_der(vec![cert]).map_err(|e| TsaError(format!("encoding: {e}")))?;
+        let certificate_hash = sha2::Sha256::digest(&der).into();
         let mut chain = vec![der];
         chain.extend_from_slice(ca_chain);
-        Ok(TimeStampAuthority { key, name, certificate_der, chain, signer_der, policy, clock, writer })
+        Ok(TimeStampAuthority {
+            key,
+            name,
+            certificate_der,
+            chain,
+            signer_der,
+            policy,
+            clock,
+            certificate_hash,
+            writer,
+        })
     }
 
     /// Whether the TSA policy accepts imprints made with `hash`.
@@ -204,8 +220,9 @@ impl TimeStampAuthority {
         &self.chain
     }
 
-    /// Answers one DER TimeStampReq (RFC 3161 §2.4.1) with a DER TimeStampResp (§2.4.2). A
-    /// granted token is recorded durably before this returns.
+    /// Answers one DER TimeStampReq (RFC 3161 §2.4.1) with a DER TimeStampResp (§2.4.2) for
+    /// `requester` (the client's configured name, empty for an anonymous request). A granted
+    /// token is recorded durably, and with the log on sequenced, before this returns.
     pub async fn timestamp(&self, request_der: &[u8], requester: &str) -> Outcome {
         match parse(request_der) {
             Ok(req) => self.timestamp_request(req, requester).await,
@@ -311,8 +328,9 @@ impl TimeStampAuthority {
             nonce: req.nonce.as_ref().map(|n| n.as_bytes().to_vec()),
             requester: requester.to_owned(),
             token_der: token.clone(),
+            signer: self.certificate_hash,
         };
-        // The reply leaves only once its record is durable.
+        // The reply leaves only once its record (and its log entry) is durable.
         self.writer.record(record).await.map_err(|e| Refusal::system(&e))?;
         Ok(Token { der: token, serial, gen_time })
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use tonic::transport::Channel;
 use trustd::api::pb;
 use trustd::api::pb::transparency_log_client::TransparencyLogClient;
-use trustd::log::{Audit, AuditEntries, Hash, LeafIndex, LogError, LogPublicKey, TreeSize, TrustedTree};
+use trustd::log::{Audit, AuditEntries, Hash, LeafIndex, LogError, LogPublicKey, Made, TreeSize, TrustedTree};
 
 #[derive(Subcommand)]
 pub enum LogCommand {
@@ -22,7 +22,8 @@ pub enum LogCommand {
     Checkpoint,
     /// An auditor's independent check: the checkpoint's signature with the pinned key, every
     /// entry since the saved state recomputed into the signed tree, consistency with the saved
-    /// state; prints what was issued by CA and profile and updates the state.
+    /// state; prints what was issued by CA and profile, what each client and key made, and
+    /// the policy changes, and updates the state.
     Verify {
         /// JSON file with the tree verified last time (and the pinned key); read if it exists,
         /// written on success. Without it, the whole log is checked.
@@ -201,6 +202,28 @@ async fn verify(
     out.push_str(&line("certificates by CA", &s.certificates_by_issuer));
     out.push_str(&line("certificates by profile", &s.certificates_by_profile));
     out.push_str(&line("revocations by CA", &s.revocations_by_issuer));
+    out.push_str(&made_by(
+        "made by client",
+        s.by_client.iter().map(|(c, m)| (if c.is_empty() { "(anonymous)".to_owned() } else { c.clone() }, m)),
+    ));
+    out.push_str(&made_by(
+        "made by key (SHA-256 of its certificate)",
+        s.by_key.iter().map(|(k, m)| {
+            let subject = s
+                .key_subjects
+                .get(k)
+                .map_or_else(|| " (certificate not among these entries)".into(), |n| format!(" {n}"));
+            (format!("{}{subject}", hex::encode(k)), m)
+        }),
+    ));
+    for (index, p) in &s.policy_changes {
+        out.push_str(&format!(
+            "policy change at entry {index}: {} with SHA-256 {} in force from {}\n",
+            p.file,
+            hex::encode(p.sha256),
+            humantime::format_rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(p.at))
+        ));
+    }
     if !s.unknown_types.is_empty() {
         let unknown: std::collections::BTreeMap<String, u64> =
             s.unknown_types.iter().map(|(t, n)| (format!("type {t}"), *n)).collect();
@@ -223,6 +246,27 @@ async fn verify(
         out.push_str(&format!("state saved to {}\n", p.display()));
     }
     Ok(out)
+}
+
+/// `title:` and one line per client or key: what it made, zero counts left out.
+fn made_by<'a>(title: &str, rows: impl Iterator<Item = (String, &'a Made)>) -> String {
+    let mut out = format!("{title}:");
+    let mut any = false;
+    for (name, m) in rows {
+        any = true;
+        let counts: Vec<String> =
+            [("certificates", m.certificates), ("signatures", m.signatures), ("time-stamps", m.timestamps)]
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(what, n)| format!("{what} {n}"))
+                .collect();
+        out.push_str(&format!("\n  {name}: {}", counts.join(", ")));
+    }
+    if !any {
+        out.push_str(" none");
+    }
+    out.push('\n');
+    out
 }
 
 async fn export(channel: Channel, out: PathBuf) -> Result<String, String> {
