@@ -5,10 +5,14 @@
 use crate::ca::cert::{self, CeremonyCert, CertSpec, Issuer, UrlContext};
 use crate::ca::{subject_key_id, CaError, ServiceCertificate};
 use crate::hsm::{Hsm, HsmError, HsmSigner, KeyAlgorithm, KeyRef};
+use crate::log::{CeremonyEvent, LogEntry, LoggedRecord, NewEntry, Sequencer, Sha256};
 use crate::policy::AttrKind;
 use crate::serial::Serial;
+use crate::store::Store;
 use const_oid::db::rfc5280;
 use der::{Decode, Encode};
+use sha2::Digest;
+use std::collections::HashSet;
 use std::time::Duration;
 use x509_cert::ext::pkix::KeyUsages;
 use x509_cert::Certificate;
@@ -251,4 +255,58 @@ pub fn service_certificates(hsm: &Hsm, keys: &CaKeys) -> Result<Vec<ServiceCerti
         }
     }
     Ok(found)
+}
+
+/// A key the daemon serves with, as its `ceremony_event` log entry states it.
+pub struct KeyInService {
+    /// What it is for: `root`, `issuing`, `tsa`, …, or `signing:<policy>`.
+    pub role: String,
+    pub key: KeyRef,
+    pub public_key: spki::SubjectPublicKeyInfoOwned,
+}
+
+/// Every key of `keys` and the signing policies' own (`(policy, key)`), with its public key
+/// from the token. Blocking.
+pub fn keys_in_service(hsm: &Hsm, keys: &CaKeys, signing: &[(String, KeyRef)]) -> Result<Vec<KeyInService>, HsmError> {
+    let ceremony = [
+        ("root", &keys.root),
+        ("issuing", &keys.issuing),
+        ("tsa", &keys.tsa),
+        ("document-signer", &keys.document_signer),
+        ("ocsp", &keys.ocsp),
+        ("log", &keys.log),
+        ("tls", &keys.tls),
+    ];
+    let all = ceremony
+        .into_iter()
+        .map(|(role, key)| (role.to_owned(), key))
+        .chain(signing.iter().map(|(policy, key)| (format!("signing:{policy}"), key)));
+    all.map(|(role, key)| Ok(KeyInService { role, key: key.clone(), public_key: hsm.public_key(key)? })).collect()
+}
+
+/// Appends a `ceremony_event` entry for each key the log does not name yet (once per public
+/// key: a key shared by two roles is stated for the first); returns how many. Run at start-up,
+/// before the daemon says it is ready, so the log names every key before anything it signs.
+pub async fn log_keys(store: &dyn Store, log: &Sequencer, keys: Vec<KeyInService>) -> Result<usize, String> {
+    let mut logged: HashSet<Sha256> =
+        store.logged_ceremony_keys().await.map_err(|e| e.to_string())?.into_iter().collect();
+    let mut entries = Vec::new();
+    for k in keys {
+        let public_key_der = k.public_key.to_der().map_err(|e| format!("{}: {e}", k.key))?;
+        let spki: Sha256 = sha2::Sha256::digest(&public_key_der).into();
+        if !logged.insert(spki) {
+            continue;
+        }
+        let entry = LogEntry::CeremonyEvent(CeremonyEvent {
+            at: crate::unix_time::now(),
+            role: k.role,
+            key: k.key.to_string(),
+            public_key_der,
+        });
+        entries.push(NewEntry {
+            entry: entry.encode().map_err(|e| e.to_string())?,
+            record: Some(LoggedRecord::CeremonyKey(spki)),
+        });
+    }
+    Ok(log.append_all(entries).await.map_err(|e| e.to_string())?.len())
 }

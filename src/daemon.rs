@@ -301,6 +301,21 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     ca.log_unsequenced().await.map_err(|e| format!("log: appending unlogged records: {e}"))?;
     let sequencer = log.as_ref().map(|l| l.sequencer());
     if let Some(seq) = sequencer {
+        let in_service = {
+            let (hsm, keys) = (hsm.clone(), cfg.keys.clone());
+            let signing: Vec<(String, KeyRef)> =
+                policies.signing().filter_map(|p| Some((p.name.clone(), p.key.clone()?))).collect();
+            tokio::task::spawn_blocking(move || ceremony::keys_in_service(&hsm, &keys, &signing))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("the keys in service: {e}"))?
+        };
+        let n = ceremony::log_keys(store.as_ref(), seq, in_service)
+            .await
+            .map_err(|e| format!("log: the key ceremony's keys: {e}"))?;
+        if n > 0 {
+            tracing::info!(count = n, audit = true, "keys of the key ceremony stated in the log");
+        }
         access_file.log_change(seq, &access_text).await.map_err(|e| format!("log: the access policy in force: {e}"))?;
         let n = records::log_unsequenced(store.as_ref(), seq)
             .await

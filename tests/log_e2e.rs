@@ -104,22 +104,17 @@ async fn every_issued_certificate_has_a_verifying_inclusion_proof_and_checkpoint
                 assert_eq!(p.sha256, <[u8; 32]>::from(sha2::Sha256::digest(&access)), "the access policy in force");
                 format!("policy:{}", p.file)
             }
+            LogEntry::CeremonyEvent(k) => format!("key:{}", k.role),
             other => panic!("unexpected entry {other:?}"),
         })
         .collect();
-    // Then the access policy in force, and what the daemon issues itself at start: its TLS
-    // server certificate and the dev operator credential.
-    assert_eq!(
-        kinds,
-        [
-            "ceremony:tsa",
-            "ceremony:document-signer",
-            "ceremony:ocsp",
-            "policy:access.toml",
-            "tls-server",
-            "service-client"
-        ]
-    );
+    // Then every key the daemon serves with, the access policy in force, and what the daemon
+    // issues itself at start: its TLS server certificate and the dev operator credential.
+    let keys = ["root", "issuing", "tsa", "document-signer", "ocsp", "log", "tls"].map(|k| format!("key:{k}"));
+    let mut want = vec!["ceremony:tsa".to_owned(), "ceremony:document-signer".into(), "ceremony:ocsp".into()];
+    want.extend(keys);
+    want.extend(["policy:access.toml".to_owned(), "tls-server".into(), "service-client".into()]);
+    assert_eq!(kinds, want);
 
     let first = issue(&d, 4).await;
     // Asked for a fresh checkpoint, the log signs one that covers what was just issued, at once.
@@ -276,9 +271,9 @@ async fn trustctl_verifies_incrementally_and_names_the_entry_changed_reordered_o
     trustctl_ok(&d, &["revoke", "--serial", &serial, "--reason", "keyCompromise"]);
     let mut log = log_client(&d).await;
     let key = LogPublicKey::from_vkey(&vkey).unwrap();
-    // The ceremony's three, the access policy, the daemon's TLS and operator certificates, three
-    // issued, one revoked.
-    let (cp1, _) = checkpoint_of_at_least(&mut log, &key, 3 + 1 + 2 + 3 + 1).await;
+    // The ceremony's three certificates and seven keys, the access policy, the daemon's TLS and
+    // operator certificates, three issued, one revoked.
+    let (cp1, _) = checkpoint_of_at_least(&mut log, &key, 3 + 7 + 1 + 2 + 3 + 1).await;
 
     let first = trustctl_ok(&d, &["log", "verify", "--key", key_file.to_str().unwrap(), "--state", state_arg]);
     assert!(first.contains(&format!("tree size {} verified", cp1.size())), "{first}");
@@ -335,7 +330,7 @@ async fn trustctl_verifies_incrementally_and_names_the_entry_changed_reordered_o
     let verify_full = |d: &Daemon| trustctl_fails(d, &["log", "verify", "--key", &vkey]);
     let (e4, e5) = (get(4).await, get(5).await);
 
-    // Edited: one byte of the certificate in entry 4.
+    // Edited: the last byte of entry 4.
     let mut edited = e4.clone();
     let last = edited.len() - 1;
     edited[last] ^= 1;
@@ -402,9 +397,10 @@ async fn certificates_issued_while_the_log_was_off_are_logged_at_the_next_start_
     let r = log.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner();
     let key = LogPublicKey::from_vkey(&r.verifier_key).unwrap();
     let cp = open_checkpoint(&r.signed_note, key.name(), &key).unwrap();
-    // The ceremony's three, the two issued here, a TLS server certificate per start, the
-    // operator credential, the access policy in force and the time-stamp.
-    assert_eq!(cp.size(), TreeSize(3 + 2 + 2 + 1 + 1 + 1));
+    // The ceremony's three certificates and seven keys, the two issued here, a TLS server
+    // certificate per start, the operator credential, the access policy in force and the
+    // time-stamp.
+    assert_eq!(cp.size(), TreeSize(3 + 7 + 2 + 2 + 1 + 1 + 1));
     let all = entries(&mut log, 0, cp.size().0).await;
     let logged: Vec<Vec<u8>> = all
         .iter()
@@ -429,7 +425,7 @@ async fn certificates_issued_while_the_log_was_off_are_logged_at_the_next_start_
     let d = Daemon::start_in(dir);
     let mut log = log_client(&d).await;
     let r = log.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner();
-    assert_eq!(r.tree_size, 10 + 2, "only this start's TLS server certificate and policy entry are new");
+    assert_eq!(r.tree_size, 17 + 2, "only this start's TLS server certificate and policy entry are new");
 }
 
 #[tokio::test]
@@ -523,7 +519,11 @@ async fn time_stamps_and_signatures_are_logged_counted_by_client_and_key_and_a_d
     assert!(report.contains("\n  trustd: certificates 2\n"), "its TLS and operator certificates: {report}");
     assert!(report.contains(&format!("\n  {} CN=", hex::encode(tsa_hash))), "{report}");
     assert!(report.contains(": time-stamps 3\n"), "{report}");
-    assert!(report.contains("policy change at entry 3: access.toml with SHA-256 "), "{report}");
+    assert!(report.contains("policy change at entry 10: access.toml with SHA-256 "), "{report}");
+    assert!(
+        report.contains("key of the ceremony at entry 3: root pkcs11:object=trustd-root-ca with public key SHA-256 "),
+        "{report}"
+    );
 
     // An operator who deletes the anonymous token's entry is found out, and the entry named.
     let db =

@@ -3,7 +3,7 @@
 //! tree head, that the tree extends the trusted one, and what the entries say.
 
 use super::checkpoint::open_checkpoint;
-use super::entry::{PolicyChange, Sha256};
+use super::entry::{CeremonyEvent, PolicyChange, Sha256};
 use super::{
     tree, Checkpoint, EntryType, Hash, HashIndex, HashReader, LeafIndex, LogEntry, LogError, LogPublicKey,
     MemoryHashes, PrefetchedHashes, TreeSize,
@@ -79,6 +79,8 @@ pub struct Summary {
     pub key_subjects: BTreeMap<Sha256, String>,
     /// Policy files that took effect, in log order, with their entries' indexes.
     pub policy_changes: Vec<(LeafIndex, PolicyChange)>,
+    /// The key ceremony's keys, in log order, with their entries' indexes.
+    pub ceremony_keys: Vec<(LeafIndex, CeremonyEvent)>,
 }
 
 /// How many certificates, signatures and time-stamps one client or key made.
@@ -236,6 +238,7 @@ impl Summary {
                         self.by_key.entry(s.signer).or_default().signatures += 1;
                     }
                     LogEntry::PolicyChange(p) => self.policy_changes.push((index, p)),
+                    LogEntry::CeremonyEvent(c) => self.ceremony_keys.push((index, c)),
                 }
             }
             Err(LogError::UnknownEntryType(t)) => *self.unknown_types.entry(t).or_default() += 1,

@@ -238,10 +238,10 @@ fn hashes_that_contradict_the_checkpoint_are_the_log_s_fault() {
 #[test]
 fn future_entry_types_are_counted_and_garbage_is_named() {
     let mut entries: Vec<Vec<u8>> = (0..6).map(entry).collect();
-    entries[2] = vec![1, 3, 0xde, 0xad];
+    entries[2] = vec![1, 7, 0xde, 0xad];
     let log = Log::with(entries);
     let r = audit(&log, &log.checkpoint(), None, AuditEntries::All(&log.entries), None).unwrap();
-    assert_eq!(r.summary.unknown_types[&3], 1);
+    assert_eq!(r.summary.unknown_types[&7], 1);
     assert_eq!(r.summary.by_type.values().sum::<u64>(), 5);
 
     let mut entries: Vec<Vec<u8>> = (0..6).map(entry).collect();

@@ -20,6 +20,7 @@
 //!     select (entry_type) {
 //!         case certificate_issued: CertificateIssued;
 //!         case revocation:         Revocation;
+//!         case ceremony_event:     CeremonyEvent;
 //!         case timestamp_issued:   TimestampIssued;
 //!         case signature_made:     SignatureMade;
 //!         case policy_change:      PolicyChange;
@@ -40,6 +41,13 @@
 //!     opaque serial<1..20>;              /* serialNumber's DER content octets (RFC 5280 §4.1.2.2) */
 //!     uint8 reason;                      /* CRLReason code (RFC 5280 §5.3.1): 0-6 or 8-10 */
 //! } Revocation;
+//!
+//! struct {
+//!     uint64 at;                         /* Unix seconds (UTC) the daemon first served with it */
+//!     opaque role<1..255>;               /* what the key is for: root, issuing, tsa, … */
+//!     opaque key<1..255>;                /* where it lives: its RFC 7512 URI in trustd's config */
+//!     opaque public_key<1..65535>;       /* its SubjectPublicKeyInfo, DER */
+//! } CeremonyEvent;
 //!
 //! struct {
 //!     uint64 gen_time;                   /* genTime, Unix microseconds (UTC) */
@@ -76,9 +84,11 @@
 //! A `LogEntry` is the whole leaf input: nothing may follow it. The encoded entry is at most
 //! 65535 bytes, since a C2SP tlog-tiles entry bundle prefixes each entry with a uint16 length.
 //! Every value has exactly one encoding, so re-encoding a decoded entry gives the same bytes.
-//! Type 3 (`ceremony_event`, key-ceremony records) is reserved; a reader that meets a type it
-//! does not know fails with [`LogError::UnknownEntryType`] and can still verify the tree, which
-//! does not depend on the entry's contents.
+//! A `ceremony_event` states a key the key ceremony made, once per public key, at the first
+//! start that serves with it (the ceremony, `trustd init`, runs without the log): so the log
+//! names every key the service signs with, the root's and the log's own included. A reader that
+//! meets a type it does not know fails with [`LogError::UnknownEntryType`] and can still verify
+//! the tree, which does not depend on the entry's contents.
 
 use super::LogError;
 use crate::policy::Level;
@@ -97,7 +107,7 @@ pub enum EntryType {
     CertificateIssued = 1,
     /// [`Revocation`].
     Revocation = 2,
-    /// Reserved for key-ceremony records; not encoded or decoded yet.
+    /// [`CeremonyEvent`].
     CeremonyEvent = 3,
     /// [`TimestampIssued`].
     TimestampIssued = 4,
@@ -153,6 +163,20 @@ pub struct Revocation {
     pub revoked_at: u64,
     /// The CRLReason code (RFC 5280 §5.3.1).
     pub reason: u8,
+}
+
+/// A key of the key ceremony that the daemon serves with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CeremonyEvent {
+    /// When the daemon first served with it, Unix seconds.
+    pub at: u64,
+    /// What it is for (`root`, `issuing`, `tsa`, `document-signer`, `ocsp`, `log`, `tls`, or
+    /// `signing:<policy>`).
+    pub role: String,
+    /// Its RFC 7512 URI in trustd's config.
+    pub key: String,
+    /// Its SubjectPublicKeyInfo, DER.
+    pub public_key_der: Vec<u8>,
 }
 
 /// A SHA-256 value in an entry: of a certificate, a token or a signature value.
@@ -212,6 +236,8 @@ pub enum LogEntry {
     CertificateIssued(CertificateIssued),
     /// Type 2.
     Revocation(Revocation),
+    /// Type 3.
+    CeremonyEvent(CeremonyEvent),
     /// Type 4.
     TimestampIssued(TimestampIssued),
     /// Type 5.
@@ -226,6 +252,7 @@ impl LogEntry {
         match self {
             LogEntry::CertificateIssued(_) => EntryType::CertificateIssued,
             LogEntry::Revocation(_) => EntryType::Revocation,
+            LogEntry::CeremonyEvent(_) => EntryType::CeremonyEvent,
             LogEntry::TimestampIssued(_) => EntryType::TimestampIssued,
             LogEntry::SignatureMade(_) => EntryType::SignatureMade,
             LogEntry::PolicyChange(_) => EntryType::PolicyChange,
@@ -251,6 +278,12 @@ impl LogEntry {
                 put_serial(&mut out, "serial", &r.serial)?;
                 check_reason(r.reason)?;
                 out.push(r.reason);
+            }
+            LogEntry::CeremonyEvent(c) => {
+                out.extend_from_slice(&c.at.to_be_bytes());
+                put8(&mut out, "role", c.role.as_bytes(), 1)?;
+                put8(&mut out, "key", c.key.as_bytes(), 1)?;
+                put16(&mut out, "public_key", &c.public_key_der, 1)?;
             }
             LogEntry::TimestampIssued(t) => {
                 out.extend_from_slice(&t.gen_time_us.to_be_bytes());
@@ -313,6 +346,12 @@ impl LogEntry {
                 check_reason(reason)?;
                 LogEntry::Revocation(Revocation { serial, issuer, revoked_at, reason })
             }
+            3 => LogEntry::CeremonyEvent(CeremonyEvent {
+                at: r.u64("at")?,
+                role: r.text8("role", 1)?,
+                key: r.text8("key", 1)?,
+                public_key_der: r.bytes16("public_key", 1)?.to_vec(),
+            }),
             4 => LogEntry::TimestampIssued(TimestampIssued {
                 gen_time_us: r.u64("gen_time")?,
                 signer: r.sha256("signer")?,
@@ -512,8 +551,17 @@ mod tests {
         LogEntry::PolicyChange(PolicyChange { at: 1_767_225_603, file: "access.toml".into(), sha256: [0x55; 32] })
     }
 
-    fn all() -> [LogEntry; 5] {
-        [cert(), revocation(), timestamp(), signature(), policy_change()]
+    fn ceremony() -> LogEntry {
+        LogEntry::CeremonyEvent(CeremonyEvent {
+            at: 1_767_225_599,
+            role: "root".into(),
+            key: "pkcs11:object=trustd-root-ca".into(),
+            public_key_der: vec![0x30, 0x02, 0x05, 0x00],
+        })
+    }
+
+    fn all() -> [LogEntry; 6] {
+        [cert(), revocation(), ceremony(), timestamp(), signature(), policy_change()]
     }
 
     #[test]
@@ -536,6 +584,16 @@ mod tests {
         want.push(7);
         want.extend_from_slice(b"issuing");
         want.extend_from_slice(&[3, 0x45, 0x49, 0xbd, 1]);
+        assert_eq!(b, want);
+
+        let b = ceremony().encode().unwrap();
+        let mut want = vec![1, 3];
+        want.extend_from_slice(&1_767_225_599u64.to_be_bytes());
+        want.push(4);
+        want.extend_from_slice(b"root");
+        want.push(28);
+        want.extend_from_slice(b"pkcs11:object=trustd-root-ca");
+        want.extend_from_slice(&[0, 4, 0x30, 0x02, 0x05, 0x00]);
         assert_eq!(b, want);
 
         let b = timestamp().encode().unwrap();
@@ -687,8 +745,8 @@ mod tests {
     #[test]
     fn unknown_versions_and_types_are_named() {
         let mut b = cert().encode().unwrap();
-        b[1] = 3;
-        assert!(matches!(LogEntry::decode(&b), Err(LogError::UnknownEntryType(3))));
+        b[1] = 7;
+        assert!(matches!(LogEntry::decode(&b), Err(LogError::UnknownEntryType(7))));
         b[0] = 2;
         assert!(matches!(LogEntry::decode(&b), Err(LogError::BadEntry(_))));
         let mut b = cert().encode().unwrap();

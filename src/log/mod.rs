@@ -28,7 +28,8 @@ mod types;
 pub use audit::{Audit, AuditEntries, AuditReport, Made, Summary, TrustedTree};
 pub use checkpoint::{open_checkpoint, Checkpoint, CheckpointSigner, LogPublicKey};
 pub use entry::{
-    CertificateIssued, EntryType, LogEntry, PolicyChange, Revocation, Sha256, SignatureMade, TimestampIssued,
+    CeremonyEvent, CertificateIssued, EntryType, LogEntry, PolicyChange, Revocation, Sha256, SignatureMade,
+    TimestampIssued,
 };
 pub use error::LogError;
 pub use sequencer::{LogBatch, LogStore, LoggedRecord, NewEntry, Sequencer};

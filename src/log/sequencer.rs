@@ -46,6 +46,9 @@ pub enum LoggedRecord {
     Timestamp(Serial),
     /// A signature recorded while the log was off, by its id.
     Signature(Serial),
+    /// A key of the key ceremony, by the SHA-256 of its SubjectPublicKeyInfo: the store keeps
+    /// which are in the log, so each is logged once.
+    CeremonyKey(super::Sha256),
 }
 
 /// An entry to sequence: its encoded bytes ([`LogEntry::encode`](super::LogEntry::encode)) and

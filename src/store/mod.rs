@@ -240,6 +240,9 @@ pub trait Store: LogStore + Send + Sync {
     async fn unlogged_timestamps(&self, limit: u32) -> Result<Vec<TimestampRecord>, StoreError>;
     /// The first `limit` signature records not in the log, in the order they were recorded.
     async fn unlogged_signatures(&self, limit: u32) -> Result<Vec<SignatureRecord>, StoreError>;
+    /// The key-ceremony keys in the log ([`LoggedRecord::CeremonyKey`](crate::log::LoggedRecord)),
+    /// by the SHA-256 of their SubjectPublicKeyInfo.
+    async fn logged_ceremony_keys(&self) -> Result<Vec<Sha256>, StoreError>;
     /// Every revoked certificate of `ca`, for its CRL (reads the revoked index only).
     async fn revoked(&self, ca: &str) -> Result<Vec<RevokedEntry>, StoreError>;
     /// The next CRL number of `ca`: 1, 2, 3, … across restarts.

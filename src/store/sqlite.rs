@@ -443,6 +443,11 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn logged_ceremony_keys(&self) -> Result<Vec<Sha256>, StoreError> {
+        let rows = sqlx::query("SELECT spki_sha256 FROM ceremony_keys").fetch_all(&self.pool).await.map_err(db)?;
+        rows.iter().map(|row| sha256_column(row, "spki_sha256")).collect()
+    }
+
     async fn revoked(&self, ca: &str) -> Result<Vec<RevokedEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificates \
@@ -687,7 +692,7 @@ impl LogStore for SqliteStore {
         q.build().execute(&mut *tx).await.map_err(log_db)?;
 
         let (mut certs, mut events, mut timestamps, mut signatures) = (vec![], vec![], vec![], vec![]);
-        let (mut new_timestamps, mut new_signatures) = (vec![], vec![]);
+        let (mut new_timestamps, mut new_signatures, mut keys) = (vec![], vec![], vec![]);
         for (i, e) in b.entries.iter().enumerate() {
             let idx = sql_index(first + i as u64)?;
             match &e.record {
@@ -697,6 +702,7 @@ impl LogStore for SqliteStore {
                 Some(LoggedRecord::Signature(id)) => signatures.push((id.to_string(), idx)),
                 Some(LoggedRecord::NewTimestamp(r)) => new_timestamps.push((r.as_ref(), Some(idx))),
                 Some(LoggedRecord::NewSignature(r)) => new_signatures.push((r.as_ref(), Some(idx))),
+                Some(LoggedRecord::CeremonyKey(spki)) => keys.push((spki.to_vec(), idx)),
                 None => {}
             }
         }
@@ -707,6 +713,13 @@ impl LogStore for SqliteStore {
         set_log_indexes(&mut tx, "revocation_events", "id", events).await?;
         set_log_indexes(&mut tx, "timestamps", "serial", timestamps).await?;
         set_log_indexes(&mut tx, "signatures", "signature_id", signatures).await?;
+        if !keys.is_empty() {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO ceremony_keys (spki_sha256, log_index) ");
+            q.push_values(keys, |mut row, (spki, idx)| {
+                row.push_bind(spki).push_bind(idx);
+            });
+            q.build().execute(&mut *tx).await.map_err(log_db)?;
+        }
         tx.commit().await.map_err(log_db)
     }
 }

@@ -10,6 +10,7 @@
 
 use clap::Subcommand;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use tonic::transport::Channel;
 use trustd::api::pb;
@@ -216,6 +217,15 @@ async fn verify(
             (format!("{}{subject}", hex::encode(k)), m)
         }),
     ));
+    for (index, k) in &s.ceremony_keys {
+        out.push_str(&format!(
+            "key of the ceremony at entry {index}: {} {} with public key SHA-256 {}, in service from {}\n",
+            k.role,
+            k.key,
+            hex::encode(sha2::Sha256::digest(&k.public_key_der)),
+            humantime::format_rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(k.at))
+        ));
+    }
     for (index, p) in &s.policy_changes {
         out.push_str(&format!(
             "policy change at entry {index}: {} with SHA-256 {} in force from {}\n",
