@@ -133,6 +133,20 @@ pub struct TsaSection {
     /// NTP-synchronised; "off": no check (development only).
     #[serde(default = "default_clock_check")]
     pub clock_check: ClockCheck,
+    /// Who may get time-stamps over HTTP: "public" (the default: anyone, over plain HTTP and
+    /// HTTPS; anonymous unless the client names itself over HTTPS) or "authenticated" (over
+    /// HTTPS only, clients of the access policy whose roles allow TimeStamping/Timestamp).
+    #[serde(default)]
+    pub http_access: TsaAccess,
+}
+
+/// `[tsa] http_access`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TsaAccess {
+    #[default]
+    Public,
+    Authenticated,
 }
 
 fn default_clock_check() -> ClockCheck {
@@ -141,7 +155,7 @@ fn default_clock_check() -> ClockCheck {
 
 impl Default for TsaSection {
     fn default() -> Self {
-        TsaSection { clock_check: default_clock_check() }
+        TsaSection { clock_check: default_clock_check(), http_access: TsaAccess::Public }
     }
 }
 
@@ -205,9 +219,14 @@ pub struct ServerSection {
     #[serde(default)]
     pub operator_credentials: Option<PathBuf>,
     /// Plain-HTTP listen address: the public, read-only routes (OCSP, CRLs, CA certificates,
-    /// the log's read path, health) and RFC 3161 time-stamps.
+    /// the log's read path, health) and RFC 3161 time-stamps when `tsa.http_access` is public.
     #[serde(default = "default_http")]
     pub http: SocketAddr,
+    /// HTTPS listen address (unset: no HTTPS listener): the same routes over TLS with the gRPC
+    /// listener's certificate, where a time-stamp client names itself with a client
+    /// certificate or a bearer token (`Authorization: Bearer`, RFC 6750).
+    #[serde(default)]
+    pub https: Option<SocketAddr>,
     /// Base URL relying parties use for CRLs, OCSP and CA certificates; goes into certificates.
     #[serde(default = "default_public_url")]
     pub public_url: String,
@@ -236,6 +255,7 @@ impl Default for ServerSection {
             tls_names: Vec::new(),
             operator_credentials: None,
             http: default_http(),
+            https: None,
             public_url: default_public_url(),
             max_request_bytes: default_max_request(),
         }
@@ -365,6 +385,9 @@ impl Config {
             return Err("server.max_request_bytes: must be at least 1024".into());
         }
         self.tls_names()?;
+        if self.tsa.http_access == TsaAccess::Authenticated && self.server.https.is_none() {
+            return Err("tsa.http_access: 'authenticated' needs server.https, where clients authenticate".into());
+        }
         let origin = self.log_origin();
         // C2SP signed-note: a key name is non-empty and has no whitespace and no '+'.
         if origin.is_empty() || origin.contains(|c: char| c.is_whitespace() || c == '+') {
@@ -384,18 +407,24 @@ impl Config {
         format!("{}/log", rest.trim_end_matches('/'))
     }
 
-    /// The names of the gRPC listener's TLS certificate (`server.tls_names`), as SANs.
+    /// The names of the gRPC and HTTPS listeners' TLS certificate (`server.tls_names`), as
+    /// SANs; by default their IP addresses.
     pub fn tls_names(&self) -> Result<Vec<San>, String> {
         if self.server.tls_names.is_empty() {
-            let ip = self.server.grpc.ip();
-            if ip.is_unspecified() {
-                return Err(format!(
-                    "server.tls_names: required when server.grpc ({}) listens on every address: \
-                     name the host clients connect to",
-                    self.server.grpc
-                ));
+            let mut names = Vec::new();
+            for (field, addr) in [("grpc", Some(self.server.grpc)), ("https", self.server.https)] {
+                let Some(addr) = addr else { continue };
+                if addr.ip().is_unspecified() {
+                    return Err(format!(
+                        "server.tls_names: required when server.{field} ({addr}) listens on every address: \
+                         name the host clients connect to"
+                    ));
+                }
+                if !names.contains(&San::Ip(addr.ip())) {
+                    names.push(San::Ip(addr.ip()));
+                }
             }
-            return Ok(vec![San::Ip(ip)]);
+            return Ok(names);
         }
         Ok(self
             .server
@@ -522,6 +551,9 @@ mod tests {
             ("pin_env = \"X\"\n[ceremony]\nroot_algorithm = \"rsa-1024\"\n", "rsa-1024"),
             ("pin_env = \"X\"\n[log]\norigin = \"a b\"\n", "log.origin"),
             ("pin_env = \"X\"\n[server]\ngrpc = \"0.0.0.0:50051\"\n", "server.tls_names"),
+            ("pin_env = \"X\"\n[server]\nhttps = \"0.0.0.0:8443\"\n", "server.tls_names"),
+            ("pin_env = \"X\"\n[tsa]\nhttp_access = \"authenticated\"\n", "server.https"),
+            ("pin_env = \"X\"\n[tsa]\nhttp_access = \"private\"\n", "private"),
         ] {
             let text = base.replace("token_label = \"t\"\n", &format!("token_label = \"t\"\n{extra}"));
             std::fs::write(&path, text).unwrap();

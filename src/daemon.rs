@@ -25,7 +25,6 @@ use crate::store::{SignatureWriter, SqliteStore, Store, TimestampWriter};
 use crate::tls::{self, ServerCertificate};
 use crate::tsa::TimeStampAuthority;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,16 +60,10 @@ fn write_secret(path: &Path) -> Result<(), StartError> {
 }
 
 /// Prepares a development data dir: SoftHSM config and token directory, PINs in 0600 files,
-/// the token itself, and the default policies. Must run before any thread starts, because it
-/// sets `SOFTHSM2_CONF` for this process.
-pub fn prepare_dev(
-    data_dir: &Path,
-    grpc: SocketAddr,
-    tls_names: Vec<String>,
-    http: SocketAddr,
-    public_url: &str,
-    clock_check: ClockCheck,
-) -> Result<Config, StartError> {
+/// the token itself, and the default policies; the config serves on `server`'s listeners (with
+/// the operator credential under the data dir) and runs the TSA as `tsa` says. Must run before
+/// any thread starts, because it sets `SOFTHSM2_CONF` for this process.
+pub fn prepare_dev(data_dir: &Path, server: ServerSection, tsa: TsaSection) -> Result<Config, StartError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     std::fs::create_dir_all(data_dir.join("tokens")).map_err(|e| io(data_dir, e))?;
@@ -114,18 +107,11 @@ pub fn prepare_dev(
             pin_from_env: Default::default(),
         },
         store: StoreSection { sqlite: data_dir.join("trustd.db") },
-        server: ServerSection {
-            grpc,
-            tls_names,
-            operator_credentials: Some(data_dir.join(credentials::CREDENTIALS_DIR)),
-            http,
-            public_url: public_url.to_owned(),
-            ..ServerSection::default()
-        },
+        server: ServerSection { operator_credentials: Some(data_dir.join(credentials::CREDENTIALS_DIR)), ..server },
         policies,
         ceremony: CeremonySection::default(),
         keys: CaKeys::default(),
-        tsa: TsaSection { clock_check },
+        tsa,
         crl: CrlSection::default(),
         ocsp: OcspSection::default(),
         signing: Default::default(),
@@ -192,13 +178,13 @@ fn access_file(dir: &Path, policies: &Policies) -> PolicyFile {
     }
 }
 
-/// The gRPC listener's TLS set-up: the server certificate for the HSM's TLS key, issued now and
-/// renewed while serving; client certificates from the issuing CA.
-async fn tls_config(
+/// The gRPC and HTTPS listeners' TLS set-up: one server certificate for the HSM's TLS key,
+/// issued now and renewed while serving; client certificates from the issuing CA.
+async fn tls_configs(
     cfg: &Config,
     hsm: &Hsm,
     ca: &Arc<CertificateAuthority>,
-) -> Result<Arc<rustls::ServerConfig>, StartError> {
+) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ServerConfig>), StartError> {
     let mut key = hsm_signer(hsm, &cfg.keys.tls, None, "TLS key").await?;
     // TLS 1.3 takes RSA handshake signatures in PSS only (RFC 8446 §4.2.3).
     if matches!(
@@ -211,7 +197,9 @@ async fn tls_config(
     let issued = tls::certificate::issue(ca, key.clone(), &names).await.map_err(|e| e.to_string())?;
     let current = ServerCertificate::new(issued.key);
     tokio::spawn(tls::certificate::keep_renewed(ca.clone(), key, names, current.clone(), issued.renew_at));
-    tls::server_config(current, &[ca.ca_certificate(CaId::Issuing).to_vec()]).map_err(|e| e.to_string())
+    let client_cas = [ca.ca_certificate(CaId::Issuing).to_vec()];
+    let config = |listener| tls::server_config(current.clone(), &client_cas, listener).map_err(|e| e.to_string());
+    Ok((config(tls::Listener::Grpc)?, config(tls::Listener::Https)?))
 }
 
 /// The bootstrap operator credential in `[server] operator_credentials`, when configured; warns
@@ -327,7 +315,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let ca = Arc::new(ca);
     // The certificates the daemon gives itself are issued (and logged) before the first
     // checkpoint, so that it covers everything issued at start.
-    let tls_config = tls_config(&cfg, &hsm, &ca).await?;
+    let (tls_config, https_config) = tls_configs(&cfg, &hsm, &ca).await?;
     operator_credentials(&cfg, &ca, &access).await?;
     if let Some(l) = &log {
         l.publish().await.map_err(|e| format!("log: first checkpoint: {e}"))?;
@@ -415,9 +403,17 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         tokio::net::TcpListener::bind(cfg.server.grpc).await.map_err(|e| format!("gRPC {}: {e}", cfg.server.grpc))?;
     let http_listener =
         tokio::net::TcpListener::bind(cfg.server.http).await.map_err(|e| format!("HTTP {}: {e}", cfg.server.http))?;
+    let https_listener = match cfg.server.https {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("HTTPS {addr}: {e}"))?),
+        None => None,
+    };
     let grpc_addr = grpc_listener.local_addr().map_err(|e| e.to_string())?;
     let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
-    let mut ready = format!("ready grpc=https://{grpc_addr} http=http://{http_addr} token={}", hsm.token_label());
+    let mut ready = format!("ready grpc=https://{grpc_addr} http=http://{http_addr}");
+    if let Some(l) = &https_listener {
+        ready.push_str(&format!(" https=https://{}", l.local_addr().map_err(|e| e.to_string())?));
+    }
+    ready.push_str(&format!(" token={}", hsm.token_label()));
     if let Some(d) = data_dir {
         ready.push_str(&format!(" data-dir={}", d.display()));
     }
@@ -431,11 +427,39 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let incoming = tls::incoming(grpc_listener, tls_config, store.clone(), ca.revocation_changes());
+    let changes = ca.revocation_changes();
+    let incoming = tls::incoming(grpc_listener, tls_config, store.clone(), changes.clone());
     let access = PolicyInForce::new(access);
     tokio::spawn(access_file.watch(access.clone(), access_text, sequencer.cloned()));
-    let state = HttpState { ca, tsa, ocsp, hsm: hsm.clone(), store, clock: cfg.tsa.clock_check, log };
-    let http_app = crate::api::http::router(state, max).into_make_service_with_connect_info::<SocketAddr>();
+    let state = HttpState {
+        ca,
+        tsa,
+        ocsp,
+        hsm: hsm.clone(),
+        store: store.clone(),
+        clock: cfg.tsa.clock_check,
+        log,
+        tsa_access: cfg.tsa.http_access,
+        access: access.clone(),
+    };
+    let https = match https_listener {
+        Some(listener) => {
+            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            let incoming = tls::incoming(listener, https_config, store, changes);
+            let app =
+                crate::api::http::https_router(state.clone(), max).into_make_service_with_connect_info::<tls::Peer>();
+            let listener = crate::api::http::TlsListener { incoming, local };
+            Some(axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone())))
+        }
+        None => None,
+    };
+    let https = async move {
+        match https {
+            Some(server) => server.await,
+            None => Ok(()),
+        }
+    };
+    let http_app = crate::api::http::router(state, max).into_make_service();
     let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
@@ -453,9 +477,10 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     println!("{ready}");
     let _ = std::io::stdout().flush();
     tracing::info!(%grpc_addr, %http_addr, "serving");
-    let (g, h) = tokio::join!(grpc, http);
+    let (g, h, s) = tokio::join!(grpc, http, https);
     g.map_err(|e| format!("gRPC server: {e}"))?;
-    h.map_err(|e| format!("HTTP server: {e}"))
+    h.map_err(|e| format!("HTTP server: {e}"))?;
+    s.map_err(|e| format!("HTTPS server: {e}"))
 }
 
 /// The key `key` names in the HSM with the certificate the ceremony stored beside it.

@@ -358,3 +358,153 @@ async fn a_changed_policy_applies_without_a_restart_and_an_invalid_one_is_refuse
     let sha = |t: &str| <[u8; 32]>::from(sha2::Sha256::digest(t.as_bytes()));
     assert_eq!(changes, [sha(&shipped), sha(&widened), sha(&shipped)]);
 }
+
+/// `curl` POSTs the time-stamp query `tsq` to `url` with `extra` arguments, trusting the
+/// daemon's CA; returns the HTTP status, the response headers, and whether the body is a
+/// granted TimeStampResp (openssl's reading).
+fn curl_tsa(d: &Daemon, url: &str, tsq: &Path, extra: &[&str]) -> (u16, String, bool) {
+    let dir = d.dir.path();
+    let reply = dir.join("curl.tsr");
+    let _ = std::fs::remove_file(&reply);
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-D", "-", "-o"])
+        .arg(&reply)
+        .arg("--cacert")
+        .arg(d.credentials().join("ca.crt"))
+        .args(["-H", "Content-Type: application/timestamp-query", "--data-binary"])
+        .arg(format!("@{}", tsq.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "curl {extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let headers = stdout(&out);
+    let code = headers.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let granted = code == 200 && {
+        let text = openssl(dir, &["ts", "-reply", "-in", "curl.tsr", "-text"]);
+        stdout(&text).contains("Status: Granted.")
+    };
+    (code, headers, granted)
+}
+
+/// The requesters of the log's time-stamp entries, in log order.
+async fn logged_timestamp_requesters(d: &Daemon) -> Vec<String> {
+    let mut log = trustd::api::pb::transparency_log_client::TransparencyLogClient::new(d.channel().await);
+    let size = log.get_checkpoint(pb::GetCheckpointRequest { fresh: true }).await.unwrap().into_inner().tree_size;
+    let entries = log
+        .get_entries(pb::GetEntriesRequest { start: 0, end: size, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    entries
+        .iter()
+        .filter_map(|e| match trustd::log::LogEntry::decode(&e.entry) {
+            Ok(trustd::log::LogEntry::TimestampIssued(t)) => Some(t.requester),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_https_tsa_serves_clients_named_by_certificate_or_bearer_token_and_refuses_the_rest() {
+    let d = Daemon::start_with(tempfile::tempdir().unwrap(), &["--tsa-access", "authenticated"]);
+    let dir = d.dir.path().to_owned();
+    std::fs::write(dir.join("doc.txt"), b"to be time-stamped").unwrap();
+    openssl(&dir, &["ts", "-query", "-data", "doc.txt", "-sha256", "-cert", "-out", "doc.tsq"]);
+    let tsq = dir.join("doc.tsq");
+    let https = format!("{}/tsa", d.https.as_ref().expect("an HTTPS listener"));
+    let creds = d.credentials();
+    let (cert, key) = (creds.join("operator.crt"), creds.join("operator.key"));
+
+    // Over plain HTTP there is no way to name oneself: refused, saying where to go.
+    let (code, _, body) = d.http_post("/tsa", "application/timestamp-query", &std::fs::read(&tsq).unwrap());
+    assert_eq!(code, 403);
+    assert!(String::from_utf8_lossy(&body).contains("HTTPS"), "{}", String::from_utf8_lossy(&body));
+    // Over HTTPS without credentials: 401 with the RFC 6750 challenge.
+    let (code, headers, _) = curl_tsa(&d, &https, &tsq, &[]);
+    assert_eq!(code, 401, "{headers}");
+    assert!(headers.to_ascii_lowercase().contains("www-authenticate: bearer realm=\"trustd\""), "{headers}");
+    // With the operator's client certificate: granted, for "operator".
+    let cert_args = ["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()];
+    let (code, headers, granted) = curl_tsa(&d, &https, &tsq, &cert_args);
+    assert!(code == 200 && granted, "{headers}");
+
+    // Bearer tokens, made by trustctl, for the portal (may time-stamp) and the web tier (may not).
+    let token = |label: &str| {
+        let out = d.trustctl(&["client", "token"]);
+        assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = stdout(&out);
+        let token = text.lines().next().and_then(|l| l.rsplit(' ').next()).unwrap().to_owned();
+        let hash = text.split('"').nth(1).unwrap().to_owned();
+        assert_eq!(hash, hex::encode(sha2::Sha256::digest(token.as_bytes())), "{text}");
+        (token, hash)
+    };
+    let (portal_token, portal_hash) = token("portal");
+    let (web_token, web_hash) = token("web-frontend");
+    let file = d.data_dir().join("policies/access.toml");
+    let shipped = std::fs::read_to_string(&file).unwrap();
+    let with_tokens = shipped
+        .replace(
+            "[clients.portal]\nroles = [\"signer\", \"timestamper\"]",
+            &format!(
+                "[clients.portal]\nroles = [\"signer\", \"timestamper\"]\nbearer_tokens_sha256 = [\"{portal_hash}\"]"
+            ),
+        )
+        .replace(
+            "[clients.web-frontend]\nroles = [\"web-certificates\"]",
+            &format!("[clients.web-frontend]\nroles = [\"web-certificates\"]\nbearer_tokens_sha256 = [\"{web_hash}\"]"),
+        );
+    assert_ne!(with_tokens, shipped);
+    replace_file(&file, &with_tokens);
+    let bearer = |t: &str| format!("Authorization: Bearer {t}");
+    let portal_header = bearer(&portal_token);
+    eventually("the portal's token is accepted once the policy is reloaded", || {
+        let granted = curl_tsa(&d, &https, &tsq, &["-H", &portal_header]).2;
+        async move { granted }
+    })
+    .await;
+    let (code, headers, _) = curl_tsa(&d, &https, &tsq, &["-H", &bearer(&web_token)]);
+    assert_eq!(code, 403, "the web tier may not time-stamp: {headers}");
+    let (code, headers, _) = curl_tsa(&d, &https, &tsq, &["-H", &bearer("not-a-token-of-anyone")]);
+    assert_eq!(code, 401, "{headers}");
+    assert!(headers.contains("error=\"invalid_token\""), "{headers}");
+    let (code, headers, _) = curl_tsa(&d, &https, &tsq, &["-H", "Authorization: Basic b3BlcmF0b3I6eA=="]);
+    assert_eq!(code, 401, "only bearer tokens: {headers}");
+
+    // Each token is logged for the client that asked, and each refusal is on record.
+    assert_eq!(logged_timestamp_requesters(&d).await, ["operator", "portal"]);
+    let log = d.log();
+    let refusals: Vec<&str> = log.lines().filter(|l| l.contains("access refused") && l.contains("POST /tsa")).collect();
+    // (The portal's token was refused as unknown until the policy with it was loaded.)
+    let count = |reason: &str| refusals.iter().filter(|l| l.contains(reason)).count();
+    assert_eq!(count("neither a client certificate nor a bearer token"), 1, "{refusals:#?}");
+    assert_eq!(count("web-frontend may not call TimeStamping/Timestamp"), 1, "{refusals:#?}");
+    assert_eq!(count("must be 'Bearer TOKEN'"), 1, "{refusals:#?}");
+    assert!(count("the bearer token is not one of the access policy") >= 1, "{refusals:#?}");
+    assert!(!log.contains(&portal_token) && !log.contains(&web_token), "no token in the log");
+    assert!(log.contains("client=\"portal\"") || log.contains("client=portal"), "the portal's time-stamp is on record");
+}
+
+#[tokio::test]
+async fn a_public_tsa_serves_anonymous_requests_over_http_and_https() {
+    let d = Daemon::start();
+    let dir = d.dir.path().to_owned();
+    std::fs::write(dir.join("doc.txt"), b"public").unwrap();
+    openssl(&dir, &["ts", "-query", "-data", "doc.txt", "-sha256", "-out", "doc.tsq"]);
+    let tsq = dir.join("doc.tsq");
+    let (code, _, _) = d.http_post("/tsa", "application/timestamp-query", &std::fs::read(&tsq).unwrap());
+    assert_eq!(code, 200);
+    let https = format!("{}/tsa", d.https.as_ref().unwrap());
+    let (code, headers, granted) = curl_tsa(&d, &https, &tsq, &[]);
+    assert!(code == 200 && granted, "{headers}");
+    // The other routes are there over HTTPS too.
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(d.credentials().join("ca.crt"))
+        .arg(format!("{}/healthz", d.https.as_ref().unwrap()))
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "200");
+    assert_eq!(logged_timestamp_requesters(&d).await, ["", ""], "both anonymous");
+}

@@ -29,6 +29,10 @@ struct ClientFile {
     #[serde(default)]
     identities: Option<Vec<String>>,
     roles: Vec<String>,
+    /// SHA-256 (hex) of bearer tokens the client may present over HTTPS instead of a
+    /// certificate (`trustctl client token` makes one).
+    #[serde(default)]
+    bearer_tokens_sha256: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +145,7 @@ pub(super) fn parse(text: &str, known: &Known<'_>) -> Result<AccessPolicy, Strin
         roles.insert(name, Arc::new(parsed));
     }
     let mut by_identity: HashMap<Identity, Arc<Client>> = HashMap::new();
+    let mut by_bearer: HashMap<[u8; 32], Arc<Client>> = HashMap::new();
     for (name, c) in f.clients {
         valid_name("clients", &name)?;
         let field = format!("clients.{name}");
@@ -163,6 +168,14 @@ pub(super) fn parse(text: &str, known: &Known<'_>) -> Result<AccessPolicy, Strin
                 return Err(format!("{field}.identities: {id} is also client '{}'", other.name));
             }
         }
+        for h in &c.bearer_tokens_sha256 {
+            let hash = hex::decode(h).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| {
+                format!("{field}.bearer_tokens_sha256: '{h}' is not a SHA-256 in hex (64 hex digits)")
+            })?;
+            if let Some(other) = by_bearer.insert(hash, client.clone()) {
+                return Err(format!("{field}.bearer_tokens_sha256: {h} is also a token of client '{}'", other.name));
+            }
+        }
     }
-    Ok(AccessPolicy { by_identity, trust_domain: f.trust_domain })
+    Ok(AccessPolicy { by_identity, by_bearer, trust_domain: f.trust_domain })
 }

@@ -9,6 +9,7 @@ pub mod watch;
 pub use identity::Identity;
 
 use crate::ca::{NameConstraints, NameScope, RevokeScope};
+use sha2::Digest;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
@@ -166,6 +167,8 @@ impl Client {
 #[derive(Debug)]
 pub struct AccessPolicy {
     by_identity: HashMap<Identity, Arc<Client>>,
+    /// Clients by the SHA-256 of their bearer tokens.
+    by_bearer: HashMap<[u8; 32], Arc<Client>>,
     trust_domain: String,
 }
 
@@ -190,6 +193,22 @@ impl AccessPolicy {
     /// The client a verified certificate (DER) names, allowed to call `path`
     /// (`/package.Service/Method`).
     pub fn authorize(&self, cert_der: Option<&[u8]>, path: &str) -> Result<Arc<Client>, AccessError> {
+        let client = self.client_of_certificate(cert_der)?;
+        Self::permit(client, path)
+    }
+
+    /// The client whose bearer token (RFC 6750 §2.1, over HTTPS only) `token` is, allowed to
+    /// call `path`. Tokens are kept as SHA-256 hashes: the policy file holds no secret.
+    pub fn authorize_bearer(&self, token: &str, path: &str) -> Result<Arc<Client>, AccessError> {
+        let hash: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let client =
+            self.by_bearer.get(&hash).cloned().ok_or_else(|| {
+                AccessError::Unauthenticated("the bearer token is not one of the access policy".into())
+            })?;
+        Self::permit(client, path)
+    }
+
+    fn client_of_certificate(&self, cert_der: Option<&[u8]>) -> Result<Arc<Client>, AccessError> {
         let der = cert_der.ok_or_else(|| AccessError::Unauthenticated("no client certificate".into()))?;
         let ids = identity::of_certificate(der).map_err(AccessError::Unauthenticated)?;
         let mut found = ids.iter().filter_map(|id| self.by_identity.get(id)).collect::<Vec<_>>();
@@ -211,6 +230,10 @@ impl AccessPolicy {
                 });
             }
         };
+        Ok(client)
+    }
+
+    fn permit(client: Arc<Client>, path: &str) -> Result<Arc<Client>, AccessError> {
         if is_public(path) {
             return Ok(client);
         }

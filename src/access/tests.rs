@@ -1,5 +1,6 @@
 use super::*;
 use crate::ca::csr::San;
+use sha2::Digest;
 
 const POLICY: &str = include_str!("../../policies/access.toml");
 
@@ -135,4 +136,35 @@ fn the_shipped_policy_loads_beside_the_shipped_profiles() {
     std::fs::write(dir.path().join("access.toml"), "[roles.r]\nprofiles = [\"nope\"]\n").unwrap();
     let e = file.load().unwrap_err();
     assert!(e.contains("access.toml") && e.contains("roles.r.profiles"), "{e}");
+}
+
+#[test]
+fn bearer_tokens_name_their_client_by_hash_and_bad_hashes_are_refused() {
+    let hash = |t: &str| hex::encode(sha2::Sha256::digest(t.as_bytes()));
+    let with = |portal: &str, web: &str| {
+        POLICY
+            .replace(
+                "[clients.portal]\nroles = [\"signer\", \"timestamper\"]",
+                &format!("[clients.portal]\nroles = [\"signer\", \"timestamper\"]\nbearer_tokens_sha256 = [{portal}]"),
+            )
+            .replace(
+                "[clients.web-frontend]\nroles = [\"web-certificates\"]",
+                &format!("[clients.web-frontend]\nroles = [\"web-certificates\"]\nbearer_tokens_sha256 = [{web}]"),
+            )
+    };
+    let p = parse(&with(&format!("\"{}\"", hash("portal-secret")), &format!("\"{}\"", hash("web-secret")))).unwrap();
+    let ts = "/trust.v1.TimeStamping/Timestamp";
+    assert_eq!(p.authorize_bearer("portal-secret", ts).unwrap().name(), "portal");
+    assert!(
+        matches!(p.authorize_bearer("web-secret", ts), Err(AccessError::Denied { client, .. }) if client == "web-frontend")
+    );
+    assert!(matches!(p.authorize_bearer("guess", ts), Err(AccessError::Unauthenticated(_))));
+    // The hash itself is no token.
+    assert!(p.authorize_bearer(&hash("portal-secret"), ts).is_err());
+
+    let e = parse(&with("\"abc\"", "")).unwrap_err();
+    assert!(e.contains("clients.portal.bearer_tokens_sha256") && e.contains("64 hex digits"), "{e}");
+    let same = format!("\"{}\"", hash("shared"));
+    let e = parse(&with(&same, &same)).unwrap_err();
+    assert!(e.contains("bearer_tokens_sha256") && e.contains("also a token of client"), "{e}");
 }

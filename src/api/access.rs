@@ -38,7 +38,9 @@ pub struct AccessCheck<S> {
     policy: Arc<PolicyInForce>,
 }
 
-async fn decide(policy: &AccessPolicy, peer: Option<&Peer>, path: &str) -> Result<Arc<Client>, AccessError> {
+/// The client of a TLS connection's verified certificate (UNAUTHENTICATED when revoked or
+/// unknown), allowed to call `path`; also the HTTPS TSA's check of a client certificate.
+pub(crate) async fn decide(policy: &AccessPolicy, peer: Option<&Peer>, path: &str) -> Result<Arc<Client>, AccessError> {
     let Some(peer) = peer else {
         return Err(AccessError::Unauthenticated("not a TLS connection".into()));
     };

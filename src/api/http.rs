@@ -4,20 +4,32 @@
 //! caIssuers, RFC 5280 §4.2.2.1, served as `application/pkix-cert` per RFC 2585 §4.1),
 //! the issued-certificate log's read path for auditors and mirrors (`GET /log/checkpoint`,
 //! `GET /log/key`, `GET /log/tile/…`, C2SP tlog-tiles), `GET /healthz`, `GET /readyz`.
+//!
+//! The same routes are served over HTTPS ([`https_router`], [`TlsListener`]), where a time-stamp
+//! client names itself with a client certificate or a bearer token (RFC 6750 §2.1): many RFC
+//! 3161 clients can add a header but not a certificate. With `[tsa] http_access =
+//! "authenticated"` that is the only way to a time-stamp.
 
+use crate::access::{AccessError, Client, PolicyInForce};
 use crate::ca::{CaId, CertificateAuthority};
+use crate::config::TsaAccess;
 use crate::hsm::Hsm;
 use crate::log::{LogError, TransparencyLog};
 use crate::ocsp::OcspResponder;
 use crate::store::Store;
+use crate::tls::{ClientConnection, Peer};
 use crate::tsa::TimeStampAuthority;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
+use axum::serve::IncomingStream;
 use axum::Router;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio_stream::StreamExt;
 
 /// What the HTTP handlers need.
 #[derive(Clone)]
@@ -30,12 +42,30 @@ pub struct HttpState {
     pub clock: crate::clock::ClockCheck,
     /// `None` when the log is disabled: `/log/…` is then 404.
     pub log: Option<Arc<TransparencyLog>>,
+    /// Who the TSA serves over HTTP.
+    pub tsa_access: TsaAccess,
+    /// The access policy, for clients naming themselves over HTTPS.
+    pub access: Arc<PolicyInForce>,
 }
 
-/// The router for the `--http` address; bodies over `max_body` bytes get 413.
+/// The access policy's name of what a time-stamp request does, whatever the transport: a role
+/// that may call `TimeStamping/Timestamp` over gRPC may get time-stamps over HTTPS.
+const TIMESTAMP_RPC: &str = "/trust.v1.TimeStamping/Timestamp";
+
+/// The router for the plain-HTTP address; bodies over `max_body` bytes get 413.
 pub fn router(state: HttpState, max_body: usize) -> Router {
+    routes(post(timestamp_plain), state, max_body)
+}
+
+/// The router for the HTTPS address ([`TlsListener`]): the same routes, and time-stamps for
+/// clients that name themselves.
+pub fn https_router(state: HttpState, max_body: usize) -> Router {
+    routes(post(timestamp_https), state, max_body)
+}
+
+fn routes(tsa: MethodRouter<HttpState>, state: HttpState, max_body: usize) -> Router {
     Router::new()
-        .route("/tsa", post(timestamp))
+        .route("/tsa", tsa)
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/ca/{file}", get(ca_certificate))
@@ -49,17 +79,124 @@ pub fn router(state: HttpState, max_body: usize) -> Router {
         .with_state(state)
 }
 
-/// RFC 3161 §3.4: `application/timestamp-query` in, `application/timestamp-reply` out. Every
-/// request the TSA refuses still gets HTTP 200 with a rejection TimeStampResp, as RFC 3161
-/// clients expect; only a wrong media type (415), method (405) or size (413) is an HTTP error.
-async fn timestamp(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
-    if media_type(&headers).as_deref() != Some("application/timestamp-query") {
+/// RFC 3161 §3.4: `application/timestamp-query` in, `application/timestamp-reply` out, for
+/// `requester` (empty: anonymous). Every request the TSA refuses still gets HTTP 200 with a
+/// rejection TimeStampResp, as RFC 3161 clients expect; only a wrong media type (415), method
+/// (405) or size (413) is an HTTP error.
+async fn timestamp(s: &HttpState, headers: &HeaderMap, body: &[u8], requester: &str) -> Response {
+    if media_type(headers).as_deref() != Some("application/timestamp-query") {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/timestamp-query\n")
             .into_response();
     }
-    // Anonymous: the plain-HTTP TSA is public, and a peer's address names nobody.
-    let outcome = s.tsa.timestamp(&body, "").await;
+    let outcome = s.tsa.timestamp(body, requester).await;
+    if !requester.is_empty() {
+        let outcome = if outcome.result.is_ok() { "ok" } else { "rejected" };
+        tracing::info!(audit = true, client = requester, rpc = "POST /tsa", outcome, "operation");
+    }
     ([(header::CONTENT_TYPE, "application/timestamp-reply")], outcome.response_der).into_response()
+}
+
+/// `POST /tsa` over plain HTTP: anonymous (a peer's address names nobody), where the TSA is
+/// public.
+async fn timestamp_plain(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    if s.tsa_access == TsaAccess::Authenticated {
+        let why = "time-stamps are for authenticated clients: POST to the HTTPS listener with a client certificate \
+                   or an Authorization: Bearer token\n";
+        return (StatusCode::FORBIDDEN, why).into_response();
+    }
+    timestamp(&s, &headers, &body, "").await
+}
+
+/// `POST /tsa` over HTTPS: for the client the request names (401 when it names no known one,
+/// or none where the TSA is for authenticated clients; 403 when the client's roles do not
+/// allow time-stamps), else anonymous.
+async fn timestamp_https(
+    State(s): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match https_client(&s, &peer, &headers).await {
+        Ok(client) => timestamp(&s, &headers, &body, client.as_ref().map_or("", |c| c.name())).await,
+        Err(e) => {
+            tracing::warn!(audit = true, rpc = "POST /tsa", remote = ?peer.remote, outcome = "refused", reason = %e, "access refused");
+            refused(&e, headers.contains_key(header::AUTHORIZATION))
+        }
+    }
+}
+
+/// The client an HTTPS request comes from: by its bearer token if it sends one, else by its
+/// client certificate (verified in the handshake, and not revoked); `None` (anonymous) when it
+/// sends neither and the TSA is public.
+async fn https_client(s: &HttpState, peer: &Peer, headers: &HeaderMap) -> Result<Option<Arc<Client>>, AccessError> {
+    let policy = s.access.current();
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| AccessError::Unauthenticated("the Authorization header must be 'Bearer TOKEN'".into()))?;
+        return policy.authorize_bearer(token, TIMESTAMP_RPC).map(Some);
+    }
+    if peer.certificate.is_some() {
+        return super::access::decide(&policy, Some(peer), TIMESTAMP_RPC).await.map(Some);
+    }
+    match s.tsa_access {
+        TsaAccess::Public => Ok(None),
+        TsaAccess::Authenticated => {
+            Err(AccessError::Unauthenticated("neither a client certificate nor a bearer token".into()))
+        }
+    }
+}
+
+/// 401 with the RFC 6750 §3 challenge, or 403; the body says why (never a secret).
+fn refused(e: &AccessError, sent_token: bool) -> Response {
+    match e {
+        AccessError::Unauthenticated(_) => {
+            let challenge =
+                if sent_token { r#"Bearer realm="trustd", error="invalid_token""# } else { r#"Bearer realm="trustd""# };
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], format!("{e}\n")).into_response()
+        }
+        AccessError::Denied { .. } => (StatusCode::FORBIDDEN, format!("{e}\n")).into_response(),
+    }
+}
+
+/// The HTTPS listener for axum: the TLS connections of [`crate::tls::incoming`], each with its
+/// [`Peer`] for [`ConnectInfo`].
+pub struct TlsListener {
+    pub incoming: tokio_stream::wrappers::ReceiverStream<std::io::Result<ClientConnection>>,
+    pub local: SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = ClientConnection;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (ClientConnection, SocketAddr) {
+        loop {
+            match self.incoming.next().await {
+                Some(Ok(c)) => {
+                    let remote = c.peer().remote.unwrap_or(self.local);
+                    return (c, remote);
+                }
+                Some(Err(_)) => continue,
+                // The accepting task has stopped: no connection comes any more.
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        stream.io().peer().clone()
+    }
 }
 
 async fn ca_certificate(State(s): State<HttpState>, Path(file): Path<String>) -> Response {

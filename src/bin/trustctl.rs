@@ -164,6 +164,9 @@ enum ClientCommand {
         #[arg(long)]
         validity: Option<humantime::Duration>,
     },
+    /// Make a bearer token for a client of the HTTPS TSA (no server is asked): prints the
+    /// token, for the client, and its SHA-256, for its `bearer_tokens_sha256` in access.toml.
+    Token,
 }
 
 #[derive(Subcommand)]
@@ -446,7 +449,22 @@ fn tls_config(cli: &Cli) -> Result<ClientTlsConfig, String> {
         .identity(Identity::from_pem(read(&cert)?, read(&key)?)))
 }
 
+/// 32 random bytes, base64url (RFC 4648 §5), and the hex SHA-256 the access policy keeps.
+fn bearer_token() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    format!(
+        "token (give it to the client; it is not stored anywhere): {token}\n\
+         for its client in access.toml: bearer_tokens_sha256 = [\"{hash}\"]\n"
+    )
+}
+
 async fn run(cli: Cli) -> Result<Vec<u8>, String> {
+    if let Command::Client(ClientCommand::Token) = cli.command {
+        return Ok(bearer_token().into_bytes());
+    }
     if !cli.server.starts_with("https://") {
         return Err(format!("--server '{}': trustd's gRPC is TLS only; give an https:// URL", cli.server));
     }
@@ -484,6 +502,7 @@ async fn run(cli: Cli) -> Result<Vec<u8>, String> {
             let r = issue(&mut client, profile, &csr, validity).await?;
             out.push_str(&pem(&r.certificate_der)?);
         }
+        Command::Client(ClientCommand::Token) => out.push_str(&bearer_token()),
         Command::Client(ClientCommand::Issue { csr, validity }) => {
             let r = issue(&mut client, credentials::PROFILE.into(), &csr, validity).await?;
             out.push_str(&pem(&r.certificate_der)?);

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use trustd::clock::ClockCheck;
-use trustd::config::Config;
+use trustd::config::{Config, ServerSection, TsaAccess, TsaSection};
 use trustd::daemon;
 
 // glibc's allocator spent over a tenth of the daemon's CPU in malloc/free under concurrent
@@ -24,6 +24,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// One command to a working service: a SoftHSM token and SQLite under DIR, the key
@@ -42,6 +44,14 @@ enum Command {
         /// and CA URLs written into certificates.
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: SocketAddr,
+        /// HTTPS address: the HTTP routes over TLS, where time-stamp clients authenticate with
+        /// a client certificate or a bearer token; "off" for none.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        https: String,
+        /// Who may get time-stamps over HTTP: "public" (the default) or "authenticated" (over
+        /// HTTPS, clients of the access policy), as `[tsa] http_access`.
+        #[arg(long, default_value = "public")]
+        tsa_access: String,
         /// Base URL written into certificates instead of http://HTTP-ADDR (first start only
         /// matters for the CA certificates; issued certificates use the current value).
         #[arg(long)]
@@ -97,15 +107,25 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Dev { data_dir, grpc, tls_names, http, public_url, clock_check, log } => {
+        Command::Dev { data_dir, grpc, tls_names, http, https, tsa_access, public_url, clock_check, log } => {
             let clock_check = match clock_check.as_str() {
                 "off" => ClockCheck::Off,
                 "kernel" => ClockCheck::Kernel,
                 other => return Err(format!("--clock-check: '{other}' is not off or kernel")),
             };
-            // Before any thread exists: this sets SOFTHSM2_CONF for the process.
+            let https = match https.as_str() {
+                "off" => None,
+                addr => Some(addr.parse().map_err(|e| format!("--https: '{addr}': {e}"))?),
+            };
+            let http_access = match tsa_access.as_str() {
+                "public" => TsaAccess::Public,
+                "authenticated" => TsaAccess::Authenticated,
+                other => return Err(format!("--tsa-access: '{other}' is not public or authenticated")),
+            };
             let public_url = public_url.unwrap_or_else(|| format!("http://{http}"));
-            let mut cfg = daemon::prepare_dev(&data_dir, grpc, tls_names, http, &public_url, clock_check)?;
+            let server = ServerSection { grpc, tls_names, http, https, public_url, ..ServerSection::default() };
+            // Before any thread exists: this sets SOFTHSM2_CONF for the process.
+            let mut cfg = daemon::prepare_dev(&data_dir, server, TsaSection { clock_check, http_access })?;
             cfg.log.enabled = match log.as_str() {
                 "on" => true,
                 "off" => false,

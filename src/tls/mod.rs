@@ -56,26 +56,43 @@ impl ResolvesServerCert for ServerCertificate {
     }
 }
 
-/// A rustls server configuration: TLS 1.2 and 1.3 with ring's safe defaults, HTTP/2 by ALPN,
-/// and a client certificate required, chaining to one of `client_cas` (DER).
+/// Which listener a TLS configuration is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// gRPC: HTTP/2, a client certificate required.
+    Grpc,
+    /// HTTPS: HTTP/1.1, a client certificate optional (a client may name itself with a bearer
+    /// token instead, or, where the route is public, not at all).
+    Https,
+}
+
+/// A rustls server configuration for `listener`: TLS 1.2 and 1.3 with ring's safe defaults, and
+/// client certificates chaining to one of `client_cas` (DER).
 pub fn server_config(
     certificate: Arc<ServerCertificate>,
     client_cas: &[Vec<u8>],
+    listener: Listener,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for ca in client_cas {
         roots.add(CertificateDer::from(ca.clone())).map_err(|e| TlsError::Config(format!("client CA: {e}")))?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| TlsError::Config(format!("client certificate verifier: {e}")))?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    let verifier = match listener {
+        Listener::Grpc => verifier,
+        Listener::Https => verifier.allow_unauthenticated(),
+    };
+    let verifier = verifier.build().map_err(|e| TlsError::Config(format!("client certificate verifier: {e}")))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(certificate);
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![match listener {
+        Listener::Grpc => b"h2".to_vec(),
+        Listener::Https => b"http/1.1".to_vec(),
+    }];
     Ok(Arc::new(config))
 }
 
@@ -140,6 +157,13 @@ pub struct ClientConnection {
     peer: Peer,
 }
 
+impl ClientConnection {
+    /// Who is at the other end.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+}
+
 impl tonic::transport::server::Connected for ClientConnection {
     type ConnectInfo = Peer;
     fn connect_info(&self) -> Peer {
@@ -198,7 +222,7 @@ pub fn incoming(
                 Ok(c) => c,
                 Err(e) => {
                     // Out of file descriptors and the like: wait, rather than spin.
-                    tracing::warn!(error = %e, "gRPC listener: accept failed");
+                    tracing::warn!(error = %e, "TLS listener: accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }

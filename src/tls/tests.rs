@@ -44,7 +44,8 @@ async fn clients_need_a_certificate_from_the_ca_that_is_not_revoked() {
     let issued = certificate::issue(&ca, server_key, &names).await.unwrap();
     assert!(issued.renew_at > now.as_secs());
     let config =
-        server_config(ServerCertificate::new(issued.key), &[ca.ca_certificate(CaId::Issuing).to_vec()]).unwrap();
+        server_config(ServerCertificate::new(issued.key), &[ca.ca_certificate(CaId::Issuing).to_vec()], Listener::Grpc)
+            .unwrap();
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

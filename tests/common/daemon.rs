@@ -15,6 +15,8 @@ pub struct Daemon {
     pub grpc: String,
     /// `host:port` of the HTTP listener.
     pub http: String,
+    /// `https://host:port` of the HTTPS listener.
+    pub https: Option<String>,
     child: Child,
     pub stderr_log: PathBuf,
 }
@@ -48,7 +50,8 @@ impl Daemon {
         let mut child = cmd
             .args(["dev", "--data-dir"])
             .arg(dir.path().join("data"))
-            .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--public-url", PUBLIC_URL])
+            .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--https", "127.0.0.1:0"])
+            .args(["--public-url", PUBLIC_URL])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(err)
@@ -71,7 +74,8 @@ impl Daemon {
             .find_map(|w| w.strip_prefix("http=http://"))
             .expect("http= in ready line")
             .to_owned();
-        Daemon { dir, grpc, http, child, stderr_log }
+        let https = line.split_whitespace().find_map(|w| w.strip_prefix("https=")).map(str::to_owned);
+        Daemon { dir, grpc, http, https, child, stderr_log }
     }
 
     /// The daemon's process ID.
