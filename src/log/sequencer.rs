@@ -14,8 +14,9 @@
 //! # One sequence, even with replicas
 //! The transaction is the point of serialisation: [`LogStore::append_log_batch`] must move the
 //! committed tree head from `old_size` to `new_size` as a compare-and-set and fail if another
-//! writer moved it first (SQLite: `UPDATE log_tree … WHERE size = old`, under SQLite's single
-//! writer lock). This process keeps the tree state in memory and reloads it after any failure.
+//! writer moved it first (SQLite: the `log_tree_compare_and_set` trigger refuses an update whose
+//! stated `base` is not the stored size, under SQLite's single writer lock). This process keeps
+//! the tree state in memory and reloads it after any failure.
 //! A multi-replica backend (PostgreSQL) must do the same compare-and-set (or `SELECT … FOR
 //! UPDATE` on the tree-head row) in the batch's transaction, and a replica that loses the race
 //! must reload the tree state and rebuild its batch, not retry the old one; simplest is to run
