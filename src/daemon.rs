@@ -16,7 +16,7 @@ use crate::config::{
 use crate::credentials;
 use crate::hsm::{Hsm, HsmSigner, KeyRef, Pin};
 use crate::keys::{CertifiedKey, SignatureScheme, SigningKey};
-use crate::log::{CheckpointSigner, LogStore, TransparencyLog};
+use crate::log::{CheckpointSigner, LogStore, Sequencer, TransparencyLog};
 use crate::ocsp::OcspResponder;
 use crate::policy::Policies;
 use crate::records::{self, RecordWriter};
@@ -202,6 +202,42 @@ async fn tls_configs(
     Ok((config(tls::Listener::Grpc)?, config(tls::Listener::Https)?))
 }
 
+/// What the log states at each start, before the daemon says it is ready: the keys it serves
+/// with (each once), the access policy in force, and the time-stamps and signatures made while
+/// the log was off.
+async fn log_at_start(
+    cfg: &Config,
+    hsm: &Hsm,
+    store: &dyn Store,
+    seq: &Sequencer,
+    policies: &Policies,
+    access_file: &PolicyFile,
+    access_text: &str,
+) -> Result<(), StartError> {
+    let in_service = {
+        let (hsm, keys) = (hsm.clone(), cfg.keys.clone());
+        let signing: Vec<(String, KeyRef)> =
+            policies.signing().filter_map(|p| Some((p.name.clone(), p.key.clone()?))).collect();
+        tokio::task::spawn_blocking(move || ceremony::keys_in_service(&hsm, &keys, &signing))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("the keys in service: {e}"))?
+    };
+    let n =
+        ceremony::log_keys(store, seq, in_service).await.map_err(|e| format!("log: the key ceremony's keys: {e}"))?;
+    if n > 0 {
+        tracing::info!(count = n, audit = true, "keys of the key ceremony stated in the log");
+    }
+    access_file.log_change(seq, access_text).await.map_err(|e| format!("log: the access policy in force: {e}"))?;
+    let n = records::log_unsequenced(store, seq)
+        .await
+        .map_err(|e| format!("log: appending time-stamps and signatures made while it was off: {e}"))?;
+    if n > 0 {
+        tracing::info!(count = n, "time-stamps and signatures made while the log was off appended to it");
+    }
+    Ok(())
+}
+
 /// The bootstrap operator credential in `[server] operator_credentials`, when configured; warns
 /// when the access policy would not serve it.
 async fn operator_credentials(
@@ -289,28 +325,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     ca.log_unsequenced().await.map_err(|e| format!("log: appending unlogged records: {e}"))?;
     let sequencer = log.as_ref().map(|l| l.sequencer());
     if let Some(seq) = sequencer {
-        let in_service = {
-            let (hsm, keys) = (hsm.clone(), cfg.keys.clone());
-            let signing: Vec<(String, KeyRef)> =
-                policies.signing().filter_map(|p| Some((p.name.clone(), p.key.clone()?))).collect();
-            tokio::task::spawn_blocking(move || ceremony::keys_in_service(&hsm, &keys, &signing))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("the keys in service: {e}"))?
-        };
-        let n = ceremony::log_keys(store.as_ref(), seq, in_service)
-            .await
-            .map_err(|e| format!("log: the key ceremony's keys: {e}"))?;
-        if n > 0 {
-            tracing::info!(count = n, audit = true, "keys of the key ceremony stated in the log");
-        }
-        access_file.log_change(seq, &access_text).await.map_err(|e| format!("log: the access policy in force: {e}"))?;
-        let n = records::log_unsequenced(store.as_ref(), seq)
-            .await
-            .map_err(|e| format!("log: appending time-stamps and signatures made while it was off: {e}"))?;
-        if n > 0 {
-            tracing::info!(count = n, "time-stamps and signatures made while the log was off appended to it");
-        }
+        log_at_start(&cfg, &hsm, store.as_ref(), seq, &policies, &access_file, &access_text).await?;
     }
     let ca = Arc::new(ca);
     // The certificates the daemon gives itself are issued (and logged) before the first
