@@ -137,15 +137,18 @@ pub struct TsaSection {
     /// HTTPS; anonymous unless the client names itself over HTTPS) or "authenticated" (over
     /// HTTPS only, clients of the access policy whose roles allow TimeStamping/Timestamp).
     #[serde(default)]
-    pub http_access: TsaAccess,
+    pub http_access: HttpAccess,
 }
 
-/// `[tsa] http_access`.
+/// Who may use an HTTP route that is not public by nature (`[tsa] http_access`,
+/// `[server] readyz_access`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TsaAccess {
+pub enum HttpAccess {
+    /// Anyone, over plain HTTP and HTTPS.
     #[default]
     Public,
+    /// Clients of the access policy, over HTTPS (client certificate or bearer token).
     Authenticated,
 }
 
@@ -155,7 +158,7 @@ fn default_clock_check() -> ClockCheck {
 
 impl Default for TsaSection {
     fn default() -> Self {
-        TsaSection { clock_check: default_clock_check(), http_access: TsaAccess::Public }
+        TsaSection { clock_check: default_clock_check(), http_access: HttpAccess::Public }
     }
 }
 
@@ -227,6 +230,11 @@ pub struct ServerSection {
     /// certificate or a bearer token (`Authorization: Bearer`, RFC 6750).
     #[serde(default)]
     pub https: Option<SocketAddr>,
+    /// Who may read `/readyz` (whether the HSM, the store and the clock are usable): "public"
+    /// (the default, for load balancers) or "authenticated" (over HTTPS, any client of the
+    /// access policy).
+    #[serde(default)]
+    pub readyz_access: HttpAccess,
     /// Base URL relying parties use for CRLs, OCSP and CA certificates; goes into certificates.
     #[serde(default = "default_public_url")]
     pub public_url: String,
@@ -256,6 +264,7 @@ impl Default for ServerSection {
             operator_credentials: None,
             http: default_http(),
             https: None,
+            readyz_access: HttpAccess::Public,
             public_url: default_public_url(),
             max_request_bytes: default_max_request(),
         }
@@ -385,8 +394,12 @@ impl Config {
             return Err("server.max_request_bytes: must be at least 1024".into());
         }
         self.tls_names()?;
-        if self.tsa.http_access == TsaAccess::Authenticated && self.server.https.is_none() {
-            return Err("tsa.http_access: 'authenticated' needs server.https, where clients authenticate".into());
+        for (field, access) in
+            [("tsa.http_access", self.tsa.http_access), ("server.readyz_access", self.server.readyz_access)]
+        {
+            if access == HttpAccess::Authenticated && self.server.https.is_none() {
+                return Err(format!("{field}: 'authenticated' needs server.https, where clients authenticate"));
+            }
         }
         let origin = self.log_origin();
         // C2SP signed-note: a key name is non-empty and has no whitespace and no '+'.
@@ -554,6 +567,7 @@ mod tests {
             ("pin_env = \"X\"\n[server]\nhttps = \"0.0.0.0:8443\"\n", "server.tls_names"),
             ("pin_env = \"X\"\n[tsa]\nhttp_access = \"authenticated\"\n", "server.https"),
             ("pin_env = \"X\"\n[tsa]\nhttp_access = \"private\"\n", "private"),
+            ("pin_env = \"X\"\n[server]\nreadyz_access = \"authenticated\"\n", "server.readyz_access"),
         ] {
             let text = base.replace("token_label = \"t\"\n", &format!("token_label = \"t\"\n{extra}"));
             std::fs::write(&path, text).unwrap();

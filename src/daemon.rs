@@ -455,6 +455,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         clock: cfg.tsa.clock_check,
         log,
         tsa_access: cfg.tsa.http_access,
+        readyz_access: cfg.server.readyz_access,
         access: access.clone(),
     };
     let https = match https_listener {

@@ -407,8 +407,11 @@ async fn logged_timestamp_requesters(d: &Daemon) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_https_tsa_serves_clients_named_by_certificate_or_bearer_token_and_refuses_the_rest() {
-    let d = Daemon::start_with(tempfile::tempdir().unwrap(), &["--tsa-access", "authenticated"]);
+async fn over_https_the_tsa_and_readiness_serve_clients_named_by_certificate_or_bearer_token_only() {
+    let d = Daemon::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--tsa-access", "authenticated", "--readyz-access", "authenticated"],
+    );
     let dir = d.dir.path().to_owned();
     std::fs::write(dir.join("doc.txt"), b"to be time-stamped").unwrap();
     openssl(&dir, &["ts", "-query", "-data", "doc.txt", "-sha256", "-cert", "-out", "doc.tsq"]);
@@ -472,6 +475,23 @@ async fn the_https_tsa_serves_clients_named_by_certificate_or_bearer_token_and_r
     let (code, headers, _) = curl_tsa(&d, &https, &tsq, &["-H", "Authorization: Basic b3BlcmF0b3I6eA=="]);
     assert_eq!(code, 401, "only bearer tokens: {headers}");
 
+    // Readiness for clients of the policy only, whatever their roles.
+    assert_eq!(d.http_get("/readyz").0, 403);
+    let readyz = format!("{}/readyz", d.https.as_ref().unwrap());
+    let get = |extra: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(d.credentials().join("ca.crt"))
+            .args(extra)
+            .arg(&readyz)
+            .output()
+            .unwrap();
+        stdout(&out)
+    };
+    assert_eq!(get(&[]), "401");
+    assert_eq!(get(&cert_args), "200");
+    assert_eq!(get(&["-H", &bearer(&web_token)]), "200", "the web tier may not time-stamp, but may ask");
+
     // Each token is logged for the client that asked, and each refusal is on record.
     assert_eq!(logged_timestamp_requesters(&d).await, ["operator", "portal"]);
     let log = d.log();
@@ -479,6 +499,7 @@ async fn the_https_tsa_serves_clients_named_by_certificate_or_bearer_token_and_r
     // (The portal's token was refused as unknown until the policy with it was loaded.)
     let count = |reason: &str| refusals.iter().filter(|l| l.contains(reason)).count();
     assert_eq!(count("neither a client certificate nor a bearer token"), 1, "{refusals:#?}");
+    assert!(log.contains("rpc=\"GET /readyz\""), "the readiness refusal is on record too");
     assert_eq!(count("web-frontend may not call TimeStamping/Timestamp"), 1, "{refusals:#?}");
     assert_eq!(count("must be 'Bearer TOKEN'"), 1, "{refusals:#?}");
     assert!(count("the bearer token is not one of the access policy") >= 1, "{refusals:#?}");

@@ -12,7 +12,7 @@
 
 use crate::access::{AccessError, Client, PolicyInForce};
 use crate::ca::{CaId, CertificateAuthority};
-use crate::config::TsaAccess;
+use crate::config::HttpAccess;
 use crate::hsm::Hsm;
 use crate::log::{LogError, TransparencyLog};
 use crate::ocsp::OcspResponder;
@@ -43,27 +43,31 @@ pub struct HttpState {
     /// `None` when the log is disabled: `/log/…` is then 404.
     pub log: Option<Arc<TransparencyLog>>,
     /// Who the TSA serves over HTTP.
-    pub tsa_access: TsaAccess,
+    pub tsa_access: HttpAccess,
+    /// Who may read `/readyz`.
+    pub readyz_access: HttpAccess,
     /// The access policy, for clients naming themselves over HTTPS.
     pub access: Arc<PolicyInForce>,
 }
 
-/// The access policy's name of what a time-stamp request does, whatever the transport: a role
-/// that may call `TimeStamping/Timestamp` over gRPC may get time-stamps over HTTPS.
+/// The access policy's names of what an HTTP route does, whatever the transport: a role that
+/// may call `TimeStamping/Timestamp` over gRPC may get time-stamps over HTTPS, and readiness is
+/// what gRPC health tells every client of the policy.
 const TIMESTAMP_RPC: &str = "/trust.v1.TimeStamping/Timestamp";
+const READYZ_RPC: &str = "/grpc.health.v1.Health/Check";
 
 /// The router for the plain-HTTP address; bodies over `max_body` bytes get 413.
 pub fn router(state: HttpState, max_body: usize) -> Router {
-    routes(post(timestamp_plain), state, max_body)
+    routes(post(timestamp_plain), get(readyz_plain), state, max_body)
 }
 
-/// The router for the HTTPS address ([`TlsListener`]): the same routes, and time-stamps for
-/// clients that name themselves.
+/// The router for the HTTPS address ([`TlsListener`]): the same routes, where clients may
+/// name themselves.
 pub fn https_router(state: HttpState, max_body: usize) -> Router {
-    routes(post(timestamp_https), state, max_body)
+    routes(post(timestamp_https), get(readyz_https), state, max_body)
 }
 
-fn routes(tsa: MethodRouter<HttpState>, state: HttpState, max_body: usize) -> Router {
+fn routes(tsa: MethodRouter<HttpState>, readyz: MethodRouter<HttpState>, state: HttpState, max_body: usize) -> Router {
     Router::new()
         .route("/tsa", tsa)
         .route("/ocsp", post(ocsp_post))
@@ -74,7 +78,7 @@ fn routes(tsa: MethodRouter<HttpState>, state: HttpState, max_body: usize) -> Ro
         .route("/log/key", get(log_key))
         .route("/log/tile/{*path}", get(log_tile))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
+        .route("/readyz", readyz)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
@@ -99,12 +103,19 @@ async fn timestamp(s: &HttpState, headers: &HeaderMap, body: &[u8], requester: &
 /// `POST /tsa` over plain HTTP: anonymous (a peer's address names nobody), where the TSA is
 /// public.
 async fn timestamp_plain(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
-    if s.tsa_access == TsaAccess::Authenticated {
-        let why = "time-stamps are for authenticated clients: POST to the HTTPS listener with a client certificate \
-                   or an Authorization: Bearer token\n";
-        return (StatusCode::FORBIDDEN, why).into_response();
+    match s.tsa_access {
+        HttpAccess::Public => timestamp(&s, &headers, &body, "").await,
+        HttpAccess::Authenticated => only_over_https("time-stamps"),
     }
-    timestamp(&s, &headers, &body, "").await
+}
+
+/// 403 on plain HTTP for a route that is for clients of the access policy.
+fn only_over_https(what: &str) -> Response {
+    let why = format!(
+        "{what} are for authenticated clients: ask the HTTPS listener with a client certificate or an \
+         Authorization: Bearer token\n"
+    );
+    (StatusCode::FORBIDDEN, why).into_response()
 }
 
 /// `POST /tsa` over HTTPS: for the client the request names (401 when it names no known one,
@@ -116,19 +127,22 @@ async fn timestamp_https(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match https_client(&s, &peer, &headers).await {
+    match https_client(&s, &peer, &headers, TIMESTAMP_RPC, s.tsa_access).await {
         Ok(client) => timestamp(&s, &headers, &body, client.as_ref().map_or("", |c| c.name())).await,
-        Err(e) => {
-            tracing::warn!(audit = true, rpc = "POST /tsa", remote = ?peer.remote, outcome = "refused", reason = %e, "access refused");
-            refused(&e, headers.contains_key(header::AUTHORIZATION))
-        }
+        Err(e) => refused("POST /tsa", &peer, &headers, &e),
     }
 }
 
-/// The client an HTTPS request comes from: by its bearer token if it sends one, else by its
-/// client certificate (verified in the handshake, and not revoked); `None` (anonymous) when it
-/// sends neither and the TSA is public.
-async fn https_client(s: &HttpState, peer: &Peer, headers: &HeaderMap) -> Result<Option<Arc<Client>>, AccessError> {
+/// The client an HTTPS request comes from, allowed to do `rpc`: by its bearer token if it sends
+/// one, else by its client certificate (verified in the handshake, and not revoked); `None`
+/// (anonymous) when it sends neither and the route is public.
+async fn https_client(
+    s: &HttpState,
+    peer: &Peer,
+    headers: &HeaderMap,
+    rpc: &str,
+    access: HttpAccess,
+) -> Result<Option<Arc<Client>>, AccessError> {
     let policy = s.access.current();
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let token = value
@@ -138,25 +152,30 @@ async fn https_client(s: &HttpState, peer: &Peer, headers: &HeaderMap) -> Result
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| AccessError::Unauthenticated("the Authorization header must be 'Bearer TOKEN'".into()))?;
-        return policy.authorize_bearer(token, TIMESTAMP_RPC).map(Some);
+        return policy.authorize_bearer(token, rpc).map(Some);
     }
     if peer.certificate.is_some() {
-        return super::access::decide(&policy, Some(peer), TIMESTAMP_RPC).await.map(Some);
+        return super::access::decide(&policy, Some(peer), rpc).await.map(Some);
     }
-    match s.tsa_access {
-        TsaAccess::Public => Ok(None),
-        TsaAccess::Authenticated => {
+    match access {
+        HttpAccess::Public => Ok(None),
+        HttpAccess::Authenticated => {
             Err(AccessError::Unauthenticated("neither a client certificate nor a bearer token".into()))
         }
     }
 }
 
-/// 401 with the RFC 6750 §3 challenge, or 403; the body says why (never a secret).
-fn refused(e: &AccessError, sent_token: bool) -> Response {
+/// The refusal of `route` over HTTPS, recorded: 401 with the RFC 6750 §3 challenge, or 403; the
+/// body says why (never a secret).
+fn refused(route: &str, peer: &Peer, headers: &HeaderMap, e: &AccessError) -> Response {
+    tracing::warn!(audit = true, rpc = route, remote = ?peer.remote, outcome = "refused", reason = %e, "access refused");
     match e {
         AccessError::Unauthenticated(_) => {
-            let challenge =
-                if sent_token { r#"Bearer realm="trustd", error="invalid_token""# } else { r#"Bearer realm="trustd""# };
+            let challenge = if headers.contains_key(header::AUTHORIZATION) {
+                r#"Bearer realm="trustd", error="invalid_token""#
+            } else {
+                r#"Bearer realm="trustd""#
+            };
             (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], format!("{e}\n")).into_response()
         }
         AccessError::Denied { .. } => (StatusCode::FORBIDDEN, format!("{e}\n")).into_response(),
@@ -305,7 +324,25 @@ async fn log_tile(State(s): State<HttpState>, Path(path): Path<String>) -> Respo
 
 /// 200 when the HSM answers, the store is writable and the clock (if checked) is synchronised;
 /// 503 otherwise. The body names each dependency's state.
-async fn readyz(State(s): State<HttpState>) -> Response {
+async fn readyz_plain(State(s): State<HttpState>) -> Response {
+    match s.readyz_access {
+        HttpAccess::Public => readyz(&s).await,
+        HttpAccess::Authenticated => only_over_https("readiness reports"),
+    }
+}
+
+async fn readyz_https(
+    State(s): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    match https_client(&s, &peer, &headers, READYZ_RPC, s.readyz_access).await {
+        Ok(_) => readyz(&s).await,
+        Err(e) => refused("GET /readyz", &peer, &headers, &e),
+    }
+}
+
+async fn readyz(s: &HttpState) -> Response {
     let r = crate::health::check(&s.hsm, s.store.as_ref(), s.clock).await;
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let clock = match r.clock {

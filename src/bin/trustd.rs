@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use trustd::clock::ClockCheck;
-use trustd::config::{Config, ServerSection, TsaAccess, TsaSection};
+use trustd::config::{Config, HttpAccess, ServerSection, TsaSection};
 use trustd::daemon;
 
 // glibc's allocator spent over a tenth of the daemon's CPU in malloc/free under concurrent
@@ -52,6 +52,10 @@ enum Command {
         /// HTTPS, clients of the access policy), as `[tsa] http_access`.
         #[arg(long, default_value = "public")]
         tsa_access: String,
+        /// Who may read /readyz: "public" (the default) or "authenticated", as
+        /// `[server] readyz_access`.
+        #[arg(long, default_value = "public")]
+        readyz_access: String,
         /// Base URL written into certificates instead of http://HTTP-ADDR (first start only
         /// matters for the CA certificates; issued certificates use the current value).
         #[arg(long)]
@@ -107,7 +111,18 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Dev { data_dir, grpc, tls_names, http, https, tsa_access, public_url, clock_check, log } => {
+        Command::Dev {
+            data_dir,
+            grpc,
+            tls_names,
+            http,
+            https,
+            tsa_access,
+            readyz_access,
+            public_url,
+            clock_check,
+            log,
+        } => {
             let clock_check = match clock_check.as_str() {
                 "off" => ClockCheck::Off,
                 "kernel" => ClockCheck::Kernel,
@@ -117,13 +132,16 @@ fn run(cli: Cli) -> Result<(), String> {
                 "off" => None,
                 addr => Some(addr.parse().map_err(|e| format!("--https: '{addr}': {e}"))?),
             };
-            let http_access = match tsa_access.as_str() {
-                "public" => TsaAccess::Public,
-                "authenticated" => TsaAccess::Authenticated,
-                other => return Err(format!("--tsa-access: '{other}' is not public or authenticated")),
+            let access = |flag: &str, value: &str| match value {
+                "public" => Ok(HttpAccess::Public),
+                "authenticated" => Ok(HttpAccess::Authenticated),
+                other => Err(format!("--{flag}: '{other}' is not public or authenticated")),
             };
+            let http_access = access("tsa-access", &tsa_access)?;
+            let readyz_access = access("readyz-access", &readyz_access)?;
             let public_url = public_url.unwrap_or_else(|| format!("http://{http}"));
-            let server = ServerSection { grpc, tls_names, http, https, public_url, ..ServerSection::default() };
+            let server =
+                ServerSection { grpc, tls_names, http, https, readyz_access, public_url, ..ServerSection::default() };
             // Before any thread exists: this sets SOFTHSM2_CONF for the process.
             let mut cfg = daemon::prepare_dev(&data_dir, server, TsaSection { clock_check, http_access })?;
             cfg.log.enabled = match log.as_str() {
