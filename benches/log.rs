@@ -19,6 +19,9 @@ use trustd::api::pb::certificate_authority_client::CertificateAuthorityClient;
 use trustd::api::pb::transparency_log_client::TransparencyLogClient;
 
 const CONCURRENCY: usize = 64;
+/// Alternations of off and on per comparison: the machine's speed drifts by tens of percent from
+/// one run to the next, and more pairs average it out of the difference.
+const ROUNDS: usize = 4;
 
 fn csr() -> Vec<u8> {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -65,15 +68,15 @@ async fn timestamps(d: &Daemon, der: &[u8], secs: Duration) -> Run {
     .await
 }
 
-/// Runs `op` on the daemon with the log off, then on the one with it on, twice; prints each
-/// run, both merged and what the log costs.
+/// Runs `op` on the daemon with the log off, then on the one with it on, [`ROUNDS`] times;
+/// prints each run, both merged and what the log costs.
 async fn compare<'a, F, Fut>(what: &str, off: &'a Daemon, on: &'a Daemon, op: F)
 where
     F: Fn(&'a Daemon) -> Fut,
     Fut: std::future::Future<Output = Run>,
 {
     let (mut runs_off, mut runs_on) = (Vec::new(), Vec::new());
-    for _ in 0..2 {
+    for _ in 0..ROUNDS {
         let r = off.measure(op(off)).await;
         row(&format!("{what}, log off"), &r);
         runs_off.push(r);
