@@ -194,18 +194,23 @@ async fn each_client_gets_what_its_roles_allow_and_nothing_else() {
 
     // Every refusal is recorded: who, what, the outcome; so is every use of a key.
     let log = d.log();
-    let recorded = |client: &str, rpc: &str, outcome: &str| {
+    // Who, what, with which key, on what, and how it ended.
+    let recorded = |client: &str, rpc: &str, key: &str, target: &str, outcome: &str| {
         log.lines().any(|l| {
             l.contains("operation audit=true")
                 && l.contains(&format!("client=\"{client}\""))
                 && l.contains(rpc)
+                && l.contains(key)
+                && l.contains(&format!("target=\"{target}"))
                 && l.contains(&format!("outcome=\"{outcome}\""))
         })
     };
-    assert!(recorded("portal", "/trust.v1.Signing/Sign", "ok"), "{log}");
-    assert!(recorded("portal", "/trust.v1.TimeStamping/Timestamp", "ok"), "{log}");
-    assert!(recorded("web-frontend", "/trust.v1.CertificateAuthority/IssueCertificate", "ok"), "{log}");
-    assert!(recorded("web-frontend", "/trust.v1.CertificateAuthority/RevokeCertificate", "ok"), "{log}");
+    assert!(recorded("portal", "/trust.v1.Signing/Sign", "key=\"signing:default\"", "signature ", "ok"), "{log}");
+    assert!(recorded("portal", "/trust.v1.TimeStamping/Timestamp", "key=\"tsa\"", "time-stamp ", "ok"), "{log}");
+    let issue = "/trust.v1.CertificateAuthority/IssueCertificate";
+    assert!(recorded("web-frontend", issue, "key=\"issuing\"", "certificate ", "ok"), "{log}");
+    let revoke = "/trust.v1.CertificateAuthority/RevokeCertificate";
+    assert!(recorded("web-frontend", revoke, "", "certificate ", "ok"), "{log}");
     let audit: Vec<&str> = log.lines().filter(|l| l.contains("access refused")).collect();
     for rpc in ["Signing/Sign", "CertificateAuthority/GetCertificate", "CertificateAuthority/GetCaChain"] {
         assert!(audit.iter().any(|l| l.contains(rpc) && l.contains("audit")), "{rpc} not in\n{}", audit.join("\n"));

@@ -11,6 +11,22 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tonic::{Request, Status};
 
+/// What a handler tells the audit record of its call: the key it used (named as the log's
+/// `ceremony_event` entries name roles: `issuing`, `tsa`, `signing:<policy>`) and what it made
+/// or changed. Put in the response's extensions ([`with_audit`]).
+#[derive(Clone, Debug)]
+pub struct AuditTarget {
+    pub key: Option<String>,
+    pub target: String,
+}
+
+/// `reply` with `key` and `target` for the audit record.
+pub fn with_audit<T>(reply: T, key: Option<String>, target: String) -> tonic::Response<T> {
+    let mut r = tonic::Response::new(reply);
+    r.extensions_mut().insert(AuditTarget { key, target });
+    r
+}
+
 /// Puts [`AccessCheck`] in front of a service.
 #[derive(Clone)]
 pub struct AccessLayer {
@@ -109,13 +125,18 @@ where
                     reason = s.message(),
                     "access refused"
                 ),
-                _ if is_recorded(&rpc) => tracing::info!(
-                    audit = true,
-                    client = client.name(),
-                    rpc,
-                    outcome = status.as_ref().map_or("ok".to_owned(), |s| format!("{:?}", s.code())),
-                    "operation"
-                ),
+                _ if is_recorded(&rpc) => {
+                    let audit = response.extensions().get::<AuditTarget>();
+                    tracing::info!(
+                        audit = true,
+                        client = client.name(),
+                        rpc,
+                        key = audit.and_then(|a| a.key.as_deref()),
+                        target = audit.map(|a| a.target.as_str()),
+                        outcome = status.as_ref().map_or("ok".to_owned(), |s| format!("{:?}", s.code())),
+                        "operation"
+                    )
+                }
                 _ => {}
             }
             Ok(response)

@@ -1,6 +1,6 @@
 //! gRPC service implementations: decode, call the core, encode. Nothing else.
 
-use super::access::client;
+use super::access::{client, with_audit};
 use super::pb;
 use crate::ca::{CaError, CaId, CertificateAuthority, IssueRequest};
 use crate::digest::HashAlg;
@@ -90,11 +90,13 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
                 scope,
             })
             .await?;
-        Ok(Response::new(pb::IssueCertificateResponse {
+        let target = format!("certificate {}", issued.serial);
+        let reply = pb::IssueCertificateResponse {
             certificate_der: issued.cert_der,
             serial: issued.serial.to_string(),
             chain_der: self.ca.chain(CaId::Issuing).to_vec(),
-        }))
+        };
+        Ok(with_audit(reply, Some(CaId::Issuing.name().into()), target))
     }
 
     async fn get_certificate(
@@ -144,13 +146,18 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
             .ca
             .revoke(&r.serial, reason, r.invalidity_date.map(|t| t.seconds), client.name(), client.revoke_scope())
             .await?;
-        Ok(Response::new(pb::RevokeCertificateResponse {
-            serial: done.serial.to_string(),
-            revoked: done.revocation.is_some(),
-            reason: done.revocation.map(|v| reason_name(v.reason)).unwrap_or_default(),
-            revoked_at: done.revocation.map(|v| ts(v.revoked_at)),
-            changed: done.changed,
-        }))
+        let target = format!("certificate {}", done.serial);
+        Ok(with_audit(
+            pb::RevokeCertificateResponse {
+                serial: done.serial.to_string(),
+                revoked: done.revocation.is_some(),
+                reason: done.revocation.map(|v| reason_name(v.reason)).unwrap_or_default(),
+                revoked_at: done.revocation.map(|v| ts(v.revoked_at)),
+                changed: done.changed,
+            },
+            None,
+            target,
+        ))
     }
 
     async fn get_crl(&self, request: Request<pb::GetCrlRequest>) -> Result<Response<pb::GetCrlResponse>, Status> {
@@ -194,6 +201,10 @@ impl pb::time_stamping_server::TimeStamping for TsaService {
             None => return Err(Status::invalid_argument("give a DER request or a digest")),
         };
         let mut resp = pb::TimestampResponse { response_der: outcome.response_der, ..Default::default() };
+        let target = match &outcome.result {
+            Ok(granted) => format!("time-stamp {}", granted.serial),
+            Err(refusal) => format!("none: {}", refusal.failure.name()),
+        };
         match outcome.result {
             Ok(granted) => {
                 resp.status = pb::TimestampStatus::Granted.into();
@@ -207,7 +218,7 @@ impl pb::time_stamping_server::TimeStamping for TsaService {
                 resp.reason = refusal.reason;
             }
         }
-        Ok(Response::new(resp))
+        Ok(with_audit(resp, Some("tsa".into()), target))
     }
 
     async fn get_tsa_chain(
@@ -256,6 +267,13 @@ fn signed_to_pb(s: Signed) -> pb::SignResponse {
     }
 }
 
+/// The reply to a signature under `policy`, with its audit target.
+fn signed_reply(policy: &str, signed: Signed) -> Response<pb::SignResponse> {
+    let key = format!("signing:{}", crate::signing::policy_name(policy));
+    let target = format!("signature {}", signed.signature_id);
+    with_audit(signed_to_pb(signed), Some(key), target)
+}
+
 fn sign_request(options: Option<pb::SignOptions>, content: Content) -> Result<SignRequest, Status> {
     let o = options.unwrap_or_default();
     Ok(SignRequest { policy: o.policy, level: level_from_pb(o.level)?, detached: o.detached, content })
@@ -282,8 +300,9 @@ impl pb::signing_server::Signing for SigningService {
         };
         let req = sign_request(r.options, content)?;
         self.may_sign(&client, &req.policy)?;
+        let policy = req.policy.clone();
         let signed = self.signing.sign(req, client.name()).await?;
-        Ok(Response::new(signed_to_pb(signed)))
+        Ok(signed_reply(&policy, signed))
     }
 
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
@@ -338,8 +357,10 @@ impl pb::signing_server::Signing for SigningService {
             }
             hasher.update(&m.chunk)?;
         }
-        let signed = self.signing.sign(sign_request(Some(options), hasher.finish()?)?, client.name()).await?;
-        Ok(Response::new(signed_to_pb(signed)))
+        let req = sign_request(Some(options), hasher.finish()?)?;
+        let policy = req.policy.clone();
+        let signed = self.signing.sign(req, client.name()).await?;
+        Ok(signed_reply(&policy, signed))
     }
 }
 

@@ -94,8 +94,19 @@ async fn timestamp(s: &HttpState, headers: &HeaderMap, body: &[u8], requester: &
     }
     let outcome = s.tsa.timestamp(body, requester).await;
     if !requester.is_empty() {
-        let outcome = if outcome.result.is_ok() { "ok" } else { "rejected" };
-        tracing::info!(audit = true, client = requester, rpc = "POST /tsa", outcome, "operation");
+        let (target, result) = match &outcome.result {
+            Ok(granted) => (format!("time-stamp {}", granted.serial), "ok"),
+            Err(refusal) => (format!("none: {}", refusal.failure.name()), "rejected"),
+        };
+        tracing::info!(
+            audit = true,
+            client = requester,
+            rpc = "POST /tsa",
+            key = "tsa",
+            target,
+            outcome = result,
+            "operation"
+        );
     }
     ([(header::CONTENT_TYPE, "application/timestamp-reply")], outcome.response_der).into_response()
 }
