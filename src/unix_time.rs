@@ -23,3 +23,10 @@ pub fn x509_time(unix_secs: u64) -> der::Result<x509_cert::time::Time> {
         x509_cert::time::Time::GeneralTime(GeneralizedTime::from_date_time(dt))
     })
 }
+
+/// `unix_secs` as RFC 3339 (`2026-12-02T19:45:00Z`), for messages; `None` outside the years
+/// 0–9999 that RFC 3339 can write.
+pub fn rfc3339(unix_secs: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix_secs).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339).ok()
+}

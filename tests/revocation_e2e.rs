@@ -84,21 +84,21 @@ fn revoked_certificates_fail_crl_checks() {
     assert!(sig.contains("verify OK"), "CRL signature: {sig}");
     pkilint_no_errors("lint_crl", &["-t", "CRL", "-p", "PKIX"], &dir.join("crl.pem"));
 
-    let r = d.trustctl(&[
-        "revoke",
-        "--serial",
-        &serial,
-        "--reason",
-        "keyCompromise",
-        "--invalidity-date",
-        "2026-11-01T12:00:00Z",
-    ]);
+    // Compromised a moment ago: after its notBefore (a minute of backdating), before now.
+    let at = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - time::Duration::seconds(10);
+    let compromised = at.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let fmt = time::format_description::parse_borrowed::<2>(
+        "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT",
+    );
+    let as_openssl_prints = at.format(&fmt.unwrap()).unwrap();
+    let r =
+        d.trustctl(&["revoke", "--serial", &serial, "--reason", "keyCompromise", "--invalidity-date", &compromised]);
     assert!(r.status.success(), "{}", out(&r));
     assert!(out(&r).contains("revoked (keyCompromise)"), "{}", out(&r));
 
     let after = wait_for_crl(&d, |t| t.contains(&serial.to_ascii_uppercase()));
     assert!(after.contains("Key Compromise"), "{after}");
-    assert!(after.contains("Invalidity Date") && after.contains("Nov  1 12:00:00 2026 GMT"), "{after}");
+    assert!(after.contains("Invalidity Date") && after.contains(&as_openssl_prints), "{after}");
     assert!(crl_number(&after) > crl_number(&before), "CRL numbers increase");
     let sig = out(&openssl(dir, &["crl", "-in", "crl.pem", "-CAfile", "issuing.pem", "-noout"]));
     assert!(sig.contains("verify OK"), "{sig}");
@@ -168,12 +168,28 @@ async fn revocation_rules_and_refusals() {
         (revoke("0123456789abcdef", "keyCompromise"), Code::NotFound, "not found"),
         (revoke("not-hex", "keyCompromise"), Code::InvalidArgument, "not hexadecimal"),
     ];
+    let (fresh, _) = issue(&d, "fresh");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let invalid_since = |seconds: i64| pb::RevokeCertificateRequest {
+        serial: fresh.clone(),
+        reason: "keyCompromise".into(),
+        invalidity_date: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+    };
+    let refusals = refusals.into_iter().chain([
+        (invalid_since(now + 3600), Code::InvalidArgument, "in the future"),
+        (invalid_since(i64::MAX), Code::InvalidArgument, "in the future"),
+        (invalid_since(now - 86_400), Code::InvalidArgument, "before the certificate's notBefore"),
+        (invalid_since(i64::MIN), Code::InvalidArgument, "before the certificate's notBefore"),
+        (invalid_since(0), Code::InvalidArgument, "before the certificate's notBefore"),
+    ]);
     for (req, code, msg) in refusals {
         let what = format!("{} {}", req.serial, req.reason);
         let e = client.revoke_certificate(req).await.expect_err(&what);
         assert_eq!(e.code(), code, "{what}: {e:?}");
         assert!(e.message().contains(msg), "{what}: {}", e.message());
     }
+    let r = client.get_certificate(pb::GetCertificateRequest { serial: fresh.clone() }).await.unwrap().into_inner();
+    assert_eq!(r.status(), pb::CertificateStatus::Issued, "a refused revocation changes nothing");
     let (good, _) = issue(&d, "good");
     let e = client.revoke_certificate(revoke(&good, "removeFromCRL")).await.unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "only a hold can be released");

@@ -96,7 +96,8 @@ impl From<CaError> for Status {
             | CaError::ValidityTooLong { .. }
             | CaError::BadSerial(_)
             | CaError::UnknownProfile { .. }
-            | CaError::BadReason(_) => Told::Reason(Code::InvalidArgument),
+            | CaError::BadReason(_)
+            | CaError::BadInvalidityDate(_) => Told::Reason(Code::InvalidArgument),
             CaError::NotRevocable(_) => Told::Reason(Code::FailedPrecondition),
             CaError::NotPermitted(_) => Told::Reason(Code::PermissionDenied),
             CaError::UnknownCa(_) => Told::Reason(Code::NotFound),

@@ -21,21 +21,36 @@ fn ext(oid: const_oid::ObjectIdentifier, value: &impl Encode) -> Result<Extensio
 
 /// One CRL entry: serial, revocation date, and the reasonCode (§5.3.1, left out for
 /// unspecified as the RFC asks) and invalidityDate (§5.3.2) entry extensions.
-fn entry(e: &RevokedEntry) -> Result<RevokedCert, CaError> {
+///
+/// A stored value the CRL cannot carry (a reason code that is none, a date past what X.509 time
+/// can write) must not stop publication, nor leave the serial out: the entry is listed without
+/// that extension, or with the CRL's own thisUpdate as its revocation date, and the row is
+/// reported. Revocation only ever stores what the rules allow; such a row is damage.
+fn entry(e: &RevokedEntry, this_update: u64) -> Result<RevokedCert, CaError> {
     let r = &e.revocation;
+    let damaged = |what: &str| tracing::error!(serial = %e.serial, what, "stored revocation listed without what the CRL cannot carry");
     let mut exts = Vec::new();
     match Reason::from_code(r.reason) {
         Some(Reason::Unspecified) => {}
         Some(reason) => exts.push(ext(CrlReason::OID, &reason.crl_reason())?),
-        None => return Err(CaError::Internal(format!("stored reason code {} of {} is unknown", r.reason, e.serial))),
+        None => damaged("reason code"),
     }
     if let Some(d) = r.invalidity_date {
-        let t = GeneralizedTime::from_unix_duration(Duration::from_secs(d.max(0) as u64)).map_err(enc)?;
-        exts.push(ext(rfc5280::ID_CE_INVALIDITY_DATE, &t)?);
+        match u64::try_from(d).ok().and_then(|d| GeneralizedTime::from_unix_duration(Duration::from_secs(d)).ok()) {
+            Some(t) => exts.push(ext(rfc5280::ID_CE_INVALIDITY_DATE, &t)?),
+            None => damaged("invalidity date"),
+        }
     }
+    let revocation_date = match u64::try_from(r.revoked_at).ok().and_then(|t| cert::x509_time(t).ok()) {
+        Some(t) => t,
+        None => {
+            damaged("revocation date");
+            cert::x509_time(this_update)?
+        }
+    };
     Ok(RevokedCert {
         serial_number: e.serial.to_x509().map_err(enc)?,
-        revocation_date: cert::x509_time(r.revoked_at.max(0) as u64)?,
+        revocation_date,
         crl_entry_extensions: (!exts.is_empty()).then_some(exts),
     })
 }
@@ -50,7 +65,7 @@ pub fn tbs_der(
     validity: Duration,
     entries: &[RevokedEntry],
 ) -> Result<Vec<u8>, CaError> {
-    let revoked = entries.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
+    let revoked = entries.iter().map(|e| entry(e, this_update)).collect::<Result<Vec<_>, _>>()?;
     let number = der::asn1::Uint::new(&number.to_be_bytes()).map_err(enc)?;
     let tbs = TbsCertList {
         version: x509_cert::Version::V2,

@@ -53,6 +53,8 @@ pub enum CaError {
     BadSerial(String),
     #[error("invalid revocation reason: {0}")]
     BadReason(String),
+    #[error("invalid invalidity date: {0}")]
+    BadInvalidityDate(String),
     #[error("cannot change revocation: {0}")]
     NotRevocable(String),
     /// The access policy does not let this requester have it (a name, another's certificate).
@@ -322,7 +324,7 @@ impl CertificateAuthority {
             )));
         }
         let now = self.clock.unix_secs() as i64;
-        match revocation::decide(rec.revocation, reason, now, invalidity_date)? {
+        match revocation::decide(rec.revocation, reason, now, invalidity_date, rec.not_before)? {
             Change::None => Ok(Revoked { serial: rec.serial, revocation: rec.revocation, changed: false }),
             Change::To(new) => {
                 let event = self.store.set_revocation(&rec.serial, rec.revocation, new, requester).await?;

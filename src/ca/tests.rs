@@ -164,7 +164,8 @@ async fn crls_list_what_is_revoked_and_are_numbered() {
         let issued = f.ca.issue(request("tls-server", csr(10 + i, &name, &[&name]), None)).await.unwrap();
         serials.push(issued.serial.to_string());
     }
-    let invalid_since = (NOW - DAY) as i64;
+    // Between notBefore (a minute of backdating) and now (RFC 5280 §5.3.2).
+    let invalid_since = (NOW - 30) as i64;
     f.ca.revoke(&serials[0], Reason::KeyCompromise, Some(invalid_since), "ops", RevokeScope::Any).await.unwrap();
     f.ca.revoke(&serials[1], Reason::Unspecified, None, "ops", RevokeScope::Any).await.unwrap();
     f.clock.set(Duration::from_secs(NOW + 60));
@@ -221,4 +222,38 @@ async fn crls_list_what_is_revoked_and_are_numbered() {
     let rec = f.ca.certificate(&serials[2]).await.unwrap();
     assert_eq!((rec.status, rec.revocation), (CertStatus::Issued, None));
     assert_eq!(f.ca.crl(CaId::Issuing).unwrap().as_slice(), second.to_der().unwrap().as_slice());
+}
+
+/// An invalidity date in the future or before notBefore is refused and changes nothing; and
+/// a stored revocation the CRL cannot carry (damage: the rules never store one) neither stops
+/// publication nor leaves its serial off the CRL.
+#[tokio::test]
+async fn bad_invalidity_dates_are_refused_and_no_stored_row_stops_the_crl() {
+    let f = fixture().await;
+    let mut serials = Vec::new();
+    for i in 0..3u8 {
+        let name = format!("d{i}.example.org");
+        serials.push(f.ca.issue(request("tls-server", csr(20 + i, &name, &[&name]), None)).await.unwrap().serial);
+    }
+    let s0 = serials[0].to_string();
+    for bad in [NOW as i64 + 1, i64::MAX, NOW as i64 - 61, i64::MIN, -1] {
+        let e = f.ca.revoke(&s0, Reason::KeyCompromise, Some(bad), "ops", RevokeScope::Any).await.unwrap_err();
+        assert!(matches!(e, CaError::BadInvalidityDate(_)), "{bad}: {e}");
+    }
+    assert_eq!(f.store.certificate(&serials[0]).await.unwrap().unwrap().status, CertStatus::Issued, "nothing stored");
+
+    // Damage straight in the store: a date past year 9999, a reason code that is none.
+    let far = 400_000_000_000;
+    let damaged = Revocation { revoked_at: far, reason: 11, invalidity_date: Some(far) };
+    f.store.set_revocation(&serials[1], None, Some(damaged), "intruder").await.unwrap();
+    let fine = Revocation { revoked_at: NOW as i64, reason: Reason::Superseded as u8, invalidity_date: None };
+    f.store.set_revocation(&serials[2], None, Some(fine), "ops").await.unwrap();
+    let crl = CertificateList::from_der(&f.ca.publish_crl().await.unwrap()).unwrap();
+    let entries = crl.tbs_cert_list.revoked_certificates.clone().unwrap();
+    let find = |s: &Serial| entries.iter().find(|e| e.serial_number.as_bytes() == s.as_bytes()).unwrap().clone();
+    let d = find(&serials[1]);
+    assert_eq!(d.revocation_date.to_unix_duration().as_secs(), NOW, "the CRL's own thisUpdate");
+    assert!(d.crl_entry_extensions.is_none(), "neither the reason nor the date it cannot carry");
+    let ok = find(&serials[2]);
+    assert_eq!(ok.crl_entry_extensions.unwrap().len(), 1, "the reason code");
 }

@@ -457,14 +457,27 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                let serial: String = row.try_get("serial").map_err(db)?;
-                let revocation = revocation(row)?
-                    .ok_or_else(|| StoreError::Database(format!("revoked certificate {serial} has no reason")))?;
-                Ok(RevokedEntry { serial: serial.parse().map_err(StoreError::Database)?, revocation })
-            })
-            .collect()
+        // What one row cannot say must not keep the others off the CRL: a revoked certificate
+        // whose revocation is unreadable is listed as unspecified; only one without a readable
+        // serial cannot be listed at all.
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let serial: String = row.try_get("serial").map_err(db)?;
+            let Ok(parsed) = serial.parse::<Serial>() else {
+                tracing::error!(serial, "a revoked certificate's serial in the store is unreadable: not on the CRL");
+                continue;
+            };
+            let revocation = match revocation(row) {
+                Ok(Some(r)) => r,
+                other => {
+                    tracing::error!(serial, error = ?other.err(), "a revoked certificate's revocation in the store is unreadable: listed as unspecified");
+                    let revoked_at = row.try_get::<Option<i64>, _>("revoked_at").ok().flatten().unwrap_or(i64::MAX);
+                    Revocation { revoked_at, reason: 0, invalidity_date: None }
+                }
+            };
+            out.push(RevokedEntry { serial: parsed, revocation });
+        }
+        Ok(out)
     }
 
     async fn next_crl_number(&self, ca: &str) -> Result<u64, StoreError> {
