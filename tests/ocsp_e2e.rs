@@ -99,8 +99,12 @@ fn unknown_unauthorized_and_malformed() {
     assert_eq!(code, 415);
     let (code, _, _) = s.d.http_post("/ocsp", "application/ocsp-request", &vec![0x30; 100 * 1024]);
     assert_eq!(code, 413);
-    let (code, _, resp) = s.d.http_get("/ocsp/not-base64!");
+    let (code, head, resp) = s.d.http_get("/ocsp/not-base64!");
     assert_eq!((code, resp.as_slice()), (200, &[0x30, 0x03, 0x0a, 0x01, 0x01][..]));
+    assert!(head.to_ascii_lowercase().contains("cache-control: no-store"), "an error is never cached: {head}");
+    // A GET request far longer than sixteen CertIDs need: 414, as HTTP says.
+    let (code, _, _) = s.d.http_get(&format!("/ocsp/{}", "A".repeat(5000)));
+    assert_eq!(code, 414);
 }
 
 #[test]
@@ -114,7 +118,14 @@ fn get_requests_are_cacheable() {
     let (code, head, resp) = s.d.http_get(&path);
     assert_eq!(code, 200);
     let head = head.to_ascii_lowercase();
-    assert!(head.contains("content-type: application/ocsp-response") && head.contains("max-age="), "{head}");
+    assert!(head.contains("content-type: application/ocsp-response"), "{head}");
+    let max_age: u64 = head
+        .split("max-age=")
+        .nth(1)
+        .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{head}"));
+    assert!((1..=300).contains(&max_age), "at most five minutes, never past nextUpdate: {head}");
     std::fs::write(dir.join("get.der"), resp).unwrap();
     let out = text(&openssl(
         dir,

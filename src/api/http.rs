@@ -250,10 +250,24 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
-fn ocsp_reply(der: Vec<u8>, cacheable: bool) -> Response {
-    let cache = if cacheable { "public, max-age=300, no-transform" } else { "no-store" };
-    ([(header::CONTENT_TYPE, "application/ocsp-response"), (header::CACHE_CONTROL, cache)], der).into_response()
+/// How long an HTTP cache may keep a GET answer at most: a revocation shows within it.
+const OCSP_MAX_AGE: u64 = 300;
+
+/// The OCSP answer; over GET, a successful one is cacheable (RFC 5019 §6.2) for at most
+/// [`OCSP_MAX_AGE`] and never past its nextUpdate; error statuses never.
+fn ocsp_reply(answer: crate::ocsp::Answer, get: bool) -> Response {
+    let max_age = match (get, answer.fresh_until) {
+        (true, Some(until)) => until.saturating_sub(crate::unix_time::now()).min(OCSP_MAX_AGE),
+        _ => 0,
+    };
+    let cache = if max_age > 0 { format!("public, max-age={max_age}, no-transform") } else { "no-store".to_owned() };
+    ([(header::CONTENT_TYPE, "application/ocsp-response".to_owned()), (header::CACHE_CONTROL, cache)], answer.der)
+        .into_response()
 }
+
+/// The longest `GET /ocsp/{request}` path taken: sixteen CertIDs (the most one request may
+/// ask) in base64 stay far below it; RFC 5019 §5 asks clients to POST requests over 255 bytes.
+const MAX_OCSP_GET: usize = 4096;
 
 /// RFC 6960 Appendix A.1: POST `application/ocsp-request`, answered `application/ocsp-response`
 /// (HTTP 200 also for malformedRequest and unauthorized, which are OCSP statuses).
@@ -268,6 +282,13 @@ async fn ocsp_post(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) 
 /// the path; cacheable by HTTP caches.
 async fn ocsp_get(State(s): State<HttpState>, Path(request): Path<String>) -> Response {
     use base64::Engine;
+    if request.len() > MAX_OCSP_GET {
+        return (
+            StatusCode::URI_TOO_LONG,
+            format!("OCSP GET requests are at most {MAX_OCSP_GET} bytes; POST larger ones\n"),
+        )
+            .into_response();
+    }
     match base64::engine::general_purpose::STANDARD.decode(request.trim_start_matches('/')) {
         Ok(der) => ocsp_reply(s.ocsp.respond(&der).await, true),
         Err(_) => ocsp_reply(crate::ocsp::malformed(), false),

@@ -32,10 +32,29 @@ struct IssuerHashes {
     key: Vec<u8>,
 }
 
+/// The longest nonce a request may carry (RFC 8954 §2.1: `Nonce ::= OCTET STRING(SIZE(1..32))`).
+const MAX_NONCE: usize = 32;
+
 /// A signed response for a good certificate, reused until shortly before its nextUpdate.
 struct Cached {
     der: Arc<Vec<u8>>,
     refresh_after: u64,
+    next_update: u64,
+}
+
+/// An OCSPResponse (DER), and until when HTTP caches may keep it: the nextUpdate of a
+/// successful response (RFC 5019 §6.2), `None` for an error status (malformedRequest,
+/// unauthorized, tryLater, internalError), which no cache may keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub der: Vec<u8>,
+    pub fresh_until: Option<u64>,
+}
+
+impl Answer {
+    fn error(r: OcspResponse) -> Self {
+        Answer { der: status_only(r), fresh_until: None }
+    }
 }
 
 /// The responder for one issuing CA.
@@ -69,8 +88,8 @@ fn status_only(r: OcspResponse) -> Vec<u8> {
 }
 
 /// Answer to a request that could not be parsed (malformedRequest, RFC 6960 §2.3).
-pub fn malformed() -> Vec<u8> {
-    status_only(OcspResponse::malformed_request())
+pub fn malformed() -> Answer {
+    Answer::error(OcspResponse::malformed_request())
 }
 
 impl OcspResponder {
@@ -114,8 +133,9 @@ impl OcspResponder {
 
     /// Answers a DER OCSPRequest (RFC 6960 §4.1) with a DER OCSPResponse (§4.2): good, revoked
     /// (time and reason) or unknown per CertID; `unauthorized` for another CA's certificates;
-    /// `malformedRequest` for what does not parse. The nonce is echoed when present.
-    pub async fn respond(&self, request_der: &[u8]) -> Vec<u8> {
+    /// `malformedRequest` for what does not parse, and for a nonce that is not 1 to 32 octets
+    /// (RFC 8954 §2.1). The nonce is echoed when present.
+    pub async fn respond(&self, request_der: &[u8]) -> Answer {
         let Ok(req) = OcspRequest::from_der(request_der) else {
             return malformed();
         };
@@ -125,6 +145,12 @@ impl OcspResponder {
         }
         let nonce =
             req.tbs_request.request_extensions.iter().flatten().find(|e| e.extn_id == ID_PKIX_OCSP_NONCE).cloned();
+        if let Some(n) = &nonce {
+            let len = OctetString::from_der(n.extn_value.as_bytes()).map(|o| o.as_bytes().len());
+            if !matches!(len, Ok(1..=MAX_NONCE)) {
+                return malformed();
+            }
+        }
         let now = self.clock.unix_secs();
         let mut statuses = Vec::with_capacity(list.len());
         for r in list {
@@ -136,7 +162,7 @@ impl OcspResponder {
             });
             if !ours {
                 // RFC 5019 §2.2.3: a responder that cannot answer for this issuer says unauthorized.
-                return status_only(OcspResponse::unauthorized());
+                return Answer::error(OcspResponse::unauthorized());
             }
             let serial = Serial::from_bytes(id.serial_number.as_bytes());
             let status = match &serial {
@@ -146,7 +172,7 @@ impl OcspResponder {
                     Ok(revocation::Status::Unknown) => None,
                     Err(e) => {
                         Incident::record("OCSP: store lookup failed", &e);
-                        return status_only(OcspResponse::try_later());
+                        return Answer::error(OcspResponse::try_later());
                     }
                 },
                 None => None,
@@ -161,7 +187,7 @@ impl OcspResponder {
             if let Some(k) = &key {
                 if let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(k) {
                     if now < c.refresh_after {
-                        return c.der.to_vec();
+                        return Answer { der: c.der.to_vec(), fresh_until: Some(c.next_update) };
                     }
                 }
             }
@@ -172,14 +198,14 @@ impl OcspResponder {
             .map(|(cert_id, _, status)| self.single(cert_id, status, now))
             .collect::<Option<Vec<_>>>();
         let (Some(responses), Some(produced_at)) = (responses, gtime(now)) else {
-            return status_only(OcspResponse::internal_error());
+            return Answer::error(OcspResponse::internal_error());
         };
         let data = ResponseData {
             version: Version::V1,
             // RFC 5019 §2.2.3: byKey, the SHA-1 hash of the responder's public key.
             responder_id: ResponderId::ByKey(match OctetString::new(self.responder_key_hash.clone()) {
                 Ok(k) => k,
-                Err(_) => return status_only(OcspResponse::internal_error()),
+                Err(_) => return Answer::error(OcspResponse::internal_error()),
             }),
             produced_at,
             responses,
@@ -189,18 +215,19 @@ impl OcspResponder {
             Ok(d) => d,
             Err(e) => {
                 Incident::record("OCSP: signing failed", &e);
-                return status_only(OcspResponse::try_later());
+                return Answer::error(OcspResponse::try_later());
             }
         };
+        let next_update = now + self.validity.as_secs();
         if let (true, Some(k)) = (cacheable, key) {
             // Re-sign once half the validity has passed, long before nextUpdate.
             let refresh_after = now + self.validity.as_secs() / 2;
             self.cache
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(k, Cached { der: Arc::new(der.clone()), refresh_after });
+                .insert(k, Cached { der: Arc::new(der.clone()), refresh_after, next_update });
         }
-        der
+        Answer { der, fresh_until: Some(next_update) }
     }
 
     fn single(&self, cert_id: CertId, status: Option<Option<Revocation>>, now: u64) -> Option<SingleResponse> {

@@ -137,7 +137,7 @@ async fn good_revoked_and_unknown() {
         cert_id(&f.issuer, &serial_bytes(&unspecified), sha1),
         cert_id(&f.issuer, &serial_bytes(&Serial::random()), sha1),
     ];
-    let (status, basic) = open(&f, &f.responder.respond(&request(ids.clone(), None)).await);
+    let (status, basic) = open(&f, &f.responder.respond(&request(ids.clone(), None)).await.der);
     assert_eq!(status, OcspResponseStatus::Successful);
     let basic = basic.unwrap();
     let data = &basic.tbs_response_data;
@@ -167,11 +167,11 @@ async fn cache_and_nonce() {
     let f = fixture_with(None).await;
     let serial = stored(&f, None).await;
     let req = request(vec![cert_id(&f.issuer, &serial_bytes(&serial), ID_SHA_1)], None);
-    let first = f.responder.respond(&req).await;
+    let first = f.responder.respond(&req).await.der;
     f.clock.set(Duration::from_secs(NOW + 60));
-    assert_eq!(f.responder.respond(&req).await, first, "reused within half the validity");
+    assert_eq!(f.responder.respond(&req).await.der, first, "reused within half the validity");
     f.clock.set(Duration::from_secs(NOW + VALIDITY.as_secs() / 2 + 1));
-    let (_, fresh) = open(&f, &f.responder.respond(&req).await);
+    let (_, fresh) = open(&f, &f.responder.respond(&req).await.der);
     assert_eq!(
         fresh.unwrap().tbs_response_data.produced_at.0.to_unix_duration().as_secs(),
         NOW + VALIDITY.as_secs() / 2 + 1
@@ -180,15 +180,34 @@ async fn cache_and_nonce() {
     let current = f.store.certificate(&serial).await.unwrap().unwrap().revocation;
     let revocation = Revocation { revoked_at: NOW as i64, reason: Reason::Superseded as u8, invalidity_date: None };
     f.store.set_revocation(&serial, current, Some(revocation), "ops").await.unwrap();
-    let (_, basic) = open(&f, &f.responder.respond(&req).await);
+    let (_, basic) = open(&f, &f.responder.respond(&req).await.der);
     assert!(matches!(basic.unwrap().tbs_response_data.responses[0].cert_status, CertStatus::Revoked(_)));
 
     let nonce = [7u8; 32];
     let with_nonce = request(vec![cert_id(&f.issuer, &serial_bytes(&serial), ID_SHA_1)], Some(&nonce));
-    let (_, basic) = open(&f, &f.responder.respond(&with_nonce).await);
+    let (_, basic) = open(&f, &f.responder.respond(&with_nonce).await.der);
     let ext = basic.unwrap().tbs_response_data.response_extensions.unwrap();
     assert_eq!(ext[0].extn_id, ID_PKIX_OCSP_NONCE);
     assert_eq!(OctetString::from_der(ext[0].extn_value.as_bytes()).unwrap().as_bytes(), &nonce);
+
+    // RFC 8954 §2.1: 1 to 32 octets; no nonce at all, or one of 0 or 33 octets, is refused.
+    let id = || vec![cert_id(&f.issuer, &serial_bytes(&serial), ID_SHA_1)];
+    for (len, ok) in [(1, true), (32, true), (0, false), (33, false), (4000, false)] {
+        let answer = f.responder.respond(&request(id(), Some(&vec![9u8; len]))).await;
+        let status = OcspResponse::from_der(&answer.der).unwrap().response_status;
+        let want = if ok { OcspResponseStatus::Successful } else { OcspResponseStatus::MalformedRequest };
+        assert_eq!(status, want, "nonce of {len} octets");
+        assert_eq!(answer.fresh_until.is_some(), ok, "only successful answers may be cached");
+    }
+    // A nonce extension whose value is not an OCTET STRING.
+    let mut bad = OcspRequest::from_der(&with_nonce).unwrap();
+    bad.tbs_request.request_extensions.as_mut().unwrap()[0].extn_value = OctetString::new(vec![0x05, 0x00]).unwrap();
+    let answer = f.responder.respond(&bad.to_der().unwrap()).await;
+    assert_eq!(OcspResponse::from_der(&answer.der).unwrap().response_status, OcspResponseStatus::MalformedRequest);
+    // A successful answer is fresh until its nextUpdate.
+    let answer = f.responder.respond(&req).await;
+    let now = NOW + VALIDITY.as_secs() / 2 + 1;
+    assert_eq!(answer.fresh_until, Some(now + VALIDITY.as_secs()));
 }
 
 #[tokio::test]
@@ -197,7 +216,7 @@ async fn unauthorized_malformed_and_try_later() {
     let serial = serial_bytes(&stored(&f, None).await);
     let status = |der: Vec<u8>| {
         let f = &f;
-        async move { OcspResponse::from_der(&f.responder.respond(&der).await).unwrap().response_status }
+        async move { OcspResponse::from_der(&f.responder.respond(&der).await.der).unwrap().response_status }
     };
     // Another issuer's certificate (its key hash differs): unauthorized (RFC 5019 §2.2.3).
     let mut other = cert_id(&f.issuer, &serial, ID_SHA_1);
@@ -225,7 +244,7 @@ async fn unauthorized_malformed_and_try_later() {
     // A responder key that fails: tryLater, and the cause stays in the log.
     let failing = fixture_with(Some("CKR_DEVICE_REMOVED")).await;
     let serial = serial_bytes(&stored(&failing, None).await);
-    let der = failing.responder.respond(&request(vec![cert_id(&failing.issuer, &serial, ID_SHA_1)], None)).await;
+    let der = failing.responder.respond(&request(vec![cert_id(&failing.issuer, &serial, ID_SHA_1)], None)).await.der;
     assert_eq!(OcspResponse::from_der(&der).unwrap().response_status, OcspResponseStatus::TryLater);
     assert!(!String::from_utf8_lossy(&der).contains("CKR_"));
 }

@@ -161,6 +161,9 @@ struct Checked {
     policy: ObjectIdentifier,
 }
 
+/// The longest nonce a request may carry, in octets of its magnitude.
+pub const MAX_NONCE: usize = 32;
+
 /// The TSA: its key, its certificate, its policy, its clock, and the token log.
 pub struct TimeStampAuthority {
     key: Arc<dyn SigningKey>,
@@ -259,6 +262,17 @@ impl TimeStampAuthority {
                 Failure::BadDataFormat,
                 format!("{hash} imprint must be {} bytes, got {len}", hash.output_len()),
             ));
+        }
+        // RFC 3161 §2.4.1 leaves the nonce's size open; clients send 64 bits (OpenSSL) to 256.
+        // A bound keeps what is signed, recorded and echoed small.
+        if let Some(n) = &req.nonce {
+            let magnitude = n.as_bytes().strip_prefix(&[0]).unwrap_or(n.as_bytes());
+            if magnitude.len() > MAX_NONCE {
+                return Err(Refusal::new(
+                    Failure::BadRequest,
+                    format!("nonce of {} octets; at most {MAX_NONCE} (256 bits)", magnitude.len()),
+                ));
+            }
         }
         let policy = match req.req_policy {
             Some(p) if !self.policy.accepted_policies.contains(&p) => {
@@ -398,8 +412,8 @@ fn request(
     cert_req: bool,
     req_policy: Option<ObjectIdentifier>,
 ) -> Result<TimeStampReq, String> {
-    if nonce.len() > 32 {
-        return Err("nonce longer than 32 bytes".into());
+    if nonce.len() > MAX_NONCE {
+        return Err(format!("nonce of {} bytes; at most {MAX_NONCE}", nonce.len()));
     }
     Ok(TimeStampReq {
         version: TspVersion::V1,

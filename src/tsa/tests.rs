@@ -160,6 +160,12 @@ async fn every_refusal_has_its_failure_status() {
         r.to_der().unwrap()
     };
     let with_policy = |p: &str| request_from_digest("sha256", &[7; 32], &[], false, p).unwrap().to_der().unwrap();
+    // A nonce longer than any client sends, which only a DER request can carry.
+    let long_nonce = |octets: usize| {
+        let mut r = req("sha256", &[7; 32], &[], false);
+        r.nonce = Some(der::asn1::Int::new(&vec![0x11; octets]).unwrap());
+        r.to_der().unwrap()
+    };
     let cases: Vec<(&str, Vec<u8>, Failure)> = vec![
         ("empty", vec![], Failure::BadRequest),
         ("garbage", b"not a request".to_vec(), Failure::BadRequest),
@@ -175,6 +181,8 @@ async fn every_refusal_has_its_failure_status() {
         ("imprint of SHA-512 length", req("sha256", &[7; 64], &[], false).to_der().unwrap(), Failure::BadDataFormat),
         ("other policy", with_policy("1.2.3.4"), Failure::UnacceptedPolicy),
         ("critical extension", with_ext(true), Failure::UnacceptedExtension),
+        ("nonce of 33 octets", long_nonce(33), Failure::BadRequest),
+        ("nonce of 60000 octets", long_nonce(60_000), Failure::BadRequest),
     ];
     for (what, der, failure) in cases {
         let out = f.tsa.timestamp(&der, "c").await;
@@ -189,13 +197,25 @@ async fn every_refusal_has_its_failure_status() {
 
     // What is allowed beside them: NULL parameters, a non-critical extension, an accepted
     // policy named in the request.
-    for (what, der) in [("NULL parameters", null_params), ("non-critical extension", with_ext(false))] {
+    let top_bit = {
+        // 32 octets whose top bit is set: 33 content octets, a 32-octet magnitude.
+        let mut r = req("sha256", &[7; 32], &[0xff; 32], false);
+        assert_eq!(r.nonce.as_ref().unwrap().as_bytes().len(), 33);
+        r.cert_req = false;
+        r.to_der().unwrap()
+    };
+    for (what, der) in [
+        ("NULL parameters", null_params),
+        ("non-critical extension", with_ext(false)),
+        ("nonce of 32 octets", long_nonce(32)),
+        ("nonce of 32 octets, top bit set", top_bit),
+    ] {
         assert!(f.tsa.timestamp(&der, "c").await.result.is_ok(), "{what}");
     }
     let out = f.tsa.timestamp(&with_policy("1.3.6.1.4.1.99999.1.2"), "c").await;
     let (info, _) = tst_info(&decode(&out.response_der).3.unwrap(), &f.spki);
     assert_eq!(info.policy, OTHER_POLICY);
-    assert_eq!(f.records.lock().unwrap().len(), 3);
+    assert_eq!(f.records.lock().unwrap().len(), 5);
 }
 
 #[tokio::test]
