@@ -258,6 +258,7 @@ pub fn service_certificates(hsm: &Hsm, keys: &CaKeys) -> Result<Vec<ServiceCerti
 }
 
 /// A key the daemon serves with, as its `ceremony_event` log entry states it.
+#[derive(Clone, Debug)]
 pub struct KeyInService {
     /// What it is for: `root`, `issuing`, `tsa`, …, or `signing:<policy>`.
     pub role: String,

@@ -202,27 +202,31 @@ async fn tls_configs(
     Ok((config(tls::Listener::Grpc)?, config(tls::Listener::Https)?))
 }
 
+/// Every key the daemon serves with, and its public key from the token.
+async fn keys_in_service(
+    cfg: &Config,
+    hsm: &Hsm,
+    policies: &Policies,
+) -> Result<Vec<ceremony::KeyInService>, StartError> {
+    let (hsm, keys) = (hsm.clone(), cfg.keys.clone());
+    let signing: Vec<(String, KeyRef)> =
+        policies.signing().filter_map(|p| Some((p.name.clone(), p.key.clone()?))).collect();
+    let found = tokio::task::spawn_blocking(move || ceremony::keys_in_service(&hsm, &keys, &signing))
+        .await
+        .map_err(|e| e.to_string())?;
+    found.map_err(|e| format!("the keys in service: {e}"))
+}
+
 /// What the log states at each start, before the daemon says it is ready: the keys it serves
 /// with (each once), the access policy in force, and the time-stamps and signatures made while
 /// the log was off.
 async fn log_at_start(
-    cfg: &Config,
-    hsm: &Hsm,
     store: &dyn Store,
     seq: &Sequencer,
-    policies: &Policies,
+    in_service: Vec<ceremony::KeyInService>,
     access_file: &PolicyFile,
     access_text: &str,
 ) -> Result<(), StartError> {
-    let in_service = {
-        let (hsm, keys) = (hsm.clone(), cfg.keys.clone());
-        let signing: Vec<(String, KeyRef)> =
-            policies.signing().filter_map(|p| Some((p.name.clone(), p.key.clone()?))).collect();
-        tokio::task::spawn_blocking(move || ceremony::keys_in_service(&hsm, &keys, &signing))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("the keys in service: {e}"))?
-    };
     let n =
         ceremony::log_keys(store, seq, in_service).await.map_err(|e| format!("log: the key ceremony's keys: {e}"))?;
     if n > 0 {
@@ -323,9 +327,10 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     // Every certificate the store knows as issued is in the log before the daemon says it is
     // ready: those of a crash between store and log, and the ceremony's just recorded.
     ca.log_unsequenced().await.map_err(|e| format!("log: appending unlogged records: {e}"))?;
+    let in_service = keys_in_service(&cfg, &hsm, &policies).await?;
     let sequencer = log.as_ref().map(|l| l.sequencer());
     if let Some(seq) = sequencer {
-        log_at_start(&cfg, &hsm, store.as_ref(), seq, &policies, &access_file, &access_text).await?;
+        log_at_start(store.as_ref(), seq, in_service.clone(), &access_file, &access_text).await?;
     }
     let ca = Arc::new(ca);
     // The certificates the daemon gives itself are issued (and logged) before the first
@@ -365,6 +370,20 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
             let certified = certified_key(&hsm, key, policy.signature)
                 .await
                 .map_err(|e| format!("signing policy '{}': {e}", policy.name))?;
+            // A document signature made with a key that signs for the CA, the TSA, OCSP, the
+            // log or TLS would speak for that service.
+            let service = in_service.iter().find(|k| {
+                !k.role.starts_with("signing:")
+                    && k.role != "document-signer"
+                    && k.public_key == *certified.key.public_key()
+            });
+            if let Some(k) = service {
+                return Err(format!(
+                    "signing policy '{}': its key {key} is the {} key; a signing policy signs with the document \
+                     signer's key or a key of its own",
+                    policy.name, k.role
+                ));
+            }
             keyed.push((policy.clone(), certified));
         }
         let validation = Validation {

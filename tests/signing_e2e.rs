@@ -569,3 +569,22 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A signing policy may not sign with a key that signs for another service: the daemon does not
+/// start, and says which policy and which key.
+#[test]
+fn a_signing_policy_naming_the_tsa_key_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("policies/signing")).unwrap();
+    std::fs::write(data.join("policies/signing/stolen.toml"), format!("key = \"trustd-tsa\"\n{SMALL_POLICY}")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trustd"))
+        .args(["dev", "--data-dir"])
+        .arg(&data)
+        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--https", "off"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("signing policy 'stolen'") && err.contains("is the tsa key"), "{err}");
+}

@@ -279,9 +279,12 @@ fn key_usage(name: &str) -> Option<KeyUsages> {
     })
 }
 
+/// An extended key usage a profile may give. timeStamping and OCSPSigning are refused: a
+/// certificate with them speaks for the TSA (RFC 3161 §2.3) or, issued by the CA, for its
+/// revocation status (RFC 6960 §4.2.2.2); only the key ceremony makes those certificates.
 fn eku(name: &str) -> Result<ObjectIdentifier, String> {
     use const_oid::db::rfc5280::*;
-    Ok(match name {
+    let oid = match name {
         "serverAuth" => ID_KP_SERVER_AUTH,
         "clientAuth" => ID_KP_CLIENT_AUTH,
         "codeSigning" => ID_KP_CODE_SIGNING,
@@ -289,7 +292,11 @@ fn eku(name: &str) -> Result<ObjectIdentifier, String> {
         "timeStamping" => ID_KP_TIME_STAMPING,
         "OCSPSigning" => ID_KP_OCSP_SIGNING,
         other => ObjectIdentifier::new(other).map_err(|_| format!("unknown extended key usage '{other}'"))?,
-    })
+    };
+    if oid == ID_KP_TIME_STAMPING || oid == ID_KP_OCSP_SIGNING {
+        return Err(format!("'{name}' is for the key ceremony's TSA and OCSP certificates only, never a profile's"));
+    }
+    Ok(oid)
 }
 
 fn oid(field: &str, s: &str) -> Result<ObjectIdentifier, String> {
@@ -475,6 +482,10 @@ mod tests {
             (r#"key_usage = ["digitalSignature"]"#, r#"key_usage = ["keyCertSign"]"#, "extensions.key_usage"),
             (r#"key_usage = ["digitalSignature"]"#, r#"key_usage = ["sign"]"#, "extensions.key_usage"),
             (r#""serverAuth","#, r#""serverauth","#, "extensions.extended_key_usage"),
+            (r#""serverAuth","#, r#""timeStamping","#, "extensions.extended_key_usage"),
+            (r#""serverAuth","#, r#""OCSPSigning","#, "extensions.extended_key_usage"),
+            (r#""serverAuth","#, r#""1.3.6.1.5.5.7.3.9","#, "key ceremony"),
+            (r#""serverAuth","#, r#""1.3.6.1.5.5.7.3.8","#, "key ceremony"),
             (r#"["2.23.140.1.2.1"]"#, r#"["policy"]"#, "extensions.certificate_policies"),
             ("{base}/crl", "ldap://x/crl", "extensions.crl_distribution_point"),
             ("pattern = '[a-z.]+'", "pattern = '[a-z'", "subject.CN.pattern"),
