@@ -413,7 +413,9 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     if log.is_some() {
         reporter.set_serving::<LogServer>().await;
     }
-    tokio::spawn(watch_health(hsm.clone(), store.clone(), cfg.tsa.clock_check, log.is_some(), reporter));
+    let first = crate::health::check(&hsm, store.as_ref(), cfg.tsa.clock_check).await;
+    let (readiness_tx, readiness) = tokio::sync::watch::channel(first);
+    tokio::spawn(watch_health(hsm.clone(), store.clone(), cfg.tsa.clock_check, log.is_some(), reporter, readiness_tx));
     // Both reflection versions: grpcurl asks v1, but Python's grpcio-reflection and many GUI
     // clients still ask v1alpha.
     let reflection = || {
@@ -469,9 +471,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         ca,
         tsa,
         ocsp,
-        hsm: hsm.clone(),
-        store: store.clone(),
-        clock: cfg.tsa.clock_check,
+        readiness,
         log,
         tsa_access: cfg.tsa.http_access,
         readyz_access: cfg.server.readyz_access,
@@ -555,11 +555,13 @@ async fn watch_health(
     clock: ClockCheck,
     log_enabled: bool,
     reporter: tonic_health::server::HealthReporter,
+    readiness: tokio::sync::watch::Sender<crate::health::Readiness>,
 ) {
     let mut was_ok = (true, true);
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let r = crate::health::check(&hsm, store.as_ref(), clock).await;
+        readiness.send_replace(r);
         // The CA, signing and the log need the HSM and the store; the TSA also needs a
         // trustworthy clock.
         let ca_ok = r.hsm && r.store;

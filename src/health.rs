@@ -22,6 +22,11 @@ impl Readiness {
     }
 }
 
+/// The readiness the daemon's watcher saw last (it probes every few seconds), for `/readyz`: a
+/// probe costs an HSM session and the store's write lock, which a flood of readiness requests
+/// must not take.
+pub type Latest = tokio::sync::watch::Receiver<Readiness>;
+
 /// Probes the HSM (on the blocking pool), the store and the clock.
 pub async fn check(hsm: &Hsm, store: &dyn Store, clock: ClockCheck) -> Readiness {
     let h = hsm.clone();

@@ -13,10 +13,8 @@
 use crate::access::{AccessError, Client, PolicyInForce};
 use crate::ca::{CaId, CertificateAuthority};
 use crate::config::HttpAccess;
-use crate::hsm::Hsm;
 use crate::log::{LogError, TransparencyLog};
 use crate::ocsp::OcspResponder;
-use crate::store::Store;
 use crate::tls::{ClientConnection, Peer};
 use crate::tsa::TimeStampAuthority;
 use axum::body::Bytes;
@@ -37,9 +35,8 @@ pub struct HttpState {
     pub ca: Arc<CertificateAuthority>,
     pub tsa: Arc<TimeStampAuthority>,
     pub ocsp: Arc<OcspResponder>,
-    pub hsm: Hsm,
-    pub store: Arc<dyn Store>,
-    pub clock: crate::clock::ClockCheck,
+    /// What `/readyz` reports: the health watcher's last probe.
+    pub readiness: crate::health::Latest,
     /// `None` when the log is disabled: `/log/…` is then 404.
     pub log: Option<Arc<TransparencyLog>>,
     /// Who the TSA serves over HTTP.
@@ -358,7 +355,7 @@ async fn log_tile(State(s): State<HttpState>, Path(path): Path<String>) -> Respo
 /// 503 otherwise. The body names each dependency's state.
 async fn readyz_plain(State(s): State<HttpState>) -> Response {
     match s.readyz_access {
-        HttpAccess::Public => readyz(&s).await,
+        HttpAccess::Public => readyz(&s),
         HttpAccess::Authenticated => only_over_https("readiness reports"),
     }
 }
@@ -369,13 +366,13 @@ async fn readyz_https(
     headers: HeaderMap,
 ) -> Response {
     match https_client(&s, &peer, &headers, READYZ_RPC, s.readyz_access).await {
-        Ok(_) => readyz(&s).await,
+        Ok(_) => readyz(&s),
         Err(e) => refused("GET /readyz", &peer, &headers, &e),
     }
 }
 
-async fn readyz(s: &HttpState) -> Response {
-    let r = crate::health::check(&s.hsm, s.store.as_ref(), s.clock).await;
+fn readyz(s: &HttpState) -> Response {
+    let r = *s.readiness.borrow();
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let clock = match r.clock {
         None => "not checked",
