@@ -345,18 +345,11 @@ async fn a_changed_policy_applies_without_a_restart_and_an_invalid_one_is_refuse
 
     // Each policy that took effect is in the log, in order: the shipped one at start, the
     // widened one, the shipped one again; the refused one is not.
-    let mut log = trustd::api::pb::transparency_log_client::TransparencyLogClient::new(d.channel().await);
-    let size = log.get_checkpoint(pb::GetCheckpointRequest { fresh: true }).await.unwrap().into_inner().tree_size;
-    let entries = log
-        .get_entries(pb::GetEntriesRequest { start: 0, end: size, ..Default::default() })
+    let changes: Vec<[u8; 32]> = logged_entries(&d)
         .await
-        .unwrap()
-        .into_inner()
-        .entries;
-    let changes: Vec<[u8; 32]> = entries
-        .iter()
-        .filter_map(|e| match trustd::log::LogEntry::decode(&e.entry) {
-            Ok(trustd::log::LogEntry::PolicyChange(p)) => Some(p.sha256),
+        .into_iter()
+        .filter_map(|e| match e {
+            trustd::log::LogEntry::PolicyChange(p) => Some(p.sha256),
             _ => None,
         })
         .collect();
@@ -392,8 +385,8 @@ fn curl_tsa(d: &Daemon, url: &str, tsq: &Path, extra: &[&str]) -> (u16, String, 
     (code, headers, granted)
 }
 
-/// The requesters of the log's time-stamp entries, in log order.
-async fn logged_timestamp_requesters(d: &Daemon) -> Vec<String> {
+/// Every entry of the log, decoded, after a checkpoint signed on request covers them all.
+async fn logged_entries(d: &Daemon) -> Vec<trustd::log::LogEntry> {
     let mut log = trustd::api::pb::transparency_log_client::TransparencyLogClient::new(d.channel().await);
     let size = log.get_checkpoint(pb::GetCheckpointRequest { fresh: true }).await.unwrap().into_inner().tree_size;
     let entries = log
@@ -402,10 +395,16 @@ async fn logged_timestamp_requesters(d: &Daemon) -> Vec<String> {
         .unwrap()
         .into_inner()
         .entries;
-    entries
-        .iter()
-        .filter_map(|e| match trustd::log::LogEntry::decode(&e.entry) {
-            Ok(trustd::log::LogEntry::TimestampIssued(t)) => Some(t.requester),
+    entries.iter().map(|e| trustd::log::LogEntry::decode(&e.entry).unwrap()).collect()
+}
+
+/// The requesters of the log's time-stamp entries, in log order.
+async fn logged_timestamp_requesters(d: &Daemon) -> Vec<String> {
+    logged_entries(d)
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
+            trustd::log::LogEntry::TimestampIssued(t) => Some(t.requester),
             _ => None,
         })
         .collect()
