@@ -419,7 +419,11 @@ async fn bad_requests_are_refused_and_record_nothing() {
         ),
     ];
     for (what, signature, content, indication, sub) in verify_cases {
-        let r = client.verify(pb::VerifyRequest { signature, content }).await.expect(what).into_inner();
+        let r = client
+            .verify(pb::VerifyRequest { signature, content, require_commitment: false })
+            .await
+            .expect(what)
+            .into_inner();
         assert_eq!((r.indication(), r.sub_indication.as_str()), (indication, sub), "{what}: {:?}", r.reasons);
         assert!(!r.reasons.is_empty(), "{what}: a reason is given");
     }
@@ -428,7 +432,9 @@ async fn bad_requests_are_refused_and_record_nothing() {
     let flood: Vec<_> = (0..400)
         .map(|_| {
             let (mut client, signature) = (client.clone(), good.clone());
-            tokio::spawn(async move { client.verify(pb::VerifyRequest { signature, content: None }).await })
+            tokio::spawn(async move {
+                client.verify(pb::VerifyRequest { signature, content: None, require_commitment: false }).await
+            })
         })
         .collect();
     let mut passed = 0;
@@ -445,6 +451,13 @@ async fn bad_requests_are_refused_and_record_nothing() {
         }
     }
     assert!(passed > 0);
+    // The document signer's certificate has nonRepudiation: a signature with commitment.
+    let r = client
+        .verify(pb::VerifyRequest { signature: good.clone(), content: None, require_commitment: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.indication(), pb::Indication::TotalPassed, "{:?}", r.reasons);
     let bad_alg = client
         .verify(pb::VerifyRequest {
             signature: good,
@@ -452,6 +465,7 @@ async fn bad_requests_are_refused_and_record_nothing() {
                 hash_algorithm: "md5".into(),
                 value: vec![],
             })),
+            require_commitment: false,
         })
         .await
         .expect_err("unknown digest algorithm");

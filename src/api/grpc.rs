@@ -7,6 +7,7 @@ use crate::digest::HashAlg;
 use crate::policy::Level;
 use crate::revocation::Reason;
 use crate::signing::report::Indication;
+use crate::signing::verify::Constraints;
 use crate::signing::{Content, SignRequest, Signed};
 use crate::store::{CertStatus, CertificateRecord, ListQuery};
 use crate::tsa::TimeStampAuthority;
@@ -312,7 +313,8 @@ impl pb::signing_server::Signing for SigningService {
             Some(pb::verify_request::Content::Document(doc)) => Some(Content::Document(doc)),
             None => None,
         };
-        let report = self.signing.verify(r.signature, content).await?;
+        let constraints = Constraints { commitment: r.require_commitment };
+        let report = self.signing.verify(r.signature, content, constraints).await?;
         let indication = match report.indication {
             Indication::TotalPassed => pb::Indication::TotalPassed,
             Indication::TotalFailed => pb::Indication::TotalFailed,

@@ -100,6 +100,10 @@ enum Command {
         /// The document of a detached signature (hashed here; only the digest is sent).
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Ask for a signature with commitment: the signer's certificate must have the
+        /// nonRepudiation (contentCommitment) key usage.
+        #[arg(long)]
+        require_commitment: bool,
     },
 }
 
@@ -373,7 +377,12 @@ fn signer_digest_alg(signature: &[u8]) -> Option<HashAlg> {
     HashAlg::from_oid(&si.digest_alg.oid)
 }
 
-async fn verify(channel: Channel, signature: PathBuf, file: Option<PathBuf>) -> Result<Vec<u8>, String> {
+async fn verify(
+    channel: Channel,
+    signature: PathBuf,
+    file: Option<PathBuf>,
+    require_commitment: bool,
+) -> Result<Vec<u8>, String> {
     let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
     let signature = read(&signature)?;
     let content = match (&file, signer_digest_alg(&signature)) {
@@ -387,7 +396,7 @@ async fn verify(channel: Channel, signature: PathBuf, file: Option<PathBuf>) -> 
     };
     let r = SigningClient::new(channel)
         .max_decoding_message_size(usize::MAX)
-        .verify(pb::VerifyRequest { signature, content })
+        .verify(pb::VerifyRequest { signature, content, require_commitment })
         .await
         .map_err(status_msg)?
         .into_inner();
@@ -481,7 +490,9 @@ async fn run(cli: Cli) -> Result<Vec<u8>, String> {
         Command::Timestamp(a) => return timestamp(channel, a).await,
         Command::Sign(a) => return sign(channel, a).await,
         Command::Log(c) => return log_cmd::run(channel, c).await,
-        Command::Verify { signature, file } => return verify(channel, signature, file).await,
+        Command::Verify { signature, file, require_commitment } => {
+            return verify(channel, signature, file, require_commitment).await
+        }
         Command::Tsa(TsaCommand::Chain) => {
             let chain = TimeStampingClient::new(channel)
                 .get_tsa_chain(pb::GetTsaChainRequest {})

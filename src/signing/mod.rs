@@ -385,7 +385,12 @@ impl SigningService {
     /// enveloping signature) and reports as ETSI EN 319 102-1 §5.3 does. Never fails for a bad
     /// signature: that is a TOTAL_FAILED or INDETERMINATE report. [`SigningError::Busy`] when
     /// too many validations are in the daemon already.
-    pub async fn verify(&self, signature: Vec<u8>, content: Option<Content>) -> Result<ValidationReport, SigningError> {
+    pub async fn verify(
+        &self,
+        signature: Vec<u8>,
+        content: Option<Content>,
+        constraints: verify::Constraints,
+    ) -> Result<ValidationReport, SigningError> {
         let ticket = self.verifying.enter().await.map_err(SigningError::Busy)?;
         let (validator, now) = (self.validator.clone(), self.clock.unix_secs());
         // Chain building and RSA verification are CPU work, and revocation lookups block.
@@ -400,7 +405,7 @@ impl SigningService {
                 Some(Content::Document(d)) => verify::Content::Document(d),
                 Some(Content::Digest { alg, value }) => verify::Content::Digest { alg: *alg, value },
             };
-            validator.validate(&der, content, now)
+            validator.validate_under(&der, content, constraints, now)
         })
         .await
         .map_err(internal)

@@ -71,6 +71,16 @@ pub trait RevocationSource: Send + Sync {
     fn status(&self, cert: &Certificate, issuer: &Certificate) -> RevocationStatus;
 }
 
+/// What the caller's validation policy asks beyond the checks every validation makes (ETSI EN
+/// 319 102-1 §5.1.4: the signature validation constraints).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Constraints {
+    /// The signature must be one with commitment: the signer's certificate has the
+    /// nonRepudiation (contentCommitment) key usage (EN 319 412-2 §4.3.2), as for a signature
+    /// that binds its signer to the content rather than only authenticates them.
+    pub commitment: bool,
+}
+
 /// Validates CMS/CAdES signatures against a fixed set of trust anchors.
 pub struct Validator {
     anchors: Vec<Cert>,
@@ -143,8 +153,19 @@ impl Validator {
     /// 319 102-1 basic signature validation (§5.3), with a valid signature time-stamp as proof
     /// of existence (§5.5), so that certificates are checked at its genTime.
     pub fn validate(&self, signature_der: &[u8], content: Content<'_>, now: u64) -> ValidationReport {
+        self.validate_under(signature_der, content, Constraints::default(), now)
+    }
+
+    /// [`Validator::validate`] under the caller's `constraints`.
+    pub fn validate_under(
+        &self,
+        signature_der: &[u8],
+        content: Content<'_>,
+        constraints: Constraints,
+        now: u64,
+    ) -> ValidationReport {
         let mut report = ValidationReport::new(now);
-        match self.run(signature_der, content, now, &mut report) {
+        match self.run(signature_der, content, constraints, now, &mut report) {
             Ok(()) => {
                 report.indication = super::report::Indication::TotalPassed;
                 report.sub_indication = None;
@@ -162,6 +183,7 @@ impl Validator {
         &self,
         signature_der: &[u8],
         content: Content<'_>,
+        constraints: Constraints,
         now: u64,
         report: &mut ValidationReport,
     ) -> Result<(), Fail> {
@@ -215,7 +237,7 @@ impl Validator {
 
         let chain = self.build_chain(&signer, &pool, at)?;
         report.certificate_chain = chain.iter().map(|c| c.der.clone()).collect();
-        signer_key_usage(&signer.cert)?;
+        signer_key_usage(&signer.cert, constraints.commitment)?;
         report.reasons.extend(self.check_revocation(&chain, poe, found.signing_time, false)?);
         Ok(())
     }

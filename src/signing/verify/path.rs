@@ -213,36 +213,56 @@ pub(super) const KNOWN_CRITICAL: &[ObjectIdentifier] = &[
     rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
 ];
 
+/// Extended key purposes that allow a key to sign documents. RFC 5280 §4.2.1.12: when the
+/// extension is present, critical or not, the certificate is for those purposes only, so a
+/// TLS-only certificate (serverAuth, clientAuth) must not pass as a document signer.
+const DOCUMENT_SIGNING_PURPOSES: &[ObjectIdentifier] = &[
+    rfc5280::ANY_EXTENDED_KEY_USAGE,
+    rfc5280::ID_KP_EMAIL_PROTECTION,
+    // id-kp-documentSigning (RFC 9336)
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.36"),
+    // Adobe Authentic Documents Trust (AATL document signers)
+    ObjectIdentifier::new_unwrap("1.2.840.113583.1.1.5"),
+    // Microsoft document signing (szOID_KP_DOCUMENT_SIGNING)
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.10.3.12"),
+];
+
 /// The signer's key must be for signatures (RFC 5280 §4.2.1.3; EN 319 412-2 §4.3.2):
-/// digitalSignature or nonRepudiation (contentCommitment). An absent extension restricts
-/// nothing (RFC 5280). A key whose critical extendedKeyUsage dedicates it to a service
-/// (time-stamping, RFC 3161 §2.3; OCSP signing) must not sign documents. ETSI has no
-/// sub-indication for the signing certificate's key usage; like other validators, the failure
-/// is reported as a signature constraint.
-pub(super) fn signer_key_usage(cert: &Certificate) -> Result<(), Fail> {
-    if let Ok(Some((true, eku))) = cert.tbs_certificate.get::<ExtendedKeyUsage>() {
-        let service = [rfc5280::ID_KP_TIME_STAMPING, rfc5280::ID_KP_OCSP_SIGNING];
-        if eku.0.iter().all(|p| service.contains(p)) {
+/// digitalSignature or nonRepudiation (contentCommitment), and nonRepudiation alone when
+/// `commitment` is asked (the key usage of certificates for signatures with commitment, EN 319
+/// 412-2 §4.3.2). An absent keyUsage or extendedKeyUsage restricts nothing (RFC 5280); a present
+/// extendedKeyUsage must name a document-signing purpose ([`DOCUMENT_SIGNING_PURPOSES`]), so that
+/// TLS, time-stamping and OCSP certificates do not sign documents. ETSI has no sub-indication
+/// for the signing certificate's key purposes; like other validators, the failure is reported as
+/// a signature constraint.
+pub(super) fn signer_key_usage(cert: &Certificate, commitment: bool) -> Result<(), Fail> {
+    let subject = &cert.tbs_certificate.subject;
+    match cert.tbs_certificate.get::<ExtendedKeyUsage>() {
+        Ok(None) => {}
+        Ok(Some((_, eku))) if eku.0.iter().any(|p| DOCUMENT_SIGNING_PURPOSES.contains(p)) => {}
+        Ok(Some((_, eku))) => {
+            let purposes: Vec<String> = eku.0.iter().map(oid_name).collect();
             return fail(
                 SubIndication::SigConstraintsFailure,
                 format!(
-                    "signing certificate '{}' is restricted to time-stamping or OCSP signing by a critical extendedKeyUsage",
-                    cert.tbs_certificate.subject
+                    "signing certificate '{subject}' is not for document signing: its extendedKeyUsage allows only {}",
+                    purposes.join(", ")
                 ),
             );
         }
+        Err(e) => return format_failure(format!("signing certificate has an invalid extendedKeyUsage: {e}")),
     }
     match cert.tbs_certificate.get::<KeyUsage>() {
         Ok(None) => Ok(()),
-        Ok(Some((_, ku))) if ku.0.contains(KeyUsages::DigitalSignature) || ku.0.contains(KeyUsages::NonRepudiation) => {
-            Ok(())
-        }
+        Ok(Some((_, ku))) if ku.0.contains(KeyUsages::NonRepudiation) => Ok(()),
+        Ok(Some(_)) if commitment => fail(
+            SubIndication::SigConstraintsFailure,
+            format!("signing certificate '{subject}' lacks the nonRepudiation (contentCommitment) key usage that the validation asks"),
+        ),
+        Ok(Some((_, ku))) if ku.0.contains(KeyUsages::DigitalSignature) => Ok(()),
         Ok(Some(_)) => fail(
             SubIndication::SigConstraintsFailure,
-            format!(
-                "signing certificate '{}' has neither digitalSignature nor nonRepudiation key usage",
-                cert.tbs_certificate.subject
-            ),
+            format!("signing certificate '{subject}' has neither digitalSignature nor nonRepudiation key usage"),
         ),
         Err(e) => format_failure(format!("signing certificate has an invalid keyUsage: {e}")),
     }

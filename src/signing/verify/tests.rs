@@ -40,6 +40,20 @@ authorityKeyIdentifier = keyid
 [noku]
 keyUsage = critical,keyAgreement
 subjectKeyIdentifier = hash
+[tls]
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth,clientAuth
+[docsign]
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth,1.3.6.1.5.5.7.3.36
+[adobe]
+keyUsage = critical,nonRepudiation
+extendedKeyUsage = critical,1.2.840.113583.1.1.5
+[anyeku]
+extendedKeyUsage = anyExtendedKeyUsage
+[email]
+keyUsage = digitalSignature,nonRepudiation
+extendedKeyUsage = emailProtection
 [tsa]
 keyUsage = critical,digitalSignature
 extendedKeyUsage = critical,timeStamping
@@ -164,6 +178,10 @@ fn fixture() -> &'static Fixture {
         issue("tsa", &p256, "Test TSA", "inter", "tsa", "365", "4103");
         let rsa1024 = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"];
         issue("rsa1024", &rsa1024, "Signer RSA-1024", "inter", "signer", "30", "4104");
+        for (i, purpose) in ["tls", "docsign", "adobe", "anyeku", "email"].iter().enumerate() {
+            let serial = (4105 + i).to_string();
+            issue(purpose, &p256, &format!("Signer {purpose}"), "inter", purpose, "30", &serial);
+        }
         Fixture { dir, counter: AtomicUsize::new(0), ts_lock: Mutex::new(()) }
     })
 }
@@ -459,6 +477,43 @@ fn signer_without_signature_key_usage_is_sig_constraints_failure() {
 }
 
 #[test]
+fn signer_certificate_must_be_for_document_signing() {
+    // RFC 5280 §4.2.1.12: a present extendedKeyUsage, critical or not, limits the key to its
+    // purposes; nonRepudiation only where the validation asks a signature with commitment.
+    let f = fixture();
+    let v = validator();
+    let commitment = Constraints { commitment: true };
+    for (signer, plain, with_commitment) in [
+        ("ec256", true, true),
+        ("tls", false, false),
+        ("docsign", true, false),
+        ("adobe", true, true),
+        ("anyeku", true, true),
+        ("email", true, true),
+        ("noku", false, false),
+    ] {
+        let sig = f.sign(signer, &["-md", "sha256", "-cades"]);
+        for (constraints, passes) in [(Constraints::default(), plain), (commitment, with_commitment)] {
+            let r = v.validate_under(&sig, Content::Document(DOC), constraints, now());
+            if passes {
+                assert_passed(&r);
+            } else {
+                assert_sub(&r, SubIndication::SigConstraintsFailure);
+                let reason = r.reasons.last().unwrap();
+                let subject = f.cert(signer).tbs_certificate.subject.to_string();
+                assert!(reason.contains(&subject), "{signer}: {reason}");
+            }
+        }
+    }
+    let tls = v.validate(&f.sign("tls", &["-md", "sha256", "-cades"]), Content::Document(DOC), now());
+    let reason = tls.reasons.last().unwrap();
+    assert!(reason.contains("not for document signing") && reason.contains("id-kp-serverAuth"), "{reason}");
+    let docsign = f.sign("docsign", &["-md", "sha256", "-cades"]);
+    let r = v.validate_under(&docsign, Content::Document(DOC), commitment, now());
+    assert!(r.reasons.last().unwrap().contains("nonRepudiation"), "{:?}", r.reasons);
+}
+
+#[test]
 fn signer_certificate_as_issuer_is_a_chain_constraints_failure() {
     // A chain through a leaf certificate (CA:FALSE): openssl refuses to issue from it, so
     // the check is exercised directly.
@@ -617,7 +672,7 @@ fn a_tsa_key_does_not_sign_documents() {
     let sig = fixture().sign("tsa", &["-md", "sha256", "-cades"]);
     let r = validator().validate(&sig, Content::Document(DOC), now());
     assert_sub(&r, SubIndication::SigConstraintsFailure);
-    assert!(r.reasons[0].contains("time-stamping"), "{:?}", r.reasons);
+    assert!(r.reasons[0].contains("id-kp-timeStamping"), "{:?}", r.reasons);
 }
 
 #[test]
