@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 /// Most jobs in one batch (one transaction).
 pub const MAX_BATCH: usize = 512;
 
-/// A queue of at most this many waiting jobs per batch writer.
+/// A queue of at most this many waiting jobs per batch writer; writers refuse a job past it.
 pub fn queue<J>() -> (mpsc::Sender<J>, mpsc::Receiver<J>) {
     mpsc::channel(4 * MAX_BATCH)
 }

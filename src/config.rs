@@ -44,6 +44,138 @@ pub struct Config {
     pub signing: SigningSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// `[limits]`: what one client, one connection or a flood may take of the daemon. Past a limit
+/// a request is refused at once (gRPC RESOURCE_EXHAUSTED, HTTP 503 with Retry-After) rather than
+/// queued, so that well-behaved clients keep their latency and memory stays bounded.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Open connections per listener (gRPC, HTTP, HTTPS); past it a new connection is closed
+    /// at once (plain HTTP first gets a 503).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams per gRPC connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[serde(default = "default_max_streams")]
+    pub max_streams_per_connection: u32,
+    /// Requests in progress in the whole daemon, over every listener.
+    #[serde(default = "default_max_requests")]
+    pub max_requests: usize,
+    /// Requests in progress per client: its name when it authenticated, else its IP address.
+    #[serde(default = "default_max_requests_per_client")]
+    pub max_requests_per_client: usize,
+    /// A request not answered by then fails (gRPC DEADLINE_EXCEEDED, HTTP 503); a client's
+    /// shorter `grpc-timeout` wins. What it started (a certificate, a time-stamp, a signature, a
+    /// revocation) is completed and logged all the same.
+    #[serde(default = "default_request_deadline", with = "humantime_serde")]
+    pub request_deadline: Duration,
+    /// An HTTP/1.1 connection that has not sent a request's headers this long after it
+    /// connected or after its last reply is closed (slow or idle clients).
+    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A connection with no request in progress for this long is closed (clients reconnect).
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A `SignStream` that sends no chunk for this long is abandoned (DEADLINE_EXCEEDED).
+    #[serde(default = "default_stream_idle_timeout", with = "humantime_serde")]
+    pub stream_idle_timeout: Duration,
+    /// HTTP/2 PING and TCP keepalive interval: dead peers are found and dropped.
+    #[serde(default = "default_keepalive", with = "humantime_serde")]
+    pub keepalive: Duration,
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_max_streams() -> u32 {
+    64
+}
+fn default_max_requests() -> usize {
+    512
+}
+fn default_max_requests_per_client() -> usize {
+    64
+}
+fn default_request_deadline() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_stream_idle_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_keepalive() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_connections: default_max_connections(),
+            max_streams_per_connection: default_max_streams(),
+            max_requests: default_max_requests(),
+            max_requests_per_client: default_max_requests_per_client(),
+            request_deadline: default_request_deadline(),
+            header_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            stream_idle_timeout: default_stream_idle_timeout(),
+            keepalive: default_keepalive(),
+        }
+    }
+}
+
+impl LimitsSection {
+    /// `[limits]` from `key=value` pairs (`trustd dev --limit`): numbers as they are, anything
+    /// else as a string (`header_timeout=2s`).
+    pub fn from_pairs(pairs: &[String]) -> Result<Self, String> {
+        let mut text = String::new();
+        for pair in pairs {
+            let (key, value) = pair.split_once('=').ok_or_else(|| format!("--limit: '{pair}' is not KEY=VALUE"))?;
+            let (key, value) = (key.trim(), value.trim());
+            let quoted = if value.parse::<i64>().is_ok() { value.to_owned() } else { format!("{value:?}") };
+            let line = format!("{key} = {quoted}\n");
+            // Each alone first, so that the error names the setting.
+            toml::from_str::<LimitsSection>(&line).map_err(|e| format!("--limit {key}: {}", e.message()))?;
+            text.push_str(&line);
+        }
+        let limits: LimitsSection = toml::from_str(&text).map_err(|e| format!("--limit: {}", e.message()))?;
+        limits.validate()?;
+        Ok(limits)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let counts = [
+            ("max_connections", self.max_connections),
+            ("max_streams_per_connection", self.max_streams_per_connection as usize),
+            ("max_requests", self.max_requests),
+            ("max_requests_per_client", self.max_requests_per_client),
+        ];
+        for (field, n) in counts {
+            if n == 0 {
+                return Err(format!("limits.{field}: must be at least 1"));
+            }
+        }
+        let times = [
+            ("request_deadline", self.request_deadline),
+            ("header_timeout", self.header_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("stream_idle_timeout", self.stream_idle_timeout),
+            ("keepalive", self.keepalive),
+        ];
+        for (field, t) in times {
+            if t < Duration::from_millis(100) || t > Duration::from_secs(24 * 3600) {
+                return Err(format!("limits.{field}: must be between 100ms and 24h"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[log]`: the issued-certificate log (its key is `[keys] log`).
@@ -393,6 +525,7 @@ impl Config {
         if self.server.max_request_bytes < 1024 {
             return Err("server.max_request_bytes: must be at least 1024".into());
         }
+        self.limits.validate()?;
         self.tls_names()?;
         for (field, access) in
             [("tsa.http_access", self.tsa.http_access), ("server.readyz_access", self.server.readyz_access)]

@@ -6,6 +6,7 @@ use crate::access::{AccessPolicy, PolicyInForce};
 use crate::api::access::AccessLayer;
 use crate::api::grpc::{CaService, LogService, SigningService as GrpcSigning, TsaService};
 use crate::api::http::HttpState;
+use crate::api::limits::{LimitLayer, RequestLimits};
 use crate::api::pb;
 use crate::ca::{CaId, CertificateAuthority, CrlSchedule};
 use crate::ceremony::{self, CaKeys};
@@ -116,6 +117,7 @@ pub fn prepare_dev(data_dir: &Path, server: ServerSection, tsa: TsaSection) -> R
         ocsp: OcspSection::default(),
         signing: Default::default(),
         log: Default::default(),
+        limits: Default::default(),
     };
     cfg.validate()?;
     Ok(cfg)
@@ -275,6 +277,9 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// How long an HTTP/2 PING may go unanswered before the connection is dropped as dead.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Serves until SIGTERM or SIGINT. Prints one line starting `ready` once it accepts requests.
 pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartError> {
     let policies = Arc::new(Policies::load(&cfg.policies).map_err(|e| e.to_string())?);
@@ -431,7 +436,8 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     // A whole document may travel in one Sign message: the policies' limit plus room for the
     // options.
     let signing_max = usize::try_from(signing.max_document_bytes()).unwrap_or(usize::MAX).saturating_add(64 * 1024);
-    let signing_service = SigningServer::new(GrpcSigning { signing }).max_decoding_message_size(max.max(signing_max));
+    let signing_service = GrpcSigning { signing, stream_idle_timeout: cfg.limits.stream_idle_timeout };
+    let signing_service = SigningServer::new(signing_service).max_decoding_message_size(max.max(signing_max));
     // Disabled, the log's service is not offered at all (UNIMPLEMENTED), rather than an empty log.
     let log_service = log.clone().map(|log| LogServer::new(LogService { log }));
 
@@ -454,7 +460,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         ready.push_str(&format!(" data-dir={}", d.display()));
     }
 
-    // One signal stops both servers; each finishes its in-flight requests.
+    // One signal stops every server; each finishes its requests in progress.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -463,8 +469,10 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let limits = cfg.limits;
+    let requests = RequestLimits::new(&limits);
     let changes = ca.revocation_changes();
-    let incoming = tls::incoming(grpc_listener, tls_config, store.clone(), changes.clone());
+    let incoming = tls::incoming("grpc", grpc_listener, tls_config, &limits, store.clone(), changes.clone());
     let access = PolicyInForce::new(access);
     tokio::spawn(access_file.watch(access.clone(), access_text, sequencer.cloned()));
     let state = HttpState {
@@ -477,30 +485,27 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         readyz_access: cfg.server.readyz_access,
         access: access.clone(),
     };
-    let https = match https_listener {
-        Some(listener) => {
-            let local = listener.local_addr().map_err(|e| e.to_string())?;
-            let incoming = tls::incoming(listener, https_config, store, changes);
-            let app =
-                crate::api::http::https_router(state.clone(), max).into_make_service_with_connect_info::<tls::Peer>();
-            let listener = crate::api::http::TlsListener { incoming, local };
-            Some(axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone())))
-        }
-        None => None,
-    };
-    let https = async move {
-        match https {
-            Some(server) => server.await,
-            None => Ok(()),
-        }
-    };
-    let http_app = crate::api::http::router(state, max).into_make_service();
-    let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
+    let https = https_listener.map(|listener| {
+        let incoming = tls::incoming("https", listener, https_config, &limits, store, changes);
+        let app = crate::api::http::https_router(state.clone(), max, requests.clone());
+        crate::api::http_server::serve_tls(incoming, app, &limits, stop_rx.clone())
     });
-    let http = axum::serve(http_listener, http_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let https = async move {
+        if let Some(server) = https {
+            server.await
+        }
+    };
+    let http_app = crate::api::http::router(state, max, requests.clone());
+    let http = crate::api::http_server::serve_plain(http_listener, http_app, &limits, stop_rx.clone());
     let grpc = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .http2_keepalive_interval(Some(limits.keepalive))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        // Streams a client resets at once count against it: the HTTP/2 rapid-reset flood
+        // (CVE-2023-44487) is bounded by h2's default, kept explicit here.
+        .http2_max_pending_accept_reset_streams(Some(20))
         .layer(AccessLayer::new(access))
+        .layer(LimitLayer::new(requests))
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
@@ -512,10 +517,8 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     println!("{ready}");
     let _ = std::io::stdout().flush();
     tracing::info!(%grpc_addr, %http_addr, "serving");
-    let (g, h, s) = tokio::join!(grpc, http, https);
-    g.map_err(|e| format!("gRPC server: {e}"))?;
-    h.map_err(|e| format!("HTTP server: {e}"))?;
-    s.map_err(|e| format!("HTTPS server: {e}"))
+    let (g, (), ()) = tokio::join!(grpc, http, https);
+    g.map_err(|e| format!("gRPC server: {e}"))
 }
 
 /// The key `key` names in the HSM with the certificate the ceremony stored beside it.

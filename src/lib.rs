@@ -8,6 +8,7 @@ pub mod ca;
 pub mod ceremony;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod credentials;
 pub mod daemon;
 pub mod digest;

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use sha2::Digest;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use tonic::Code;
 use trustd::api::pb;
@@ -19,24 +19,6 @@ type Channel = tonic::transport::Channel;
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A credential for client `name` of the access policy: its key and CSR made by openssl, its
-/// certificate by `trustctl client issue` (the operator's credential). Returns (cert, key).
-fn credential(d: &Daemon, name: &str) -> (PathBuf, PathBuf) {
-    let dir = d.dir.path();
-    let uri = format!("URI:spiffe://trustd/{name}");
-    let csr = openssl_csr(dir, name, P256, &format!("/CN={name}"), Some(&uri));
-    let out = d.trustctl(&["client", "issue", "--csr", csr.to_str().unwrap()]);
-    assert!(out.status.success(), "client issue: {}", String::from_utf8_lossy(&out.stderr));
-    let cert = dir.join(format!("{name}.crt"));
-    std::fs::write(&cert, &out.stdout).unwrap();
-    assert_eq!(split_pem(&stdout(&out)).len(), 2, "the client certificate and the issuing CA");
-    (cert, dir.join(format!("{name}.key")))
-}
-
-async fn channel_as(d: &Daemon, (cert, key): &(PathBuf, PathBuf)) -> Channel {
-    mtls_channel(&d.grpc, &d.credentials().join("ca.crt"), cert, key).await
 }
 
 fn host_port(d: &Daemon) -> String {

@@ -1,6 +1,7 @@
 //! gRPC service implementations: decode, call the core, encode. Nothing else.
 
 use super::access::{client, with_audit};
+use super::limits::to_completion;
 use super::pb;
 use crate::ca::{CaError, CaId, CertificateAuthority, IssueRequest};
 use crate::digest::HashAlg;
@@ -8,7 +9,7 @@ use crate::policy::Level;
 use crate::revocation::Reason;
 use crate::signing::report::Indication;
 use crate::signing::verify::Constraints;
-use crate::signing::{Content, SignRequest, Signed};
+use crate::signing::{Content, DocumentHasher, SignRequest, Signed};
 use crate::store::{CertStatus, CertificateRecord, ListQuery};
 use crate::tsa::TimeStampAuthority;
 use std::sync::Arc;
@@ -69,6 +70,14 @@ fn reason_name(code: u8) -> String {
     Reason::from_code(code).map_or_else(|| format!("reason {code}"), |r| r.name().to_owned())
 }
 
+/// `work` in a task of its own ([`to_completion`]): what a state-changing RPC started finishes,
+/// with its record and log entry, whatever its client or deadline does.
+async fn completed<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, Status> {
+    to_completion(work).await.ok_or_else(|| Status::internal("internal error"))
+}
+
 #[tonic::async_trait]
 impl pb::certificate_authority_server::CertificateAuthority for CaService {
     async fn issue_certificate(
@@ -81,16 +90,15 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
             return Err(Status::invalid_argument("profile is required"));
         }
         let scope = client.issue_scope(&r.profile)?;
-        let issued = self
-            .ca
-            .issue(IssueRequest {
-                profile: r.profile,
-                csr: r.csr,
-                validity: (r.validity_seconds > 0).then(|| Duration::from_secs(r.validity_seconds)),
-                requester: client.name().to_owned(),
-                scope,
-            })
-            .await?;
+        let request = IssueRequest {
+            profile: r.profile,
+            csr: r.csr,
+            validity: (r.validity_seconds > 0).then(|| Duration::from_secs(r.validity_seconds)),
+            requester: client.name().to_owned(),
+            scope,
+        };
+        let ca = self.ca.clone();
+        let issued = completed(async move { ca.issue(request).await }).await??;
         let target = format!("certificate {}", issued.serial);
         let reply = pb::IssueCertificateResponse {
             certificate_der: issued.cert_der,
@@ -143,10 +151,13 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
         let r = request.into_inner();
         let reason: Reason =
             if r.reason.is_empty() { Reason::Unspecified } else { r.reason.parse().map_err(CaError::BadReason)? };
-        let done = self
-            .ca
-            .revoke(&r.serial, reason, r.invalidity_date.map(|t| t.seconds), client.name(), client.revoke_scope())
-            .await?;
+        let ca = self.ca.clone();
+        let invalidity = r.invalidity_date.map(|t| t.seconds);
+        let done =
+            completed(
+                async move { ca.revoke(&r.serial, reason, invalidity, client.name(), client.revoke_scope()).await },
+            )
+            .await??;
         let target = format!("certificate {}", done.serial);
         Ok(with_audit(
             pb::RevokeCertificateResponse {
@@ -190,14 +201,16 @@ impl pb::time_stamping_server::TimeStamping for TsaService {
         request: Request<pb::TimestampRequest>,
     ) -> Result<Response<pb::TimestampResponse>, Status> {
         let client = client(&request)?;
-        let requester = client.name();
+        let tsa = self.tsa.clone();
         let outcome = match request.into_inner().request {
-            Some(pb::timestamp_request::Request::Der(der)) => self.tsa.timestamp(&der, requester).await,
+            Some(pb::timestamp_request::Request::Der(der)) => {
+                completed(async move { tsa.timestamp(&der, client.name()).await }).await?
+            }
             Some(pb::timestamp_request::Request::Digest(d)) => {
                 let req =
                     crate::tsa::request_from_digest(&d.hash_algorithm, &d.digest, &d.nonce, d.cert_req, &d.policy)
                         .map_err(Status::invalid_argument)?;
-                self.tsa.timestamp_request(req, requester).await
+                completed(async move { tsa.timestamp_request(req, client.name()).await }).await?
             }
             None => return Err(Status::invalid_argument("give a DER request or a digest")),
         };
@@ -233,6 +246,36 @@ impl pb::time_stamping_server::TimeStamping for TsaService {
 /// `trust.v1.Signing`.
 pub struct SigningService {
     pub signing: Arc<crate::signing::SigningService>,
+    /// How long `SignStream` waits for each chunk (`[limits] stream_idle_timeout`).
+    pub stream_idle_timeout: Duration,
+}
+
+/// Chunks up to this size are hashed on the async worker; larger ones on the blocking pool, so
+/// that megabytes of hashing do not stall the other requests of a worker thread.
+const INLINE_HASH_BYTES: usize = 64 * 1024;
+
+async fn hash_chunk(mut hasher: DocumentHasher, chunk: Vec<u8>) -> Result<DocumentHasher, Status> {
+    if chunk.len() <= INLINE_HASH_BYTES {
+        hasher.update(&chunk)?;
+        return Ok(hasher);
+    }
+    let hashed = tokio::task::spawn_blocking(move || hasher.update(&chunk).map(|()| hasher));
+    Ok(hashed.await.map_err(|_| Status::internal("internal error"))??)
+}
+
+impl SigningService {
+    /// Signs in a task of its own ([`completed`]): a signature made is recorded and logged even
+    /// when the client's deadline passes first.
+    async fn sign_to_completion(
+        &self,
+        req: SignRequest,
+        client: Arc<crate::access::Client>,
+    ) -> Result<Response<pb::SignResponse>, Status> {
+        let policy = req.policy.clone();
+        let signing = self.signing.clone();
+        let signed = completed(async move { signing.sign(req, client.name()).await }).await??;
+        Ok(signed_reply(&policy, signed))
+    }
 }
 
 fn level_from_pb(l: i32) -> Result<Option<Level>, Status> {
@@ -301,9 +344,7 @@ impl pb::signing_server::Signing for SigningService {
         };
         let req = sign_request(r.options, content)?;
         self.may_sign(&client, &req.policy)?;
-        let policy = req.policy.clone();
-        let signed = self.signing.sign(req, client.name()).await?;
-        Ok(signed_reply(&policy, signed))
+        self.sign_to_completion(req, client).await
     }
 
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
@@ -351,18 +392,22 @@ impl pb::signing_server::Signing for SigningService {
         }
         // Refused before the document is read.
         self.may_sign(&client, &options.policy)?;
-        let mut hasher = self.signing.hasher(&options.policy)?;
-        hasher.update(&first.chunk)?;
-        while let Some(m) = stream.message().await? {
+        let mut hasher = hash_chunk(self.signing.hasher(&options.policy)?, first.chunk).await?;
+        loop {
+            let next = tokio::time::timeout(self.stream_idle_timeout, stream.message()).await.map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "no chunk for {:?}: the stream is abandoned",
+                    self.stream_idle_timeout
+                ))
+            })?;
+            let Some(m) = next? else { break };
             if m.options.is_some() {
                 return Err(Status::invalid_argument("options belong in the first message only"));
             }
-            hasher.update(&m.chunk)?;
+            hasher = hash_chunk(hasher, m.chunk).await?;
         }
         let req = sign_request(Some(options), hasher.finish()?)?;
-        let policy = req.policy.clone();
-        let signed = self.signing.sign(req, client.name()).await?;
-        Ok(signed_reply(&policy, signed))
+        self.sign_to_completion(req, client).await
     }
 }
 

@@ -5,29 +5,26 @@
 //! the issued-certificate log's read path for auditors and mirrors (`GET /log/checkpoint`,
 //! `GET /log/key`, `GET /log/tile/…`, C2SP tlog-tiles), `GET /healthz`, `GET /readyz`.
 //!
-//! The same routes are served over HTTPS ([`https_router`], [`TlsListener`]), where a time-stamp
+//! The same routes are served over HTTPS ([`https_router`]), where a time-stamp
 //! client names itself with a client certificate or a bearer token (RFC 6750 §2.1): many RFC
 //! 3161 clients can add a header but not a certificate. With `[tsa] http_access =
 //! "authenticated"` that is the only way to a time-stamp.
 
+use super::limits::{http_limits, RequestLimits};
 use crate::access::{AccessError, Client, PolicyInForce};
 use crate::ca::{CaId, CertificateAuthority};
 use crate::config::HttpAccess;
 use crate::log::{LogError, TransparencyLog};
 use crate::ocsp::OcspResponder;
-use crate::tls::{ClientConnection, Peer};
+use crate::tls::Peer;
 use crate::tsa::TimeStampAuthority;
 use axum::body::Bytes;
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
-use axum::serve::IncomingStream;
 use axum::Router;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio_stream::StreamExt;
 
 /// What the HTTP handlers need.
 #[derive(Clone)]
@@ -53,18 +50,24 @@ pub struct HttpState {
 const TIMESTAMP_RPC: &str = "/trust.v1.TimeStamping/Timestamp";
 const READYZ_RPC: &str = "/grpc.health.v1.Health/Check";
 
-/// The router for the plain-HTTP address; bodies over `max_body` bytes get 413.
-pub fn router(state: HttpState, max_body: usize) -> Router {
-    routes(post(timestamp_plain), get(readyz_plain), state, max_body)
+/// The router for the plain-HTTP address; bodies over `max_body` bytes get 413; every request
+/// is under `limits`.
+pub fn router(state: HttpState, max_body: usize, limits: Arc<RequestLimits>) -> Router {
+    routes(post(timestamp_plain), get(readyz_plain), state, max_body, limits)
 }
 
-/// The router for the HTTPS address ([`TlsListener`]): the same routes, where clients may
-/// name themselves.
-pub fn https_router(state: HttpState, max_body: usize) -> Router {
-    routes(post(timestamp_https), get(readyz_https), state, max_body)
+/// The router for the HTTPS address: the same routes, where clients may name themselves.
+pub fn https_router(state: HttpState, max_body: usize, limits: Arc<RequestLimits>) -> Router {
+    routes(post(timestamp_https), get(readyz_https), state, max_body, limits)
 }
 
-fn routes(tsa: MethodRouter<HttpState>, readyz: MethodRouter<HttpState>, state: HttpState, max_body: usize) -> Router {
+fn routes(
+    tsa: MethodRouter<HttpState>,
+    readyz: MethodRouter<HttpState>,
+    state: HttpState,
+    max_body: usize,
+    limits: Arc<RequestLimits>,
+) -> Router {
     Router::new()
         .route("/tsa", tsa)
         .route("/ocsp", post(ocsp_post))
@@ -77,6 +80,7 @@ fn routes(tsa: MethodRouter<HttpState>, readyz: MethodRouter<HttpState>, state: 
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", readyz)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(limits, http_limits))
         .with_state(state)
 }
 
@@ -84,12 +88,16 @@ fn routes(tsa: MethodRouter<HttpState>, readyz: MethodRouter<HttpState>, state: 
 /// `requester` (empty: anonymous). Every request the TSA refuses still gets HTTP 200 with a
 /// rejection TimeStampResp, as RFC 3161 clients expect; only a wrong media type (415), method
 /// (405) or size (413) is an HTTP error.
-async fn timestamp(s: &HttpState, headers: &HeaderMap, body: &[u8], requester: &str) -> Response {
+async fn timestamp(s: &HttpState, headers: &HeaderMap, body: Bytes, requester: &str) -> Response {
     if media_type(headers).as_deref() != Some("application/timestamp-query") {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/timestamp-query\n")
             .into_response();
     }
-    let outcome = s.tsa.timestamp(body, requester).await;
+    // In a task of its own: a token issued is recorded and logged even if the deadline passes.
+    let (tsa, who) = (s.tsa.clone(), requester.to_owned());
+    let Some(outcome) = super::limits::to_completion(async move { tsa.timestamp(&body, &who).await }).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+    };
     if !requester.is_empty() {
         let (target, result) = match &outcome.result {
             Ok(granted) => (format!("time-stamp {}", granted.serial), "ok"),
@@ -112,7 +120,7 @@ async fn timestamp(s: &HttpState, headers: &HeaderMap, body: &[u8], requester: &
 /// public.
 async fn timestamp_plain(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     match s.tsa_access {
-        HttpAccess::Public => timestamp(&s, &headers, &body, "").await,
+        HttpAccess::Public => timestamp(&s, &headers, body, "").await,
         HttpAccess::Authenticated => only_over_https("time-stamps"),
     }
 }
@@ -136,7 +144,7 @@ async fn timestamp_https(
     body: Bytes,
 ) -> Response {
     match https_client(&s, &peer, &headers, TIMESTAMP_RPC, s.tsa_access).await {
-        Ok(client) => timestamp(&s, &headers, &body, client.as_ref().map_or("", |c| c.name())).await,
+        Ok(client) => timestamp(&s, &headers, body, client.as_ref().map_or("", |c| c.name())).await,
         Err(e) => refused("POST /tsa", &peer, &headers, &e),
     }
 }
@@ -187,42 +195,6 @@ fn refused(route: &str, peer: &Peer, headers: &HeaderMap, e: &AccessError) -> Re
             (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], format!("{e}\n")).into_response()
         }
         AccessError::Denied { .. } => (StatusCode::FORBIDDEN, format!("{e}\n")).into_response(),
-    }
-}
-
-/// The HTTPS listener for axum: the TLS connections of [`crate::tls::incoming`], each with its
-/// [`Peer`] for [`ConnectInfo`].
-pub struct TlsListener {
-    pub incoming: tokio_stream::wrappers::ReceiverStream<std::io::Result<ClientConnection>>,
-    pub local: SocketAddr,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = ClientConnection;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (ClientConnection, SocketAddr) {
-        loop {
-            match self.incoming.next().await {
-                Some(Ok(c)) => {
-                    let remote = c.peer().remote.unwrap_or(self.local);
-                    return (c, remote);
-                }
-                Some(Err(_)) => continue,
-                // The accepting task has stopped: no connection comes any more.
-                None => std::future::pending().await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        stream.io().peer().clone()
     }
 }
 

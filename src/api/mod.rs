@@ -5,6 +5,8 @@
 pub mod access;
 pub mod grpc;
 pub mod http;
+pub mod http_server;
+pub mod limits;
 pub mod status;
 
 /// Generated gRPC types for `trust.v1` (protos in `proto/`).

@@ -22,6 +22,7 @@ enum Told {
 fn key(e: &KeyError) -> Told {
     match e {
         KeyError::Unavailable(_) => Told::Hidden(Code::Unavailable),
+        KeyError::Busy(_) => Told::Reason(Code::ResourceExhausted),
         KeyError::Failed(_) => Told::Hidden(Code::Internal),
     }
 }

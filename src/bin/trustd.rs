@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use trustd::clock::ClockCheck;
-use trustd::config::{Config, HttpAccess, ServerSection, TsaSection};
+use trustd::config::{Config, HttpAccess, LimitsSection, ServerSection, TsaSection};
 use trustd::daemon;
 
 // glibc's allocator spent over a tenth of the daemon's CPU in malloc/free under concurrent
@@ -67,6 +67,10 @@ enum Command {
         /// the benchmark (issuance with and without the log), as `[log] enabled`.
         #[arg(long, default_value = "on")]
         log: String,
+        /// A `[limits]` setting, as KEY=VALUE (`--limit max_connections=64 --limit
+        /// header_timeout=2s`); repeat for more.
+        #[arg(long = "limit")]
+        limits: Vec<String>,
     },
     /// The key ceremony against the HSM in the config. Never overwrites an existing key.
     Init {
@@ -122,6 +126,7 @@ fn run(cli: Cli) -> Result<(), String> {
             public_url,
             clock_check,
             log,
+            limits,
         } => {
             let clock_check = match clock_check.as_str() {
                 "off" => ClockCheck::Off,
@@ -139,6 +144,7 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let http_access = access("tsa-access", &tsa_access)?;
             let readyz_access = access("readyz-access", &readyz_access)?;
+            let limits = LimitsSection::from_pairs(&limits)?;
             let public_url = public_url.unwrap_or_else(|| format!("http://{http}"));
             let server =
                 ServerSection { grpc, tls_names, http, https, readyz_access, public_url, ..ServerSection::default() };
@@ -149,6 +155,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 "off" => false,
                 other => return Err(format!("--log: '{other}' is not on or off")),
             };
+            cfg.limits = limits;
             runtime()?.block_on(async {
                 for step in daemon::init(&cfg).await? {
                     tracing::info!("key ceremony: {step}");

@@ -43,6 +43,8 @@ pub enum HsmError {
     Unavailable(String),
     #[error("timed out waiting for a free HSM session")]
     Busy,
+    #[error("the HSM has {MAX_WAITING_JOBS} operations waiting; retry shortly")]
+    Saturated,
     #[error("key {0} not found in the token")]
     KeyNotFound(String),
     #[error("more than one key matches {0}")]
@@ -113,6 +115,11 @@ struct PoolState {
     idle: Vec<Session>,
     open: usize,
 }
+
+/// HSM operations that may wait for a worker; past them [`HsmError::Saturated`] at once. Far
+/// above what `[limits] max_requests` lets requests queue (each waits for one operation at a
+/// time), so only a device that stalls fills it.
+pub const MAX_WAITING_JOBS: usize = 4096;
 
 /// How long a caller waits for a session before the request fails with [`HsmError::Busy`].
 const SESSION_WAIT: Duration = Duration::from_secs(30);
@@ -204,7 +211,7 @@ impl Hsm {
         let ctx = module(&cfg.module)?;
         let slot =
             find_slot(&ctx, &cfg.token_label)?.ok_or_else(|| HsmError::TokenNotFound(cfg.token_label.clone()))?;
-        let (jobs, queue) = flume::unbounded::<Job>();
+        let (jobs, queue) = flume::bounded::<Job>(MAX_WAITING_JOBS);
         for i in 0..cfg.max_sessions.max(1) {
             let queue = queue.clone();
             std::thread::Builder::new()
@@ -255,7 +262,10 @@ impl Hsm {
                 let _ = done.send(job());
             }
         });
-        self.0.jobs.send(job).map_err(|_| HsmError::Unavailable("HSM workers stopped".into()))?;
+        self.0.jobs.try_send(job).map_err(|e| match e {
+            flume::TrySendError::Full(_) => HsmError::Saturated,
+            flume::TrySendError::Disconnected(_) => HsmError::Unavailable("HSM workers stopped".into()),
+        })?;
         result.await.map_err(|_| HsmError::Unavailable("HSM job failed".into()))
     }
 

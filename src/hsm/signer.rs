@@ -145,7 +145,8 @@ impl HsmSigner {
 impl From<HsmError> for KeyError {
     fn from(e: HsmError) -> KeyError {
         match e {
-            HsmError::Unavailable(_) | HsmError::Busy => KeyError::Unavailable(e.to_string()),
+            HsmError::Unavailable(_) => KeyError::Unavailable(e.to_string()),
+            HsmError::Busy | HsmError::Saturated => KeyError::Busy(e.to_string()),
             e => KeyError::Failed(e.to_string()),
         }
     }

@@ -28,6 +28,10 @@ pub enum KeyError {
     /// The key's device is down, restarting or saturated: asking again later may work.
     #[error("key unavailable: {0}")]
     Unavailable(String),
+    /// The device has more work waiting than it is given: refused at once, asking again
+    /// shortly will work.
+    #[error("key busy: {0}")]
+    Busy(String),
     /// The device refused or returned something unusable.
     #[error("signing failed: {0}")]
     Failed(String),

@@ -154,7 +154,12 @@ impl Sequencer {
         // Queued one after the other by this one sender, so they keep their order.
         for e in entries {
             let (done, wait) = oneshot::channel();
-            self.tx.send((e, done)).await.map_err(|_| stopped())?;
+            // Full only if more entries wait than `[limits] max_requests` lets in (and start-up's
+            // pages of 512): refused at once rather than waited for.
+            self.tx.try_send((e, done)).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => LogError::Store("too many entries waiting to be logged".into()),
+                mpsc::error::TrySendError::Closed(_) => stopped(),
+            })?;
             waits.push(wait);
         }
         let mut out = Vec::with_capacity(waits.len());

@@ -69,7 +69,12 @@ impl<R: Send + 'static> GroupCommit<R> {
     pub async fn record(&self, r: R) -> Result<(), StoreError> {
         let stopped = || StoreError::Database("record writer stopped".into());
         let (done, wait) = oneshot::channel();
-        self.tx.send((r, done)).await.map_err(|_| stopped())?;
+        // Full only if more records wait than `[limits] max_requests` lets in: refused at once
+        // rather than waited for.
+        self.tx.try_send((r, done)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Database("too many records waiting to be written".into()),
+            mpsc::error::TrySendError::Closed(_) => stopped(),
+        })?;
         wait.await.map_err(|_| stopped())?.map_err(StoreError::Database)
     }
 }

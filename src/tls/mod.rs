@@ -6,6 +6,8 @@
 pub mod certificate;
 pub mod key;
 
+use crate::config::LimitsSection;
+use crate::connections::{self, Activity, ConnectionLimit, IdleClose, Slot};
 use crate::revocation::{status_of, Changes, Status};
 use crate::serial::Serial;
 use crate::store::Store;
@@ -105,6 +107,8 @@ pub struct Peer {
     /// Whether the client may be served although its certificate verified (not revoked), as
     /// last looked up for this connection.
     pub status: Arc<ClientStatus>,
+    /// The connection's requests in progress, which the API counts and its idle timeout reads.
+    pub activity: Arc<Activity>,
 }
 
 /// A connection's client certificate status, looked up at the handshake and again for a request
@@ -155,6 +159,8 @@ impl ClientStatus {
 pub struct ClientConnection {
     stream: TlsStream<TcpStream>,
     peer: Peer,
+    idle: IdleClose,
+    _slot: Slot,
 }
 
 impl ClientConnection {
@@ -173,6 +179,10 @@ impl tonic::transport::server::Connected for ClientConnection {
 
 impl AsyncRead for ClientConnection {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        // Idle past the timeout: end-of-file, and the server closes the connection.
+        if self.idle.poll_expired(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
@@ -203,16 +213,21 @@ impl AsyncWrite for ClientConnection {
 /// nothing must not hold a task for ever).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts TCP connections on `listener`, completes each TLS handshake in a task of its own (a
-/// slow client delays nobody else), looks the client certificate up in `store` (again whenever
-/// `changes` has moved, [`ClientStatus`]), and yields the connections for tonic's
-/// `serve_with_incoming`.
+/// Accepts TCP connections on `listener` within `limits` ([`crate::connections`]: at most
+/// `max_connections`, those in their handshake included; closed when idle), completes each TLS
+/// handshake in a task of its own (a slow client delays nobody else), looks the client
+/// certificate up in `store` (again whenever `changes` has moved, [`ClientStatus`]), and yields
+/// the connections for tonic's `serve_with_incoming` and the HTTPS server.
 pub fn incoming(
+    name: &'static str,
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
+    limits: &LimitsSection,
     store: Arc<dyn Store>,
     changes: Changes,
 ) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<ClientConnection>> {
+    let open = ConnectionLimit::new(name, limits.max_connections);
+    let (keepalive, idle_timeout) = (limits.keepalive, limits.idle_timeout);
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     tokio::spawn(async move {
@@ -227,8 +242,9 @@ pub fn incoming(
                     continue;
                 }
             };
-            // Without TCP_NODELAY, Nagle and delayed ACKs add 40 ms to small unary replies.
-            let _ = tcp.set_nodelay(true);
+            // Past the limit the connection is closed before any TLS work is spent on it.
+            let Some(slot) = open.open(remote) else { continue };
+            connections::tune(&tcp, keepalive);
             let (acceptor, tx, store, changes) = (acceptor.clone(), tx.clone(), store.clone(), changes.clone());
             tokio::spawn(async move {
                 let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -245,8 +261,10 @@ pub fn incoming(
                 let certificate: Option<Arc<[u8]>> =
                     stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| Arc::from(c.as_ref()));
                 let status = ClientStatus::looked_up(store, changes, certificate.as_deref()).await;
-                let peer = Peer { remote: Some(remote), certificate, status };
-                let _ = tx.send(Ok(ClientConnection { stream, peer })).await;
+                let activity = Activity::new();
+                let peer = Peer { remote: Some(remote), certificate, status, activity: activity.clone() };
+                let idle = IdleClose::new(activity, idle_timeout);
+                let _ = tx.send(Ok(ClientConnection { stream, peer, idle, _slot: slot })).await;
             });
         }
     });

@@ -60,8 +60,10 @@ async fn clients_need_a_certificate_from_the_ca_that_is_not_revoked() {
         }
     });
     let server = tonic::transport::Server::builder().add_service(health).serve_with_incoming(incoming(
+        "grpc",
         listener,
         config,
+        &crate::config::LimitsSection::default(),
         store.clone(),
         ca.revocation_changes(),
     ));

@@ -93,3 +93,21 @@ pub fn pkilint_no_errors(linter: &str, extra: &[&str], pem: &Path) -> String {
 pub fn wait_a_moment() {
     std::thread::sleep(Duration::from_millis(100));
 }
+
+/// A credential for client `name` of the access policy: its key and CSR made by openssl, its
+/// certificate by `trustctl client issue` (the operator's credential). Returns (cert, key).
+pub fn credential(d: &Daemon, name: &str) -> (PathBuf, PathBuf) {
+    let dir = d.dir.path();
+    let uri = format!("URI:spiffe://trustd/{name}");
+    let csr = openssl_csr(dir, name, P256, &format!("/CN={name}"), Some(&uri));
+    let out = d.trustctl(&["client", "issue", "--csr", csr.to_str().unwrap()]);
+    assert!(out.status.success(), "client issue: {}", String::from_utf8_lossy(&out.stderr));
+    let cert = dir.join(format!("{name}.crt"));
+    std::fs::write(&cert, &out.stdout).unwrap();
+    assert_eq!(split_pem(&String::from_utf8_lossy(&out.stdout)).len(), 2, "the client certificate and the issuing CA");
+    (cert, dir.join(format!("{name}.key")))
+}
+
+pub async fn channel_as(d: &Daemon, (cert, key): &(PathBuf, PathBuf)) -> tonic::transport::Channel {
+    mtls_channel(&d.grpc, &d.credentials().join("ca.crt"), cert, key).await
+}
