@@ -106,21 +106,24 @@ async fn each_client_gets_what_its_roles_allow_and_nothing_else() {
     let dir = d.dir.path().to_owned();
     let mut operator = d.client().await;
 
-    // web-frontend: tls-server certificates for names under web.internal, and revoking its own.
+    // web-frontend: internal-tls-server certificates for names under web.internal, and revoking its own.
     let web = credential(&d, "web-frontend");
     let mut web_ca = CertificateAuthorityClient::new(channel_as(&d, &web).await);
-    let mine = web_ca.issue_certificate(issue("tls-server", csr_der(&dir, "a", "a.web.internal"))).await;
+    let mine = web_ca.issue_certificate(issue("internal-tls-server", csr_der(&dir, "a", "a.web.internal"))).await;
     let mine = mine.expect("a name under web.internal").into_inner();
     let record = operator.get_certificate(pb::GetCertificateRequest { serial: mine.serial.clone() }).await;
     assert_eq!(record.unwrap().into_inner().requester, "web-frontend", "recorded under its configured name");
-    let theirs = operator.issue_certificate(issue("tls-server", csr_der(&dir, "b", "b.example.com"))).await;
+    let theirs = operator.issue_certificate(issue("internal-tls-server", csr_der(&dir, "b", "b.example.com"))).await;
     let theirs = theirs.unwrap().into_inner();
     let before = count(&mut operator).await;
 
     let refusals: Vec<(&str, tonic::Status)> = vec![
         (
             "a name outside web.internal",
-            web_ca.issue_certificate(issue("tls-server", csr_der(&dir, "c", "evil.example.com"))).await.unwrap_err(),
+            web_ca
+                .issue_certificate(issue("internal-tls-server", csr_der(&dir, "c", "evil.example.com")))
+                .await
+                .unwrap_err(),
         ),
         (
             "a profile its role does not list",
@@ -160,7 +163,7 @@ async fn each_client_gets_what_its_roles_allow_and_nothing_else() {
     let stamped = TimeStampingClient::new(portal.clone()).timestamp(timestamp_request()).await.unwrap().into_inner();
     assert_eq!(stamped.status(), pb::TimestampStatus::Granted, "{}", stamped.reason);
     let e = CertificateAuthorityClient::new(portal.clone())
-        .issue_certificate(issue("tls-server", csr_der(&dir, "f", "f.web.internal")))
+        .issue_certificate(issue("internal-tls-server", csr_der(&dir, "f", "f.web.internal")))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
@@ -276,7 +279,7 @@ async fn a_changed_policy_applies_without_a_restart_and_an_invalid_one_is_refuse
     let dir = d.dir.path().to_owned();
     // One connection for the whole test: a reload does not touch it.
     let mut portal = CertificateAuthorityClient::new(channel_as(&d, &credential(&d, "portal")).await);
-    let web_cert = |n: &str| issue("tls-server", csr_der(&dir, n, &format!("{n}.web.internal")));
+    let web_cert = |n: &str| issue("internal-tls-server", csr_der(&dir, n, &format!("{n}.web.internal")));
     let e = portal.issue_certificate(web_cert("p0")).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
 

@@ -290,6 +290,38 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         ),
         ("validity above max", "tls-server", good.clone(), 400 * 86400, Code::InvalidArgument, "exceeds the maximum"),
         (
+            "wildcard over a public suffix",
+            "tls-server",
+            der_csr("psl", P256, "/CN=*.co.uk", Some("DNS:*.co.uk")),
+            0,
+            Code::InvalidArgument,
+            "covers the public suffix 'co.uk'",
+        ),
+        (
+            "internal name in a public profile",
+            "tls-server",
+            der_csr("corp", P256, "/CN=db.corp", Some("DNS:db.corp")),
+            0,
+            Code::InvalidArgument,
+            "internal name",
+        ),
+        (
+            "reserved address in a public profile",
+            "tls-server",
+            der_csr("rfc1918", P256, "/CN=a.example.com", Some("DNS:a.example.com,IP:10.0.0.1")),
+            0,
+            Code::InvalidArgument,
+            "IP address 10.0.0.1 is reserved",
+        ),
+        (
+            "an address written as a DNS name",
+            "internal-tls-server",
+            der_csr("numeric", P256, "/CN=10.0.0.1", Some("DNS:10.0.0.1")),
+            0,
+            Code::InvalidArgument,
+            "all-numeric",
+        ),
+        (
             "missing required attribute",
             "document-signer",
             der_csr("nocountry", P256, "/CN=Jens", None),
@@ -329,6 +361,12 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         .into_inner();
     assert!(!ok.certificate_der.is_empty() && ok.chain_der.len() == 2);
     assert_eq!(count(&mut client).await, 6);
+    // What the public profile refuses, the internal one issues.
+    let internal = der_csr("internal", P256, "/CN=db.corp", Some("DNS:db.corp,IP:10.0.0.1"));
+    let request =
+        pb::IssueCertificateRequest { profile: "internal-tls-server".into(), csr: internal, validity_seconds: 0 };
+    client.issue_certificate(request).await.expect("internal names under internal-tls-server");
+    assert_eq!(count(&mut client).await, 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,7 +386,7 @@ async fn records_survive_restart_and_keys_are_kept() {
         serials.push((hex::encode(c.tbs_certificate.serial_number.as_bytes()), out.stdout));
     }
     let list = stdout(&d.trustctl(&["cert", "list", "--profile", "tls-server"]));
-    assert_eq!(list.lines().count(), 3, "two here and the daemon's TLS server certificate: {list}");
+    assert_eq!(list.lines().count(), 2, "the two here (the daemon's own is internal-tls-server): {list}");
     assert!(list.lines().next().unwrap().starts_with(&serials[2].0), "newest first: {list}");
     assert!(list.contains("CN=three.example.com\n"));
     let filtered = stdout(&d.trustctl(&["cert", "list", "--subject", "svc-two", "--status", "issued"]));
@@ -383,9 +421,9 @@ async fn records_survive_restart_and_keys_are_kept() {
             "ceremony:document-signer",
             "ceremony:ocsp",
             "ceremony:tsa",
+            "internal-tls-server",
             "service-client",
             "tls-client",
-            "tls-server",
             "tls-server",
             "tls-server"
         ]

@@ -113,7 +113,7 @@ async fn every_issued_certificate_has_a_verifying_inclusion_proof_and_checkpoint
     let keys = ["root", "issuing", "tsa", "document-signer", "ocsp", "log", "tls"].map(|k| format!("key:{k}"));
     let mut want = vec!["ceremony:tsa".to_owned(), "ceremony:document-signer".into(), "ceremony:ocsp".into()];
     want.extend(keys);
-    want.extend(["policy:access.toml".to_owned(), "tls-server".into(), "service-client".into()]);
+    want.extend(["policy:access.toml".to_owned(), "internal-tls-server".into(), "service-client".into()]);
     assert_eq!(kinds, want);
 
     let first = issue(&d, 4).await;
@@ -214,7 +214,9 @@ async fn every_issued_certificate_has_a_verifying_inclusion_proof_and_checkpoint
     }
     .run()
     .expect("the HTTP read path alone verifies");
-    assert_eq!(report.summary.certificates_by_profile.get("tls-server"), Some(&(7 + 1)), "and the daemon's own");
+    let by_profile = &report.summary.certificates_by_profile;
+    assert_eq!(by_profile.get("tls-server"), Some(&7));
+    assert_eq!(by_profile.get("internal-tls-server"), Some(&1), "the daemon's own");
     // The gRPC checkpoint and the HTTP one are the same note once they have the same size.
     if http_cp.size() == cp2.size() {
         assert_eq!(http_note, note2);
@@ -279,7 +281,7 @@ async fn trustctl_verifies_incrementally_and_names_the_entry_changed_reordered_o
     assert!(first.contains(&format!("tree size {} verified", cp1.size())), "{first}");
     assert!(first.contains("every entry from 0 checked"), "{first}");
     assert!(first.contains("certificates by CA: issuing 8"), "{first}");
-    assert!(first.contains("tls-server 4"), "{first}");
+    assert!(first.contains("internal-tls-server 1") && first.contains(" tls-server 3"), "{first}");
     assert!(first.contains("revocations by CA: issuing 1"), "{first}");
 
     issue(&d, 2).await;

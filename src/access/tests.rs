@@ -6,7 +6,9 @@ const POLICY: &str = include_str!("../../policies/access.toml");
 
 fn known() -> (Vec<String>, Vec<String>) {
     (
-        ["tls-server", "tls-client", "service-client", "document-signer"].map(String::from).to_vec(),
+        ["tls-server", "internal-tls-server", "tls-client", "service-client", "document-signer"]
+            .map(String::from)
+            .to_vec(),
         vec!["default".to_owned()],
     )
 }
@@ -56,7 +58,7 @@ fn the_default_policy_decides_as_documented() {
 
     let web = cert(&["spiffe://trustd/web-frontend"], &[], None);
     let c = p.authorize(Some(&web), "/trust.v1.CertificateAuthority/IssueCertificate").unwrap();
-    let scope = c.issue_scope("tls-server").unwrap();
+    let scope = c.issue_scope("internal-tls-server").unwrap();
     assert!(scope.check(&[San::Dns("a.web.internal".into())]).is_ok());
     assert!(scope.check(&[San::Dns("a.ops.internal".into())]).is_err());
     assert!(c.issue_scope("service-client").is_err(), "no role of web-frontend lists service-client");

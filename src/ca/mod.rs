@@ -7,6 +7,7 @@ pub mod crl;
 mod crl_publisher;
 pub mod csr;
 mod issuance;
+pub mod names;
 mod reconcile;
 pub mod request;
 pub mod revocation;

@@ -3,6 +3,7 @@
 //! from the profile.
 
 use super::csr::{San, SubjectKey, VerifiedCsr};
+use super::names;
 use super::CaError;
 use crate::policy::{AttrKind, Profile, SanKind};
 use std::time::Duration;
@@ -66,15 +67,25 @@ fn check_san(s: &San, profile: &Profile) -> Result<(), CaError> {
         CaError::SanNotAllowed(format!("{s}: {} SANs are not allowed by profile '{}'", kind.name(), profile.name))
     })?;
     let value = san_value(s);
+    let public = profile.public_names;
     match s {
-        San::Dns(d) => check_dns(d, profile.allow_wildcard).map_err(CaError::SanNotAllowed)?,
-        San::Email(e) if !e.contains('@') || !e.is_ascii() => {
-            return Err(CaError::SanNotAllowed(format!("{s}: not an email address")))
+        San::Dns(d) => {
+            check_dns(d, profile.allow_wildcard).map_err(CaError::SanNotAllowed)?;
+            names::check_dns(d, public).map_err(CaError::SanNotAllowed)?;
         }
-        San::Uri(u) if !u.contains(':') || !u.is_ascii() => {
-            return Err(CaError::SanNotAllowed(format!("{s}: not a URI")))
+        San::Ip(ip) => names::check_ip(ip, public).map_err(CaError::SanNotAllowed)?,
+        San::Email(e) => {
+            names::check_ia5("email address", e).map_err(CaError::SanNotAllowed)?;
+            if !e.contains('@') {
+                return Err(CaError::SanNotAllowed(format!("{s}: not an email address")));
+            }
         }
-        _ => {}
+        San::Uri(u) => {
+            names::check_ia5("URI", u).map_err(CaError::SanNotAllowed)?;
+            if !u.contains(':') {
+                return Err(CaError::SanNotAllowed(format!("{s}: not a URI")));
+            }
+        }
     }
     if !rule.matches(&value) {
         return Err(CaError::SanNotAllowed(format!("{s}: does not match the pattern of profile '{}'", profile.name)));
@@ -146,9 +157,10 @@ pub fn validate(
             CaError::SubjectNotAllowed(format!("subject attribute {kind} is not allowed by profile '{}'", profile.name))
         })?;
         let mut value = value.clone();
-        if value.is_empty() || value.chars().count() > kind.max_len() || value.chars().any(char::is_control) {
+        names::check_subject_text(&kind.to_string(), &value).map_err(CaError::SubjectNotAllowed)?;
+        if value.is_empty() || value.chars().count() > kind.max_len() {
             return Err(CaError::SubjectNotAllowed(format!(
-                "subject {kind}='{value}' is empty, too long (max {}) or has control characters",
+                "subject {kind}='{value}' is empty or too long (max {})",
                 kind.max_len()
             )));
         }
@@ -248,8 +260,26 @@ mod tests {
         assert!(err(csr(SubjectKey::Rsa { bits: 1024 }, &[], vec![dns("a.org")]), None).contains("at least 2048"));
         assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("a.org")]), Some(Duration::from_secs(400 * 86400)))
             .contains("maximum"));
-        validate(&csr(SubjectKey::EcP384, &[], vec![dns("*.a.org"), San::Ip("192.0.2.1".parse().unwrap())]), &p, None)
+        validate(&csr(SubjectKey::EcP384, &[], vec![dns("*.a.org"), San::Ip("1.1.1.1".parse().unwrap())]), &p, None)
             .unwrap();
+        // Publicly-trusted names only (the checks themselves: `names`).
+        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("*.co.uk")]), None).contains("public suffix"));
+        assert!(err(csr(SubjectKey::EcP256, &[], vec![dns("db.corp")]), None).contains("internal name"));
+        assert!(
+            err(csr(SubjectKey::EcP256, &[], vec![San::Ip("10.0.0.1".parse().unwrap())]), None).contains("reserved")
+        );
+        assert!(err(csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "a\u{202e}.org")], vec![dns("a.org")]), None)
+            .contains("U+202E"));
+    }
+
+    #[test]
+    fn internal_tls_server_takes_the_names_the_public_profile_refuses() {
+        let p = profile("internal-tls-server");
+        let dns = |s: &str| San::Dns(s.into());
+        let internal = vec![dns("db.corp"), dns("*.svc.cluster.internal"), San::Ip("10.0.0.1".parse().unwrap())];
+        validate(&csr(SubjectKey::EcP256, &[(AttrKind::CommonName, "db.corp")], internal), &p, None).unwrap();
+        let e = validate(&csr(SubjectKey::EcP256, &[], vec![dns("10.0.0.1")]), &p, None).unwrap_err();
+        assert!(e.to_string().contains("all-numeric"), "{e}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub struct PolicyError {
 /// operator may edit them.
 pub const DEFAULT_FILES: &[(&str, &str)] = &[
     ("profiles/tls-server.toml", include_str!("../../policies/profiles/tls-server.toml")),
+    ("profiles/internal-tls-server.toml", include_str!("../../policies/profiles/internal-tls-server.toml")),
     ("profiles/tls-client.toml", include_str!("../../policies/profiles/tls-client.toml")),
     ("profiles/document-signer.toml", include_str!("../../policies/profiles/document-signer.toml")),
     ("profiles/service-client.toml", include_str!("../../policies/profiles/service-client.toml")),
@@ -134,7 +135,7 @@ mod tests {
         let p = Policies::load(dir.path()).unwrap();
         assert_eq!(
             p.profile_names().collect::<Vec<_>>(),
-            ["document-signer", "service-client", "tls-client", "tls-server"]
+            ["document-signer", "internal-tls-server", "service-client", "tls-client", "tls-server"]
         );
         std::fs::write(dir.path().join("profiles/broken.toml"), "description = 1").unwrap();
         let e = Policies::load(dir.path()).unwrap_err().to_string();

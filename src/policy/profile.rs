@@ -170,6 +170,9 @@ pub struct Profile {
     pub san_max: usize,
     /// Whether dNSName SANs may be wildcards (`*.example.org`).
     pub allow_wildcard: bool,
+    /// Names for publicly-trusted certificates only (CA/B Forum BR): DNS names under a public
+    /// suffix, no wildcard over one, no reserved IP addresses (`ca::names`).
+    pub public_names: bool,
 }
 
 /// Key usage bits as a set (x509-cert's `KeyUsage` wraps a `FlagSet`).
@@ -241,6 +244,8 @@ struct SanFile {
     max: Option<usize>,
     #[serde(default)]
     allow_wildcard: bool,
+    #[serde(default)]
+    public_names: bool,
     #[serde(default)]
     dns: Option<RuleFile>,
     #[serde(default)]
@@ -405,6 +410,9 @@ impl Profile {
         if f.san.allow_wildcard && !san.contains_key(&SanKind::Dns) {
             return Err("san.allow_wildcard: set but dns SANs are not allowed".into());
         }
+        if f.san.public_names && !san.contains_key(&SanKind::Dns) && !san.contains_key(&SanKind::Ip) {
+            return Err("san.public_names: set but neither dns nor ip SANs are allowed".into());
+        }
 
         Ok(Profile {
             name: name.to_owned(),
@@ -424,6 +432,7 @@ impl Profile {
             san_min: f.san.min,
             san_max,
             allow_wildcard: f.san.allow_wildcard,
+            public_names: f.san.public_names,
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The TLS server certificate: issued by trustd's own CA for the HSM-held TLS key, through the
-//! same issuance path (CSR, profile `tls-server`, store, log) as any certificate, and renewed
+//! same issuance path (CSR, profile `internal-tls-server`, store, log) as any certificate, and renewed
 //! once two thirds of its validity have passed.
 
 use super::key::TlsKey;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The profile the server certificate is issued under.
-pub const PROFILE: &str = "tls-server";
+pub const PROFILE: &str = "internal-tls-server";
 
 /// What the daemon records as the requester of its own server certificates.
 pub const REQUESTER: &str = "trustd";
@@ -28,7 +28,13 @@ pub struct Issued {
 /// Issues a server certificate for `key` naming `names`; the first DNS name is also the subject's
 /// commonName (CA/B BR §7.1.2.7.2: the CN, if any, is one of the SANs).
 pub async fn issue(ca: &CertificateAuthority, key: Arc<dyn SigningKey>, names: &[San]) -> Result<Issued, TlsError> {
-    let fail = |e: crate::ca::CaError| TlsError::Certificate(e.to_string());
+    let fail = |e: crate::ca::CaError| match e {
+        crate::ca::CaError::UnknownProfile { .. } => TlsError::Certificate(format!(
+            "{e}: the daemon's own TLS certificate is issued under profiles/{PROFILE}.toml; copy it from the \
+             policies trustd ships"
+        )),
+        e => TlsError::Certificate(e.to_string()),
+    };
     let tls_key = TlsKey::new(key.clone())
         .ok_or_else(|| TlsError::Certificate(format!("a {:?} key cannot sign TLS 1.3 handshakes", key.scheme())))?;
     let cn = names.iter().find_map(|n| match n {
