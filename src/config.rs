@@ -58,6 +58,10 @@ pub struct LimitsSection {
     /// at once (plain HTTP first gets a 503).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Open connections per listener from one IP address: one host holding idle connections
+    /// cannot take every place. Behind a load balancer, raise it to `max_connections`.
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
     /// Concurrent HTTP/2 streams per gRPC connection (SETTINGS_MAX_CONCURRENT_STREAMS).
     #[serde(default = "default_max_streams")]
     pub max_streams_per_connection: u32,
@@ -90,6 +94,9 @@ pub struct LimitsSection {
 fn default_max_connections() -> usize {
     1024
 }
+fn default_max_connections_per_address() -> usize {
+    256
+}
 fn default_max_streams() -> u32 {
     64
 }
@@ -119,6 +126,7 @@ impl Default for LimitsSection {
     fn default() -> Self {
         LimitsSection {
             max_connections: default_max_connections(),
+            max_connections_per_address: default_max_connections_per_address(),
             max_streams_per_connection: default_max_streams(),
             max_requests: default_max_requests(),
             max_requests_per_client: default_max_requests_per_client(),
@@ -153,6 +161,7 @@ impl LimitsSection {
     fn validate(&self) -> Result<(), String> {
         let counts = [
             ("max_connections", self.max_connections),
+            ("max_connections_per_address", self.max_connections_per_address),
             ("max_streams_per_connection", self.max_streams_per_connection as usize),
             ("max_requests", self.max_requests),
             ("max_requests_per_client", self.max_requests_per_client),

@@ -1,11 +1,14 @@
 //! Connections within bounds, for every listener: at most `[limits] max_connections` open per
-//! listener (a connection past it is shed at once), TCP keepalive and NODELAY on each, and a
+//! listener and `max_connections_per_address` from one IP address (a connection past either is
+//! shed at once, so that one host holding idle connections cannot starve the others), the
+//! process's open-file limit raised to fit them, TCP keepalive and NODELAY on each, and a
 //! connection closed once it has had no request in progress for `[limits] idle_timeout`
 //! (gRPC's MAX_CONNECTION_IDLE; HTTP/2 PINGs keep an idle connection alive, so idleness is
 //! counted in requests, not bytes).
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,29 +21,58 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct ConnectionLimit {
     slots: Arc<Semaphore>,
     max: usize,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+    max_per_address: usize,
     /// When a shed connection was last logged, and how many were shed since: a flood gets a
     /// warning a second, not one per connection.
     shed: Mutex<(Option<Instant>, u64)>,
     listener: &'static str,
 }
 
-/// A connection's place under its listener's limit: held as long as the connection is open.
-#[derive(Debug)]
+/// A connection's place under its listener's limits: held as long as the connection is open.
 pub struct Slot {
+    limit: Arc<ConnectionLimit>,
+    address: IpAddr,
     _permit: OwnedSemaphorePermit,
 }
 
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.limit.per_address.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.address) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
+}
+
 impl ConnectionLimit {
-    pub fn new(listener: &'static str, max: usize) -> Arc<Self> {
+    pub fn new(listener: &'static str, max: usize, max_per_address: usize) -> Arc<Self> {
         let max = max.max(1);
-        Arc::new(ConnectionLimit { slots: Arc::new(Semaphore::new(max)), max, shed: Mutex::new((None, 0)), listener })
+        Arc::new(ConnectionLimit {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            per_address: Mutex::new(HashMap::new()),
+            max_per_address: max_per_address.max(1),
+            shed: Mutex::new((None, 0)),
+            listener,
+        })
     }
 
     /// A place for a new connection from `remote`, or `None` when the listener has
-    /// `max_connections` open already (logged, at most once a second).
-    pub fn open(&self, remote: SocketAddr) -> Option<Slot> {
+    /// `max_connections` open already or `max_connections_per_address` from its address (logged,
+    /// at most once a second).
+    pub fn open(self: &Arc<Self>, remote: SocketAddr) -> Option<Slot> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Some(Slot { _permit: permit });
+            let address = remote.ip();
+            let mut counts = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+            let n = counts.entry(address).or_insert(0);
+            if *n < self.max_per_address {
+                *n += 1;
+                return Some(Slot { limit: self.clone(), address, _permit: permit });
+            }
         }
         let mut shed = self.shed.lock().unwrap_or_else(|p| p.into_inner());
         shed.1 += 1;
@@ -49,6 +81,7 @@ impl ConnectionLimit {
                 listener = self.listener,
                 %remote,
                 max_connections = self.max,
+                max_connections_per_address = self.max_per_address,
                 shed = shed.1,
                 "connection limit reached: new connections are closed at once"
             );
@@ -56,6 +89,25 @@ impl ConnectionLimit {
         }
         None
     }
+}
+
+/// Raises the process's soft limit on open files towards `needed` (at most the hard limit): the
+/// listeners' connection limits are worth nothing if accept fails first (systemd's default soft
+/// limit is 1024). Returns the limit in force.
+pub fn raise_open_files(needed: u64) -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the one struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    if lim.rlim_cur < needed {
+        let raised = libc::rlimit { rlim_cur: needed.min(lim.rlim_max), rlim_max: lim.rlim_max };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = raised.rlim_cur;
+        }
+    }
+    lim.rlim_cur
 }
 
 /// TCP_NODELAY (Nagle and delayed ACKs would add 40 ms to small replies) and TCP keepalive
@@ -142,12 +194,17 @@ mod tests {
 
     #[test]
     fn a_listener_sheds_past_its_limit_and_frees_closed_slots() {
-        let limit = ConnectionLimit::new("test", 2);
-        let remote: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let (a, _b) = (limit.open(remote).unwrap(), limit.open(remote).unwrap());
-        assert!(limit.open(remote).is_none());
+        let limit = ConnectionLimit::new("test", 3, 2);
+        let (one, two, three): (SocketAddr, SocketAddr, SocketAddr) =
+            ("127.0.0.1:1".parse().unwrap(), "127.0.0.2:1".parse().unwrap(), "127.0.0.3:1".parse().unwrap());
+        let (a, _b) = (limit.open(one).unwrap(), limit.open(one).unwrap());
+        assert!(limit.open(one).is_none(), "two per address");
+        let _c = limit.open(two).unwrap();
+        assert!(limit.open(three).is_none(), "three in all");
         drop(a);
-        assert!(limit.open(remote).is_some());
+        let _again = limit.open(one).expect("a place freed");
+        assert!(limit.open(three).is_none());
+        assert_eq!(limit.slots.available_permits(), 0);
     }
 
     async fn expired(idle: &mut IdleClose) -> bool {

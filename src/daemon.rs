@@ -470,6 +470,16 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         let _ = rx.wait_for(|s| *s).await;
     };
     let limits = cfg.limits;
+    // Three listeners' connections, plus the store, the HSM and the log's files.
+    let needed = 3 * limits.max_connections as u64 + 512;
+    let open_files = crate::connections::raise_open_files(needed);
+    if open_files < needed {
+        tracing::warn!(
+            open_files,
+            needed,
+            "the open-file limit is below what [limits] max_connections asks; raise it (LimitNOFILE)"
+        );
+    }
     let requests = RequestLimits::new(&limits);
     let changes = ca.revocation_changes();
     let incoming = tls::incoming("grpc", grpc_listener, tls_config, &limits, store.clone(), changes.clone());

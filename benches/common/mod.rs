@@ -26,16 +26,6 @@ impl Daemon {
         run.client_cpu = Some(cpu_time_of("self").saturating_sub(client_before));
         run
     }
-
-    /// Peak resident memory of the daemon so far (VmHWM), in KiB.
-    pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM")
-    }
 }
 
 /// CPU time (user + system) of process `pid` (a number, or `self`) so far.

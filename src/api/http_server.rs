@@ -29,7 +29,7 @@ const MAX_SHEDDING: usize = 64;
 /// Serves `app` on plain-HTTP `listener` until `stop` turns true, then waits for the requests in
 /// progress. Handlers see the remote address as `ConnectInfo<SocketAddr>`.
 pub async fn serve_plain(listener: TcpListener, app: Router, limits: &LimitsSection, mut stop: watch::Receiver<bool>) {
-    let open = ConnectionLimit::new("http", limits.max_connections);
+    let open = ConnectionLimit::new("http", limits.max_connections, limits.max_connections_per_address);
     let shedding = Arc::new(Semaphore::new(MAX_SHEDDING));
     let (done, connections) = watch::channel(());
     loop {

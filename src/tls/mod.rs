@@ -226,7 +226,7 @@ pub fn incoming(
     store: Arc<dyn Store>,
     changes: Changes,
 ) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<ClientConnection>> {
-    let open = ConnectionLimit::new(name, limits.max_connections);
+    let open = ConnectionLimit::new(name, limits.max_connections, limits.max_connections_per_address);
     let (keepalive, idle_timeout) = (limits.keepalive, limits.idle_timeout);
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
