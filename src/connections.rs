@@ -6,6 +6,7 @@
 //! (gRPC's MAX_CONNECTION_IDLE; HTTP/2 PINGs keep an idle connection alive, so idleness is
 //! counted in requests, not bytes).
 
+use crate::throttle::EverySecond;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -23,9 +24,8 @@ pub struct ConnectionLimit {
     max: usize,
     per_address: Mutex<HashMap<IpAddr, usize>>,
     max_per_address: usize,
-    /// When a shed connection was last logged, and how many were shed since: a flood gets a
-    /// warning a second, not one per connection.
-    shed: Mutex<(Option<Instant>, u64)>,
+    /// Shed connections: a flood gets a warning a second, not one per connection.
+    shed: EverySecond,
     listener: &'static str,
 }
 
@@ -56,7 +56,7 @@ impl ConnectionLimit {
             max,
             per_address: Mutex::new(HashMap::new()),
             max_per_address: max_per_address.max(1),
-            shed: Mutex::new((None, 0)),
+            shed: EverySecond::default(),
             listener,
         })
     }
@@ -74,18 +74,15 @@ impl ConnectionLimit {
                 return Some(Slot { limit: self.clone(), address, _permit: permit });
             }
         }
-        let mut shed = self.shed.lock().unwrap_or_else(|p| p.into_inner());
-        shed.1 += 1;
-        if shed.0.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+        if let Some(shed) = self.shed.tick() {
             tracing::warn!(
                 listener = self.listener,
                 %remote,
                 max_connections = self.max,
                 max_connections_per_address = self.max_per_address,
-                shed = shed.1,
+                shed,
                 "connection limit reached: new connections are closed at once"
             );
-            *shed = (Some(Instant::now()), 0);
         }
         None
     }

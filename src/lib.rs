@@ -27,6 +27,7 @@ pub mod signing;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod throttle;
 pub mod tls;
 pub mod tsa;
 pub mod unix_time;

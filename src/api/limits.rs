@@ -11,6 +11,7 @@
 //! logged whatever the client does.
 
 use crate::config::LimitsSection;
+use crate::throttle::EverySecond;
 use crate::tls::Peer;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
@@ -22,7 +23,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
@@ -40,8 +41,8 @@ pub struct RequestLimits {
     per_client: Mutex<HashMap<String, usize>>,
     max_per_client: usize,
     deadline: Duration,
-    /// When a refusal was last logged, and how many since: a flood gets a warning a second.
-    refused: Mutex<(Option<Instant>, u64)>,
+    /// Refusals: a flood gets a warning a second.
+    refused: EverySecond,
 }
 
 /// Why a request was refused: a limit of `[limits]` reached.
@@ -68,7 +69,7 @@ impl RequestLimits {
             per_client: Mutex::new(HashMap::new()),
             max_per_client: limits.max_requests_per_client.max(1),
             deadline: limits.request_deadline,
-            refused: Mutex::new((None, 0)),
+            refused: EverySecond::default(),
         })
     }
 
@@ -86,11 +87,8 @@ impl RequestLimits {
 
     /// Logs a refusal or a passed deadline, at most once a second.
     fn note(&self, key: &str, what: &str, why: &dyn std::fmt::Display) {
-        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-        refused.1 += 1;
-        if refused.0.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-            tracing::warn!(key, what, refused = refused.1, "request refused: {why}");
-            *refused = (Some(Instant::now()), 0);
+        if let Some(refused) = self.refused.tick() {
+            tracing::warn!(key, what, refused, "request refused: {why}");
         }
     }
 
@@ -270,6 +268,7 @@ pub async fn http_limits(State(limits): State<Arc<RequestLimits>>, req: Request,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn limits(max_requests: usize, per_client: usize) -> Arc<RequestLimits> {
         RequestLimits::new(&LimitsSection {
