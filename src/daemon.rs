@@ -277,6 +277,10 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// How often records the log missed while serving are appended to it: each run is two indexed
+/// queries that find nothing, unless sequencing failed.
+const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+
 /// How long an HTTP/2 PING may go unanswered before the connection is dropped as dead.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -410,6 +414,9 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     // A CRL exists before the daemon says it is ready: certificates point relying parties at it.
     ca.publish_crl().await.map_err(|e| format!("first CRL: {e}"))?;
     tokio::spawn(ca.clone().run_crl_schedule());
+    if log.is_some() {
+        tokio::spawn(ca.clone().run_reconciliation(RECONCILE_EVERY));
+    }
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<CaServer>().await;

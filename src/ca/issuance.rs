@@ -97,15 +97,16 @@ impl CertificateAuthority {
                 return Err(e);
             }
         };
+        let _logging = self.logging.read().await;
         if let Err(e) = self.store.complete_issued(&serial, &cert_der).await {
-            // The TBS is recorded as pending, so the signature is known to the store; start-up
-            // reconciliation flags it. The certificate itself is never handed out.
+            // The TBS is recorded as pending, so the signature is known to the store; the next
+            // start marks it abandoned. The certificate itself is never handed out.
             tracing::error!(%serial, error = %e, audit = true, "signed certificate could not be stored; withheld");
             return Err(e.into());
         }
         if let Some(log) = &self.log {
             // Nothing is handed out that the log does not show (issue #6). If sequencing fails
-            // the certificate is stored but withheld; start-up logs it (`log_unsequenced`).
+            // the certificate is stored but withheld; reconciliation logs it (`log_unsequenced`).
             let entry = LogEntry::CertificateIssued(CertificateIssued {
                 certificate_der: cert_der.clone(),
                 issued_at: self.clock.unix_secs(),

@@ -178,6 +178,10 @@ pub struct CertificateAuthority {
     revocation_changes: crate::revocation::Changes,
     /// The issued-certificate log; `None` only with `[log] enabled = false`.
     log: Option<Sequencer>,
+    /// Held shared by an issuance or revocation from storing its record until its log entry is
+    /// sequenced, and exclusively by reconciliation: what reconciliation finds unlogged was
+    /// missed, never still on its way (which it would log twice).
+    logging: tokio::sync::RwLock<()>,
     clock: Arc<dyn Clock>,
 }
 
@@ -269,17 +273,18 @@ impl CertificateAuthority {
             crl_dirty: tokio::sync::Notify::new(),
             revocation_changes: Default::default(),
             log: None,
+            logging: tokio::sync::RwLock::new(()),
             clock,
         })
     }
 
-    /// Logs every issuance and revocation from now on in `log`: [`CertificateAuthority::issue`]
-    /// and [`CertificateAuthority::revoke`] return only once the entry is sequenced.
     /// The count of this CA's revocation changes, for caches of certificate status.
     pub fn revocation_changes(&self) -> crate::revocation::Changes {
         self.revocation_changes.clone()
     }
 
+    /// Logs every issuance and revocation from now on in `log`: [`CertificateAuthority::issue`]
+    /// and [`CertificateAuthority::revoke`] return only once the entry is sequenced.
     pub fn with_log(mut self, log: Sequencer) -> Self {
         self.log = Some(log);
         self
@@ -328,13 +333,15 @@ impl CertificateAuthority {
         match revocation::decide(rec.revocation, reason, now, invalidity_date, rec.not_before)? {
             Change::None => Ok(Revoked { serial: rec.serial, revocation: rec.revocation, changed: false }),
             Change::To(new) => {
+                let _logging = self.logging.read().await;
                 let event = self.store.set_revocation(&rec.serial, rec.revocation, new, requester).await?;
                 tracing::warn!(serial = %rec.serial, %reason, requester, audit = true, "revocation changed");
                 self.revocation_changes.count_one();
                 self.crl_dirty.notify_one();
                 if let Some(log) = &self.log {
                     // A released hold is logged as removeFromCRL (RFC 5280 §5.3.1), as a delta
-                    // CRL would say it. A failure here leaves the event unlogged; start-up logs it.
+                    // CRL would say it. A failure here leaves the event unlogged; reconciliation
+                    // logs it.
                     let reason = new.map_or(Reason::RemoveFromCrl as u8, |n| n.reason);
                     let entry = revocation_entry(&rec.serial, &rec.ca, now, reason)?;
                     append_detached(log, NewEntry { entry, record: Some(LoggedRecord::RevocationEvent(event)) })

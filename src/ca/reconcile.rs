@@ -1,5 +1,6 @@
-//! Start-up reconciliation: the key ceremony's certificates recorded like every other, and
-//! whatever the store has but the issued-certificate log lacks appended to it.
+//! Reconciliation: the key ceremony's certificates recorded like every other (at start), and
+//! whatever the store has but the issued-certificate log lacks appended to it (at start, then
+//! periodically while serving).
 
 use super::*;
 
@@ -39,12 +40,16 @@ impl CertificateAuthority {
 
     /// Appends to the log what the store has but the log lacks, in order: certificates issued
     /// (or recorded by the key ceremony) before a crash between store and log, or while the log
-    /// was disabled, then revocation events. Run at start-up, before the daemon says it is
-    /// ready. Returns how many certificates and revocations were appended.
+    /// was disabled, or whose sequencing failed while serving (a full queue, a database error),
+    /// then revocation events. Run at start-up, before the daemon says it is ready, and by
+    /// [`CertificateAuthority::run_reconciliation`]. Returns how many certificates and
+    /// revocations were appended.
     pub async fn log_unsequenced(&self) -> Result<(usize, usize), CaError> {
         let Some(log) = &self.log else {
             return Ok((0, 0));
         };
+        // Issuances and revocations between store and log finish first; new ones wait.
+        let _exclusive = self.logging.write().await;
         let certs = self.store.unlogged_certificates().await?;
         let mut entries = Vec::with_capacity(certs.len());
         for c in &certs {
@@ -81,5 +86,20 @@ impl CertificateAuthority {
             );
         }
         Ok((certs.len(), revocations.len()))
+    }
+}
+
+impl CertificateAuthority {
+    /// Runs [`CertificateAuthority::log_unsequenced`] every `every`, forever: a certificate
+    /// withheld from its requester because its entry could not be sequenced (which
+    /// GetCertificate and OCSP serve from the store all the same) reaches the log within one
+    /// period, not at the next start.
+    pub async fn run_reconciliation(self: Arc<Self>, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = self.log_unsequenced().await {
+                tracing::error!(error = %e, "log reconciliation failed; retrying next period");
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The CA core in-process, over software keys, a fixed clock and a real SQLite store in a
 //! temporary directory: issuance and its validity window, refusals that store nothing, the
-//! issuance a failing key abandons, revocation, and CRL contents and numbering.
+//! issuance a failing key abandons, revocation, CRL contents and numbering, and
+//! reconciliation of what the log missed.
 
 use super::*;
 use crate::clock::FixedClock;
@@ -256,4 +257,123 @@ async fn bad_invalidity_dates_are_refused_and_no_stored_row_stops_the_crl() {
     assert!(d.crl_entry_extensions.is_none(), "neither the reason nor the date it cannot carry");
     let ok = find(&serials[2]);
     assert_eq!(ok.crl_entry_extensions.unwrap().len(), 1, "the reason code");
+}
+
+/// The store's own log tables, with a switch that fails every log batch while it is on (a full
+/// disk, a lost database connection).
+struct FlakyLog {
+    store: Arc<dyn Store>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl crate::log::LogStore for FlakyLog {
+    async fn log_tree(&self) -> Result<(crate::log::TreeSize, crate::log::Hash), LogError> {
+        self.store.log_tree().await
+    }
+    async fn log_hashes(&self, indexes: &[crate::log::HashIndex]) -> Result<Vec<crate::log::Hash>, LogError> {
+        self.store.log_hashes(indexes).await
+    }
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<(crate::log::LeafIndex, Vec<u8>)>, LogError> {
+        self.store.log_entries(start, end).await
+    }
+    async fn append_log_batch(&self, batch: &crate::log::LogBatch) -> Result<(), LogError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(LogError::Store("disk full".into()));
+        }
+        self.store.append_log_batch(batch).await
+    }
+}
+
+/// The fixture's CA logging through a sequencer over [`FlakyLog`].
+async fn logged() -> (Arc<CertificateAuthority>, Arc<FlakyLog>, Fixture) {
+    let mut f = fixture().await;
+    let flaky = Arc::new(FlakyLog { store: f.store.clone(), failing: false.into() });
+    let seq = Sequencer::start(flaky.clone()).await.unwrap();
+    // The fixture keeps its store and clock; its CA moves into the Arc, a fresh one stays.
+    let ca = std::mem::replace(&mut f.ca, fixture().await.ca);
+    (Arc::new(ca.with_log(seq)), flaky, f)
+}
+
+/// The certificates in the log's entries, by serial, in log order.
+async fn logged_serials(store: &dyn Store) -> Vec<Vec<u8>> {
+    let (size, _) = store.log_tree().await.unwrap();
+    let mut out = Vec::new();
+    for (_, bytes) in store.log_entries(0, size.0).await.unwrap() {
+        match LogEntry::decode(&bytes).unwrap() {
+            LogEntry::CertificateIssued(c) => out.push(
+                Certificate::from_der(&c.certificate_der).unwrap().tbs_certificate.serial_number.as_bytes().to_vec(),
+            ),
+            LogEntry::Revocation(r) => out.push([b"revoked:".as_slice(), &r.serial].concat()),
+            other => panic!("unexpected entry {other:?}"),
+        }
+    }
+    out
+}
+
+/// A certificate and a revocation whose log entries could not be sequenced while serving
+/// (the caller was refused, the records stay stored) reach the log at the next periodic
+/// reconciliation, not only at the next start.
+#[tokio::test]
+async fn what_the_log_missed_while_serving_is_appended_by_the_next_reconciliation() {
+    let (ca, flaky, f) = logged().await;
+    let first = ca.issue(request("tls-server", csr(30, "a.example.org", &["a.example.org"]), None)).await.unwrap();
+    flaky.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let e = ca.issue(request("tls-server", csr(31, "b.example.org", &["b.example.org"]), None)).await.unwrap_err();
+    assert!(matches!(e, CaError::Log(_)), "{e}");
+    let e =
+        ca.revoke(&first.serial.to_string(), Reason::KeyCompromise, None, "ops", RevokeScope::Any).await.unwrap_err();
+    assert!(matches!(e, CaError::Log(_)), "{e}");
+    let missed = f.store.unlogged_certificates().await.unwrap();
+    assert_eq!(missed.len(), 1, "the withheld certificate is stored, unlogged");
+    assert_eq!(f.store.unlogged_revocations().await.unwrap().len(), 1);
+
+    // While the log still fails, a reconciliation fails too and the loop keeps going.
+    let task = tokio::spawn(ca.clone().run_reconciliation(Duration::from_millis(20)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(f.store.unlogged_certificates().await.unwrap().len(), 1);
+    flaky.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !f.store.unlogged_certificates().await.unwrap().is_empty()
+        || !f.store.unlogged_revocations().await.unwrap().is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "not reconciled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+    let revoked = [b"revoked:".as_slice(), first.serial.as_bytes()].concat();
+    assert_eq!(
+        logged_serials(f.store.as_ref()).await,
+        vec![first.serial.as_bytes().to_vec(), missed[0].serial.as_bytes().to_vec(), revoked]
+    );
+}
+
+/// Reconciliation running as often as it can beside concurrent issuances and revocations
+/// logs each exactly once: what is between store and log is never taken for missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_never_logs_twice_what_is_on_its_way() {
+    let (ca, _flaky, f) = logged().await;
+    let task = tokio::spawn(ca.clone().run_reconciliation(Duration::from_micros(100)));
+    let jobs: Vec<_> = (0..48u8)
+        .map(|i| {
+            let ca = ca.clone();
+            tokio::spawn(async move {
+                let name = format!("r{i}.example.org");
+                let issued = ca.issue(request("tls-server", csr(40 + i, &name, &[&name]), None)).await.unwrap();
+                if i % 3 == 0 {
+                    ca.revoke(&issued.serial.to_string(), Reason::Superseded, None, "ops", RevokeScope::Any)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for j in jobs {
+        j.await.unwrap();
+    }
+    task.abort();
+    let logged = logged_serials(f.store.as_ref()).await;
+    let distinct: std::collections::BTreeSet<_> = logged.iter().collect();
+    assert_eq!(distinct.len(), logged.len(), "an entry logged twice");
+    assert_eq!(logged.len(), 48 + 16);
 }
