@@ -51,7 +51,7 @@ fn softhsm_keys_signing_and_pool() {
     assert!(hsm.has_private_key(&KeyRef::parse("pkcs11:token=hsm-test;object=ec").unwrap()).unwrap());
     assert!(!hsm.has_private_key(&KeyRef::parse("pkcs11:object=nope").unwrap()).unwrap());
     assert!(matches!(
-        hsm.find_private_key(&KeyRef::parse("pkcs11:token=other;object=ec").unwrap()),
+        HsmSigner::new(&hsm, KeyRef::parse("pkcs11:token=other;object=ec").unwrap(), None),
         Err(HsmError::KeyNotFound(_))
     ));
     assert!(matches!(
@@ -153,13 +153,56 @@ fn softhsm_keys_signing_and_pool() {
     assert!(hsm.is_ready());
 
     // The module itself stops (C_Finalize behind the pool's back, as when a device driver
-    // resets): sessions are gone and none can be opened. The layer re-initialises the module,
-    // finds the token again, and signs.
-    cryptoki::context::Pkcs11::new(trustd::daemon::SOFTHSM_MODULE).unwrap().finalize().unwrap();
-    let sig = signer.sign(b"after the module reset").unwrap();
-    let sig = p256::ecdsa::Signature::from_der(sig.as_bytes()).unwrap();
-    signature::Verifier::verify(&vk, b"after the module reset", &sig).unwrap();
+    // resets) while a thread is inside it: sessions are gone and none can be opened. The layer
+    // re-initialises the module, but only once that thread has left it (C_Finalize under a
+    // thread in the library is undefined), finds the token again, and both sign.
+    let before = hsm.reinitializations();
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let go_rx = std::sync::Mutex::new(go_rx);
+    let first_call = std::sync::atomic::AtomicBool::new(true);
+    let inside = std::thread::scope(|scope| {
+        let busy = scope.spawn(|| {
+            hsm.with_session(|s| {
+                if first_call.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    entered_tx.send(()).unwrap();
+                    go_rx.lock().unwrap().recv().unwrap();
+                }
+                s.get_session_info().map(|_| ())
+            })
+        });
+        entered.recv().unwrap();
+        cryptoki::context::Pkcs11::new(trustd::daemon::SOFTHSM_MODULE).unwrap().finalize().unwrap();
+        let signing = scope.spawn(|| signer.sign(b"after the module reset"));
+        // Time for the signer to fail and reach the re-initialisation, which must wait.
+        std::thread::sleep(Duration::from_millis(300));
+        let seen = hsm.reinitializations();
+        go.send(()).unwrap();
+        let sig = signing.join().unwrap().unwrap();
+        let sig = p256::ecdsa::Signature::from_der(sig.as_bytes()).unwrap();
+        signature::Verifier::verify(&vk, b"after the module reset", &sig).unwrap();
+        // The busy thread's first call failed (the module was gone); its retry worked.
+        busy.join().unwrap().unwrap();
+        seen
+    });
+    assert_eq!(inside, before, "not re-initialised while a thread was inside the module");
+    assert_eq!(hsm.reinitializations(), before + 1, "re-initialised once");
     assert!(hsm.is_ready());
+    // Sessions and key handles from before are gone: signatures from every thread verify
+    // under their own key.
+    std::thread::scope(|scope| {
+        for i in 0..4u8 {
+            let (signer, vk) = (&signer, &vk);
+            scope.spawn(move || {
+                for j in 0..20u8 {
+                    let msg = [i, j];
+                    let sig = signer.sign(&msg).unwrap();
+                    let sig = p256::ecdsa::Signature::from_der(sig.as_bytes()).unwrap();
+                    signature::Verifier::verify(vk, &msg, &sig).unwrap();
+                }
+            });
+        }
+    });
     hsm.probe().unwrap();
 
     // A second failure within REINIT_INTERVAL is not retried at once: the layer reports

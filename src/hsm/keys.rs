@@ -2,6 +2,7 @@
 
 use super::{Hsm, HsmError, KeyRef};
 use crate::keys::ID_ED25519;
+use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
@@ -94,15 +95,44 @@ impl Hsm {
         }
     }
 
-    /// Handle of the private key named by `key`.
-    pub fn find_private_key(&self, key: &KeyRef) -> Result<ObjectHandle, HsmError> {
+    /// Runs `f` on a pooled session with the handle of the private key named by `key`, looked
+    /// up once per module generation: handles never leave this module, so none outlives a
+    /// re-initialisation. A handle the device no longer knows (it renumbered its objects) is
+    /// looked up again once.
+    pub(super) fn with_private_key<T>(
+        &self,
+        key: &KeyRef,
+        f: impl Fn(&Session, ObjectHandle) -> cryptoki::error::Result<T>,
+    ) -> Result<T, HsmError> {
         self.check_token(key)?;
-        self.with_session(|s| find_one(s, ObjectClass::PRIVATE_KEY, key))?
+        let attempt = || {
+            self.with_session(|s| {
+                let cached = self.0.private_keys.lock().unwrap_or_else(|p| p.into_inner()).get(key).copied();
+                let handle = match cached {
+                    Some(h) => h,
+                    None => match find_one(s, ObjectClass::PRIVATE_KEY, key)? {
+                        Ok(h) => {
+                            self.0.private_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), h);
+                            h
+                        }
+                        Err(e) => return Ok(Err(e)),
+                    },
+                };
+                f(s, handle).map(Ok)
+            })
+        };
+        match attempt() {
+            Err(HsmError::Pkcs11(CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _))) => {
+                self.0.private_keys.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+                attempt()?
+            }
+            r => r?,
+        }
     }
 
     /// True if a private key named by `key` exists.
     pub fn has_private_key(&self, key: &KeyRef) -> Result<bool, HsmError> {
-        match self.find_private_key(key) {
+        match self.with_private_key(key, |_, _| Ok(())) {
             Ok(_) => Ok(true),
             Err(HsmError::KeyNotFound(_)) => Ok(false),
             Err(e) => Err(e),
@@ -222,8 +252,7 @@ impl Hsm {
 
     /// CKA_SENSITIVE / CKA_EXTRACTABLE / CKA_ALWAYS_SENSITIVE / CKA_NEVER_EXTRACTABLE of a private key.
     pub fn key_protection(&self, key: &KeyRef) -> Result<KeyProtection, HsmError> {
-        let h = self.find_private_key(key)?;
-        let attrs = self.with_session(|s| {
+        let attrs = self.with_private_key(key, |s, h| {
             s.get_attributes(
                 h,
                 &[

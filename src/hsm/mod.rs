@@ -7,6 +7,14 @@
 //! the pool reopens sessions on the next use; if the module itself stopped working, it is
 //! finalised and initialised again (at most once per [`REINIT_INTERVAL`]). The daemon heals
 //! without a restart; until then [`Hsm::is_ready`] reports false.
+//!
+//! Re-initialising quiesces first: every call into the module holds [`Inner::in_module`]
+//! shared, and C_Finalize waits for it exclusively (PKCS#11 v3.0 §5.4: C_Finalize while other
+//! threads are inside the library is undefined). Session and object handles are numbers the
+//! module may hand out again after C_Initialize, so everything from before is tagged with the
+//! module's [`Inner::generation`] and discarded, never used or closed by its stale handle: a
+//! stale session handle could close another thread's new session, a stale key handle could sign
+//! with another key.
 
 mod certified;
 mod keys;
@@ -19,13 +27,14 @@ pub use signer::{HsmSignature, HsmSigner, PublicKey};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::object::ObjectHandle;
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 /// Errors of the HSM layer. Messages never contain a PIN.
@@ -106,14 +115,29 @@ struct Inner {
     /// Queue of the HSM worker threads (see [`Hsm::run`]).
     jobs: flume::Sender<Job>,
     ready: AtomicBool,
+    /// Shared by every PKCS#11 call on a session, exclusive while re-initialising.
+    in_module: RwLock<()>,
+    /// How many times the module was re-initialised; changes only under `in_module` exclusive.
+    generation: AtomicU64,
+    /// Private key handles by the key's name, valid in the current generation only (cleared
+    /// when re-initialising).
+    private_keys: Mutex<HashMap<KeyRef, ObjectHandle>>,
 }
 
 /// Blocking HSM work, run by a worker thread.
 type Job = Box<dyn FnOnce() + Send>;
 
 struct PoolState {
-    idle: Vec<Session>,
+    idle: Vec<Pooled>,
+    /// Sessions idle or leased.
     open: usize,
+}
+
+/// A logged-in session and the module generation it was opened in. Opened "no drop": dropping
+/// one never calls C_CloseSession; [`Hsm::close`] does, and only in its own generation.
+struct Pooled {
+    session: Session,
+    generation: u64,
 }
 
 /// HSM operations that may wait for a worker; past them [`HsmError::Saturated`] at once. Far
@@ -229,6 +253,9 @@ impl Hsm {
         let hsm = Hsm(Arc::new(Inner {
             ctx,
             slot: Mutex::new(slot),
+            in_module: RwLock::new(()),
+            generation: AtomicU64::new(0),
+            private_keys: Mutex::new(HashMap::new()),
             last_reinit: Mutex::new(None),
             token_label: cfg.token_label.clone(),
             pin: pin.0,
@@ -284,25 +311,51 @@ impl Hsm {
         self.with_session(|s| s.get_session_info().map(|_| ()))
     }
 
+    /// How many times the module was re-initialised since the daemon started.
+    pub fn reinitializations(&self) -> u64 {
+        self.0.generation.load(Ordering::SeqCst)
+    }
+
+    /// Shared hold on the module for one PKCS#11 call (or a few in a row).
+    fn enter(&self) -> RwLockReadGuard<'_, ()> {
+        self.0.in_module.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Opens and logs in a session; if the module cannot open one, re-initialises it and tries
     /// once more.
-    fn open_session(&self) -> Result<Session, HsmError> {
+    fn open_session(&self) -> Result<Pooled, HsmError> {
+        let generation = self.reinitializations();
         match self.try_open_session() {
-            Err(HsmError::Unavailable(e)) if self.reinitialize(&e) => self.try_open_session(),
+            Err(HsmError::Unavailable(e)) if self.reinitialize(&e, generation) => self.try_open_session(),
             r => r,
         }
     }
 
-    /// C_Finalize and C_Initialize again, then find the token's slot anew. Rate-limited by
-    /// [`REINIT_INTERVAL`]; true if the module is initialised and the token found.
-    fn reinitialize(&self, cause: &str) -> bool {
+    /// C_Finalize and C_Initialize again, then find the token's slot anew, once no other thread
+    /// is inside the module; unless another thread re-initialised it since `seen` (the
+    /// generation the caller saw fail). Rate-limited by [`REINIT_INTERVAL`]; true if the
+    /// module is initialised and the token found.
+    fn reinitialize(&self, cause: &str, seen: u64) -> bool {
+        let _exclusive = self.0.in_module.write().unwrap_or_else(|p| p.into_inner());
+        if self.reinitializations() != seen {
+            return true;
+        }
         let mut last = self.0.last_reinit.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_some_and(|t| t.elapsed() < REINIT_INTERVAL) {
             return false;
         }
         *last = Some(Instant::now());
         tracing::warn!(token = %self.0.token_label, cause, audit = true, "re-initialising the PKCS#11 module");
-        self.reset_pool();
+        // Everything from before is stale from here on: idle sessions are dropped unclosed
+        // (C_Finalize ends them), leased ones are discarded when they come back, and key
+        // handles are looked up again.
+        self.0.generation.fetch_add(1, Ordering::SeqCst);
+        let mut pool = self.0.pool.lock().unwrap_or_else(|p| p.into_inner());
+        pool.open = pool.open.saturating_sub(pool.idle.len());
+        pool.idle.clear();
+        drop(pool);
+        self.0.freed.notify_all();
+        self.0.private_keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
         // Finalising a module that is already gone fails harmlessly; what counts is the initialise.
         let _ = self.0.ctx.clone().finalize();
         match self.0.ctx.initialize(init_args()) {
@@ -328,19 +381,34 @@ impl Hsm {
         }
     }
 
-    fn try_open_session(&self) -> Result<Session, HsmError> {
+    fn try_open_session(&self) -> Result<Pooled, HsmError> {
+        let _in = self.enter();
+        let generation = self.reinitializations();
         let slot = *self.0.slot.lock().unwrap_or_else(|p| p.into_inner());
-        let s = self.0.ctx.open_rw_session(slot).map_err(|e| HsmError::Unavailable(e.to_string()))?;
-        match s.login(UserType::User, Some(&self.0.pin)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(s),
-            Err(e @ CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLocked | RvError::PinExpired, _)) => {
-                Err(HsmError::Login(e))
+        let session = self.0.ctx.open_rw_session_no_drop(slot).map_err(|e| HsmError::Unavailable(e.to_string()))?;
+        match session.login(UserType::User, Some(&self.0.pin)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(Pooled { session, generation }),
+            Err(e) => {
+                let _ = session.close();
+                Err(match e {
+                    CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLocked | RvError::PinExpired, _) => {
+                        HsmError::Login(e)
+                    }
+                    e => HsmError::Unavailable(e.to_string()),
+                })
             }
-            Err(e) => Err(HsmError::Unavailable(e.to_string())),
         }
     }
 
-    fn acquire(&self) -> Result<Session, HsmError> {
+    /// Closes a session opened in the current generation; one from before is only forgotten.
+    fn close(&self, p: Pooled) {
+        let _in = self.enter();
+        if p.generation == self.reinitializations() {
+            let _ = p.session.close();
+        }
+    }
+
+    fn acquire(&self) -> Result<Pooled, HsmError> {
         let mut st = self.0.pool.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(s) = st.idle.pop() {
@@ -362,7 +430,7 @@ impl Hsm {
         }
     }
 
-    fn release(&self, s: Session) {
+    fn release(&self, s: Pooled) {
         self.0.pool.lock().unwrap_or_else(|p| p.into_inner()).idle.push(s);
         self.0.freed.notify_one();
     }
@@ -374,14 +442,16 @@ impl Hsm {
         self.0.freed.notify_one();
     }
 
-    /// Drops every idle session: after a device error they are all suspect.
+    /// Closes every idle session: after a device error they are all suspect.
     fn reset_pool(&self) {
         let mut st = self.0.pool.lock().unwrap_or_else(|p| p.into_inner());
-        let n = st.idle.len();
-        st.open = st.open.saturating_sub(n);
-        st.idle.clear();
+        let idle = std::mem::take(&mut st.idle);
+        st.open = st.open.saturating_sub(idle.len());
         drop(st);
         self.0.freed.notify_all();
+        for p in idle {
+            self.close(p);
+        }
     }
 
     fn mark_unready(&self, e: &dyn std::fmt::Display) {
@@ -393,7 +463,11 @@ impl Hsm {
 
     /// Logs in again if the device dropped the login (it restarted, or someone logged out);
     /// true if that was the problem and it is fixed now.
-    fn relogin(&self, s: &Session) -> bool {
+    fn relogin(&self, s: &Lease) -> bool {
+        let _in = self.enter();
+        if s.generation() != self.reinitializations() {
+            return false;
+        }
         match s.get_session_info().map(|i| i.session_state()) {
             Ok(SessionState::RoPublic | SessionState::RwPublic) => {
                 matches!(
@@ -410,9 +484,24 @@ impl Hsm {
     /// other PKCS#11 errors are returned as they are.
     pub fn with_session<T>(&self, f: impl Fn(&Session) -> cryptoki::error::Result<T>) -> Result<T, HsmError> {
         let mut failure = None;
-        for _attempt in 0..2 {
+        let mut attempts = 0;
+        while attempts < 2 {
             let s = Lease { hsm: self, session: Some(self.acquire()?) };
-            match f(&s) {
+            let result = {
+                let _in = self.enter();
+                if s.generation() != self.reinitializations() {
+                    // Leased across a re-initialisation: its handle may be another's by now.
+                    None
+                } else {
+                    Some(f(&s))
+                }
+            };
+            let Some(result) = result else {
+                s.discard();
+                continue;
+            };
+            attempts += 1;
+            match result {
                 Ok(v) => {
                     s.release();
                     if !self.0.ready.swap(true, Ordering::Relaxed) {
@@ -448,30 +537,45 @@ impl Hsm {
 /// must not shrink the pool until every caller waits [`SESSION_WAIT`] and gets `Busy`.
 struct Lease<'a> {
     hsm: &'a Hsm,
-    session: Option<Session>,
+    session: Option<Pooled>,
 }
 
 impl Lease<'_> {
-    /// Back to the idle pool for the next caller.
+    /// Back to the idle pool for the next caller, unless it is from before a re-initialisation.
     fn release(mut self) {
         if let Some(s) = self.session.take() {
-            self.hsm.release(s);
+            if s.generation == self.hsm.reinitializations() {
+                self.hsm.release(s);
+            } else {
+                self.hsm.forget_session();
+            }
         }
+    }
+
+    /// Gives the slot back without closing the session: it is from before a re-initialisation.
+    fn discard(mut self) {
+        if self.session.take().is_some() {
+            self.hsm.forget_session();
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.session.as_ref().map_or(u64::MAX, |p| p.generation)
     }
 }
 
 impl std::ops::Deref for Lease<'_> {
     type Target = Session;
     fn deref(&self) -> &Session {
-        // Only `release` and `drop` take the session, and both consume the lease.
-        self.session.as_ref().unwrap_or_else(|| unreachable!("a lease holds its session until released"))
+        // Only `release`, `discard` and `drop` take the session, and all consume the lease.
+        &self.session.as_ref().unwrap_or_else(|| unreachable!("a lease holds its session until released")).session
     }
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(s) = self.session.take() {
-            drop(s);
+            self.hsm.close(s);
             self.hsm.forget_session();
         }
     }

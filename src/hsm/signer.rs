@@ -8,11 +8,10 @@ use crate::keys::{KeyError, Signature, SignatureScheme, SigningKey};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::ObjectHandle;
 use der::Encode;
 use spki::{AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey, SubjectPublicKeyInfoOwned};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The signature type of [`HsmSigner`]'s `signature::Signer`: the seam's [`Signature`].
 pub type HsmSignature = Signature;
@@ -63,7 +62,6 @@ struct Inner {
     key: KeyRef,
     scheme: SignatureScheme,
     public_key: PublicKey,
-    handle: Mutex<Option<ObjectHandle>>,
 }
 
 impl fmt::Debug for HsmSigner {
@@ -81,14 +79,8 @@ impl HsmSigner {
             key: key.to_string(),
             scheme: scheme.map_or("any supported scheme".into(), |s| s.to_string()),
         })?;
-        let handle = hsm.find_private_key(&key)?;
-        Ok(HsmSigner(Arc::new(Inner {
-            hsm: hsm.clone(),
-            key,
-            scheme,
-            public_key: PublicKey(spki),
-            handle: Mutex::new(Some(handle)),
-        })))
+        hsm.with_private_key(&key, |_, _| Ok(()))?;
+        Ok(HsmSigner(Arc::new(Inner { hsm: hsm.clone(), key, scheme, public_key: PublicKey(spki) })))
     }
 
     /// The key's SubjectPublicKeyInfo.
@@ -106,28 +98,7 @@ impl HsmSigner {
     pub fn sign(&self, msg: &[u8]) -> Result<Signature, HsmError> {
         let this = &self.0;
         let (mechanism, input) = mechanism(this.scheme, msg);
-        let cached = *this.handle.lock().unwrap_or_else(|p| p.into_inner());
-        let handle = match cached {
-            Some(h) => h,
-            None => {
-                let h = this.hsm.find_private_key(&this.key)?;
-                *this.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
-                h
-            }
-        };
-        let raw = match this.hsm.with_session(|s| s.sign(&mechanism, handle, &input)) {
-            // The device may renumber objects after it recovers: look the key up again next time.
-            Err(HsmError::Pkcs11(cryptoki::error::Error::Pkcs11(
-                cryptoki::error::RvError::KeyHandleInvalid | cryptoki::error::RvError::ObjectHandleInvalid,
-                _,
-            ))) => {
-                *this.handle.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                let h = this.hsm.find_private_key(&this.key)?;
-                *this.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
-                this.hsm.with_session(|s| s.sign(&mechanism, h, &input))?
-            }
-            r => r?,
-        };
+        let raw = this.hsm.with_private_key(&this.key, |s, h| s.sign(&mechanism, h, &input))?;
         let enc = |e: signature::Error| HsmError::Encoding(format!("ECDSA signature from the HSM: {e}"));
         // PKCS#11 returns ECDSA signatures as r‖s; X.509 and CMS want the DER Ecdsa-Sig-Value.
         Ok(Signature::new(match this.scheme {

@@ -8,7 +8,7 @@ use std::fmt;
 
 /// How a key (and the certificate stored beside it) is found in the token: by CKA_LABEL, by
 /// CKA_ID, or both.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KeyRef {
     /// Token label the key must live on (`token=`); `None` means the configured token.
     pub token: Option<String>,
