@@ -42,4 +42,6 @@ pub use types::{Hash, HashIndex, LeafIndex, TreeSize};
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tree_tests;

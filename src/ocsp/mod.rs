@@ -26,6 +26,11 @@ use x509_ocsp::{
 /// Most CertIDs answered in one request; RFC 5019 clients send one.
 const MAX_REQUESTS: usize = 16;
 
+/// Pre-signed good responses kept at most (a few hundred bytes each): one per certificate
+/// asked about, so without a bound a client asking for every serial would grow the daemon
+/// without end. Past it, stale ones are dropped, and if none is stale nothing new is kept.
+const MAX_CACHED: usize = 65_536;
+
 /// The issuer's CertID hashes (RFC 6960 §4.1.1) under one hash algorithm.
 struct IssuerHashes {
     name: Vec<u8>,
@@ -68,7 +73,9 @@ pub struct OcspResponder {
     store: Arc<dyn Store>,
     validity: Duration,
     clock: Arc<dyn Clock>,
-    cache: Mutex<HashMap<(Serial, const_oid::ObjectIdentifier), Cached>>,
+    /// By the CertID's DER: the response must carry the CertID exactly as asked (hash
+    /// algorithm parameters NULL or absent included), so two spellings are two entries.
+    cache: Mutex<HashMap<Vec<u8>, Cached>>,
 }
 
 fn gtime(secs: u64) -> Option<OcspGeneralizedTime> {
@@ -182,7 +189,7 @@ impl OcspResponder {
 
         // RFC 5019 §2.2.1: one CertID, no nonce, good: a pre-signed response can be reused.
         let cacheable = nonce.is_none() && statuses.len() == 1 && matches!(statuses[0].2, Some(None));
-        let key = statuses[0].1.clone().map(|s| (s, statuses[0].0.hash_algorithm.oid));
+        let key = statuses[0].0.to_der().ok();
         if cacheable {
             if let Some(k) = &key {
                 if let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(k) {
@@ -222,10 +229,13 @@ impl OcspResponder {
         if let (true, Some(k)) = (cacheable, key) {
             // Re-sign once half the validity has passed, long before nextUpdate.
             let refresh_after = now + self.validity.as_secs() / 2;
-            self.cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(k, Cached { der: Arc::new(der.clone()), refresh_after, next_update });
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= MAX_CACHED {
+                cache.retain(|_, c| now < c.refresh_after);
+            }
+            if cache.len() < MAX_CACHED {
+                cache.insert(k, Cached { der: Arc::new(der.clone()), refresh_after, next_update });
+            }
         }
         Answer { der, fresh_until: Some(next_update) }
     }

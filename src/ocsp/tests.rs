@@ -12,6 +12,8 @@ use x509_cert::ext::pkix::CrlReason;
 use x509_cert::serial_number::SerialNumber;
 use x509_ocsp::{OcspResponseStatus, Request, TbsRequest};
 
+mod fuzz;
+
 /// 2026-11-25T00:00:00Z.
 const NOW: u64 = 1_795_651_200;
 const VALIDITY: Duration = Duration::from_secs(4 * 3600);

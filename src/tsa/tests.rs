@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 use x509_cert::ext::Extension;
 
+mod fuzz;
+
 /// 2026-11-18T11:06:40.123456789Z.
 const NOW: Duration = Duration::new(1_795_000_000 + 3_600 * 24 * 7, 123_456_789);
 const BEST_PRACTICES: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.2023.1.1");

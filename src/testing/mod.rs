@@ -101,3 +101,5 @@ pub async fn certificate_authority(
             .unwrap();
     (ca, store)
 }
+
+pub mod fuzz;
