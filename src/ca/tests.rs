@@ -14,6 +14,8 @@ use x509_cert::crl::CertificateList;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{CrlNumber, CrlReason, SubjectAltName};
 
+mod fuzz;
+
 /// 2026-11-25T00:00:00Z.
 const NOW: u64 = 1_795_651_200;
 const DAY: u64 = 86_400;

@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use x509_cert::attr::Attribute;
 
+mod fuzz;
+
 const DOC: &[u8] = b"%PDF-1.7 a document to sign\n";
 const EXT: &str = "\
 [req]
