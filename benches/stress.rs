@@ -76,8 +76,8 @@ async fn post_tsa(conn: &mut TcpStream, host: &str, der: &[u8]) -> Result<u16, S
         "POST /tsa HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/timestamp-query\r\nContent-Length: {}\r\n\r\n",
         der.len()
     );
-    conn.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
-    conn.write_all(der).await.map_err(|e| e.to_string())?;
+    // One write: head and body in two would wait out Nagle and the daemon's delayed ACK.
+    conn.write_all(&[head.as_bytes(), der].concat()).await.map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
@@ -103,6 +103,16 @@ async fn post_tsa(conn: &mut TcpStream, host: &str, der: &[u8]) -> Result<u16, S
         }
         return Ok(code);
     }
+}
+
+/// CPU seconds (user and system) that process `pid` ("self" for this one) has used.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|t| t.parse::<f64>().ok()).sum());
+    // SAFETY: sysconf only reads a configuration value.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 async fn connect_from(from: IpAddr, addr: &str) -> std::io::Result<TcpStream> {
@@ -192,8 +202,14 @@ async fn main() {
         der::Encode::to_der(&trustd::tsa::request_from_digest("sha256", &[7; 32], &[1; 8], true, "").expect("req"))
             .expect("DER");
     let steady_channel = d.channel().await;
-    // The flooding client is another client of the policy: its limit is its own.
-    let portal = channel_as(&d, &credential(&d, "portal")).await;
+    // The flooding client is another client of the policy: its limit is its own. Four
+    // connections, so that it has more requests in progress than its limit (one connection's
+    // stream cap alone would hold it to 64).
+    let portal_credential = credential(&d, "portal");
+    let mut portal = Vec::new();
+    for _ in 0..4 {
+        portal.push(channel_as(&d, &portal_credential).await);
+    }
 
     phase(&d, &steady_channel, &csr, &tsq, Duration::from_secs(5)).await.print("before the abuse (5 s)");
 
@@ -234,10 +250,11 @@ async fn main() {
             }));
         }
     }
-    for _ in 0..FLOOD {
+    for i in 0..FLOOD {
         {
+            let channel = portal[i % portal.len()].clone();
             let (stop, tally, mut client, tsq) =
-                (stop.clone(), grpc_flood.clone(), TimeStampingClient::new(portal.clone()), tsq.clone());
+                (stop.clone(), grpc_flood.clone(), TimeStampingClient::new(channel), tsq.clone());
             tasks.push(tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let req = pb::TimestampRequest { request: Some(pb::timestamp_request::Request::Der(tsq.clone())) };
@@ -268,7 +285,7 @@ async fn main() {
     }
     {
         let (stop, tally, mut ca, host) =
-            (stop.clone(), oversized.clone(), CertificateAuthorityClient::new(portal.clone()), d.http.clone());
+            (stop.clone(), oversized.clone(), CertificateAuthorityClient::new(portal[0].clone()), d.http.clone());
         tasks.push(tokio::spawn(async move {
             let huge = vec![b'A'; 1 << 20];
             while !stop.load(Ordering::Relaxed) {
@@ -325,7 +342,10 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!("abuse under way: {} idle connections held open by the abusers", held.load(Ordering::Relaxed));
+    let daemon_pid = d.pid().to_string();
+    let cpu_before = (cpu_secs(&daemon_pid), cpu_secs("self"));
     let during = phase(&d, &steady_channel, &csr, &tsq, secs).await;
+    let cpu = (cpu_secs(&daemon_pid) - cpu_before.0, cpu_secs("self") - cpu_before.1);
     let held_at_end = held.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
@@ -333,10 +353,17 @@ async fn main() {
     }
     let mut during = during;
     during.print(&format!("during the abuse ({} s)", secs.as_secs()));
+    println!(
+        "  CPU in those {} s: daemon {:.1} s, abusers and this client {:.1} s (the machine has {} cores)",
+        secs.as_secs(),
+        cpu.0,
+        cpu.1,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!("what the abusers were told:");
     println!("  idle connections held at the end: {held_at_end}");
     idle.print("idle connections");
-    grpc_flood.print("gRPC flood (one client, 256 at once)");
+    grpc_flood.print("gRPC flood (one client, 4 connections, 256 at once)");
     http_flood.print("HTTP flood (one address, 256 at once)");
     oversized.print("oversized requests");
     slowloris.print("slowloris");

@@ -1,6 +1,6 @@
 //! Connections within bounds, for every listener: at most `[limits] max_connections` open per
 //! listener and `max_connections_per_address` from one IP address (a connection past either is
-//! shed at once, so that one host holding idle connections cannot starve the others), the
+//! shed at once, at a pace, so that one host holding idle connections cannot starve the others), the
 //! process's open-file limit raised to fit them, TCP keepalive and NODELAY on each, and a
 //! connection closed once it has had no request in progress for `[limits] idle_timeout`
 //! (gRPC's MAX_CONNECTION_IDLE; HTTP/2 PINGs keep an idle connection alive, so idleness is
@@ -17,6 +17,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Least time a listener waits after shedding a connection before it accepts the next: past
+/// its limits it sheds at most about a thousand connections a second and leaves the rest in
+/// the kernel's backlog, which refuses its overflow without waking the daemon. A connection
+/// flood then slows the flooder (the kernel drops its SYNs, retried after a second) instead of
+/// taking the CPU that established clients' requests need.
+pub const SHED_PACE: Duration = Duration::from_millis(1);
 
 /// The open connections of one listener.
 pub struct ConnectionLimit {

@@ -53,6 +53,7 @@ pub async fn serve_plain(listener: TcpListener, app: Router, limits: &LimitsSect
                     shed(tcp).await;
                 });
             }
+            tokio::time::sleep(connections::SHED_PACE).await;
             continue;
         };
         connections::tune(&tcp, limits.keepalive);

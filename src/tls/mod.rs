@@ -243,7 +243,11 @@ pub fn incoming(
                 }
             };
             // Past the limit the connection is closed before any TLS work is spent on it.
-            let Some(slot) = open.open(remote) else { continue };
+            let Some(slot) = open.open(remote) else {
+                drop(tcp);
+                tokio::time::sleep(connections::SHED_PACE).await;
+                continue;
+            };
             connections::tune(&tcp, keepalive);
             let (acceptor, tx, store, changes) = (acceptor.clone(), tx.clone(), store.clone(), changes.clone());
             tokio::spawn(async move {
