@@ -260,7 +260,8 @@ async fn main() {
                     let req = pb::TimestampRequest { request: Some(pb::timestamp_request::Request::Der(tsq.clone())) };
                     match client.timestamp(req).await {
                         Ok(_) => tally.add("ok"),
-                        Err(e) => tally.add(format!("{:?}", e.code())),
+                        Err(e) if e.code() == tonic::Code::ResourceExhausted => tally.add("ResourceExhausted"),
+                        Err(e) => tally.add(format!("{:?} ({})", e.code(), e.message())),
                     }
                 }
             }));
@@ -284,17 +285,13 @@ async fn main() {
         }));
     }
     {
-        let (stop, tally, mut ca, host) =
-            (stop.clone(), oversized.clone(), CertificateAuthorityClient::new(portal[0].clone()), d.http.clone());
+        let (stop, tally, mut tsa, host) =
+            (stop.clone(), oversized.clone(), TimeStampingClient::new(portal[0].clone()), d.http.clone());
         tasks.push(tokio::spawn(async move {
             let huge = vec![b'A'; 1 << 20];
             while !stop.load(Ordering::Relaxed) {
-                let req = pb::IssueCertificateRequest {
-                    profile: "tls-server".into(),
-                    csr: huge.clone(),
-                    validity_seconds: 0,
-                };
-                match ca.issue_certificate(req).await {
+                let req = pb::TimestampRequest { request: Some(pb::timestamp_request::Request::Der(huge.clone())) };
+                match tsa.timestamp(req).await {
                     Ok(_) => tally.add("grpc 1 MiB accepted"),
                     Err(e) => tally.add(format!("grpc 1 MiB {:?}", e.code())),
                 }
@@ -370,6 +367,19 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     phase(&d, &steady_channel, &csr, &tsq, Duration::from_secs(5)).await.print("after the abuse (5 s)");
     println!("daemon peak RSS: {} MiB", d.peak_rss_kib() / 1024);
+    // What the daemon warned of, by message (the fields after it differ line by line).
+    let logged = Tally::default();
+    for line in d.log().lines() {
+        let Some((level, rest)) =
+            ["WARN", "ERROR"].iter().find_map(|l| line.split_once(&format!(" {l} ")).map(|(_, r)| (l, r)))
+        else {
+            continue;
+        };
+        let message: String = rest.trim().split('=').next().unwrap_or("").chars().take(90).collect();
+        let message = message.rsplit_once(' ').map_or(message.as_str(), |(m, _)| m).to_owned();
+        logged.add(format!("{level} {message}"));
+    }
+    logged.print("daemon warnings");
 
     // Afterwards: the log verifies, the CRL is fresh, a restart succeeds.
     let (_, _, vkey) = d.http_get("/log/key");

@@ -11,6 +11,7 @@ use crate::connections::{self, Activity, ConnectionLimit, IdleClose, Slot};
 use crate::revocation::{status_of, Changes, Status};
 use crate::serial::Serial;
 use crate::store::Store;
+use crate::throttle::EverySecond;
 use der::Decode;
 use rustls::pki_types::CertificateDer;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
@@ -230,6 +231,8 @@ pub fn incoming(
     let (keepalive, idle_timeout) = (limits.keepalive, limits.idle_timeout);
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    // A flood of connections that never finish a handshake must not flood the log as well.
+    let failed = Arc::new((EverySecond::default(), EverySecond::default()));
     tokio::spawn(async move {
         // Until the server stops taking connections (it dropped the receiver).
         while !tx.is_closed() {
@@ -250,15 +253,20 @@ pub fn incoming(
             };
             connections::tune(&tcp, keepalive);
             let (acceptor, tx, store, changes) = (acceptor.clone(), tx.clone(), store.clone(), changes.clone());
+            let failed = failed.clone();
             tokio::spawn(async move {
                 let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
-                        tracing::warn!(%remote, error = %e, audit = true, "TLS handshake refused");
+                        if let Some(count) = failed.0.tick() {
+                            tracing::warn!(%remote, error = %e, count, audit = true, "TLS handshake refused");
+                        }
                         return;
                     }
                     Err(_) => {
-                        tracing::warn!(%remote, "TLS handshake timed out");
+                        if let Some(count) = failed.1.tick() {
+                            tracing::warn!(%remote, count, "TLS handshake timed out");
+                        }
                         return;
                     }
                 };
