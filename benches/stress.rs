@@ -6,7 +6,9 @@
 //! the daemon's peak RSS; then checks that `trustctl log verify` passes, the CRL is fresh and a
 //! restart succeeds. Not a test: it prints figures and stops by itself.
 //!
-//!     cargo bench --bench stress [-- SECONDS]      (the abuse phase; default 20)
+//!     cargo bench --bench stress [-- SECONDS] [--limit KEY=VALUE ...]
+//!
+//! SECONDS is the abuse phase (default 20); `--limit` goes to `trustd dev`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -193,7 +195,11 @@ async fn main() {
     let secs = Duration::from_secs(std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(20));
     // Thousands of sockets on this side too.
     trustd::connections::raise_open_files(2 * IDLE_PER_LISTENER as u64 + 4 * FLOOD as u64 + 1024);
-    let d = Daemon::spawn(tempfile::tempdir().expect("temp dir"), &[], Some("warn"));
+    // `--limit KEY=VALUE` arguments go to `trustd dev` as they are.
+    let args: Vec<String> = std::env::args().collect();
+    let limits: Vec<&str> =
+        args.windows(2).filter(|w| w[0] == "--limit").flat_map(|w| ["--limit", w[1].as_str()]).collect();
+    let d = Daemon::spawn(tempfile::tempdir().expect("temp dir"), &limits, Some("warn"));
     let dir = d.dir.path().to_owned();
     let csr =
         std::fs::read(openssl_csr(&dir, "steady", P256, "/CN=steady.example.com", Some("DNS:steady.example.com")))

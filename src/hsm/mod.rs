@@ -336,14 +336,23 @@ impl Hsm {
     /// generation the caller saw fail). Rate-limited by [`REINIT_INTERVAL`]; true if the
     /// module is initialised and the token found.
     fn reinitialize(&self, cause: &str, seen: u64) -> bool {
+        let too_soon = || {
+            let last = self.0.last_reinit.lock().unwrap_or_else(|p| p.into_inner());
+            last.is_some_and(|t| t.elapsed() < REINIT_INTERVAL)
+        };
+        // Checked before waiting for the module too: a failing device must not make every
+        // caller wait for the calls in progress.
+        if self.reinitializations() == seen && too_soon() {
+            return false;
+        }
         let _exclusive = self.0.in_module.write().unwrap_or_else(|p| p.into_inner());
         if self.reinitializations() != seen {
             return true;
         }
-        let mut last = self.0.last_reinit.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|t| t.elapsed() < REINIT_INTERVAL) {
+        if too_soon() {
             return false;
         }
+        let mut last = self.0.last_reinit.lock().unwrap_or_else(|p| p.into_inner());
         *last = Some(Instant::now());
         tracing::warn!(token = %self.0.token_label, cause, audit = true, "re-initialising the PKCS#11 module");
         // Everything from before is stale from here on: idle sessions are dropped unclosed
