@@ -71,6 +71,12 @@ pub struct LimitsSection {
     /// Requests in progress per client: its name when it authenticated, else its IP address.
     #[serde(default = "default_max_requests_per_client")]
     pub max_requests_per_client: usize,
+    /// Requests in progress per client while other clients are being served too (any of them
+    /// sent a request within the last second): a client alone may use the whole daemon, but
+    /// with others about, its share is kept small enough that their requests do not wait
+    /// behind its backlog. At most `max_requests_per_client`.
+    #[serde(default = "default_max_requests_per_client_shared")]
+    pub max_requests_per_client_shared: usize,
     /// A request not answered by then fails (gRPC DEADLINE_EXCEEDED, HTTP 503); a client's
     /// shorter `grpc-timeout` wins. What it started (a certificate, a time-stamp, a signature, a
     /// revocation) is completed and logged all the same.
@@ -106,6 +112,9 @@ fn default_max_requests() -> usize {
 fn default_max_requests_per_client() -> usize {
     64
 }
+fn default_max_requests_per_client_shared() -> usize {
+    16
+}
 fn default_request_deadline() -> Duration {
     Duration::from_secs(30)
 }
@@ -130,6 +139,7 @@ impl Default for LimitsSection {
             max_streams_per_connection: default_max_streams(),
             max_requests: default_max_requests(),
             max_requests_per_client: default_max_requests_per_client(),
+            max_requests_per_client_shared: default_max_requests_per_client_shared(),
             request_deadline: default_request_deadline(),
             header_timeout: default_header_timeout(),
             idle_timeout: default_idle_timeout(),
@@ -165,6 +175,7 @@ impl LimitsSection {
             ("max_streams_per_connection", self.max_streams_per_connection as usize),
             ("max_requests", self.max_requests),
             ("max_requests_per_client", self.max_requests_per_client),
+            ("max_requests_per_client_shared", self.max_requests_per_client_shared),
         ];
         for (field, n) in counts {
             if n == 0 {

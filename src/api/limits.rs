@@ -1,5 +1,6 @@
 //! Requests within bounds, on every listener: at most `[limits] max_requests` in progress in the
-//! daemon and `max_requests_per_client` per client, refused at once past them (gRPC
+//! daemon and `max_requests_per_client` per client (`max_requests_per_client_shared` while
+//! other clients are being served too), refused at once past them (gRPC
 //! RESOURCE_EXHAUSTED, HTTP 503 with Retry-After) rather than queued, so that a flood cannot
 //! hold memory or make well-behaved clients wait; and a deadline on each request (gRPC
 //! DEADLINE_EXCEEDED, HTTP 503). Requests are counted on their connection's
@@ -23,7 +24,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
@@ -34,12 +35,25 @@ const STREAMED_RPCS: &[&str] = &["/trust.v1.Signing/SignStream"];
 /// What `Retry-After` says past a limit: requests are short, a place frees within a second.
 const RETRY_AFTER_SECS: &str = "1";
 
+/// A client counts as being served for this long after its last request.
+const RECENT: Duration = Duration::from_secs(1);
+
+/// The clients with requests in progress, and those seen recently.
+struct Clients {
+    in_progress: HashMap<String, usize>,
+    /// When each client last asked; entries older than [`RECENT`] are dropped once a
+    /// [`RECENT`], so the map holds the clients of the last one to two.
+    seen: HashMap<String, Instant>,
+    pruned: Instant,
+}
+
 /// The daemon's and each client's requests in progress.
 pub struct RequestLimits {
     daemon: Arc<Semaphore>,
     max_requests: usize,
-    per_client: Mutex<HashMap<String, usize>>,
+    clients: Mutex<Clients>,
     max_per_client: usize,
+    max_per_client_shared: usize,
     deadline: Duration,
     /// Refusals: a flood gets a warning a second.
     refused: EverySecond,
@@ -52,6 +66,8 @@ pub enum Refusal {
     Daemon(usize),
     #[error("this client has {0} requests in progress, its limit; retry shortly")]
     Client(usize),
+    #[error("this client has {0} requests in progress, its share while other clients are served; retry shortly")]
+    Shared(usize),
 }
 
 /// A request's place under the limits; given back on drop.
@@ -66,8 +82,11 @@ impl RequestLimits {
         Arc::new(RequestLimits {
             daemon: Arc::new(Semaphore::new(limits.max_requests.max(1))),
             max_requests: limits.max_requests.max(1),
-            per_client: Mutex::new(HashMap::new()),
+            clients: Mutex::new(Clients { in_progress: HashMap::new(), seen: HashMap::new(), pruned: Instant::now() }),
             max_per_client: limits.max_requests_per_client.max(1),
+            max_per_client_shared: limits
+                .max_requests_per_client_shared
+                .clamp(1, limits.max_requests_per_client.max(1)),
             deadline: limits.request_deadline,
             refused: EverySecond::default(),
         })
@@ -75,11 +94,26 @@ impl RequestLimits {
 
     /// A place for one more request of `client`, or the limit it would pass.
     pub fn admit(self: &Arc<Self>, client: &str) -> Result<Admitted, Refusal> {
+        let now = Instant::now();
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let c = &mut *clients;
+        match c.seen.get_mut(client) {
+            Some(at) => *at = now,
+            None => {
+                c.seen.insert(client.to_owned(), now);
+            }
+        }
+        if now.duration_since(c.pruned) >= RECENT {
+            c.seen.retain(|_, at| now.duration_since(*at) < RECENT);
+            c.pruned = now;
+        }
         let daemon = self.daemon.clone().try_acquire_owned().map_err(|_| Refusal::Daemon(self.max_requests))?;
-        let mut counts = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
-        let count = counts.entry(client.to_owned()).or_insert(0);
+        let count = c.in_progress.entry(client.to_owned()).or_insert(0);
         if *count >= self.max_per_client {
             return Err(Refusal::Client(self.max_per_client));
+        }
+        if *count >= self.max_per_client_shared && c.seen.len() > 1 {
+            return Err(Refusal::Shared(self.max_per_client_shared));
         }
         *count += 1;
         Ok(Admitted { limits: self.clone(), client: client.to_owned(), _daemon: daemon })
@@ -104,12 +138,12 @@ impl RequestLimits {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        let mut counts = self.limits.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        let mut clients = self.limits.clients.lock().unwrap_or_else(|p| p.into_inner());
         // Clients with nothing in progress leave the map: its size is bounded by the requests.
-        if let Some(count) = counts.get_mut(&self.client) {
+        if let Some(count) = clients.in_progress.get_mut(&self.client) {
             *count -= 1;
             if *count == 0 {
-                counts.remove(&self.client);
+                clients.in_progress.remove(&self.client);
             }
         }
     }
@@ -289,12 +323,32 @@ mod tests {
     }
 
     #[test]
+    fn a_client_alone_has_its_whole_limit_and_a_share_while_others_are_served() {
+        let l = RequestLimits::new(&LimitsSection {
+            max_requests: 10,
+            max_requests_per_client: 4,
+            max_requests_per_client_shared: 2,
+            ..LimitsSection::default()
+        });
+        let alone: Vec<_> = (0..3).map(|_| l.admit("a").unwrap()).collect();
+        let b = l.admit("b").unwrap();
+        assert_eq!(l.admit("a").err(), Some(Refusal::Shared(2)), "b was served just now");
+        drop(b);
+        // A second after b's last request, a is alone again (the map is pruned once a second).
+        std::thread::sleep(RECENT * 2 + Duration::from_millis(100));
+        let fourth = l.admit("a").unwrap();
+        assert_eq!(l.admit("a").err(), Some(Refusal::Client(4)));
+        assert_eq!(l.clients.lock().unwrap().seen.len(), 1, "b left the recent clients");
+        drop((alone, fourth));
+    }
+
+    #[test]
     fn the_daemon_limit_holds_over_every_client_and_places_come_back() {
         let l = limits(3, 3);
         let held: Vec<_> = ["a", "b", "c"].iter().map(|c| l.admit(c).unwrap()).collect();
         assert_eq!(l.admit("d").err(), Some(Refusal::Daemon(3)));
         drop(held);
-        assert!(l.per_client.lock().unwrap().is_empty(), "no client left in the map");
+        assert!(l.clients.lock().unwrap().in_progress.is_empty(), "no client left in the map");
         assert_eq!(l.daemon.available_permits(), 3);
     }
 
@@ -357,7 +411,7 @@ mod tests {
         let (a, b) = tokio::join!(first, second);
         let codes = [code(a.unwrap()), code(b.unwrap())];
         assert!(codes.contains(&Some(tonic::Code::ResourceExhausted)), "{codes:?}");
-        assert!(l.per_client.lock().unwrap().is_empty());
+        assert!(l.clients.lock().unwrap().in_progress.is_empty());
     }
 
     #[tokio::test]
