@@ -107,16 +107,6 @@ async fn post_tsa(conn: &mut TcpStream, host: &str, der: &[u8]) -> Result<u16, S
     }
 }
 
-/// CPU seconds (user and system) that process `pid` ("self" for this one) has used.
-fn cpu_secs(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
-    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|t| t.parse::<f64>().ok()).sum());
-    // SAFETY: sysconf only reads a configuration value.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
 async fn connect_from(from: IpAddr, addr: &str) -> std::io::Result<TcpStream> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(from, 0))?;
@@ -345,10 +335,9 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!("abuse under way: {} idle connections held open by the abusers", held.load(Ordering::Relaxed));
-    let daemon_pid = d.pid().to_string();
-    let cpu_before = (cpu_secs(&daemon_pid), cpu_secs("self"));
+    let cpu_before = (d.cpu_time(), cpu_time_of("self"));
     let during = phase(&d, &steady_channel, &csr, &tsq, secs).await;
-    let cpu = (cpu_secs(&daemon_pid) - cpu_before.0, cpu_secs("self") - cpu_before.1);
+    let cpu = (d.cpu_time() - cpu_before.0, cpu_time_of("self") - cpu_before.1);
     let held_at_end = held.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
@@ -359,8 +348,8 @@ async fn main() {
     println!(
         "  CPU in those {} s: daemon {:.1} s, abusers and this client {:.1} s (the machine has {} cores)",
         secs.as_secs(),
-        cpu.0,
-        cpu.1,
+        cpu.0.as_secs_f64(),
+        cpu.1.as_secs_f64(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!("what the abusers were told:");

@@ -23,7 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// the kernel's backlog, which refuses its overflow without waking the daemon. A connection
 /// flood then slows the flooder (the kernel drops its SYNs, retried after a second) instead of
 /// taking the CPU that established clients' requests need.
-pub const SHED_PACE: Duration = Duration::from_millis(1);
+const SHED_PACE: Duration = Duration::from_millis(1);
 
 /// The open connections of one listener.
 pub struct ConnectionLimit {
@@ -71,7 +71,7 @@ impl ConnectionLimit {
     /// A place for a new connection from `remote`, or `None` when the listener has
     /// `max_connections` open already or `max_connections_per_address` from its address (logged,
     /// at most once a second).
-    pub fn open(self: &Arc<Self>, remote: SocketAddr) -> Option<Slot> {
+    fn open(self: &Arc<Self>, remote: SocketAddr) -> Option<Slot> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             let address = remote.ip();
             let mut counts = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
@@ -92,6 +92,16 @@ impl ConnectionLimit {
             );
         }
         None
+    }
+
+    /// [`ConnectionLimit::open`] for an accept loop: a connection past the limits is answered
+    /// `None` only after [`SHED_PACE`], so the loop sheds at a pace.
+    pub async fn admit(self: &Arc<Self>, remote: SocketAddr) -> Option<Slot> {
+        let slot = self.open(remote);
+        if slot.is_none() {
+            tokio::time::sleep(SHED_PACE).await;
+        }
+        slot
     }
 }
 

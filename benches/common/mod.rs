@@ -4,7 +4,7 @@
 
 #[path = "../../tests/common/daemon.rs"]
 mod daemon;
-pub use daemon::Daemon;
+pub use daemon::{cpu_time_of, Daemon};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,11 +13,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use trustd::hsm::{Hsm, HsmConfig, HsmSigner, KeyRef, Pin};
 
 impl Daemon {
-    /// CPU time (user + system) the daemon has used so far.
-    pub fn cpu_time(&self) -> Duration {
-        cpu_time_of(&self.pid().to_string())
-    }
-
     /// Runs `load` and records the CPU time the daemon and this load generator used.
     pub async fn measure(&self, load: impl std::future::Future<Output = Run>) -> Run {
         let (before, client_before) = (self.cpu_time(), cpu_time_of("self"));
@@ -26,18 +21,6 @@ impl Daemon {
         run.client_cpu = Some(cpu_time_of("self").saturating_sub(client_before));
         run
     }
-}
-
-/// CPU time (user + system) of process `pid` (a number, or `self`) so far.
-fn cpu_time_of(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').expect("stat format").1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_micros(ticks * 1_000_000 / hz)
 }
 
 pub fn start() -> Daemon {

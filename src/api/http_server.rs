@@ -46,14 +46,13 @@ pub async fn serve_plain(listener: TcpListener, app: Router, limits: &LimitsSect
                 continue;
             }
         };
-        let Some(slot) = open.open(remote) else {
+        let Some(slot) = open.admit(remote).await else {
             if let Ok(permit) = shedding.clone().try_acquire_owned() {
                 tokio::spawn(async move {
                     let _permit = permit;
                     shed(tcp).await;
                 });
             }
-            tokio::time::sleep(connections::SHED_PACE).await;
             continue;
         };
         connections::tune(&tcp, limits.keepalive);

@@ -87,9 +87,7 @@ impl CertificateAuthority {
         }
         Ok((certs.len(), revocations.len()))
     }
-}
 
-impl CertificateAuthority {
     /// Runs [`CertificateAuthority::log_unsequenced`] every `every`, forever: a certificate
     /// withheld from its requester because its entry could not be sequenced (which
     /// GetCertificate and OCSP serve from the store all the same) reaches the log within one

@@ -287,14 +287,13 @@ impl crate::log::LogStore for FlakyLog {
     }
 }
 
-/// The fixture's CA logging through a sequencer over [`FlakyLog`].
-async fn logged() -> (Arc<CertificateAuthority>, Arc<FlakyLog>, Fixture) {
-    let mut f = fixture().await;
-    let flaky = Arc::new(FlakyLog { store: f.store.clone(), failing: false.into() });
+/// The fixture's CA logging through a sequencer over [`FlakyLog`], with its store and the
+/// directory that holds it.
+async fn logged() -> (Arc<CertificateAuthority>, Arc<FlakyLog>, Arc<dyn Store>, tempfile::TempDir) {
+    let Fixture { ca, store, _dir, .. } = fixture().await;
+    let flaky = Arc::new(FlakyLog { store: store.clone(), failing: false.into() });
     let seq = Sequencer::start(flaky.clone()).await.unwrap();
-    // The fixture keeps its store and clock; its CA moves into the Arc, a fresh one stays.
-    let ca = std::mem::replace(&mut f.ca, fixture().await.ca);
-    (Arc::new(ca.with_log(seq)), flaky, f)
+    (Arc::new(ca.with_log(seq)), flaky, store, _dir)
 }
 
 /// The certificates in the log's entries, by serial, in log order.
@@ -318,7 +317,7 @@ async fn logged_serials(store: &dyn Store) -> Vec<Vec<u8>> {
 /// reconciliation, not only at the next start.
 #[tokio::test]
 async fn what_the_log_missed_while_serving_is_appended_by_the_next_reconciliation() {
-    let (ca, flaky, f) = logged().await;
+    let (ca, flaky, store, _dir) = logged().await;
     let first = ca.issue(request("tls-server", csr(30, "a.example.org", &["a.example.org"]), None)).await.unwrap();
     flaky.failing.store(true, std::sync::atomic::Ordering::SeqCst);
     let e = ca.issue(request("tls-server", csr(31, "b.example.org", &["b.example.org"]), None)).await.unwrap_err();
@@ -326,18 +325,18 @@ async fn what_the_log_missed_while_serving_is_appended_by_the_next_reconciliatio
     let e =
         ca.revoke(&first.serial.to_string(), Reason::KeyCompromise, None, "ops", RevokeScope::Any).await.unwrap_err();
     assert!(matches!(e, CaError::Log(_)), "{e}");
-    let missed = f.store.unlogged_certificates().await.unwrap();
+    let missed = store.unlogged_certificates().await.unwrap();
     assert_eq!(missed.len(), 1, "the withheld certificate is stored, unlogged");
-    assert_eq!(f.store.unlogged_revocations().await.unwrap().len(), 1);
+    assert_eq!(store.unlogged_revocations().await.unwrap().len(), 1);
 
     // While the log still fails, a reconciliation fails too and the loop keeps going.
     let task = tokio::spawn(ca.clone().run_reconciliation(Duration::from_millis(20)));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(f.store.unlogged_certificates().await.unwrap().len(), 1);
+    assert_eq!(store.unlogged_certificates().await.unwrap().len(), 1);
     flaky.failing.store(false, std::sync::atomic::Ordering::SeqCst);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !f.store.unlogged_certificates().await.unwrap().is_empty()
-        || !f.store.unlogged_revocations().await.unwrap().is_empty()
+    while !store.unlogged_certificates().await.unwrap().is_empty()
+        || !store.unlogged_revocations().await.unwrap().is_empty()
     {
         assert!(tokio::time::Instant::now() < deadline, "not reconciled");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -345,7 +344,7 @@ async fn what_the_log_missed_while_serving_is_appended_by_the_next_reconciliatio
     task.abort();
     let revoked = [b"revoked:".as_slice(), first.serial.as_bytes()].concat();
     assert_eq!(
-        logged_serials(f.store.as_ref()).await,
+        logged_serials(store.as_ref()).await,
         vec![first.serial.as_bytes().to_vec(), missed[0].serial.as_bytes().to_vec(), revoked]
     );
 }
@@ -354,7 +353,7 @@ async fn what_the_log_missed_while_serving_is_appended_by_the_next_reconciliatio
 /// logs each exactly once: what is between store and log is never taken for missed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_never_logs_twice_what_is_on_its_way() {
-    let (ca, _flaky, f) = logged().await;
+    let (ca, _flaky, store, _dir) = logged().await;
     let task = tokio::spawn(ca.clone().run_reconciliation(Duration::from_micros(100)));
     let jobs: Vec<_> = (0..48u8)
         .map(|i| {
@@ -374,7 +373,7 @@ async fn reconciliation_never_logs_twice_what_is_on_its_way() {
         j.await.unwrap();
     }
     task.abort();
-    let logged = logged_serials(f.store.as_ref()).await;
+    let logged = logged_serials(store.as_ref()).await;
     let distinct: std::collections::BTreeSet<_> = logged.iter().collect();
     assert_eq!(distinct.len(), logged.len(), "an entry logged twice");
     assert_eq!(logged.len(), 48 + 16);

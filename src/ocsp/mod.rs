@@ -189,13 +189,11 @@ impl OcspResponder {
 
         // RFC 5019 §2.2.1: one CertID, no nonce, good: a pre-signed response can be reused.
         let cacheable = nonce.is_none() && statuses.len() == 1 && matches!(statuses[0].2, Some(None));
-        let key = statuses[0].0.to_der().ok();
-        if cacheable {
-            if let Some(k) = &key {
-                if let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(k) {
-                    if now < c.refresh_after {
-                        return Answer { der: c.der.to_vec(), fresh_until: Some(c.next_update) };
-                    }
+        let key = if cacheable { statuses[0].0.to_der().ok() } else { None };
+        if let Some(k) = &key {
+            if let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(k) {
+                if now < c.refresh_after {
+                    return Answer { der: c.der.to_vec(), fresh_until: Some(c.next_update) };
                 }
             }
         }
@@ -226,7 +224,7 @@ impl OcspResponder {
             }
         };
         let next_update = now + self.validity.as_secs();
-        if let (true, Some(k)) = (cacheable, key) {
+        if let Some(k) = key {
             // Re-sign once half the validity has passed, long before nextUpdate.
             let refresh_after = now + self.validity.as_secs() / 2;
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());

@@ -246,11 +246,7 @@ pub fn incoming(
                 }
             };
             // Past the limit the connection is closed before any TLS work is spent on it.
-            let Some(slot) = open.open(remote) else {
-                drop(tcp);
-                tokio::time::sleep(connections::SHED_PACE).await;
-                continue;
-            };
+            let Some(slot) = open.admit(remote).await else { continue };
             connections::tune(&tcp, keepalive);
             let (acceptor, tx, store, changes) = (acceptor.clone(), tx.clone(), store.clone(), changes.clone());
             let failed = failed.clone();

@@ -170,6 +170,23 @@ impl Daemon {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
+
+    /// CPU time (user + system) the daemon has used so far.
+    pub fn cpu_time(&self) -> std::time::Duration {
+        cpu_time_of(&self.pid().to_string())
+    }
+}
+
+/// CPU time (user + system) of process `pid` (a number, or `self`) so far.
+pub fn cpu_time_of(pid: &str) -> std::time::Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').expect("stat format").1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    std::time::Duration::from_micros(ticks * 1_000_000 / hz)
 }
 
 /// A gRPC channel to `url` over mTLS: the server checked against the root `ca`, the client
