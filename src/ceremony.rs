@@ -3,7 +3,7 @@
 //! only what is missing is created, and nothing is ever overwritten.
 
 use crate::ca::cert::{self, CeremonyCert, CertSpec, Issuer, UrlContext};
-use crate::ca::{subject_key_id, CaError, ServiceCertificate};
+use crate::ca::{subject_key_id, CaError, CaId, ServiceCertificate};
 use crate::hsm::{Hsm, HsmError, HsmSigner, KeyAlgorithm, KeyRef};
 use crate::log::{CeremonyEvent, LogEntry, LoggedRecord, NewEntry, Sequencer, Sha256};
 use crate::policy::AttrKind;
@@ -16,8 +16,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 use x509_cert::ext::pkix::KeyUsages;
 use x509_cert::Certificate;
-
-pub use crate::ca::ISSUING_CA_NAME;
 
 /// Why the ceremony stopped. It changes nothing it has not finished: run it again once the cause
 /// is mended.
@@ -146,7 +144,7 @@ pub fn run(hsm: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CeremonyError> 
     let root_role =
         Role { key: &keys.root, cn: "trustd Root CA", alg: cfg.root_algorithm, validity: cfg.root_validity };
     let root = ensure(hsm, cfg, &root_role, None, CeremonyCert::Root, &mut steps)?;
-    let root_urls = UrlContext { base: cfg.public_url.clone(), ca: "root".into() };
+    let root_urls = UrlContext { base: cfg.public_url.clone(), ca: CaId::Root };
     let issuing_role = Role {
         key: &keys.issuing,
         cn: "trustd Issuing CA",
@@ -156,7 +154,7 @@ pub fn run(hsm: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CeremonyError> 
     let kind = CeremonyCert::Issuing { urls: &root_urls };
     let issuing = ensure(hsm, cfg, &issuing_role, Some((&root, &keys.root)), kind, &mut steps)?;
 
-    let urls = UrlContext { base: cfg.public_url.clone(), ca: ISSUING_CA_NAME.into() };
+    let urls = UrlContext { base: cfg.public_url.clone(), ca: CaId::Issuing };
     let services = [
         Service {
             key: &keys.tsa,

@@ -365,7 +365,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     }
     let ocsp = OcspResponder::new(
         certified_key(&hsm, &cfg.keys.ocsp, None).await?,
-        ceremony::ISSUING_CA_NAME,
+        CaId::Issuing,
         ca.ca_certificate(CaId::Issuing),
         store.clone(),
         cfg.ocsp.validity,
@@ -398,7 +398,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         let validation = Validation {
             extra_anchors: load_anchors(&cfg.signing.trust_anchors)?,
             store: store.clone(),
-            issuing_ca: ceremony::ISSUING_CA_NAME.into(),
+            issuing_ca: CaId::Issuing,
         };
         SigningService::new(
             keyed,

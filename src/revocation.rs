@@ -2,6 +2,7 @@
 //! validation, and the one lookup of a certificate's revocation status that OCSP and `Verify`
 //! both answer from.
 
+use crate::ca_id::CaId;
 use crate::serial::Serial;
 use crate::store::{CertStatus, Revocation, Store, StoreError};
 use std::fmt;
@@ -99,9 +100,9 @@ pub enum Status {
     Unknown,
 }
 
-/// The status of the certificate `serial` of the CA named `ca`, from the same records the CRL is
+/// The status of the certificate `serial` of `ca`, from the same records the CRL is
 /// built from, so that OCSP, signature validation and the CRL always agree.
-pub async fn status_of(store: &dyn Store, ca: &str, serial: &Serial) -> Result<Status, StoreError> {
+pub async fn status_of(store: &dyn Store, ca: CaId, serial: &Serial) -> Result<Status, StoreError> {
     Ok(match store.certificate(serial).await? {
         Some(rec) if rec.ca == ca => match (rec.status, rec.revocation) {
             (CertStatus::Issued, _) => Status::Good,

@@ -26,7 +26,7 @@ fn ca_named(name: &str) -> Result<CaId, CaError> {
     if name.is_empty() {
         Ok(CaId::Issuing)
     } else {
-        CaId::from_name(name)
+        CaId::from_name(name).ok_or_else(|| CaError::UnknownCa(name.into()))
     }
 }
 
@@ -51,8 +51,8 @@ fn status_to_pb(s: CertStatus) -> pb::CertificateStatus {
 fn record_to_pb(r: CertificateRecord) -> pb::CertificateRecord {
     pb::CertificateRecord {
         serial: r.serial.to_string(),
-        ca: r.ca,
-        profile: r.profile,
+        ca: r.ca.name().into(),
+        profile: r.origin.name().into_owned(),
         subject: r.subject,
         sans: r.sans,
         not_before: Some(ts(r.not_before)),
@@ -61,13 +61,9 @@ fn record_to_pb(r: CertificateRecord) -> pb::CertificateRecord {
         created_at: Some(ts(r.created_at)),
         status: status_to_pb(r.status).into(),
         certificate_der: r.cert_der.unwrap_or_default(),
-        revocation_reason: r.revocation.map(|v| reason_name(v.reason)).unwrap_or_default(),
+        revocation_reason: r.revocation.map(|v| v.reason.name().to_owned()).unwrap_or_default(),
         revoked_at: r.revocation.map(|v| ts(v.revoked_at)),
     }
-}
-
-fn reason_name(code: u8) -> String {
-    Reason::from_code(code).map_or_else(|| format!("reason {code}"), |r| r.name().to_owned())
 }
 
 /// `work` in a task of its own ([`to_completion`]): what a state-changing RPC started finishes,
@@ -163,7 +159,7 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
             pb::RevokeCertificateResponse {
                 serial: done.serial.to_string(),
                 revoked: done.revocation.is_some(),
-                reason: done.revocation.map(|v| reason_name(v.reason)).unwrap_or_default(),
+                reason: done.revocation.map(|v| v.reason.name().to_owned()).unwrap_or_default(),
                 revoked_at: done.revocation.map(|v| ts(v.revoked_at)),
                 changed: done.changed,
             },

@@ -203,12 +203,12 @@ async fn ca_certificate(State(s): State<HttpState>, Path(file): Path<String>) ->
         return (StatusCode::NOT_FOUND, "CA certificates are at /ca/{name}.crt\n").into_response();
     };
     match CaId::from_name(name).map(|ca| s.ca.ca_certificate(ca)) {
-        Ok(der) => (
+        Some(der) => (
             [(header::CONTENT_TYPE, "application/pkix-cert"), (header::CACHE_CONTROL, "public, max-age=3600")],
             der.to_vec(),
         )
             .into_response(),
-        Err(_) => (StatusCode::NOT_FOUND, format!("no CA named '{name}'\n")).into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no CA named '{name}'\n")).into_response(),
     }
 }
 
@@ -271,13 +271,13 @@ async fn crl(State(s): State<HttpState>, Path(file): Path<String>) -> Response {
         return (StatusCode::NOT_FOUND, "CRLs are at /crl/{name}.crl\n").into_response();
     };
     match CaId::from_name(name).map(|ca| s.ca.crl(ca)) {
-        Ok(Some(der)) => (
+        Some(Some(der)) => (
             [(header::CONTENT_TYPE, "application/pkix-crl"), (header::CACHE_CONTROL, "public, max-age=60")],
             der.to_vec(),
         )
             .into_response(),
-        Ok(None) => (StatusCode::SERVICE_UNAVAILABLE, "no CRL published yet\n").into_response(),
-        Err(_) => (StatusCode::NOT_FOUND, format!("no CRL for '{name}'\n")).into_response(),
+        Some(None) => (StatusCode::SERVICE_UNAVAILABLE, "no CRL published yet\n").into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no CRL for '{name}'\n")).into_response(),
     }
 }
 

@@ -128,12 +128,12 @@ pub fn signed_der(tbs_der: &[u8], scheme: SignatureScheme, signature: &Signature
 #[derive(Clone, Debug)]
 pub struct UrlContext {
     pub base: String,
-    pub ca: String,
+    pub ca: crate::ca_id::CaId,
 }
 
 impl UrlContext {
     fn expand(&self, t: &str) -> String {
-        t.replace("{base}", self.base.trim_end_matches('/')).replace("{ca}", &self.ca)
+        t.replace("{base}", self.base.trim_end_matches('/')).replace("{ca}", self.ca.name())
     }
 }
 

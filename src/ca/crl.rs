@@ -22,18 +22,15 @@ fn ext(oid: const_oid::ObjectIdentifier, value: &impl Encode) -> Result<Extensio
 /// One CRL entry: serial, revocation date, and the reasonCode (§5.3.1, left out for
 /// unspecified as the RFC asks) and invalidityDate (§5.3.2) entry extensions.
 ///
-/// A stored value the CRL cannot carry (a reason code that is none, a date past what X.509 time
-/// can write) must not stop publication, nor leave the serial out: the entry is listed without
+/// A stored value the CRL cannot carry (a date past what X.509 time can write) must not stop publication, nor leave the serial out: the entry is listed without
 /// that extension, or with the CRL's own thisUpdate as its revocation date, and the row is
 /// reported. Revocation only ever stores what the rules allow; such a row is damage.
 fn entry(e: &RevokedEntry, this_update: u64) -> Result<RevokedCert, CaError> {
     let r = &e.revocation;
     let damaged = |what: &str| tracing::error!(serial = %e.serial, what, "stored revocation listed without what the CRL cannot carry");
     let mut exts = Vec::new();
-    match Reason::from_code(r.reason) {
-        Some(Reason::Unspecified) => {}
-        Some(reason) => exts.push(ext(CrlReason::OID, &reason.crl_reason())?),
-        None => damaged("reason code"),
+    if r.reason != Reason::Unspecified {
+        exts.push(ext(CrlReason::OID, &r.reason.crl_reason())?);
     }
     if let Some(d) = r.invalidity_date {
         match u64::try_from(d).ok().and_then(|d| GeneralizedTime::from_unix_duration(Duration::from_secs(d)).ok()) {

@@ -10,8 +10,8 @@ impl CertificateAuthority {
         let _one_at_a_time = self.crl_publish.lock().await;
         let mut published = Vec::new();
         for ci in &self.crl_issuers {
-            let entries = self.store.revoked(ci.ca.name()).await?;
-            let number = self.store.next_crl_number(ci.ca.name()).await?;
+            let entries = self.store.revoked(ci.ca).await?;
+            let number = self.store.next_crl_number(ci.ca).await?;
             let (name, key_id, scheme) = (ci.subject.clone(), ci.key_id.clone(), ci.key.scheme());
             let (validity, now) = (self.crl_schedule.validity, self.clock.unix_secs());
             // Building and encoding 100,000 entries takes a few hundred milliseconds of CPU.

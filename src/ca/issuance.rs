@@ -59,7 +59,8 @@ impl CertificateAuthority {
             // The certificate must fit a log entry (uint16-length bundles, C2SP tlog-tiles):
             // refuse it now, before it is recorded and signed, not after. The signature and
             // its algorithm add at most ~600 bytes (RSA-4096); the entry's fields ~300 more.
-            let entry_len = tbs_der.len() + 1024 + profile.name.len() + req.requester.len() + ISSUING_CA_NAME.len();
+            let entry_len =
+                tbs_der.len() + 1024 + profile.name.len() + req.requester.len() + CaId::Issuing.name().len();
             if entry_len > crate::log::entry::MAX_ENTRY_LEN {
                 return Err(CaError::BadCsr(format!(
                     "the certificate would be about {entry_len} bytes, more than the log's {} byte entries hold",
@@ -68,8 +69,8 @@ impl CertificateAuthority {
             }
             let record = NewCertificate {
                 serial: serial.clone(),
-                ca: ISSUING_CA_NAME.into(),
-                profile: profile.name.clone(),
+                ca: CaId::Issuing,
+                origin: Origin::Profile(profile.name.clone()),
                 subject: subject.to_string(),
                 sans: valid.sans.iter().map(ToString::to_string).collect(),
                 not_before: not_before as i64,
@@ -112,7 +113,7 @@ impl CertificateAuthority {
                 issued_at: self.clock.unix_secs(),
                 profile: profile.name.clone(),
                 requester: req.requester.clone(),
-                issuer: ISSUING_CA_NAME.into(),
+                issuer: CaId::Issuing.name().into(),
             });
             let logged = match entry.encode() {
                 Ok(entry) => {

@@ -13,12 +13,15 @@ pub mod request;
 pub mod revocation;
 pub mod scope;
 
+pub use crate::ca_id::CaId;
 use crate::clock::Clock;
 use crate::keys::{CertifiedKey, KeyError, SigningKey};
 use crate::log::{CertificateIssued, LogEntry, LogError, LoggedRecord, NewEntry, Sequencer};
 use crate::policy::Policies;
 use crate::serial::Serial;
-use crate::store::{CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, Store, StoreError};
+use crate::store::{
+    CertStatus, CertificateRecord, ListQuery, NewCertificate, Origin, Page, Revocation, Store, StoreError,
+};
 use cert::{CertSpec, Issuer, UrlContext};
 use const_oid::db::rfc5280;
 use der::{Decode, Encode};
@@ -28,10 +31,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::Certificate;
-
-/// Profile name prefix of the key ceremony's service certificates in the store
-/// (`ceremony:tsa`, `ceremony:ocsp`, …): they were not issued from a profile.
-const CEREMONY_PROFILE_PREFIX: &str = "ceremony:";
 
 /// Errors of the CA. `api` maps each to a gRPC status.
 #[derive(Debug, thiserror::Error)]
@@ -87,13 +86,13 @@ async fn append_detached(log: &Sequencer, entry: NewEntry) -> Result<crate::log:
 
 /// The log entry of a revocation event: the serial as the DER INTEGER's content octets
 /// (RFC 5280 §4.1.2.2), the CA's name, when, and the CRLReason code.
-fn revocation_entry(serial: &Serial, ca: &str, at: i64, reason: u8) -> Result<Vec<u8>, CaError> {
+fn revocation_entry(serial: &Serial, ca: CaId, at: i64, reason: Reason) -> Result<Vec<u8>, CaError> {
     let serial = serial.to_x509().map_err(|e| CaError::Internal(format!("serial {serial}: {e}")))?;
     Ok(LogEntry::Revocation(crate::log::Revocation {
         serial: serial.as_bytes().to_vec(),
-        issuer: ca.to_owned(),
+        issuer: ca.name().into(),
         revoked_at: u64::try_from(at).unwrap_or(0),
-        reason,
+        reason: reason as u8,
     })
     .encode()?)
 }
@@ -194,40 +193,6 @@ pub struct ServiceCertificate {
     pub der: Vec<u8>,
 }
 
-/// The issuing CA's name in URLs (`/crl/issuing.crl`), in the API and in the store.
-pub const ISSUING_CA_NAME: &str = "issuing";
-
-/// The CAs trustd runs: the issuing CA, which issues and revokes, and the root above it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CaId {
-    Issuing,
-    Root,
-}
-
-impl CaId {
-    /// The name in URLs (`/crl/issuing.crl`, `/ca/root.crt`), in the API and in the store.
-    pub fn name(self) -> &'static str {
-        match self {
-            CaId::Issuing => ISSUING_CA_NAME,
-            CaId::Root => "root",
-        }
-    }
-
-    /// The CA called `name`; [`CaError::UnknownCa`] for any other name.
-    pub fn from_name(name: &str) -> Result<Self, CaError> {
-        [CaId::Issuing, CaId::Root]
-            .into_iter()
-            .find(|c| c.name() == name)
-            .ok_or_else(|| CaError::UnknownCa(name.into()))
-    }
-}
-
-impl std::fmt::Display for CaId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 impl CertificateAuthority {
     /// The issuing CA with its key and certificate, and the root's (for the root's CRL).
     pub fn new(
@@ -266,7 +231,7 @@ impl CertificateAuthority {
             key,
             policies,
             store,
-            urls: UrlContext { base: public_url.to_owned(), ca: ISSUING_CA_NAME.into() },
+            urls: UrlContext { base: public_url.to_owned(), ca: CaId::Issuing },
             crl_schedule,
             crl_issuers,
             crl_publish: tokio::sync::Mutex::new(()),
@@ -342,8 +307,8 @@ impl CertificateAuthority {
                     // A released hold is logged as removeFromCRL (RFC 5280 §5.3.1), as a delta
                     // CRL would say it. A failure here leaves the event unlogged; reconciliation
                     // logs it.
-                    let reason = new.map_or(Reason::RemoveFromCrl as u8, |n| n.reason);
-                    let entry = revocation_entry(&rec.serial, &rec.ca, now, reason)?;
+                    let reason = new.map_or(Reason::RemoveFromCrl, |n| n.reason);
+                    let entry = revocation_entry(&rec.serial, rec.ca, now, reason)?;
                     append_detached(log, NewEntry { entry, record: Some(LoggedRecord::RevocationEvent(event)) })
                         .await?;
                 }

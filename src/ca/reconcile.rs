@@ -22,8 +22,8 @@ impl CertificateAuthority {
             }
             let record = NewCertificate {
                 serial: serial.clone(),
-                ca: ISSUING_CA_NAME.into(),
-                profile: format!("{CEREMONY_PROFILE_PREFIX}{role}"),
+                ca: CaId::Issuing,
+                origin: Origin::Ceremony(role.into()),
                 subject: tbs.subject.to_string(),
                 sans: Vec::new(),
                 not_before: tbs.validity.not_before.to_unix_duration().as_secs() as i64,
@@ -56,9 +56,9 @@ impl CertificateAuthority {
             let entry = LogEntry::CertificateIssued(CertificateIssued {
                 certificate_der: c.cert_der.clone(),
                 issued_at: u64::try_from(c.issued_at).unwrap_or(0),
-                profile: c.profile.clone(),
+                profile: c.origin.name().into_owned(),
                 requester: c.requester.clone(),
-                issuer: c.ca.clone(),
+                issuer: c.ca.name().into(),
             })
             .encode()?;
             entries.push(NewEntry { entry, record: Some(LoggedRecord::Certificate(c.serial.to_string())) });
@@ -67,13 +67,13 @@ impl CertificateAuthority {
         let revocations = self.store.unlogged_revocations().await?;
         let mut entries = Vec::with_capacity(revocations.len());
         for r in &revocations {
-            let entry = revocation_entry(&r.serial, &r.ca, r.at, r.reason)?;
+            let entry = revocation_entry(&r.serial, r.ca, r.at, r.reason)?;
             entries.push(NewEntry { entry, record: Some(LoggedRecord::RevocationEvent(r.event_id)) });
         }
         log.append_all(entries).await?;
         // The key ceremony's certificates reach the log this way by design (recorded at start,
         // logged here); anything else was missing after a crash or while the log was off.
-        let ceremony = certs.iter().filter(|c| c.profile.starts_with(CEREMONY_PROFILE_PREFIX)).count();
+        let ceremony = certs.iter().filter(|c| matches!(c.origin, Origin::Ceremony(_))).count();
         if ceremony > 0 {
             tracing::info!(certificates = ceremony, audit = true, "key-ceremony certificates appended to the log");
         }

@@ -45,18 +45,18 @@ pub fn decide(
             return Err(CaError::BadInvalidityDate("a released hold has none".into()));
         }
     }
-    let hold = Reason::CertificateHold as u8;
-    let new = |revoked_at| Revocation { revoked_at, reason: reason as u8, invalidity_date };
+    let hold = Reason::CertificateHold;
+    let new = |revoked_at| Revocation { revoked_at, reason, invalidity_date };
     match (current, reason) {
         (None, Reason::RemoveFromCrl) => Err(CaError::NotRevocable("the certificate is not on hold".into())),
         (None, _) => Ok(Change::To(Some(new(now)))),
         (Some(cur), Reason::RemoveFromCrl) if cur.reason == hold => Ok(Change::To(None)),
-        (Some(cur), _) if cur.reason == reason as u8 => Ok(Change::None),
+        (Some(cur), _) if cur.reason == reason => Ok(Change::None),
         // A hold made permanent keeps the date the certificate stopped being trusted.
         (Some(cur), _) if cur.reason == hold => Ok(Change::To(Some(new(cur.revoked_at)))),
         (Some(cur), _) => Err(CaError::NotRevocable(format!(
             "already revoked ({}); a revoked certificate cannot change reason or become good again",
-            Reason::from_code(cur.reason).map_or("unknown", Reason::name)
+            cur.reason
         ))),
     }
 }
@@ -66,7 +66,7 @@ mod tests {
     use super::*;
 
     fn rev(reason: Reason, at: i64) -> Option<Revocation> {
-        Some(Revocation { revoked_at: at, reason: reason as u8, invalidity_date: None })
+        Some(Revocation { revoked_at: at, reason, invalidity_date: None })
     }
 
     #[test]

@@ -91,7 +91,7 @@ async fn issues_within_the_profile_window_and_records_it() {
     verifies(&f.issuing_spki, &c.signature_algorithm, c.signature.raw_bytes(), &tbs.to_der().unwrap());
     let rec = f.ca.certificate(&issued.serial.to_string()).await.unwrap();
     assert_eq!(
-        (rec.status, rec.profile.as_str(), rec.requester.as_str()),
+        (rec.status, rec.origin.name().as_ref(), rec.requester.as_str()),
         (CertStatus::Issued, "tls-server", "test-client")
     );
     assert_eq!(rec.cert_der.as_deref(), Some(&issued.cert_der[..]));
@@ -245,18 +245,21 @@ async fn bad_invalidity_dates_are_refused_and_no_stored_row_stops_the_crl() {
     }
     assert_eq!(f.store.certificate(&serials[0]).await.unwrap().unwrap().status, CertStatus::Issued, "nothing stored");
 
-    // Damage straight in the store: a date past year 9999, a reason code that is none.
+    // Damage straight in the store: a date past year 9999 (an unreadable reason code is the
+    // store's to report, see store::sqlite's tests).
     let far = 400_000_000_000;
-    let damaged = Revocation { revoked_at: far, reason: 11, invalidity_date: Some(far) };
+    let damaged = Revocation { revoked_at: far, reason: Reason::KeyCompromise, invalidity_date: Some(far) };
     f.store.set_revocation(&serials[1], None, Some(damaged), "intruder").await.unwrap();
-    let fine = Revocation { revoked_at: NOW as i64, reason: Reason::Superseded as u8, invalidity_date: None };
+    let fine = Revocation { revoked_at: NOW as i64, reason: Reason::Superseded, invalidity_date: None };
     f.store.set_revocation(&serials[2], None, Some(fine), "ops").await.unwrap();
     let crl = CertificateList::from_der(&f.ca.publish_crl().await.unwrap()).unwrap();
     let entries = crl.tbs_cert_list.revoked_certificates.clone().unwrap();
     let find = |s: &Serial| entries.iter().find(|e| e.serial_number.as_bytes() == s.as_bytes()).unwrap().clone();
     let d = find(&serials[1]);
     assert_eq!(d.revocation_date.to_unix_duration().as_secs(), NOW, "the CRL's own thisUpdate");
-    assert!(d.crl_entry_extensions.is_none(), "neither the reason nor the date it cannot carry");
+    let exts = d.crl_entry_extensions.unwrap();
+    assert_eq!(exts.len(), 1, "the reason, not the date it cannot carry");
+    assert_eq!(exts[0].extn_id, x509_cert::ext::pkix::CrlReason::OID);
     let ok = find(&serials[2]);
     assert_eq!(ok.crl_entry_extensions.unwrap().len(), 1, "the reason code");
 }

@@ -2,6 +2,7 @@
 //! key is in the HSM (its certificate carries id-kp-OCSPSigning and id-pkix-ocsp-nocheck).
 //! Knows neither HTTP nor SQL: it takes a DER request and returns a DER OCSPResponse.
 
+use crate::ca_id::CaId;
 use crate::clock::Clock;
 use crate::digest::HashAlg;
 use crate::incident::Incident;
@@ -64,7 +65,7 @@ impl Answer {
 
 /// The responder for one issuing CA.
 pub struct OcspResponder {
-    ca_name: String,
+    ca: CaId,
     key: Arc<dyn SigningKey>,
     responder_cert: Certificate,
     responder_key_hash: Vec<u8>,
@@ -100,12 +101,12 @@ pub fn malformed() -> Answer {
 }
 
 impl OcspResponder {
-    /// The responder for the CA named `ca_name` (whose certificate is `issuer_der`), signing
+    /// The responder for `ca` (whose certificate is `issuer_der`), signing
     /// with the delegated responder `key`. Per-request problems are OCSP statuses, not errors;
     /// only this can fail, with a reason for the operator.
     pub fn new(
         key: CertifiedKey,
-        ca_name: &str,
+        ca: CaId,
         issuer_der: &[u8],
         store: Arc<dyn Store>,
         validity: Duration,
@@ -126,7 +127,7 @@ impl OcspResponder {
             sha1::Sha1::digest(responder_cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes())
                 .to_vec();
         Ok(OcspResponder {
-            ca_name: ca_name.to_owned(),
+            ca,
             key,
             responder_cert,
             responder_key_hash,
@@ -173,7 +174,7 @@ impl OcspResponder {
             }
             let serial = Serial::from_bytes(id.serial_number.as_bytes());
             let status = match &serial {
-                Some(s) => match revocation::status_of(self.store.as_ref(), &self.ca_name, s).await {
+                Some(s) => match revocation::status_of(self.store.as_ref(), self.ca, s).await {
                     Ok(revocation::Status::Good) => Some(None),
                     Ok(revocation::Status::Revoked(r)) => Some(Some(r)),
                     Ok(revocation::Status::Unknown) => None,
@@ -245,7 +246,7 @@ impl OcspResponder {
             Some(Some(r)) => CertStatus::revoked(RevokedInfo {
                 revocation_time: gtime(r.revoked_at.max(0) as u64)?,
                 // unspecified is left out, as RFC 5280 §5.3.1 asks of CRLs.
-                revocation_reason: Reason::from_code(r.reason)
+                revocation_reason: Some(r.reason)
                     .filter(|reason| *reason != Reason::Unspecified)
                     .map(Reason::crl_reason),
             }),

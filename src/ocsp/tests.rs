@@ -6,7 +6,7 @@ use crate::ca::cert::{self, CeremonyCert};
 use crate::clock::FixedClock;
 use crate::keys::software::SoftwareKey;
 use crate::keys::verify::verify_signature;
-use crate::store::NewCertificate;
+use crate::store::{NewCertificate, Origin};
 use crate::testing;
 use x509_cert::ext::pkix::CrlReason;
 use x509_cert::serial_number::SerialNumber;
@@ -46,7 +46,7 @@ async fn fixture_with(responder_fails: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = testing::sqlite_store(&dir).await;
     let clock = Arc::new(FixedClock::at(Duration::from_secs(NOW)));
-    let responder = OcspResponder::new(key, "issuing", &ca.der, store.clone(), VALIDITY, clock.clone()).unwrap();
+    let responder = OcspResponder::new(key, CaId::Issuing, &ca.der, store.clone(), VALIDITY, clock.clone()).unwrap();
     Fixture { responder, store, clock, issuer: ca.cert, responder_spki, _dir: dir }
 }
 
@@ -55,8 +55,8 @@ async fn stored(f: &Fixture, reason: Option<Reason>) -> Serial {
     let serial = Serial::random();
     let record = NewCertificate {
         serial: serial.clone(),
-        ca: "issuing".into(),
-        profile: "tls-server".into(),
+        ca: CaId::Issuing,
+        origin: Origin::Profile("tls-server".into()),
         subject: "CN=a.example.org".into(),
         sans: vec!["dns:a.example.org".into()],
         not_before: (NOW - 86_400) as i64,
@@ -66,7 +66,7 @@ async fn stored(f: &Fixture, reason: Option<Reason>) -> Serial {
     };
     f.store.record_issued(&record, &[0x30, 0x00]).await.unwrap();
     if let Some(r) = reason {
-        let revocation = Revocation { revoked_at: (NOW - 60) as i64, reason: r as u8, invalidity_date: None };
+        let revocation = Revocation { revoked_at: (NOW - 60) as i64, reason: r, invalidity_date: None };
         f.store.set_revocation(&serial, None, Some(revocation), "ops").await.unwrap();
     }
     serial
@@ -180,7 +180,7 @@ async fn cache_and_nonce() {
     );
 
     let current = f.store.certificate(&serial).await.unwrap().unwrap().revocation;
-    let revocation = Revocation { revoked_at: NOW as i64, reason: Reason::Superseded as u8, invalidity_date: None };
+    let revocation = Revocation { revoked_at: NOW as i64, reason: Reason::Superseded, invalidity_date: None };
     f.store.set_revocation(&serial, current, Some(revocation), "ops").await.unwrap();
     let (_, basic) = open(&f, &f.responder.respond(&req).await.der);
     assert!(matches!(basic.unwrap().tbs_response_data.responses[0].cert_status, CertStatus::Revoked(_)));

@@ -321,6 +321,10 @@ fn url_template(field: &str, t: Option<String>) -> Result<Option<String>, String
 impl Profile {
     /// Parses and validates a profile; the error names the field.
     pub fn parse(name: &str, text: &str) -> Result<Profile, String> {
+        // `ceremony:<role>` names the key ceremony's certificates in records (store::Origin).
+        if name.is_empty() || name.contains(':') {
+            return Err(format!("profile name '{name}': must be non-empty and contain no ':'"));
+        }
         let f: ProfileFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
 
         let mut keys = KeyRules { ecdsa_p256: false, ecdsa_p384: false, rsa_min_bits: None };
@@ -506,6 +510,10 @@ mod tests {
         for (from, to, field) in cases {
             let e = broken(from, to);
             assert!(e.contains(field), "{to:?}: error {e:?} does not name {field}");
+        }
+        // A profile may not be named as the key ceremony's certificates are (`ceremony:tsa`).
+        for name in ["", "ceremony:tsa", "a:b"] {
+            assert!(Profile::parse(name, GOOD).unwrap_err().contains("profile name"), "{name:?}");
         }
     }
 }

@@ -6,13 +6,14 @@ mod admission;
 pub mod report;
 pub mod verify;
 
+use crate::ca_id::CaId;
 use crate::clock::Clock;
 use crate::digest::{HashAlg, Hasher};
 use crate::keys::{CertifiedKey, KeyError, SigningKey};
 use crate::log::Sha256;
 use crate::policy::{Level, SigningPolicy};
 use crate::records::RecordWriter;
-use crate::revocation::{self, Reason};
+use crate::revocation;
 use crate::serial::Serial;
 use crate::signed_data::{self, SignerDer};
 use crate::store::{SignatureRecord, Store, StoreError};
@@ -149,7 +150,7 @@ pub struct Validation {
     /// Where the revocation status of trustd's certificates is.
     pub store: Arc<dyn Store>,
     /// The issuing CA's name in the store.
-    pub issuing_ca: String,
+    pub issuing_ca: CaId,
 }
 
 /// The policy a request names when it names none.
@@ -417,7 +418,7 @@ impl SigningService {
 struct StoreRevocation {
     store: Arc<dyn Store>,
     /// The issuing CA's name in the store.
-    issuing_ca: String,
+    issuing_ca: CaId,
     runtime: tokio::runtime::Handle,
     issuing: Certificate,
     root: Certificate,
@@ -440,12 +441,12 @@ impl RevocationSource for StoreRevocation {
             return RevocationStatus::Unknown;
         };
         // Called on the blocking pool (see `verify`), where waiting on the runtime is allowed.
-        let status = revocation::status_of(self.store.as_ref(), &self.issuing_ca, &serial);
+        let status = revocation::status_of(self.store.as_ref(), self.issuing_ca, &serial);
         match self.runtime.block_on(status) {
             Ok(revocation::Status::Good) => RevocationStatus::Good,
             Ok(revocation::Status::Revoked(r)) => RevocationStatus::Revoked {
                 at: r.invalidity_date.unwrap_or(r.revoked_at).max(0) as u64,
-                reason: Reason::from_code(r.reason).unwrap_or(Reason::Unspecified),
+                reason: r.reason,
             },
             Ok(revocation::Status::Unknown) => RevocationStatus::Unknown,
             Err(e) => {

@@ -8,9 +8,11 @@ mod sqlite;
 pub use group_commit::{GroupCommit, SignatureWriter, TimestampWriter};
 pub use sqlite::SqliteStore;
 
+use crate::ca_id::CaId;
 use crate::digest::HashAlg;
 use crate::log::{LogStore, Sha256};
 use crate::policy::Level;
+use crate::revocation::Reason;
 use crate::serial::Serial;
 use async_trait::async_trait;
 use std::fmt;
@@ -73,12 +75,47 @@ impl fmt::Display for CertStatus {
     }
 }
 
+/// Where a certificate came from: issued under a profile of `policies/`, or by the key ceremony
+/// to one of trustd's own services (its role: `tsa`, `document-signer`, `ocsp`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Profile(String),
+    Ceremony(String),
+}
+
+impl Origin {
+    /// How the store, the API and the log name it: the profile's name, or `ceremony:<role>`
+    /// (no profile name contains a colon).
+    pub fn name(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Origin::Profile(p) => p.as_str().into(),
+            Origin::Ceremony(role) => format!("{CEREMONY_PREFIX}{role}").into(),
+        }
+    }
+
+    /// The origin named `name` (see [`Origin::name`]).
+    pub fn from_name(name: &str) -> Self {
+        match name.strip_prefix(CEREMONY_PREFIX) {
+            Some(role) => Origin::Ceremony(role.to_owned()),
+            None => Origin::Profile(name.to_owned()),
+        }
+    }
+}
+
+const CEREMONY_PREFIX: &str = "ceremony:";
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
 /// What is recorded before a certificate is signed.
 #[derive(Clone, Debug)]
 pub struct NewCertificate {
     pub serial: Serial,
-    pub ca: String,
-    pub profile: String,
+    pub ca: CaId,
+    pub origin: Origin,
     pub subject: String,
     pub sans: Vec<String>,
     pub not_before: i64,
@@ -91,8 +128,8 @@ pub struct NewCertificate {
 #[derive(Clone, Debug)]
 pub struct CertificateRecord {
     pub serial: Serial,
-    pub ca: String,
-    pub profile: String,
+    pub ca: CaId,
+    pub origin: Origin,
     pub subject: String,
     pub sans: Vec<String>,
     pub not_before: i64,
@@ -109,8 +146,7 @@ pub struct CertificateRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Revocation {
     pub revoked_at: i64,
-    /// CRLReason code (RFC 5280 §5.3.1).
-    pub reason: u8,
+    pub reason: Reason,
     pub invalidity_date: Option<i64>,
 }
 
@@ -182,8 +218,8 @@ pub struct SignatureRecord {
 #[derive(Clone, Debug)]
 pub struct UnloggedCertificate {
     pub serial: Serial,
-    pub ca: String,
-    pub profile: String,
+    pub ca: CaId,
+    pub origin: Origin,
     pub requester: String,
     /// When it was stored as issued, Unix seconds.
     pub issued_at: i64,
@@ -195,9 +231,9 @@ pub struct UnloggedCertificate {
 pub struct UnloggedRevocation {
     pub event_id: i64,
     pub serial: Serial,
-    pub ca: String,
-    /// CRLReason code; removeFromCRL (8) for a released hold.
-    pub reason: u8,
+    pub ca: CaId,
+    /// removeFromCRL for a released hold.
+    pub reason: Reason,
     pub at: i64,
 }
 
@@ -244,9 +280,9 @@ pub trait Store: LogStore + Send + Sync {
     /// by the SHA-256 of their SubjectPublicKeyInfo.
     async fn logged_ceremony_keys(&self) -> Result<Vec<Sha256>, StoreError>;
     /// Every revoked certificate of `ca`, for its CRL (reads the revoked index only).
-    async fn revoked(&self, ca: &str) -> Result<Vec<RevokedEntry>, StoreError>;
+    async fn revoked(&self, ca: CaId) -> Result<Vec<RevokedEntry>, StoreError>;
     /// The next CRL number of `ca`: 1, 2, 3, … across restarts.
-    async fn next_crl_number(&self, ca: &str) -> Result<u64, StoreError>;
+    async fn next_crl_number(&self, ca: CaId) -> Result<u64, StoreError>;
     /// Records time-stamp tokens in one transaction, outside the log (with the log on they are
     /// written with their log batch, [`LoggedRecord::NewTimestamp`](crate::log::LoggedRecord));
     /// durable when this returns. Fails whole (nothing recorded) if any serial was used before.

@@ -1,10 +1,12 @@
 //! The embedded SQLite store (WAL, synchronous=FULL so a commit is durable when it returns).
 
 use super::{
-    CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, SignatureRecord, Store,
-    StoreError, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
+    CertStatus, CertificateRecord, ListQuery, NewCertificate, Origin, Page, Revocation, RevokedEntry, SignatureRecord,
+    Store, StoreError, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
 };
+use crate::ca_id::CaId;
 use crate::log::{Hash, HashIndex, LeafIndex, LogBatch, LogError, LogStore, LoggedRecord, Sha256, TreeSize};
+use crate::revocation::Reason;
 use crate::serial::Serial;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -83,6 +85,19 @@ fn db(e: sqlx::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
+/// The CA column; a name trustd does not run is damage, reported as such.
+fn ca_column(row: &SqliteRow) -> Result<CaId, StoreError> {
+    let name: String = row.try_get("ca").map_err(db)?;
+    CaId::from_name(&name).ok_or_else(|| StoreError::Database(format!("unknown CA '{name}' in the database")))
+}
+
+fn reason_code(code: i64) -> Result<Reason, StoreError> {
+    u8::try_from(code)
+        .ok()
+        .and_then(Reason::from_code)
+        .ok_or_else(|| StoreError::Database(format!("bad reason code {code} in the database")))
+}
+
 fn now() -> i64 {
     crate::unix_time::now() as i64
 }
@@ -116,8 +131,8 @@ impl SqliteStore {
              ?9, ?10, ?11, CASE WHEN ?11 IS NULL THEN NULL ELSE ?10 END)",
         )
         .bind(c.serial.to_string())
-        .bind(&c.ca)
-        .bind(&c.profile)
+        .bind(c.ca.name())
+        .bind(c.origin.name())
         .bind(&c.subject)
         .bind(c.sans.join("\n"))
         .bind(c.not_before)
@@ -175,8 +190,8 @@ fn record(row: &SqliteRow) -> Result<CertificateRecord, StoreError> {
     let status: String = row.try_get("status").map_err(db)?;
     Ok(CertificateRecord {
         serial: serial.parse().map_err(StoreError::Database)?,
-        ca: row.try_get("ca").map_err(db)?,
-        profile: row.try_get("profile").map_err(db)?,
+        ca: ca_column(row)?,
+        origin: Origin::from_name(&row.try_get::<String, _>("profile").map_err(db)?),
         subject: row.try_get("subject").map_err(db)?,
         sans: sans.lines().map(str::to_owned).collect(),
         not_before: row.try_get("not_before").map_err(db)?,
@@ -195,7 +210,7 @@ fn revocation(row: &SqliteRow) -> Result<Option<Revocation>, StoreError> {
     Ok(match (at, reason) {
         (Some(revoked_at), Some(reason)) => Some(Revocation {
             revoked_at,
-            reason: u8::try_from(reason).map_err(|_| StoreError::Database(format!("bad reason code {reason}")))?,
+            reason: reason_code(reason)?,
             invalidity_date: row.try_get("invalidity_date").map_err(db)?,
         }),
         _ => None,
@@ -299,11 +314,11 @@ impl Store for SqliteStore {
         )
         .bind(to)
         .bind(new.map(|n| n.revoked_at))
-        .bind(new.map(|n| i64::from(n.reason)))
+        .bind(new.map(|n| n.reason as i64))
         .bind(new.and_then(|n| n.invalidity_date))
         .bind(serial.to_string())
         .bind(from)
-        .bind(expected.map(|e| i64::from(e.reason)))
+        .bind(expected.map(|e| e.reason as i64))
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -313,13 +328,13 @@ impl Store for SqliteStore {
         let (action, reason) = match new {
             Some(n) => ("revoke", n.reason),
             // removeFromCRL (RFC 5280 §5.3.1) is what releasing a hold is called.
-            None => ("release", 8),
+            None => ("release", Reason::RemoveFromCrl),
         };
         let event =
             sqlx::query("INSERT INTO revocation_events (serial, action, reason, at, requester) VALUES (?, ?, ?, ?, ?)")
                 .bind(serial.to_string())
                 .bind(action)
-                .bind(i64::from(reason))
+                .bind(reason as i64)
                 .bind(now())
                 .bind(requester)
                 .execute(&mut *tx)
@@ -344,8 +359,8 @@ impl Store for SqliteStore {
                 let serial: String = row.try_get("serial").map_err(db)?;
                 Ok(UnloggedCertificate {
                     serial: serial.parse().map_err(StoreError::Database)?,
-                    ca: row.try_get("ca").map_err(db)?,
-                    profile: row.try_get("profile").map_err(db)?,
+                    ca: ca_column(row)?,
+                    origin: Origin::from_name(&row.try_get::<String, _>("profile").map_err(db)?),
                     requester: row.try_get("requester").map_err(db)?,
                     issued_at: row.try_get("issued_at").map_err(db)?,
                     cert_der: row.try_get("cert_der").map_err(db)?,
@@ -369,9 +384,8 @@ impl Store for SqliteStore {
                 Ok(UnloggedRevocation {
                     event_id: row.try_get("id").map_err(db)?,
                     serial: serial.parse().map_err(StoreError::Database)?,
-                    ca: row.try_get("ca").map_err(db)?,
-                    reason: u8::try_from(reason)
-                        .map_err(|_| StoreError::Database(format!("bad reason code {reason}")))?,
+                    ca: ca_column(row)?,
+                    reason: reason_code(reason)?,
                     at: row.try_get("at").map_err(db)?,
                 })
             })
@@ -448,12 +462,12 @@ impl Store for SqliteStore {
         rows.iter().map(|row| sha256_column(row, "spki_sha256")).collect()
     }
 
-    async fn revoked(&self, ca: &str) -> Result<Vec<RevokedEntry>, StoreError> {
+    async fn revoked(&self, ca: CaId) -> Result<Vec<RevokedEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificates \
              WHERE ca = ? AND status = 'revoked' ORDER BY id",
         )
-        .bind(ca)
+        .bind(ca.name())
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
@@ -472,7 +486,7 @@ impl Store for SqliteStore {
                 other => {
                     tracing::error!(serial, error = ?other.err(), "a revoked certificate's revocation in the store is unreadable: listed as unspecified");
                     let revoked_at = row.try_get::<Option<i64>, _>("revoked_at").ok().flatten().unwrap_or(i64::MAX);
-                    Revocation { revoked_at, reason: 0, invalidity_date: None }
+                    Revocation { revoked_at, reason: Reason::Unspecified, invalidity_date: None }
                 }
             };
             out.push(RevokedEntry { serial: parsed, revocation });
@@ -480,12 +494,12 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn next_crl_number(&self, ca: &str) -> Result<u64, StoreError> {
+    async fn next_crl_number(&self, ca: CaId) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar(
             "INSERT INTO crl_numbers (ca, last_number) VALUES (?, 1) \
              ON CONFLICT (ca) DO UPDATE SET last_number = last_number + 1 RETURNING last_number",
         )
-        .bind(ca)
+        .bind(ca.name())
         .fetch_one(&self.pool)
         .await
         .map_err(db)?;
@@ -782,8 +796,8 @@ mod tests {
     fn new_cert(serial: &Serial, profile: &str) -> NewCertificate {
         NewCertificate {
             serial: serial.clone(),
-            ca: "issuing".into(),
-            profile: profile.into(),
+            ca: CaId::Issuing,
+            origin: Origin::from_name(profile),
             subject: format!("CN={serial}"),
             sans: vec!["dns:a.example".into(), "ip:192.0.2.1".into()],
             not_before: 1,
@@ -791,6 +805,39 @@ mod tests {
             requester: "test".into(),
             tbs_der: vec![0x30, 0],
         }
+    }
+
+    /// Typed values leave the store as they went in (a ceremony certificate keeps its origin);
+    /// a row the types cannot hold (a reason code that is none, a CA trustd does not run) is
+    /// reported as damage, and keeps neither the CRL's other entries nor its own serial off it.
+    #[tokio::test]
+    async fn typed_columns_round_trip_and_damage_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        let (ceremony, damaged, foreign) = (Serial::random(), Serial::random(), Serial::random());
+        let tsa = NewCertificate { origin: Origin::Ceremony("tsa".into()), ..new_cert(&ceremony, "") };
+        store.record_issued(&tsa, b"tsa").await.unwrap();
+        let rec = store.certificate(&ceremony).await.unwrap().unwrap();
+        assert_eq!((rec.ca, rec.origin.name().as_ref()), (CaId::Issuing, "ceremony:tsa"));
+        assert_eq!(store.unlogged_certificates().await.unwrap()[0].origin, Origin::Ceremony("tsa".into()));
+
+        for s in [&damaged, &foreign] {
+            store.record_issued(&new_cert(s, "p"), b"c").await.unwrap();
+            let r = Revocation { revoked_at: 7, reason: Reason::KeyCompromise, invalidity_date: None };
+            store.set_revocation(s, None, Some(r), "t").await.unwrap();
+        }
+        let raw = |sql: &'static str, s: &Serial| sqlx::query(sql).bind(s.to_string()).execute(&store.pool);
+        raw("UPDATE certificates SET revocation_reason = 7 WHERE serial = ?", &damaged).await.unwrap();
+        raw("UPDATE certificates SET ca = 'elsewhere' WHERE serial = ?", &foreign).await.unwrap();
+        for s in [&damaged, &foreign] {
+            let e = store.certificate(s).await.unwrap_err();
+            assert!(matches!(e, StoreError::Database(_)) && e.to_string().contains("in the database"), "{e}");
+        }
+        let crl = store.revoked(CaId::Issuing).await.unwrap();
+        assert_eq!(crl.len(), 1, "the foreign CA's row is not this CA's");
+        assert_eq!(crl[0].serial, damaged);
+        assert_eq!(crl[0].revocation, Revocation { revoked_at: 7, reason: Reason::Unspecified, invalidity_date: None });
+        assert!(store.revoked(CaId::Root).await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -878,7 +925,7 @@ mod tests {
             .set_revocation(
                 &serials[1],
                 None,
-                Some(Revocation { revoked_at: 5, reason: 1, invalidity_date: None }),
+                Some(Revocation { revoked_at: 5, reason: Reason::KeyCompromise, invalidity_date: None }),
                 "t",
             )
             .await

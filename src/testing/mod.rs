@@ -80,9 +80,9 @@ pub async fn certificate_authority(
     issuing_key: Arc<dyn SigningKey>,
     clock: Arc<dyn crate::clock::Clock>,
 ) -> (crate::ca::CertificateAuthority, Arc<dyn crate::store::Store>) {
-    use crate::ca::{cert::CeremonyCert, cert::UrlContext, subject_key_id, CrlSchedule, ISSUING_CA_NAME};
+    use crate::ca::{cert::CeremonyCert, cert::UrlContext, subject_key_id, CaId, CrlSchedule};
     use std::time::Duration;
-    let urls = UrlContext { base: "http://ca.test".into(), ca: ISSUING_CA_NAME.into() };
+    let urls = UrlContext { base: "http://ca.test".into(), ca: CaId::Issuing };
     let root_key: Arc<dyn SigningKey> = Arc::new(crate::keys::software::SoftwareKey::p256(11));
     let root_ext = cert::ceremony_extensions(&CeremonyCert::Root, root_key.public_key(), &[]).unwrap();
     let root = certify(root_key, "Test Root", None, CA_VALIDITY, root_ext).await;

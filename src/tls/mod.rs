@@ -286,7 +286,7 @@ async fn refusal(store: &dyn Store, der: &[u8]) -> Option<String> {
     let unreadable = || Some("the client certificate's serial number is unreadable".to_owned());
     let Ok(cert) = x509_cert::Certificate::from_der(der) else { return unreadable() };
     let Some(serial) = Serial::from_bytes(cert.tbs_certificate.serial_number.as_bytes()) else { return unreadable() };
-    match status_of(store, crate::ca::ISSUING_CA_NAME, &serial).await {
+    match status_of(store, crate::ca_id::CaId::Issuing, &serial).await {
         Ok(Status::Good) => None,
         Ok(Status::Revoked(_)) => Some(format!("client certificate {serial} is revoked")),
         Ok(Status::Unknown) => Some(format!("client certificate {serial} is not one this CA issued")),
