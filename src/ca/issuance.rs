@@ -78,9 +78,10 @@ impl CertificateAuthority {
                 requester: req.requester.clone(),
                 tbs_der: tbs_der.clone(),
             };
-            match self.store.record_pending(&record).await {
-                Ok(()) => break (serial, tbs_der),
-                Err(StoreError::DuplicateSerial(_)) if attempt < 3 => attempt += 1,
+            match self.pending.record(record).await {
+                Ok(true) => break (serial, tbs_der),
+                Ok(false) if attempt < 3 => attempt += 1,
+                Ok(false) => return Err(StoreError::DuplicateSerial(serial).into()),
                 Err(e) => return Err(e.into()),
             }
         };
@@ -92,45 +93,51 @@ impl CertificateAuthority {
         let cert_der = match signed {
             Ok(c) => c,
             Err(e) => {
-                if let Err(se) = self.store.abandon(&serial, &e.to_string()).await {
-                    tracing::error!(%serial, error = %se, "could not mark failed issuance abandoned");
-                }
+                self.abandon(&serial, &e).await;
                 return Err(e);
             }
         };
-        let _logging = self.logging.read().await;
-        if let Err(e) = self.store.complete_issued(&serial, &cert_der).await {
-            // The TBS is recorded as pending, so the signature is known to the store; the next
-            // start marks it abandoned. The certificate itself is never handed out.
-            tracing::error!(%serial, error = %e, audit = true, "signed certificate could not be stored; withheld");
-            return Err(e.into());
-        }
-        if let Some(log) = &self.log {
-            // Nothing is handed out that the log does not show (issue #6). If sequencing fails
-            // the certificate is stored but withheld; reconciliation logs it (`log_unsequenced`).
-            let entry = LogEntry::CertificateIssued(CertificateIssued {
-                certificate_der: cert_der.clone(),
-                issued_at: self.clock.unix_secs(),
-                profile: profile.name.clone(),
-                requester: req.requester.clone(),
-                issuer: CaId::Issuing.name().into(),
-            });
-            let logged = match entry.encode() {
-                Ok(entry) => {
-                    append_detached(
-                        log,
-                        NewEntry { entry, record: Some(LoggedRecord::Certificate(serial.to_string())) },
-                    )
-                    .await
+        match &self.log {
+            // Nothing is handed out that the log does not show (issue #6): the certificate is
+            // stored in its log batch's transaction, so it is stored and logged, or neither
+            // (withheld, its record abandoned).
+            Some(log) => {
+                let entry = LogEntry::CertificateIssued(CertificateIssued {
+                    certificate_der: cert_der.clone(),
+                    issued_at: self.clock.unix_secs(),
+                    profile: profile.name.clone(),
+                    requester: req.requester.clone(),
+                    issuer: CaId::Issuing.name().into(),
+                });
+                let record = LoggedRecord::IssuedCertificate { serial: serial.clone(), cert_der: cert_der.clone() };
+                let logged = match entry.encode() {
+                    Ok(entry) => append_detached(log, NewEntry { entry, record: Some(record) }).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = logged {
+                    tracing::error!(%serial, error = %e, audit = true, "signed certificate could not be stored and logged; withheld");
+                    self.abandon(&serial, &e).await;
+                    return Err(e.into());
                 }
-                Err(e) => Err(e),
-            };
-            if let Err(e) = logged {
-                tracing::error!(%serial, error = %e, audit = true, "issued certificate could not be logged; withheld");
-                return Err(e.into());
+            }
+            None => {
+                if let Err(e) = self.store.complete_issued(&serial, &cert_der).await {
+                    // The TBS is recorded as pending, so the signature is known to the store; the
+                    // next start marks it abandoned. The certificate itself is never handed out.
+                    tracing::error!(%serial, error = %e, audit = true, "signed certificate could not be stored; withheld");
+                    return Err(e.into());
+                }
             }
         }
         tracing::info!(%serial, profile = %profile.name, subject = %subject, requester = %req.requester, audit = true, "certificate issued");
         Ok(Issued { serial, cert_der })
+    }
+
+    /// Marks the pending record of a certificate that will not be handed out abandoned, with why.
+    async fn abandon(&self, serial: &Serial, why: &(dyn std::fmt::Display + Sync)) {
+        let why = why.to_string();
+        if let Err(e) = self.store.abandon(serial, &why).await {
+            tracing::error!(%serial, error = %e, "could not mark failed issuance abandoned");
+        }
     }
 }

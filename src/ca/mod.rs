@@ -20,7 +20,8 @@ use crate::log::{CertificateIssued, LogEntry, LogError, LoggedRecord, NewEntry, 
 use crate::policy::Policies;
 use crate::serial::Serial;
 use crate::store::{
-    CertStatus, CertificateRecord, ListQuery, NewCertificate, Origin, Page, Revocation, Store, StoreError,
+    CertStatus, CertificateRecord, ListQuery, NewCertificate, Origin, Page, PendingWriter, Revocation, Store,
+    StoreError,
 };
 use cert::{CertSpec, Issuer, UrlContext};
 use const_oid::db::rfc5280;
@@ -166,6 +167,8 @@ pub struct CertificateAuthority {
     key: Arc<dyn SigningKey>,
     policies: Arc<Policies>,
     store: Arc<dyn Store>,
+    /// Pending records of concurrent issuances, group-committed before the HSM signs.
+    pending: PendingWriter,
     urls: UrlContext,
     crl_schedule: CrlSchedule,
     /// This CA's CRL issuer first, then the root's (the issuing CA certificate's CRL
@@ -177,9 +180,10 @@ pub struct CertificateAuthority {
     revocation_changes: crate::revocation::Changes,
     /// The issued-certificate log; `None` only with `[log] enabled = false`.
     log: Option<Sequencer>,
-    /// Held shared by an issuance or revocation from storing its record until its log entry is
-    /// sequenced, and exclusively by reconciliation: what reconciliation finds unlogged was
-    /// missed, never still on its way (which it would log twice).
+    /// Held shared by a revocation from storing its event until its log entry is sequenced, and
+    /// exclusively by reconciliation: what reconciliation finds unlogged was missed, never still
+    /// on its way (which it would log twice). (An issuance stores and logs its certificate in
+    /// one transaction, so has no such window.)
     logging: tokio::sync::RwLock<()>,
     clock: Arc<dyn Clock>,
 }
@@ -230,6 +234,7 @@ impl CertificateAuthority {
             chain: vec![issuing_der, root_der],
             key,
             policies,
+            pending: PendingWriter::spawn(store.clone()),
             store,
             urls: UrlContext { base: public_url.to_owned(), ca: CaId::Issuing },
             crl_schedule,

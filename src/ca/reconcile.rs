@@ -38,10 +38,11 @@ impl CertificateAuthority {
         Ok(added)
     }
 
-    /// Appends to the log what the store has but the log lacks, in order: certificates issued
-    /// (or recorded by the key ceremony) before a crash between store and log, or while the log
-    /// was disabled, or whose sequencing failed while serving (a full queue, a database error),
-    /// then revocation events. Run at start-up, before the daemon says it is ready, and by
+    /// Appends to the log what the store has but the log lacks, in order: certificates recorded
+    /// by the key ceremony or issued while the log was disabled (an issuance with the log on
+    /// stores its certificate in its log batch, so is logged or not issued), then revocation
+    /// events that a crash between store and log or a failed sequencing (a full queue, a
+    /// database error) left out. Run at start-up, before the daemon says it is ready, and by
     /// [`CertificateAuthority::run_reconciliation`]. Returns how many certificates and
     /// revocations were appended.
     pub async fn log_unsequenced(&self) -> Result<(usize, usize), CaError> {

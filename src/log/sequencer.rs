@@ -35,8 +35,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// together in one transaction.
 #[derive(Clone, Debug)]
 pub enum LoggedRecord {
-    /// An issued certificate, by its serial in lower-case hex.
+    /// An issued certificate stored already (the key ceremony's, or one issued while the log
+    /// was off), by its serial in lower-case hex.
     Certificate(String),
+    /// A certificate just signed, whose pending record the batch's transaction makes issued
+    /// with it: the certificate is stored and logged together, or neither.
+    IssuedCertificate { serial: Serial, cert_der: Vec<u8> },
     /// A revocation event (revoke or release), by its id in the store.
     RevocationEvent(i64),
     /// A time-stamp token to record.

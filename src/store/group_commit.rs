@@ -2,19 +2,20 @@
 //! fsync), so the store does not cap the throughput of the TSA or the signing service, and each
 //! caller still waits until its own record is durable.
 
-use super::{SignatureRecord, Store, StoreError, TimestampRecord};
+use super::{NewCertificate, SignatureRecord, Store, StoreError, TimestampRecord};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-type Job<R> = (R, oneshot::Sender<Result<(), String>>);
+type Job<R, T> = (R, oneshot::Sender<Result<T, String>>);
 
-/// Handle to a writer task for records of type `R`. Cheap to clone.
-pub struct GroupCommit<R> {
-    tx: mpsc::Sender<Job<R>>,
+/// Handle to a writer task for records of type `R`, each answered with a `T` once its batch is
+/// written. Cheap to clone.
+pub struct GroupCommit<R, T = ()> {
+    tx: mpsc::Sender<Job<R, T>>,
 }
 
-impl<R> Clone for GroupCommit<R> {
+impl<R, T> Clone for GroupCommit<R, T> {
     fn clone(&self) -> Self {
         GroupCommit { tx: self.tx.clone() }
     }
@@ -24,6 +25,9 @@ impl<R> Clone for GroupCommit<R> {
 pub type TimestampWriter = GroupCommit<TimestampRecord>;
 /// CMS signatures, written before the reply leaves.
 pub type SignatureWriter = GroupCommit<SignatureRecord>;
+/// Certificates about to be signed (`pending`), written before the HSM signs; each answered
+/// whether it was recorded (`false`: its serial was used before).
+pub type PendingWriter = GroupCommit<NewCertificate, bool>;
 
 impl TimestampWriter {
     /// Starts the time-stamp writer on the current runtime.
@@ -45,6 +49,16 @@ impl SignatureWriter {
     }
 }
 
+impl PendingWriter {
+    /// Starts the pending-certificate writer on the current runtime.
+    pub fn spawn(store: Arc<dyn Store>) -> Self {
+        Self::start_each(move |batch| {
+            let store = store.clone();
+            async move { store.record_pending(&batch).await }
+        })
+    }
+}
+
 impl<R: Send + 'static> GroupCommit<R> {
     /// Starts a writer task that hands each batch to `write` (one transaction).
     pub fn start<F, Fut>(write: F) -> Self
@@ -52,21 +66,47 @@ impl<R: Send + 'static> GroupCommit<R> {
         F: Fn(Vec<R>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), StoreError>> + Send,
     {
-        let (tx, mut rx) = crate::batch::queue::<Job<R>>();
+        Self::start_each(move |records| {
+            let (n, written) = (records.len(), write(records));
+            async move { written.await.map(|()| vec![(); n]) }
+        })
+    }
+}
+
+impl<R: Send + 'static, T: Clone + Send + 'static> GroupCommit<R, T> {
+    /// Starts a writer task that hands each batch to `write` (one transaction), which answers
+    /// each record of the batch in order.
+    pub fn start_each<F, Fut>(write: F) -> Self
+    where
+        F: Fn(Vec<R>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<T>, StoreError>> + Send,
+    {
+        let (tx, mut rx) = crate::batch::queue::<Job<R, T>>();
         tokio::spawn(async move {
             while let Some(jobs) = crate::batch::next(&mut rx).await {
                 let (records, waiters): (Vec<R>, Vec<_>) = jobs.into_iter().unzip();
-                let result = write(records).await.map_err(|e| e.to_string());
-                for done in waiters {
-                    let _ = done.send(result.clone());
+                let n = records.len();
+                match write(records).await {
+                    Ok(answers) if answers.len() == n => {
+                        for (done, answer) in waiters.into_iter().zip(answers) {
+                            let _ = done.send(Ok(answer));
+                        }
+                    }
+                    other => {
+                        let e =
+                            other.map_or_else(|e| e.to_string(), |a| format!("{} answers for {n} records", a.len()));
+                        for done in waiters {
+                            let _ = done.send(Err(e.clone()));
+                        }
+                    }
                 }
             }
         });
         GroupCommit { tx }
     }
 
-    /// Records `r`; returns once it is durable.
-    pub async fn record(&self, r: R) -> Result<(), StoreError> {
+    /// Records `r`; returns once it is durable, with its answer.
+    pub async fn record(&self, r: R) -> Result<T, StoreError> {
         let stopped = || StoreError::Database("record writer stopped".into());
         let (done, wait) = oneshot::channel();
         // Full only if more records wait than `[limits] max_requests` lets in: refused at once

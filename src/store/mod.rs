@@ -5,7 +5,7 @@
 mod group_commit;
 mod sqlite;
 
-pub use group_commit::{GroupCommit, SignatureWriter, TimestampWriter};
+pub use group_commit::{GroupCommit, PendingWriter, SignatureWriter, TimestampWriter};
 pub use sqlite::SqliteStore;
 
 use crate::ca_id::CaId;
@@ -241,12 +241,15 @@ pub struct UnloggedRevocation {
 /// ([`LogStore`], which the sequencer writes through).
 #[async_trait]
 pub trait Store: LogStore + Send + Sync {
-    /// Records a certificate about to be signed. Fails with `DuplicateSerial` if the serial was
-    /// ever used, which is what makes serials unique.
-    async fn record_pending(&self, c: &NewCertificate) -> Result<(), StoreError>;
+    /// Records certificates about to be signed, in one transaction; durable when this returns.
+    /// Answers, for each in order, whether it was recorded: `false` where its serial was ever
+    /// used (or is used earlier in `certs`), which is what makes serials unique.
+    async fn record_pending(&self, certs: &[NewCertificate]) -> Result<Vec<bool>, StoreError>;
     /// Records a certificate signed elsewhere (the key ceremony's) as issued, in one write.
     async fn record_issued(&self, c: &NewCertificate, cert_der: &[u8]) -> Result<(), StoreError>;
-    /// Stores the signed certificate of a pending record; durable when this returns.
+    /// Stores the signed certificate of a pending record; durable when this returns. (With the
+    /// log on, the certificate is stored in its log batch instead:
+    /// [`LoggedRecord::IssuedCertificate`](crate::log::LoggedRecord).)
     async fn complete_issued(&self, serial: &Serial, cert_der: &[u8]) -> Result<(), StoreError>;
     /// Marks a pending record abandoned, with the reason.
     async fn abandon(&self, serial: &Serial, reason: &str) -> Result<(), StoreError>;

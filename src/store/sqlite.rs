@@ -227,8 +227,40 @@ macro_rules! columns {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn record_pending(&self, c: &NewCertificate) -> Result<(), StoreError> {
-        self.insert_certificate(c, None).await
+    async fn record_pending(&self, certs: &[NewCertificate]) -> Result<Vec<bool>, StoreError> {
+        // One statement, so one transaction and one fsync for the batch; a serial used before
+        // is skipped (ON CONFLICT) rather than failing the others, and told by RETURNING.
+        let mut seen = std::collections::HashSet::new();
+        let fresh: Vec<&NewCertificate> = certs.iter().filter(|c| seen.insert(&c.serial)).collect();
+        if fresh.is_empty() {
+            return Ok(vec![false; certs.len()]);
+        }
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO certificates (serial, ca, profile, subject, sans, not_before, not_after, requester, \
+             status, tbs_der, created_at) ",
+        );
+        let at = now();
+        q.push_values(&fresh, |mut row, c| {
+            row.push_bind(c.serial.to_string())
+                .push_bind(c.ca.name())
+                .push_bind(c.origin.name().into_owned())
+                .push_bind(c.subject.as_str())
+                .push_bind(c.sans.join("\n"))
+                .push_bind(c.not_before)
+                .push_bind(c.not_after)
+                .push_bind(c.requester.as_str())
+                .push_bind("pending")
+                .push_bind(c.tbs_der.as_slice())
+                .push_bind(at);
+        });
+        q.push(" ON CONFLICT (serial) DO NOTHING RETURNING serial");
+        let rows = q.build().fetch_all(&mut *self.records.lock().await).await.map_err(db)?;
+        let mut recorded = std::collections::HashSet::new();
+        for row in &rows {
+            recorded.insert(row.try_get::<String, _>("serial").map_err(db)?);
+        }
+        let mut first = std::collections::HashSet::new();
+        Ok(certs.iter().map(|c| first.insert(&c.serial) && recorded.contains(&c.serial.to_string())).collect())
     }
 
     async fn record_issued(&self, c: &NewCertificate, cert_der: &[u8]) -> Result<(), StoreError> {
@@ -716,11 +748,15 @@ impl LogStore for SqliteStore {
         }
 
         let (mut certs, mut events, mut timestamps, mut signatures) = (vec![], vec![], vec![], vec![]);
+        let mut issued = vec![];
         let (mut new_timestamps, mut new_signatures, mut keys) = (vec![], vec![], vec![]);
         for (i, e) in b.entries.iter().enumerate() {
             let idx = sql_index(first + i as u64)?;
             match &e.record {
                 Some(LoggedRecord::Certificate(serial)) => certs.push((serial.clone(), idx)),
+                Some(LoggedRecord::IssuedCertificate { serial, cert_der }) => {
+                    issued.push((serial.to_string(), cert_der.as_slice(), idx))
+                }
                 Some(LoggedRecord::RevocationEvent(id)) => events.push((*id, idx)),
                 Some(LoggedRecord::Timestamp(serial)) => timestamps.push((serial.to_string(), idx)),
                 Some(LoggedRecord::Signature(id)) => signatures.push((id.to_string(), idx)),
@@ -737,6 +773,20 @@ impl LogStore for SqliteStore {
         if !new_signatures.is_empty() {
             q.push("; ");
             push_signatures(&mut q, &new_signatures);
+        }
+        if !issued.is_empty() {
+            // The pending records become issued with their certificates and log indexes. A
+            // record abandoned meanwhile (only start-up abandons, before serving) is issued too:
+            // the store then says what the log says.
+            q.push("; WITH v(k, der, idx) AS (");
+            q.push_values(issued, |mut row, (k, der, idx)| {
+                row.push_bind(k).push_bind(der).push_bind(idx);
+            });
+            q.push(") UPDATE certificates SET status = 'issued', issued_at = ").push_bind(now()).push(
+                ", cert_der = (SELECT der FROM v WHERE v.k = serial), \
+                     log_index = (SELECT idx FROM v WHERE v.k = serial) \
+                     WHERE serial IN (SELECT k FROM v) AND status IN ('pending', 'abandoned')",
+            );
         }
         push_log_indexes(&mut q, "certificates", "serial", certs);
         push_log_indexes(&mut q, "revocation_events", "id", events);
@@ -840,16 +890,32 @@ mod tests {
         assert!(store.revoked(CaId::Root).await.unwrap().is_empty());
     }
 
+    /// A batch of pending records is one statement: a serial used before, or twice in the batch,
+    /// is refused alone and the others are recorded.
+    #[tokio::test]
+    async fn a_used_serial_is_refused_alone_in_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        let (used, fresh, twice) = (Serial::random(), Serial::random(), Serial::random());
+        assert_eq!(store.record_pending(&[new_cert(&used, "first")]).await.unwrap(), [true]);
+        let mixed = [new_cert(&used, "x"), new_cert(&fresh, "p"), new_cert(&twice, "first"), new_cert(&twice, "x")];
+        assert_eq!(store.record_pending(&mixed).await.unwrap(), [false, true, true, false]);
+        for s in [&used, &twice] {
+            assert_eq!(store.certificate(s).await.unwrap().unwrap().origin, Origin::from_name("first"), "kept");
+        }
+        assert_eq!(store.certificate(&fresh).await.unwrap().unwrap().status, CertStatus::Pending);
+        assert!(store.record_pending(&[]).await.unwrap().is_empty());
+    }
+
     #[tokio::test]
     async fn lifecycle_uniqueness_and_paging() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
         store.ping().await.unwrap();
         let serials: Vec<Serial> = (0..5).map(|_| Serial::random()).collect();
-        for (i, s) in serials.iter().enumerate() {
-            store.record_pending(&new_cert(s, if i % 2 == 0 { "even" } else { "odd" })).await.unwrap();
-        }
-        assert!(matches!(store.record_pending(&new_cert(&serials[0], "x")).await, Err(StoreError::DuplicateSerial(_))));
+        let batch: Vec<_> =
+            serials.iter().enumerate().map(|(i, s)| new_cert(s, if i % 2 == 0 { "even" } else { "odd" })).collect();
+        assert_eq!(store.record_pending(&batch).await.unwrap(), [true; 5], "one batch, every record");
         store.complete_issued(&serials[0], b"cert").await.unwrap();
         assert!(matches!(store.complete_issued(&serials[0], b"again").await, Err(StoreError::WrongStatus { .. })));
         assert!(matches!(store.complete_issued(&Serial::random(), b"x").await, Err(StoreError::NotFound(_))));
@@ -906,7 +972,7 @@ mod tests {
         let store = Arc::new(SqliteStore::open(&path).await.unwrap());
         let serials: Vec<Serial> = (0..3).map(|_| Serial::random()).collect();
         for s in &serials {
-            store.record_pending(&new_cert(s, "p")).await.unwrap();
+            store.record_pending(&[new_cert(s, "p")]).await.unwrap();
             store.complete_issued(s, s.as_bytes()).await.unwrap();
         }
         let unlogged = store.unlogged_certificates().await.unwrap();
