@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "proto/trust/v1/tsa.proto",
             "proto/trust/v1/signing.proto",
             "proto/trust/v1/log.proto",
+            "proto/trust/v1/diagnostics.proto",
         ],
         &["proto"],
     )?;

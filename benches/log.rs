@@ -56,12 +56,12 @@ async fn issuance(d: &Daemon, csr: &[u8], secs: Duration) -> Run {
 
 async fn timestamps(d: &Daemon, der: &[u8], secs: Duration) -> Run {
     let pool = http_pool(&d.http, CONCURRENCY).await;
-    let (host, der) = (d.http.clone(), der.to_vec());
+    let der = der.to_vec();
     load(CONCURRENCY, secs, move || {
         let conn = pool.lock().expect("pool").pop().expect("a connection per task");
-        let (pool, host, der) = (pool.clone(), host.clone(), der.clone());
+        let (pool, der) = (pool.clone(), der.clone());
         async move {
-            conn.lock().await.post(&host, "/tsa", "application/timestamp-query", &der).await;
+            conn.lock().await.post("/tsa", "application/timestamp-query", &der).await;
             pool.lock().expect("pool").push(conn);
         }
     })

@@ -68,14 +68,14 @@ async fn main() {
     for (name, nonce) in [("ocsp cached", false), ("ocsp fresh", true)] {
         for c in [1, 64] {
             let pool = http_pool(&d.http, c).await;
-            let (host, issuer, cert) = (d.http.clone(), issuer.clone(), cert.clone());
+            let (issuer, cert) = (issuer.clone(), cert.clone());
             let fixed = Arc::new(ocsp_request(&issuer, &cert, false));
             let r = load(c, secs, move || {
                 let conn = pool.lock().expect("pool").pop().expect("a connection per task");
                 let body = if nonce { Arc::new(ocsp_request(&issuer, &cert, true)) } else { fixed.clone() };
-                let (pool, host) = (pool.clone(), host.clone());
+                let pool = pool.clone();
                 async move {
-                    conn.lock().await.post(&host, "/ocsp", "application/ocsp-request", &body).await;
+                    conn.lock().await.post("/ocsp", "application/ocsp-request", &body).await;
                     pool.lock().expect("pool").push(conn);
                 }
             })

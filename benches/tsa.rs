@@ -47,13 +47,13 @@ async fn main() {
     }
     for c in [1, 16, 64] {
         let pool = http_pool(&d.http, c).await;
-        let (host, der) = (d.http.clone(), der.clone());
+        let der = der.clone();
         let r = d
             .measure(load(c, secs, move || {
                 let conn = pool.lock().expect("pool").pop().expect("a connection per task");
-                let (pool, host, der) = (pool.clone(), host.clone(), der.clone());
+                let (pool, der) = (pool.clone(), der.clone());
                 async move {
-                    conn.lock().await.post(&host, "/tsa", "application/timestamp-query", &der).await;
+                    conn.lock().await.post("/tsa", "application/timestamp-query", &der).await;
                     pool.lock().expect("pool").push(conn);
                 }
             }))

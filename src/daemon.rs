@@ -4,7 +4,7 @@
 use crate::access::watch::PolicyFile;
 use crate::access::{AccessPolicy, PolicyInForce};
 use crate::api::access::AccessLayer;
-use crate::api::grpc::{CaService, LogService, SigningService as GrpcSigning, TsaService};
+use crate::api::grpc::{CaService, DiagnosticsService, LogService, SigningService as GrpcSigning, TsaService};
 use crate::api::http::HttpState;
 use crate::api::limits::{LimitLayer, RequestLimits};
 use crate::api::pb;
@@ -15,6 +15,7 @@ use crate::config::{
     CeremonySection, Config, CrlSection, HsmSection, OcspSection, ServerSection, StoreSection, TsaSection,
 };
 use crate::credentials;
+use crate::diagnostics::{Diagnostics, ServiceKey};
 use crate::hsm::{Hsm, HsmSigner, KeyRef, Pin};
 use crate::keys::{CertifiedKey, SignatureScheme, SigningKey};
 use crate::log::{CheckpointSigner, LogStore, Sequencer, TransparencyLog};
@@ -168,6 +169,26 @@ async fn hsm_signer(
     .await
     .map_err(|e| e.to_string())??;
     Ok(Arc::new(signer))
+}
+
+/// The service keys, for operators to measure the HSM's bare signing rate with
+/// (`trust.v1.Diagnostics`). The same keys the services hold, through the same session pool.
+async fn diagnostics(cfg: &Config, hsm: &Hsm) -> Result<Diagnostics, StartError> {
+    let mut d = Diagnostics::new(cfg.hsm_config().max_sessions);
+    let keys = [
+        (ServiceKey::IssuingCa, &cfg.keys.issuing, None),
+        (ServiceKey::Tsa, &cfg.keys.tsa, None),
+        (ServiceKey::Ocsp, &cfg.keys.ocsp, None),
+        (ServiceKey::DocumentSigner, &cfg.keys.document_signer, None),
+        (ServiceKey::Log, &cfg.keys.log, Some(SignatureScheme::Ed25519)),
+    ];
+    for (which, key, scheme) in keys {
+        if which == ServiceKey::Log && !cfg.log.enabled {
+            continue;
+        }
+        d = d.with_key(which, hsm_signer(hsm, key, scheme, &format!("{} key", which.name())).await?);
+    }
+    Ok(d)
 }
 
 /// The access policy file, `access.toml` in the policies directory, checked against the
@@ -445,6 +466,8 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let signing_max = usize::try_from(signing.max_document_bytes()).unwrap_or(usize::MAX).saturating_add(64 * 1024);
     let signing_service = GrpcSigning { signing, stream_idle_timeout: cfg.limits.stream_idle_timeout };
     let signing_service = SigningServer::new(signing_service).max_decoding_message_size(max.max(signing_max));
+    let diagnostics_service =
+        DiagnosticsServer::new(DiagnosticsService { diagnostics: Arc::new(diagnostics(&cfg, &hsm).await?) });
     // Disabled, the log's service is not offered at all (UNIMPLEMENTED), rather than an empty log.
     let log_service = log.clone().map(|log| LogServer::new(LogService { log }));
 
@@ -529,6 +552,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         .add_service(ca_service)
         .add_service(tsa_service)
         .add_service(signing_service)
+        .add_service(diagnostics_service)
         .add_optional_service(log_service)
         .serve_with_incoming_shutdown(incoming, stopped(stop_rx));
     println!("{ready}");
@@ -565,6 +589,7 @@ fn load_anchors(files: &[PathBuf]) -> Result<Vec<x509_cert::Certificate>, StartE
 type CaServer = pb::certificate_authority_server::CertificateAuthorityServer<CaService>;
 type TsaServer = pb::time_stamping_server::TimeStampingServer<TsaService>;
 type SigningServer = pb::signing_server::SigningServer<GrpcSigning>;
+type DiagnosticsServer = pb::diagnostics_server::DiagnosticsServer<DiagnosticsService>;
 type LogServer = pb::transparency_log_server::TransparencyLogServer<LogService>;
 
 /// Keeps `grpc.health.v1` truthful: NOT_SERVING while the HSM or the store fails. The probe

@@ -1,15 +1,14 @@
 //! Shared by the benchmarks: a release `trustd dev`, the raw HSM signing rate of one of its keys,
-//! a fixed-time load loop with latencies, and a keep-alive HTTP/1.1 client.
+//! and `trustctl bench`'s load loop and keep-alive HTTP/1.1 client (`trustd::loadgen`), made to
+//! panic on a failed request.
 #![allow(dead_code)]
 
 #[path = "../../tests/common/daemon.rs"]
 mod daemon;
 pub use daemon::{cpu_time_of, Daemon};
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use trustd::hsm::{Hsm, HsmConfig, HsmSigner, KeyRef, Pin};
 
 impl Daemon {
@@ -32,12 +31,7 @@ pub fn start_with(extra: &[&str]) -> Daemon {
     Daemon::spawn(tempfile::tempdir().expect("temp dir"), extra, Some("warn"))
 }
 
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-}
+pub use trustd::loadgen::percentile;
 
 pub struct Run {
     pub ops: usize,
@@ -102,75 +96,43 @@ pub fn raw_hsm_rate(data: &std::path::Path, label: &str, threads: usize, secs: D
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// `concurrency` clients doing `op` one after another for `secs` ([`trustd::loadgen::run`]); an
+/// `op` that fails panics, as a benchmark's set-up error should.
 pub async fn load<F, Fut>(concurrency: usize, secs: Duration, op: F) -> Run
 where
     F: Fn() -> Fut + Send + Sync + Clone + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
+    let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (op, stop) = (op.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut lat = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    op().await;
-                    lat.push(t.elapsed());
+            let op = op.clone();
+            move || {
+                let done = op();
+                async move {
+                    done.await;
+                    Ok(())
                 }
-                lat
-            })
+            }
         })
         .collect();
-    tokio::time::sleep(secs).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await.expect("task"));
-    }
-    let elapsed = start.elapsed();
-    latencies.sort();
-    Run { ops: latencies.len(), elapsed, latencies, daemon_cpu: None, client_cpu: None }
+    let (_, out) = trustd::loadgen::run(workers, secs, Default::default()).await;
+    assert_eq!(out.errors, 0, "{:?}", out.first_error);
+    Run { ops: out.ops as usize, elapsed: out.elapsed, latencies: out.latencies, daemon_cpu: None, client_cpu: None }
 }
 
-/// One keep-alive HTTP/1.1 connection posting time-stamp queries: the load an RFC 3161 client
-/// library puts on the TSA. Hand-rolled to keep an HTTP client out of the dependency tree.
-pub struct HttpConn {
-    pub stream: tokio::net::TcpStream,
-    pub buf: Vec<u8>,
-}
+/// One keep-alive HTTP/1.1 connection of a pool; a request that fails panics.
+pub struct HttpConn(trustd::loadgen::HttpConnection);
 
 impl HttpConn {
-    pub async fn post(&mut self, host: &str, path: &str, content_type: &str, body: &[u8]) {
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        self.stream.write_all(head.as_bytes()).await.expect("write");
-        self.stream.write_all(body).await.expect("write");
-        self.buf.clear();
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = self.stream.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
-                assert!(head.starts_with("http/1.1 200"), "{head}");
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .expect("content-length");
-                while self.buf.len() < end + 4 + len {
-                    let n = self.stream.read(&mut chunk).await.expect("read");
-                    assert!(n > 0, "connection closed");
-                    self.buf.extend_from_slice(&chunk[..n]);
-                }
-                return;
-            }
-        }
+    /// POSTs an RFC 3161 query or an OCSP request (`content_type`) to `path` and expects 200
+    /// with the matching response type.
+    pub async fn post(&mut self, path: &str, content_type: &str, body: &[u8]) {
+        let expect = match content_type {
+            "application/timestamp-query" => "application/timestamp-reply",
+            "application/ocsp-request" => "application/ocsp-response",
+            other => panic!("no response type known for {other}"),
+        };
+        self.0.post(path, content_type, expect, body.to_vec()).await.expect("HTTP request");
     }
 }
 
@@ -178,9 +140,8 @@ impl HttpConn {
 pub async fn http_pool(addr: &str, c: usize) -> Arc<std::sync::Mutex<Vec<Arc<tokio::sync::Mutex<HttpConn>>>>> {
     let mut conns = Vec::new();
     for _ in 0..c {
-        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        conns.push(Arc::new(tokio::sync::Mutex::new(HttpConn { stream, buf: Vec::new() })));
+        let conn = trustd::loadgen::HttpConnection::connect(addr).await.expect("connect");
+        conns.push(Arc::new(tokio::sync::Mutex::new(HttpConn(conn))));
     }
     Arc::new(std::sync::Mutex::new(conns))
 }

@@ -33,6 +33,8 @@ pub const RPCS: &[&str] = &[
     "TransparencyLog/GetEntries",
     "TransparencyLog/GetInclusionProof",
     "TransparencyLog/GetConsistencyProof",
+    "Diagnostics/MeasureSigningRate",
+    "Diagnostics/GetProcessStats",
 ];
 
 /// The RPCs that change state or use a key of the service: every call of one gets an audit
@@ -43,6 +45,7 @@ const RECORDED: &[&str] = &[
     "TimeStamping/Timestamp",
     "Signing/Sign",
     "Signing/SignStream",
+    "Diagnostics/MeasureSigningRate",
 ];
 
 /// Whether a call of `path` (`/package.Service/Method`) gets an audit record of its own.

@@ -470,3 +470,55 @@ impl pb::transparency_log_server::TransparencyLog for LogService {
         Ok(Response::new(pb::GetConsistencyProofResponse { hashes: hashes_to_pb(proof.0) }))
     }
 }
+
+/// `trust.v1.Diagnostics`.
+pub struct DiagnosticsService {
+    pub diagnostics: Arc<crate::diagnostics::Diagnostics>,
+}
+
+fn service_key_from_pb(k: i32) -> Result<crate::diagnostics::ServiceKey, crate::diagnostics::DiagnosticsError> {
+    use crate::diagnostics::{DiagnosticsError, ServiceKey};
+    Ok(match pb::ServiceKey::try_from(k) {
+        Ok(pb::ServiceKey::IssuingCa) => ServiceKey::IssuingCa,
+        Ok(pb::ServiceKey::Tsa) => ServiceKey::Tsa,
+        Ok(pb::ServiceKey::Ocsp) => ServiceKey::Ocsp,
+        Ok(pb::ServiceKey::DocumentSigner) => ServiceKey::DocumentSigner,
+        Ok(pb::ServiceKey::Log) => ServiceKey::Log,
+        Ok(pb::ServiceKey::Unspecified) | Err(_) => return Err(DiagnosticsError::NoKey),
+    })
+}
+
+#[tonic::async_trait]
+impl pb::diagnostics_server::Diagnostics for DiagnosticsService {
+    async fn measure_signing_rate(
+        &self,
+        request: Request<pb::MeasureSigningRateRequest>,
+    ) -> Result<Response<pb::MeasureSigningRateResponse>, Status> {
+        let r = request.into_inner();
+        let which = service_key_from_pb(r.key)?;
+        let duration = Duration::from_millis(r.duration_ms.into());
+        let concurrency = (r.concurrency != 0).then(|| usize::try_from(r.concurrency).unwrap_or(usize::MAX));
+        let rate = self.diagnostics.measure(which, duration, concurrency).await?;
+        let reply = pb::MeasureSigningRateResponse {
+            signatures: rate.signatures,
+            elapsed_us: u64::try_from(rate.elapsed.as_micros()).unwrap_or(u64::MAX),
+            concurrency: u32::try_from(rate.concurrency).unwrap_or(u32::MAX),
+            scheme: self.diagnostics.scheme(which).map(|s| s.to_string()).unwrap_or_default(),
+        };
+        let target = format!("{} signatures over the measurement message", rate.signatures);
+        Ok(with_audit(reply, Some(which.role().into()), target))
+    }
+
+    async fn get_process_stats(
+        &self,
+        _request: Request<pb::GetProcessStatsRequest>,
+    ) -> Result<Response<pb::GetProcessStatsResponse>, Status> {
+        let s = crate::diagnostics::process_stats();
+        Ok(Response::new(pb::GetProcessStatsResponse {
+            rss_bytes: s.rss_bytes,
+            peak_rss_bytes: s.peak_rss_bytes,
+            cpu_time_us: u64::try_from(s.cpu_time.as_micros()).unwrap_or(u64::MAX),
+            hsm_sessions: u32::try_from(self.diagnostics.hsm_sessions()).unwrap_or(u32::MAX),
+        }))
+    }
+}

@@ -138,6 +138,19 @@ impl From<crate::signing::SigningError> for Status {
     }
 }
 
+impl From<crate::diagnostics::DiagnosticsError> for Status {
+    fn from(e: crate::diagnostics::DiagnosticsError) -> Status {
+        use crate::diagnostics::DiagnosticsError as E;
+        let told = match &e {
+            E::BadDuration(_) | E::BadConcurrency(_) | E::NoKey => Told::Reason(Code::InvalidArgument),
+            E::NotInService(_) => Told::Reason(Code::NotFound),
+            E::Busy => Told::Reason(Code::ResourceExhausted),
+            E::Key(k) => key(k),
+        };
+        status(told, "measurement failed", &e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,8 @@ use trustd::credentials;
 use trustd::digest::HashAlg;
 
 // Not src/bin/log.rs: that would be a binary of its own.
+#[path = "trustctl/bench.rs"]
+mod bench;
 #[path = "trustctl/log.rs"]
 mod log_cmd;
 
@@ -92,6 +94,9 @@ enum Command {
     /// The issued-certificate log: its checkpoint, an auditor's verification, an export.
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
+    /// Measure a running daemon: throughput and latency per workload and concurrency, beside
+    /// the HSM's bare signing rate of each workload's key and the daemon's CPU and memory.
+    Bench(bench::BenchArgs),
     /// Validate a CMS/CAdES signature: the report on stdout; exit 0 only when TOTAL_PASSED.
     Verify {
         /// The signature, DER or PEM.
@@ -490,6 +495,7 @@ async fn run(cli: Cli) -> Result<Vec<u8>, String> {
         Command::Timestamp(a) => return timestamp(channel, a).await,
         Command::Sign(a) => return sign(channel, a).await,
         Command::Log(c) => return log_cmd::run(channel, c).await,
+        Command::Bench(a) => return bench::run(channel, &cli.server, a).await,
         Command::Verify { signature, file, require_commitment } => {
             return verify(channel, signature, file, require_commitment).await
         }

@@ -441,6 +441,12 @@ fn request(
 
 /// A granted TimeStampResp (RFC 3161 §2.4.2) around the token's DER, which is spliced in rather
 /// than decoded and encoded again.
+/// Whether a DER TimeStampResp grants a token (status granted or grantedWithMods, RFC 3161
+/// §2.4.2, with the token present): a client's first check of an answer.
+pub fn is_granted(resp_der: &[u8]) -> bool {
+    TimeStampResp::from_der(resp_der).is_ok_and(|r| r.status.status <= 1 && r.time_stamp_token.is_some())
+}
+
 fn granted_response(token_der: &[u8]) -> der::Result<Vec<u8>> {
     let status = PkiStatusInfo { status: 0, status_string: None, fail_info: None }.to_der()?;
     let len = der::Length::try_from(status.len() + token_der.len())?;

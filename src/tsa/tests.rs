@@ -94,6 +94,7 @@ async fn grants_a_signed_recorded_token() {
     let granted = out.result.clone().unwrap();
     let (status, bit, text, token) = decode(&out.response_der);
     assert_eq!((status, bit, text), (0, None, None));
+    assert!(is_granted(&out.response_der));
     let (info, sd) = tst_info(&token.unwrap(), &f.spki);
     assert_eq!(info.policy, BEST_PRACTICES);
     assert_eq!(info.message_imprint.hashed_message.as_bytes(), &[7; 32]);
@@ -194,7 +195,9 @@ async fn every_refusal_has_its_failure_status() {
         assert_eq!((status, bit), (2, Some(failure.bit())), "{what}");
         assert_eq!(text.as_deref(), Some(refusal.reason.as_str()), "{what}");
         assert!(token.is_none(), "{what}");
+        assert!(!is_granted(&out.response_der), "{what}");
     }
+    assert!(!is_granted(b"") && !is_granted(&[0x30, 0x03, 0x30, 0x01, 0x00]), "not a TimeStampResp");
     assert!(f.records.lock().unwrap().is_empty(), "nothing is recorded for a refused request");
 
     // What is allowed beside them: NULL parameters, a non-critical extension, an accepted

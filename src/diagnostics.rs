@@ -1,0 +1,239 @@
+//! Operator diagnostics: how fast the HSM signs with a service key when nothing else is done
+//! (the ceiling every service's throughput is read against), and the daemon's own resource use.
+//! Knows nothing of gRPC; `api::grpc` exposes it as `trust.v1.Diagnostics`.
+
+use crate::keys::{KeyError, SigningKey};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a measurement signs. Fixed and domain-separated: it is no TBSCertificate, CRL, OCSP
+/// response, CMS attribute set, TSTInfo or checkpoint, so a signature over it speaks for
+/// nothing, and none leaves the daemon.
+pub const MEASURED_MESSAGE: &[u8] = b"trustd diagnostics: HSM signing-rate measurement; signs nothing";
+
+/// The shortest and longest measurement: long enough to mean something, short enough not to
+/// hold the HSM from live traffic for long.
+pub const DURATION_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_millis(100)..=Duration::from_secs(10);
+
+/// The most signatures a measurement keeps in flight.
+pub const MAX_CONCURRENCY: usize = 256;
+
+/// A key trustd signs with as a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceKey {
+    IssuingCa,
+    Tsa,
+    Ocsp,
+    DocumentSigner,
+    Log,
+}
+
+impl ServiceKey {
+    /// The key's role as the log's key events and the audit records name it.
+    pub fn role(self) -> &'static str {
+        match self {
+            Self::IssuingCa => "issuing",
+            Self::Tsa => "tsa",
+            Self::Ocsp => "ocsp",
+            Self::DocumentSigner => "document-signer",
+            Self::Log => "log",
+        }
+    }
+
+    /// The key's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::IssuingCa => "issuing CA",
+            Self::Tsa => "TSA",
+            Self::Ocsp => "OCSP",
+            Self::DocumentSigner => "document signer",
+            Self::Log => "log",
+        }
+    }
+}
+
+/// Why a diagnostic was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiagnosticsError {
+    #[error("duration {0:?} is outside 100 ms to 10 s")]
+    BadDuration(Duration),
+    #[error("concurrency {0} is outside 1 to {MAX_CONCURRENCY}")]
+    BadConcurrency(usize),
+    #[error("no service key named")]
+    NoKey,
+    #[error("the {} key is not in service on this daemon", .0.name())]
+    NotInService(ServiceKey),
+    #[error("another measurement is running; one runs at a time")]
+    Busy,
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// A measured signing rate.
+#[derive(Clone, Copy, Debug)]
+pub struct SigningRate {
+    pub signatures: u64,
+    pub elapsed: Duration,
+    pub concurrency: usize,
+}
+
+/// The daemon's resource use.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessStats {
+    pub rss_bytes: u64,
+    pub peak_rss_bytes: u64,
+    pub cpu_time: Duration,
+}
+
+/// The service keys a daemon signs with, for measuring.
+pub struct Diagnostics {
+    keys: Vec<(ServiceKey, Arc<dyn SigningKey>)>,
+    hsm_sessions: usize,
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Diagnostics {
+    /// `hsm_sessions`: how many signatures the HSM takes at once, the default concurrency.
+    pub fn new(hsm_sessions: usize) -> Self {
+        Diagnostics { keys: Vec::new(), hsm_sessions: hsm_sessions.max(1), running: tokio::sync::Mutex::new(()) }
+    }
+
+    pub fn with_key(mut self, which: ServiceKey, key: Arc<dyn SigningKey>) -> Self {
+        self.keys.push((which, key));
+        self
+    }
+
+    pub fn hsm_sessions(&self) -> usize {
+        self.hsm_sessions
+    }
+
+    /// The scheme of a key in service.
+    pub fn scheme(&self, which: ServiceKey) -> Option<crate::keys::SignatureScheme> {
+        self.key(which).map(|k| k.scheme())
+    }
+
+    fn key(&self, which: ServiceKey) -> Option<&Arc<dyn SigningKey>> {
+        self.keys.iter().find(|(k, _)| *k == which).map(|(_, key)| key)
+    }
+
+    /// Signs [`MEASURED_MESSAGE`] with `which` for `duration`, `concurrency` signatures in flight
+    /// (the HSM's session count when `None`). The first failure ends the measurement.
+    pub async fn measure(
+        &self,
+        which: ServiceKey,
+        duration: Duration,
+        concurrency: Option<usize>,
+    ) -> Result<SigningRate, DiagnosticsError> {
+        if !DURATION_RANGE.contains(&duration) {
+            return Err(DiagnosticsError::BadDuration(duration));
+        }
+        let concurrency = concurrency.unwrap_or(self.hsm_sessions);
+        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+            return Err(DiagnosticsError::BadConcurrency(concurrency));
+        }
+        let key = self.key(which).ok_or(DiagnosticsError::NotInService(which))?.clone();
+        let _only = self.running.try_lock().map_err(|_| DiagnosticsError::Busy)?;
+        let start = Instant::now();
+        let deadline = start + duration;
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..concurrency {
+            let key = key.clone();
+            tasks.spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    key.sign(MEASURED_MESSAGE).await?;
+                    n += 1;
+                }
+                Ok::<u64, KeyError>(n)
+            });
+        }
+        let mut signatures = 0;
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(n)) => signatures += n,
+                Ok(Err(e)) => return Err(e.into()),
+                Err(e) => return Err(KeyError::Failed(format!("measurement task: {e}")).into()),
+            }
+        }
+        Ok(SigningRate { signatures, elapsed: start.elapsed(), concurrency })
+    }
+}
+
+/// This process's resource use: CPU time from getrusage(2); RSS now and at its peak from
+/// /proc/self/status (VmRSS, VmHWM), the peak from getrusage where there is no /proc.
+pub fn process_stats() -> ProcessStats {
+    // SAFETY: getrusage writes only into the struct it is given.
+    let usage = unsafe {
+        let mut u = std::mem::zeroed::<libc::rusage>();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut u) != 0 {
+            return ProcessStats::default();
+        }
+        u
+    };
+    let micros = |t: libc::timeval| t.tv_sec.max(0) as u64 * 1_000_000 + t.tv_usec.max(0) as u64;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |field: &str| {
+        let v = status.lines().find_map(|l| l.strip_prefix(field))?;
+        v.trim().trim_end_matches("kB").trim().parse::<u64>().ok().map(|k| k * 1024)
+    };
+    let rss_bytes = kib("VmRSS:").unwrap_or(0);
+    // ru_maxrss is in KiB on Linux; the kernel updates it less often than VmHWM.
+    let peak_rss_bytes = kib("VmHWM:").unwrap_or(usage.ru_maxrss.max(0) as u64 * 1024).max(rss_bytes);
+    ProcessStats {
+        rss_bytes,
+        peak_rss_bytes,
+        cpu_time: Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::software::SoftwareKey;
+
+    fn diagnostics() -> Diagnostics {
+        Diagnostics::new(2).with_key(ServiceKey::Tsa, Arc::new(SoftwareKey::p256(1)))
+    }
+
+    #[tokio::test]
+    async fn measures_a_key_in_service_and_refuses_what_is_out_of_range() {
+        let d = diagnostics();
+        let rate = d.measure(ServiceKey::Tsa, Duration::from_millis(100), None).await.expect("measured");
+        assert_eq!(rate.concurrency, 2);
+        assert!(rate.signatures > 0 && rate.elapsed >= Duration::from_millis(100), "{rate:?}");
+
+        for (duration, concurrency) in [
+            (Duration::from_millis(99), None),
+            (Duration::from_millis(10_001), None),
+            (Duration::ZERO, None),
+            (Duration::from_secs(1), Some(0)),
+            (Duration::from_secs(1), Some(MAX_CONCURRENCY + 1)),
+            (Duration::from_secs(1), Some(usize::MAX)),
+        ] {
+            let e = d.measure(ServiceKey::Tsa, duration, concurrency).await.expect_err("refused");
+            assert!(matches!(e, DiagnosticsError::BadDuration(_) | DiagnosticsError::BadConcurrency(_)), "{e}");
+        }
+        let e = d.measure(ServiceKey::Log, Duration::from_secs(1), None).await.expect_err("not in service");
+        assert_eq!(e.to_string(), "the log key is not in service on this daemon");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_measurement_at_a_time() {
+        let d = Arc::new(diagnostics());
+        let first = tokio::spawn({
+            let d = d.clone();
+            async move { d.measure(ServiceKey::Tsa, Duration::from_millis(500), Some(1)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let e = d.measure(ServiceKey::Tsa, Duration::from_millis(100), Some(1)).await.expect_err("busy");
+        assert!(matches!(e, DiagnosticsError::Busy), "{e}");
+        assert!(first.await.expect("task").is_ok());
+    }
+
+    #[test]
+    fn reads_its_own_resource_use() {
+        let s = process_stats();
+        assert!(s.peak_rss_bytes >= s.rss_bytes && s.rss_bytes > 0, "{s:?}");
+        assert!(s.cpu_time > Duration::ZERO);
+    }
+}
