@@ -33,7 +33,9 @@ pub struct BenchArgs {
     /// How long each row runs.
     #[arg(long, default_value = "5s")]
     duration: humantime::Duration,
-    /// Load before each row whose answers are not counted.
+    /// Load before each row whose answers are not counted. Over HTTP it lasts at least 2.1 s
+    /// while the daemon's diagnostics are read, so that the daemon no longer counts this
+    /// client's gRPC identity as another client being served when the row starts.
     #[arg(long, default_value = "1s")]
     warmup: humantime::Duration,
     /// trustd's plain-HTTP listener, for time-stamps and OCSP over HTTP.
@@ -45,10 +47,14 @@ pub struct BenchArgs {
     /// The DNS name `issue`'s CSR asks for (subject CN and SAN).
     #[arg(long, default_value = "bench.example.com")]
     name: String,
-    /// Do not ask the daemon for its HSM's bare signing rates (trust.v1.Diagnostics, which
-    /// the client's role must allow).
+    /// Do not ask the daemon for its HSM's bare signing rates, CPU time and memory
+    /// (trust.v1.Diagnostics, which the client's role must allow).
     #[arg(long)]
     no_raw: bool,
+    /// Signatures in flight while measuring the bare HSM rate: 1 to 256; by default as many as
+    /// the daemon has HSM sessions.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    raw_concurrency: Option<u32>,
     /// Print the results as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -101,6 +107,10 @@ impl Workload {
         }
     }
 
+    fn over_http(self) -> bool {
+        matches!(self, Workload::TsaHttp | Workload::OcspCached | Workload::OcspNonce)
+    }
+
     /// The key whose bare rate bounds the workload; `None` when it signs nothing.
     fn key(self) -> Option<pb::ServiceKey> {
         match self {
@@ -112,6 +122,10 @@ impl Workload {
         }
     }
 }
+
+/// How long the daemon may count a client as being served after its last request (one to two
+/// seconds, `api::limits`).
+const RECENT_CLIENT: Duration = Duration::from_millis(2100);
 
 /// The bare signing rate of one key.
 #[derive(Serialize)]
@@ -138,7 +152,8 @@ struct Row {
     /// Throughput over the bare signing rate of the workload's key.
     #[serde(skip_serializing_if = "Option::is_none")]
     of_raw: Option<f64>,
-    /// The daemon's CPU time per answered request, apart from this client's.
+    /// The daemon's CPU time per answered request (of the warm-up and the row), apart from
+    /// this client's.
     #[serde(skip_serializing_if = "Option::is_none")]
     daemon_cpu_us_per_op: Option<f64>,
 }
@@ -471,6 +486,7 @@ async fn raw_rate(
     d: &mut DiagnosticsClient<Channel>,
     key: pb::ServiceKey,
     duration: Duration,
+    concurrency: u32,
 ) -> Result<RawRate, String> {
     let duration_ms = duration.as_millis().clamp(100, 10_000) as u32;
     let label = format!("raw HSM: {}", key_name(key));
@@ -479,8 +495,7 @@ async fn raw_rate(
         bar.set_style(style);
     }
     bar.enable_steady_tick(Duration::from_millis(100));
-    let r =
-        d.measure_signing_rate(pb::MeasureSigningRateRequest { key: key.into(), duration_ms, concurrency: 0 }).await;
+    let r = d.measure_signing_rate(pb::MeasureSigningRateRequest { key: key.into(), duration_ms, concurrency }).await;
     bar.finish_and_clear();
     let r = r
         .map_err(|s| {
@@ -526,7 +541,7 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
             (Some(d), Some(key)) => match report.raw_hsm.iter().position(|r| r.key == key_name(key)) {
                 Some(i) => Some(report.raw_hsm[i].per_second),
                 None => {
-                    let r = raw_rate(d, key, duration).await?;
+                    let r = raw_rate(d, key, duration, a.raw_concurrency.unwrap_or(0)).await?;
                     let rate = r.per_second;
                     if !a.json {
                         eprintln!(
@@ -546,15 +561,20 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
         probe().await.map_err(|e| format!("{}: the first request failed: {e}", w.name()))?;
         for &c in &a.concurrency {
             let mut workers = fixture.workers(w, c).await?;
-            if !warmup.is_zero() {
-                workers = with_progress(format!("{} c={c} warm-up", w.name()), workers, warmup).await.0;
-            }
+            // The daemon's CPU time is read before the warm-up and after the row, so that no
+            // call of this client's other identity (the gRPC one) falls within a second of the
+            // row: the daemon would count it as another client being served and hold an HTTP
+            // client to its shared limit ([limits] max_requests_per_client_shared).
             let before = process_stats(&mut diagnostics).await;
+            let warmup = if w.over_http() && before.is_some() { warmup.max(RECENT_CLIENT) } else { warmup };
+            let mut warm = Outcome::default();
+            if !warmup.is_zero() {
+                (workers, warm) = with_progress(format!("{} c={c} warm-up", w.name()), workers, warmup).await;
+            }
             let (_, out) = with_progress(format!("{} c={c}", w.name()), workers, duration).await;
             let after = process_stats(&mut diagnostics).await;
-            let cpu = before
-                .zip(after)
-                .map(|(b, a)| a.cpu_time_us.saturating_sub(b.cpu_time_us) as f64 / out.ops.max(1) as f64);
+            let answered = (warm.ops + out.ops).max(1) as f64;
+            let cpu = before.zip(after).map(|(b, a)| a.cpu_time_us.saturating_sub(b.cpu_time_us) as f64 / answered);
             let row = Row {
                 workload: w,
                 concurrency: c,

@@ -86,6 +86,11 @@ pub struct Validator {
     anchors: Vec<Cert>,
     /// Untrusted certificates that may complete a chain the signature does not carry.
     intermediates: Vec<Cert>,
+    /// (certificate, issuer) DER pairs among the intermediates and anchors whose signature
+    /// verified when they were configured: fixed, so a chain through them need not verify it
+    /// again (an ECDSA P-384 root's was most of a validation's CPU). Their validity, constraints
+    /// and revocation are still checked in every chain.
+    verified_links: Vec<(Vec<u8>, Vec<u8>)>,
     revocation: Arc<dyn RevocationSource>,
 }
 
@@ -138,7 +143,7 @@ impl Validator {
     /// certificate of a chain.
     pub fn new(anchors: Vec<Certificate>, revocation: Arc<dyn RevocationSource>) -> der::Result<Self> {
         let anchors = anchors.into_iter().map(Cert::new).collect::<der::Result<Vec<_>>>()?;
-        Ok(Validator { anchors, intermediates: Vec::new(), revocation })
+        Ok(Validator { anchors, intermediates: Vec::new(), verified_links: Vec::new(), revocation })
     }
 
     /// Adds CA certificates that may complete chains (e.g. trustd's own issuing CA, for
@@ -146,7 +151,22 @@ impl Validator {
     /// through them must still end at an anchor, and they are checked like any other.
     pub fn with_intermediates(mut self, certs: Vec<Certificate>) -> der::Result<Self> {
         self.intermediates = certs.into_iter().map(Cert::new).collect::<der::Result<Vec<_>>>()?;
+        self.verified_links = self
+            .intermediates
+            .iter()
+            .flat_map(|c| self.anchors.iter().chain(&self.intermediates).map(move |issuer| (c, issuer)))
+            .filter(|(c, issuer)| {
+                c.cert.tbs_certificate.issuer == issuer.cert.tbs_certificate.subject
+                    && path::verify_certificate_signature(c, issuer).is_ok()
+            })
+            .map(|(c, issuer)| (c.der.clone(), issuer.der.clone()))
+            .collect();
         Ok(self)
+    }
+
+    /// Whether `issuer`'s signature on `cert` verified when they were configured.
+    fn is_verified_link(&self, cert: &Cert, issuer: &Cert) -> bool {
+        self.verified_links.iter().any(|(c, i)| *c == cert.der && *i == issuer.der)
     }
 
     /// Validates the DER CMS `signature_der` over `content` at `now` (Unix seconds): ETSI EN

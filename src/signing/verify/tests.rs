@@ -439,9 +439,20 @@ fn configured_intermediates_complete_a_chain_the_signature_lacks() {
     let r = v.validate(&sig, Content::Document(DOC), now());
     assert_passed(&r);
     assert_eq!(r.certificate_chain.len(), 3);
+    assert_eq!(v.verified_links.len(), 1, "the intermediate's signature by the anchor, verified once");
     // An intermediate does not make an anchor.
     let v = validator_with(&["other"], &[]).with_intermediates(vec![f.cert("inter")]).unwrap();
+    assert!(v.verified_links.is_empty());
     assert_sub(&v.validate(&sig, Content::Document(DOC), now()), SubIndication::NoCertificateChainFound);
+    // A configured intermediate whose signature does not verify is checked in every chain, and
+    // fails it.
+    let mut forged = f.cert("inter");
+    forged.signature = der::asn1::BitString::from_bytes(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]).unwrap();
+    let v = validator().with_intermediates(vec![forged]).unwrap();
+    assert!(v.verified_links.is_empty());
+    let r = v.validate(&sig, Content::Document(DOC), now());
+    assert_sub(&r, SubIndication::CertificateChainGeneralFailure);
+    assert!(r.reasons[0].contains("does not verify with the key of 'CN=Verify Test Root'"), "{:?}", r.reasons);
 }
 
 #[test]
