@@ -510,6 +510,33 @@ async fn raw_rate(
     })
 }
 
+/// The report for people: a line per row, then the daemon's memory.
+fn table(report: &Report) -> String {
+    let mut t = format!(
+        "{:<12} {:>5} {:>9} {:>8} {:>8} {:>8} {:>7} {:>7} {:>10}\n",
+        "workload", "conc", "per s", "p50 ms", "p90 ms", "p99 ms", "errors", "of raw", "cpu µs/op"
+    );
+    let opt = |v: Option<f64>, digits: usize| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"));
+    for row in &report.results {
+        t.push_str(&format!(
+            "{:<12} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>7} {:>10}\n",
+            row.workload.name(),
+            row.concurrency,
+            row.per_second,
+            row.p50_ms,
+            row.p90_ms,
+            row.p99_ms,
+            row.errors,
+            opt(row.of_raw, 2),
+            opt(row.daemon_cpu_us_per_op, 0),
+        ));
+    }
+    if let (Some(peak), Some(sessions)) = (report.daemon_peak_rss_bytes, report.hsm_sessions) {
+        t.push_str(&format!("daemon: peak RSS {} MiB, {sessions} HSM sessions\n", peak / (1024 * 1024)));
+    }
+    t
+}
+
 /// Runs the benchmark; the report (a table, or JSON with `--json`) is the output. Failed
 /// requests are counted and reported; any makes the command fail after the report.
 pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>, String> {
@@ -532,7 +559,6 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
         daemon_peak_rss_bytes: None,
         hsm_sessions: None,
     };
-    let mut table = String::new();
     if !a.json {
         eprintln!("trustctl bench against {server}: {duration:?} per row after {warmup:?} of warm-up");
     }
@@ -589,29 +615,8 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
                 of_raw: raw.map(|r| out.rate() / r.max(f64::MIN_POSITIVE)),
                 daemon_cpu_us_per_op: cpu,
             };
-            if !a.json {
-                if let Some(e) = &row.first_error {
-                    eprintln!("{} c={c}: {} requests failed, the first: {e}", w.name(), row.errors);
-                }
-                if table.is_empty() {
-                    table.push_str(&format!(
-                        "{:<12} {:>5} {:>9} {:>8} {:>8} {:>8} {:>7} {:>7} {:>10}\n",
-                        "workload", "conc", "per s", "p50 ms", "p90 ms", "p99 ms", "errors", "of raw", "cpu µs/op"
-                    ));
-                }
-                let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "-".to_owned(), f);
-                table.push_str(&format!(
-                    "{:<12} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>7} {:>10}\n",
-                    w.name(),
-                    c,
-                    row.per_second,
-                    row.p50_ms,
-                    row.p90_ms,
-                    row.p99_ms,
-                    row.errors,
-                    opt(row.of_raw, &|r| format!("{r:.2}")),
-                    opt(row.daemon_cpu_us_per_op, &|v| format!("{v:.0}")),
-                ));
+            if let (false, Some(e)) = (a.json, &row.first_error) {
+                eprintln!("{} c={c}: {} requests failed, the first: {e}", w.name(), row.errors);
             }
             report.results.push(row);
         }
@@ -619,13 +624,6 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
     if let Some(s) = process_stats(&mut diagnostics).await {
         report.daemon_peak_rss_bytes = Some(s.peak_rss_bytes);
         report.hsm_sessions = Some(s.hsm_sessions);
-        if !a.json {
-            table.push_str(&format!(
-                "daemon: peak RSS {} MiB, {} HSM sessions\n",
-                s.peak_rss_bytes / (1024 * 1024),
-                s.hsm_sessions
-            ));
-        }
     }
     let failed: u64 = report.results.iter().map(|r| r.errors).sum();
     let out = if a.json {
@@ -633,7 +631,7 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
         j.push('\n');
         j
     } else {
-        table
+        table(&report)
     };
     if failed > 0 {
         use std::io::Write;
