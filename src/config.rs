@@ -382,9 +382,9 @@ pub struct ServerSection {
     /// certificate or a bearer token (`Authorization: Bearer`, RFC 6750).
     #[serde(default)]
     pub https: Option<SocketAddr>,
-    /// Who may read `/readyz` (whether the HSM, the store and the clock are usable): "public"
-    /// (the default, for load balancers) or "authenticated" (over HTTPS, any client of the
-    /// access policy).
+    /// Who may read `/readyz` (whether the HSM, the store and the clock are usable) and
+    /// `/metrics`: "public" (the default, for load balancers and Prometheus) or "authenticated"
+    /// (over HTTPS, any client of the access policy).
     #[serde(default)]
     pub readyz_access: HttpAccess,
     /// Base URL relying parties use for CRLs, OCSP and CA certificates; goes into certificates.

@@ -384,8 +384,15 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     if let Err(e) = cfg.tsa.clock_check.check() {
         tracing::warn!(reason = %e, "time-stamps will be refused with timeNotAvailable until the clock is synchronised");
     }
+    let ocsp_key = certified_key(&hsm, &cfg.keys.ocsp, None).await?;
+    let mut service_certificates = vec![
+        ("root".to_owned(), ca.ca_certificate(CaId::Root).to_vec()),
+        ("issuing".to_owned(), ca.ca_certificate(CaId::Issuing).to_vec()),
+        ("tsa".to_owned(), tsa.chain().first().cloned().unwrap_or_default()),
+        ("ocsp".to_owned(), ocsp_key.der.clone()),
+    ];
     let ocsp = OcspResponder::new(
-        certified_key(&hsm, &cfg.keys.ocsp, None).await?,
+        ocsp_key,
         CaId::Issuing,
         ca.ca_certificate(CaId::Issuing),
         store.clone(),
@@ -414,6 +421,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
                     policy.name, k.role
                 ));
             }
+            service_certificates.push((format!("signing:{}", policy.name), certified.der.clone()));
             keyed.push((policy.clone(), certified));
         }
         let validation = Validation {
@@ -523,6 +531,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         log,
         tsa_access: cfg.tsa.http_access,
         readyz_access: cfg.server.readyz_access,
+        service_certificates: Arc::new(not_after_each(&service_certificates)),
         access: access.clone(),
     };
     let https = https_listener.map(|listener| {
@@ -544,6 +553,8 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         // Streams a client resets at once count against it: the HTTP/2 rapid-reset flood
         // (CVE-2023-44487) is bounded by h2's default, kept explicit here.
         .http2_max_pending_accept_reset_streams(Some(20))
+        // Outermost, so that refusals by access control and limits are counted too.
+        .layer(crate::api::metrics::MetricsLayer)
         .layer(AccessLayer::new(access))
         .layer(LimitLayer::new(requests))
         .add_service(health)
@@ -560,6 +571,19 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     tracing::info!(%grpc_addr, %http_addr, "serving");
     let (g, (), ()) = tokio::join!(grpc, http, https);
     g.map_err(|e| format!("gRPC server: {e}"))
+}
+
+/// Each certificate's notAfter (Unix seconds), by role, for `/metrics`. A certificate that does
+/// not parse was refused long before this.
+fn not_after_each(certs: &[(String, Vec<u8>)]) -> Vec<(String, u64)> {
+    use der::Decode;
+    certs
+        .iter()
+        .filter_map(|(role, der)| {
+            let c = x509_cert::Certificate::from_der(der).ok()?;
+            Some((role.clone(), c.tbs_certificate.validity.not_after.to_unix_duration().as_secs()))
+        })
+        .collect()
 }
 
 /// The key `key` names in the HSM with the certificate the ceremony stored beside it.

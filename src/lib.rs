@@ -20,6 +20,7 @@ pub mod incident;
 pub mod keys;
 pub mod loadgen;
 pub mod log;
+pub mod metrics;
 pub mod ocsp;
 pub mod policy;
 pub mod records;

@@ -3,7 +3,8 @@
 //! `GET /crl/{ca}.crl` (RFC 5280 §5), `GET /ca/{ca}.crt` (the URL in every certificate's AIA
 //! caIssuers, RFC 5280 §4.2.2.1, served as `application/pkix-cert` per RFC 2585 §4.1),
 //! the issued-certificate log's read path for auditors and mirrors (`GET /log/checkpoint`,
-//! `GET /log/key`, `GET /log/tile/…`, C2SP tlog-tiles), `GET /healthz`, `GET /readyz`.
+//! `GET /log/key`, `GET /log/tile/…`, C2SP tlog-tiles), `GET /healthz`, `GET /readyz`, and
+//! `GET /metrics` (Prometheus's scrape, OpenMetrics text).
 //!
 //! The same routes are served over HTTPS ([`https_router`]), where a time-stamp
 //! client names itself with a client certificate or a bearer token (RFC 6750 §2.1): many RFC
@@ -38,8 +39,10 @@ pub struct HttpState {
     pub log: Option<Arc<TransparencyLog>>,
     /// Who the TSA serves over HTTP.
     pub tsa_access: HttpAccess,
-    /// Who may read `/readyz`.
+    /// Who may read `/readyz` and `/metrics`.
     pub readyz_access: HttpAccess,
+    /// Each service certificate's key role and notAfter (Unix seconds), for `/metrics`.
+    pub service_certificates: Arc<Vec<(String, u64)>>,
     /// The access policy, for clients naming themselves over HTTPS.
     pub access: Arc<PolicyInForce>,
 }
@@ -53,17 +56,18 @@ const READYZ_RPC: &str = "/grpc.health.v1.Health/Check";
 /// The router for the plain-HTTP address; bodies over `max_body` bytes get 413; every request
 /// is under `limits`.
 pub fn router(state: HttpState, max_body: usize, limits: Arc<RequestLimits>) -> Router {
-    routes(post(timestamp_plain), get(readyz_plain), state, max_body, limits)
+    routes(post(timestamp_plain), get(readyz_plain), get(metrics_plain), state, max_body, limits)
 }
 
 /// The router for the HTTPS address: the same routes, where clients may name themselves.
 pub fn https_router(state: HttpState, max_body: usize, limits: Arc<RequestLimits>) -> Router {
-    routes(post(timestamp_https), get(readyz_https), state, max_body, limits)
+    routes(post(timestamp_https), get(readyz_https), get(metrics_https), state, max_body, limits)
 }
 
 fn routes(
     tsa: MethodRouter<HttpState>,
     readyz: MethodRouter<HttpState>,
+    metrics: MethodRouter<HttpState>,
     state: HttpState,
     max_body: usize,
     limits: Arc<RequestLimits>,
@@ -79,8 +83,10 @@ fn routes(
         .route("/log/tile/{*path}", get(log_tile))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", readyz)
+        .route("/metrics", metrics)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(limits, http_limits))
+        .layer(axum::middleware::from_fn(super::metrics::http_metrics))
         .with_state(state)
 }
 
@@ -342,6 +348,50 @@ async fn readyz_https(
         Err(e) => refused("GET /readyz", &peer, &headers, &e),
     }
 }
+
+async fn metrics_plain(State(s): State<HttpState>) -> Response {
+    match s.readyz_access {
+        HttpAccess::Public => metrics(&s),
+        HttpAccess::Authenticated => only_over_https("metrics"),
+    }
+}
+
+async fn metrics_https(
+    State(s): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    match https_client(&s, &peer, &headers, READYZ_RPC, s.readyz_access).await {
+        Ok(_) => metrics(&s),
+        Err(e) => refused("GET /metrics", &peer, &headers, &e),
+    }
+}
+
+/// Prometheus's scrape: the OpenMetrics text format (Prometheus asks for it by this type).
+fn metrics(s: &HttpState) -> Response {
+    let r = *s.readiness.borrow();
+    let mut ready = vec![("hsm", r.hsm), ("store", r.store)];
+    if let Some(clock) = r.clock {
+        ready.push(("clock", clock));
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let expiry: Vec<(String, f64)> =
+        s.service_certificates.iter().map(|(role, not_after)| (role.clone(), *not_after as f64 - now)).collect();
+    let scraped = crate::metrics::Scraped {
+        ready: &ready,
+        log_size: s.log.as_ref().map(|l| l.checkpoint().checkpoint.size().0),
+        expiry: &expiry,
+    };
+    match crate::metrics::global().encode(scraped) {
+        Ok(text) => ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response(),
+        Err(e) => {
+            let incident = crate::incident::Incident::record("metrics", &e);
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("internal error ({incident})\n")).into_response()
+        }
+    }
+}
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 fn readyz(s: &HttpState) -> Response {
     let r = *s.readiness.borrow();

@@ -7,6 +7,7 @@ pub mod grpc;
 pub mod http;
 pub mod http_server;
 pub mod limits;
+pub mod metrics;
 pub mod status;
 
 /// Generated gRPC types for `trust.v1` (protos in `proto/`).

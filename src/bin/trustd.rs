@@ -52,7 +52,7 @@ enum Command {
         /// HTTPS, clients of the access policy), as `[tsa] http_access`.
         #[arg(long, default_value = "public")]
         tsa_access: String,
-        /// Who may read /readyz: "public" (the default) or "authenticated", as
+        /// Who may read /readyz and /metrics: "public" (the default) or "authenticated", as
         /// `[server] readyz_access`.
         #[arg(long, default_value = "public")]
         readyz_access: String,

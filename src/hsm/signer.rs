@@ -135,7 +135,10 @@ impl SigningKey for HsmSigner {
 
     async fn sign(&self, msg: &[u8]) -> Result<Signature, KeyError> {
         let (signer, msg) = (self.clone(), msg.to_vec());
-        Ok(self.0.hsm.run(move || signer.sign(&msg)).await??)
+        let start = std::time::Instant::now();
+        let signed = self.0.hsm.run(move || signer.sign(&msg)).await.and_then(|r| r);
+        crate::metrics::global().hsm_operation(signed.is_ok(), start.elapsed());
+        Ok(signed?)
     }
 }
 

@@ -1,0 +1,197 @@
+//! What Prometheus scrapes from `GET /metrics` (the OpenMetrics text format, which Prometheus
+//! reads): requests, failures and latency per gRPC method and HTTP route, HSM operations, and,
+//! read when scraped, readiness, the log's size, and the seconds until each service certificate
+//! expires.
+//!
+//! The counters and histograms are process-wide (`global()`): the API layers and the HSM count
+//! into them where the work passes, so no core knows of metrics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+/// A request: its API (`grpc` or `http`), the gRPC method's path or the HTTP route's pattern,
+/// and its outcome (the gRPC status code name, or the HTTP status).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub api: &'static str,
+    pub method: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    api: &'static str,
+    method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabels {
+    role: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DependencyLabels {
+    dependency: &'static str,
+}
+
+/// Latency buckets from 0.1 ms to about 6.5 s.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.0001, 2.0, 17)
+}
+
+/// The process's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<MethodLabels, Histogram>,
+    hsm_operations: Family<ResultLabels, Counter>,
+    hsm_latency: Histogram,
+    ready: Family<DependencyLabels, Gauge>,
+    log_size: Gauge,
+    expiry: Family<RoleLabels, Gauge<f64, AtomicU64>>,
+    /// Encoding is rare (a scrape) and reads the gauges just set: one at a time.
+    scrape: Mutex<()>,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("trustd");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("requests", "Requests answered, by API, method or route, and outcome", requests.clone());
+        let latency = Family::<MethodLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(latency_buckets())) as fn() -> Histogram,
+        );
+        registry.register("request_duration_seconds", "Time to answer a request", latency.clone());
+        let hsm_operations = Family::<ResultLabels, Counter>::default();
+        registry.register("hsm_operations", "HSM operations (signatures, probes), by result", hsm_operations.clone());
+        let hsm_latency = Histogram::new(latency_buckets());
+        registry.register(
+            "hsm_operation_duration_seconds",
+            "Time from queuing an HSM operation to its result",
+            hsm_latency.clone(),
+        );
+        let ready = Family::<DependencyLabels, Gauge>::default();
+        registry.register("ready", "1 while a dependency works (hsm, store, clock), else 0", ready.clone());
+        let log_size = Gauge::default();
+        registry.register(
+            "log_tree_size",
+            "Entries in the issued-certificate log's latest checkpoint",
+            log_size.clone(),
+        );
+        let expiry = Family::<RoleLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "certificate_expiry_seconds",
+            "Seconds until a service certificate's notAfter (negative once expired), by key role",
+            expiry.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            hsm_operations,
+            hsm_latency,
+            ready,
+            log_size,
+            expiry,
+            scrape: Mutex::new(()),
+        }
+    }
+
+    /// Counts an answered request and its latency.
+    pub fn request(&self, labels: RequestLabels, took: Duration) {
+        let method = MethodLabels { api: labels.api, method: labels.method.clone() };
+        self.latency.get_or_create(&method).observe(took.as_secs_f64());
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Counts an HSM operation, `ok` or not, and how long it took from being queued.
+    pub fn hsm_operation(&self, ok: bool, took: Duration) {
+        self.hsm_operations.get_or_create(&ResultLabels { result: if ok { "ok" } else { "error" } }).inc();
+        self.hsm_latency.observe(took.as_secs_f64());
+    }
+
+    /// The OpenMetrics text of everything, after setting what is read at scrape time.
+    pub fn encode(&self, now: Scraped<'_>) -> Result<String, std::fmt::Error> {
+        let _one = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        for (dependency, ok) in now.ready {
+            self.ready.get_or_create(&DependencyLabels { dependency }).set(i64::from(*ok));
+        }
+        if let Some(size) = now.log_size {
+            self.log_size.set(i64::try_from(size).unwrap_or(i64::MAX));
+        }
+        for (role, seconds) in now.expiry {
+            self.expiry.get_or_create(&RoleLabels { role: role.clone() }).set(*seconds);
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// What a scrape reads from the running daemon.
+pub struct Scraped<'a> {
+    /// Each dependency of readiness and whether it works.
+    pub ready: &'a [(&'static str, bool)],
+    /// The log's tree size, when the log is on.
+    pub log_size: Option<u64>,
+    /// Each service certificate's key role and the seconds until it expires.
+    pub expiry: &'a [(String, f64)],
+}
+
+/// The process's metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_encodes_what_prometheus_reads() {
+        let m = Metrics::new();
+        let labels = |code: &str| RequestLabels {
+            api: "grpc",
+            method: "/trust.v1.TimeStamping/Timestamp".into(),
+            code: code.into(),
+        };
+        m.request(labels("OK"), Duration::from_millis(3));
+        m.request(labels("OK"), Duration::from_millis(5));
+        m.request(labels("InvalidArgument"), Duration::from_micros(50));
+        m.hsm_operation(true, Duration::from_micros(80));
+        let text = m
+            .encode(Scraped {
+                ready: &[("hsm", true), ("store", false)],
+                log_size: Some(42),
+                expiry: &[("tsa".into(), 86_400.0), ("root".into(), -1.0)],
+            })
+            .unwrap();
+        for line in [
+            "trustd_requests_total{api=\"grpc\",method=\"/trust.v1.TimeStamping/Timestamp\",code=\"OK\"} 2",
+            "trustd_requests_total{api=\"grpc\",method=\"/trust.v1.TimeStamping/Timestamp\",code=\"InvalidArgument\"} 1",
+            "trustd_request_duration_seconds_count{api=\"grpc\",method=\"/trust.v1.TimeStamping/Timestamp\"} 3",
+            "trustd_hsm_operations_total{result=\"ok\"} 1",
+            "trustd_ready{dependency=\"hsm\"} 1",
+            "trustd_ready{dependency=\"store\"} 0",
+            "trustd_log_tree_size 42",
+            "trustd_certificate_expiry_seconds{role=\"tsa\"} 86400.0",
+            "trustd_certificate_expiry_seconds{role=\"root\"} -1.0",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
