@@ -1,6 +1,7 @@
 //! What Prometheus scrapes from `GET /metrics` (the OpenMetrics text format, which Prometheus
 //! reads): requests, failures and latency per gRPC method and HTTP route, HSM operations, and,
-//! read when scraped, readiness, the log's size, and the seconds until each service certificate
+//! read when scraped, readiness, the log's size and the entries no checkpoint covers yet, each
+//! CRL's age and the seconds to its nextUpdate, and the seconds until each service certificate
 //! expires.
 //!
 //! The counters and histograms are process-wide (`global()`): the API layers and the HSM count
@@ -42,6 +43,11 @@ struct RoleLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CaLabels {
+    ca: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DependencyLabels {
     dependency: &'static str,
 }
@@ -60,6 +66,9 @@ pub struct Metrics {
     hsm_latency: Histogram,
     ready: Family<DependencyLabels, Gauge>,
     log_size: Gauge,
+    log_awaiting: Gauge,
+    crl_age: Family<CaLabels, Gauge<f64, AtomicU64>>,
+    crl_next_update: Family<CaLabels, Gauge<f64, AtomicU64>>,
     expiry: Family<RoleLabels, Gauge<f64, AtomicU64>>,
     /// Encoding is rare (a scrape) and reads the gauges just set: one at a time.
     scrape: Mutex<()>,
@@ -90,6 +99,20 @@ impl Metrics {
             "Entries in the issued-certificate log's latest checkpoint",
             log_size.clone(),
         );
+        let log_awaiting = Gauge::default();
+        registry.register(
+            "log_entries_awaiting_checkpoint",
+            "Entries sequenced into the log that no signed checkpoint covers yet",
+            log_awaiting.clone(),
+        );
+        let crl_age = Family::<CaLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register("crl_age_seconds", "Seconds since the current CRL's thisUpdate", crl_age.clone());
+        let crl_next_update = Family::<CaLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "crl_next_update_seconds",
+            "Seconds until the current CRL's nextUpdate (negative: relying parties hold a stale CRL)",
+            crl_next_update.clone(),
+        );
         let expiry = Family::<RoleLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "certificate_expiry_seconds",
@@ -104,6 +127,9 @@ impl Metrics {
             hsm_latency,
             ready,
             log_size,
+            log_awaiting,
+            crl_age,
+            crl_next_update,
             expiry,
             scrape: Mutex::new(()),
         }
@@ -128,11 +154,18 @@ impl Metrics {
         for (dependency, ok) in now.ready {
             self.ready.get_or_create(&DependencyLabels { dependency }).set(i64::from(*ok));
         }
-        if let Some(size) = now.log_size {
-            self.log_size.set(i64::try_from(size).unwrap_or(i64::MAX));
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        if let Some((size, awaiting)) = now.log {
+            self.log_size.set(gauge(size));
+            self.log_awaiting.set(gauge(awaiting));
         }
-        for (role, seconds) in now.expiry {
-            self.expiry.get_or_create(&RoleLabels { role: role.clone() }).set(*seconds);
+        let since = |t: u64| now.unix_now - t as f64;
+        for &(ca, this_update, next_update) in now.crls {
+            self.crl_age.get_or_create(&CaLabels { ca }).set(since(this_update));
+            self.crl_next_update.get_or_create(&CaLabels { ca }).set(-since(next_update));
+        }
+        for (role, not_after) in now.expiry {
+            self.expiry.get_or_create(&RoleLabels { role: role.clone() }).set(-since(*not_after));
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
@@ -140,14 +173,17 @@ impl Metrics {
     }
 }
 
-/// What a scrape reads from the running daemon.
+/// What a scrape reads from the running daemon; times in Unix seconds.
 pub struct Scraped<'a> {
+    pub unix_now: f64,
     /// Each dependency of readiness and whether it works.
     pub ready: &'a [(&'static str, bool)],
-    /// The log's tree size, when the log is on.
-    pub log_size: Option<u64>,
-    /// Each service certificate's key role and the seconds until it expires.
-    pub expiry: &'a [(String, f64)],
+    /// The log's checkpoint size and the entries awaiting a checkpoint, when the log is on.
+    pub log: Option<(u64, u64)>,
+    /// Each CA's current CRL: its name, thisUpdate and nextUpdate.
+    pub crls: &'a [(&'static str, u64, u64)],
+    /// Each service certificate's key role and notAfter.
+    pub expiry: &'a [(String, u64)],
 }
 
 /// The process's metrics.
@@ -174,9 +210,11 @@ mod tests {
         m.hsm_operation(true, Duration::from_micros(80));
         let text = m
             .encode(Scraped {
+                unix_now: 1_000_000.0,
                 ready: &[("hsm", true), ("store", false)],
-                log_size: Some(42),
-                expiry: &[("tsa".into(), 86_400.0), ("root".into(), -1.0)],
+                log: Some((42, 3)),
+                crls: &[("issuing", 999_400, 1_086_400)],
+                expiry: &[("tsa".into(), 1_086_400), ("root".into(), 999_999)],
             })
             .unwrap();
         for line in [
@@ -187,6 +225,9 @@ mod tests {
             "trustd_ready{dependency=\"hsm\"} 1",
             "trustd_ready{dependency=\"store\"} 0",
             "trustd_log_tree_size 42",
+            "trustd_log_entries_awaiting_checkpoint 3",
+            "trustd_crl_age_seconds{ca=\"issuing\"} 600.0",
+            "trustd_crl_next_update_seconds{ca=\"issuing\"} 86400.0",
             "trustd_certificate_expiry_seconds{role=\"tsa\"} 86400.0",
             "trustd_certificate_expiry_seconds{role=\"root\"} -1.0",
         ] {

@@ -1,7 +1,7 @@
 //! `GET /metrics` on a real daemon, read by the Prometheus project's own OpenMetrics parser
 //! (`tests/py/parse_metrics.py`, prometheus-client): requests by method or route and outcome,
-//! refusals included, HSM signatures, readiness, the log's size and the seconds until each
-//! service certificate expires.
+//! refusals included, HSM signatures, readiness, the log, the CRLs' freshness and the seconds
+//! until each service certificate expires.
 
 mod common;
 
@@ -91,6 +91,12 @@ async fn prometheus_reads_requests_refusals_hsm_readiness_and_expiry() {
     assert_eq!(value(&s, "trustd_ready", &[("dependency", "hsm")]), Some(1.0));
     assert_eq!(value(&s, "trustd_ready", &[("dependency", "store")]), Some(1.0));
     assert!(value(&s, "trustd_log_tree_size", &[]).unwrap() >= 1.0);
+    assert!(value(&s, "trustd_log_entries_awaiting_checkpoint", &[]).is_some());
+    for ca in ["issuing", "root"] {
+        let age = value(&s, "trustd_crl_age_seconds", &[("ca", ca)]).unwrap_or_else(|| panic!("{ca}"));
+        let next = value(&s, "trustd_crl_next_update_seconds", &[("ca", ca)]).unwrap();
+        assert!((0.0..600.0).contains(&age) && next > 3600.0, "{ca}: age {age}, next update in {next}");
+    }
     for role in ["root", "issuing", "tsa", "ocsp", "signing:default"] {
         let left =
             value(&s, "trustd_certificate_expiry_seconds", &[("role", role)]).unwrap_or_else(|| panic!("{role}"));

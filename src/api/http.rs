@@ -374,13 +374,14 @@ fn metrics(s: &HttpState) -> Response {
     if let Some(clock) = r.clock {
         ready.push(("clock", clock));
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    let expiry: Vec<(String, f64)> =
-        s.service_certificates.iter().map(|(role, not_after)| (role.clone(), *not_after as f64 - now)).collect();
+    let crls: Vec<_> =
+        CaId::ALL.iter().filter_map(|&ca| s.ca.crl_times(ca).map(|(this, next)| (ca.name(), this, next))).collect();
     let scraped = crate::metrics::Scraped {
+        unix_now: crate::unix_time::secs(std::time::SystemTime::now()) as f64,
         ready: &ready,
-        log_size: s.log.as_ref().map(|l| l.checkpoint().checkpoint.size().0),
-        expiry: &expiry,
+        log: s.log.as_ref().map(|l| (l.checkpoint().checkpoint.size().0, l.awaiting_checkpoint())),
+        crls: &crls,
+        expiry: &s.service_certificates,
     };
     match crate::metrics::global().encode(scraped) {
         Ok(text) => ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response(),

@@ -24,7 +24,9 @@ impl CertificateAuthority {
             let signature = ci.key.sign(&tbs_der).await?;
             let crl = cert::signed_der(&tbs_der, scheme, &signature)?;
             let crl = Arc::new(crl);
-            *ci.current.write().unwrap_or_else(|p| p.into_inner()) = Some(crl.clone());
+            let next_update = now.saturating_add(validity.as_secs());
+            *ci.current.write().unwrap_or_else(|p| p.into_inner()) =
+                Some(PublishedCrl { der: crl.clone(), this_update: now, next_update });
             tracing::info!(ca = %ci.ca, number, "CRL published");
             published.push(crl);
         }
@@ -33,6 +35,16 @@ impl CertificateAuthority {
 
     /// The current CRL (DER) of `ca`, once one is published.
     pub fn crl(&self, ca: CaId) -> Option<Arc<Vec<u8>>> {
+        self.published_crl(ca).map(|p| p.der)
+    }
+
+    /// The thisUpdate and nextUpdate (Unix seconds) of `ca`'s current CRL, once one is
+    /// published: how fresh what relying parties fetch is.
+    pub fn crl_times(&self, ca: CaId) -> Option<(u64, u64)> {
+        self.published_crl(ca).map(|p| (p.this_update, p.next_update))
+    }
+
+    fn published_crl(&self, ca: CaId) -> Option<PublishedCrl> {
         let ci = self.crl_issuers.iter().find(|c| c.ca == ca)?;
         ci.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -150,13 +150,21 @@ pub struct Revoked {
     pub changed: bool,
 }
 
-/// A CA that publishes a CRL: its name in URLs, its subject and key, and its current CRL (DER).
+/// A CA that publishes a CRL: its name in URLs, its subject and key, and its current CRL.
 struct CrlIssuer {
     ca: CaId,
     subject: x509_cert::name::Name,
     key_id: Vec<u8>,
     key: Arc<dyn SigningKey>,
-    current: RwLock<Option<Arc<Vec<u8>>>>,
+    current: RwLock<Option<PublishedCrl>>,
+}
+
+/// A CRL as published: its DER and its thisUpdate and nextUpdate (Unix seconds).
+#[derive(Clone)]
+struct PublishedCrl {
+    der: Arc<Vec<u8>>,
+    this_update: u64,
+    next_update: u64,
 }
 
 /// The issuing CA: its key in the HSM, its chain, the profiles and the store.

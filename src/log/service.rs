@@ -88,6 +88,13 @@ impl TransparencyLog {
         self.signer.public_key()
     }
 
+    /// Entries sequenced that no signed checkpoint covers yet: normally those of the last
+    /// second; growing, it means checkpoints are not being signed.
+    pub fn awaiting_checkpoint(&self) -> u64 {
+        let sequenced = self.sequencer.head().borrow().0;
+        sequenced.0.saturating_sub(self.size().0)
+    }
+
     /// The latest signed checkpoint.
     pub fn checkpoint(&self) -> Arc<SignedCheckpoint> {
         self.latest.read().unwrap_or_else(|p| p.into_inner()).clone()
