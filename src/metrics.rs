@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::borrow::Cow;
 use std::sync::atomic::AtomicU64;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
@@ -22,14 +23,14 @@ use std::time::Duration;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub api: &'static str,
-    pub method: String,
-    pub code: String,
+    pub method: Cow<'static, str>,
+    pub code: Cow<'static, str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
     api: &'static str,
-    method: String,
+    method: Cow<'static, str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -199,9 +200,9 @@ mod tests {
     #[test]
     fn counts_and_encodes_what_prometheus_reads() {
         let m = Metrics::new();
-        let labels = |code: &str| RequestLabels {
+        let labels = |code: &'static str| RequestLabels {
             api: "grpc",
-            method: "/trust.v1.TimeStamping/Timestamp".into(),
+            method: "TimeStamping/Timestamp".into(),
             code: code.into(),
         };
         m.request(labels("OK"), Duration::from_millis(3));
@@ -218,9 +219,9 @@ mod tests {
             })
             .unwrap();
         for line in [
-            "trustd_requests_total{api=\"grpc\",method=\"/trust.v1.TimeStamping/Timestamp\",code=\"OK\"} 2",
-            "trustd_requests_total{api=\"grpc\",method=\"/trust.v1.TimeStamping/Timestamp\",code=\"InvalidArgument\"} 1",
-            "trustd_request_duration_seconds_count{api=\"grpc\",method=\"/trust.v1.TimeStamping/Timestamp\"} 3",
+            "trustd_requests_total{api=\"grpc\",method=\"TimeStamping/Timestamp\",code=\"OK\"} 2",
+            "trustd_requests_total{api=\"grpc\",method=\"TimeStamping/Timestamp\",code=\"InvalidArgument\"} 1",
+            "trustd_request_duration_seconds_count{api=\"grpc\",method=\"TimeStamping/Timestamp\"} 3",
             "trustd_hsm_operations_total{result=\"ok\"} 1",
             "trustd_ready{dependency=\"hsm\"} 1",
             "trustd_ready{dependency=\"store\"} 0",

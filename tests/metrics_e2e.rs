@@ -76,7 +76,7 @@ async fn prometheus_reads_requests_refusals_hsm_readiness_and_expiry() {
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
     assert!(head.contains("content-type: application/openmetrics-text; version=1.0.0"), "{head}");
     let s = parse(&body);
-    let rpc = "/trust.v1.TimeStamping/Timestamp";
+    let rpc = "TimeStamping/Timestamp";
     assert_eq!(value(&s, "trustd_requests_total", &[("api", "grpc"), ("method", rpc), ("code", "Ok")]), Some(3.0));
     assert_eq!(value(&s, "trustd_requests_total", &[("method", rpc), ("code", "InvalidArgument")]), Some(1.0));
     assert_eq!(value(&s, "trustd_requests_total", &[("method", rpc), ("code", "PermissionDenied")]), Some(1.0));

@@ -33,9 +33,9 @@ pub struct BenchArgs {
     /// How long each row runs.
     #[arg(long, default_value = "5s")]
     duration: humantime::Duration,
-    /// Load before each row whose answers are not counted. Over HTTP it lasts at least 2.1 s
-    /// while the daemon's diagnostics are read, so that the daemon no longer counts this
-    /// client's gRPC identity as another client being served when the row starts.
+    /// Load before each row whose answers are not counted. Over HTTP it lasts at least 2.1 s, so
+    /// that the daemon no longer counts this client's gRPC identity (the diagnostics, the gRPC
+    /// workloads before) as another client being served when the row starts.
     #[arg(long, default_value = "1s")]
     warmup: humantime::Duration,
     /// trustd's plain-HTTP listener, for time-stamps and OCSP over HTTP.
@@ -588,11 +588,11 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
         for &c in &a.concurrency {
             let mut workers = fixture.workers(w, c).await?;
             // The daemon's CPU time is read before the warm-up and after the row, so that no
-            // call of this client's other identity (the gRPC one) falls within a second of the
-            // row: the daemon would count it as another client being served and hold an HTTP
-            // client to its shared limit ([limits] max_requests_per_client_shared).
+            // call of this client's other identity (the gRPC one) falls within two seconds of an
+            // HTTP row: the daemon would count it as another client being served and hold the
+            // HTTP client to its shared limit ([limits] max_requests_per_client_shared).
             let before = process_stats(&mut diagnostics).await;
-            let warmup = if w.over_http() && before.is_some() { warmup.max(RECENT_CLIENT) } else { warmup };
+            let warmup = if w.over_http() { warmup.max(RECENT_CLIENT) } else { warmup };
             let mut warm = Outcome::default();
             if !warmup.is_zero() {
                 (workers, warm) = with_progress(format!("{} c={c} warm-up", w.name()), workers, warmup).await;
