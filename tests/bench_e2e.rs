@@ -61,10 +61,12 @@ fn every_workload_is_measured_beside_the_hsm_rate_of_its_key() {
     assert!(log.contains("MeasureSigningRate") && log.contains("signatures over the measurement message"), "{log}");
 
     // The table for people.
-    let out = bench(&d, &["--workload", "tsa-grpc", "--concurrency", "2", "--duration", "300ms", "--warmup", "0s"]);
+    let out =
+        bench(&d, &["--workload", "tsa-grpc,sign-b-b", "--concurrency", "2", "--duration", "300ms", "--warmup", "0s"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.starts_with("workload") && table.contains("\ntsa-grpc         2 "), "{table}");
+    assert!(table.contains("\nsign-b-b         2 "), "{table}");
     assert!(table.contains("daemon: peak RSS "), "{table}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("raw HSM signing rate, TSA key (ecdsa-sha256)"));
 }
@@ -78,6 +80,7 @@ fn bad_arguments_are_refused_before_any_load() {
         (&["--duration", "0s"][..], "--duration"),
         (&["--http", "https://127.0.0.1:1"][..], "--http"),
         (&["--workload", "everything"][..], "everything"),
+        (&["--workload", "sign-bb"][..], "sign-b-b"),
         (&["--workload", "issue", "--duration", "300ms", "--profile", "no-such-profile"][..], "no-such-profile"),
     ] {
         let out = bench(&d, args);

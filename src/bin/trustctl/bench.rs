@@ -71,8 +71,10 @@ enum Workload {
     /// An RFC 3161 request over HTTP POST /tsa.
     TsaHttp,
     /// Signing.Sign by digest, CAdES B-B.
+    #[value(name = "sign-b-b")]
     SignBB,
     /// Signing.Sign by digest, CAdES B-T (a second signature, the TSA's).
+    #[value(name = "sign-b-t")]
     SignBT,
     /// OCSP over HTTP POST /ocsp without a nonce: the responder's cached answer.
     OcspCached,
