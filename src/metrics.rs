@@ -1,5 +1,5 @@
 //! What Prometheus scrapes from `GET /metrics` (the OpenMetrics text format, which Prometheus
-//! reads): requests, failures and latency per gRPC method and HTTP route, HSM operations, and,
+//! reads): requests, failures and latency per gRPC method and HTTP route, HSM signatures, and,
 //! read when scraped, readiness, the log's size and the entries no checkpoint covers yet, each
 //! CRL's age and the seconds to its nextUpdate, and the seconds until each service certificate
 //! expires.
@@ -85,11 +85,11 @@ impl Metrics {
         );
         registry.register("request_duration_seconds", "Time to answer a request", latency.clone());
         let hsm_operations = Family::<ResultLabels, Counter>::default();
-        registry.register("hsm_operations", "HSM operations (signatures, probes), by result", hsm_operations.clone());
+        registry.register("hsm_operations", "Signatures through the HSM, by result", hsm_operations.clone());
         let hsm_latency = Histogram::new(latency_buckets());
         registry.register(
             "hsm_operation_duration_seconds",
-            "Time from queuing an HSM operation to its result",
+            "Time from queuing a signature for the HSM to its result",
             hsm_latency.clone(),
         );
         let ready = Family::<DependencyLabels, Gauge>::default();
@@ -143,7 +143,7 @@ impl Metrics {
         self.requests.get_or_create(&labels).inc();
     }
 
-    /// Counts an HSM operation, `ok` or not, and how long it took from being queued.
+    /// Counts a signature through the HSM, `ok` or not, and how long it took from being queued.
     pub fn hsm_operation(&self, ok: bool, took: Duration) {
         self.hsm_operations.get_or_create(&ResultLabels { result: if ok { "ok" } else { "error" } }).inc();
         self.hsm_latency.observe(took.as_secs_f64());
