@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use der::{Decode, Encode};
+use der::Decode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use trustd::api::pb;
@@ -18,18 +18,11 @@ use trustd::hsm::{Hsm, HsmConfig, Pin};
 use trustd::serial::Serial;
 use trustd::store::SqliteStore;
 use x509_cert::Certificate;
-use x509_ocsp::builder::OcspRequestBuilder;
-use x509_ocsp::{ext::Nonce, Request};
 
 const REVOKED: usize = 100_000;
 
 fn ocsp_request(issuer: &Certificate, cert: &Certificate, nonce: bool) -> Vec<u8> {
-    let mut b =
-        OcspRequestBuilder::default().with_request(Request::from_cert::<sha1::Sha1>(issuer, cert).expect("CertID"));
-    if nonce {
-        b = b.with_extension(Nonce::new(rand::random::<[u8; 16]>().to_vec()).expect("nonce")).expect("extension");
-    }
-    b.build().to_der().expect("request")
+    trustd::loadgen::ocsp_request(issuer, cert, nonce).expect("OCSP request")
 }
 
 #[tokio::main]

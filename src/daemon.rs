@@ -143,12 +143,15 @@ pub async fn init(cfg: &Config) -> Result<Vec<ceremony::Step>, StartError> {
         .map_err(|e| e.to_string())
 }
 
-/// Starts the issued-certificate log: the Ed25519 key `[keys] log` in the HSM signs its
+/// Starts the issued-certificate log: `key` (the Ed25519 key `[keys] log` in the HSM) signs its
 /// checkpoints, named by the origin.
-async fn start_log(cfg: &Config, hsm: &Hsm, store: Arc<dyn LogStore>) -> Result<Arc<TransparencyLog>, StartError> {
+async fn start_log(
+    cfg: &Config,
+    key: Arc<dyn SigningKey>,
+    store: Arc<dyn LogStore>,
+) -> Result<Arc<TransparencyLog>, StartError> {
     let origin = cfg.log_origin();
-    let hsm_key = hsm_signer(hsm, &cfg.keys.log, Some(SignatureScheme::Ed25519), "log key").await?;
-    let signer = CheckpointSigner::new(&origin, hsm_key).map_err(|e| format!("log key: {e}"))?;
+    let signer = CheckpointSigner::new(&origin, key).map_err(|e| format!("log key: {e}"))?;
     let vkey = signer.public_key().vkey();
     let log = TransparencyLog::start(&origin, signer, store).await.map_err(|e| format!("log: {e}"))?;
     tracing::info!(%origin, %vkey, size = %log.checkpoint().checkpoint.size(), "issued-certificate log started");
@@ -169,26 +172,6 @@ async fn hsm_signer(
     .await
     .map_err(|e| e.to_string())??;
     Ok(Arc::new(signer))
-}
-
-/// The service keys, for operators to measure the HSM's bare signing rate with
-/// (`trust.v1.Diagnostics`). The same keys the services hold, through the same session pool.
-async fn diagnostics(cfg: &Config, hsm: &Hsm) -> Result<Diagnostics, StartError> {
-    let mut d = Diagnostics::new(cfg.hsm_config().max_sessions);
-    let keys = [
-        (ServiceKey::IssuingCa, &cfg.keys.issuing, None),
-        (ServiceKey::Tsa, &cfg.keys.tsa, None),
-        (ServiceKey::Ocsp, &cfg.keys.ocsp, None),
-        (ServiceKey::DocumentSigner, &cfg.keys.document_signer, None),
-        (ServiceKey::Log, &cfg.keys.log, Some(SignatureScheme::Ed25519)),
-    ];
-    for (which, key, scheme) in keys {
-        if which == ServiceKey::Log && !cfg.log.enabled {
-            continue;
-        }
-        d = d.with_key(which, hsm_signer(hsm, key, scheme, &format!("{} key", which.name())).await?);
-    }
-    Ok(d)
 }
 
 /// The access policy file, `access.toml` in the policies directory, checked against the
@@ -323,9 +306,17 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         );
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock(cfg.tsa.clock_check));
+    // The keys the services sign with, as operators measure them (trust.v1.Diagnostics), and
+    // each service certificate's notAfter by role, for /metrics.
+    let mut diagnostics = Diagnostics::new(cfg.hsm_config().max_sessions);
+    let mut expiry = Vec::new();
+    let issuing = certified_key(&hsm, &cfg.keys.issuing, None).await?;
+    let root = certified_key(&hsm, &cfg.keys.root, None).await?;
+    diagnostics = diagnostics.with_key(ServiceKey::IssuingCa, issuing.key.clone());
+    expiry.extend([("root".to_owned(), not_after(&root)), ("issuing".to_owned(), not_after(&issuing))]);
     let ca = CertificateAuthority::new(
-        certified_key(&hsm, &cfg.keys.issuing, None).await?,
-        certified_key(&hsm, &cfg.keys.root, None).await?,
+        issuing,
+        root,
         policies.clone(),
         store.clone(),
         &cfg.server.public_url,
@@ -334,7 +325,9 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     )
     .map_err(|e| e.to_string())?;
     let log = if cfg.log.enabled {
-        Some(start_log(&cfg, &hsm, store.clone()).await?)
+        let key = hsm_signer(&hsm, &cfg.keys.log, Some(SignatureScheme::Ed25519), "log key").await?;
+        diagnostics = diagnostics.with_key(ServiceKey::Log, key.clone());
+        Some(start_log(&cfg, key, store.clone()).await?)
     } else {
         tracing::warn!("the issued-certificate log is disabled ([log] enabled = false): issuance is not logged");
         None
@@ -373,8 +366,11 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     }
 
     let chain = ca.chain(CaId::Issuing).to_vec();
+    let tsa_key = certified_key(&hsm, &cfg.keys.tsa, None).await?;
+    diagnostics = diagnostics.with_key(ServiceKey::Tsa, tsa_key.key.clone());
+    expiry.push(("tsa".to_owned(), not_after(&tsa_key)));
     let tsa = TimeStampAuthority::new(
-        certified_key(&hsm, &cfg.keys.tsa, None).await?,
+        tsa_key,
         &chain,
         policies.tsa.clone(),
         clock.clone(),
@@ -385,12 +381,8 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         tracing::warn!(reason = %e, "time-stamps will be refused with timeNotAvailable until the clock is synchronised");
     }
     let ocsp_key = certified_key(&hsm, &cfg.keys.ocsp, None).await?;
-    let mut service_certificates = vec![
-        ("root".to_owned(), ca.ca_certificate(CaId::Root).to_vec()),
-        ("issuing".to_owned(), ca.ca_certificate(CaId::Issuing).to_vec()),
-        ("tsa".to_owned(), tsa.chain().first().cloned().unwrap_or_default()),
-        ("ocsp".to_owned(), ocsp_key.der.clone()),
-    ];
+    diagnostics = diagnostics.with_key(ServiceKey::Ocsp, ocsp_key.key.clone());
+    expiry.push(("ocsp".to_owned(), not_after(&ocsp_key)));
     let ocsp = OcspResponder::new(
         ocsp_key,
         CaId::Issuing,
@@ -421,7 +413,10 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
                     policy.name, k.role
                 ));
             }
-            service_certificates.push((format!("signing:{}", policy.name), certified.der.clone()));
+            if policy.name == crate::signing::DEFAULT_POLICY {
+                diagnostics = diagnostics.with_key(ServiceKey::DocumentSigner, certified.key.clone());
+            }
+            expiry.push((format!("signing:{}", policy.name), not_after(&certified)));
             keyed.push((policy.clone(), certified));
         }
         let validation = Validation {
@@ -474,8 +469,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let signing_max = usize::try_from(signing.max_document_bytes()).unwrap_or(usize::MAX).saturating_add(64 * 1024);
     let signing_service = GrpcSigning { signing, stream_idle_timeout: cfg.limits.stream_idle_timeout };
     let signing_service = SigningServer::new(signing_service).max_decoding_message_size(max.max(signing_max));
-    let diagnostics_service =
-        DiagnosticsServer::new(DiagnosticsService { diagnostics: Arc::new(diagnostics(&cfg, &hsm).await?) });
+    let diagnostics_service = DiagnosticsServer::new(DiagnosticsService { diagnostics: Arc::new(diagnostics) });
     // Disabled, the log's service is not offered at all (UNIMPLEMENTED), rather than an empty log.
     let log_service = log.clone().map(|log| LogServer::new(LogService { log }));
 
@@ -531,7 +525,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         log,
         tsa_access: cfg.tsa.http_access,
         readyz_access: cfg.server.readyz_access,
-        service_certificates: Arc::new(not_after_each(&service_certificates)),
+        service_certificates: Arc::new(expiry),
         access: access.clone(),
     };
     let https = https_listener.map(|listener| {
@@ -573,17 +567,9 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     g.map_err(|e| format!("gRPC server: {e}"))
 }
 
-/// Each certificate's notAfter (Unix seconds), by role, for `/metrics`. A certificate that does
-/// not parse was refused long before this.
-fn not_after_each(certs: &[(String, Vec<u8>)]) -> Vec<(String, u64)> {
-    use der::Decode;
-    certs
-        .iter()
-        .filter_map(|(role, der)| {
-            let c = x509_cert::Certificate::from_der(der).ok()?;
-            Some((role.clone(), c.tbs_certificate.validity.not_after.to_unix_duration().as_secs()))
-        })
-        .collect()
+/// A certified key's notAfter, Unix seconds.
+fn not_after(key: &CertifiedKey) -> u64 {
+    key.cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs()
 }
 
 /// The key `key` names in the HSM with the certificate the ceremony stored beside it.

@@ -158,6 +158,25 @@ impl HttpConnection {
     }
 }
 
+/// A DER OCSP request (RFC 6960 §4.1) for `cert` of `issuer` by SHA-1 CertID, as OCSP clients
+/// send it, with a fresh 16-byte nonce when `nonce`.
+pub fn ocsp_request(
+    issuer: &x509_cert::Certificate,
+    cert: &x509_cert::Certificate,
+    nonce: bool,
+) -> Result<Vec<u8>, String> {
+    use der::Encode;
+    use x509_ocsp::builder::OcspRequestBuilder;
+    use x509_ocsp::ext::Nonce;
+    let req = x509_ocsp::Request::from_cert::<sha1::Sha1>(issuer, cert).map_err(|e| e.to_string())?;
+    let mut builder = OcspRequestBuilder::default().with_request(req);
+    if nonce {
+        let n = Nonce::new(rand::random::<[u8; 16]>().to_vec()).map_err(|e| e.to_string())?;
+        builder = builder.with_extension(n).map_err(|e| e.to_string())?;
+    }
+    builder.build().to_der().map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -332,10 +332,7 @@ async fn log_tile(State(s): State<HttpState>, Path(path): Path<String>) -> Respo
 /// 200 when the HSM answers, the store is writable and the clock (if checked) is synchronised;
 /// 503 otherwise. The body names each dependency's state.
 async fn readyz_plain(State(s): State<HttpState>) -> Response {
-    match s.readyz_access {
-        HttpAccess::Public => readyz(&s),
-        HttpAccess::Authenticated => only_over_https("readiness reports"),
-    }
+    operational_plain(&s, "readiness reports", readyz)
 }
 
 async fn readyz_https(
@@ -343,17 +340,11 @@ async fn readyz_https(
     ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
 ) -> Response {
-    match https_client(&s, &peer, &headers, READYZ_RPC, s.readyz_access).await {
-        Ok(_) => readyz(&s),
-        Err(e) => refused("GET /readyz", &peer, &headers, &e),
-    }
+    operational_https(&s, &peer, &headers, "GET /readyz", readyz).await
 }
 
 async fn metrics_plain(State(s): State<HttpState>) -> Response {
-    match s.readyz_access {
-        HttpAccess::Public => metrics(&s),
-        HttpAccess::Authenticated => only_over_https("metrics"),
-    }
+    operational_plain(&s, "metrics", metrics)
 }
 
 async fn metrics_https(
@@ -361,9 +352,30 @@ async fn metrics_https(
     ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
 ) -> Response {
-    match https_client(&s, &peer, &headers, READYZ_RPC, s.readyz_access).await {
-        Ok(_) => metrics(&s),
-        Err(e) => refused("GET /metrics", &peer, &headers, &e),
+    operational_https(&s, &peer, &headers, "GET /metrics", metrics).await
+}
+
+/// A report of the daemon's own state (`/readyz`, `/metrics`) over plain HTTP: served when
+/// `[server] readyz_access` is public, else only over HTTPS.
+fn operational_plain(s: &HttpState, what: &str, report: fn(&HttpState) -> Response) -> Response {
+    match s.readyz_access {
+        HttpAccess::Public => report(s),
+        HttpAccess::Authenticated => only_over_https(what),
+    }
+}
+
+/// The same report over HTTPS, where the client may name itself: the access policy's check for
+/// gRPC health when `readyz_access` is authenticated.
+async fn operational_https(
+    s: &HttpState,
+    peer: &Peer,
+    headers: &HeaderMap,
+    route: &str,
+    report: fn(&HttpState) -> Response,
+) -> Response {
+    match https_client(s, peer, headers, READYZ_RPC, s.readyz_access).await {
+        Ok(_) => report(s),
+        Err(e) => refused(route, peer, headers, &e),
     }
 }
 

@@ -7,6 +7,7 @@
 //! workloads share one HTTP/2 connection, as a service's client stub does; HTTP workloads open
 //! one keep-alive connection per client, as RFC 3161 and OCSP client libraries do.
 
+use crate::status_msg;
 use clap::{Args, ValueEnum};
 use der::{Decode, Encode};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,7 +21,7 @@ use trustd::api::pb::certificate_authority_client::CertificateAuthorityClient;
 use trustd::api::pb::diagnostics_client::DiagnosticsClient;
 use trustd::api::pb::signing_client::SigningClient;
 use trustd::api::pb::time_stamping_client::TimeStampingClient;
-use trustd::loadgen::{self, HttpConnection, Outcome, Worker};
+use trustd::loadgen::{self, ocsp_request, HttpConnection, Outcome, Worker};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -184,10 +185,6 @@ fn key_name(k: pb::ServiceKey) -> &'static str {
     }
 }
 
-fn status_msg(s: tonic::Status) -> String {
-    format!("{:?}: {}", s.code(), s.message())
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -223,23 +220,6 @@ fn digest_request(level: pb::SignatureLevel, value: Vec<u8>) -> pb::SignRequest 
         options: Some(pb::SignOptions { policy: String::new(), level: level.into(), detached: true }),
         content: Some(pb::sign_request::Content::Digest(pb::Digest { hash_algorithm: "sha256".into(), value })),
     }
-}
-
-/// A DER OCSP request for `cert` of `issuer`, with a fresh nonce when `nonce`.
-fn ocsp_request(
-    issuer: &x509_cert::Certificate,
-    cert: &x509_cert::Certificate,
-    nonce: bool,
-) -> Result<Vec<u8>, String> {
-    use x509_ocsp::builder::OcspRequestBuilder;
-    use x509_ocsp::ext::Nonce;
-    let req = x509_ocsp::Request::from_cert::<sha1::Sha1>(issuer, cert).map_err(|e| e.to_string())?;
-    let mut builder = OcspRequestBuilder::default().with_request(req);
-    if nonce {
-        let n = Nonce::new(rand::random::<[u8; 16]>().to_vec()).map_err(|e| e.to_string())?;
-        builder = builder.with_extension(n).map_err(|e| e.to_string())?;
-    }
-    builder.build().to_der().map_err(|e| e.to_string())
 }
 
 fn ocsp_successful(body: &[u8]) -> Result<(), String> {
