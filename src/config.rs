@@ -6,6 +6,7 @@ use crate::ca::csr::San;
 use crate::ceremony::{CaKeys, CeremonyConfig};
 use crate::clock::ClockCheck;
 use crate::hsm::{HsmConfig, KeyAlgorithm, Pin};
+use crate::store::Database;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -348,12 +349,51 @@ fn default_sessions() -> usize {
     8
 }
 
-/// `[store]`.
+/// `[store]`: one SQLite file (`sqlite`) or one PostgreSQL database (`url`), never both.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
     /// Path of the SQLite database (created if missing).
-    pub sqlite: PathBuf,
+    pub sqlite: Option<PathBuf>,
+    /// A `postgres://` URL: the database replicas share.
+    pub url: Option<String>,
+    /// PostgreSQL connections of this daemon.
+    #[serde(default = "default_store_connections")]
+    pub max_connections: u32,
+}
+
+fn default_store_connections() -> u32 {
+    16
+}
+
+impl StoreSection {
+    /// The SQLite file at `path`.
+    pub fn sqlite(path: PathBuf) -> Self {
+        StoreSection { sqlite: Some(path), url: None, max_connections: default_store_connections() }
+    }
+
+    /// The PostgreSQL database at `url`.
+    pub fn postgres(url: String) -> Self {
+        StoreSection { sqlite: None, url: Some(url), max_connections: default_store_connections() }
+    }
+
+    /// The database named, once [`Config::validate`] has checked that exactly one is.
+    pub fn database(&self) -> Result<Database, String> {
+        match (&self.sqlite, &self.url) {
+            (Some(path), None) => Ok(Database::Sqlite(path.clone())),
+            (None, Some(url)) => {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err("store.url: must be a postgres:// URL (for SQLite, set store.sqlite to a path)".into());
+                }
+                if !(1..=1000).contains(&self.max_connections) {
+                    return Err("store.max_connections: must be between 1 and 1000".into());
+                }
+                Ok(Database::Postgres { url: url.clone(), max_connections: self.max_connections })
+            }
+            (Some(_), Some(_)) => Err("store: set sqlite or url, not both".into()),
+            (None, None) => Err("store: set sqlite (a file) or url (a postgres:// URL)".into()),
+        }
+    }
 }
 
 /// `[server]`.
@@ -493,7 +533,7 @@ impl Config {
         let mut cfg: Config = toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().replace('\n', " ")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let operator_credentials = cfg.server.operator_credentials.iter_mut();
-        for p in [&mut cfg.policies, &mut cfg.store.sqlite].into_iter().chain(operator_credentials) {
+        for p in [&mut cfg.policies].into_iter().chain(cfg.store.sqlite.as_mut()).chain(operator_credentials) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -546,6 +586,7 @@ impl Config {
             return Err("server.max_request_bytes: must be at least 1024".into());
         }
         self.limits.validate()?;
+        self.store.database()?;
         self.tls_names()?;
         for (field, access) in
             [("tsa.http_access", self.tsa.http_access), ("server.readyz_access", self.server.readyz_access)]
@@ -727,5 +768,34 @@ mod tests {
             let e = Config::load(&path).unwrap_err().to_string();
             assert!(e.contains("c.toml") && e.contains(field), "{extra:?}: {e}");
         }
+    }
+
+    /// `[store]` names one database: a file, or a postgres:// URL with a sane pool.
+    #[test]
+    fn the_store_is_one_sqlite_file_or_one_postgresql_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let base = "policies = \"p\"\n[hsm]\nmodule = \"m\"\ntoken_label = \"t\"\npin_env = \"X\"\n[store]\n";
+        let load = |store: &str| {
+            std::fs::write(&path, format!("{base}{store}")).unwrap();
+            Config::load(&path).map(|c| c.store.database().unwrap()).map_err(|e| e.to_string())
+        };
+        assert_eq!(load("sqlite = \"d.db\"\n").unwrap(), Database::Sqlite(dir.path().join("d.db")));
+        let url = "postgres://trustd@db:5432/trustd";
+        let pg = load(&format!("url = \"{url}\"\nmax_connections = 1000\n")).unwrap();
+        assert_eq!(pg, Database::Postgres { url: url.into(), max_connections: 1000 });
+        for (store, says) in [
+            ("", "set sqlite (a file) or url"),
+            ("sqlite = \"d\"\nurl = \"postgres://db/t\"\n", "not both"),
+            ("url = \"mysql://db/t\"\n", "must be a postgres:// URL"),
+            ("url = \"postgres://db/t\"\nmax_connections = 0\n", "store.max_connections"),
+            ("url = \"postgres://db/t\"\nmax_connections = 1001\n", "store.max_connections"),
+            ("url = \"postgres://db/t\"\nmax_connections = -1\n", "max_connections"),
+        ] {
+            let e = load(store).unwrap_err();
+            assert!(e.contains(says), "{store:?}: {e}");
+        }
+        let shown = Database::Postgres { url: "postgresql://u:pw@h:1/d?password=pw2".into(), max_connections: 1 };
+        assert_eq!(shown.to_string(), "postgresql://u@h:1/d", "no password, no parameters");
     }
 }

@@ -23,7 +23,7 @@ use crate::ocsp::OcspResponder;
 use crate::policy::Policies;
 use crate::records::{self, RecordWriter};
 use crate::signing::{SigningService, Validation};
-use crate::store::{SignatureWriter, SqliteStore, Store, TimestampWriter};
+use crate::store::{SignatureWriter, Store, TimestampWriter};
 use crate::tls::{self, ServerCertificate};
 use crate::tsa::TimeStampAuthority;
 use std::io::Write;
@@ -108,7 +108,7 @@ pub fn prepare_dev(data_dir: &Path, server: ServerSection, tsa: TsaSection) -> R
             max_sessions: soft_token_sessions(),
             pin_from_env: Default::default(),
         },
-        store: StoreSection { sqlite: data_dir.join("trustd.db") },
+        store: StoreSection::sqlite(data_dir.join("trustd.db")),
         server: ServerSection { operator_credentials: Some(data_dir.join(credentials::CREDENTIALS_DIR)), ..server },
         policies,
         ceremony: CeremonySection::default(),
@@ -294,9 +294,8 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let access_file = access_file(&cfg.policies, &policies);
     let (access, access_text) = access_file.load()?;
     let hsm = open_hsm(&cfg).await?;
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&cfg.store.sqlite).await.map_err(|e| format!("{}: {e}", cfg.store.sqlite.display()))?,
-    );
+    let database = cfg.store.database()?;
+    let store = database.open().await.map_err(|e| format!("{database}: {e}"))?;
     let abandoned = store.abandon_all_pending().await.map_err(|e| e.to_string())?;
     if abandoned > 0 {
         tracing::warn!(

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use trustd::clock::ClockCheck;
-use trustd::config::{Config, HttpAccess, LimitsSection, ServerSection, TsaSection};
+use trustd::config::{Config, HttpAccess, LimitsSection, ServerSection, StoreSection, TsaSection};
 use trustd::daemon;
 
 // glibc's allocator spent over a tenth of the daemon's CPU in malloc/free under concurrent
@@ -71,6 +71,10 @@ enum Command {
         /// header_timeout=2s`); repeat for more.
         #[arg(long = "limit")]
         limits: Vec<String>,
+        /// A PostgreSQL database (a postgres:// URL) for the records instead of SQLite under
+        /// DIR, as `[store] url`; the token stays under DIR.
+        #[arg(long)]
+        store_url: Option<String>,
     },
     /// The key ceremony against the HSM in the config. Never overwrites an existing key.
     Init {
@@ -127,6 +131,7 @@ fn run(cli: Cli) -> Result<(), String> {
             clock_check,
             log,
             limits,
+            store_url,
         } => {
             let clock_check = match clock_check.as_str() {
                 "off" => ClockCheck::Off,
@@ -156,6 +161,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 other => return Err(format!("--log: '{other}' is not on or off")),
             };
             cfg.limits = limits;
+            if let Some(url) = store_url {
+                cfg.store = StoreSection::postgres(url);
+                cfg.store.database().map_err(|e| format!("--store-url: {e}"))?;
+            }
             runtime()?.block_on(async {
                 for step in daemon::init(&cfg).await? {
                     tracing::info!("key ceremony: {step}");

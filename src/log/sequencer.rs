@@ -15,12 +15,12 @@
 //! The transaction is the point of serialisation: [`LogStore::append_log_batch`] must move the
 //! committed tree head from `old_size` to `new_size` as a compare-and-set and fail if another
 //! writer moved it first (SQLite: the `log_tree_compare_and_set` trigger refuses an update whose
-//! stated `base` is not the stored size, under SQLite's single writer lock). This process keeps
-//! the tree state in memory and reloads it after any failure.
-//! A multi-replica backend (PostgreSQL) must do the same compare-and-set (or `SELECT … FOR
-//! UPDATE` on the tree-head row) in the batch's transaction, and a replica that loses the race
-//! must reload the tree state and rebuild its batch, not retry the old one; simplest is to run
-//! one sequencer per database (a leader) that the other replicas hand their entries to.
+//! stated `base` is not the stored size, under SQLite's single writer lock; PostgreSQL: the
+//! batch's one statement updates the tree-head row only where it still has `old_size`, under
+//! the row's lock, and writes nothing else unless it did). This process keeps the tree state in
+//! memory and reloads it after any failure. For replicas on one database, a sequencer that
+//! loses the race must reload the tree state and rebuild its batch, not retry the old one, or
+//! one sequencer per database (a leader) takes the other replicas' entries.
 
 use super::{tree, Hash, HashIndex, HashReader, LeafIndex, LogError, PrefetchedHashes, TreeSize};
 use crate::serial::Serial;

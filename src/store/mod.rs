@@ -1,11 +1,15 @@
-//! Persistent records behind one [`Store`] trait. SQLite (through sqlx) is the embedded
-//! default; the schema avoids SQLite-only features so a PostgreSQL backend can implement the
-//! same trait without changes to callers.
+//! Persistent records behind one [`Store`] trait, with two backends through sqlx: SQLite, the
+//! embedded default for one node, and PostgreSQL, for replicas sharing one database. Both keep
+//! the same columns (`migrations/sqlite`, `migrations/postgres`) and read rows the same way
+//! (rows.rs).
 
 mod group_commit;
+mod postgres;
+mod rows;
 mod sqlite;
 
 pub use group_commit::{GroupCommit, PendingWriter, SignatureWriter, TimestampWriter};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::ca_id::CaId;
@@ -16,6 +20,49 @@ use crate::revocation::Reason;
 use crate::serial::Serial;
 use async_trait::async_trait;
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the records are kept (`[store]` of the config).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file, created if missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database by its `postgres://` URL, with the pool's size.
+    Postgres { url: String, max_connections: u32 },
+}
+
+impl Database {
+    /// Opens the store, running its migrations.
+    pub async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            Database::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
+            Database::Postgres { url, max_connections } => Arc::new(PostgresStore::open(url, *max_connections).await?),
+        })
+    }
+}
+
+/// How errors and logs name a database: the file, or the URL without its password and
+/// parameters (either may hold a secret).
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres { url, .. } => {
+                let Some((scheme, rest)) = url.split_once("://") else { return f.write_str("a PostgreSQL URL") };
+                let rest = rest.split(['?', '#']).next().unwrap_or_default();
+                let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+                match authority.rsplit_once('@') {
+                    Some((userinfo, host)) => {
+                        let user = userinfo.split(':').next().unwrap_or_default();
+                        write!(f, "{scheme}://{user}@{host}{path}")
+                    }
+                    None => write!(f, "{scheme}://{authority}{path}"),
+                }
+            }
+        }
+    }
+}
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -299,4 +346,10 @@ pub trait Store: LogStore + Send + Sync {
     async fn count_signatures(&self) -> Result<u64, StoreError>;
     /// Checks that the store answers and is writable, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Runs SQL as it is: the store tests damage rows through this.
+    #[cfg(test)]
+    async fn execute_raw(&self, sql: &str);
 }
+
+#[cfg(test)]
+mod tests;

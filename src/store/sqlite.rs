@@ -1,8 +1,9 @@
 //! The embedded SQLite store (WAL, synchronous=FULL so a commit is durable when it returns).
 
+use super::rows::{self, certificate_columns, db, impl_columns, now, signature_columns, timestamp_columns};
 use super::{
-    CertStatus, CertificateRecord, ListQuery, NewCertificate, Origin, Page, Revocation, RevokedEntry, SignatureRecord,
-    Store, StoreError, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
+    CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, SignatureRecord, Store,
+    StoreError, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
 };
 use crate::ca_id::CaId;
 use crate::log::{Hash, HashIndex, LeafIndex, LogBatch, LogError, LogStore, LoggedRecord, Sha256, TreeSize};
@@ -81,25 +82,14 @@ async fn checkpoint_wal(pool: SqlitePool) {
     }
 }
 
-fn db(e: sqlx::Error) -> StoreError {
-    StoreError::Database(e.to_string())
-}
+impl_columns!(SqliteRow, sqlx::Sqlite);
 
-/// The CA column; a name trustd does not run is damage, reported as such.
-fn ca_column(row: &SqliteRow) -> Result<CaId, StoreError> {
-    let name: String = row.try_get("ca").map_err(db)?;
-    CaId::from_name(&name).ok_or_else(|| StoreError::Database(format!("unknown CA '{name}' in the database")))
-}
-
-fn reason_code(code: i64) -> Result<Reason, StoreError> {
-    u8::try_from(code)
-        .ok()
-        .and_then(Reason::from_code)
-        .ok_or_else(|| StoreError::Database(format!("bad reason code {code} in the database")))
-}
-
-fn now() -> i64 {
-    crate::unix_time::now() as i64
+/// Adds to `q` one multi-row INSERT (a single statement is atomic) of `values`' rows after
+/// `head`. 14 parameters a row at most stays far below SQLite's limit of 32766 a statement for
+/// a batch.
+fn push_rows(q: &mut sqlx::QueryBuilder<sqlx::Sqlite>, head: &str, values: Vec<Vec<rows::Value>>) {
+    q.push(head);
+    q.push_values(values, |mut row, values| values.into_iter().for_each(|v| bind(&mut row, v)));
 }
 
 impl SqliteStore {
@@ -184,47 +174,6 @@ impl SqliteStore {
     }
 }
 
-fn record(row: &SqliteRow) -> Result<CertificateRecord, StoreError> {
-    let serial: String = row.try_get("serial").map_err(db)?;
-    let sans: String = row.try_get("sans").map_err(db)?;
-    let status: String = row.try_get("status").map_err(db)?;
-    Ok(CertificateRecord {
-        serial: serial.parse().map_err(StoreError::Database)?,
-        ca: ca_column(row)?,
-        origin: Origin::from_name(&row.try_get::<String, _>("profile").map_err(db)?),
-        subject: row.try_get("subject").map_err(db)?,
-        sans: sans.lines().map(str::to_owned).collect(),
-        not_before: row.try_get("not_before").map_err(db)?,
-        not_after: row.try_get("not_after").map_err(db)?,
-        requester: row.try_get("requester").map_err(db)?,
-        status: CertStatus::parse(&status)?,
-        created_at: row.try_get("created_at").map_err(db)?,
-        cert_der: row.try_get("cert_der").map_err(db)?,
-        revocation: revocation(row)?,
-    })
-}
-
-fn revocation(row: &SqliteRow) -> Result<Option<Revocation>, StoreError> {
-    let at: Option<i64> = row.try_get("revoked_at").map_err(db)?;
-    let reason: Option<i64> = row.try_get("revocation_reason").map_err(db)?;
-    Ok(match (at, reason) {
-        (Some(revoked_at), Some(reason)) => Some(Revocation {
-            revoked_at,
-            reason: reason_code(reason)?,
-            invalidity_date: row.try_get("invalidity_date").map_err(db)?,
-        }),
-        _ => None,
-    })
-}
-
-/// The columns [`record`] reads; a macro so queries stay static strings (sqlx refuses dynamic SQL).
-macro_rules! columns {
-    () => {
-        "id, serial, ca, profile, subject, sans, not_before, not_after, requester, status, created_at, cert_der, \
-         revoked_at, revocation_reason, invalidity_date"
-    };
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn record_pending(&self, certs: &[NewCertificate]) -> Result<Vec<bool>, StoreError> {
@@ -287,12 +236,12 @@ impl Store for SqliteStore {
     }
 
     async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM certificates WHERE serial = ?"))
+        let row = sqlx::query(concat!("SELECT ", certificate_columns!(), " FROM certificates WHERE serial = ?"))
             .bind(serial.to_string())
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-        row.as_ref().map(record).transpose()
+        row.as_ref().map(rows::certificate).transpose()
     }
 
     async fn list_certificates(&self, q: &ListQuery) -> Result<Page, StoreError> {
@@ -303,7 +252,7 @@ impl Store for SqliteStore {
         let limit = q.limit.clamp(1, 1000);
         let rows = sqlx::query(concat!(
             "SELECT ",
-            columns!(),
+            certificate_columns!(),
             " FROM certificates WHERE id < ?1 \
              AND (?2 IS NULL OR profile = ?2) AND (?3 IS NULL OR instr(subject, ?3) > 0) \
              AND (?4 IS NULL OR status = ?4) ORDER BY id DESC LIMIT ?5"
@@ -316,15 +265,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        let more = rows.len() > limit as usize;
-        let rows = &rows[..rows.len().min(limit as usize)];
-        let next_page_token = if more {
-            let last: i64 = rows.last().map(|r| r.try_get("id")).transpose().map_err(db)?.unwrap_or(0);
-            Some(last.to_string())
-        } else {
-            None
-        };
-        Ok(Page { records: rows.iter().map(record).collect::<Result<_, _>>()?, next_page_token })
+        rows::page(&rows, limit)
     }
 
     async fn set_revocation(
@@ -386,19 +327,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                let serial: String = row.try_get("serial").map_err(db)?;
-                Ok(UnloggedCertificate {
-                    serial: serial.parse().map_err(StoreError::Database)?,
-                    ca: ca_column(row)?,
-                    origin: Origin::from_name(&row.try_get::<String, _>("profile").map_err(db)?),
-                    requester: row.try_get("requester").map_err(db)?,
-                    issued_at: row.try_get("issued_at").map_err(db)?,
-                    cert_der: row.try_get("cert_der").map_err(db)?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::unlogged_certificate).collect()
     }
 
     async fn unlogged_revocations(&self) -> Result<Vec<UnloggedRevocation>, StoreError> {
@@ -409,89 +338,38 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                let serial: String = row.try_get("serial").map_err(db)?;
-                let reason: i64 = row.try_get("reason").map_err(db)?;
-                Ok(UnloggedRevocation {
-                    event_id: row.try_get("id").map_err(db)?,
-                    serial: serial.parse().map_err(StoreError::Database)?,
-                    ca: ca_column(row)?,
-                    reason: reason_code(reason)?,
-                    at: row.try_get("at").map_err(db)?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::unlogged_revocation).collect()
     }
 
     async fn unlogged_timestamps(&self, limit: u32) -> Result<Vec<TimestampRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT serial, gen_time, gen_time_us, policy, hash_alg, imprint, nonce, requester, token_der, signer \
-             FROM timestamps WHERE log_index IS NULL AND signer IS NOT NULL ORDER BY id LIMIT ?",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            timestamp_columns!(),
+            " FROM timestamps WHERE log_index IS NULL AND signer IS NOT NULL ORDER BY id LIMIT ?"
+        ))
         .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                let secs: i64 = row.try_get("gen_time").map_err(db)?;
-                let micros: i64 = row.try_get("gen_time_us").map_err(db)?;
-                let gen_time = u64::try_from(secs)
-                    .ok()
-                    .zip(u32::try_from(micros).ok().filter(|&us| us < 1_000_000))
-                    .map(|(s, us)| Duration::new(s, us * 1000))
-                    .ok_or_else(|| StoreError::Database(format!("bad genTime {secs}.{micros:06}")))?;
-                Ok(TimestampRecord {
-                    serial: parse_column(row, "serial")?,
-                    gen_time,
-                    policy: parse_column(row, "policy")?,
-                    hash_alg: parse_column(row, "hash_alg")?,
-                    imprint: row.try_get("imprint").map_err(db)?,
-                    nonce: row.try_get("nonce").map_err(db)?,
-                    requester: row.try_get("requester").map_err(db)?,
-                    token_der: row.try_get("token_der").map_err(db)?,
-                    signer: sha256_column(row, "signer")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::timestamp).collect()
     }
 
     async fn unlogged_signatures(&self, limit: u32) -> Result<Vec<SignatureRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT signature_id, signed_at, policy, level, detached, digest_alg, digest, signer_serial, \
-             signer_issuer, signature_hash, timestamp_serial, requester, signer \
-             FROM signatures WHERE log_index IS NULL AND signer IS NOT NULL ORDER BY id LIMIT ?",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            signature_columns!(),
+            " FROM signatures WHERE log_index IS NULL AND signer IS NOT NULL ORDER BY id LIMIT ?"
+        ))
         .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                let timestamp_serial: Option<String> = row.try_get("timestamp_serial").map_err(db)?;
-                Ok(SignatureRecord {
-                    signature_id: parse_column(row, "signature_id")?,
-                    signed_at: row.try_get("signed_at").map_err(db)?,
-                    policy: row.try_get("policy").map_err(db)?,
-                    level: parse_column(row, "level")?,
-                    detached: row.try_get("detached").map_err(db)?,
-                    digest_alg: parse_column(row, "digest_alg")?,
-                    digest: row.try_get("digest").map_err(db)?,
-                    signer_serial: parse_column(row, "signer_serial")?,
-                    signer_issuer: row.try_get("signer_issuer").map_err(db)?,
-                    signature_hash: sha256_column(row, "signature_hash")?,
-                    timestamp_serial: timestamp_serial.map(|s| s.parse()).transpose().map_err(StoreError::Database)?,
-                    requester: row.try_get("requester").map_err(db)?,
-                    signer: sha256_column(row, "signer")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::signature).collect()
     }
 
     async fn logged_ceremony_keys(&self) -> Result<Vec<Sha256>, StoreError> {
         let rows = sqlx::query("SELECT spki_sha256 FROM ceremony_keys").fetch_all(&self.pool).await.map_err(db)?;
-        rows.iter().map(|row| sha256_column(row, "spki_sha256")).collect()
+        rows.iter().map(|row| rows::sha256(row, "spki_sha256")).collect()
     }
 
     async fn revoked(&self, ca: CaId) -> Result<Vec<RevokedEntry>, StoreError> {
@@ -503,27 +381,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        // What one row cannot say must not keep the others off the CRL: a revoked certificate
-        // whose revocation is unreadable is listed as unspecified; only one without a readable
-        // serial cannot be listed at all.
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let serial: String = row.try_get("serial").map_err(db)?;
-            let Ok(parsed) = serial.parse::<Serial>() else {
-                tracing::error!(serial, "a revoked certificate's serial in the store is unreadable: not on the CRL");
-                continue;
-            };
-            let revocation = match revocation(row) {
-                Ok(Some(r)) => r,
-                other => {
-                    tracing::error!(serial, error = ?other.err(), "a revoked certificate's revocation in the store is unreadable: listed as unspecified");
-                    let revoked_at = row.try_get::<Option<i64>, _>("revoked_at").ok().flatten().unwrap_or(i64::MAX);
-                    Revocation { revoked_at, reason: Reason::Unspecified, invalidity_date: None }
-                }
-            };
-            out.push(RevokedEntry { serial: parsed, revocation });
-        }
-        Ok(out)
+        rows::revoked_entries(&rows)
     }
 
     async fn next_crl_number(&self, ca: CaId) -> Result<u64, StoreError> {
@@ -542,8 +400,8 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
-        let rows: Vec<_> = records.iter().map(|r| (r, None)).collect();
-        insert_records(&mut *self.records.lock().await, |q| push_timestamps(q, &rows), "time-stamp serial").await
+        let rows = records.iter().map(|r| rows::timestamp_values(r, None)).collect();
+        insert_records(&mut *self.records.lock().await, rows::INSERT_TIMESTAMPS, rows, "time-stamp serial").await
     }
 
     async fn count_timestamps(&self) -> Result<u64, StoreError> {
@@ -555,8 +413,8 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
-        let rows: Vec<_> = records.iter().map(|r| (r, None)).collect();
-        insert_records(&mut *self.records.lock().await, |q| push_signatures(q, &rows), "signature id").await
+        let rows = records.iter().map(|r| rows::signature_values(r, None)).collect();
+        insert_records(&mut *self.records.lock().await, rows::INSERT_SIGNATURES, rows, "signature id").await
     }
 
     async fn count_signatures(&self) -> Result<u64, StoreError> {
@@ -571,79 +429,22 @@ impl Store for SqliteStore {
         sqlx::query("ROLLBACK").execute(&mut *conn).await.map_err(db)?;
         Ok(())
     }
+
+    #[cfg(test)]
+    async fn execute_raw(&self, sql: &str) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&self.pool).await.unwrap();
+    }
 }
 
-/// A text column parsed into its type; a value that does not parse is a damaged database.
-fn parse_column<T: std::str::FromStr>(row: &SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T::Err: std::fmt::Display,
-{
-    let text: String = row.try_get(column).map_err(db)?;
-    text.parse().map_err(|e| StoreError::Database(format!("{column} '{text}': {e}")))
-}
-
-fn sha256_column(row: &SqliteRow, column: &str) -> Result<Sha256, StoreError> {
-    let bytes: Vec<u8> = row.try_get(column).map_err(db)?;
-    bytes.try_into().map_err(|b: Vec<u8>| StoreError::Database(format!("{column}: {} bytes, not 32", b.len())))
-}
-
-/// Adds to `q` the insertion of time-stamp records (at least one), each with its log index if
-/// it has one: one multi-row INSERT (a single statement is atomic). 11 parameters a row stays
-/// far below SQLite's limit of 32766 a statement for a batch.
-fn push_timestamps(q: &mut sqlx::QueryBuilder<sqlx::Sqlite>, rows: &[(&TimestampRecord, Option<i64>)]) {
-    q.push(
-        "INSERT INTO timestamps (serial, gen_time, gen_time_us, policy, hash_alg, imprint, nonce, requester, \
-         token_der, signer, log_index) ",
-    );
-    q.push_values(rows, |mut row, (r, log_index)| {
-        row.push_bind(r.serial.to_string())
-            .push_bind(i64::try_from(r.gen_time.as_secs()).unwrap_or(i64::MAX))
-            .push_bind(i64::from(r.gen_time.subsec_micros()))
-            .push_bind(r.policy.to_string())
-            .push_bind(r.hash_alg.to_string())
-            .push_bind(r.imprint.as_slice())
-            .push_bind(r.nonce.as_deref())
-            .push_bind(r.requester.as_str())
-            .push_bind(r.token_der.as_slice())
-            .push_bind(r.signer.as_slice())
-            .push_bind(*log_index);
-    });
-}
-
-/// Adds to `q` the insertion of signature records as [`push_timestamps`] does: 14 parameters a
-/// row.
-fn push_signatures(q: &mut sqlx::QueryBuilder<sqlx::Sqlite>, rows: &[(&SignatureRecord, Option<i64>)]) {
-    q.push(
-        "INSERT INTO signatures (signature_id, signed_at, policy, level, detached, digest_alg, digest, \
-         signer_serial, signer_issuer, signature_hash, timestamp_serial, requester, signer, log_index) ",
-    );
-    q.push_values(rows, |mut row, (r, log_index)| {
-        row.push_bind(r.signature_id.to_string())
-            .push_bind(r.signed_at)
-            .push_bind(r.policy.as_str())
-            .push_bind(r.level.to_string())
-            .push_bind(r.detached)
-            .push_bind(r.digest_alg.to_string())
-            .push_bind(r.digest.as_slice())
-            .push_bind(r.signer_serial.to_string())
-            .push_bind(r.signer_issuer.as_str())
-            .push_bind(r.signature_hash.as_slice())
-            .push_bind(r.timestamp_serial.as_ref().map(ToString::to_string))
-            .push_bind(r.requester.as_str())
-            .push_bind(r.signer.as_slice())
-            .push_bind(*log_index);
-    });
-}
-
-/// Runs [`push_timestamps`] or [`push_signatures`] on its own (the log off): a single INSERT,
-/// atomic without a transaction.
+/// Inserts records on their own (the log off): a single INSERT, atomic without a transaction.
 async fn insert_records(
     conn: &mut sqlx::SqliteConnection,
-    push: impl FnOnce(&mut sqlx::QueryBuilder<sqlx::Sqlite>),
+    head: &str,
+    values: Vec<Vec<rows::Value>>,
     what: &str,
 ) -> Result<(), StoreError> {
     let mut q = sqlx::QueryBuilder::new("");
-    push(&mut q);
+    push_rows(&mut q, head, values);
     match q.build().execute(conn).await {
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -760,19 +561,19 @@ impl LogStore for SqliteStore {
                 Some(LoggedRecord::RevocationEvent(id)) => events.push((*id, idx)),
                 Some(LoggedRecord::Timestamp(serial)) => timestamps.push((serial.to_string(), idx)),
                 Some(LoggedRecord::Signature(id)) => signatures.push((id.to_string(), idx)),
-                Some(LoggedRecord::NewTimestamp(r)) => new_timestamps.push((r.as_ref(), Some(idx))),
-                Some(LoggedRecord::NewSignature(r)) => new_signatures.push((r.as_ref(), Some(idx))),
+                Some(LoggedRecord::NewTimestamp(r)) => new_timestamps.push(rows::timestamp_values(r, Some(idx))),
+                Some(LoggedRecord::NewSignature(r)) => new_signatures.push(rows::signature_values(r, Some(idx))),
                 Some(LoggedRecord::CeremonyKey(spki)) => keys.push((spki.to_vec(), idx)),
                 None => {}
             }
         }
         if !new_timestamps.is_empty() {
             q.push("; ");
-            push_timestamps(&mut q, &new_timestamps);
+            push_rows(&mut q, rows::INSERT_TIMESTAMPS, new_timestamps);
         }
         if !new_signatures.is_empty() {
             q.push("; ");
-            push_signatures(&mut q, &new_signatures);
+            push_rows(&mut q, rows::INSERT_SIGNATURES, new_signatures);
         }
         if !issued.is_empty() {
             // The pending records become issued with their certificates and log indexes. A
@@ -837,214 +638,4 @@ where
     q.push(format!(
         ") UPDATE {table} SET log_index = (SELECT idx FROM v WHERE v.k = {key}) WHERE {key} IN (SELECT k FROM v)"
     ));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn new_cert(serial: &Serial, profile: &str) -> NewCertificate {
-        NewCertificate {
-            serial: serial.clone(),
-            ca: CaId::Issuing,
-            origin: Origin::from_name(profile),
-            subject: format!("CN={serial}"),
-            sans: vec!["dns:a.example".into(), "ip:192.0.2.1".into()],
-            not_before: 1,
-            not_after: 2,
-            requester: "test".into(),
-            tbs_der: vec![0x30, 0],
-        }
-    }
-
-    /// Typed values leave the store as they went in (a ceremony certificate keeps its origin);
-    /// a row the types cannot hold (a reason code that is none, a CA trustd does not run) is
-    /// reported as damage, and keeps neither the CRL's other entries nor its own serial off it.
-    #[tokio::test]
-    async fn typed_columns_round_trip_and_damage_is_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-        let (ceremony, damaged, foreign) = (Serial::random(), Serial::random(), Serial::random());
-        let tsa = NewCertificate { origin: Origin::Ceremony("tsa".into()), ..new_cert(&ceremony, "") };
-        store.record_issued(&tsa, b"tsa").await.unwrap();
-        let rec = store.certificate(&ceremony).await.unwrap().unwrap();
-        assert_eq!((rec.ca, rec.origin.name().as_ref()), (CaId::Issuing, "ceremony:tsa"));
-        assert_eq!(store.unlogged_certificates().await.unwrap()[0].origin, Origin::Ceremony("tsa".into()));
-
-        for s in [&damaged, &foreign] {
-            store.record_issued(&new_cert(s, "p"), b"c").await.unwrap();
-            let r = Revocation { revoked_at: 7, reason: Reason::KeyCompromise, invalidity_date: None };
-            store.set_revocation(s, None, Some(r), "t").await.unwrap();
-        }
-        let raw = |sql: &'static str, s: &Serial| sqlx::query(sql).bind(s.to_string()).execute(&store.pool);
-        raw("UPDATE certificates SET revocation_reason = 7 WHERE serial = ?", &damaged).await.unwrap();
-        raw("UPDATE certificates SET ca = 'elsewhere' WHERE serial = ?", &foreign).await.unwrap();
-        for s in [&damaged, &foreign] {
-            let e = store.certificate(s).await.unwrap_err();
-            assert!(matches!(e, StoreError::Database(_)) && e.to_string().contains("in the database"), "{e}");
-        }
-        let crl = store.revoked(CaId::Issuing).await.unwrap();
-        assert_eq!(crl.len(), 1, "the foreign CA's row is not this CA's");
-        assert_eq!(crl[0].serial, damaged);
-        assert_eq!(crl[0].revocation, Revocation { revoked_at: 7, reason: Reason::Unspecified, invalidity_date: None });
-        assert!(store.revoked(CaId::Root).await.unwrap().is_empty());
-    }
-
-    /// A batch of pending records is one statement: a serial used before, or twice in the batch,
-    /// is refused alone and the others are recorded.
-    #[tokio::test]
-    async fn a_used_serial_is_refused_alone_in_its_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-        let (used, fresh, twice) = (Serial::random(), Serial::random(), Serial::random());
-        assert_eq!(store.record_pending(&[new_cert(&used, "first")]).await.unwrap(), [true]);
-        let mixed = [new_cert(&used, "x"), new_cert(&fresh, "p"), new_cert(&twice, "first"), new_cert(&twice, "x")];
-        assert_eq!(store.record_pending(&mixed).await.unwrap(), [false, true, true, false]);
-        for s in [&used, &twice] {
-            assert_eq!(store.certificate(s).await.unwrap().unwrap().origin, Origin::from_name("first"), "kept");
-        }
-        assert_eq!(store.certificate(&fresh).await.unwrap().unwrap().status, CertStatus::Pending);
-        assert!(store.record_pending(&[]).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn lifecycle_uniqueness_and_paging() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-        store.ping().await.unwrap();
-        let serials: Vec<Serial> = (0..5).map(|_| Serial::random()).collect();
-        let batch: Vec<_> =
-            serials.iter().enumerate().map(|(i, s)| new_cert(s, if i % 2 == 0 { "even" } else { "odd" })).collect();
-        assert_eq!(store.record_pending(&batch).await.unwrap(), [true; 5], "one batch, every record");
-        store.complete_issued(&serials[0], b"cert").await.unwrap();
-        assert!(matches!(store.complete_issued(&serials[0], b"again").await, Err(StoreError::WrongStatus { .. })));
-        assert!(matches!(store.complete_issued(&Serial::random(), b"x").await, Err(StoreError::NotFound(_))));
-        store.abandon(&serials[1], "hsm failed").await.unwrap();
-        assert_eq!(store.abandon_all_pending().await.unwrap(), 3);
-
-        let rec = store.certificate(&serials[0]).await.unwrap().unwrap();
-        assert_eq!(rec.status, CertStatus::Issued);
-        assert_eq!(rec.cert_der.as_deref(), Some(&b"cert"[..]));
-        assert_eq!(rec.sans, ["dns:a.example", "ip:192.0.2.1"]);
-
-        let mut seen = Vec::new();
-        let mut q = ListQuery { limit: 2, ..Default::default() };
-        loop {
-            let page = store.list_certificates(&q).await.unwrap();
-            seen.extend(page.records.into_iter().map(|r| r.serial));
-            match page.next_page_token {
-                Some(t) => q.page_token = Some(t),
-                None => break,
-            }
-        }
-        assert_eq!(seen, serials.iter().rev().cloned().collect::<Vec<_>>());
-        let evens = store
-            .list_certificates(&ListQuery { profile: Some("even".into()), limit: 10, ..Default::default() })
-            .await
-            .unwrap();
-        assert_eq!(evens.records.len(), 3);
-        let issued = store
-            .list_certificates(&ListQuery { status: Some(CertStatus::Issued), limit: 10, ..Default::default() })
-            .await
-            .unwrap();
-        assert_eq!(issued.records.len(), 1);
-        let by_subject = store
-            .list_certificates(&ListQuery {
-                subject_contains: Some(serials[3].to_string()),
-                limit: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(by_subject.records.len(), 1);
-        assert!(store
-            .list_certificates(&ListQuery { page_token: Some("x".into()), ..Default::default() })
-            .await
-            .is_err());
-    }
-
-    #[tokio::test]
-    async fn the_sequencer_over_sqlite_marks_what_it_logged_and_survives_a_reopen() {
-        use crate::log::{tree, MemoryHashes, NewEntry, Sequencer};
-        use std::sync::Arc;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
-        let serials: Vec<Serial> = (0..3).map(|_| Serial::random()).collect();
-        for s in &serials {
-            store.record_pending(&[new_cert(s, "p")]).await.unwrap();
-            store.complete_issued(s, s.as_bytes()).await.unwrap();
-        }
-        let unlogged = store.unlogged_certificates().await.unwrap();
-        assert_eq!(unlogged.iter().map(|u| u.serial.clone()).collect::<Vec<_>>(), serials);
-
-        let seq = Sequencer::start(store.clone()).await.unwrap();
-        let entries: Vec<NewEntry> = unlogged
-            .iter()
-            .map(|u| NewEntry {
-                entry: u.cert_der.clone(),
-                record: Some(LoggedRecord::Certificate(u.serial.to_string())),
-            })
-            .collect();
-        seq.append_all(entries).await.unwrap();
-        let event = store
-            .set_revocation(
-                &serials[1],
-                None,
-                Some(Revocation { revoked_at: 5, reason: Reason::KeyCompromise, invalidity_date: None }),
-                "t",
-            )
-            .await
-            .unwrap();
-        assert_eq!(store.unlogged_revocations().await.unwrap()[0].event_id, event);
-        let idx = seq
-            .append(NewEntry { entry: b"revoked".to_vec(), record: Some(LoggedRecord::RevocationEvent(event)) })
-            .await
-            .unwrap();
-        assert_eq!(idx, LeafIndex(3));
-        assert!(store.unlogged_certificates().await.unwrap().is_empty());
-        assert!(store.unlogged_revocations().await.unwrap().is_empty());
-
-        // The stored tree is the tree of the stored entries.
-        let stored: Vec<Vec<u8>> = store.log_entries(0, 10).await.unwrap().into_iter().map(|(_, e)| e).collect();
-        let fresh = tree::append(TreeSize(0), &stored, &MemoryHashes::new()).unwrap();
-        assert_eq!(store.log_tree().await.unwrap(), (TreeSize(4), fresh.root));
-        let all: Vec<HashIndex> = (0..fresh.hashes.len() as u64).map(HashIndex).collect();
-        assert_eq!(store.log_hashes(&all).await.unwrap(), fresh.hashes);
-        assert!(matches!(store.log_hashes(&[HashIndex(999)]).await, Err(LogError::MissingHash(_))));
-
-        // A batch built on a stale size is refused whole.
-        let stale = LogBatch {
-            old_size: TreeSize(1),
-            new_size: TreeSize(2),
-            root: Hash::default(),
-            first_hash: HashIndex::end(TreeSize(1)),
-            hashes: vec![],
-            entries: vec![NewEntry { entry: b"fork".to_vec(), record: None }],
-        };
-        let e = store.append_log_batch(&stale).await.unwrap_err();
-        assert!(e.to_string().contains("no longer at size 1"), "the database's compare-and-set: {e}");
-        assert_eq!(store.log_tree().await.unwrap(), (TreeSize(4), fresh.root), "nothing of it written");
-        // A batch that fails part-way (a certificate record that is not there is no error, but
-        // a reused time-stamp serial is) leaves the connection usable for the next one.
-        let t = crate::store::TimestampRecord {
-            serial: Serial::random(),
-            gen_time: Duration::from_secs(1),
-            policy: const_oid::ObjectIdentifier::new_unwrap("1.2.3"),
-            hash_alg: crate::digest::HashAlg::Sha256,
-            imprint: vec![1; 32],
-            nonce: None,
-            requester: String::new(),
-            token_der: vec![0x30, 0],
-            signer: [0; 32],
-        };
-        store.record_timestamps(std::slice::from_ref(&t)).await.unwrap();
-        let reused = NewEntry { entry: b"reused".to_vec(), record: Some(LoggedRecord::NewTimestamp(Box::new(t))) };
-        assert!(seq.append(reused).await.is_err());
-        assert_eq!(seq.append(NewEntry { entry: b"next".to_vec(), record: None }).await.unwrap(), LeafIndex(4));
-        drop(seq);
-        let reopened = Arc::new(SqliteStore::open(&path).await.unwrap());
-        let seq = Sequencer::start(reopened).await.unwrap();
-        assert_eq!(seq.head().borrow().0, TreeSize(5));
-    }
 }

@@ -103,3 +103,4 @@ pub async fn certificate_authority(
 }
 
 pub mod fuzz;
+pub mod postgres;

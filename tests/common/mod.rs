@@ -9,6 +9,9 @@ use std::time::Duration;
 mod daemon;
 #[allow(unused_imports)] // not every test binary starts a daemon
 pub use daemon::*;
+/// A database of a test's own in the private PostgreSQL cluster (the unit tests' helper).
+#[path = "../../src/testing/postgres.rs"]
+pub mod postgres;
 
 /// Runs a command, panicking with its output if it fails.
 pub fn run(cmd: &mut Command) -> Output {

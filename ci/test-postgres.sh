@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# A private PostgreSQL cluster for the tests, on loopback: started if it is not running, and
+# left running for the next test process (each test makes a database of its own in it).
+# Prints the cluster's URL. Debian's server refuses to run as root, so as root the cluster runs
+# as the `postgres` user.
+#   TRUSTD_TEST_PG_DIR   where the cluster lives (default /tmp/trustd-test-postgres)
+#   TRUSTD_TEST_PG_PORT  its TCP port on 127.0.0.1 (default 55432)
+set -euo pipefail
+dir=${TRUSTD_TEST_PG_DIR:-/tmp/trustd-test-postgres}
+port=${TRUSTD_TEST_PG_PORT:-55432}
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+  echo "test-postgres: PostgreSQL's server is not installed (ci/setup.sh installs it)" >&2
+  exit 1
+fi
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+mkdir -p "$dir"
+[ "$(id -u)" = 0 ] && chown postgres: "$dir"
+exec 9>"$dir.lock"
+flock 9
+if ! as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; exit 1; }
+  fi
+  # fsync stays on: the tests and benchmarks see the durability a deployment has.
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300" start >/dev/null 9>&- \
+    || { tail -20 "$dir/server.log" >&2; exit 1; }
+fi
+echo "postgres://postgres@127.0.0.1:$port"

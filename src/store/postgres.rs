@@ -1,0 +1,599 @@
+//! The PostgreSQL store, for replicas sharing one database. Every write is one statement (its
+//! own transaction, durable at commit under PostgreSQL's `synchronous_commit`), so what a
+//! statement states about other rows, a status it moves from or the log's size, is checked
+//! under the rows' locks, against whatever another replica committed.
+
+use super::rows::{self, certificate_columns, db, impl_columns, now, signature_columns, timestamp_columns};
+use super::{
+    CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, SignatureRecord, Store,
+    StoreError, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
+};
+use crate::ca_id::CaId;
+use crate::log::{Hash, HashIndex, LeafIndex, LogBatch, LogError, LogStore, LoggedRecord, Sha256, TreeSize};
+use crate::revocation::Reason;
+use crate::serial::Serial;
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Connection, PgPool, Postgres, QueryBuilder};
+use std::collections::HashMap;
+use std::time::Duration;
+
+impl_columns!(PgRow, Postgres);
+
+/// PostgreSQL through sqlx.
+pub struct PostgresStore {
+    pool: PgPool,
+    /// The connection holding [`ONE_DAEMON_LOCK`], reconnected by [`PostgresStore::claim`].
+    owner: tokio::sync::Mutex<Option<sqlx::PgConnection>>,
+    opts: PgConnectOptions,
+}
+
+/// The session advisory lock a daemon holds on its database: one daemon per database until the
+/// replicas' own coordination exists (OCSP and CRLs do not yet learn of another daemon's
+/// revocations, and the log's sequencers would refuse each other's batches). The number is
+/// arbitrary and only has to be trustd's own ("trustd" in ASCII).
+const ONE_DAEMON_LOCK: i64 = 0x7472_7573_7464;
+
+/// What a second daemon on the same database is told.
+const HELD_ELSEWHERE: &str = "another trustd daemon serves from this database; \
+     this version runs one daemon per PostgreSQL database";
+
+/// How long a request waits for a connection of the pool before the store reports a failure.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl PostgresStore {
+    /// Connects to the database at `url` (a libpq-style `postgres://` URL; `PGPASSWORD` and the
+    /// other libpq variables fill what it leaves out) with up to `max_connections`, and runs
+    /// the migrations (under PostgreSQL's advisory lock, so replicas starting together apply
+    /// each once).
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let store = Self::connect(url, max_connections).await?;
+        store.claim().await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&store.pool)
+            .await
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        Ok(store)
+    }
+
+    async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let opts: PgConnectOptions = url.parse().map_err(db)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(opts.clone());
+        Ok(PostgresStore { pool, owner: tokio::sync::Mutex::new(None), opts })
+    }
+
+    /// Holds [`ONE_DAEMON_LOCK`], taking it again on a new connection if the one holding it
+    /// was lost (the server restarted): called at open, and by every readiness check, so that
+    /// a daemon that lost its database to another stops being ready. The first connection's
+    /// failure also says why (refused, authentication, no such database), where the pool's
+    /// would say only that it timed out.
+    async fn claim(&self) -> Result<(), StoreError> {
+        let mut owner = self.owner.lock().await;
+        if let Some(conn) = owner.as_mut() {
+            if conn.ping().await.is_ok() {
+                return Ok(());
+            }
+        }
+        *owner = None;
+        let mut conn = self.opts.connect().await.map_err(db)?;
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(ONE_DAEMON_LOCK)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db)?;
+        if !held {
+            return Err(StoreError::Database(HELD_ELSEWHERE.into()));
+        }
+        *owner = Some(conn);
+        Ok(())
+    }
+
+    /// Moves a record from status `from` to `to` (with the certificate, or a note).
+    async fn set_status(
+        &self,
+        serial: &Serial,
+        from: CertStatus,
+        to: CertStatus,
+        der: Option<&[u8]>,
+        note: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "UPDATE certificates SET status = $1, cert_der = COALESCE($2, cert_der), \
+             issued_at = CASE WHEN $2 IS NULL THEN issued_at ELSE $3 END, note = COALESCE($4, note) \
+             WHERE serial = $5 AND status = $6",
+        )
+        .bind(to.as_str())
+        .bind(der)
+        .bind(now())
+        .bind(note)
+        .bind(serial.to_string())
+        .bind(from.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if r.rows_affected() == 1 {
+            return Ok(());
+        }
+        match self.certificate(serial).await? {
+            None => Err(StoreError::NotFound(serial.clone())),
+            Some(rec) => Err(StoreError::WrongStatus { serial: serial.clone(), status: rec.status, expected: from }),
+        }
+    }
+}
+
+/// Adds `values`' rows to `q` as a `VALUES` list.
+fn push_rows(q: &mut QueryBuilder<Postgres>, values: Vec<Vec<rows::Value>>) {
+    q.push_values(values, |mut row, values| values.into_iter().for_each(|v| bind(&mut row, v)));
+}
+
+/// A unique violation is a serial used before; anything else is the database's failure.
+fn unique_or_db(e: sqlx::Error, what: &str) -> StoreError {
+    match e {
+        sqlx::Error::Database(e) if e.is_unique_violation() => {
+            StoreError::Database(format!("{what} reused in this batch: {e}"))
+        }
+        e => db(e),
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn record_pending(&self, certs: &[NewCertificate]) -> Result<Vec<bool>, StoreError> {
+        // One statement for the batch; a serial used before is skipped (ON CONFLICT) rather than
+        // failing the others, and told by RETURNING.
+        let mut seen = std::collections::HashSet::new();
+        let fresh: Vec<&NewCertificate> = certs.iter().filter(|c| seen.insert(&c.serial)).collect();
+        if fresh.is_empty() {
+            return Ok(vec![false; certs.len()]);
+        }
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO certificates (serial, ca, profile, subject, sans, not_before, not_after, requester, \
+             status, tbs_der, created_at) ",
+        );
+        let at = now();
+        q.push_values(&fresh, |mut row, c| {
+            row.push_bind(c.serial.to_string())
+                .push_bind(c.ca.name())
+                .push_bind(c.origin.name().into_owned())
+                .push_bind(c.subject.as_str())
+                .push_bind(c.sans.join("\n"))
+                .push_bind(c.not_before)
+                .push_bind(c.not_after)
+                .push_bind(c.requester.as_str())
+                .push_bind("pending")
+                .push_bind(c.tbs_der.as_slice())
+                .push_bind(at);
+        });
+        q.push(" ON CONFLICT (serial) DO NOTHING RETURNING serial");
+        let recorded: std::collections::HashSet<String> =
+            q.build_query_scalar().fetch_all(&self.pool).await.map_err(db)?.into_iter().collect();
+        let mut first = std::collections::HashSet::new();
+        Ok(certs.iter().map(|c| first.insert(&c.serial) && recorded.contains(&c.serial.to_string())).collect())
+    }
+
+    async fn record_issued(&self, c: &NewCertificate, cert_der: &[u8]) -> Result<(), StoreError> {
+        let at = now();
+        let r = sqlx::query(
+            "INSERT INTO certificates (serial, ca, profile, subject, sans, not_before, not_after, requester, \
+             status, tbs_der, created_at, cert_der, issued_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'issued', $9, $10, $11, $10)",
+        )
+        .bind(c.serial.to_string())
+        .bind(c.ca.name())
+        .bind(c.origin.name())
+        .bind(&c.subject)
+        .bind(c.sans.join("\n"))
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(&c.requester)
+        .bind(&c.tbs_der)
+        .bind(at)
+        .bind(cert_der)
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::DuplicateSerial(c.serial.clone()))
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn complete_issued(&self, serial: &Serial, cert_der: &[u8]) -> Result<(), StoreError> {
+        self.set_status(serial, CertStatus::Pending, CertStatus::Issued, Some(cert_der), None).await
+    }
+
+    async fn abandon(&self, serial: &Serial, reason: &str) -> Result<(), StoreError> {
+        self.set_status(serial, CertStatus::Pending, CertStatus::Abandoned, None, Some(reason)).await
+    }
+
+    async fn abandon_all_pending(&self) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE certificates SET status = 'abandoned', note = 'daemon stopped before signing completed' \
+             WHERE status = 'pending'",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(r.rows_affected())
+    }
+
+    async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", certificate_columns!(), " FROM certificates WHERE serial = $1"))
+            .bind(serial.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(rows::certificate).transpose()
+    }
+
+    async fn list_certificates(&self, q: &ListQuery) -> Result<Page, StoreError> {
+        let before: i64 = match &q.page_token {
+            Some(t) => t.parse().map_err(|_| StoreError::BadPageToken)?,
+            None => i64::MAX,
+        };
+        let limit = q.limit.clamp(1, 1000);
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            certificate_columns!(),
+            " FROM certificates WHERE id < $1 \
+             AND ($2::text IS NULL OR profile = $2) AND ($3::text IS NULL OR strpos(subject, $3) > 0) \
+             AND ($4::text IS NULL OR status = $4) ORDER BY id DESC LIMIT $5"
+        ))
+        .bind(before)
+        .bind(q.profile.as_deref())
+        .bind(q.subject_contains.as_deref())
+        .bind(q.status.map(CertStatus::as_str))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows::page(&rows, limit)
+    }
+
+    async fn set_revocation(
+        &self,
+        serial: &Serial,
+        expected: Option<Revocation>,
+        new: Option<Revocation>,
+        requester: &str,
+    ) -> Result<i64, StoreError> {
+        let (from, to) = match (expected.is_some(), new.is_some()) {
+            (false, _) => ("issued", "revoked"),
+            (true, true) => ("revoked", "revoked"),
+            (true, false) => ("revoked", "issued"),
+        };
+        let (action, reason) = match new {
+            Some(n) => ("revoke", n.reason),
+            // removeFromCRL (RFC 5280 §5.3.1) is what releasing a hold is called.
+            None => ("release", Reason::RemoveFromCrl),
+        };
+        // The compare-and-set and its audit event in one statement: the event is recorded
+        // exactly when the UPDATE changed the row.
+        let event: Option<i64> = sqlx::query_scalar(
+            "WITH changed AS (UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3, \
+             invalidity_date = $4 WHERE serial = $5 AND status = $6 AND revocation_reason IS NOT DISTINCT FROM $7 \
+             RETURNING serial) \
+             INSERT INTO revocation_events (serial, action, reason, at, requester) \
+             SELECT serial, $8, $9, $10, $11 FROM changed RETURNING id",
+        )
+        .bind(to)
+        .bind(new.map(|n| n.revoked_at))
+        .bind(new.map(|n| n.reason as i64))
+        .bind(new.and_then(|n| n.invalidity_date))
+        .bind(serial.to_string())
+        .bind(from)
+        .bind(expected.map(|e| e.reason as i64))
+        .bind(action)
+        .bind(reason as i64)
+        .bind(now())
+        .bind(requester)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        event.ok_or_else(|| StoreError::Conflict(serial.clone()))
+    }
+
+    async fn unlogged_certificates(&self) -> Result<Vec<UnloggedCertificate>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial, ca, profile, requester, COALESCE(issued_at, created_at) AS issued_at, cert_der \
+             FROM certificates WHERE log_index IS NULL AND status IN ('issued', 'revoked') \
+             ORDER BY COALESCE(issued_at, created_at), id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(rows::unlogged_certificate).collect()
+    }
+
+    async fn unlogged_revocations(&self) -> Result<Vec<UnloggedRevocation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.id, e.serial, c.ca, e.reason, e.at FROM revocation_events e \
+             JOIN certificates c ON c.serial = e.serial WHERE e.log_index IS NULL ORDER BY e.id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(rows::unlogged_revocation).collect()
+    }
+
+    async fn unlogged_timestamps(&self, limit: u32) -> Result<Vec<TimestampRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            timestamp_columns!(),
+            " FROM timestamps WHERE log_index IS NULL AND signer IS NOT NULL ORDER BY id LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(rows::timestamp).collect()
+    }
+
+    async fn unlogged_signatures(&self, limit: u32) -> Result<Vec<SignatureRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            signature_columns!(),
+            " FROM signatures WHERE log_index IS NULL AND signer IS NOT NULL ORDER BY id LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(rows::signature).collect()
+    }
+
+    async fn logged_ceremony_keys(&self) -> Result<Vec<Sha256>, StoreError> {
+        let rows = sqlx::query("SELECT spki_sha256 FROM ceremony_keys").fetch_all(&self.pool).await.map_err(db)?;
+        rows.iter().map(|row| rows::sha256(row, "spki_sha256")).collect()
+    }
+
+    async fn revoked(&self, ca: CaId) -> Result<Vec<RevokedEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificates \
+             WHERE ca = $1 AND status = 'revoked' ORDER BY id",
+        )
+        .bind(ca.name())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows::revoked_entries(&rows)
+    }
+
+    async fn next_crl_number(&self, ca: CaId) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO crl_numbers (ca, last_number) VALUES ($1, 1) \
+             ON CONFLICT (ca) DO UPDATE SET last_number = crl_numbers.last_number + 1 RETURNING last_number",
+        )
+        .bind(ca.name())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(n as u64)
+    }
+
+    async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut q = QueryBuilder::new(rows::INSERT_TIMESTAMPS);
+        push_rows(&mut q, records.iter().map(|r| rows::timestamp_values(r, None)).collect());
+        q.build().execute(&self.pool).await.map(|_| ()).map_err(|e| unique_or_db(e, "time-stamp serial"))
+    }
+
+    async fn count_timestamps(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM timestamps").fetch_one(&self.pool).await.map_err(db)?;
+        Ok(n as u64)
+    }
+
+    async fn record_signatures(&self, records: &[SignatureRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut q = QueryBuilder::new(rows::INSERT_SIGNATURES);
+        push_rows(&mut q, records.iter().map(|r| rows::signature_values(r, None)).collect());
+        q.build().execute(&self.pool).await.map(|_| ()).map_err(|e| unique_or_db(e, "signature id"))
+    }
+
+    async fn count_signatures(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signatures").fetch_one(&self.pool).await.map_err(db)?;
+        Ok(n as u64)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.claim().await?;
+        let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&self.pool).await.map_err(db)?;
+        if standby {
+            return Err(StoreError::Database("the database is a read-only standby".into()));
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    async fn execute_raw(&self, sql: &str) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&self.pool).await.unwrap();
+    }
+}
+
+#[cfg(test)]
+impl PostgresStore {
+    /// A second store on a database another holds (as a second replica will be), for the
+    /// tests of what the database itself guarantees.
+    pub(super) async fn beside(url: &str) -> Self {
+        Self::connect(url, 4).await.unwrap()
+    }
+}
+
+fn log_db(e: sqlx::Error) -> LogError {
+    LogError::Store(e.to_string())
+}
+
+/// Leaf indexes and stored-hash indexes are below 2^63 (the tree stops at 2^62 entries), so they
+/// fit PostgreSQL's BIGINT.
+fn sql_index(i: u64) -> Result<i64, LogError> {
+    i64::try_from(i).map_err(|_| LogError::TreeTooLarge)
+}
+
+fn leaf_index(i: i64) -> Result<u64, LogError> {
+    u64::try_from(i).map_err(|_| LogError::Store(format!("negative index {i}")))
+}
+
+#[async_trait]
+impl LogStore for PostgresStore {
+    async fn log_tree(&self) -> Result<(TreeSize, Hash), LogError> {
+        let (size, root): (i64, Vec<u8>) = sqlx::query_as("SELECT size, root FROM log_tree WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(log_db)?;
+        Ok((TreeSize(leaf_index(size)?), Hash::from_slice(&root)?))
+    }
+
+    async fn log_hashes(&self, indexes: &[HashIndex]) -> Result<Vec<Hash>, LogError> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted = indexes.iter().map(|i| sql_index(i.0)).collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT idx, hash FROM log_hashes WHERE idx = ANY($1)")
+            .bind(&wanted)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(log_db)?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for (idx, hash) in rows {
+            found.insert(idx, Hash::from_slice(&hash)?);
+        }
+        indexes.iter().zip(wanted).map(|(i, w)| found.get(&w).copied().ok_or(LogError::MissingHash(*i))).collect()
+    }
+
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<(LeafIndex, Vec<u8>)>, LogError> {
+        let rows: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT idx, entry FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx")
+                .bind(sql_index(start)?)
+                .bind(sql_index(end)?)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(log_db)?;
+        rows.into_iter().map(|(idx, entry)| Ok((LeafIndex(leaf_index(idx)?), entry))).collect()
+    }
+
+    async fn append_log_batch(&self, b: &LogBatch) -> Result<(), LogError> {
+        // The whole batch is one statement, so one round trip and one transaction: the tree
+        // head's compare-and-set (see src/log/sequencer.rs) is the `head` UPDATE, which changes
+        // the row only if it still has the size the batch was built on (waiting for, then
+        // re-reading, a row another replica is changing), and every other part is written only
+        // if it did. A failing part (a reused serial) fails the statement whole.
+        let first = b.old_size.0;
+        let mut q = QueryBuilder::<Postgres>::new("WITH head AS (UPDATE log_tree SET size = ");
+        q.push_bind(sql_index(b.new_size.0)?)
+            .push(", root = ")
+            .push_bind(b.root.as_bytes().to_vec())
+            .push(" WHERE id = 1 AND size = ")
+            .push_bind(sql_index(b.old_size.0)?)
+            .push(" RETURNING 1)");
+        let mut entries = Vec::with_capacity(b.entries.len());
+        for (i, e) in b.entries.iter().enumerate() {
+            entries.push((sql_index(first + i as u64)?, e.entry.clone()));
+        }
+        q.push(", entries AS (INSERT INTO log_entries (idx, entry) SELECT * FROM (");
+        q.push_values(entries, |mut row, (idx, entry)| {
+            row.push_bind(idx).push_bind(entry);
+        });
+        q.push(") AS v WHERE EXISTS (SELECT FROM head))");
+        if !b.hashes.is_empty() {
+            let mut hashes = Vec::with_capacity(b.hashes.len());
+            for (i, h) in b.hashes.iter().enumerate() {
+                hashes.push((sql_index(b.first_hash.0 + i as u64)?, h.as_bytes().to_vec()));
+            }
+            q.push(", hashes AS (INSERT INTO log_hashes (idx, hash) SELECT * FROM (");
+            q.push_values(hashes, |mut row, (idx, hash)| {
+                row.push_bind(idx).push_bind(hash);
+            });
+            q.push(") AS v WHERE EXISTS (SELECT FROM head))");
+        }
+
+        let (mut certs, mut events, mut timestamps, mut signatures) = (vec![], vec![], vec![], vec![]);
+        let (mut issued, mut new_timestamps, mut new_signatures, mut keys) = (vec![], vec![], vec![], vec![]);
+        for (i, e) in b.entries.iter().enumerate() {
+            let idx = sql_index(first + i as u64)?;
+            match &e.record {
+                Some(LoggedRecord::Certificate(serial)) => certs.push((serial.clone(), idx)),
+                Some(LoggedRecord::IssuedCertificate { serial, cert_der }) => {
+                    issued.push((serial.to_string(), cert_der.clone(), idx))
+                }
+                Some(LoggedRecord::RevocationEvent(id)) => events.push((*id, idx)),
+                Some(LoggedRecord::Timestamp(serial)) => timestamps.push((serial.to_string(), idx)),
+                Some(LoggedRecord::Signature(id)) => signatures.push((id.to_string(), idx)),
+                Some(LoggedRecord::NewTimestamp(r)) => new_timestamps.push(rows::timestamp_values(r, Some(idx))),
+                Some(LoggedRecord::NewSignature(r)) => new_signatures.push(rows::signature_values(r, Some(idx))),
+                Some(LoggedRecord::CeremonyKey(spki)) => keys.push((spki.to_vec(), idx)),
+                None => {}
+            }
+        }
+        for (name, head, values) in [
+            ("new_timestamps", rows::INSERT_TIMESTAMPS, new_timestamps),
+            ("new_signatures", rows::INSERT_SIGNATURES, new_signatures),
+        ] {
+            if !values.is_empty() {
+                q.push(format!(", {name} AS ({head} SELECT * FROM ("));
+                push_rows(&mut q, values);
+                q.push(") AS v WHERE EXISTS (SELECT FROM head))");
+            }
+        }
+        if !issued.is_empty() {
+            // The pending records become issued with their certificates and log indexes. A
+            // record abandoned meanwhile (only start-up abandons, before serving) is issued too:
+            // the store then says what the log says.
+            q.push(", issued AS (UPDATE certificates SET status = 'issued', issued_at = ")
+                .push_bind(now())
+                .push(", cert_der = v.der, log_index = v.idx FROM (");
+            q.push_values(issued, |mut row, (k, der, idx)| {
+                row.push_bind(k).push_bind(der).push_bind(idx);
+            });
+            q.push(
+                ") AS v (k, der, idx) WHERE certificates.serial = v.k \
+                 AND certificates.status IN ('pending', 'abandoned') AND EXISTS (SELECT FROM head))",
+            );
+        }
+        push_log_indexes(&mut q, "certificates", "serial", certs);
+        push_log_indexes(&mut q, "revocation_events", "id", events);
+        push_log_indexes(&mut q, "timestamps", "serial", timestamps);
+        push_log_indexes(&mut q, "signatures", "signature_id", signatures);
+        if !keys.is_empty() {
+            q.push(", keys AS (INSERT INTO ceremony_keys (spki_sha256, log_index) SELECT * FROM (");
+            q.push_values(keys, |mut row, (spki, idx)| {
+                row.push_bind(spki).push_bind(idx);
+            });
+            q.push(") AS v WHERE EXISTS (SELECT FROM head))");
+        }
+        q.push(" SELECT COUNT(*) FROM head");
+
+        let moved: i64 = q.build_query_scalar().fetch_one(&self.pool).await.map_err(log_db)?;
+        if moved != 1 {
+            return Err(LogError::Store(format!(
+                "the log's tree is no longer at size {}: another writer appended",
+                b.old_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Adds to the statement `q` the part setting `log_index` on the rows of `table` whose `key` is
+/// in `rows`, if the tree head moved. `table` and `key` are this file's own names, never input.
+fn push_log_indexes<K>(q: &mut QueryBuilder<Postgres>, table: &str, key: &str, rows: Vec<(K, i64)>)
+where
+    K: for<'t> sqlx::Encode<'t, Postgres> + sqlx::Type<Postgres>,
+{
+    if rows.is_empty() {
+        return;
+    }
+    q.push(format!(", {table}_logged AS (UPDATE {table} SET log_index = v.idx FROM ("));
+    q.push_values(rows, |mut row, (k, idx)| {
+        row.push_bind(k).push_bind(idx);
+    });
+    q.push(format!(") AS v (k, idx) WHERE {table}.{key} = v.k AND EXISTS (SELECT FROM head))"));
+}

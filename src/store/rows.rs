@@ -1,0 +1,326 @@
+//! Rows to typed records, the same for every backend: both store the same columns (see
+//! `migrations/`), and only how a column is read differs, which [`Columns`] hides.
+
+use super::{
+    CertStatus, CertificateRecord, Origin, Page, Revocation, RevokedEntry, SignatureRecord, StoreError,
+    TimestampRecord, UnloggedCertificate, UnloggedRevocation,
+};
+use crate::ca_id::CaId;
+use crate::log::Sha256;
+use crate::revocation::Reason;
+use crate::serial::Serial;
+use std::time::Duration;
+
+pub(super) fn db(e: sqlx::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// Unix seconds now, as the store records times.
+pub(super) fn now() -> i64 {
+    crate::unix_time::now() as i64
+}
+
+/// A backend's row, read by column name into the few types the schema uses.
+pub(super) trait Columns {
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, column: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError>;
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn boolean(&self, column: &str) -> Result<bool, StoreError>;
+}
+
+/// Implements [`Columns`] for a backend's row type, and `bind` for its query builder.
+macro_rules! impl_columns {
+    ($row:ty, $db:ty) => {
+        /// Binds a [`Value`](crate::store::rows::Value) as the next of a row's values.
+        fn bind(row: &mut sqlx::query_builder::Separated<'_, $db, &'static str>, v: $crate::store::rows::Value) {
+            use $crate::store::rows::Value::*;
+            match v {
+                Text(v) => row.push_bind(v),
+                OptText(v) => row.push_bind(v),
+                Int(v) => row.push_bind(v),
+                OptInt(v) => row.push_bind(v),
+                Bool(v) => row.push_bind(v),
+                Bytes(v) => row.push_bind(v),
+                OptBytes(v) => row.push_bind(v),
+            };
+        }
+
+        impl $crate::store::rows::Columns for $row {
+            fn text(&self, c: &str) -> Result<String, StoreError> {
+                sqlx::Row::try_get(self, c).map_err($crate::store::rows::db)
+            }
+            fn opt_text(&self, c: &str) -> Result<Option<String>, StoreError> {
+                sqlx::Row::try_get(self, c).map_err($crate::store::rows::db)
+            }
+            fn int(&self, c: &str) -> Result<i64, StoreError> {
+                sqlx::Row::try_get(self, c).map_err($crate::store::rows::db)
+            }
+            fn opt_int(&self, c: &str) -> Result<Option<i64>, StoreError> {
+                sqlx::Row::try_get(self, c).map_err($crate::store::rows::db)
+            }
+            fn bytes(&self, c: &str) -> Result<Vec<u8>, StoreError> {
+                sqlx::Row::try_get(self, c).map_err($crate::store::rows::db)
+            }
+            fn opt_bytes(&self, c: &str) -> Result<Option<Vec<u8>>, StoreError> {
+                sqlx::Row::try_get(self, c).map_err($crate::store::rows::db)
+            }
+            fn boolean(&self, c: &str) -> Result<bool, StoreError> {
+                sqlx::Row::try_get(self, c).map_err($crate::store::rows::db)
+            }
+        }
+    };
+}
+pub(super) use impl_columns;
+
+/// The columns [`certificate`] reads; a macro so queries stay static strings.
+macro_rules! certificate_columns {
+    () => {
+        "id, serial, ca, profile, subject, sans, not_before, not_after, requester, status, created_at, cert_der, \
+         revoked_at, revocation_reason, invalidity_date"
+    };
+}
+pub(super) use certificate_columns;
+
+/// A text column parsed into its type; a value that does not parse is a damaged database.
+pub(super) fn parse<T: std::str::FromStr>(row: &impl Columns, column: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    let text = row.text(column)?;
+    text.parse().map_err(|e| StoreError::Database(format!("{column} '{text}': {e}")))
+}
+
+pub(super) fn sha256(row: &impl Columns, column: &str) -> Result<Sha256, StoreError> {
+    row.bytes(column)?
+        .try_into()
+        .map_err(|b: Vec<u8>| StoreError::Database(format!("{column}: {} bytes, not 32", b.len())))
+}
+
+/// The CA column; a name trustd does not run is damage, reported as such.
+fn ca(row: &impl Columns) -> Result<CaId, StoreError> {
+    let name = row.text("ca")?;
+    CaId::from_name(&name).ok_or_else(|| StoreError::Database(format!("unknown CA '{name}' in the database")))
+}
+
+fn reason_code(code: i64) -> Result<Reason, StoreError> {
+    u8::try_from(code)
+        .ok()
+        .and_then(Reason::from_code)
+        .ok_or_else(|| StoreError::Database(format!("bad reason code {code} in the database")))
+}
+
+fn serial(row: &impl Columns, column: &str) -> Result<Serial, StoreError> {
+    row.text(column)?.parse().map_err(StoreError::Database)
+}
+
+/// A row of `certificates` read with [`certificate_columns`].
+pub(super) fn certificate(row: &impl Columns) -> Result<CertificateRecord, StoreError> {
+    Ok(CertificateRecord {
+        serial: serial(row, "serial")?,
+        ca: ca(row)?,
+        origin: Origin::from_name(&row.text("profile")?),
+        subject: row.text("subject")?,
+        sans: row.text("sans")?.lines().map(str::to_owned).collect(),
+        not_before: row.int("not_before")?,
+        not_after: row.int("not_after")?,
+        requester: row.text("requester")?,
+        status: CertStatus::parse(&row.text("status")?)?,
+        created_at: row.int("created_at")?,
+        cert_der: row.opt_bytes("cert_der")?,
+        revocation: revocation(row)?,
+    })
+}
+
+fn revocation(row: &impl Columns) -> Result<Option<Revocation>, StoreError> {
+    Ok(match (row.opt_int("revoked_at")?, row.opt_int("revocation_reason")?) {
+        (Some(revoked_at), Some(reason)) => Some(Revocation {
+            revoked_at,
+            reason: reason_code(reason)?,
+            invalidity_date: row.opt_int("invalidity_date")?,
+        }),
+        _ => None,
+    })
+}
+
+/// The entries of a CRL from rows of `serial, revoked_at, revocation_reason, invalidity_date`.
+///
+/// What one row cannot say must not keep the others off the CRL: a revoked certificate whose
+/// revocation is unreadable is listed as unspecified; only one without a readable serial cannot
+/// be listed at all.
+pub(super) fn revoked_entries(rows: &[impl Columns]) -> Result<Vec<RevokedEntry>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let text = row.text("serial")?;
+        let Ok(parsed) = text.parse::<Serial>() else {
+            tracing::error!(serial = text, "a revoked certificate's serial in the store is unreadable: not on the CRL");
+            continue;
+        };
+        let revocation = match revocation(row) {
+            Ok(Some(r)) => r,
+            other => {
+                tracing::error!(serial = text, error = ?other.err(), "a revoked certificate's revocation in the store is unreadable: listed as unspecified");
+                let revoked_at = row.opt_int("revoked_at").ok().flatten().unwrap_or(i64::MAX);
+                Revocation { revoked_at, reason: Reason::Unspecified, invalidity_date: None }
+            }
+        };
+        out.push(RevokedEntry { serial: parsed, revocation });
+    }
+    Ok(out)
+}
+
+/// A row of `serial, ca, profile, requester, issued_at, cert_der`.
+pub(super) fn unlogged_certificate(row: &impl Columns) -> Result<UnloggedCertificate, StoreError> {
+    Ok(UnloggedCertificate {
+        serial: serial(row, "serial")?,
+        ca: ca(row)?,
+        origin: Origin::from_name(&row.text("profile")?),
+        requester: row.text("requester")?,
+        issued_at: row.int("issued_at")?,
+        cert_der: row.bytes("cert_der")?,
+    })
+}
+
+/// A row of `id, serial, ca, reason, at` (a revocation event joined with its certificate's CA).
+pub(super) fn unlogged_revocation(row: &impl Columns) -> Result<UnloggedRevocation, StoreError> {
+    Ok(UnloggedRevocation {
+        event_id: row.int("id")?,
+        serial: serial(row, "serial")?,
+        ca: ca(row)?,
+        reason: reason_code(row.int("reason")?)?,
+        at: row.int("at")?,
+    })
+}
+
+/// One page of [`certificate`] rows fetched with one more than `limit`, newest first: the extra
+/// row says there is a next page, which starts below the last row's id.
+pub(super) fn page(rows: &[impl Columns], limit: u32) -> Result<Page, StoreError> {
+    let shown = &rows[..rows.len().min(limit as usize)];
+    let next_page_token = match shown.last() {
+        Some(last) if rows.len() > shown.len() => Some(last.int("id")?.to_string()),
+        _ => None,
+    };
+    Ok(Page { records: shown.iter().map(certificate).collect::<Result<_, _>>()?, next_page_token })
+}
+
+/// The columns [`timestamp`] reads.
+macro_rules! timestamp_columns {
+    () => {
+        "serial, gen_time, gen_time_us, policy, hash_alg, imprint, nonce, requester, token_der, signer"
+    };
+}
+pub(super) use timestamp_columns;
+
+/// A row of `timestamps` read with [`timestamp_columns`].
+pub(super) fn timestamp(row: &impl Columns) -> Result<TimestampRecord, StoreError> {
+    let (secs, micros) = (row.int("gen_time")?, row.int("gen_time_us")?);
+    let gen_time = u64::try_from(secs)
+        .ok()
+        .zip(u32::try_from(micros).ok().filter(|&us| us < 1_000_000))
+        .map(|(s, us)| Duration::new(s, us * 1000))
+        .ok_or_else(|| StoreError::Database(format!("bad genTime {secs}.{micros:06}")))?;
+    Ok(TimestampRecord {
+        serial: parse(row, "serial")?,
+        gen_time,
+        policy: parse(row, "policy")?,
+        hash_alg: parse(row, "hash_alg")?,
+        imprint: row.bytes("imprint")?,
+        nonce: row.opt_bytes("nonce")?,
+        requester: row.text("requester")?,
+        token_der: row.bytes("token_der")?,
+        signer: sha256(row, "signer")?,
+    })
+}
+
+/// The columns [`signature`] reads.
+macro_rules! signature_columns {
+    () => {
+        "signature_id, signed_at, policy, level, detached, digest_alg, digest, signer_serial, signer_issuer, \
+         signature_hash, timestamp_serial, requester, signer"
+    };
+}
+pub(super) use signature_columns;
+
+/// A row of `signatures` read with [`signature_columns`].
+pub(super) fn signature(row: &impl Columns) -> Result<SignatureRecord, StoreError> {
+    Ok(SignatureRecord {
+        signature_id: parse(row, "signature_id")?,
+        signed_at: row.int("signed_at")?,
+        policy: row.text("policy")?,
+        level: parse(row, "level")?,
+        detached: row.boolean("detached")?,
+        digest_alg: parse(row, "digest_alg")?,
+        digest: row.bytes("digest")?,
+        signer_serial: parse(row, "signer_serial")?,
+        signer_issuer: row.text("signer_issuer")?,
+        signature_hash: sha256(row, "signature_hash")?,
+        timestamp_serial: row
+            .opt_text("timestamp_serial")?
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(StoreError::Database)?,
+        requester: row.text("requester")?,
+        signer: sha256(row, "signer")?,
+    })
+}
+
+/// A value bound into an insertion, of the types the schema uses: the insertions of records
+/// are built once here, and each backend binds the values with [`impl_columns`]'s `bind`.
+pub(super) enum Value {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+    Bytes(Vec<u8>),
+    OptBytes(Option<Vec<u8>>),
+}
+
+/// The head of the insertion of time-stamp records whose rows [`timestamp_values`] gives.
+pub(super) const INSERT_TIMESTAMPS: &str = "INSERT INTO timestamps (serial, gen_time, gen_time_us, policy, hash_alg, \
+     imprint, nonce, requester, token_der, signer, log_index) ";
+
+/// A row of [`INSERT_TIMESTAMPS`]: 11 values.
+pub(super) fn timestamp_values(r: &TimestampRecord, log_index: Option<i64>) -> Vec<Value> {
+    use Value::*;
+    vec![
+        Text(r.serial.to_string()),
+        Int(i64::try_from(r.gen_time.as_secs()).unwrap_or(i64::MAX)),
+        Int(i64::from(r.gen_time.subsec_micros())),
+        Text(r.policy.to_string()),
+        Text(r.hash_alg.to_string()),
+        Bytes(r.imprint.clone()),
+        OptBytes(r.nonce.clone()),
+        Text(r.requester.clone()),
+        Bytes(r.token_der.clone()),
+        Bytes(r.signer.to_vec()),
+        OptInt(log_index),
+    ]
+}
+
+/// The head of the insertion of signature records whose rows [`signature_values`] gives.
+pub(super) const INSERT_SIGNATURES: &str = "INSERT INTO signatures (signature_id, signed_at, policy, level, detached, \
+     digest_alg, digest, signer_serial, signer_issuer, signature_hash, timestamp_serial, requester, signer, log_index) ";
+
+/// A row of [`INSERT_SIGNATURES`]: 14 values.
+pub(super) fn signature_values(r: &SignatureRecord, log_index: Option<i64>) -> Vec<Value> {
+    use Value::*;
+    vec![
+        Text(r.signature_id.to_string()),
+        Int(r.signed_at),
+        Text(r.policy.clone()),
+        Text(r.level.to_string()),
+        Bool(r.detached),
+        Text(r.digest_alg.to_string()),
+        Bytes(r.digest.clone()),
+        Text(r.signer_serial.to_string()),
+        Text(r.signer_issuer.clone()),
+        Bytes(r.signature_hash.to_vec()),
+        OptText(r.timestamp_serial.as_ref().map(ToString::to_string)),
+        Text(r.requester.clone()),
+        Bytes(r.signer.to_vec()),
+        OptInt(log_index),
+    ]
+}

@@ -1,0 +1,427 @@
+//! The store's behaviour, the same on every backend: each test runs on SQLite in a temp dir and
+//! on PostgreSQL in a database of its own (the private cluster of `ci/test-postgres.sh`).
+
+use super::*;
+use crate::log::{
+    tree, Hash, HashIndex, LeafIndex, LogBatch, LogError, LoggedRecord, MemoryHashes, NewEntry, PrefetchedHashes,
+    Sequencer, TreeSize,
+};
+use crate::testing::postgres::TestDatabase;
+use std::time::Duration;
+
+/// Where one backend's store lives for a test.
+enum Place {
+    Sqlite(tempfile::TempDir),
+    Postgres(TestDatabase),
+}
+
+impl Place {
+    /// One place for each backend.
+    fn each() -> [Place; 2] {
+        [Place::Sqlite(tempfile::tempdir().unwrap()), Place::Postgres(TestDatabase::new())]
+    }
+
+    fn database(&self) -> Database {
+        match self {
+            Place::Sqlite(dir) => Database::Sqlite(dir.path().join("t.db")),
+            Place::Postgres(db) => Database::Postgres { url: db.url.clone(), max_connections: 4 },
+        }
+    }
+
+    /// The store on this place.
+    async fn open(&self) -> Arc<dyn Store> {
+        let store = self.database().open().await.unwrap();
+        eprintln!("backend: {}", self.database());
+        store
+    }
+
+    /// Another store on the same database while the first is open.
+    async fn open_beside(&self) -> Arc<dyn Store> {
+        match self {
+            Place::Sqlite(_) => self.open().await,
+            Place::Postgres(db) => Arc::new(PostgresStore::beside(&db.url).await),
+        }
+    }
+}
+
+fn new_cert(serial: &Serial, profile: &str) -> NewCertificate {
+    NewCertificate {
+        serial: serial.clone(),
+        ca: CaId::Issuing,
+        origin: Origin::from_name(profile),
+        subject: format!("CN={serial}"),
+        sans: vec!["dns:a.example".into(), "ip:192.0.2.1".into()],
+        not_before: 1,
+        not_after: 2,
+        requester: "test".into(),
+        tbs_der: vec![0x30, 0],
+    }
+}
+
+fn timestamp(gen_time: Duration) -> TimestampRecord {
+    TimestampRecord {
+        serial: Serial::random(),
+        gen_time,
+        policy: const_oid::ObjectIdentifier::new_unwrap("1.2.3"),
+        hash_alg: HashAlg::Sha256,
+        imprint: vec![1; 32],
+        nonce: Some(vec![0xff; 8]),
+        requester: String::new(),
+        token_der: vec![0x30, 0],
+        signer: [7; 32],
+    }
+}
+
+fn signature(level: Level) -> SignatureRecord {
+    SignatureRecord {
+        signature_id: Serial::random(),
+        signed_at: i64::MAX,
+        policy: "p".into(),
+        level,
+        detached: true,
+        digest_alg: HashAlg::Sha512,
+        digest: vec![2; 64],
+        signer_serial: Serial::random(),
+        signer_issuer: "CN=x".into(),
+        signature_hash: [3; 32],
+        timestamp_serial: (level == Level::BT).then(Serial::random),
+        requester: "portal".into(),
+        signer: [4; 32],
+    }
+}
+
+/// Typed values leave the store as they went in (a ceremony certificate keeps its origin);
+/// a row the types cannot hold (a reason code that is none, a CA trustd does not run) is
+/// reported as damage, and keeps neither the CRL's other entries nor its own serial off it.
+#[tokio::test]
+async fn typed_columns_round_trip_and_damage_is_reported() {
+    for place in Place::each() {
+        let store = place.open().await;
+        let (ceremony, damaged, foreign) = (Serial::random(), Serial::random(), Serial::random());
+        let tsa = NewCertificate { origin: Origin::Ceremony("tsa".into()), ..new_cert(&ceremony, "") };
+        store.record_issued(&tsa, b"tsa").await.unwrap();
+        let rec = store.certificate(&ceremony).await.unwrap().unwrap();
+        assert_eq!((rec.ca, rec.origin.name().as_ref()), (CaId::Issuing, "ceremony:tsa"));
+        assert_eq!(store.unlogged_certificates().await.unwrap()[0].origin, Origin::Ceremony("tsa".into()));
+        assert!(matches!(store.record_issued(&tsa, b"again").await, Err(StoreError::DuplicateSerial(_))));
+
+        for s in [&damaged, &foreign] {
+            store.record_issued(&new_cert(s, "p"), b"c").await.unwrap();
+            let r = Revocation { revoked_at: 7, reason: Reason::KeyCompromise, invalidity_date: Some(i64::MIN) };
+            store.set_revocation(s, None, Some(r), "t").await.unwrap();
+        }
+        let r = store.certificate(&damaged).await.unwrap().unwrap().revocation;
+        assert_eq!(
+            r,
+            Some(Revocation { revoked_at: 7, reason: Reason::KeyCompromise, invalidity_date: Some(i64::MIN) })
+        );
+        store.execute_raw(&format!("UPDATE certificates SET revocation_reason = 7 WHERE serial = '{damaged}'")).await;
+        store.execute_raw(&format!("UPDATE certificates SET ca = 'elsewhere' WHERE serial = '{foreign}'")).await;
+        for s in [&damaged, &foreign] {
+            let e = store.certificate(s).await.unwrap_err();
+            assert!(matches!(e, StoreError::Database(_)) && e.to_string().contains("in the database"), "{e}");
+        }
+        let crl = store.revoked(CaId::Issuing).await.unwrap();
+        assert_eq!(crl.len(), 1, "the foreign CA's row is not this CA's");
+        assert_eq!(crl[0].serial, damaged);
+        assert_eq!(crl[0].revocation, Revocation { revoked_at: 7, reason: Reason::Unspecified, invalidity_date: None });
+        assert!(store.revoked(CaId::Root).await.unwrap().is_empty());
+    }
+}
+
+/// A batch of pending records is one statement: a serial used before, or twice in the batch,
+/// is refused alone and the others are recorded.
+#[tokio::test]
+async fn a_used_serial_is_refused_alone_in_its_batch() {
+    for place in Place::each() {
+        let store = place.open().await;
+        let (used, fresh, twice) = (Serial::random(), Serial::random(), Serial::random());
+        assert_eq!(store.record_pending(&[new_cert(&used, "first")]).await.unwrap(), [true]);
+        let mixed = [new_cert(&used, "x"), new_cert(&fresh, "p"), new_cert(&twice, "first"), new_cert(&twice, "x")];
+        assert_eq!(store.record_pending(&mixed).await.unwrap(), [false, true, true, false]);
+        for s in [&used, &twice] {
+            assert_eq!(store.certificate(s).await.unwrap().unwrap().origin, Origin::from_name("first"), "kept");
+        }
+        assert_eq!(store.certificate(&fresh).await.unwrap().unwrap().status, CertStatus::Pending);
+        assert!(store.record_pending(&[]).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn lifecycle_uniqueness_and_paging() {
+    for place in Place::each() {
+        let store = place.open().await;
+        store.ping().await.unwrap();
+        let serials: Vec<Serial> = (0..5).map(|_| Serial::random()).collect();
+        let batch: Vec<_> =
+            serials.iter().enumerate().map(|(i, s)| new_cert(s, if i % 2 == 0 { "even" } else { "odd" })).collect();
+        assert_eq!(store.record_pending(&batch).await.unwrap(), [true; 5], "one batch, every record");
+        store.complete_issued(&serials[0], b"cert").await.unwrap();
+        assert!(matches!(store.complete_issued(&serials[0], b"again").await, Err(StoreError::WrongStatus { .. })));
+        assert!(matches!(store.complete_issued(&Serial::random(), b"x").await, Err(StoreError::NotFound(_))));
+        store.abandon(&serials[1], "hsm failed").await.unwrap();
+        assert_eq!(store.abandon_all_pending().await.unwrap(), 3);
+
+        let rec = store.certificate(&serials[0]).await.unwrap().unwrap();
+        assert_eq!(rec.status, CertStatus::Issued);
+        assert_eq!(rec.cert_der.as_deref(), Some(&b"cert"[..]));
+        assert_eq!(rec.sans, ["dns:a.example", "ip:192.0.2.1"]);
+        assert_eq!(store.certificate(&serials[1]).await.unwrap().unwrap().status, CertStatus::Abandoned);
+
+        let mut seen = Vec::new();
+        let mut q = ListQuery { limit: 2, ..Default::default() };
+        loop {
+            let page = store.list_certificates(&q).await.unwrap();
+            seen.extend(page.records.into_iter().map(|r| r.serial));
+            match page.next_page_token {
+                Some(t) => q.page_token = Some(t),
+                None => break,
+            }
+        }
+        assert_eq!(seen, serials.iter().rev().cloned().collect::<Vec<_>>());
+        let list = |q: ListQuery| {
+            let store = store.clone();
+            async move { store.list_certificates(&ListQuery { limit: 10, ..q }).await.unwrap().records.len() }
+        };
+        assert_eq!(list(ListQuery { profile: Some("even".into()), ..Default::default() }).await, 3);
+        assert_eq!(list(ListQuery { status: Some(CertStatus::Issued), ..Default::default() }).await, 1);
+        let subject = Some(serials[3].to_string());
+        assert_eq!(list(ListQuery { subject_contains: subject, ..Default::default() }).await, 1);
+        let no_match = Some("%_".into());
+        assert_eq!(list(ListQuery { subject_contains: no_match, ..Default::default() }).await, 0, "not a pattern");
+        assert_eq!(list(ListQuery { limit: 0, ..Default::default() }).await, 5, "a limit of 0 is the smallest page");
+        let page = store.list_certificates(&ListQuery { limit: u32::MAX, ..Default::default() }).await.unwrap();
+        assert_eq!((page.records.len(), page.next_page_token), (5, None), "a huge limit is the largest page");
+        for token in ["x", "-", "99999999999999999999"] {
+            let q = ListQuery { page_token: Some(token.into()), ..Default::default() };
+            assert!(matches!(store.list_certificates(&q).await, Err(StoreError::BadPageToken)), "{token}");
+        }
+    }
+}
+
+/// Revocation is a compare-and-set with its audit event: a stale expectation changes nothing
+/// and records nothing; a hold is released; CRL numbers count from 1 per CA.
+#[tokio::test]
+async fn revocation_is_compare_and_set_and_crl_numbers_count_per_ca() {
+    for place in Place::each() {
+        let store = place.open().await;
+        let s = Serial::random();
+        store.record_issued(&new_cert(&s, "p"), b"c").await.unwrap();
+        let hold = Revocation { revoked_at: 10, reason: Reason::CertificateHold, invalidity_date: None };
+        let compromise = Revocation { revoked_at: 11, reason: Reason::KeyCompromise, invalidity_date: Some(9) };
+        let first = store.set_revocation(&s, None, Some(hold), "op").await.unwrap();
+        assert!(matches!(store.set_revocation(&s, None, Some(compromise), "op").await, Err(StoreError::Conflict(_))));
+        assert!(matches!(store.set_revocation(&s, Some(compromise), None, "op").await, Err(StoreError::Conflict(_))));
+        let released = store.set_revocation(&s, Some(hold), None, "op").await.unwrap();
+        assert!(released > first);
+        assert_eq!(store.certificate(&s).await.unwrap().unwrap().status, CertStatus::Issued);
+        assert!(store.revoked(CaId::Issuing).await.unwrap().is_empty());
+        let unknown = store.set_revocation(&Serial::random(), None, Some(hold), "op").await;
+        assert!(matches!(unknown, Err(StoreError::Conflict(_))));
+        let events = store.unlogged_revocations().await.unwrap();
+        let reasons: Vec<_> = events.iter().map(|e| (e.event_id, e.reason)).collect();
+        assert_eq!(
+            reasons,
+            [(first, Reason::CertificateHold), (released, Reason::RemoveFromCrl)],
+            "refusals not recorded"
+        );
+
+        assert_eq!(store.next_crl_number(CaId::Issuing).await.unwrap(), 1);
+        assert_eq!(store.next_crl_number(CaId::Issuing).await.unwrap(), 2);
+        assert_eq!(store.next_crl_number(CaId::Root).await.unwrap(), 1);
+    }
+}
+
+/// Time-stamp and signature records are written whole or not at all, read back as written
+/// (genTime's microseconds, a nonce, B-T's time-stamp serial, extreme times), and counted.
+#[tokio::test]
+async fn records_round_trip_and_a_batch_with_a_reused_serial_writes_nothing() {
+    for place in Place::each() {
+        let store = place.open().await;
+        let stamps = [timestamp(Duration::new(1_700_000_000, 999_999_000)), timestamp(Duration::ZERO)];
+        store.record_timestamps(&stamps).await.unwrap();
+        let back = store.unlogged_timestamps(10).await.unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(
+            (back[0].serial.clone(), back[0].gen_time, back[0].nonce.clone()),
+            (stamps[0].serial.clone(), stamps[0].gen_time, stamps[0].nonce.clone())
+        );
+        assert_eq!(store.unlogged_timestamps(1).await.unwrap().len(), 1, "the limit holds");
+        let reused = [timestamp(Duration::from_secs(5)), stamps[1].clone()];
+        assert!(store.record_timestamps(&reused).await.is_err());
+        assert_eq!(store.count_timestamps().await.unwrap(), 2, "nothing of the failed batch");
+        store.record_timestamps(&[]).await.unwrap();
+
+        let sigs = [signature(Level::BB), signature(Level::BT)];
+        store.record_signatures(&sigs).await.unwrap();
+        let back = store.unlogged_signatures(10).await.unwrap();
+        assert_eq!(
+            back.iter().map(|s| s.signature_id.clone()).collect::<Vec<_>>(),
+            [sigs[0].signature_id.clone(), sigs[1].signature_id.clone()]
+        );
+        assert_eq!(
+            (back[1].level, back[1].timestamp_serial.clone(), back[1].signed_at),
+            (Level::BT, sigs[1].timestamp_serial.clone(), i64::MAX)
+        );
+        assert!(back[0].detached && back[0].timestamp_serial.is_none());
+        assert!(store.record_signatures(&[sigs[0].clone()]).await.is_err());
+        assert_eq!(store.count_signatures().await.unwrap(), 2);
+    }
+}
+
+#[tokio::test]
+async fn the_sequencer_marks_what_it_logged_and_survives_a_reopen() {
+    for place in Place::each() {
+        let store = place.open().await;
+        let serials: Vec<Serial> = (0..3).map(|_| Serial::random()).collect();
+        for s in &serials {
+            store.record_pending(&[new_cert(s, "p")]).await.unwrap();
+            store.complete_issued(s, s.as_bytes()).await.unwrap();
+        }
+        let unlogged = store.unlogged_certificates().await.unwrap();
+        assert_eq!(unlogged.iter().map(|u| u.serial.clone()).collect::<Vec<_>>(), serials);
+
+        let seq = Sequencer::start(store.clone()).await.unwrap();
+        let entries: Vec<NewEntry> = unlogged
+            .iter()
+            .map(|u| NewEntry {
+                entry: u.cert_der.clone(),
+                record: Some(LoggedRecord::Certificate(u.serial.to_string())),
+            })
+            .collect();
+        seq.append_all(entries).await.unwrap();
+        let revoked = Revocation { revoked_at: 5, reason: Reason::KeyCompromise, invalidity_date: None };
+        let event = store.set_revocation(&serials[1], None, Some(revoked), "t").await.unwrap();
+        assert_eq!(store.unlogged_revocations().await.unwrap()[0].event_id, event);
+        let idx = seq
+            .append(NewEntry { entry: b"revoked".to_vec(), record: Some(LoggedRecord::RevocationEvent(event)) })
+            .await
+            .unwrap();
+        assert_eq!(idx, LeafIndex(3));
+        assert!(store.unlogged_certificates().await.unwrap().is_empty());
+        assert!(store.unlogged_revocations().await.unwrap().is_empty());
+
+        // A pending certificate, a new time-stamp and signature, and a ceremony key, each
+        // written with its entry.
+        let pending = Serial::random();
+        store.record_pending(&[new_cert(&pending, "p")]).await.unwrap();
+        let stamp = timestamp(Duration::from_secs(3));
+        let sig = signature(Level::BB);
+        let batch = vec![
+            NewEntry {
+                entry: b"issued".to_vec(),
+                record: Some(LoggedRecord::IssuedCertificate { serial: pending.clone(), cert_der: b"der".to_vec() }),
+            },
+            NewEntry { entry: b"stamp".to_vec(), record: Some(LoggedRecord::NewTimestamp(Box::new(stamp.clone()))) },
+            NewEntry { entry: b"sig".to_vec(), record: Some(LoggedRecord::NewSignature(Box::new(sig))) },
+            NewEntry { entry: b"key".to_vec(), record: Some(LoggedRecord::CeremonyKey([9; 32])) },
+        ];
+        assert_eq!(seq.append_all(batch).await.unwrap(), [LeafIndex(4), LeafIndex(5), LeafIndex(6), LeafIndex(7)]);
+        let issued = store.certificate(&pending).await.unwrap().unwrap();
+        assert_eq!((issued.status, issued.cert_der.as_deref()), (CertStatus::Issued, Some(&b"der"[..])));
+        assert_eq!((store.count_timestamps().await.unwrap(), store.count_signatures().await.unwrap()), (1, 1));
+        assert!(store.unlogged_timestamps(10).await.unwrap().is_empty(), "logged with its entry");
+        assert!(store.unlogged_signatures(10).await.unwrap().is_empty());
+        assert_eq!(store.logged_ceremony_keys().await.unwrap(), [[9; 32]]);
+
+        // The stored tree is the tree of the stored entries.
+        let stored: Vec<Vec<u8>> = store.log_entries(0, 100).await.unwrap().into_iter().map(|(_, e)| e).collect();
+        let fresh = tree::append(TreeSize(0), &stored, &MemoryHashes::new()).unwrap();
+        assert_eq!(store.log_tree().await.unwrap(), (TreeSize(8), fresh.root));
+        let all: Vec<HashIndex> = (0..fresh.hashes.len() as u64).map(HashIndex).collect();
+        assert_eq!(store.log_hashes(&all).await.unwrap(), fresh.hashes);
+        assert!(matches!(store.log_hashes(&[HashIndex(999)]).await, Err(LogError::MissingHash(_))));
+        assert!(matches!(store.log_hashes(&[HashIndex(u64::MAX)]).await, Err(LogError::TreeTooLarge)));
+        assert_eq!(store.log_entries(2, 4).await.unwrap().iter().map(|(i, _)| i.0).collect::<Vec<_>>(), [2, 3]);
+        assert!(store.log_entries(u64::MAX - 1, u64::MAX).await.is_err(), "beyond any tree");
+
+        // A batch built on a stale size is refused whole.
+        let stale = LogBatch {
+            old_size: TreeSize(1),
+            new_size: TreeSize(2),
+            root: Hash::default(),
+            first_hash: HashIndex::end(TreeSize(1)),
+            hashes: vec![],
+            entries: vec![NewEntry { entry: b"fork".to_vec(), record: None }],
+        };
+        let e = store.append_log_batch(&stale).await.unwrap_err();
+        assert!(e.to_string().contains("no longer at size 1"), "the database's compare-and-set: {e}");
+        assert_eq!(store.log_tree().await.unwrap(), (TreeSize(8), fresh.root), "nothing of it written");
+        // A batch that fails part-way (a reused time-stamp serial) leaves the store usable.
+        let reused = NewEntry { entry: b"reused".to_vec(), record: Some(LoggedRecord::NewTimestamp(Box::new(stamp))) };
+        assert!(seq.append(reused).await.is_err());
+        assert_eq!(seq.append(NewEntry { entry: b"next".to_vec(), record: None }).await.unwrap(), LeafIndex(8));
+        drop(seq);
+        drop(store);
+        let seq = Sequencer::start(place.open().await).await.unwrap();
+        assert_eq!(seq.head().borrow().0, TreeSize(9));
+    }
+}
+
+/// One daemon per PostgreSQL database: a second store opened on it is refused, naming why,
+/// until the first is gone; its readiness check then takes the database again.
+#[tokio::test]
+async fn a_second_daemon_on_one_postgresql_database_is_refused() {
+    let db = TestDatabase::new();
+    let database = Database::Postgres { url: db.url.clone(), max_connections: 2 };
+    let first = database.open().await.unwrap();
+    let e = database.open().await.err().expect("a second daemon is refused");
+    assert!(e.to_string().contains("another trustd daemon serves from this database"), "{e}");
+    first.ping().await.unwrap();
+    drop(first);
+    // The lock goes with the first store's connection, which closes in the background.
+    let start = std::time::Instant::now();
+    let second = loop {
+        match database.open().await {
+            Ok(s) => break s,
+            Err(e) => assert!(start.elapsed() < Duration::from_secs(10), "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    second.ping().await.unwrap();
+}
+
+/// Two stores on one database (two replicas, or a restart beside a running daemon) writing log
+/// batches at once: the database's compare-and-set lets exactly one batch move the tree from
+/// each size, so the log never forks, and what the loser wrote is nowhere.
+#[tokio::test]
+async fn two_writers_on_one_database_never_fork_the_log() {
+    for place in Place::each() {
+        let (a, b) = (place.open().await, place.open_beside().await);
+        let mut won = 0;
+        for round in 0u64..20 {
+            let (size, _) = a.log_tree().await.unwrap();
+            let indexes = tree::subtree_roots(size).unwrap();
+            let roots: PrefetchedHashes = indexes.iter().copied().zip(a.log_hashes(&indexes).await.unwrap()).collect();
+            let batch = |tag: &str| {
+                let entry = format!("{tag}{round}").into_bytes();
+                let appended = tree::append(size, std::slice::from_ref(&entry), &roots).unwrap();
+                LogBatch {
+                    old_size: size,
+                    new_size: TreeSize(size.0 + 1),
+                    root: appended.root,
+                    first_hash: HashIndex::end(size),
+                    hashes: appended.hashes,
+                    entries: vec![NewEntry { entry, record: None }],
+                }
+            };
+            let (ba, bb) = (batch("a"), batch("b"));
+            let (ra, rb) = tokio::join!(a.append_log_batch(&ba), b.append_log_batch(&bb));
+            assert!(ra.is_ok() != rb.is_ok(), "exactly one of two batches on size {size} lands: {ra:?} {rb:?}");
+            won += usize::from(ra.is_ok());
+            let loser = if ra.is_ok() { &bb } else { &ba };
+            let e = ra.err().or(rb.err()).unwrap();
+            assert!(e.to_string().contains("no longer at size"), "{e}");
+            let (now, _) = b.log_tree().await.unwrap();
+            assert_eq!(now, TreeSize(size.0 + 1));
+            let kept = &b.log_entries(size.0, size.0 + 1).await.unwrap()[0].1;
+            assert_ne!(kept, &loser.entries[0].entry, "the loser's entry is not in the log");
+        }
+        eprintln!("the first store won {won} of 20");
+        // The tree of what is stored is the committed tree.
+        let stored: Vec<Vec<u8>> = a.log_entries(0, 100).await.unwrap().into_iter().map(|(_, e)| e).collect();
+        assert_eq!(stored.len(), 20);
+        let fresh = tree::append(TreeSize(0), &stored, &MemoryHashes::new()).unwrap();
+        assert_eq!(a.log_tree().await.unwrap().1, fresh.root);
+    }
+}

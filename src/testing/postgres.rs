@@ -1,0 +1,49 @@
+//! A database of its own for a test, in the private PostgreSQL cluster `ci/test-postgres.sh`
+//! starts on loopback; dropped with the value. Standard library only, so that the end-to-end
+//! harness includes this same file (`tests/common`).
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The cluster's URL, the cluster started on first use in this process.
+fn cluster() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/ci/test-postgres.sh");
+        let out = Command::new(script).output().unwrap_or_else(|e| panic!("{script}: {e}"));
+        assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("the script prints a URL").trim().to_owned()
+    })
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &format!("{}/postgres", cluster()), "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// An empty database, dropped (with whatever still connects to it) when this is.
+pub struct TestDatabase {
+    name: String,
+    /// Its URL, for `PostgresStore::open` or a daemon's `[store] url`.
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub fn new() -> TestDatabase {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let name = format!("trustd_test_{}_{n}_{nanos}", std::process::id());
+        psql(&format!("CREATE DATABASE {name}"));
+        TestDatabase { url: format!("{}/{name}", cluster()), name }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
