@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# A private PostgreSQL cluster for the tests, on loopback: started if it is not running, and
-# left running for the next test process (each test makes a database of its own in it).
-# Prints the cluster's URL. Debian's server refuses to run as root, so as root the cluster runs
-# as the `postgres` user.
+# A private PostgreSQL cluster for the tests, on loopback, with TLS: started if it is not
+# running, and left running for the next test process (each test makes a database of its own
+# in it). Prints the cluster's URL, then the file of the root its TLS certificate (for
+# 127.0.0.1) chains to, both made with the cluster. Debian's server refuses to run as root, so as root the
+# cluster runs as the `postgres` user.
 #   TRUSTD_TEST_PG_DIR   where the cluster lives (default /tmp/trustd-test-postgres)
 #   TRUSTD_TEST_PG_PORT  its TCP port on 127.0.0.1 (default 55432)
 set -euo pipefail
@@ -25,9 +26,24 @@ if ! as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
   fi
+  if [ ! -f "$dir/root.crt" ]; then
+    # A root for the test cluster alone, and the server's certificate for 127.0.0.1 under it;
+    # the root's key is not kept.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=trustd test PostgreSQL root" -keyout "$dir/root.key" -out "$dir/root.crt" 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+      -keyout "$dir/data/server.key" -out "$dir/server.csr" 2>/dev/null
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/root.crt" -CAkey "$dir/root.key" -days 3650 \
+      -extfile <(printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n') \
+      -out "$dir/data/server.crt" 2>/dev/null
+    rm -f "$dir/root.key" "$dir/server.csr"
+    chmod 600 "$dir/data/server.key"
+    [ "$(id -u)" = 0 ] && chown postgres: "$dir/data/server.key" "$dir/data/server.crt"
+  fi
   # fsync stays on: the tests and benchmarks see the durability a deployment has.
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300" start >/dev/null 9>&- \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300 -c ssl=on" start >/dev/null 9>&- \
     || { tail -20 "$dir/server.log" >&2; exit 1; }
 fi
 echo "postgres://postgres@127.0.0.1:$port"
+echo "$dir/root.crt"

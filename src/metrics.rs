@@ -1,5 +1,6 @@
 //! What Prometheus scrapes from `GET /metrics` (the OpenMetrics text format, which Prometheus
-//! reads): requests, failures and latency per gRPC method and HTTP route, HSM signatures, and,
+//! reads): requests, failures and latency per gRPC method and HTTP route, HSM signatures, the
+//! group-commit writers' batches (records, time, what waits), and,
 //! read when scraped, readiness, the log's size and the entries no checkpoint covers yet, each
 //! CRL's age and the seconds to its nextUpdate, and the seconds until each service certificate
 //! expires.
@@ -49,6 +50,11 @@ struct CaLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WriterLabels {
+    writer: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DependencyLabels {
     dependency: &'static str,
 }
@@ -65,6 +71,9 @@ pub struct Metrics {
     latency: Family<MethodLabels, Histogram>,
     hsm_operations: Family<ResultLabels, Counter>,
     hsm_latency: Histogram,
+    batch_size: Family<WriterLabels, Histogram>,
+    batch_latency: Family<WriterLabels, Histogram>,
+    queue_depth: Family<WriterLabels, Gauge>,
     ready: Family<DependencyLabels, Gauge>,
     log_size: Gauge,
     log_awaiting: Gauge,
@@ -91,6 +100,28 @@ impl Metrics {
             "hsm_operation_duration_seconds",
             "Time from queuing a signature for the HSM to its result",
             hsm_latency.clone(),
+        );
+        let batch_size = Family::<WriterLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(1.0, 2.0, 10))) as fn() -> Histogram,
+        );
+        registry.register(
+            "store_batch_records",
+            "Records written in one group-commit transaction, by writer (log, timestamps, signatures, pending-certificates)",
+            batch_size.clone(),
+        );
+        let batch_latency = Family::<WriterLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(latency_buckets())) as fn() -> Histogram,
+        );
+        registry.register(
+            "store_batch_duration_seconds",
+            "Time to write one group-commit transaction and answer its callers, by writer",
+            batch_latency.clone(),
+        );
+        let queue_depth = Family::<WriterLabels, Gauge>::default();
+        registry.register(
+            "store_queue_depth",
+            "Records still waiting for a group-commit writer when it took its last batch",
+            queue_depth.clone(),
         );
         let ready = Family::<DependencyLabels, Gauge>::default();
         registry.register("ready", "1 while a dependency works (hsm, store, clock), else 0", ready.clone());
@@ -126,6 +157,9 @@ impl Metrics {
             latency,
             hsm_operations,
             hsm_latency,
+            batch_size,
+            batch_latency,
+            queue_depth,
             ready,
             log_size,
             log_awaiting,
@@ -147,6 +181,18 @@ impl Metrics {
     pub fn hsm_operation(&self, ok: bool, took: Duration) {
         self.hsm_operations.get_or_create(&ResultLabels { result: if ok { "ok" } else { "error" } }).inc();
         self.hsm_latency.observe(took.as_secs_f64());
+    }
+
+    /// A group-commit writer took a batch of `records`, leaving `waiting` queued.
+    pub fn batch_taken(&self, writer: &'static str, records: usize, waiting: usize) {
+        let labels = WriterLabels { writer };
+        self.batch_size.get_or_create(&labels).observe(records as f64);
+        self.queue_depth.get_or_create(&labels).set(i64::try_from(waiting).unwrap_or(i64::MAX));
+    }
+
+    /// A group-commit writer finished its batch in `took`.
+    pub fn batch_done(&self, writer: &'static str, took: Duration) {
+        self.batch_latency.get_or_create(&WriterLabels { writer }).observe(took.as_secs_f64());
     }
 
     /// The OpenMetrics text of everything, after setting what is read at scrape time.
@@ -209,6 +255,8 @@ mod tests {
         m.request(labels("OK"), Duration::from_millis(5));
         m.request(labels("InvalidArgument"), Duration::from_micros(50));
         m.hsm_operation(true, Duration::from_micros(80));
+        m.batch_taken("log", 40, 7);
+        m.batch_done("log", Duration::from_millis(2));
         let text = m
             .encode(Scraped {
                 unix_now: 1_000_000.0,
@@ -223,6 +271,9 @@ mod tests {
             "trustd_requests_total{api=\"grpc\",method=\"TimeStamping/Timestamp\",code=\"InvalidArgument\"} 1",
             "trustd_request_duration_seconds_count{api=\"grpc\",method=\"TimeStamping/Timestamp\"} 3",
             "trustd_hsm_operations_total{result=\"ok\"} 1",
+            "trustd_store_batch_records_sum{writer=\"log\"} 40.0",
+            "trustd_store_batch_duration_seconds_count{writer=\"log\"} 1",
+            "trustd_store_queue_depth{writer=\"log\"} 7",
             "trustd_ready{dependency=\"hsm\"} 1",
             "trustd_ready{dependency=\"store\"} 0",
             "trustd_log_tree_size 42",

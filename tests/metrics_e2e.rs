@@ -92,6 +92,15 @@ async fn prometheus_reads_requests_refusals_hsm_readiness_and_expiry() {
     assert_eq!(value(&s, "trustd_ready", &[("dependency", "store")]), Some(1.0));
     assert!(value(&s, "trustd_log_tree_size", &[]).unwrap() >= 1.0);
     assert!(value(&s, "trustd_log_entries_awaiting_checkpoint", &[]).is_some());
+    // The log's writer wrote each token with its entry, in group-commit batches.
+    let log = [("writer", "log")];
+    assert!(value(&s, "trustd_store_batch_records_sum", &log).unwrap() >= 3.0);
+    let batches = value(&s, "trustd_store_batch_records_count", &log).unwrap();
+    assert!(batches >= 1.0);
+    // Each timed once done (the last perhaps not yet).
+    let timed = value(&s, "trustd_store_batch_duration_seconds_count", &log).unwrap();
+    assert!(timed == batches || timed == batches - 1.0, "{timed} of {batches}");
+    assert!(value(&s, "trustd_store_queue_depth", &log).is_some());
     for ca in ["issuing", "root"] {
         let age = value(&s, "trustd_crl_age_seconds", &[("ca", ca)]).unwrap_or_else(|| panic!("{ca}"));
         let next = value(&s, "trustd_crl_next_update_seconds", &[("ca", ca)]).unwrap();

@@ -138,8 +138,8 @@ impl Sequencer {
     pub async fn start(store: Arc<dyn LogStore>) -> Result<Self, LogError> {
         let state = TreeState::load(store.as_ref()).await?;
         let (head_tx, head) = watch::channel((state.size, state.root));
-        let (tx, rx) = crate::batch::queue::<Job>();
-        tokio::spawn(run(store, state, rx, head_tx));
+        let (tx, batches) = crate::batch::queue::<Job>("log");
+        tokio::spawn(run(store, state, batches, head_tx));
         Ok(Sequencer { tx, head })
     }
 
@@ -182,10 +182,10 @@ impl Sequencer {
 async fn run(
     store: Arc<dyn LogStore>,
     mut state: TreeState,
-    mut rx: mpsc::Receiver<Job>,
+    mut batches: crate::batch::Batches<Job>,
     head: watch::Sender<(TreeSize, Hash)>,
 ) {
-    while let Some(jobs) = crate::batch::next(&mut rx).await {
+    while let Some(jobs) = batches.next().await {
         let (entries, waiters): (Vec<NewEntry>, Vec<_>) = jobs.into_iter().unzip();
         match commit(store.as_ref(), &state, entries).await {
             Ok(next) => {

@@ -32,7 +32,7 @@ pub type PendingWriter = GroupCommit<NewCertificate, bool>;
 impl TimestampWriter {
     /// Starts the time-stamp writer on the current runtime.
     pub fn spawn(store: Arc<dyn Store>) -> Self {
-        Self::start(move |batch| {
+        Self::start("timestamps", move |batch| {
             let store = store.clone();
             async move { store.record_timestamps(&batch).await }
         })
@@ -42,7 +42,7 @@ impl TimestampWriter {
 impl SignatureWriter {
     /// Starts the signature writer on the current runtime.
     pub fn spawn(store: Arc<dyn Store>) -> Self {
-        Self::start(move |batch| {
+        Self::start("signatures", move |batch| {
             let store = store.clone();
             async move { store.record_signatures(&batch).await }
         })
@@ -52,7 +52,7 @@ impl SignatureWriter {
 impl PendingWriter {
     /// Starts the pending-certificate writer on the current runtime.
     pub fn spawn(store: Arc<dyn Store>) -> Self {
-        Self::start_each(move |batch| {
+        Self::start_each("pending-certificates", move |batch| {
             let store = store.clone();
             async move { store.record_pending(&batch).await }
         })
@@ -60,13 +60,14 @@ impl PendingWriter {
 }
 
 impl<R: Send + 'static> GroupCommit<R> {
-    /// Starts a writer task that hands each batch to `write` (one transaction).
-    pub fn start<F, Fut>(write: F) -> Self
+    /// Starts a writer task, named `writer` in metrics, that hands each batch to `write` (one
+    /// transaction).
+    pub fn start<F, Fut>(writer: &'static str, write: F) -> Self
     where
         F: Fn(Vec<R>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), StoreError>> + Send,
     {
-        Self::start_each(move |records| {
+        Self::start_each(writer, move |records| {
             let (n, written) = (records.len(), write(records));
             async move { written.await.map(|()| vec![(); n]) }
         })
@@ -74,16 +75,16 @@ impl<R: Send + 'static> GroupCommit<R> {
 }
 
 impl<R: Send + 'static, T: Clone + Send + 'static> GroupCommit<R, T> {
-    /// Starts a writer task that hands each batch to `write` (one transaction), which answers
-    /// each record of the batch in order.
-    pub fn start_each<F, Fut>(write: F) -> Self
+    /// Starts a writer task, named `writer` in metrics, that hands each batch to `write` (one
+    /// transaction), which answers each record of the batch in order.
+    pub fn start_each<F, Fut>(writer: &'static str, write: F) -> Self
     where
         F: Fn(Vec<R>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<T>, StoreError>> + Send,
     {
-        let (tx, mut rx) = crate::batch::queue::<Job<R, T>>();
+        let (tx, mut batches) = crate::batch::queue::<Job<R, T>>(writer);
         tokio::spawn(async move {
-            while let Some(jobs) = crate::batch::next(&mut rx).await {
+            while let Some(jobs) = batches.next().await {
                 let (records, waiters): (Vec<R>, Vec<_>) = jobs.into_iter().unzip();
                 let n = records.len();
                 match write(records).await {

@@ -426,6 +426,14 @@ impl PostgresStore {
     pub(super) async fn beside(url: &str) -> Self {
         Self::connect(url, 4).await.unwrap()
     }
+
+    /// Whether this store's connections are TLS, as the server sees them.
+    pub(super) async fn over_tls(&self) -> bool {
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
 }
 
 fn log_db(e: sqlx::Error) -> LogError {

@@ -381,6 +381,42 @@ async fn a_second_daemon_on_one_postgresql_database_is_refused() {
     second.ping().await.unwrap();
 }
 
+/// The connection to PostgreSQL is TLS where the server offers it, and with
+/// `sslmode=verify-full` it is refused unless the server's certificate chains to the root the
+/// URL names (as a database in another data centre would be reached).
+#[tokio::test]
+async fn tls_to_postgresql_is_used_and_verified_against_the_root_named() {
+    let db = TestDatabase::new();
+    let store = PostgresStore::open(&db.url, 2).await.unwrap();
+    assert!(store.over_tls().await, "sslmode=prefer: TLS when offered");
+    drop(store);
+    let root = crate::testing::postgres::cluster_certificate();
+    let verified = format!("{}?sslmode=verify-full&sslrootcert={}", db.url, root.display());
+    let store = loop {
+        // The first store's lock goes with its connection, closed in the background.
+        match PostgresStore::open(&verified, 2).await {
+            Ok(s) => break s,
+            Err(e) if e.to_string().contains("another trustd") => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(store.over_tls().await);
+    drop(store);
+
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=other"])
+        .args(["-days", "1", "-keyout", "/dev/null", "-out"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let wrong = format!("{}?sslmode=verify-full&sslrootcert={}", db.url, other.display());
+    let e = PostgresStore::open(&wrong, 2).await.err().expect("a server the root does not vouch for is refused");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+}
+
 /// Two stores on one database (two replicas, or a restart beside a running daemon) writing log
 /// batches at once: the database's compare-and-set lets exactly one batch move the tree from
 /// each size, so the log never forks, and what the loser wrote is nowhere.

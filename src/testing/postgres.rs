@@ -2,18 +2,32 @@
 //! starts on loopback; dropped with the value. Standard library only, so that the end-to-end
 //! harness includes this same file (`tests/common`).
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The cluster's URL, the cluster started on first use in this process.
-fn cluster() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
+/// The cluster's URL and the file of its TLS certificate, the cluster started on first use in
+/// this process.
+fn started() -> &'static (String, PathBuf) {
+    static CLUSTER: OnceLock<(String, PathBuf)> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/ci/test-postgres.sh");
         let out = Command::new(script).output().unwrap_or_else(|e| panic!("{script}: {e}"));
         assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("the script prints a URL").trim().to_owned()
+        let out = String::from_utf8(out.stdout).expect("the script prints a URL and a file");
+        let mut lines = out.lines();
+        let (url, cert) = (lines.next().expect("a URL"), lines.next().expect("a certificate file"));
+        (url.to_owned(), PathBuf::from(cert))
     })
+}
+
+fn cluster() -> &'static str {
+    &started().0
+}
+
+/// The root the cluster's TLS certificate (for 127.0.0.1) chains to, as a client verifies it.
+pub fn cluster_certificate() -> &'static Path {
+    &started().1
 }
 
 fn psql(sql: &str) {
