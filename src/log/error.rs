@@ -13,6 +13,9 @@ pub enum LogError {
     MissingHash(HashIndex),
     #[error("hash store: {0}")]
     Store(String),
+    /// The tree-head compare-and-set failed: another writer (a replica) appended first.
+    #[error("the log's tree is no longer at size {0}: another writer appended")]
+    Moved(TreeSize),
     #[error("leaf {leaf} is not in a tree of size {size}")]
     LeafOutOfRange { leaf: LeafIndex, size: TreeSize },
     #[error("tree size {old} is not a prefix of tree size {new}")]

@@ -18,15 +18,18 @@
 //! stated `base` is not the stored size, under SQLite's single writer lock; PostgreSQL: the
 //! batch's one statement updates the tree-head row only where it still has `old_size`, under
 //! the row's lock, and writes nothing else unless it did). This process keeps the tree state in
-//! memory and reloads it after any failure. For replicas on one database, a sequencer that
-//! loses the race must reload the tree state and rebuild its batch, not retry the old one, or
-//! one sequencer per database (a leader) takes the other replicas' entries.
+//! memory and reloads it after any failure. Replicas on one database each run a sequencer: one
+//! that loses the race ([`LogError::Moved`]) reloads the tree and builds the same entries again
+//! on top of the other's (never retrying the old batch), and an idle one follows the store's
+//! tree every [`FOLLOW_INTERVAL`], so that every replica's checkpoints cover every replica's
+//! entries.
 
 use super::{tree, Hash, HashIndex, HashReader, LeafIndex, LogError, PrefetchedHashes, TreeSize};
 use crate::serial::Serial;
 use crate::store::{SignatureRecord, TimestampRecord};
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// The store record an entry logs. The store marks it sequenced (with the entry's index) in the
@@ -179,17 +182,57 @@ impl Sequencer {
     }
 }
 
+/// How often an idle sequencer compares its tree with the store's, to follow what other
+/// writers (replicas on the same database) appended: its head, and so the checkpoints this
+/// process signs, then cover their entries within about this long.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How often a batch is built again on the store's newer tree after another writer appended
+/// first, before its callers are told it failed.
+const MAX_REBASES: usize = 16;
+
 async fn run(
     store: Arc<dyn LogStore>,
     mut state: TreeState,
     mut batches: crate::batch::Batches<Job>,
     head: watch::Sender<(TreeSize, Hash)>,
 ) {
-    while let Some(jobs) = batches.next().await {
-        let (entries, waiters): (Vec<NewEntry>, Vec<_>) = jobs.into_iter().unzip();
-        match commit(store.as_ref(), &state, entries).await {
+    let mut follow = tokio::time::interval(FOLLOW_INTERVAL);
+    follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // `Batches::next` takes no job before its only await: cancelling it loses none.
+        let jobs = tokio::select! {
+            jobs = batches.next() => match jobs {
+                Some(jobs) => jobs,
+                None => return,
+            },
+            _ = follow.tick() => {
+                if let Err(e) = follow_store(store.as_ref(), &mut state, &head).await {
+                    tracing::warn!(error = %e, "the log's tree could not be compared with the store's");
+                }
+                continue;
+            }
+        };
+        let (mut entries, waiters): (Vec<NewEntry>, Vec<_>) = jobs.into_iter().unzip();
+        let mut rebases = 0;
+        let committed = loop {
+            match commit(store.as_ref(), &state, entries).await {
+                Ok(next) => break Ok(next),
+                // Another writer moved the tree: the same entries go on top of its entries.
+                Err((LogError::Moved(_), back)) if rebases < MAX_REBASES => {
+                    rebases += 1;
+                    entries = back;
+                    match TreeState::load(store.as_ref()).await {
+                        Ok(s) => state = s,
+                        Err(e) => break Err(e),
+                    }
+                }
+                Err((e, _)) => break Err(e),
+            }
+        };
+        match committed {
             Ok(next) => {
-                let first = state.size.0;
+                let first = next.size.0 - waiters.len() as u64;
                 state = next;
                 head.send_replace((state.size, state.root));
                 for (i, done) in waiters.into_iter().enumerate() {
@@ -216,10 +259,31 @@ async fn run(
     }
 }
 
-/// Builds and commits one batch; returns the tree after it.
-async fn commit(store: &dyn LogStore, state: &TreeState, entries: Vec<NewEntry>) -> Result<TreeState, LogError> {
+/// Reloads the tree if the store's has grown past this process's (another writer appended).
+async fn follow_store(
+    store: &dyn LogStore,
+    state: &mut TreeState,
+    head: &watch::Sender<(TreeSize, Hash)>,
+) -> Result<(), LogError> {
+    let (size, _) = store.log_tree().await?;
+    if size != state.size {
+        *state = TreeState::load(store).await?;
+        head.send_replace((state.size, state.root));
+    }
+    Ok(())
+}
+
+/// Builds and commits one batch; returns the tree after it, or why not with the entries back.
+async fn commit(
+    store: &dyn LogStore,
+    state: &TreeState,
+    entries: Vec<NewEntry>,
+) -> Result<TreeState, (LogError, Vec<NewEntry>)> {
     let leaves: Vec<Hash> = entries.iter().map(|e| tree::leaf_hash(&e.entry)).collect();
-    let appended = tree::append_leaf_hashes(state.size, &leaves, &state.roots)?;
+    let appended = match tree::append_leaf_hashes(state.size, &leaves, &state.roots) {
+        Ok(a) => a,
+        Err(e) => return Err((e, entries)),
+    };
     let batch = LogBatch {
         old_size: appended.old_size,
         new_size: appended.new_size,
@@ -228,14 +292,21 @@ async fn commit(store: &dyn LogStore, state: &TreeState, entries: Vec<NewEntry>)
         hashes: appended.hashes,
         entries,
     };
-    store.append_log_batch(&batch).await?;
+    if let Err(e) = store.append_log_batch(&batch).await {
+        return Err((e, batch.entries));
+    }
     // The new tree's subtree roots are among the old roots and the hashes just written.
     let mut known = state.roots.clone();
     let first = batch.first_hash.0;
     known.extend(batch.hashes.iter().enumerate().map(|(i, h)| (HashIndex(first + i as u64), *h)));
-    let indexes = tree::subtree_roots(batch.new_size)?;
-    let hashes = known.read_hashes(&indexes)?;
-    Ok(TreeState { size: batch.new_size, root: batch.root, roots: indexes.into_iter().zip(hashes).collect() })
+    let roots = tree::subtree_roots(batch.new_size).and_then(|i| Ok((known.read_hashes(&i)?, i)));
+    match roots {
+        Ok((hashes, indexes)) => {
+            Ok(TreeState { size: batch.new_size, root: batch.root, roots: indexes.into_iter().zip(hashes).collect() })
+        }
+        // Written, but not followed here: the caller reloads from the store.
+        Err(e) => Err((e, Vec::new())),
+    }
 }
 
 #[cfg(test)]
@@ -271,7 +342,7 @@ mod tests {
             }
             let mut g = self.inner.lock().unwrap();
             if g.0.len() as u64 != b.old_size.0 {
-                return Err(LogError::Store("tree moved".into()));
+                return Err(LogError::Moved(b.old_size));
             }
             g.1.extend_at(b.first_hash, &b.hashes)?;
             g.0.extend(b.entries.iter().map(|e| e.entry.clone()));
@@ -360,5 +431,37 @@ mod tests {
         .unwrap();
         let e = Sequencer::start(Arc::new(Liar(mem))).await.err().unwrap();
         assert!(e.to_string().contains("were changed"), "{e}");
+    }
+
+    /// Two sequencers on one store (replicas on one database) appending at once: every entry of
+    /// both lands exactly once, none fails (the one that loses a race builds its batch again on
+    /// the other's), and the tree is the tree of what is stored. An idle one then follows the
+    /// other's appends.
+    #[tokio::test]
+    async fn two_sequencers_on_one_store_both_append_and_follow_each_other() {
+        let store = Arc::new(Mem::default());
+        let (a, b) = (Sequencer::start(store.clone()).await.unwrap(), Sequencer::start(store.clone()).await.unwrap());
+        let tasks: Vec<_> = (0..400u32)
+            .map(|i| {
+                let seq = if i % 2 == 0 { a.clone() } else { b.clone() };
+                tokio::spawn(async move { seq.append(entry(i)).await.unwrap() })
+            })
+            .collect();
+        let mut indexes = std::collections::BTreeSet::new();
+        for t in tasks {
+            assert!(indexes.insert(t.await.unwrap().0), "an index given twice");
+        }
+        assert_eq!(indexes.into_iter().collect::<Vec<_>>(), (0..400).collect::<Vec<u64>>());
+        let (size, root) = store.log_tree().await.unwrap();
+        assert_eq!(size, TreeSize(400));
+        let g = store.inner.lock().unwrap().0.clone();
+        assert_eq!(tree::append(TreeSize(0), &g, &MemoryHashes::new()).unwrap().root, root);
+
+        a.append(entry(1000)).await.unwrap();
+        let mut head = b.head();
+        tokio::time::timeout(FOLLOW_INTERVAL * 4, head.wait_for(|(s, _)| *s == TreeSize(401)))
+            .await
+            .expect("the idle sequencer follows within a few intervals")
+            .unwrap();
     }
 }

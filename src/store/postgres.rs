@@ -581,10 +581,7 @@ impl LogStore for PostgresStore {
 
         let moved: i64 = q.build_query_scalar().fetch_one(&self.pool).await.map_err(log_db)?;
         if moved != 1 {
-            return Err(LogError::Store(format!(
-                "the log's tree is no longer at size {}: another writer appended",
-                b.old_size
-            )));
+            return Err(LogError::Moved(b.old_size));
         }
         Ok(())
     }

@@ -609,10 +609,7 @@ impl LogStore for SqliteStore {
                 let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
                 match e {
                     sqlx::Error::Database(d) if d.message().contains("log_tree_compare_and_set") => {
-                        Err(LogError::Store(format!(
-                            "the log's tree is no longer at size {}: another writer appended",
-                            b.old_size
-                        )))
+                        Err(LogError::Moved(b.old_size))
                     }
                     e => Err(log_db(e)),
                 }
