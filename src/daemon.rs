@@ -23,7 +23,7 @@ use crate::ocsp::OcspResponder;
 use crate::policy::Policies;
 use crate::records::{self, RecordWriter};
 use crate::signing::{SigningService, Validation};
-use crate::store::{SignatureWriter, Store, TimestampWriter};
+use crate::store::{SignatureWriter, Store, StoreError, TimestampWriter};
 use crate::tls::{self, ServerCertificate};
 use crate::tsa::TimeStampAuthority;
 use std::io::Write;
@@ -285,6 +285,27 @@ async fn shutdown_signal() {
 /// queries that find nothing, unless sequencing failed.
 const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 
+/// The least time a pending issuance is left before it counts as abandoned: far longer than any
+/// signature and log batch take, so that no process abandons an issuance another replica on
+/// the same database (or a request still within its deadline) is completing.
+const PENDING_GRACE: Duration = Duration::from_secs(600);
+
+/// Marks abandoned what a stopped process left pending for longer than `grace`: at start, and
+/// every [`RECONCILE_EVERY`] while serving (a replica that died leaves its issuances in flight
+/// pending; this process's own, after a crash, become old enough meanwhile).
+async fn abandon_stale_pending(store: &dyn Store, grace: Duration) -> Result<(), StoreError> {
+    let before = crate::unix_time::now().saturating_sub(grace.as_secs()) as i64;
+    let abandoned = store.abandon_pending_created_before(before).await?;
+    if abandoned > 0 {
+        tracing::warn!(
+            count = abandoned,
+            audit = true,
+            "issuances recorded but not completed by a process that stopped marked abandoned"
+        );
+    }
+    Ok(())
+}
+
 /// How long an HTTP/2 PING may go unanswered before the connection is dropped as dead.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -296,14 +317,8 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let hsm = open_hsm(&cfg).await?;
     let database = cfg.store.database()?;
     let store = database.open().await.map_err(|e| format!("{database}: {e}"))?;
-    let abandoned = store.abandon_all_pending().await.map_err(|e| e.to_string())?;
-    if abandoned > 0 {
-        tracing::warn!(
-            count = abandoned,
-            audit = true,
-            "issuances recorded but not completed before the last stop marked abandoned"
-        );
-    }
+    let pending_grace = (2 * cfg.limits.request_deadline).max(PENDING_GRACE);
+    abandon_stale_pending(store.as_ref(), pending_grace).await.map_err(|e| e.to_string())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock(cfg.tsa.clock_check));
     // The keys the services sign with, as operators measure them (trust.v1.Diagnostics), and
     // each service certificate's notAfter by role, for /metrics.
@@ -437,9 +452,19 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     // A CRL exists before the daemon says it is ready: certificates point relying parties at it.
     ca.publish_crl().await.map_err(|e| format!("first CRL: {e}"))?;
     tokio::spawn(ca.clone().run_crl_schedule());
+    tokio::spawn(ca.clone().follow_revocations());
     if log.is_some() {
         tokio::spawn(ca.clone().run_reconciliation(RECONCILE_EVERY));
     }
+    let sweep = store.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(RECONCILE_EVERY).await;
+            if let Err(e) = abandon_stale_pending(sweep.as_ref(), pending_grace).await {
+                tracing::warn!(error = %e, "stale pending issuances could not be marked abandoned; retrying");
+            }
+        }
+    });
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<CaServer>().await;

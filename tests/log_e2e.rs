@@ -243,12 +243,6 @@ async fn every_issued_certificate_has_a_verifying_inclusion_proof_and_checkpoint
     assert_eq!(code_of(log.get_checkpoint(pb::GetCheckpointRequest::default())).await, Code::Ok, "still serving");
 }
 
-fn trustctl_ok(d: &Daemon, args: &[&str]) -> String {
-    let out = d.trustctl(args);
-    assert!(out.status.success(), "trustctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn trustctl_fails(d: &Daemon, args: &[&str]) -> String {
     let out = d.trustctl(args);
     assert!(!out.status.success(), "trustctl {args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));

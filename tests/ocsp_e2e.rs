@@ -13,10 +13,6 @@ struct Setup {
     serial: String,
 }
 
-fn text(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
-}
-
 fn setup() -> Setup {
     let d = Daemon::start();
     let dir = d.dir.path();

@@ -9,18 +9,8 @@ mod common;
 use common::postgres::TestDatabase;
 use common::*;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn text(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
-}
-
-fn trustctl_ok(d: &Daemon, args: &[&str]) -> String {
-    let out = d.trustctl(args);
-    assert!(out.status.success(), "trustctl {args:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// `SELECT COUNT(*)` of a table of the test's database.
 fn rows(db: &TestDatabase, table: &str) -> u64 {

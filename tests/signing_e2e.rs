@@ -12,10 +12,6 @@ use trustd::api::pb;
 use trustd::api::pb::signing_client::SigningClient;
 use trustd::digest::HashAlg;
 
-fn text(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
-}
-
 /// Writes root.pem (the trust anchor, and nothing else, for the verifier) and tsa-chain.pem.
 fn write_anchors(d: &Daemon) {
     let dir = d.dir.path();

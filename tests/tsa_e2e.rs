@@ -26,10 +26,6 @@ fn write_chain(d: &Daemon) {
     }
 }
 
-fn text(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
-}
-
 fn reply_text(dir: &Path, resp: &str) -> String {
     text(&openssl(dir, &["ts", "-reply", "-in", resp, "-text"]))
 }

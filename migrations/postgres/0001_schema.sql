@@ -49,6 +49,15 @@ CREATE TABLE revocation_events (
 );
 CREATE INDEX revocation_events_unlogged ON revocation_events (id) WHERE log_index IS NULL;
 
+-- How many revocation changes (revocations, holds, releases) the database holds, moved by each
+-- change in its own statement: a replica reads this one row to learn of another's changes (its
+-- CRLs and cached client statuses follow them). Unlike the events' ids, it moves in commit order.
+CREATE TABLE revocation_generation (
+    id          BIGINT  PRIMARY KEY CHECK (id = 1),
+    generation  BIGINT  NOT NULL
+);
+INSERT INTO revocation_generation (id, generation) VALUES (1, 0);
+
 -- The last CRL number used per CA; monotonic across restarts and replicas (RFC 5280 §5.2.3).
 CREATE TABLE crl_numbers (
     ca          TEXT    PRIMARY KEY,

@@ -64,4 +64,46 @@ impl CertificateAuthority {
             }
         }
     }
+
+    /// Follows revocations made by other processes on the same database (replicas): every
+    /// [`FOLLOW_REVOCATIONS`] it reads the store's revocation generation, and when others'
+    /// changes moved it, counts a change (cached client statuses are looked up again) and
+    /// republishes the CRLs, as a revocation made here does at once. OCSP needs nothing: it
+    /// reads the store for every answer. Runs until the daemon stops.
+    pub async fn follow_revocations(self: Arc<Self>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut tick = tokio::time::interval(FOLLOW_REVOCATIONS);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Others' changes = the generation less this process's own changes. Own changes are
+        // counted before they reach the store and read after the generation, so every own
+        // change the generation holds is counted: the estimate never runs ahead of the truth,
+        // only behind it while one of ours is on its way, and reaches it once that lands; only
+        // a rise past the highest yet seen counts.
+        let (mut highest, mut failing) = (None::<i128>, false);
+        loop {
+            tick.tick().await;
+            match self.store.revocation_generation().await {
+                Ok(generation) => {
+                    let own = self.own_revocations.load(SeqCst);
+                    let others = i128::from(generation) - i128::from(own);
+                    if highest.is_some_and(|h| others > h) {
+                        self.revocation_changes.count_one();
+                        self.crl_dirty.notify_one();
+                    }
+                    highest = Some(highest.map_or(others, |h| h.max(others)));
+                    failing = false;
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "revocations by other processes cannot be followed; retrying");
+                }
+                Err(_) => {}
+            }
+        }
+    }
 }
+
+/// How often [`CertificateAuthority::follow_revocations`] reads the store: the bound on how long
+/// a revocation made on another replica is missing from this one's CRL (plus the time to
+/// publish it) and from its clients' cached statuses.
+pub const FOLLOW_REVOCATIONS: Duration = Duration::from_millis(500);

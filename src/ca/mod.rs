@@ -186,6 +186,10 @@ pub struct CertificateAuthority {
     crl_publish: tokio::sync::Mutex<()>,
     crl_dirty: tokio::sync::Notify,
     revocation_changes: crate::revocation::Changes,
+    /// Revocation changes this process made or is making (counted before the store has them):
+    /// what [`CertificateAuthority::follow_revocations`] takes off the store's generation to
+    /// see only other processes' changes.
+    own_revocations: std::sync::atomic::AtomicU64,
     /// The issued-certificate log; `None` only with `[log] enabled = false`.
     log: Option<Sequencer>,
     /// Held shared by a revocation from storing its event until its log entry is sequenced, and
@@ -194,6 +198,31 @@ pub struct CertificateAuthority {
     /// one transaction, so has no such window.)
     logging: tokio::sync::RwLock<()>,
     clock: Arc<dyn Clock>,
+}
+
+/// A revocation change of this process, counted in `own_revocations` from before it reaches the
+/// store until it is known to be there; uncounted again if it never gets there (an error, or
+/// the request dropped midway).
+struct OwnRevocation<'a>(Option<&'a std::sync::atomic::AtomicU64>);
+
+impl<'a> OwnRevocation<'a> {
+    fn begin(count: &'a std::sync::atomic::AtomicU64) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        OwnRevocation(Some(count))
+    }
+
+    /// The store has it: it stays counted.
+    fn made(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for OwnRevocation<'_> {
+    fn drop(&mut self) {
+        if let Some(count) = self.0 {
+            count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 /// A certificate the key ceremony issued to one of trustd's own services.
@@ -250,6 +279,7 @@ impl CertificateAuthority {
             crl_publish: tokio::sync::Mutex::new(()),
             crl_dirty: tokio::sync::Notify::new(),
             revocation_changes: Default::default(),
+            own_revocations: Default::default(),
             log: None,
             logging: tokio::sync::RwLock::new(()),
             clock,
@@ -312,7 +342,9 @@ impl CertificateAuthority {
             Change::None => Ok(Revoked { serial: rec.serial, revocation: rec.revocation, changed: false }),
             Change::To(new) => {
                 let _logging = self.logging.read().await;
+                let own = OwnRevocation::begin(&self.own_revocations);
                 let event = self.store.set_revocation(&rec.serial, rec.revocation, new, requester).await?;
+                own.made();
                 tracing::warn!(serial = %rec.serial, %reason, requester, audit = true, "revocation changed");
                 self.revocation_changes.count_one();
                 self.crl_dirty.notify_one();

@@ -31,7 +31,12 @@ impl CertificateAuthority {
                 requester: "key-ceremony".into(),
                 tbs_der: tbs.to_der().map_err(|e| CaError::Internal(e.to_string()))?,
             };
-            self.store.record_issued(&record, &der).await?;
+            match self.store.record_issued(&record, &der).await {
+                Ok(()) => {}
+                // Another replica starting at the same moment recorded it first.
+                Err(StoreError::DuplicateSerial(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
             tracing::info!(%serial, role, audit = true, "key-ceremony certificate recorded");
             added += 1;
         }

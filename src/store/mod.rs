@@ -300,8 +300,10 @@ pub trait Store: LogStore + Send + Sync {
     async fn complete_issued(&self, serial: &Serial, cert_der: &[u8]) -> Result<(), StoreError>;
     /// Marks a pending record abandoned, with the reason.
     async fn abandon(&self, serial: &Serial, reason: &str) -> Result<(), StoreError>;
-    /// Marks every pending record abandoned; run at start-up, when no signing is in flight.
-    async fn abandon_all_pending(&self) -> Result<u64, StoreError>;
+    /// Marks abandoned the pending records created before `before` (Unix seconds): an issuance
+    /// in flight is pending far shorter, so these were left by a process that stopped while
+    /// signing (this one before a restart, or a replica that died). Reads the pending rows only.
+    async fn abandon_pending_created_before(&self, before: i64) -> Result<u64, StoreError>;
     /// One record by serial.
     async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError>;
     /// A page of records, newest first.
@@ -316,6 +318,10 @@ pub trait Store: LogStore + Send + Sync {
         new: Option<Revocation>,
         requester: &str,
     ) -> Result<i64, StoreError>;
+    /// How many revocation changes the store holds, by any process on this database: one that
+    /// sees it move learns of another's revocations. Moves with each [`Store::set_revocation`],
+    /// in its transaction.
+    async fn revocation_generation(&self) -> Result<u64, StoreError>;
     /// Issued (or since revoked) certificates whose `CertificateIssued` entry is not in the
     /// log, in issuance order: what start-up appends after a crash between store and log.
     async fn unlogged_certificates(&self) -> Result<Vec<UnloggedCertificate>, StoreError>;

@@ -23,20 +23,7 @@ impl_columns!(PgRow, Postgres);
 /// PostgreSQL through sqlx.
 pub struct PostgresStore {
     pool: PgPool,
-    /// The connection holding [`ONE_DAEMON_LOCK`], reconnected by [`PostgresStore::claim`].
-    owner: tokio::sync::Mutex<Option<sqlx::PgConnection>>,
-    opts: PgConnectOptions,
 }
-
-/// The session advisory lock a daemon holds on its database: one daemon per database until the
-/// replicas' own coordination exists (OCSP and CRLs do not yet learn of another daemon's
-/// revocations, and the log's sequencers would refuse each other's batches). The number is
-/// arbitrary and only has to be trustd's own ("trustd" in ASCII).
-const ONE_DAEMON_LOCK: i64 = 0x7472_7573_7464;
-
-/// What a second daemon on the same database is told.
-const HELD_ELSEWHERE: &str = "another trustd daemon serves from this database; \
-     this version runs one daemon per PostgreSQL database";
 
 /// How long a request waits for a connection of the pool before the store reports a failure.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,48 +34,16 @@ impl PostgresStore {
     /// the migrations (under PostgreSQL's advisory lock, so replicas starting together apply
     /// each once).
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let store = Self::connect(url, max_connections).await?;
-        store.claim().await?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&store.pool)
-            .await
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        Ok(store)
-    }
-
-    async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let opts: PgConnectOptions = url.parse().map_err(db)?;
+        // One connection first: its failure says why (refused, authentication, no such
+        // database), where the pool's would say only that it timed out.
+        opts.connect().await.map_err(db)?.close().await.map_err(db)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_lazy_with(opts.clone());
-        Ok(PostgresStore { pool, owner: tokio::sync::Mutex::new(None), opts })
-    }
-
-    /// Holds [`ONE_DAEMON_LOCK`], taking it again on a new connection if the one holding it
-    /// was lost (the server restarted): called at open, and by every readiness check, so that
-    /// a daemon that lost its database to another stops being ready. The first connection's
-    /// failure also says why (refused, authentication, no such database), where the pool's
-    /// would say only that it timed out.
-    async fn claim(&self) -> Result<(), StoreError> {
-        let mut owner = self.owner.lock().await;
-        if let Some(conn) = owner.as_mut() {
-            if conn.ping().await.is_ok() {
-                return Ok(());
-            }
-        }
-        *owner = None;
-        let mut conn = self.opts.connect().await.map_err(db)?;
-        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(ONE_DAEMON_LOCK)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(db)?;
-        if !held {
-            return Err(StoreError::Database(HELD_ELSEWHERE.into()));
-        }
-        *owner = Some(conn);
-        Ok(())
+            .connect_lazy_with(opts);
+        sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(|e| StoreError::Database(e.to_string()))?;
+        Ok(PostgresStore { pool })
     }
 
     /// Moves a record from status `from` to `to` (with the certificate, or a note).
@@ -211,11 +166,12 @@ impl Store for PostgresStore {
         self.set_status(serial, CertStatus::Pending, CertStatus::Abandoned, None, Some(reason)).await
     }
 
-    async fn abandon_all_pending(&self) -> Result<u64, StoreError> {
+    async fn abandon_pending_created_before(&self, before: i64) -> Result<u64, StoreError> {
         let r = sqlx::query(
             "UPDATE certificates SET status = 'abandoned', note = 'daemon stopped before signing completed' \
-             WHERE status = 'pending'",
+             WHERE status = 'pending' AND created_at < $1",
         )
+        .bind(before)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -272,12 +228,14 @@ impl Store for PostgresStore {
             // removeFromCRL (RFC 5280 §5.3.1) is what releasing a hold is called.
             None => ("release", Reason::RemoveFromCrl),
         };
-        // The compare-and-set and its audit event in one statement: the event is recorded
-        // exactly when the UPDATE changed the row.
+        // The compare-and-set, its audit event and the generation's move in one statement: the
+        // event is recorded, and the generation moves, exactly when the UPDATE changed the row.
         let event: Option<i64> = sqlx::query_scalar(
             "WITH changed AS (UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3, \
              invalidity_date = $4 WHERE serial = $5 AND status = $6 AND revocation_reason IS NOT DISTINCT FROM $7 \
-             RETURNING serial) \
+             RETURNING serial), \
+             bumped AS (UPDATE revocation_generation SET generation = generation + 1 \
+             WHERE id = 1 AND EXISTS (SELECT FROM changed)) \
              INSERT INTO revocation_events (serial, action, reason, at, requester) \
              SELECT serial, $8, $9, $10, $11 FROM changed RETURNING id",
         )
@@ -298,27 +256,16 @@ impl Store for PostgresStore {
         event.ok_or_else(|| StoreError::Conflict(serial.clone()))
     }
 
+    async fn revocation_generation(&self) -> Result<u64, StoreError> {
+        rows::read_count(&self.pool, rows::REVOCATION_GENERATION).await
+    }
+
     async fn unlogged_certificates(&self) -> Result<Vec<UnloggedCertificate>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT serial, ca, profile, requester, COALESCE(issued_at, created_at) AS issued_at, cert_der \
-             FROM certificates WHERE log_index IS NULL AND status IN ('issued', 'revoked') \
-             ORDER BY COALESCE(issued_at, created_at), id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(rows::unlogged_certificate).collect()
+        rows::read_all(&self.pool, rows::UNLOGGED_CERTIFICATES, rows::unlogged_certificate).await
     }
 
     async fn unlogged_revocations(&self) -> Result<Vec<UnloggedRevocation>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.id, e.serial, c.ca, e.reason, e.at FROM revocation_events e \
-             JOIN certificates c ON c.serial = e.serial WHERE e.log_index IS NULL ORDER BY e.id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(rows::unlogged_revocation).collect()
+        rows::read_all(&self.pool, rows::UNLOGGED_REVOCATIONS, rows::unlogged_revocation).await
     }
 
     async fn unlogged_timestamps(&self, limit: u32) -> Result<Vec<TimestampRecord>, StoreError> {
@@ -348,8 +295,7 @@ impl Store for PostgresStore {
     }
 
     async fn logged_ceremony_keys(&self) -> Result<Vec<Sha256>, StoreError> {
-        let rows = sqlx::query("SELECT spki_sha256 FROM ceremony_keys").fetch_all(&self.pool).await.map_err(db)?;
-        rows.iter().map(|row| rows::sha256(row, "spki_sha256")).collect()
+        rows::read_all(&self.pool, rows::CEREMONY_KEYS, rows::ceremony_key).await
     }
 
     async fn revoked(&self, ca: CaId) -> Result<Vec<RevokedEntry>, StoreError> {
@@ -386,8 +332,7 @@ impl Store for PostgresStore {
     }
 
     async fn count_timestamps(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM timestamps").fetch_one(&self.pool).await.map_err(db)?;
-        Ok(n as u64)
+        rows::read_count(&self.pool, rows::COUNT_TIMESTAMPS).await
     }
 
     async fn record_signatures(&self, records: &[SignatureRecord]) -> Result<(), StoreError> {
@@ -400,12 +345,10 @@ impl Store for PostgresStore {
     }
 
     async fn count_signatures(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signatures").fetch_one(&self.pool).await.map_err(db)?;
-        Ok(n as u64)
+        rows::read_count(&self.pool, rows::COUNT_SIGNATURES).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.claim().await?;
         let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&self.pool).await.map_err(db)?;
         if standby {
             return Err(StoreError::Database("the database is a read-only standby".into()));
@@ -421,12 +364,6 @@ impl Store for PostgresStore {
 
 #[cfg(test)]
 impl PostgresStore {
-    /// A second store on a database another holds (as a second replica will be), for the
-    /// tests of what the database itself guarantees.
-    pub(super) async fn beside(url: &str) -> Self {
-        Self::connect(url, 4).await.unwrap()
-    }
-
     /// Whether this store's connections are TLS, as the server sees them.
     pub(super) async fn over_tls(&self) -> bool {
         sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")

@@ -15,6 +15,55 @@ pub(super) fn db(e: sqlx::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
+/// Runs `sql`, which takes no parameters and reads the same on every backend, and reads each
+/// row with `read`.
+pub(super) async fn read_all<DB, T>(
+    pool: &sqlx::Pool<DB>,
+    sql: &'static str,
+    read: fn(&DB::Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    let rows = sqlx::query::<DB>(sql).fetch_all(pool).await.map_err(db)?;
+    rows.iter().map(read).collect()
+}
+
+/// Runs `sql` as [`read_all`] does for one number: a count, the revocation generation.
+pub(super) async fn read_count<DB>(pool: &sqlx::Pool<DB>, sql: &'static str) -> Result<u64, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let n: i64 = sqlx::query_scalar::<DB, i64>(sql).fetch_one(pool).await.map_err(db)?;
+    u64::try_from(n).map_err(|_| StoreError::Database(format!("negative count {n}")))
+}
+
+/// What [`unlogged_certificate`] reads: issued (or since revoked) certificates not in the log,
+/// in issuance order, through the `certificates_unlogged` index.
+pub(super) const UNLOGGED_CERTIFICATES: &str =
+    "SELECT serial, ca, profile, requester, COALESCE(issued_at, created_at) AS issued_at, cert_der \
+     FROM certificates WHERE log_index IS NULL AND status IN ('issued', 'revoked') \
+     ORDER BY COALESCE(issued_at, created_at), id";
+
+/// What [`unlogged_revocation`] reads: revocation events not in the log, in order.
+pub(super) const UNLOGGED_REVOCATIONS: &str = "SELECT e.id, e.serial, c.ca, e.reason, e.at FROM revocation_events e \
+     JOIN certificates c ON c.serial = e.serial WHERE e.log_index IS NULL ORDER BY e.id";
+
+pub(super) const CEREMONY_KEYS: &str = "SELECT spki_sha256 FROM ceremony_keys";
+pub(super) const REVOCATION_GENERATION: &str = "SELECT generation FROM revocation_generation WHERE id = 1";
+pub(super) const COUNT_TIMESTAMPS: &str = "SELECT COUNT(*) FROM timestamps";
+pub(super) const COUNT_SIGNATURES: &str = "SELECT COUNT(*) FROM signatures";
+
+/// The key of a `ceremony_keys` row.
+pub(super) fn ceremony_key(row: &impl Columns) -> Result<Sha256, StoreError> {
+    sha256(row, "spki_sha256")
+}
+
 /// Unix seconds now, as the store records times.
 pub(super) fn now() -> i64 {
     crate::unix_time::now() as i64

@@ -224,11 +224,12 @@ impl Store for SqliteStore {
         self.set_status(serial, CertStatus::Pending, CertStatus::Abandoned, None, Some(reason)).await
     }
 
-    async fn abandon_all_pending(&self) -> Result<u64, StoreError> {
+    async fn abandon_pending_created_before(&self, before: i64) -> Result<u64, StoreError> {
         let r = sqlx::query(
             "UPDATE certificates SET status = 'abandoned', note = 'daemon stopped before signing completed' \
-             WHERE status = 'pending'",
+             WHERE status = 'pending' AND created_at < ?",
         )
+        .bind(before)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -314,31 +315,24 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db)?
                 .last_insert_rowid();
+        sqlx::query("UPDATE revocation_generation SET generation = generation + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(event)
     }
 
+    async fn revocation_generation(&self) -> Result<u64, StoreError> {
+        rows::read_count(&self.pool, rows::REVOCATION_GENERATION).await
+    }
+
     async fn unlogged_certificates(&self) -> Result<Vec<UnloggedCertificate>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT serial, ca, profile, requester, COALESCE(issued_at, created_at) AS issued_at, cert_der \
-             FROM certificates WHERE log_index IS NULL AND status IN ('issued', 'revoked') \
-             ORDER BY COALESCE(issued_at, created_at), id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(rows::unlogged_certificate).collect()
+        rows::read_all(&self.pool, rows::UNLOGGED_CERTIFICATES, rows::unlogged_certificate).await
     }
 
     async fn unlogged_revocations(&self) -> Result<Vec<UnloggedRevocation>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.id, e.serial, c.ca, e.reason, e.at FROM revocation_events e \
-             JOIN certificates c ON c.serial = e.serial WHERE e.log_index IS NULL ORDER BY e.id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(rows::unlogged_revocation).collect()
+        rows::read_all(&self.pool, rows::UNLOGGED_REVOCATIONS, rows::unlogged_revocation).await
     }
 
     async fn unlogged_timestamps(&self, limit: u32) -> Result<Vec<TimestampRecord>, StoreError> {
@@ -368,8 +362,7 @@ impl Store for SqliteStore {
     }
 
     async fn logged_ceremony_keys(&self) -> Result<Vec<Sha256>, StoreError> {
-        let rows = sqlx::query("SELECT spki_sha256 FROM ceremony_keys").fetch_all(&self.pool).await.map_err(db)?;
-        rows.iter().map(|row| rows::sha256(row, "spki_sha256")).collect()
+        rows::read_all(&self.pool, rows::CEREMONY_KEYS, rows::ceremony_key).await
     }
 
     async fn revoked(&self, ca: CaId) -> Result<Vec<RevokedEntry>, StoreError> {
@@ -405,8 +398,7 @@ impl Store for SqliteStore {
     }
 
     async fn count_timestamps(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM timestamps").fetch_one(&self.pool).await.map_err(db)?;
-        Ok(n as u64)
+        rows::read_count(&self.pool, rows::COUNT_TIMESTAMPS).await
     }
 
     async fn record_signatures(&self, records: &[SignatureRecord]) -> Result<(), StoreError> {
@@ -418,8 +410,7 @@ impl Store for SqliteStore {
     }
 
     async fn count_signatures(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signatures").fetch_one(&self.pool).await.map_err(db)?;
-        Ok(n as u64)
+        rows::read_count(&self.pool, rows::COUNT_SIGNATURES).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

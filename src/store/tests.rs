@@ -34,14 +34,6 @@ impl Place {
         eprintln!("backend: {}", self.database());
         store
     }
-
-    /// Another store on the same database while the first is open.
-    async fn open_beside(&self) -> Arc<dyn Store> {
-        match self {
-            Place::Sqlite(_) => self.open().await,
-            Place::Postgres(db) => Arc::new(PostgresStore::beside(&db.url).await),
-        }
-    }
 }
 
 fn new_cert(serial: &Serial, profile: &str) -> NewCertificate {
@@ -160,7 +152,8 @@ async fn lifecycle_uniqueness_and_paging() {
         assert!(matches!(store.complete_issued(&serials[0], b"again").await, Err(StoreError::WrongStatus { .. })));
         assert!(matches!(store.complete_issued(&Serial::random(), b"x").await, Err(StoreError::NotFound(_))));
         store.abandon(&serials[1], "hsm failed").await.unwrap();
-        assert_eq!(store.abandon_all_pending().await.unwrap(), 3);
+        assert_eq!(store.abandon_pending_created_before(rows::now() - 60).await.unwrap(), 0, "in flight");
+        assert_eq!(store.abandon_pending_created_before(i64::MAX).await.unwrap(), 3);
 
         let rec = store.certificate(&serials[0]).await.unwrap().unwrap();
         assert_eq!(rec.status, CertStatus::Issued);
@@ -209,11 +202,15 @@ async fn revocation_is_compare_and_set_and_crl_numbers_count_per_ca() {
         store.record_issued(&new_cert(&s, "p"), b"c").await.unwrap();
         let hold = Revocation { revoked_at: 10, reason: Reason::CertificateHold, invalidity_date: None };
         let compromise = Revocation { revoked_at: 11, reason: Reason::KeyCompromise, invalidity_date: Some(9) };
+        let generation = store.revocation_generation().await.unwrap();
         let first = store.set_revocation(&s, None, Some(hold), "op").await.unwrap();
         assert!(matches!(store.set_revocation(&s, None, Some(compromise), "op").await, Err(StoreError::Conflict(_))));
         assert!(matches!(store.set_revocation(&s, Some(compromise), None, "op").await, Err(StoreError::Conflict(_))));
+        assert_eq!(store.revocation_generation().await.unwrap(), generation + 1, "refusals move nothing");
         let released = store.set_revocation(&s, Some(hold), None, "op").await.unwrap();
         assert!(released > first);
+        let beside = place.open().await;
+        assert_eq!(beside.revocation_generation().await.unwrap(), generation + 2, "what another process reads");
         assert_eq!(store.certificate(&s).await.unwrap().unwrap().status, CertStatus::Issued);
         assert!(store.revoked(CaId::Issuing).await.unwrap().is_empty());
         let unknown = store.set_revocation(&Serial::random(), None, Some(hold), "op").await;
@@ -352,33 +349,9 @@ async fn the_sequencer_marks_what_it_logged_and_survives_a_reopen() {
         assert!(seq.append(reused).await.is_err());
         assert_eq!(seq.append(NewEntry { entry: b"next".to_vec(), record: None }).await.unwrap(), LeafIndex(8));
         drop(seq);
-        drop(store);
         let seq = Sequencer::start(place.open().await).await.unwrap();
         assert_eq!(seq.head().borrow().0, TreeSize(9));
     }
-}
-
-/// One daemon per PostgreSQL database: a second store opened on it is refused, naming why,
-/// until the first is gone; its readiness check then takes the database again.
-#[tokio::test]
-async fn a_second_daemon_on_one_postgresql_database_is_refused() {
-    let db = TestDatabase::new();
-    let database = Database::Postgres { url: db.url.clone(), max_connections: 2 };
-    let first = database.open().await.unwrap();
-    let e = database.open().await.err().expect("a second daemon is refused");
-    assert!(e.to_string().contains("another trustd daemon serves from this database"), "{e}");
-    first.ping().await.unwrap();
-    drop(first);
-    // The lock goes with the first store's connection, which closes in the background.
-    let start = std::time::Instant::now();
-    let second = loop {
-        match database.open().await {
-            Ok(s) => break s,
-            Err(e) => assert!(start.elapsed() < Duration::from_secs(10), "{e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    second.ping().await.unwrap();
 }
 
 /// The connection to PostgreSQL is TLS where the server offers it, and with
@@ -392,14 +365,7 @@ async fn tls_to_postgresql_is_used_and_verified_against_the_root_named() {
     drop(store);
     let root = crate::testing::postgres::cluster_certificate();
     let verified = format!("{}?sslmode=verify-full&sslrootcert={}", db.url, root.display());
-    let store = loop {
-        // The first store's lock goes with its connection, closed in the background.
-        match PostgresStore::open(&verified, 2).await {
-            Ok(s) => break s,
-            Err(e) if e.to_string().contains("another trustd") => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let store = PostgresStore::open(&verified, 2).await.unwrap();
     assert!(store.over_tls().await);
     drop(store);
 
@@ -423,7 +389,7 @@ async fn tls_to_postgresql_is_used_and_verified_against_the_root_named() {
 #[tokio::test]
 async fn two_writers_on_one_database_never_fork_the_log() {
     for place in Place::each() {
-        let (a, b) = (place.open().await, place.open_beside().await);
+        let (a, b) = (place.open().await, place.open().await);
         let mut won = 0;
         for round in 0u64..20 {
             let (size, _) = a.log_tree().await.unwrap();

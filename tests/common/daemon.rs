@@ -19,6 +19,8 @@ pub struct Daemon {
     pub https: Option<String>,
     child: Child,
     pub stderr_log: PathBuf,
+    /// The data dir (token, credentials): `dir/data`, or a replica's first daemon's.
+    data: PathBuf,
 }
 
 impl Daemon {
@@ -41,6 +43,17 @@ impl Daemon {
     /// Starts `trustd dev` with extra arguments, logging at `log_level` (`TRUSTD_LOG`) when
     /// given: the benchmarks keep the daemon to warnings, as a loaded production daemon would.
     pub fn spawn(dir: tempfile::TempDir, extra: &[&str], log_level: Option<&str>) -> Daemon {
+        let data = dir.path().join("data");
+        Self::spawn_on(dir, data, extra, log_level)
+    }
+
+    /// A second daemon on this one's data dir (its token and credentials) with its own
+    /// listeners: with `--store-url` on the same database, a replica.
+    pub fn replica(&self, extra: &[&str]) -> Daemon {
+        Self::spawn_on(tempfile::tempdir().expect("temp dir"), self.data.clone(), extra, None)
+    }
+
+    fn spawn_on(dir: tempfile::TempDir, data: PathBuf, extra: &[&str], log_level: Option<&str>) -> Daemon {
         let stderr_log = dir.path().join("trustd.stderr");
         let err = std::fs::File::create(&stderr_log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_trustd"));
@@ -49,7 +62,7 @@ impl Daemon {
         }
         let mut child = cmd
             .args(["dev", "--data-dir"])
-            .arg(dir.path().join("data"))
+            .arg(&data)
             .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--https", "127.0.0.1:0"])
             .args(["--public-url", PUBLIC_URL])
             .args(extra)
@@ -75,7 +88,7 @@ impl Daemon {
             .expect("http= in ready line")
             .to_owned();
         let https = line.split_whitespace().find_map(|w| w.strip_prefix("https=")).map(str::to_owned);
-        Daemon { dir, grpc, http, https, child, stderr_log }
+        Daemon { dir, grpc, http, https, child, stderr_log, data }
     }
 
     /// The daemon's process ID.
@@ -84,7 +97,15 @@ impl Daemon {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
+    }
+
+    /// Kills the process at once (SIGKILL), a replica lost mid-work, and gives back its dir
+    /// (which holds the data dir a replica of it still uses).
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
     }
 
     /// The operator credential `trustd dev` keeps (`ca.crt`, `operator.crt`, `operator.key`).

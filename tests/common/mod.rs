@@ -25,6 +25,18 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// A command's stdout and stderr, for assertions and their messages.
+pub fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
+
+/// Runs trustctl against `d` and returns its stdout, panicking with its output if it fails.
+pub fn trustctl_ok(d: &Daemon, args: &[&str]) -> String {
+    let out = d.trustctl(args);
+    assert!(out.status.success(), "trustctl {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn openssl(dir: &Path, args: &[&str]) -> Output {
     run(Command::new("openssl").current_dir(dir).args(args))
 }
