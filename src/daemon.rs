@@ -285,6 +285,11 @@ async fn shutdown_signal() {
 /// queries that find nothing, unless sequencing failed.
 const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 
+/// How old a revocation event missing from the log must be before reconciliation logs it: a
+/// revocation is logged right after it is stored, by whichever replica made it, within far
+/// less than this.
+const REVOCATION_SETTLED: Duration = Duration::from_secs(10);
+
 /// The least time a pending issuance is left before it counts as abandoned: far longer than any
 /// signature and log batch take, so that no process abandons an issuance another replica on
 /// the same database (or a request still within its deadline) is completing.
@@ -363,7 +368,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     ca.record_ceremony_certificates(ceremony_certs).await.map_err(|e| format!("ceremony certificates: {e}"))?;
     // Every certificate the store knows as issued is in the log before the daemon says it is
     // ready: those of a crash between store and log, and the ceremony's just recorded.
-    ca.log_unsequenced().await.map_err(|e| format!("log: appending unlogged records: {e}"))?;
+    ca.log_unsequenced(REVOCATION_SETTLED).await.map_err(|e| format!("log: appending unlogged records: {e}"))?;
     let in_service = keys_in_service(&cfg, &hsm, &policies).await?;
     let sequencer = log.as_ref().map(|l| l.sequencer());
     if let Some(seq) = sequencer {
@@ -454,7 +459,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     tokio::spawn(ca.clone().run_crl_schedule());
     tokio::spawn(ca.clone().follow_revocations());
     if log.is_some() {
-        tokio::spawn(ca.clone().run_reconciliation(RECONCILE_EVERY));
+        tokio::spawn(ca.clone().run_reconciliation(RECONCILE_EVERY, REVOCATION_SETTLED));
     }
     let sweep = store.clone();
     tokio::spawn(async move {

@@ -50,7 +50,10 @@ impl CertificateAuthority {
     /// database error) left out. Run at start-up, before the daemon says it is ready, and by
     /// [`CertificateAuthority::run_reconciliation`]. Returns how many certificates and
     /// revocations were appended.
-    pub async fn log_unsequenced(&self) -> Result<(usize, usize), CaError> {
+    ///
+    /// Revocation events younger than `settled` are left for a later run: the process that
+    /// made one (another replica) may still be logging it.
+    pub async fn log_unsequenced(&self, settled: Duration) -> Result<(usize, usize), CaError> {
         let Some(log) = &self.log else {
             return Ok((0, 0));
         };
@@ -70,7 +73,7 @@ impl CertificateAuthority {
             entries.push(NewEntry { entry, record: Some(LoggedRecord::Certificate(c.serial.to_string())) });
         }
         log.append_all(entries).await?;
-        let revocations = self.store.unlogged_revocations().await?;
+        let revocations = self.store.unlogged_revocations(settled).await?;
         let mut entries = Vec::with_capacity(revocations.len());
         for r in &revocations {
             let entry = revocation_entry(&r.serial, r.ca, r.at, r.reason)?;
@@ -98,10 +101,10 @@ impl CertificateAuthority {
     /// withheld from its requester because its entry could not be sequenced (which
     /// GetCertificate and OCSP serve from the store all the same) reaches the log within one
     /// period, not at the next start.
-    pub async fn run_reconciliation(self: Arc<Self>, every: Duration) {
+    pub async fn run_reconciliation(self: Arc<Self>, every: Duration, settled: Duration) {
         loop {
             tokio::time::sleep(every).await;
-            if let Err(e) = self.log_unsequenced().await {
+            if let Err(e) = self.log_unsequenced(settled).await {
                 tracing::error!(error = %e, "log reconciliation failed; retrying next period");
             }
         }

@@ -333,15 +333,15 @@ async fn what_the_log_missed_while_serving_is_appended_by_the_next_reconciliatio
     let all = store.list_certificates(&ListQuery { limit: 10, ..Default::default() }).await.unwrap().records;
     let statuses: Vec<_> = all.iter().map(|r| (r.status, r.cert_der.is_some())).collect();
     assert_eq!(statuses, [(CertStatus::Abandoned, false), (CertStatus::Revoked, true)], "newest first");
-    assert_eq!(store.unlogged_revocations().await.unwrap().len(), 1);
+    assert_eq!(store.unlogged_revocations(Duration::ZERO).await.unwrap().len(), 1);
 
     // While the log still fails, a reconciliation fails too and the loop keeps going.
-    let task = tokio::spawn(ca.clone().run_reconciliation(Duration::from_millis(20)));
+    let task = tokio::spawn(ca.clone().run_reconciliation(Duration::from_millis(20), Duration::ZERO));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(store.unlogged_revocations().await.unwrap().len(), 1);
+    assert_eq!(store.unlogged_revocations(Duration::ZERO).await.unwrap().len(), 1);
     flaky.failing.store(false, std::sync::atomic::Ordering::SeqCst);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !store.unlogged_revocations().await.unwrap().is_empty() {
+    while !store.unlogged_revocations(Duration::ZERO).await.unwrap().is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "not reconciled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -355,7 +355,7 @@ async fn what_the_log_missed_while_serving_is_appended_by_the_next_reconciliatio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_never_logs_twice_what_is_on_its_way() {
     let (ca, _flaky, store, _dir) = logged().await;
-    let task = tokio::spawn(ca.clone().run_reconciliation(Duration::from_micros(100)));
+    let task = tokio::spawn(ca.clone().run_reconciliation(Duration::from_micros(100), Duration::ZERO));
     let jobs: Vec<_> = (0..48u8)
         .map(|i| {
             let ca = ca.clone();

@@ -50,9 +50,10 @@ pub(super) const UNLOGGED_CERTIFICATES: &str =
      FROM certificates WHERE log_index IS NULL AND status IN ('issued', 'revoked') \
      ORDER BY COALESCE(issued_at, created_at), id";
 
-/// What [`unlogged_revocation`] reads: revocation events not in the log, in order.
-pub(super) const UNLOGGED_REVOCATIONS: &str = "SELECT e.id, e.serial, c.ca, e.reason, e.at FROM revocation_events e \
-     JOIN certificates c ON c.serial = e.serial WHERE e.log_index IS NULL ORDER BY e.id";
+/// The newest `at` of a revocation event `settled` old.
+pub(super) fn settled_before(settled: std::time::Duration) -> i64 {
+    now().saturating_sub(i64::try_from(settled.as_secs()).unwrap_or(i64::MAX))
+}
 
 pub(super) const CEREMONY_KEYS: &str = "SELECT spki_sha256 FROM ceremony_keys";
 pub(super) const REVOCATION_GENERATION: &str = "SELECT generation FROM revocation_generation WHERE id = 1";

@@ -331,8 +331,16 @@ impl Store for SqliteStore {
         rows::read_all(&self.pool, rows::UNLOGGED_CERTIFICATES, rows::unlogged_certificate).await
     }
 
-    async fn unlogged_revocations(&self) -> Result<Vec<UnloggedRevocation>, StoreError> {
-        rows::read_all(&self.pool, rows::UNLOGGED_REVOCATIONS, rows::unlogged_revocation).await
+    async fn unlogged_revocations(&self, settled: Duration) -> Result<Vec<UnloggedRevocation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.id, e.serial, c.ca, e.reason, e.at FROM revocation_events e \
+             JOIN certificates c ON c.serial = e.serial WHERE e.log_index IS NULL AND e.at <= ? ORDER BY e.id",
+        )
+        .bind(rows::settled_before(settled))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(rows::unlogged_revocation).collect()
     }
 
     async fn unlogged_timestamps(&self, limit: u32) -> Result<Vec<TimestampRecord>, StoreError> {

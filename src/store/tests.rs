@@ -215,7 +215,8 @@ async fn revocation_is_compare_and_set_and_crl_numbers_count_per_ca() {
         assert!(store.revoked(CaId::Issuing).await.unwrap().is_empty());
         let unknown = store.set_revocation(&Serial::random(), None, Some(hold), "op").await;
         assert!(matches!(unknown, Err(StoreError::Conflict(_))));
-        let events = store.unlogged_revocations().await.unwrap();
+        assert!(store.unlogged_revocations(Duration::from_secs(60)).await.unwrap().is_empty(), "too young");
+        let events = store.unlogged_revocations(Duration::ZERO).await.unwrap();
         let reasons: Vec<_> = events.iter().map(|e| (e.event_id, e.reason)).collect();
         assert_eq!(
             reasons,
@@ -289,14 +290,14 @@ async fn the_sequencer_marks_what_it_logged_and_survives_a_reopen() {
         seq.append_all(entries).await.unwrap();
         let revoked = Revocation { revoked_at: 5, reason: Reason::KeyCompromise, invalidity_date: None };
         let event = store.set_revocation(&serials[1], None, Some(revoked), "t").await.unwrap();
-        assert_eq!(store.unlogged_revocations().await.unwrap()[0].event_id, event);
+        assert_eq!(store.unlogged_revocations(Duration::ZERO).await.unwrap()[0].event_id, event);
         let idx = seq
             .append(NewEntry { entry: b"revoked".to_vec(), record: Some(LoggedRecord::RevocationEvent(event)) })
             .await
             .unwrap();
         assert_eq!(idx, LeafIndex(3));
         assert!(store.unlogged_certificates().await.unwrap().is_empty());
-        assert!(store.unlogged_revocations().await.unwrap().is_empty());
+        assert!(store.unlogged_revocations(Duration::ZERO).await.unwrap().is_empty());
 
         // A pending certificate, a new time-stamp and signature, and a ceremony key, each
         // written with its entry.
