@@ -320,6 +320,11 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let access_file = access_file(&cfg.policies, &policies);
     let (access, access_text) = access_file.load()?;
     let hsm = open_hsm(&cfg).await?;
+    let sessions = hsm.clone();
+    crate::metrics::global().read_hsm_sessions_with(Box::new(move || {
+        let (open, in_use) = sessions.sessions();
+        (open, in_use, sessions.max_sessions())
+    }));
     let database = cfg.store.database()?;
     let store = database.open().await.map_err(|e| format!("{database}: {e}"))?;
     let pending_grace = (2 * cfg.limits.request_deadline).max(PENDING_GRACE);

@@ -1,5 +1,6 @@
 //! What Prometheus scrapes from `GET /metrics` (the OpenMetrics text format, which Prometheus
-//! reads): requests, failures and latency per gRPC method and HTTP route, HSM signatures, the
+//! reads): requests, failures and latency per gRPC method and HTTP route, HSM signatures and
+//! sessions, the
 //! group-commit writers' batches (records, time, what waits), and,
 //! read when scraped, readiness, the log's size and the entries no checkpoint covers yet, each
 //! CRL's age and the seconds to its nextUpdate, and the seconds until each service certificate
@@ -50,6 +51,14 @@ struct CaLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SessionLabels {
+    state: &'static str,
+}
+
+/// Reads the HSM's sessions (open, in use, most) when scraped; set by whoever holds the HSM.
+type SessionReader = Box<dyn Fn() -> (usize, usize, usize) + Send + Sync>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WriterLabels {
     writer: &'static str,
 }
@@ -71,6 +80,8 @@ pub struct Metrics {
     latency: Family<MethodLabels, Histogram>,
     hsm_operations: Family<ResultLabels, Counter>,
     hsm_latency: Histogram,
+    hsm_sessions: Family<SessionLabels, Gauge>,
+    session_reader: std::sync::OnceLock<SessionReader>,
     batch_size: Family<WriterLabels, Histogram>,
     batch_latency: Family<WriterLabels, Histogram>,
     queue_depth: Family<WriterLabels, Gauge>,
@@ -100,6 +111,12 @@ impl Metrics {
             "hsm_operation_duration_seconds",
             "Time from queuing a signature for the HSM to its result",
             hsm_latency.clone(),
+        );
+        let hsm_sessions = Family::<SessionLabels, Gauge>::default();
+        registry.register(
+            "hsm_sessions",
+            "PKCS#11 sessions: in_use (leased to an operation), open (in use or idle) and max (the pool's bound)",
+            hsm_sessions.clone(),
         );
         let batch_size = Family::<WriterLabels, Histogram>::new_with_constructor(
             (|| Histogram::new(exponential_buckets(1.0, 2.0, 10))) as fn() -> Histogram,
@@ -157,6 +174,8 @@ impl Metrics {
             latency,
             hsm_operations,
             hsm_latency,
+            hsm_sessions,
+            session_reader: std::sync::OnceLock::new(),
             batch_size,
             batch_latency,
             queue_depth,
@@ -183,6 +202,11 @@ impl Metrics {
         self.hsm_latency.observe(took.as_secs_f64());
     }
 
+    /// Where scrapes read the HSM's sessions from (the first reader set stays).
+    pub fn read_hsm_sessions_with(&self, reader: SessionReader) {
+        let _ = self.session_reader.set(reader);
+    }
+
     /// A group-commit writer took a batch of `records`, leaving `waiting` queued.
     pub fn batch_taken(&self, writer: &'static str, records: usize, waiting: usize) {
         let labels = WriterLabels { writer };
@@ -202,6 +226,12 @@ impl Metrics {
             self.ready.get_or_create(&DependencyLabels { dependency }).set(i64::from(*ok));
         }
         let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        if let Some(read) = self.session_reader.get() {
+            let (open, in_use, max) = read();
+            for (state, n) in [("open", open), ("in_use", in_use), ("max", max)] {
+                self.hsm_sessions.get_or_create(&SessionLabels { state }).set(gauge(n as u64));
+            }
+        }
         if let Some((size, awaiting)) = now.log {
             self.log_size.set(gauge(size));
             self.log_awaiting.set(gauge(awaiting));
@@ -256,6 +286,7 @@ mod tests {
         m.request(labels("InvalidArgument"), Duration::from_micros(50));
         m.hsm_operation(true, Duration::from_micros(80));
         m.batch_taken("log", 40, 7);
+        m.read_hsm_sessions_with(Box::new(|| (5, 2, 8)));
         m.batch_done("log", Duration::from_millis(2));
         let text = m
             .encode(Scraped {
@@ -274,6 +305,8 @@ mod tests {
             "trustd_store_batch_records_sum{writer=\"log\"} 40.0",
             "trustd_store_batch_duration_seconds_count{writer=\"log\"} 1",
             "trustd_store_queue_depth{writer=\"log\"} 7",
+            "trustd_hsm_sessions{state=\"in_use\"} 2",
+            "trustd_hsm_sessions{state=\"max\"} 8",
             "trustd_ready{dependency=\"hsm\"} 1",
             "trustd_ready{dependency=\"store\"} 0",
             "trustd_log_tree_size 42",

@@ -101,6 +101,8 @@ async fn prometheus_reads_requests_refusals_hsm_readiness_and_expiry() {
     let timed = value(&s, "trustd_store_batch_duration_seconds_count", &log).unwrap();
     assert!(timed == batches || timed == batches - 1.0, "{timed} of {batches}");
     assert!(value(&s, "trustd_store_queue_depth", &log).is_some());
+    let sessions = |state| value(&s, "trustd_hsm_sessions", &[("state", state)]).unwrap();
+    assert!(sessions("open") >= 1.0 && sessions("in_use") <= sessions("open") && sessions("max") >= sessions("open"));
     for ca in ["issuing", "root"] {
         let age = value(&s, "trustd_crl_age_seconds", &[("ca", ca)]).unwrap_or_else(|| panic!("{ca}"));
         let next = value(&s, "trustd_crl_next_update_seconds", &[("ca", ca)]).unwrap();

@@ -417,6 +417,17 @@ impl Hsm {
         }
     }
 
+    /// Sessions open and, of those, in use now (leased to a signature or a key operation).
+    pub fn sessions(&self) -> (usize, usize) {
+        let st = self.0.pool.lock().unwrap_or_else(|p| p.into_inner());
+        (st.open, st.open.saturating_sub(st.idle.len()))
+    }
+
+    /// The most sessions the pool opens (`[hsm] max_sessions`).
+    pub fn max_sessions(&self) -> usize {
+        self.0.max_sessions
+    }
+
     fn acquire(&self) -> Result<Pooled, HsmError> {
         let mut st = self.0.pool.lock().unwrap_or_else(|p| p.into_inner());
         loop {
