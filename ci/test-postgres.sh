@@ -6,6 +6,9 @@
 # cluster runs as the `postgres` user.
 #   TRUSTD_TEST_PG_DIR   where the cluster lives (default /tmp/trustd-test-postgres)
 #   TRUSTD_TEST_PG_PORT  its TCP port on 127.0.0.1 (default 55432)
+# `ci/test-postgres.sh standby NAME PORT` also starts a hot standby of the cluster (streaming
+# replication from a fresh base backup) on PORT and prints its URL; `ci/test-postgres.sh
+# drop-standby NAME` stops and removes it.
 set -euo pipefail
 dir=${TRUSTD_TEST_PG_DIR:-/tmp/trustd-test-postgres}
 port=${TRUSTD_TEST_PG_PORT:-55432}
@@ -45,5 +48,25 @@ if ! as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300 -c ssl=on" start >/dev/null 9>&- \
     || { tail -20 "$dir/server.log" >&2; exit 1; }
 fi
-echo "postgres://postgres@127.0.0.1:$port"
-echo "$dir/root.crt"
+case "${1:-}" in
+  standby)
+    name=$2 standby_port=$3
+    sdir="$dir/standbys/$name"
+    as_owner mkdir -p "$dir/standbys"
+    as_owner "$bin/pg_basebackup" -h 127.0.0.1 -p "$port" -U postgres -D "$sdir" -R -X stream -c fast >/dev/null 2>"$dir/standbys/$name.log" \
+      || { cat "$dir/standbys/$name.log" >&2; exit 1; }
+    as_owner "$bin/pg_ctl" -D "$sdir" -l "$sdir/server.log" -w -t 60 \
+      -o "-p $standby_port -k $dir/standbys -c listen_addresses=127.0.0.1 -c hot_standby=on -c max_connections=300 -c ssl=on" start >/dev/null 9>&- \
+      || { tail -20 "$sdir/server.log" >&2; exit 1; }
+    echo "postgres://postgres@127.0.0.1:$standby_port"
+    ;;
+  drop-standby)
+    sdir="$dir/standbys/$2"
+    as_owner "$bin/pg_ctl" -D "$sdir" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$sdir" "$dir/standbys/$2.log"
+    ;;
+  *)
+    echo "postgres://postgres@127.0.0.1:$port"
+    echo "$dir/root.crt"
+    ;;
+esac

@@ -146,12 +146,17 @@ fn every_service_records_in_postgresql_and_survives_a_restart() {
 }
 
 /// A database URL that cannot be used stops the start with a message naming it, never with
-/// its password.
+/// its password: a server that is not there, a URL that is not PostgreSQL's, and a hot standby
+/// (read-only: trustd needs the primary, for now).
 #[test]
-fn an_unreachable_or_wrong_database_is_named_at_start_without_its_password() {
+fn an_unreachable_wrong_or_standby_database_is_named_at_start_without_its_password() {
+    let db = TestDatabase::new();
+    let standby = common::postgres::TestStandby::new();
+    let on_standby = standby.of(&db).replace("postgres@", "postgres:s3cret@");
     for (url, says) in [
         ("postgres://trustd:s3cret@127.0.0.1:1/trustd", "postgres://trustd@127.0.0.1:1/trustd"),
         ("mysql://trustd:s3cret@127.0.0.1/trustd", "must be a postgres:// URL"),
+        (on_standby.as_str(), "the database is a read-only standby: point trustd at the primary"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_trustd"))

@@ -25,6 +25,9 @@ pub struct PostgresStore {
     pool: PgPool,
 }
 
+/// What a daemon pointed at a hot standby is told: it needs a primary, for now.
+const STANDBY: &str = "the database is a read-only standby: point trustd at the primary";
+
 /// How long a request waits for a connection of the pool before the store reports a failure.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -36,8 +39,14 @@ impl PostgresStore {
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let opts: PgConnectOptions = url.parse().map_err(db)?;
         // One connection first: its failure says why (refused, authentication, no such
-        // database), where the pool's would say only that it timed out.
-        opts.connect().await.map_err(db)?.close().await.map_err(db)?;
+        // database), where the pool's would say only that it timed out; and a standby is told
+        // apart before the migrations would fail on it.
+        let mut first = opts.connect().await.map_err(db)?;
+        let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut first).await.map_err(db)?;
+        first.close().await.map_err(db)?;
+        if standby {
+            return Err(StoreError::Database(STANDBY.into()));
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -359,7 +368,7 @@ impl Store for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&self.pool).await.map_err(db)?;
         if standby {
-            return Err(StoreError::Database("the database is a read-only standby".into()));
+            return Err(StoreError::Database(STANDBY.into()));
         }
         Ok(())
     }

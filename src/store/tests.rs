@@ -384,6 +384,17 @@ async fn tls_to_postgresql_is_used_and_verified_against_the_root_named() {
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
 }
 
+/// A hot standby (read-only) is told apart before anything is tried on it, with the schema
+/// replicated from the primary.
+#[tokio::test]
+async fn a_hot_standby_is_refused_by_name() {
+    let db = TestDatabase::new();
+    drop(PostgresStore::open(&db.url, 2).await.unwrap());
+    let standby = crate::testing::postgres::TestStandby::new();
+    let e = PostgresStore::open(&standby.of(&db), 2).await.err().expect("a standby is refused");
+    assert!(e.to_string().contains("read-only standby: point trustd at the primary"), "{e}");
+}
+
 /// Two stores on one database (two replicas, or a restart beside a running daemon) writing log
 /// batches at once: the database's compare-and-set lets exactly one batch move the tree from
 /// each size, so the log never forks, and what the loser wrote is nowhere.

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 fn started() -> &'static (String, PathBuf) {
     static CLUSTER: OnceLock<(String, PathBuf)> = OnceLock::new();
     CLUSTER.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/ci/test-postgres.sh");
+        let script = script();
         let out = Command::new(script).output().unwrap_or_else(|e| panic!("{script}: {e}"));
         assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
         let out = String::from_utf8(out.stdout).expect("the script prints a URL and a file");
@@ -19,6 +19,10 @@ fn started() -> &'static (String, PathBuf) {
         let (url, cert) = (lines.next().expect("a URL"), lines.next().expect("a certificate file"));
         (url.to_owned(), PathBuf::from(cert))
     })
+}
+
+fn script() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/ci/test-postgres.sh")
 }
 
 fn cluster() -> &'static str {
@@ -59,5 +63,36 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+/// A hot standby of the whole cluster (PostgreSQL streaming replication from a fresh base
+/// backup), read-only, on a port of its own; stopped and removed when this is dropped.
+pub struct TestStandby {
+    name: String,
+    /// Its URL without a database: append `/NAME` of a database of the cluster.
+    pub url: String,
+}
+
+impl TestStandby {
+    pub fn new() -> TestStandby {
+        cluster();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let name = format!("standby_{}_{port}", std::process::id());
+        let out = Command::new(script()).args(["standby", &name, &port.to_string()]).output().unwrap();
+        assert!(out.status.success(), "standby: {}", String::from_utf8_lossy(&out.stderr));
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        TestStandby { name, url }
+    }
+
+    /// The standby's copy of `db`.
+    pub fn of(&self, db: &TestDatabase) -> String {
+        format!("{}/{}", self.url, db.name)
+    }
+}
+
+impl Drop for TestStandby {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).args(["drop-standby", &self.name]).output();
     }
 }
