@@ -357,3 +357,50 @@ fn gen_time_carries_milliseconds_when_the_policy_says_so() {
     ]);
     assert!(v.status.success() && text(&v).contains("TOTAL_PASSED"), "{}", text(&v));
 }
+
+/// A TSA policy marked qualified: every token's TSTInfo carries the qcStatements extension
+/// with esi4-qtstStatement-1 (ETSI EN 319 422 §9.1), as asn1crypto reads it, and openssl and
+/// rfc3161-client accept the token; the shipped policy carries none.
+#[test]
+fn a_qualified_tsa_states_it_in_every_token() {
+    let extensions = |dir: &Path, response: &str| {
+        let out = Command::new(venv_bin("python"))
+            .current_dir(dir)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/tst_extensions.py"))
+            .arg(response)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    trustd::policy::Policies::install_defaults(&dir.path().join("data/policies")).unwrap();
+    let policy = dir.path().join("data/policies/tsa.toml");
+    let shipped = std::fs::read_to_string(&policy).unwrap();
+    assert!(shipped.contains("qualified = false"), "best practices by default");
+    std::fs::write(&policy, shipped.replace("qualified = false", "qualified = true")).unwrap();
+    let d = Daemon::start_in(dir);
+    let dir = d.dir.path();
+    write_chain(&d);
+    std::fs::write(dir.join("doc.txt"), b"qualified\n").unwrap();
+    for cert in [true, false] {
+        let mut args = vec!["ts", "-query", "-data", "doc.txt", "-sha256", "-out", "q.tsq"];
+        if cert {
+            args.push("-cert");
+        }
+        openssl(dir, &args);
+        let (_, _, body) = d.http_post("/tsa", TSQ, &std::fs::read(dir.join("q.tsq")).unwrap());
+        std::fs::write(dir.join("r.tsr"), &body).unwrap();
+        assert_eq!(extensions(dir, "r.tsr"), "1.3.6.1.5.5.7.1.3 critical=False statements=0.4.0.19422.1.1");
+        let untrusted = if cert { "issuing.pem" } else { "tsa-chain.pem" };
+        let v = openssl(
+            dir,
+            &["ts", "-verify", "-in", "r.tsr", "-data", "doc.txt", "-CAfile", "root.pem", "-untrusted", untrusted],
+        );
+        assert!(text(&v).contains("Verification: OK"), "{}", text(&v));
+        let nonce =
+            reply_text(dir, "r.tsr").lines().find_map(|l| l.strip_prefix("Nonce: 0x").map(str::to_owned)).unwrap();
+        let out = independent_verify(dir, "r.tsr", "doc.txt", &nonce);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "{}", text(&out));
+    }
+}

@@ -60,6 +60,9 @@ pub struct TsaPolicy {
     /// How finely genTime is stated; never coarser than `accuracy`.
     pub precision: Precision,
     pub include_tsa_name: bool,
+    /// A qualified time-stamping service (eIDAS): every TSTInfo carries esi4-qtstStatement-1
+    /// (ETSI EN 319 422 §9.1).
+    pub qualified: bool,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +77,8 @@ struct TsaFile {
     precision: String,
     #[serde(default)]
     include_tsa_name: bool,
+    #[serde(default)]
+    qualified: bool,
 }
 
 fn default_precision() -> String {
@@ -112,6 +117,7 @@ impl TsaPolicy {
             accuracy,
             precision,
             include_tsa_name: f.include_tsa_name,
+            qualified: f.qualified,
         })
     }
 }

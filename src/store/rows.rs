@@ -50,11 +50,6 @@ pub(super) const UNLOGGED_CERTIFICATES: &str =
      FROM certificates WHERE log_index IS NULL AND status IN ('issued', 'revoked') \
      ORDER BY COALESCE(issued_at, created_at), id";
 
-/// The newest `at` of a revocation event `settled` old.
-pub(super) fn settled_before(settled: std::time::Duration) -> i64 {
-    now().saturating_sub(i64::try_from(settled.as_secs()).unwrap_or(i64::MAX))
-}
-
 pub(super) const CEREMONY_KEYS: &str = "SELECT spki_sha256 FROM ceremony_keys";
 pub(super) const REVOCATION_GENERATION: &str = "SELECT generation FROM revocation_generation WHERE id = 1";
 pub(super) const COUNT_TIMESTAMPS: &str = "SELECT COUNT(*) FROM timestamps";
@@ -68,6 +63,11 @@ pub(super) fn ceremony_key(row: &impl Columns) -> Result<Sha256, StoreError> {
 /// Unix seconds now, as the store records times.
 pub(super) fn now() -> i64 {
     crate::unix_time::now() as i64
+}
+
+/// The newest `at` of a revocation event `settled` old.
+pub(super) fn settled_before(settled: Duration) -> i64 {
+    now().saturating_sub(i64::try_from(settled.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A backend's row, read by column name into the few types the schema uses.

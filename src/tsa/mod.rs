@@ -329,7 +329,10 @@ impl TimeStampAuthority {
             ordering: false,
             nonce: req.nonce.clone(),
             tsa: self.policy.include_tsa_name.then(|| self.name.clone()),
-            extensions: None,
+            extensions: match self.policy.qualified {
+                true => Some(vec![tst::qualified_statement().map_err(|e| Refusal::system(&e))?]),
+                false => None,
+            },
         };
         let tst_der = tst.to_der().map_err(|e| Refusal::system(&e))?;
         let token = self.sign_token(&tst_der, req.cert_req).await.map_err(|e| Refusal::system(&e))?;

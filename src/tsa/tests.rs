@@ -29,6 +29,7 @@ fn policy(precision: Precision, accuracy: Duration) -> TsaPolicy {
         accuracy,
         precision,
         include_tsa_name: true,
+        qualified: false,
     }
 }
 
@@ -116,6 +117,19 @@ async fn grants_a_signed_recorded_token() {
     assert_eq!((r.policy, r.hash_alg), (BEST_PRACTICES, HashAlg::Sha256));
     assert_eq!((r.imprint.as_slice(), r.nonce.as_deref()), (&[7u8; 32][..], Some(&[0, 0x81, 2, 3, 4, 5, 6, 7, 8][..])));
     assert_eq!(token_of(&out.response_der), r.token_der);
+    assert!(info.extensions.is_none(), "not a qualified TSA: no qualified statement");
+}
+
+/// A qualified TSA states it in every TSTInfo (ETSI EN 319 422 §9.1), and only there.
+#[tokio::test]
+async fn a_qualified_tsa_puts_the_qualified_statement_into_every_token() {
+    let qualified = TsaPolicy { qualified: true, ..policy(Precision::Seconds, Duration::from_secs(1)) };
+    let f = fixture_with(qualified, None, None).await;
+    for cert_req in [true, false] {
+        let out = f.tsa.timestamp_request(req("sha256", &[7; 32], &[1], cert_req), "c").await;
+        let (info, _) = tst_info(&decode(&out.response_der).3.unwrap(), &f.spki);
+        assert_eq!(info.extensions, Some(vec![tst::qualified_statement().unwrap()]));
+    }
 }
 
 fn token_of(resp: &[u8]) -> Vec<u8> {
