@@ -433,6 +433,14 @@ pub struct ServerSection {
     /// Largest request message accepted, in bytes; larger ones are refused.
     #[serde(default = "default_max_request")]
     pub max_request_bytes: usize,
+    /// How long before a service certificate (root, issuing CA, TSA, OCSP, signer) expires the
+    /// daemon starts warning: a log line every hour and a line of `/readyz`.
+    #[serde(default = "default_expiry_warning", with = "humantime_serde")]
+    pub expiry_warning: Duration,
+}
+
+fn default_expiry_warning() -> Duration {
+    Duration::from_secs(30 * 86_400)
 }
 
 fn default_grpc() -> SocketAddr {
@@ -459,6 +467,7 @@ impl Default for ServerSection {
             readyz_access: HttpAccess::Public,
             public_url: default_public_url(),
             max_request_bytes: default_max_request(),
+            expiry_warning: default_expiry_warning(),
         }
     }
 }
@@ -584,6 +593,10 @@ impl Config {
         }
         if self.server.max_request_bytes < 1024 {
             return Err("server.max_request_bytes: must be at least 1024".into());
+        }
+        if self.server.expiry_warning.is_zero() || self.server.expiry_warning > Duration::from_secs(100 * 365 * 86_400)
+        {
+            return Err("server.expiry_warning: must be between 1s and 100 years".into());
         }
         self.limits.validate()?;
         self.store.database()?;
@@ -762,6 +775,9 @@ mod tests {
             ("pin_env = \"X\"\n[tsa]\nhttp_access = \"authenticated\"\n", "server.https"),
             ("pin_env = \"X\"\n[tsa]\nhttp_access = \"private\"\n", "private"),
             ("pin_env = \"X\"\n[server]\nreadyz_access = \"authenticated\"\n", "server.readyz_access"),
+            ("pin_env = \"X\"\n[server]\nexpiry_warning = \"0s\"\n", "server.expiry_warning"),
+            ("pin_env = \"X\"\n[server]\nexpiry_warning = \"200years\"\n", "server.expiry_warning"),
+            ("pin_env = \"X\"\n[server]\nexpiry_warning = \"soon\"\n", "expiry_warning"),
         ] {
             let text = base.replace("token_label = \"t\"\n", &format!("token_label = \"t\"\n{extra}"));
             std::fs::write(&path, text).unwrap();

@@ -311,6 +311,21 @@ async fn abandon_stale_pending(store: &dyn Store, grace: Duration) -> Result<(),
     Ok(())
 }
 
+/// How often a service certificate near its notAfter is logged again.
+const EXPIRY_WARNING_EVERY: Duration = Duration::from_secs(3600);
+
+/// Logs every service certificate within `warning` of its notAfter (or past it), at start and
+/// every [`EXPIRY_WARNING_EVERY`], until the daemon stops.
+async fn warn_of_expiry(certificates: Arc<Vec<(String, u64)>>, warning: Duration) {
+    let mut tick = tokio::time::interval(EXPIRY_WARNING_EVERY);
+    loop {
+        tick.tick().await;
+        for e in crate::health::expiring(&certificates, crate::unix_time::now(), warning) {
+            tracing::warn!(role = e.role, not_after = e.not_after, "{e}; roll the key over or renew the certificate");
+        }
+    }
+}
+
 /// How long an HTTP/2 PING may go unanswered before the connection is dropped as dead.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -547,6 +562,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         );
     }
     let requests = RequestLimits::new(&limits);
+    let expiry = Arc::new(expiry);
     let changes = ca.revocation_changes();
     let incoming = tls::incoming("grpc", grpc_listener, tls_config, &limits, store.clone(), changes.clone());
     let access = PolicyInForce::new(access);
@@ -559,9 +575,11 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         log,
         tsa_access: cfg.tsa.http_access,
         readyz_access: cfg.server.readyz_access,
-        service_certificates: Arc::new(expiry),
+        service_certificates: expiry.clone(),
+        expiry_warning: cfg.server.expiry_warning,
         access: access.clone(),
     };
+    tokio::spawn(warn_of_expiry(expiry, cfg.server.expiry_warning));
     let https = https_listener.map(|listener| {
         let incoming = tls::incoming("https", listener, https_config, &limits, store, changes);
         let app = crate::api::http::https_router(state.clone(), max, requests.clone());

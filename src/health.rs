@@ -34,3 +34,77 @@ pub async fn check(hsm: &Hsm, store: &dyn Store, clock: ClockCheck) -> Readiness
     let clock = (clock != ClockCheck::Off).then(|| clock.check().is_ok());
     Readiness { hsm: hsm_ok, store: store.ping().await.is_ok(), clock }
 }
+
+/// A service certificate within the warning time before its notAfter, or past it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expiring {
+    /// The key's role: `root`, `issuing`, `tsa`, `ocsp`, `signing:<policy>`.
+    pub role: String,
+    pub not_after: u64,
+    /// Seconds left (negative once expired).
+    pub left: i64,
+}
+
+/// The certificates of `certificates` (role, notAfter) that expire within `warning` of `now`
+/// (Unix seconds), soonest first.
+pub fn expiring(certificates: &[(String, u64)], now: u64, warning: std::time::Duration) -> Vec<Expiring> {
+    let mut soon: Vec<Expiring> = certificates
+        .iter()
+        .filter(|(_, not_after)| not_after.saturating_sub(now) <= warning.as_secs())
+        .map(|(role, not_after)| Expiring {
+            role: role.clone(),
+            not_after: *not_after,
+            left: i64::try_from(*not_after).unwrap_or(i64::MAX).saturating_sub(i64::try_from(now).unwrap_or(i64::MAX)),
+        })
+        .collect();
+    soon.sort_by_key(|e| e.not_after);
+    soon
+}
+
+/// "the tsa certificate expires in 12 days (notAfter 2027-01-01T00:00:00Z)", or "expired 3 days
+/// ago": how a log line and `/readyz` say it.
+impl std::fmt::Display for Expiring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let when =
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.not_after));
+        let span = |secs: u64| match secs {
+            s if s >= 2 * 86_400 => format!("{} days", s / 86_400),
+            s if s >= 2 * 3600 => format!("{} hours", s / 3600),
+            s => format!("{} minutes", s / 60),
+        };
+        match self.left {
+            left if left >= 0 => {
+                write!(f, "the {} certificate expires in {} (notAfter {when})", self.role, span(left as u64))
+            }
+            left => {
+                write!(f, "the {} certificate expired {} ago (notAfter {when})", self.role, span(left.unsigned_abs()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn expiring_certificates_are_those_within_the_warning_soonest_first() {
+        let day = 86_400;
+        let now = 1_800_000_000;
+        let certs = [
+            ("root".to_owned(), now + 3650 * day),
+            ("tsa".to_owned(), now + 12 * day),
+            ("ocsp".to_owned(), now - 3 * day),
+            ("issuing".to_owned(), now + 30 * day),
+        ];
+        let soon = expiring(&certs, now, Duration::from_secs(30 * day));
+        let roles: Vec<_> = soon.iter().map(|e| (e.role.as_str(), e.left)).collect();
+        assert_eq!(roles, [("ocsp", -3 * day as i64), ("tsa", 12 * day as i64), ("issuing", 30 * day as i64)]);
+        assert_eq!(soon[1].to_string(), "the tsa certificate expires in 12 days (notAfter 2027-01-27T08:00:00Z)");
+        assert_eq!(soon[0].to_string(), "the ocsp certificate expired 3 days ago (notAfter 2027-01-12T08:00:00Z)");
+        assert!(expiring(&certs, now, Duration::from_secs(1)).iter().all(|e| e.left < 0), "only the expired");
+        let hours = Expiring { role: "tsa".into(), not_after: now + 5 * 3600, left: 5 * 3600 };
+        assert!(hours.to_string().starts_with("the tsa certificate expires in 5 hours"), "{hours}");
+    }
+}

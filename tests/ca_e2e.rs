@@ -482,8 +482,38 @@ async fn http_serves_ca_certificates_and_readiness() {
     let (code, _, body) = d.http_get("/readyz");
     assert_eq!(
         (code, String::from_utf8_lossy(&body).into_owned()),
-        (200, "hsm: ok\nstore: ok\nclock: not checked\n".to_string())
+        (200, "hsm: ok\nstore: ok\nclock: not checked\ncertificates: ok\n".to_string())
     );
+}
+
+/// Within `[server] expiry_warning` of a service certificate's notAfter, `/readyz` names it
+/// (soonest first) and stays 200, and the log warns of it; a warning time out of range is
+/// refused at start.
+#[test]
+fn service_certificates_near_their_end_are_warned_of() {
+    let d = Daemon::start_with(tempfile::tempdir().unwrap(), &["--expiry-warning", "99years"]);
+    let (code, _, body) = d.http_get("/readyz");
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(code, 200, "{body}");
+    let warned: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("certificates: the ")).collect();
+    let roles: Vec<&str> = warned.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    for role in ["root", "issuing", "tsa", "ocsp", "signing:default"] {
+        assert!(roles.contains(&role), "{role} in\n{body}");
+    }
+    assert!(warned.iter().all(|l| l.contains(" certificate expires in ") && l.contains("(notAfter 20")), "{body}");
+    assert_eq!(roles.last(), Some(&"root"), "soonest first; the root lives longest:\n{body}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(d.log().contains("the tsa certificate expires in"), "{}", d.log());
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trustd"))
+        .args(["dev", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--https", "off", "--expiry-warning", "0s"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.expiry_warning: must be between 1s and 100 years"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,8 @@ pub struct HttpState {
     pub readyz_access: HttpAccess,
     /// Each service certificate's key role and notAfter (Unix seconds), for `/metrics`.
     pub service_certificates: Arc<Vec<(String, u64)>>,
+    /// How long before a service certificate expires `/readyz` says so (`[server] expiry_warning`).
+    pub expiry_warning: std::time::Duration,
     /// The access policy, for clients naming themselves over HTTPS.
     pub access: Arc<PolicyInForce>,
 }
@@ -414,7 +416,14 @@ fn readyz(s: &HttpState) -> Response {
         Some(true) => "synchronised",
         Some(false) => "unsynchronised",
     };
-    let body = format!("hsm: {}\nstore: {}\nclock: {clock}\n", word(r.hsm), word(r.store));
+    let mut body = format!("hsm: {}\nstore: {}\nclock: {clock}\n", word(r.hsm), word(r.store));
+    // A certificate near its end is a warning, not unreadiness: the service still works.
+    let now = crate::unix_time::now();
+    let soon = crate::health::expiring(&s.service_certificates, now, s.expiry_warning);
+    match soon.is_empty() {
+        true => body.push_str("certificates: ok\n"),
+        false => body.extend(soon.iter().map(|e| format!("certificates: {e}\n"))),
+    }
     let code = if r.ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body).into_response()
 }

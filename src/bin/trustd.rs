@@ -71,6 +71,10 @@ enum Command {
         /// header_timeout=2s`); repeat for more.
         #[arg(long = "limit")]
         limits: Vec<String>,
+        /// How long before a service certificate expires the daemon warns, as
+        /// `[server] expiry_warning` ("30d", "1year").
+        #[arg(long, default_value = "30d")]
+        expiry_warning: String,
         /// A PostgreSQL database (a postgres:// URL) for the records instead of SQLite under
         /// DIR, as `[store] url`; the token stays under DIR.
         #[arg(long)]
@@ -131,6 +135,7 @@ fn run(cli: Cli) -> Result<(), String> {
             clock_check,
             log,
             limits,
+            expiry_warning,
             store_url,
         } => {
             let clock_check = match clock_check.as_str() {
@@ -151,8 +156,18 @@ fn run(cli: Cli) -> Result<(), String> {
             let readyz_access = access("readyz-access", &readyz_access)?;
             let limits = LimitsSection::from_pairs(&limits)?;
             let public_url = public_url.unwrap_or_else(|| format!("http://{http}"));
-            let server =
-                ServerSection { grpc, tls_names, http, https, readyz_access, public_url, ..ServerSection::default() };
+            let expiry_warning = humantime::parse_duration(&expiry_warning)
+                .map_err(|e| format!("--expiry-warning: '{expiry_warning}': {e}"))?;
+            let server = ServerSection {
+                grpc,
+                tls_names,
+                http,
+                https,
+                readyz_access,
+                public_url,
+                expiry_warning,
+                ..ServerSection::default()
+            };
             // Before any thread exists: this sets SOFTHSM2_CONF for the process.
             let mut cfg = daemon::prepare_dev(&data_dir, server, TsaSection { clock_check, http_access })?;
             cfg.log.enabled = match log.as_str() {
