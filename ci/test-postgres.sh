@@ -24,7 +24,9 @@ mkdir -p "$dir"
 [ "$(id -u)" = 0 ] && chown postgres: "$dir"
 exec 9>"$dir.lock"
 flock 9
-if ! as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+# Whether it answers on its port, not whether its pid file names a live process: after a reboot
+# or a killed session that pid may belong to another process.
+if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -t 5; then
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
@@ -43,6 +45,9 @@ if ! as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     chmod 600 "$dir/data/server.key"
     [ "$(id -u)" = 0 ] && chown postgres: "$dir/data/server.key" "$dir/data/server.crt"
   fi
+  # Nothing answers, and starts are serialised by the lock above: a pid file or socket lock
+  # left is stale.
+  rm -f "$dir/data/postmaster.pid" "$dir/.s.PGSQL.$port" "$dir/.s.PGSQL.$port.lock"
   # fsync stays on: the tests and benchmarks see the durability a deployment has.
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300 -c ssl=on" start >/dev/null 9>&- \
