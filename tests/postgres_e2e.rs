@@ -41,10 +41,10 @@ fn crl_once(d: &Daemon, pred: impl Fn(&str) -> bool) -> String {
     }
 }
 
-fn log_verifies(d: &Daemon, vkey: &Path) -> String {
-    // Issuance returns once its entry is sequenced; the checkpoint covering it follows within a
-    // second, which is what verify reads.
-    std::thread::sleep(Duration::from_millis(1500));
+fn log_verifies(d: &Daemon, db: &TestDatabase, vkey: &Path) -> String {
+    // Issuance returns once its entry is sequenced; the checkpoint covering it, which verify
+    // reads, follows.
+    wait_for_checkpoint(d, rows(db, "log_entries"));
     trustctl_ok(d, &["log", "verify", "--key", vkey.to_str().unwrap()])
 }
 
@@ -127,7 +127,7 @@ fn every_service_records_in_postgresql_and_survives_a_restart() {
     assert_eq!(rows(&db, "revocation_events"), 1);
     let certificates = rows(&db, "certificates");
     assert!(certificates >= 4, "the ceremony's, the daemon's own and the issued one: {certificates}");
-    let report = log_verifies(&d, &dir.join("log.vkey"));
+    let report = log_verifies(&d, &db, &dir.join("log.vkey"));
     assert!(report.contains("revocations by CA: issuing 1"), "{report}");
     let logged = rows(&db, "log_entries");
 
@@ -140,7 +140,7 @@ fn every_service_records_in_postgresql_and_survives_a_restart() {
     assert!(info.contains("revoked"), "{info}");
     trustctl_ok(&d, &["timestamp", "--digest", &"ab".repeat(32), "--out", dir.join("again.tsr").to_str().unwrap()]);
     assert_eq!(rows(&db, "timestamps"), 3);
-    let report = log_verifies(&d, &dir.join("log.vkey"));
+    let report = log_verifies(&d, &db, &dir.join("log.vkey"));
     assert!(rows(&db, "log_entries") > logged, "{report}");
     assert!(!d.data_dir().join("trustd.db").exists());
 }

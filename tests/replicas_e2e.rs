@@ -175,9 +175,9 @@ async fn two_replicas_serve_as_one_and_a_killed_one_loses_nothing() {
     assert_eq!(indexes, ["t"], "log indexes 0..n without gaps or repeats");
 
     // An auditor's check of the whole log through the survivor.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let report = trustctl_ok(&b, &["log", "verify", "--key", dir.join("log.vkey").to_str().unwrap()]);
     let size: u64 = column(&db, "SELECT size FROM log_tree")[0].parse().unwrap();
+    wait_for_checkpoint(&b, size);
+    let report = trustctl_ok(&b, &["log", "verify", "--key", dir.join("log.vkey").to_str().unwrap()]);
     assert!(report.contains(&format!("tree size {size} verified")), "{report}");
     drop(b);
     drop(a_dir);

@@ -37,6 +37,22 @@ pub fn trustctl_ok(d: &Daemon, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Waits (up to 20 s) until the daemon's signed checkpoint covers `size` entries: a checkpoint
+/// follows the entries it covers within about a second, longer on a loaded machine.
+pub fn wait_for_checkpoint(d: &Daemon, size: u64) {
+    let start = std::time::Instant::now();
+    loop {
+        let (_, _, note) = d.http_get("/log/checkpoint");
+        let note = String::from_utf8_lossy(&note).into_owned();
+        let covered: u64 = note.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or(0);
+        if covered >= size {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no checkpoint of {size} entries:\n{note}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 pub fn openssl(dir: &Path, args: &[&str]) -> Output {
     run(Command::new("openssl").current_dir(dir).args(args))
 }
