@@ -165,12 +165,7 @@ async fn b_t_signature_time_stamp_covers_the_signature_value() {
     let print = text(&openssl(dir, &["cms", "-cmsout", "-print", "-inform", "DER", "-in", "bt.p7s"]));
     assert!(print.contains("object: id-smime-aa-timeStampToken"), "{print}");
 
-    let out = Command::new(venv_bin("python"))
-        .current_dir(dir)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/cades_timestamp.py"))
-        .args(["bt.p7s", "token.der"])
-        .output()
-        .unwrap();
+    let out = py_checker(dir, "cades_timestamp.py", &["bt.p7s", "token.der"]);
     assert!(out.status.success(), "{}", text(&out));
     let line = String::from_utf8_lossy(&out.stdout).into_owned();
     let (alg, digest) = line.trim().split_once(' ').unwrap();

@@ -140,12 +140,7 @@ fn independent_verifier_accepts_tokens() {
 /// `tests/py/verify_tsr.py` (rfc3161-client and asn1crypto) on a response in `dir`, against
 /// root.pem, issuing.pem and tsa.pem there.
 fn independent_verify(dir: &Path, response: &str, document: &str, nonce_hex: &str) -> std::process::Output {
-    Command::new(venv_bin("python"))
-        .current_dir(dir)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/verify_tsr.py"))
-        .args([response, document, "root.pem", "issuing.pem", "tsa.pem", nonce_hex])
-        .output()
-        .unwrap()
+    py_checker(dir, "verify_tsr.py", &[response, document, "root.pem", "issuing.pem", "tsa.pem", nonce_hex])
 }
 
 /// A DER TimeStampReq built by hand, for requests openssl refuses to make.
@@ -364,12 +359,7 @@ fn gen_time_carries_milliseconds_when_the_policy_says_so() {
 #[test]
 fn a_qualified_tsa_states_it_in_every_token() {
     let extensions = |dir: &Path, response: &str| {
-        let out = Command::new(venv_bin("python"))
-            .current_dir(dir)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/tst_extensions.py"))
-            .arg(response)
-            .output()
-            .unwrap();
+        let out = py_checker(dir, "tst_extensions.py", &[response]);
         assert!(out.status.success(), "{}", text(&out));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };

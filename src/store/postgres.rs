@@ -3,19 +3,21 @@
 //! statement states about other rows, a status it moves from or the log's size, is checked
 //! under the rows' locks, against whatever another replica committed.
 
-use super::rows::{self, certificate_columns, db, impl_columns, now, signature_columns, timestamp_columns};
+use super::rows::{
+    self, certificate_columns, db, impl_columns, leaf_index, log_db, now, signature_columns, sql_index,
+    timestamp_columns, BatchRows,
+};
 use super::{
     CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, SignatureRecord, Store,
     StoreError, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
 };
 use crate::ca_id::CaId;
-use crate::log::{Hash, HashIndex, LeafIndex, LogBatch, LogError, LogStore, LoggedRecord, Sha256, TreeSize};
+use crate::log::{Hash, HashIndex, LeafIndex, LogBatch, LogError, LogStore, Sha256, TreeSize};
 use crate::revocation::Reason;
 use crate::serial::Serial;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, PgPool, Postgres, QueryBuilder};
-use std::collections::HashMap;
 use std::time::Duration;
 
 impl_columns!(PgRow, Postgres);
@@ -42,11 +44,8 @@ impl PostgresStore {
         // database), where the pool's would say only that it timed out; and a standby is told
         // apart before the migrations would fail on it.
         let mut first = opts.connect().await.map_err(db)?;
-        let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut first).await.map_err(db)?;
+        refuse_standby(&mut first).await?;
         first.close().await.map_err(db)?;
-        if standby {
-            return Err(StoreError::Database(STANDBY.into()));
-        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -78,13 +77,19 @@ impl PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        if r.rows_affected() == 1 {
-            return Ok(());
+        match r.rows_affected() {
+            1 => Ok(()),
+            _ => Err(rows::not_moved(self, serial, from).await),
         }
-        match self.certificate(serial).await? {
-            None => Err(StoreError::NotFound(serial.clone())),
-            Some(rec) => Err(StoreError::WrongStatus { serial: serial.clone(), status: rec.status, expected: from }),
-        }
+    }
+}
+
+/// A hot standby (read-only) is refused by name: trustd writes.
+async fn refuse_standby<'c, E: sqlx::Executor<'c, Database = Postgres>>(e: E) -> Result<(), StoreError> {
+    let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(e).await.map_err(db)?;
+    match standby {
+        true => Err(StoreError::Database(STANDBY.into())),
+        false => Ok(()),
     }
 }
 
@@ -93,54 +98,27 @@ fn push_rows(q: &mut QueryBuilder<Postgres>, values: Vec<Vec<rows::Value>>) {
     q.push_values(values, |mut row, values| values.into_iter().for_each(|v| bind(&mut row, v)));
 }
 
-/// A unique violation is a serial used before; anything else is the database's failure.
-fn unique_or_db(e: sqlx::Error, what: &str) -> StoreError {
-    match e {
-        sqlx::Error::Database(e) if e.is_unique_violation() => {
-            StoreError::Database(format!("{what} reused in this batch: {e}"))
-        }
-        e => db(e),
-    }
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     async fn record_pending(&self, certs: &[NewCertificate]) -> Result<Vec<bool>, StoreError> {
         // One statement for the batch; a serial used before is skipped (ON CONFLICT) rather than
         // failing the others, and told by RETURNING.
-        let mut seen = std::collections::HashSet::new();
-        let fresh: Vec<&NewCertificate> = certs.iter().filter(|c| seen.insert(&c.serial)).collect();
+        let fresh = rows::first_of_each(certs);
         if fresh.is_empty() {
             return Ok(vec![false; certs.len()]);
         }
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO certificates (serial, ca, profile, subject, sans, not_before, not_after, requester, \
-             status, tbs_der, created_at) ",
-        );
         let at = now();
-        q.push_values(&fresh, |mut row, c| {
-            row.push_bind(c.serial.to_string())
-                .push_bind(c.ca.name())
-                .push_bind(c.origin.name().into_owned())
-                .push_bind(c.subject.as_str())
-                .push_bind(c.sans.join("\n"))
-                .push_bind(c.not_before)
-                .push_bind(c.not_after)
-                .push_bind(c.requester.as_str())
-                .push_bind("pending")
-                .push_bind(c.tbs_der.as_slice())
-                .push_bind(at);
-        });
+        let mut q = QueryBuilder::new(rows::INSERT_PENDING);
+        push_rows(&mut q, fresh.iter().map(|c| rows::pending_values(c, at)).collect());
         q.push(" ON CONFLICT (serial) DO NOTHING RETURNING serial");
         let recorded: std::collections::HashSet<String> =
             q.build_query_scalar().fetch_all(&self.pool).await.map_err(db)?.into_iter().collect();
-        let mut first = std::collections::HashSet::new();
-        Ok(certs.iter().map(|c| first.insert(&c.serial) && recorded.contains(&c.serial.to_string())).collect())
+        Ok(rows::pending_answers(certs, &recorded))
     }
 
     async fn record_issued(&self, c: &NewCertificate, cert_der: &[u8]) -> Result<(), StoreError> {
         let at = now();
-        let r = sqlx::query(
+        sqlx::query(
             "INSERT INTO certificates (serial, ca, profile, subject, sans, not_before, not_after, requester, \
              status, tbs_der, created_at, cert_der, issued_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'issued', $9, $10, $11, $10)",
@@ -157,14 +135,9 @@ impl Store for PostgresStore {
         .bind(at)
         .bind(cert_der)
         .execute(&self.pool)
-        .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::DuplicateSerial(c.serial.clone()))
-            }
-            Err(e) => Err(db(e)),
-        }
+        .await
+        .map_err(|e| rows::duplicate(e, &c.serial))?;
+        Ok(())
     }
 
     async fn complete_issued(&self, serial: &Serial, cert_der: &[u8]) -> Result<(), StoreError> {
@@ -345,7 +318,7 @@ impl Store for PostgresStore {
         }
         let mut q = QueryBuilder::new(rows::INSERT_TIMESTAMPS);
         push_rows(&mut q, records.iter().map(|r| rows::timestamp_values(r, None)).collect());
-        q.build().execute(&self.pool).await.map(|_| ()).map_err(|e| unique_or_db(e, "time-stamp serial"))
+        q.build().execute(&self.pool).await.map(|_| ()).map_err(|e| rows::reused(e, "time-stamp serial"))
     }
 
     async fn count_timestamps(&self) -> Result<u64, StoreError> {
@@ -358,7 +331,7 @@ impl Store for PostgresStore {
         }
         let mut q = QueryBuilder::new(rows::INSERT_SIGNATURES);
         push_rows(&mut q, records.iter().map(|r| rows::signature_values(r, None)).collect());
-        q.build().execute(&self.pool).await.map(|_| ()).map_err(|e| unique_or_db(e, "signature id"))
+        q.build().execute(&self.pool).await.map(|_| ()).map_err(|e| rows::reused(e, "signature id"))
     }
 
     async fn count_signatures(&self) -> Result<u64, StoreError> {
@@ -366,11 +339,7 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&self.pool).await.map_err(db)?;
-        if standby {
-            return Err(StoreError::Database(STANDBY.into()));
-        }
-        Ok(())
+        refuse_standby(&self.pool).await
     }
 
     #[cfg(test)]
@@ -390,20 +359,6 @@ impl PostgresStore {
     }
 }
 
-fn log_db(e: sqlx::Error) -> LogError {
-    LogError::Store(e.to_string())
-}
-
-/// Leaf indexes and stored-hash indexes are below 2^63 (the tree stops at 2^62 entries), so they
-/// fit PostgreSQL's BIGINT.
-fn sql_index(i: u64) -> Result<i64, LogError> {
-    i64::try_from(i).map_err(|_| LogError::TreeTooLarge)
-}
-
-fn leaf_index(i: i64) -> Result<u64, LogError> {
-    u64::try_from(i).map_err(|_| LogError::Store(format!("negative index {i}")))
-}
-
 #[async_trait]
 impl LogStore for PostgresStore {
     async fn log_tree(&self) -> Result<(TreeSize, Hash), LogError> {
@@ -419,16 +374,12 @@ impl LogStore for PostgresStore {
             return Ok(Vec::new());
         }
         let wanted = indexes.iter().map(|i| sql_index(i.0)).collect::<Result<Vec<_>, _>>()?;
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT idx, hash FROM log_hashes WHERE idx = ANY($1)")
+        let found = sqlx::query_as("SELECT idx, hash FROM log_hashes WHERE idx = ANY($1)")
             .bind(&wanted)
             .fetch_all(&self.pool)
             .await
             .map_err(log_db)?;
-        let mut found = HashMap::with_capacity(rows.len());
-        for (idx, hash) in rows {
-            found.insert(idx, Hash::from_slice(&hash)?);
-        }
-        indexes.iter().zip(wanted).map(|(i, w)| found.get(&w).copied().ok_or(LogError::MissingHash(*i))).collect()
+        rows::hashes_in_order(indexes, found)
     }
 
     async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<(LeafIndex, Vec<u8>)>, LogError> {
@@ -448,56 +399,29 @@ impl LogStore for PostgresStore {
         // the row only if it still has the size the batch was built on (waiting for, then
         // re-reading, a row another replica is changing), and every other part is written only
         // if it did. A failing part (a reused serial) fails the statement whole.
-        let first = b.old_size.0;
+        let rows = BatchRows::of(b)?;
         let mut q = QueryBuilder::<Postgres>::new("WITH head AS (UPDATE log_tree SET size = ");
         q.push_bind(sql_index(b.new_size.0)?)
             .push(", root = ")
-            .push_bind(b.root.as_bytes().to_vec())
+            .push_bind(b.root.as_bytes().as_slice())
             .push(" WHERE id = 1 AND size = ")
             .push_bind(sql_index(b.old_size.0)?)
             .push(" RETURNING 1)");
-        let mut entries = Vec::with_capacity(b.entries.len());
-        for (i, e) in b.entries.iter().enumerate() {
-            entries.push((sql_index(first + i as u64)?, e.entry.clone()));
-        }
         q.push(", entries AS (INSERT INTO log_entries (idx, entry) SELECT * FROM (");
-        q.push_values(entries, |mut row, (idx, entry)| {
+        q.push_values(rows.entries, |mut row, (idx, entry)| {
             row.push_bind(idx).push_bind(entry);
         });
         q.push(") AS v WHERE EXISTS (SELECT FROM head))");
-        if !b.hashes.is_empty() {
-            let mut hashes = Vec::with_capacity(b.hashes.len());
-            for (i, h) in b.hashes.iter().enumerate() {
-                hashes.push((sql_index(b.first_hash.0 + i as u64)?, h.as_bytes().to_vec()));
-            }
+        if !rows.hashes.is_empty() {
             q.push(", hashes AS (INSERT INTO log_hashes (idx, hash) SELECT * FROM (");
-            q.push_values(hashes, |mut row, (idx, hash)| {
+            q.push_values(rows.hashes, |mut row, (idx, hash)| {
                 row.push_bind(idx).push_bind(hash);
             });
             q.push(") AS v WHERE EXISTS (SELECT FROM head))");
         }
-
-        let (mut certs, mut events, mut timestamps, mut signatures) = (vec![], vec![], vec![], vec![]);
-        let (mut issued, mut new_timestamps, mut new_signatures, mut keys) = (vec![], vec![], vec![], vec![]);
-        for (i, e) in b.entries.iter().enumerate() {
-            let idx = sql_index(first + i as u64)?;
-            match &e.record {
-                Some(LoggedRecord::Certificate(serial)) => certs.push((serial.clone(), idx)),
-                Some(LoggedRecord::IssuedCertificate { serial, cert_der }) => {
-                    issued.push((serial.to_string(), cert_der.clone(), idx))
-                }
-                Some(LoggedRecord::RevocationEvent(id)) => events.push((*id, idx)),
-                Some(LoggedRecord::Timestamp(serial)) => timestamps.push((serial.to_string(), idx)),
-                Some(LoggedRecord::Signature(id)) => signatures.push((id.to_string(), idx)),
-                Some(LoggedRecord::NewTimestamp(r)) => new_timestamps.push(rows::timestamp_values(r, Some(idx))),
-                Some(LoggedRecord::NewSignature(r)) => new_signatures.push(rows::signature_values(r, Some(idx))),
-                Some(LoggedRecord::CeremonyKey(spki)) => keys.push((spki.to_vec(), idx)),
-                None => {}
-            }
-        }
         for (name, head, values) in [
-            ("new_timestamps", rows::INSERT_TIMESTAMPS, new_timestamps),
-            ("new_signatures", rows::INSERT_SIGNATURES, new_signatures),
+            ("new_timestamps", rows::INSERT_TIMESTAMPS, rows.new_timestamps),
+            ("new_signatures", rows::INSERT_SIGNATURES, rows.new_signatures),
         ] {
             if !values.is_empty() {
                 q.push(format!(", {name} AS ({head} SELECT * FROM ("));
@@ -505,14 +429,14 @@ impl LogStore for PostgresStore {
                 q.push(") AS v WHERE EXISTS (SELECT FROM head))");
             }
         }
-        if !issued.is_empty() {
+        if !rows.issued.is_empty() {
             // The pending records become issued with their certificates and log indexes. A
             // record abandoned meanwhile (only start-up abandons, before serving) is issued too:
             // the store then says what the log says.
             q.push(", issued AS (UPDATE certificates SET status = 'issued', issued_at = ")
                 .push_bind(now())
                 .push(", cert_der = v.der, log_index = v.idx FROM (");
-            q.push_values(issued, |mut row, (k, der, idx)| {
+            q.push_values(rows.issued, |mut row, (k, der, idx)| {
                 row.push_bind(k).push_bind(der).push_bind(idx);
             });
             q.push(
@@ -520,13 +444,13 @@ impl LogStore for PostgresStore {
                  AND certificates.status IN ('pending', 'abandoned') AND EXISTS (SELECT FROM head))",
             );
         }
-        push_log_indexes(&mut q, "certificates", "serial", certs);
-        push_log_indexes(&mut q, "revocation_events", "id", events);
-        push_log_indexes(&mut q, "timestamps", "serial", timestamps);
-        push_log_indexes(&mut q, "signatures", "signature_id", signatures);
-        if !keys.is_empty() {
+        push_log_indexes(&mut q, "certificates", "serial", rows.certificates);
+        push_log_indexes(&mut q, "revocation_events", "id", rows.revocation_events);
+        push_log_indexes(&mut q, "timestamps", "serial", rows.timestamps);
+        push_log_indexes(&mut q, "signatures", "signature_id", rows.signatures);
+        if !rows.ceremony_keys.is_empty() {
             q.push(", keys AS (INSERT INTO ceremony_keys (spki_sha256, log_index) SELECT * FROM (");
-            q.push_values(keys, |mut row, (spki, idx)| {
+            q.push_values(rows.ceremony_keys, |mut row, (spki, idx)| {
                 row.push_bind(spki).push_bind(idx);
             });
             q.push(") AS v WHERE EXISTS (SELECT FROM head))");

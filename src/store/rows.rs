@@ -2,17 +2,165 @@
 //! `migrations/`), and only how a column is read differs, which [`Columns`] hides.
 
 use super::{
-    CertStatus, CertificateRecord, Origin, Page, Revocation, RevokedEntry, SignatureRecord, StoreError,
-    TimestampRecord, UnloggedCertificate, UnloggedRevocation,
+    CertStatus, CertificateRecord, NewCertificate, Origin, Page, Revocation, RevokedEntry, SignatureRecord, Store,
+    StoreError, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
 };
 use crate::ca_id::CaId;
-use crate::log::Sha256;
+use crate::log::{Hash, HashIndex, LogBatch, LogError, LoggedRecord, Sha256};
 use crate::revocation::Reason;
 use crate::serial::Serial;
 use std::time::Duration;
 
 pub(super) fn db(e: sqlx::Error) -> StoreError {
     StoreError::Database(e.to_string())
+}
+
+/// A failed insertion of records: a unique violation is a serial (or id) used before, named
+/// `what`; anything else is the database's failure.
+pub(super) fn reused(e: sqlx::Error, what: &str) -> StoreError {
+    match e {
+        sqlx::Error::Database(e) if e.is_unique_violation() => {
+            StoreError::Database(format!("{what} reused in this batch: {e}"))
+        }
+        e => db(e),
+    }
+}
+
+/// A failed insertion of one certificate: a unique violation is its serial used before.
+pub(super) fn duplicate(e: sqlx::Error, serial: &Serial) -> StoreError {
+    match e {
+        sqlx::Error::Database(e) if e.is_unique_violation() => StoreError::DuplicateSerial(serial.clone()),
+        e => db(e),
+    }
+}
+
+/// Why a status change from `from` changed no row: the certificate is not there, or has
+/// another status.
+pub(super) async fn not_moved(store: &dyn Store, serial: &Serial, from: CertStatus) -> StoreError {
+    match store.certificate(serial).await {
+        Ok(None) => StoreError::NotFound(serial.clone()),
+        Ok(Some(rec)) => StoreError::WrongStatus { serial: serial.clone(), status: rec.status, expected: from },
+        Err(e) => e,
+    }
+}
+
+/// The head of the insertion of pending certificate records whose rows [`pending_values`] gives.
+pub(super) const INSERT_PENDING: &str = "INSERT INTO certificates (serial, ca, profile, subject, sans, not_before, \
+     not_after, requester, status, tbs_der, created_at) ";
+
+/// A row of [`INSERT_PENDING`], recorded `at`: 11 values.
+pub(super) fn pending_values(c: &NewCertificate, at: i64) -> Vec<Value> {
+    use Value::*;
+    vec![
+        Text(c.serial.to_string()),
+        Text(c.ca.name().to_owned()),
+        Text(c.origin.name().into_owned()),
+        Text(c.subject.clone()),
+        Text(c.sans.join("\n")),
+        Int(c.not_before),
+        Int(c.not_after),
+        Text(c.requester.clone()),
+        Text("pending".into()),
+        Bytes(c.tbs_der.clone()),
+        Int(at),
+    ]
+}
+
+/// Each serial of `certs` once, the first time it appears: what one insertion of a batch of
+/// pending records holds.
+pub(super) fn first_of_each(certs: &[NewCertificate]) -> Vec<&NewCertificate> {
+    let mut seen = std::collections::HashSet::new();
+    certs.iter().filter(|c| seen.insert(&c.serial)).collect()
+}
+
+/// For each of `certs` in order, whether it was recorded: the first of its serial in the batch,
+/// and among the serials the insertion says it `recorded` (the others were used before).
+pub(super) fn pending_answers(certs: &[NewCertificate], recorded: &std::collections::HashSet<String>) -> Vec<bool> {
+    let mut first = std::collections::HashSet::new();
+    certs.iter().map(|c| first.insert(&c.serial) && recorded.contains(&c.serial.to_string())).collect()
+}
+
+pub(super) fn log_db(e: sqlx::Error) -> LogError {
+    LogError::Store(e.to_string())
+}
+
+/// Leaf indexes and stored-hash indexes are below 2^63 (the tree stops at 2^62 entries), so they
+/// fit the databases' signed 64-bit integers.
+pub(super) fn sql_index(i: u64) -> Result<i64, LogError> {
+    i64::try_from(i).map_err(|_| LogError::TreeTooLarge)
+}
+
+/// A leaf index or tree size read back; a negative one is a damaged database.
+pub(super) fn leaf_index(i: i64) -> Result<u64, LogError> {
+    u64::try_from(i).map_err(|_| LogError::Store(format!("negative index {i} in the log's tables")))
+}
+
+/// The stored hashes asked for, in the order asked, from the `(idx, hash)` rows found; a
+/// missing one is [`LogError::MissingHash`].
+pub(super) fn hashes_in_order(indexes: &[HashIndex], found: Vec<(i64, Vec<u8>)>) -> Result<Vec<Hash>, LogError> {
+    let mut by_index = std::collections::HashMap::with_capacity(found.len());
+    for (idx, hash) in found {
+        by_index.insert(idx, Hash::from_slice(&hash)?);
+    }
+    indexes.iter().map(|i| by_index.get(&sql_index(i.0)?).copied().ok_or(LogError::MissingHash(*i))).collect()
+}
+
+/// A log batch as rows, the same for both backends: the entries and stored hashes by their
+/// indexes, and each entry's record by what the batch does to the store.
+pub(super) struct BatchRows<'a> {
+    pub entries: Vec<(i64, &'a [u8])>,
+    pub hashes: Vec<(i64, &'a [u8])>,
+    /// Certificates stored already, to mark logged: (serial, leaf index).
+    pub certificates: Vec<(String, i64)>,
+    /// Pending certificates that become issued with their certificate: (serial, DER, index).
+    pub issued: Vec<(String, &'a [u8], i64)>,
+    pub revocation_events: Vec<(i64, i64)>,
+    /// Time-stamps and signatures recorded already (while the log was off), to mark logged.
+    pub timestamps: Vec<(String, i64)>,
+    pub signatures: Vec<(String, i64)>,
+    /// Time-stamps and signatures to insert with their index ([`INSERT_TIMESTAMPS`],
+    /// [`INSERT_SIGNATURES`]).
+    pub new_timestamps: Vec<Vec<Value>>,
+    pub new_signatures: Vec<Vec<Value>>,
+    pub ceremony_keys: Vec<(&'a [u8], i64)>,
+}
+
+impl<'a> BatchRows<'a> {
+    pub fn of(b: &'a LogBatch) -> Result<Self, LogError> {
+        let mut rows = BatchRows {
+            entries: Vec::with_capacity(b.entries.len()),
+            hashes: Vec::with_capacity(b.hashes.len()),
+            certificates: vec![],
+            issued: vec![],
+            revocation_events: vec![],
+            timestamps: vec![],
+            signatures: vec![],
+            new_timestamps: vec![],
+            new_signatures: vec![],
+            ceremony_keys: vec![],
+        };
+        for (i, h) in b.hashes.iter().enumerate() {
+            rows.hashes.push((sql_index(b.first_hash.0 + i as u64)?, h.as_bytes().as_slice()));
+        }
+        for (i, e) in b.entries.iter().enumerate() {
+            let idx = sql_index(b.old_size.0 + i as u64)?;
+            rows.entries.push((idx, e.entry.as_slice()));
+            match &e.record {
+                Some(LoggedRecord::Certificate(serial)) => rows.certificates.push((serial.clone(), idx)),
+                Some(LoggedRecord::IssuedCertificate { serial, cert_der }) => {
+                    rows.issued.push((serial.to_string(), cert_der.as_slice(), idx))
+                }
+                Some(LoggedRecord::RevocationEvent(id)) => rows.revocation_events.push((*id, idx)),
+                Some(LoggedRecord::Timestamp(serial)) => rows.timestamps.push((serial.to_string(), idx)),
+                Some(LoggedRecord::Signature(id)) => rows.signatures.push((id.to_string(), idx)),
+                Some(LoggedRecord::NewTimestamp(r)) => rows.new_timestamps.push(timestamp_values(r, Some(idx))),
+                Some(LoggedRecord::NewSignature(r)) => rows.new_signatures.push(signature_values(r, Some(idx))),
+                Some(LoggedRecord::CeremonyKey(spki)) => rows.ceremony_keys.push((spki.as_slice(), idx)),
+                None => {}
+            }
+        }
+        Ok(rows)
+    }
 }
 
 /// Runs `sql`, which takes no parameters and reads the same on every backend, and reads each

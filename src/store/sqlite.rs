@@ -1,18 +1,20 @@
 //! The embedded SQLite store (WAL, synchronous=FULL so a commit is durable when it returns).
 
-use super::rows::{self, certificate_columns, db, impl_columns, now, signature_columns, timestamp_columns};
+use super::rows::{
+    self, certificate_columns, db, impl_columns, leaf_index, log_db, now, signature_columns, sql_index,
+    timestamp_columns, BatchRows, INSERT_SIGNATURES, INSERT_TIMESTAMPS,
+};
 use super::{
     CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, SignatureRecord, Store,
     StoreError, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
 };
 use crate::ca_id::CaId;
-use crate::log::{Hash, HashIndex, LeafIndex, LogBatch, LogError, LogStore, LoggedRecord, Sha256, TreeSize};
+use crate::log::{Hash, HashIndex, LeafIndex, LogBatch, LogError, LogStore, Sha256, TreeSize};
 use crate::revocation::Reason;
 use crate::serial::Serial;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{ConnectOptions, Row, SqlitePool};
-use std::collections::HashMap;
+use sqlx::{ConnectOptions, SqlitePool};
 use std::path::Path;
 use std::time::Duration;
 
@@ -114,7 +116,7 @@ impl SqliteStore {
     /// Inserts a certificate record: `pending` with its TBS, or, given the certificate,
     /// `issued` in the same single statement.
     async fn insert_certificate(&self, c: &NewCertificate, cert_der: Option<&[u8]>) -> Result<(), StoreError> {
-        let r = sqlx::query(
+        sqlx::query(
             "INSERT INTO certificates (serial, ca, profile, subject, sans, not_before, not_after, requester, \
              status, tbs_der, created_at, cert_der, issued_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN ?11 IS NULL THEN 'pending' ELSE 'issued' END, \
@@ -132,14 +134,9 @@ impl SqliteStore {
         .bind(now())
         .bind(cert_der)
         .execute(&self.pool)
-        .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::DuplicateSerial(c.serial.clone()))
-            }
-            Err(e) => Err(db(e)),
-        }
+        .await
+        .map_err(|e| rows::duplicate(e, &c.serial))?;
+        Ok(())
     }
 
     async fn set_status(
@@ -164,12 +161,9 @@ impl SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        if r.rows_affected() == 1 {
-            return Ok(());
-        }
-        match self.certificate(serial).await? {
-            None => Err(StoreError::NotFound(serial.clone())),
-            Some(rec) => Err(StoreError::WrongStatus { serial: serial.clone(), status: rec.status, expected: from }),
+        match r.rows_affected() {
+            1 => Ok(()),
+            _ => Err(rows::not_moved(self, serial, from).await),
         }
     }
 }
@@ -179,37 +173,17 @@ impl Store for SqliteStore {
     async fn record_pending(&self, certs: &[NewCertificate]) -> Result<Vec<bool>, StoreError> {
         // One statement, so one transaction and one fsync for the batch; a serial used before
         // is skipped (ON CONFLICT) rather than failing the others, and told by RETURNING.
-        let mut seen = std::collections::HashSet::new();
-        let fresh: Vec<&NewCertificate> = certs.iter().filter(|c| seen.insert(&c.serial)).collect();
+        let fresh = rows::first_of_each(certs);
         if fresh.is_empty() {
             return Ok(vec![false; certs.len()]);
         }
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO certificates (serial, ca, profile, subject, sans, not_before, not_after, requester, \
-             status, tbs_der, created_at) ",
-        );
         let at = now();
-        q.push_values(&fresh, |mut row, c| {
-            row.push_bind(c.serial.to_string())
-                .push_bind(c.ca.name())
-                .push_bind(c.origin.name().into_owned())
-                .push_bind(c.subject.as_str())
-                .push_bind(c.sans.join("\n"))
-                .push_bind(c.not_before)
-                .push_bind(c.not_after)
-                .push_bind(c.requester.as_str())
-                .push_bind("pending")
-                .push_bind(c.tbs_der.as_slice())
-                .push_bind(at);
-        });
+        let mut q = sqlx::QueryBuilder::new("");
+        push_rows(&mut q, rows::INSERT_PENDING, fresh.iter().map(|c| rows::pending_values(c, at)).collect());
         q.push(" ON CONFLICT (serial) DO NOTHING RETURNING serial");
-        let rows = q.build().fetch_all(&mut *self.records.lock().await).await.map_err(db)?;
-        let mut recorded = std::collections::HashSet::new();
-        for row in &rows {
-            recorded.insert(row.try_get::<String, _>("serial").map_err(db)?);
-        }
-        let mut first = std::collections::HashSet::new();
-        Ok(certs.iter().map(|c| first.insert(&c.serial) && recorded.contains(&c.serial.to_string())).collect())
+        let recorded: std::collections::HashSet<String> =
+            q.build_query_scalar().fetch_all(&mut *self.records.lock().await).await.map_err(db)?.into_iter().collect();
+        Ok(rows::pending_answers(certs, &recorded))
     }
 
     async fn record_issued(&self, c: &NewCertificate, cert_der: &[u8]) -> Result<(), StoreError> {
@@ -444,34 +418,18 @@ async fn insert_records(
 ) -> Result<(), StoreError> {
     let mut q = sqlx::QueryBuilder::new("");
     push_rows(&mut q, head, values);
-    match q.build().execute(conn).await {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(StoreError::Database(format!("{what} reused in this batch: {e}")))
-        }
-        Err(e) => Err(db(e)),
-    }
-}
-
-fn log_db(e: sqlx::Error) -> LogError {
-    LogError::Store(e.to_string())
-}
-
-/// Leaf indexes and stored-hash indexes are below 2^63 (the tree stops at 2^62 entries), so they
-/// fit SQLite's signed 64-bit integers.
-fn sql_index(i: u64) -> Result<i64, LogError> {
-    i64::try_from(i).map_err(|_| LogError::TreeTooLarge)
+    q.build().execute(conn).await.map_err(|e| rows::reused(e, what))?;
+    Ok(())
 }
 
 #[async_trait]
 impl LogStore for SqliteStore {
     async fn log_tree(&self) -> Result<(TreeSize, Hash), LogError> {
-        let row =
-            sqlx::query("SELECT size, root FROM log_tree WHERE id = 1").fetch_one(&self.pool).await.map_err(log_db)?;
-        let size: i64 = row.try_get("size").map_err(log_db)?;
-        let root: Vec<u8> = row.try_get("root").map_err(log_db)?;
-        let size = u64::try_from(size).map_err(|_| LogError::Store(format!("negative tree size {size}")))?;
-        Ok((TreeSize(size), Hash::from_slice(&root)?))
+        let (size, root): (i64, Vec<u8>) = sqlx::query_as("SELECT size, root FROM log_tree WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(log_db)?;
+        Ok((TreeSize(leaf_index(size)?), Hash::from_slice(&root)?))
     }
 
     async fn log_hashes(&self, indexes: &[HashIndex]) -> Result<Vec<Hash>, LogError> {
@@ -486,30 +444,19 @@ impl LogStore for SqliteStore {
             list.push_bind(sql_index(i.0)?);
         }
         q.push(")");
-        let rows = q.build().fetch_all(&self.pool).await.map_err(log_db)?;
-        let mut found = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let idx: i64 = row.try_get("idx").map_err(log_db)?;
-            let hash: Vec<u8> = row.try_get("hash").map_err(log_db)?;
-            found.insert(idx, Hash::from_slice(&hash)?);
-        }
-        indexes.iter().map(|i| found.get(&sql_index(i.0)?).copied().ok_or(LogError::MissingHash(*i))).collect()
+        let found = q.build_query_as().fetch_all(&self.pool).await.map_err(log_db)?;
+        rows::hashes_in_order(indexes, found)
     }
 
     async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<(LeafIndex, Vec<u8>)>, LogError> {
-        let rows = sqlx::query("SELECT idx, entry FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx")
-            .bind(sql_index(start)?)
-            .bind(sql_index(end)?)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(log_db)?;
-        rows.iter()
-            .map(|row| {
-                let idx: i64 = row.try_get("idx").map_err(log_db)?;
-                let idx = u64::try_from(idx).map_err(|_| LogError::Store(format!("negative leaf index {idx}")))?;
-                Ok((LeafIndex(idx), row.try_get("entry").map_err(log_db)?))
-            })
-            .collect()
+        let rows: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT idx, entry FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx")
+                .bind(sql_index(start)?)
+                .bind(sql_index(end)?)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(log_db)?;
+        rows.into_iter().map(|(idx, entry)| Ok((LeafIndex(leaf_index(idx)?), entry))).collect()
     }
 
     async fn append_log_batch(&self, b: &LogBatch) -> Result<(), LogError> {
@@ -521,7 +468,7 @@ impl LogStore for SqliteStore {
         // ran. The tree head's compare-and-set (see src/log/sequencer.rs) is the
         // `log_tree_compare_and_set` trigger: the UPDATE states the size it moves from as
         // `base`, and the database refuses it unless the row still has that size.
-        let first = b.old_size.0;
+        let rows = BatchRows::of(b)?;
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("BEGIN IMMEDIATE; UPDATE log_tree SET base = ");
         q.push_bind(sql_index(b.old_size.0)?)
             .push(", size = ")
@@ -529,57 +476,27 @@ impl LogStore for SqliteStore {
             .push(", root = ")
             .push_bind(b.root.as_bytes().as_slice())
             .push(" WHERE id = 1; INSERT INTO log_entries (idx, entry) ");
-        let mut rows = Vec::with_capacity(b.entries.len());
-        for (i, e) in b.entries.iter().enumerate() {
-            rows.push((sql_index(first + i as u64)?, e.entry.as_slice()));
-        }
-        q.push_values(rows, |mut row, (idx, entry)| {
+        q.push_values(rows.entries, |mut row, (idx, entry)| {
             row.push_bind(idx).push_bind(entry);
         });
-        if !b.hashes.is_empty() {
+        if !rows.hashes.is_empty() {
             q.push("; INSERT INTO log_hashes (idx, hash) ");
-            let mut rows = Vec::with_capacity(b.hashes.len());
-            for (i, h) in b.hashes.iter().enumerate() {
-                rows.push((sql_index(b.first_hash.0 + i as u64)?, h.as_bytes().as_slice()));
-            }
-            q.push_values(rows, |mut row, (idx, hash)| {
+            q.push_values(rows.hashes, |mut row, (idx, hash)| {
                 row.push_bind(idx).push_bind(hash);
             });
         }
-
-        let (mut certs, mut events, mut timestamps, mut signatures) = (vec![], vec![], vec![], vec![]);
-        let mut issued = vec![];
-        let (mut new_timestamps, mut new_signatures, mut keys) = (vec![], vec![], vec![]);
-        for (i, e) in b.entries.iter().enumerate() {
-            let idx = sql_index(first + i as u64)?;
-            match &e.record {
-                Some(LoggedRecord::Certificate(serial)) => certs.push((serial.clone(), idx)),
-                Some(LoggedRecord::IssuedCertificate { serial, cert_der }) => {
-                    issued.push((serial.to_string(), cert_der.as_slice(), idx))
-                }
-                Some(LoggedRecord::RevocationEvent(id)) => events.push((*id, idx)),
-                Some(LoggedRecord::Timestamp(serial)) => timestamps.push((serial.to_string(), idx)),
-                Some(LoggedRecord::Signature(id)) => signatures.push((id.to_string(), idx)),
-                Some(LoggedRecord::NewTimestamp(r)) => new_timestamps.push(rows::timestamp_values(r, Some(idx))),
-                Some(LoggedRecord::NewSignature(r)) => new_signatures.push(rows::signature_values(r, Some(idx))),
-                Some(LoggedRecord::CeremonyKey(spki)) => keys.push((spki.to_vec(), idx)),
-                None => {}
+        for (head, values) in [(INSERT_TIMESTAMPS, rows.new_timestamps), (INSERT_SIGNATURES, rows.new_signatures)] {
+            if !values.is_empty() {
+                q.push("; ");
+                push_rows(&mut q, head, values);
             }
         }
-        if !new_timestamps.is_empty() {
-            q.push("; ");
-            push_rows(&mut q, rows::INSERT_TIMESTAMPS, new_timestamps);
-        }
-        if !new_signatures.is_empty() {
-            q.push("; ");
-            push_rows(&mut q, rows::INSERT_SIGNATURES, new_signatures);
-        }
-        if !issued.is_empty() {
+        if !rows.issued.is_empty() {
             // The pending records become issued with their certificates and log indexes. A
             // record abandoned meanwhile (only start-up abandons, before serving) is issued too:
             // the store then says what the log says.
             q.push("; WITH v(k, der, idx) AS (");
-            q.push_values(issued, |mut row, (k, der, idx)| {
+            q.push_values(rows.issued, |mut row, (k, der, idx)| {
                 row.push_bind(k).push_bind(der).push_bind(idx);
             });
             q.push(") UPDATE certificates SET status = 'issued', issued_at = ").push_bind(now()).push(
@@ -588,13 +505,13 @@ impl LogStore for SqliteStore {
                      WHERE serial IN (SELECT k FROM v) AND status IN ('pending', 'abandoned')",
             );
         }
-        push_log_indexes(&mut q, "certificates", "serial", certs);
-        push_log_indexes(&mut q, "revocation_events", "id", events);
-        push_log_indexes(&mut q, "timestamps", "serial", timestamps);
-        push_log_indexes(&mut q, "signatures", "signature_id", signatures);
-        if !keys.is_empty() {
+        push_log_indexes(&mut q, "certificates", "serial", rows.certificates);
+        push_log_indexes(&mut q, "revocation_events", "id", rows.revocation_events);
+        push_log_indexes(&mut q, "timestamps", "serial", rows.timestamps);
+        push_log_indexes(&mut q, "signatures", "signature_id", rows.signatures);
+        if !rows.ceremony_keys.is_empty() {
             q.push("; INSERT INTO ceremony_keys (spki_sha256, log_index) ");
-            q.push_values(keys, |mut row, (spki, idx)| {
+            q.push_values(rows.ceremony_keys, |mut row, (spki, idx)| {
                 row.push_bind(spki).push_bind(idx);
             });
         }

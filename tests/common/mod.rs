@@ -106,6 +106,16 @@ pub fn venv_bin(tool: &str) -> PathBuf {
     p
 }
 
+/// Runs a checker script of `tests/py/` with the test venv's Python in `dir`.
+pub fn py_checker(dir: &Path, script: &str, args: &[&str]) -> Output {
+    Command::new(venv_bin("python"))
+        .current_dir(dir)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{script}: {e}"))
+}
+
 /// Runs a pkilint linter on a PEM file and returns its findings; panics on any ERROR or FATAL.
 pub fn pkilint_no_errors(linter: &str, extra: &[&str], pem: &Path) -> String {
     let out = Command::new(venv_bin(linter)).arg("lint").args(extra).arg(pem).output().expect("pkilint");
