@@ -68,6 +68,11 @@ fn still_fresh(path: &Path, now: u64) -> bool {
     certs.first().is_some_and(|leaf| now < crate::ca::cert::renewal_time(leaf))
 }
 
+/// Whether `dir` holds an operator credential not yet due for renewal.
+pub fn operator_is_fresh(dir: &Path) -> bool {
+    dir.join(KEY_FILE).exists() && still_fresh(&dir.join(CERT_FILE), crate::unix_time::now())
+}
+
 /// Keeps an operator credential for `identity` (a SAN URI) in `dir`: issued when missing or
 /// due for renewal ([`renewal_time`](crate::ca::cert::renewal_time)), kept otherwise. Returns the new certificate's DER when it
 /// issued one.
@@ -78,7 +83,7 @@ pub async fn ensure_operator(ca: &CertificateAuthority, dir: &Path, identity: &s
     let root = ca.chain(CaId::Root).first().cloned().ok_or("the root CA certificate is missing")?;
     write_file(&dir.join(CA_FILE), &pem("CERTIFICATE", &root)?, 0o644)?;
     let (cert_path, key_path) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
-    if key_path.exists() && still_fresh(&cert_path, crate::unix_time::now()) {
+    if operator_is_fresh(dir) {
         return Ok(None);
     }
     let key = client_key();

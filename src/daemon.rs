@@ -8,6 +8,7 @@ use crate::api::grpc::{CaService, DiagnosticsService, LogService, SigningService
 use crate::api::http::HttpState;
 use crate::api::limits::{LimitLayer, RequestLimits};
 use crate::api::pb;
+use crate::api::standby::ReadOnlyLayer;
 use crate::ca::{CaId, CertificateAuthority, CrlSchedule};
 use crate::ceremony::{self, CaKeys};
 use crate::clock::{Clock, ClockCheck, SystemClock};
@@ -23,7 +24,7 @@ use crate::ocsp::OcspResponder;
 use crate::policy::Policies;
 use crate::records::{self, RecordWriter};
 use crate::signing::{SigningService, Validation};
-use crate::store::{SignatureWriter, Store, StoreError, TimestampWriter};
+use crate::store::{Role, SignatureWriter, Store, StoreError, TimestampWriter};
 use crate::tls::{self, ServerCertificate};
 use crate::tsa::TimeStampAuthority;
 use std::io::Write;
@@ -185,11 +186,13 @@ fn access_file(dir: &Path, policies: &Policies) -> PolicyFile {
 }
 
 /// The gRPC and HTTPS listeners' TLS set-up: one server certificate for the HSM's TLS key,
-/// issued now and renewed while serving; client certificates from the issuing CA.
+/// issued now and renewed while serving (on a read-only standby, the newest a replica on the
+/// primary issued, followed as they renew it); client certificates from the issuing CA.
 async fn tls_configs(
     cfg: &Config,
     hsm: &Hsm,
     ca: &Arc<CertificateAuthority>,
+    serving: Role,
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ServerConfig>), StartError> {
     let mut key = hsm_signer(hsm, &cfg.keys.tls, None, "TLS key").await?;
     // TLS 1.3 takes RSA handshake signatures in PSS only (RFC 8446 §4.2.3).
@@ -200,9 +203,23 @@ async fn tls_configs(
         key = hsm_signer(hsm, &cfg.keys.tls, Some(SignatureScheme::RsaPssSha256), "TLS key").await?;
     }
     let names = cfg.tls_names()?;
-    let issued = tls::certificate::issue(ca, key.clone(), &names).await.map_err(|e| e.to_string())?;
+    let standby = serving == Role::Standby;
+    let issued = match standby {
+        false => tls::certificate::issue(ca, key.clone(), &names).await.map_err(|e| e.to_string())?,
+        true => {
+            tls::certificate::stored(ca, key.clone(), &names).await.map_err(|e| e.to_string())?.ok_or_else(|| {
+                let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+                format!(
+                "the read-only standby holds no valid TLS server certificate of the TLS key {} naming {}: a trustd \
+                 on the primary with the same [keys] tls and [server] tls_names issues it; start one first",
+                cfg.keys.tls,
+                names.join(", ")
+            )
+            })?
+        }
+    };
     let current = ServerCertificate::new(issued.key);
-    tokio::spawn(tls::certificate::keep_renewed(ca.clone(), key, names, current.clone(), issued.renew_at));
+    tokio::spawn(tls::certificate::keep_renewed(ca.clone(), key, names, current.clone(), issued.renew_at, standby));
     let client_cas = [ca.ca_certificate(CaId::Issuing).to_vec()];
     let config = |listener| tls::server_config(current.clone(), &client_cas, listener).map_err(|e| e.to_string());
     Ok((config(tls::Listener::Grpc)?, config(tls::Listener::Https)?))
@@ -249,13 +266,25 @@ async fn log_at_start(
 }
 
 /// The bootstrap operator credential in `[server] operator_credentials`, when configured; warns
-/// when the access policy would not serve it.
+/// when the access policy would not serve it. A replica on a read-only standby cannot issue one:
+/// it warns when the one there is missing or due for renewal.
 async fn operator_credentials(
     cfg: &Config,
     ca: &CertificateAuthority,
     access: &AccessPolicy,
+    serving: Role,
 ) -> Result<(), StartError> {
     let Some(dir) = &cfg.server.operator_credentials else { return Ok(()) };
+    if serving == Role::Standby {
+        if !credentials::operator_is_fresh(dir) {
+            tracing::warn!(
+                dir = %dir.display(),
+                "the operator credential is missing or due for renewal, and a replica on a read-only standby \
+                 cannot issue one: a trustd on the primary does"
+            );
+        }
+        return Ok(());
+    }
     let identity = format!("spiffe://{}/{}", access.trust_domain(), credentials::OPERATOR);
     if let Some(der) = credentials::ensure_operator(ca, dir, &identity).await? {
         if let Err(e) = access.authorize(Some(&der), "/trust.v1.CertificateAuthority/IssueCertificate") {
@@ -342,8 +371,17 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     }));
     let database = cfg.store.database()?;
     let store = database.open().await.map_err(|e| format!("{database}: {e}"))?;
+    // A hot standby takes reads only: this daemon then serves what needs no write (see
+    // api/standby.rs) and skips every write of a start, which the primary's replicas make.
+    let serving = store.ping().await.map_err(|e| format!("{database}: {e}"))?;
+    let primary = serving == Role::Primary;
+    if !primary {
+        tracing::warn!(%database, "the database is a read-only standby: serving reads; writes are refused");
+    }
     let pending_grace = (2 * cfg.limits.request_deadline).max(PENDING_GRACE);
-    abandon_stale_pending(store.as_ref(), pending_grace).await.map_err(|e| e.to_string())?;
+    if primary {
+        abandon_stale_pending(store.as_ref(), pending_grace).await.map_err(|e| e.to_string())?;
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock(cfg.tsa.clock_check));
     // The keys the services sign with, as operators measure them (trust.v1.Diagnostics), and
     // each service certificate's notAfter by role, for /metrics.
@@ -385,20 +423,22 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("ceremony certificates: {e}"))?
     };
-    ca.record_ceremony_certificates(ceremony_certs).await.map_err(|e| format!("ceremony certificates: {e}"))?;
-    // Every certificate the store knows as issued is in the log before the daemon says it is
-    // ready: those of a crash between store and log, and the ceremony's just recorded.
-    ca.log_unsequenced(REVOCATION_SETTLED).await.map_err(|e| format!("log: appending unlogged records: {e}"))?;
     let in_service = keys_in_service(&cfg, &hsm, &policies).await?;
     let sequencer = log.as_ref().map(|l| l.sequencer());
-    if let Some(seq) = sequencer {
-        log_at_start(store.as_ref(), seq, in_service.clone(), &access_file, &access_text).await?;
+    if primary {
+        ca.record_ceremony_certificates(ceremony_certs).await.map_err(|e| format!("ceremony certificates: {e}"))?;
+        // Every certificate the store knows as issued is in the log before the daemon says it
+        // is ready: those of a crash between store and log, and the ceremony's just recorded.
+        ca.log_unsequenced(REVOCATION_SETTLED).await.map_err(|e| format!("log: appending unlogged records: {e}"))?;
+        if let Some(seq) = sequencer {
+            log_at_start(store.as_ref(), seq, in_service.clone(), &access_file, &access_text).await?;
+        }
     }
     let ca = Arc::new(ca);
     // The certificates the daemon gives itself are issued (and logged) before the first
     // checkpoint, so that it covers everything issued at start.
-    let (tls_config, https_config) = tls_configs(&cfg, &hsm, &ca).await?;
-    operator_credentials(&cfg, &ca, &access).await?;
+    let (tls_config, https_config) = tls_configs(&cfg, &hsm, &ca, serving).await?;
+    operator_credentials(&cfg, &ca, &access, serving).await?;
     if let Some(l) = &log {
         l.publish().await.map_err(|e| format!("log: first checkpoint: {e}"))?;
         tokio::spawn(l.clone().run_checkpoints());
@@ -474,33 +514,54 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         .map_err(|e| e.to_string())?
     };
     let (ocsp, signing) = (Arc::new(ocsp), Arc::new(signing));
-    // A CRL exists before the daemon says it is ready: certificates point relying parties at it.
-    ca.publish_crl().await.map_err(|e| format!("first CRL: {e}"))?;
-    tokio::spawn(ca.clone().run_crl_schedule());
-    tokio::spawn(ca.clone().follow_revocations());
-    if log.is_some() {
-        tokio::spawn(ca.clone().run_reconciliation(RECONCILE_EVERY, REVOCATION_SETTLED));
+    // A CRL exists before the daemon says it is ready: certificates point relying parties at
+    // it. A standby serves the primary's (the newest in the store), followed as it publishes.
+    if primary {
+        ca.publish_crl().await.map_err(|e| format!("first CRL: {e}"))?;
+        tokio::spawn(ca.clone().run_crl_schedule());
+    } else if !ca.adopt_stored_crls().await.map_err(|e| format!("the CRLs in the store: {e}"))? {
+        tracing::warn!(
+            "the read-only standby holds no CRL of a CA yet: /crl answers 404 for it until the primary's arrives"
+        );
     }
-    let sweep = store.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(RECONCILE_EVERY).await;
-            if let Err(e) = abandon_stale_pending(sweep.as_ref(), pending_grace).await {
-                tracing::warn!(error = %e, "stale pending issuances could not be marked abandoned; retrying");
-            }
+    tokio::spawn(ca.clone().follow_revocations());
+    if primary {
+        if log.is_some() {
+            tokio::spawn(ca.clone().run_reconciliation(RECONCILE_EVERY, REVOCATION_SETTLED));
         }
-    });
+        let sweep = store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RECONCILE_EVERY).await;
+                if let Err(e) = abandon_stale_pending(sweep.as_ref(), pending_grace).await {
+                    tracing::warn!(error = %e, "stale pending issuances could not be marked abandoned; retrying");
+                }
+            }
+        });
+    }
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<CaServer>().await;
-    reporter.set_serving::<TsaServer>().await;
+    // A time-stamp is a write: a standby's TSA serves only its chain.
+    match primary {
+        true => reporter.set_serving::<TsaServer>().await,
+        false => reporter.set_not_serving::<TsaServer>().await,
+    }
     reporter.set_serving::<SigningServer>().await;
     if log.is_some() {
         reporter.set_serving::<LogServer>().await;
     }
-    let first = crate::health::check(&hsm, store.as_ref(), cfg.tsa.clock_check).await;
+    let first = crate::health::check(&hsm, store.as_ref(), serving, cfg.tsa.clock_check).await;
     let (readiness_tx, readiness) = tokio::sync::watch::channel(first);
-    tokio::spawn(watch_health(hsm.clone(), store.clone(), cfg.tsa.clock_check, log.is_some(), reporter, readiness_tx));
+    tokio::spawn(watch_health(
+        hsm.clone(),
+        store.clone(),
+        cfg.tsa.clock_check,
+        log.is_some(),
+        reporter,
+        readiness_tx,
+        first,
+    ));
     // Both reflection versions: grpcurl asks v1, but Python's grpcio-reflection and many GUI
     // clients still ask v1alpha.
     let reflection = || {
@@ -536,7 +597,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     if let Some(l) = &https_listener {
         ready.push_str(&format!(" https=https://{}", l.local_addr().map_err(|e| e.to_string())?));
     }
-    ready.push_str(&format!(" token={}", hsm.token_label()));
+    ready.push_str(&format!(" token={} role={}", hsm.token_label(), serving.name()));
     if let Some(d) = data_dir {
         ready.push_str(&format!(" data-dir={}", d.display()));
     }
@@ -566,7 +627,9 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let changes = ca.revocation_changes();
     let incoming = tls::incoming("grpc", grpc_listener, tls_config, &limits, store.clone(), changes.clone());
     let access = PolicyInForce::new(access);
-    tokio::spawn(access_file.watch(access.clone(), access_text, sequencer.cloned()));
+    // A standby's log takes no entry: its policy changes (which govern reads only, every write is
+    // refused there) apply unlogged, as with the log off.
+    tokio::spawn(access_file.watch(access.clone(), access_text, sequencer.filter(|_| primary).cloned()));
     let state = HttpState {
         ca,
         tsa,
@@ -602,6 +665,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         // Outermost, so that refusals by access control and limits are counted too.
         .layer(crate::api::metrics::MetricsLayer)
         .layer(AccessLayer::new(access))
+        .layer(ReadOnlyLayer::new(!primary))
         .layer(LimitLayer::new(requests))
         .add_service(health)
         .add_service(reflection)
@@ -654,8 +718,8 @@ type SigningServer = pb::signing_server::SigningServer<GrpcSigning>;
 type DiagnosticsServer = pb::diagnostics_server::DiagnosticsServer<DiagnosticsService>;
 type LogServer = pb::transparency_log_server::TransparencyLogServer<LogService>;
 
-/// Keeps `grpc.health.v1` truthful: NOT_SERVING while the HSM or the store fails. The probe
-/// also heals the HSM session pool after a device error.
+/// Keeps `grpc.health.v1` truthful: NOT_SERVING while the HSM or the store fails (`first` is
+/// what start-up reported). The probe also heals the HSM session pool after a device error.
 async fn watch_health(
     hsm: Hsm,
     store: Arc<dyn Store>,
@@ -663,16 +727,25 @@ async fn watch_health(
     log_enabled: bool,
     reporter: tonic_health::server::HealthReporter,
     readiness: tokio::sync::watch::Sender<crate::health::Readiness>,
+    first: crate::health::Readiness,
 ) {
-    let mut was_ok = (true, true);
+    let serving = first.serving;
+    let mut was_ok = (true, serving == Role::Primary);
+    let mut was_store = first.store;
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let r = crate::health::check(&hsm, store.as_ref(), clock).await;
+        let r = crate::health::check(&hsm, store.as_ref(), serving, clock).await;
         readiness.send_replace(r);
+        if r.store.is_some() && r.store != was_store && r.store != Some(serving) {
+            tracing::error!(database = ?r.store, serving = serving.name(), "the database's role changed: {}", r.store_state());
+        }
+        if r.store.is_some() {
+            was_store = r.store;
+        }
         // The CA, signing and the log need the HSM and the store; the TSA also needs a
-        // trustworthy clock.
-        let ca_ok = r.hsm && r.store;
-        let tsa_ok = r.ok();
+        // trustworthy clock, and writes.
+        let ca_ok = r.hsm && r.store_ok();
+        let tsa_ok = r.ok() && serving == Role::Primary;
         if (ca_ok, tsa_ok) != was_ok {
             if ca_ok {
                 reporter.set_serving::<CaServer>().await;
@@ -681,7 +754,7 @@ async fn watch_health(
                     reporter.set_serving::<LogServer>().await;
                 }
             } else {
-                tracing::error!(hsm_ok = r.hsm, store_ok = r.store, "not ready");
+                tracing::error!(hsm_ok = r.hsm, store = r.store_state(), "not ready");
                 reporter.set_not_serving::<CaServer>().await;
                 reporter.set_not_serving::<SigningServer>().await;
                 if log_enabled {

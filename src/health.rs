@@ -1,16 +1,21 @@
-//! Readiness: the HSM answers, the store is writable, and (where the TSA checks it) the clock
-//! is synchronised. Shared by `grpc.health.v1` and `GET /readyz`; the HSM probe also heals its
+//! Readiness: the HSM answers, the store answers and takes what this daemon asks of it (writes,
+//! unless it serves a read-only standby), and (where the TSA checks it) the clock is
+//! synchronised. Shared by `grpc.health.v1` and `GET /readyz`; the HSM probe also heals its
 //! session pool after a device error.
 
 use crate::clock::ClockCheck;
 use crate::hsm::Hsm;
-use crate::store::Store;
+use crate::store::{Role, Store};
 
 /// The state of the daemon's dependencies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Readiness {
     pub hsm: bool,
-    pub store: bool,
+    /// What the database took at the last probe; `None` when it did not answer.
+    pub store: Option<Role>,
+    /// What this daemon serves as, from the database it found at start: a primary's replica
+    /// serves everything, a standby's reads only.
+    pub serving: Role,
     /// `None` when the clock is not checked (`clock_check = "off"`).
     pub clock: Option<bool>,
 }
@@ -18,7 +23,31 @@ pub struct Readiness {
 impl Readiness {
     /// True when every dependency works.
     pub fn ok(self) -> bool {
-        self.hsm && self.store && self.clock != Some(false)
+        self.hsm && self.store_ok() && self.clock != Some(false)
+    }
+
+    /// Whether the store serves what this daemon asks of it: a database that became a standby
+    /// under a daemon serving writes does not; one promoted under a daemon serving reads still
+    /// serves them.
+    pub fn store_ok(self) -> bool {
+        matches!((self.serving, self.store), (_, Some(Role::Primary)) | (Role::Standby, Some(Role::Standby)))
+    }
+
+    /// How `/readyz` states the store.
+    pub fn store_state(self) -> &'static str {
+        match (self.serving, self.store) {
+            (_, None) => "unavailable",
+            (Role::Primary, Some(Role::Primary)) => "ok",
+            (Role::Primary, Some(Role::Standby)) => {
+                "unavailable: the database became a read-only standby; point trustd at the primary"
+            }
+            (Role::Standby, Some(Role::Standby)) => {
+                "ok, a read-only standby: reads are served here, writes refused with UNAVAILABLE"
+            }
+            (Role::Standby, Some(Role::Primary)) => {
+                "ok, promoted to primary since trustd started: restart trustd to serve writes"
+            }
+        }
     }
 }
 
@@ -27,12 +56,16 @@ impl Readiness {
 /// must not take.
 pub type Latest = tokio::sync::watch::Receiver<Readiness>;
 
-/// Probes the HSM (on the blocking pool), the store and the clock.
-pub async fn check(hsm: &Hsm, store: &dyn Store, clock: ClockCheck) -> Readiness {
+/// Probes the HSM (on the blocking pool), the store and the clock, for a daemon `serving` as a
+/// primary's replica or a standby's.
+pub async fn check(hsm: &Hsm, store: &dyn Store, serving: Role, clock: ClockCheck) -> Readiness {
     let h = hsm.clone();
     let hsm_ok = tokio::task::spawn_blocking(move || h.probe()).await.map(|r| r.is_ok()).unwrap_or(false);
     let clock = (clock != ClockCheck::Off).then(|| clock.check().is_ok());
-    Readiness { hsm: hsm_ok, store: store.ping().await.is_ok(), clock }
+    let asked = std::time::Instant::now();
+    let store = store.ping().await.ok();
+    crate::metrics::global().store_probed(asked.elapsed());
+    Readiness { hsm: hsm_ok, store, serving, clock }
 }
 
 /// A service certificate within the warning time before its notAfter, or past it.
@@ -87,6 +120,17 @@ impl std::fmt::Display for Expiring {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_store_serves_what_the_daemon_asks_of_it() {
+        let r = |serving, store| Readiness { hsm: true, store, serving, clock: None };
+        assert!(r(Role::Primary, Some(Role::Primary)).ok());
+        assert!(r(Role::Standby, Some(Role::Standby)).ok());
+        assert!(r(Role::Standby, Some(Role::Primary)).ok(), "a promoted database still serves reads");
+        assert!(!r(Role::Primary, Some(Role::Standby)).ok(), "writes fail on a demoted database");
+        assert!(!r(Role::Standby, None).ok());
+        assert!(r(Role::Standby, Some(Role::Primary)).store_state().contains("restart trustd"));
+    }
 
     #[test]
     fn expiring_certificates_are_those_within_the_warning_soonest_first() {

@@ -9,6 +9,7 @@
 //! The counters and histograms are process-wide (`global()`): the API layers and the HSM count
 //! into them where the work passes, so no core knows of metrics.
 
+use crate::store::Role;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -64,6 +65,11 @@ struct WriterLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    role: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DependencyLabels {
     dependency: &'static str,
 }
@@ -86,6 +92,8 @@ pub struct Metrics {
     batch_latency: Family<WriterLabels, Histogram>,
     queue_depth: Family<WriterLabels, Gauge>,
     ready: Family<DependencyLabels, Gauge>,
+    replica_role: Family<ReplicaLabels, Gauge>,
+    store_probe: Gauge<f64, AtomicU64>,
     log_size: Gauge,
     log_awaiting: Gauge,
     crl_age: Family<CaLabels, Gauge<f64, AtomicU64>>,
@@ -142,6 +150,18 @@ impl Metrics {
         );
         let ready = Family::<DependencyLabels, Gauge>::default();
         registry.register("ready", "1 while a dependency works (hsm, store, clock), else 0", ready.clone());
+        let replica_role = Family::<ReplicaLabels, Gauge>::default();
+        registry.register(
+            "replica_role",
+            "1 for what this daemon serves as: primary (every request) or standby (reads of a read-only database)",
+            replica_role.clone(),
+        );
+        let store_probe = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "store_probe_seconds",
+            "Round trip of the readiness probe's query to the store, every 5 s: the database's latency as this daemon sees it",
+            store_probe.clone(),
+        );
         let log_size = Gauge::default();
         registry.register(
             "log_tree_size",
@@ -180,6 +200,8 @@ impl Metrics {
             batch_latency,
             queue_depth,
             ready,
+            replica_role,
+            store_probe,
             log_size,
             log_awaiting,
             crl_age,
@@ -219,11 +241,19 @@ impl Metrics {
         self.batch_latency.get_or_create(&WriterLabels { writer }).observe(took.as_secs_f64());
     }
 
+    /// The readiness probe's query to the store took `took`.
+    pub fn store_probed(&self, took: Duration) {
+        self.store_probe.set(took.as_secs_f64());
+    }
+
     /// The OpenMetrics text of everything, after setting what is read at scrape time.
     pub fn encode(&self, now: Scraped<'_>) -> Result<String, std::fmt::Error> {
         let _one = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
         for (dependency, ok) in now.ready {
             self.ready.get_or_create(&DependencyLabels { dependency }).set(i64::from(*ok));
+        }
+        for role in [Role::Primary, Role::Standby] {
+            self.replica_role.get_or_create(&ReplicaLabels { role: role.name() }).set(i64::from(role == now.role));
         }
         let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         if let Some(read) = self.session_reader.get() {
@@ -261,6 +291,8 @@ pub struct Scraped<'a> {
     pub crls: &'a [(&'static str, u64, u64)],
     /// Each service certificate's key role and notAfter.
     pub expiry: &'a [(String, u64)],
+    /// What the daemon serves as.
+    pub role: Role,
 }
 
 /// The process's metrics.
@@ -288,6 +320,7 @@ mod tests {
         m.batch_taken("log", 40, 7);
         m.read_hsm_sessions_with(Box::new(|| (5, 2, 8)));
         m.batch_done("log", Duration::from_millis(2));
+        m.store_probed(Duration::from_millis(250));
         let text = m
             .encode(Scraped {
                 unix_now: 1_000_000.0,
@@ -295,6 +328,7 @@ mod tests {
                 log: Some((42, 3)),
                 crls: &[("issuing", 999_400, 1_086_400)],
                 expiry: &[("tsa".into(), 1_086_400), ("root".into(), 999_999)],
+                role: Role::Standby,
             })
             .unwrap();
         for line in [
@@ -309,6 +343,9 @@ mod tests {
             "trustd_hsm_sessions{state=\"max\"} 8",
             "trustd_ready{dependency=\"hsm\"} 1",
             "trustd_ready{dependency=\"store\"} 0",
+            "trustd_replica_role{role=\"standby\"} 1",
+            "trustd_replica_role{role=\"primary\"} 0",
+            "trustd_store_probe_seconds 0.25",
             "trustd_log_tree_size 42",
             "trustd_log_entries_awaiting_checkpoint 3",
             "trustd_crl_age_seconds{ca=\"issuing\"} 600.0",

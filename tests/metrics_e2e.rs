@@ -90,6 +90,10 @@ async fn prometheus_reads_requests_refusals_hsm_readiness_and_expiry() {
     assert!(value(&s, "trustd_hsm_operation_duration_seconds_count", &[]).unwrap() >= 3.0);
     assert_eq!(value(&s, "trustd_ready", &[("dependency", "hsm")]), Some(1.0));
     assert_eq!(value(&s, "trustd_ready", &[("dependency", "store")]), Some(1.0));
+    assert_eq!(value(&s, "trustd_replica_role", &[("role", "primary")]), Some(1.0));
+    assert_eq!(value(&s, "trustd_replica_role", &[("role", "standby")]), Some(0.0));
+    let probe = value(&s, "trustd_store_probe_seconds", &[]).unwrap();
+    assert!(probe > 0.0 && probe < 10.0, "{probe}");
     assert!(value(&s, "trustd_log_tree_size", &[]).unwrap() >= 1.0);
     assert!(value(&s, "trustd_log_entries_awaiting_checkpoint", &[]).is_some());
     // The log's writer wrote each token with its entry, in group-commit batches.

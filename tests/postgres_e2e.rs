@@ -147,7 +147,7 @@ fn every_service_records_in_postgresql_and_survives_a_restart() {
 
 /// A database URL that cannot be used stops the start with a message naming it, never with
 /// its password: a server that is not there, a URL that is not PostgreSQL's, and a hot standby
-/// (read-only: trustd needs the primary, for now).
+/// of a database no trustd ever migrated (a standby takes its schema from the primary).
 #[test]
 fn an_unreachable_wrong_or_standby_database_is_named_at_start_without_its_password() {
     let db = TestDatabase::new();
@@ -156,7 +156,7 @@ fn an_unreachable_wrong_or_standby_database_is_named_at_start_without_its_passwo
     for (url, says) in [
         ("postgres://trustd:s3cret@127.0.0.1:1/trustd", "postgres://trustd@127.0.0.1:1/trustd"),
         ("mysql://trustd:s3cret@127.0.0.1/trustd", "must be a postgres:// URL"),
-        (on_standby.as_str(), "the database is a read-only standby: point trustd at the primary"),
+        (on_standby.as_str(), "holds no trustd schema: start trustd against the primary first"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_trustd"))

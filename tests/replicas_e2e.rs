@@ -10,23 +10,14 @@ mod common;
 use common::postgres::TestDatabase;
 use common::*;
 use std::collections::HashSet;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use trustd::api::pb;
 use trustd::api::pb::time_stamping_client::TimeStampingClient;
 
-/// One column of a query on the test's database, a value a line.
 fn column(db: &TestDatabase, sql: &str) -> Vec<String> {
-    let out = run(Command::new("psql").args(["-X", "-At", &db.url, "-c", sql]));
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
-}
-
-fn ocsp(dir: &std::path::Path, d: &Daemon) -> String {
-    let url = format!("http://{}/ocsp", d.http);
-    let args = ["ocsp", "-issuer", "issuing.pem", "-cert", "cert.pem", "-url", &url, "-CAfile", "root.pem"];
-    text(&Command::new("openssl").current_dir(dir).args(args).output().unwrap())
+    psql_column(&db.url, sql)
 }
 
 /// What one replica's clients were given, and how many of their requests failed.
@@ -113,12 +104,12 @@ async fn two_replicas_serve_as_one_and_a_killed_one_loses_nothing() {
     let csr = openssl_csr(&dir, "web", P256, "/CN=web.example.com", Some("DNS:web.example.com"));
     let pem = trustctl_ok(&a, &["issue", "--profile", "tls-server", "--csr", csr.to_str().unwrap()]);
     std::fs::write(dir.join("cert.pem"), pem).unwrap();
-    assert!(ocsp(&dir, &b).contains("cert.pem: good"));
+    assert!(ocsp_status(&dir, &b).contains("cert.pem: good"));
     let serial = text(&openssl(&dir, &["x509", "-in", "cert.pem", "-noout", "-serial"]));
     let serial = serial.trim().trim_start_matches("serial=").to_owned();
     trustctl_ok(&b, &["revoke", "--serial", &serial.to_ascii_lowercase(), "--reason", "keyCompromise"]);
     let revoked_at = Instant::now();
-    assert!(ocsp(&dir, &a).contains("cert.pem: revoked"), "{}", ocsp(&dir, &a));
+    assert!(ocsp_status(&dir, &a).contains("cert.pem: revoked"), "{}", ocsp_status(&dir, &a));
     loop {
         let (_, _, der) = a.http_get("/crl/issuing.crl");
         std::fs::write(dir.join("crl.der"), der).unwrap();

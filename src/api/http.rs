@@ -17,6 +17,7 @@ use crate::ca::{CaId, CertificateAuthority};
 use crate::config::HttpAccess;
 use crate::log::{LogError, TransparencyLog};
 use crate::ocsp::OcspResponder;
+use crate::store::Role;
 use crate::tls::Peer;
 use crate::tsa::TimeStampAuthority;
 use axum::body::Bytes;
@@ -100,6 +101,11 @@ async fn timestamp(s: &HttpState, headers: &HeaderMap, body: Bytes, requester: &
     if media_type(headers).as_deref() != Some("application/timestamp-query") {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/timestamp-query\n")
             .into_response();
+    }
+    // Nothing that cannot be recorded is signed: RFC 3161's own refusal, which clients report.
+    if s.readiness.borrow().serving == Role::Standby {
+        let der = crate::tsa::rejection(crate::tsa::Failure::SystemFailure, crate::store::READ_ONLY);
+        return ([(header::CONTENT_TYPE, "application/timestamp-reply")], der).into_response();
     }
     // In a task of its own: a token issued is recorded and logged even if the deadline passes.
     let (tsa, who) = (s.tsa.clone(), requester.to_owned());
@@ -384,7 +390,7 @@ async fn operational_https(
 /// Prometheus's scrape: the OpenMetrics text format (Prometheus asks for it by this type).
 fn metrics(s: &HttpState) -> Response {
     let r = *s.readiness.borrow();
-    let mut ready = vec![("hsm", r.hsm), ("store", r.store)];
+    let mut ready = vec![("hsm", r.hsm), ("store", r.store_ok())];
     if let Some(clock) = r.clock {
         ready.push(("clock", clock));
     }
@@ -396,6 +402,7 @@ fn metrics(s: &HttpState) -> Response {
         log: s.log.as_ref().map(|l| (l.checkpoint().checkpoint.size().0, l.awaiting_checkpoint())),
         crls: &crls,
         expiry: &s.service_certificates,
+        role: r.serving,
     };
     match crate::metrics::global().encode(scraped) {
         Ok(text) => ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response(),
@@ -416,7 +423,8 @@ fn readyz(s: &HttpState) -> Response {
         Some(true) => "synchronised",
         Some(false) => "unsynchronised",
     };
-    let mut body = format!("hsm: {}\nstore: {}\nclock: {clock}\n", word(r.hsm), word(r.store));
+    let mut body =
+        format!("hsm: {}\nstore: {}\nrole: {}\nclock: {clock}\n", word(r.hsm), r.store_state(), r.serving.name());
     // A certificate near its end is a warning, not unreadiness: the service still works.
     let now = crate::unix_time::now();
     let soon = crate::health::expiring(&s.service_certificates, now, s.expiry_warning);

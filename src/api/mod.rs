@@ -8,6 +8,7 @@ pub mod http;
 pub mod http_server;
 pub mod limits;
 pub mod metrics;
+pub mod standby;
 pub mod status;
 
 /// Generated gRPC types for `trust.v1` (protos in `proto/`).

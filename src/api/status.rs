@@ -33,6 +33,8 @@ fn store(e: &StoreError) -> Told {
         StoreError::BadPageToken => Told::Reason(Code::InvalidArgument),
         StoreError::WrongStatus { .. } => Told::Reason(Code::FailedPrecondition),
         StoreError::DuplicateSerial(_) | StoreError::Conflict(_) => Told::Reason(Code::Aborted),
+        // Said as it is: the client may retry at another replica.
+        StoreError::ReadOnly => Told::Reason(Code::Unavailable),
         StoreError::Database(_) => Told::Hidden(Code::Unavailable),
     }
 }

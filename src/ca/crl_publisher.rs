@@ -1,5 +1,8 @@
 //! CRL publishing (RFC 5280 §5): this CA's and the root's CRLs made from the store's revoked
-//! index, signed, and served, on a schedule and shortly after every revocation.
+//! index, signed, kept in the store and served, on a schedule and shortly after every
+//! revocation. Every replica of a database serves the newest CRL any of them published (so
+//! the cRLNumber a relying party sees never goes back, whichever replica answers), and a
+//! replica on a read-only standby serves the primary's.
 
 use super::*;
 
@@ -22,15 +25,39 @@ impl CertificateAuthority {
             .await
             .map_err(|e| CaError::Internal(format!("CRL task: {e}")))??;
             let signature = ci.key.sign(&tbs_der).await?;
-            let crl = cert::signed_der(&tbs_der, scheme, &signature)?;
-            let crl = Arc::new(crl);
+            let der = cert::signed_der(&tbs_der, scheme, &signature)?;
             let next_update = now.saturating_add(validity.as_secs());
-            *ci.current.write().unwrap_or_else(|p| p.into_inner()) =
-                Some(PublishedCrl { der: crl.clone(), this_update: now, next_update });
+            let crl = PublishedCrl { der: Arc::new(der), number, this_update: now, next_update };
+            // Stored before it is served: no replica serves a CRL the others cannot find.
+            self.store.record_crl(&crl.stored(ci.ca)).await?;
+            ci.serve(crl.clone());
             tracing::info!(ca = %ci.ca, number, "CRL published");
-            published.push(crl);
+            published.push(crl.der);
         }
         published.into_iter().next().ok_or_else(|| CaError::Internal("no CRL issuer".into()))
+    }
+
+    /// Serves the newest CRL of each CA in the store, where it is newer than the one served:
+    /// another replica's, or (on a read-only standby) the primary's. Returns whether every CA
+    /// has one to serve.
+    pub async fn adopt_stored_crls(&self) -> Result<bool, CaError> {
+        let mut all = true;
+        for ci in &self.crl_issuers {
+            let served = ci.current.read().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |c| c.number);
+            match self.store.newest_crl(ci.ca, served).await? {
+                Some(stored) => {
+                    tracing::debug!(ca = %ci.ca, number = stored.number, "newer CRL found in the store");
+                    ci.serve(PublishedCrl {
+                        der: Arc::new(stored.der),
+                        number: stored.number,
+                        this_update: u64::try_from(stored.this_update).unwrap_or(0),
+                        next_update: u64::try_from(stored.next_update).unwrap_or(0),
+                    });
+                }
+                None => all &= served > 0,
+            }
+        }
+        Ok(all)
     }
 
     /// The current CRL (DER) of `ca`, once one is published.
@@ -68,8 +95,9 @@ impl CertificateAuthority {
     /// Follows revocations made by other processes on the same database (replicas): every
     /// [`FOLLOW_REVOCATIONS`] it reads the store's revocation generation, and when others'
     /// changes moved it, counts a change (cached client statuses are looked up again) and
-    /// republishes the CRLs, as a revocation made here does at once. OCSP needs nothing: it
-    /// reads the store for every answer. Runs until the daemon stops.
+    /// republishes the CRLs (where this process publishes), as a revocation made here does at
+    /// once; and it serves any newer CRL another process stored. OCSP needs nothing: it reads
+    /// the store for every answer. Runs until the daemon stops.
     pub async fn follow_revocations(self: Arc<Self>) {
         use std::sync::atomic::Ordering::SeqCst;
         let mut tick = tokio::time::interval(FOLLOW_REVOCATIONS);
@@ -82,6 +110,11 @@ impl CertificateAuthority {
         let (mut highest, mut failing) = (None::<i128>, false);
         loop {
             tick.tick().await;
+            if let Err(e) = self.adopt_stored_crls().await {
+                if !failing {
+                    tracing::warn!(error = %e, "CRLs published by other processes cannot be read; retrying");
+                }
+            }
             match self.store.revocation_generation().await {
                 Ok(generation) => {
                     let own = self.own_revocations.load(SeqCst);
@@ -107,3 +140,26 @@ impl CertificateAuthority {
 /// a revocation made on another replica is missing from this one's CRL (plus the time to
 /// publish it) and from its clients' cached statuses.
 pub const FOLLOW_REVOCATIONS: Duration = Duration::from_millis(500);
+
+impl CrlIssuer {
+    /// Serves `crl` unless a CRL numbered as high or higher is served already (publishing and
+    /// adopting may race; the number never goes back).
+    fn serve(&self, crl: PublishedCrl) {
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref().is_none_or(|c| c.number < crl.number) {
+            *current = Some(crl);
+        }
+    }
+}
+
+impl PublishedCrl {
+    fn stored(&self, ca: CaId) -> crate::store::StoredCrl {
+        crate::store::StoredCrl {
+            ca,
+            number: self.number,
+            this_update: i64::try_from(self.this_update).unwrap_or(i64::MAX),
+            next_update: i64::try_from(self.next_update).unwrap_or(i64::MAX),
+            der: self.der.to_vec(),
+        }
+    }
+}

@@ -159,10 +159,12 @@ struct CrlIssuer {
     current: RwLock<Option<PublishedCrl>>,
 }
 
-/// A CRL as published: its DER and its thisUpdate and nextUpdate (Unix seconds).
+/// A CRL as published: its DER, its cRLNumber, and its thisUpdate and nextUpdate (Unix
+/// seconds).
 #[derive(Clone)]
 struct PublishedCrl {
     der: Arc<Vec<u8>>,
+    number: u64,
     this_update: u64,
     next_update: u64,
 }

@@ -227,6 +227,33 @@ async fn crls_list_what_is_revoked_and_are_numbered() {
     assert_eq!(f.ca.crl(CaId::Issuing).unwrap().as_slice(), second.to_der().unwrap().as_slice());
 }
 
+/// Two CAs on one store (replicas on one database) serve the newest CRL either published: a
+/// CRL is in the store when it is served, the other adopts it, and numbers go on from the
+/// newest either made.
+#[tokio::test]
+async fn replicas_serve_the_newest_crl_either_published() {
+    let f = fixture().await;
+    let (other, _) = testing::certificate_authority(&f._dir, Arc::new(SoftwareKey::p256(12)), f.clock.clone()).await;
+    let number = |der: &[u8]| {
+        let crl = CertificateList::from_der(der).unwrap();
+        crl_extension::<CrlNumber>(&crl, CrlNumber::OID).0.as_bytes().to_vec()
+    };
+    assert!(!other.adopt_stored_crls().await.unwrap(), "nothing published yet");
+    assert!(other.crl(CaId::Issuing).is_none());
+    let first = f.ca.publish_crl().await.unwrap();
+    assert!(other.adopt_stored_crls().await.unwrap());
+    assert_eq!(other.crl(CaId::Issuing).unwrap(), first);
+    assert_eq!(other.crl(CaId::Root), f.ca.crl(CaId::Root));
+    assert_eq!(other.crl_times(CaId::Issuing), Some((NOW, NOW + 7 * DAY)));
+
+    let second = other.publish_crl().await.unwrap();
+    assert_eq!(number(&second), [2]);
+    assert_eq!(number(&f.ca.crl(CaId::Issuing).unwrap()), [1], "until it looks");
+    assert!(f.ca.adopt_stored_crls().await.unwrap());
+    assert_eq!(f.ca.crl(CaId::Issuing).unwrap(), second);
+    assert_eq!(number(&f.ca.publish_crl().await.unwrap()), [3], "numbered after the newest either made");
+}
+
 /// An invalidity date in the future or before notBefore is refused and changes nothing; and
 /// a stored revocation the CRL cannot carry (damage: the rules never store one) neither stops
 /// publication nor leaves its serial off the CRL.

@@ -33,7 +33,8 @@ pub enum Database {
 }
 
 impl Database {
-    /// Opens the store, running its migrations.
+    /// Opens the store, running its migrations; a PostgreSQL hot standby opens read-only, once
+    /// its schema (replicated from the primary) is the one this trustd knows.
     pub async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
         Ok(match self {
             Database::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
@@ -77,9 +78,49 @@ pub enum StoreError {
     BadPageToken,
     #[error("certificate {0} changed meanwhile; try again")]
     Conflict(Serial),
+    /// A write to a hot standby (PostgreSQL SQLSTATE 25006), or asked of a daemon serving one.
+    #[error("{READ_ONLY}")]
+    ReadOnly,
     #[error("database: {0}")]
     Database(String),
 }
+
+/// What a client asking a replica on a read-only standby for a write is told.
+pub const READ_ONLY: &str = "this trustd serves a read-only standby database: certificates, revocation status, CRLs \
+     and the log are answered here; issuance, revocation, time-stamps and signatures by a trustd on the primary";
+
+/// What the database takes: everything, or (a PostgreSQL hot standby) reads only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Standby,
+}
+
+impl Role {
+    /// How `/readyz` and `/metrics` name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Standby => "standby",
+        }
+    }
+}
+
+/// A CRL as published (RFC 5280 §5), kept for every replica of the database to serve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCrl {
+    pub ca: CaId,
+    /// Its cRLNumber.
+    pub number: u64,
+    /// thisUpdate and nextUpdate, Unix seconds.
+    pub this_update: i64,
+    pub next_update: i64,
+    pub der: Vec<u8>,
+}
+
+/// How many published CRLs of each CA the store keeps: the newest is served, the few before it
+/// are what a replica that published at the same moment may still be reading.
+pub const CRLS_KEPT: u64 = 4;
 
 /// Lifecycle of a certificate record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -341,6 +382,12 @@ pub trait Store: LogStore + Send + Sync {
     async fn revoked(&self, ca: CaId) -> Result<Vec<RevokedEntry>, StoreError>;
     /// The next CRL number of `ca`: 1, 2, 3, … across restarts.
     async fn next_crl_number(&self, ca: CaId) -> Result<u64, StoreError>;
+    /// Keeps a CRL just published, for every replica to serve, and drops those of its CA more
+    /// than [`CRLS_KEPT`] numbers older.
+    async fn record_crl(&self, crl: &StoredCrl) -> Result<(), StoreError>;
+    /// The newest published CRL of `ca` numbered above `above`, if any: what a replica serves
+    /// once it is newer than its own.
+    async fn newest_crl(&self, ca: CaId, above: u64) -> Result<Option<StoredCrl>, StoreError>;
     /// Records time-stamp tokens in one transaction, outside the log (with the log on they are
     /// written with their log batch, [`LoggedRecord::NewTimestamp`](crate::log::LoggedRecord));
     /// durable when this returns. Fails whole (nothing recorded) if any serial was used before.
@@ -352,8 +399,9 @@ pub trait Store: LogStore + Send + Sync {
     async fn record_signatures(&self, records: &[SignatureRecord]) -> Result<(), StoreError>;
     /// Number of recorded signatures.
     async fn count_signatures(&self) -> Result<u64, StoreError>;
-    /// Checks that the store answers and is writable, for readiness.
-    async fn ping(&self) -> Result<(), StoreError>;
+    /// Checks that the store answers, for readiness, and tells what it takes: a writable
+    /// database, or a hot standby's reads.
+    async fn ping(&self) -> Result<Role, StoreError>;
     /// Runs SQL as it is: the store tests damage rows through this.
     #[cfg(test)]
     async fn execute_raw(&self, sql: &str);

@@ -8,8 +8,8 @@ use super::rows::{
     timestamp_columns, BatchRows,
 };
 use super::{
-    CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, SignatureRecord, Store,
-    StoreError, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
+    CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, Role, SignatureRecord,
+    Store, StoreError, StoredCrl, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
 };
 use crate::ca_id::CaId;
 use crate::log::{Hash, HashIndex, LeafIndex, LogBatch, LogError, LogStore, Sha256, TreeSize};
@@ -27,8 +27,8 @@ pub struct PostgresStore {
     pool: PgPool,
 }
 
-/// What a daemon pointed at a hot standby is told: it needs a primary, for now.
-const STANDBY: &str = "the database is a read-only standby: point trustd at the primary";
+/// The schema's migrations, run on a primary and checked on a standby.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How long a request waits for a connection of the pool before the store reports a failure.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,20 +37,26 @@ impl PostgresStore {
     /// Connects to the database at `url` (a libpq-style `postgres://` URL; `PGPASSWORD` and the
     /// other libpq variables fill what it leaves out) with up to `max_connections`, and runs
     /// the migrations (under PostgreSQL's advisory lock, so replicas starting together apply
-    /// each once).
+    /// each once). A hot standby cannot be migrated: it opens once the primary has given it the
+    /// schema this trustd knows.
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let opts: PgConnectOptions = url.parse().map_err(db)?;
         // One connection first: its failure says why (refused, authentication, no such
         // database), where the pool's would say only that it timed out; and a standby is told
         // apart before the migrations would fail on it.
         let mut first = opts.connect().await.map_err(db)?;
-        refuse_standby(&mut first).await?;
+        let role = role(&mut first).await?;
+        if role == Role::Standby {
+            standby_schema(&mut first).await?;
+        }
         first.close().await.map_err(db)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(opts);
-        sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(|e| StoreError::Database(e.to_string()))?;
+        if role == Role::Primary {
+            MIGRATOR.run(&pool).await.map_err(|e| StoreError::Database(e.to_string()))?;
+        }
         Ok(PostgresStore { pool })
     }
 
@@ -84,12 +90,36 @@ impl PostgresStore {
     }
 }
 
-/// A hot standby (read-only) is refused by name: trustd writes.
-async fn refuse_standby<'c, E: sqlx::Executor<'c, Database = Postgres>>(e: E) -> Result<(), StoreError> {
+/// A hot standby (in recovery, read-only) or a primary.
+async fn role<'c, E: sqlx::Executor<'c, Database = Postgres>>(e: E) -> Result<Role, StoreError> {
     let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(e).await.map_err(db)?;
-    match standby {
-        true => Err(StoreError::Database(STANDBY.into())),
-        false => Ok(()),
+    Ok(if standby { Role::Standby } else { Role::Primary })
+}
+
+/// Checks that a standby's schema, which only the primary's migrations change, is the one this
+/// trustd's migrations make: none, older or newer is refused with what to do.
+async fn standby_schema(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+    let expected = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let found: Option<i64> =
+        match sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success").fetch_one(&mut *conn).await
+        {
+            Ok(v) => v,
+            // undefined_table: nothing was ever migrated.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => None,
+            Err(e) => return Err(db(e)),
+        };
+    let at = |v: i64| format!("the read-only standby's schema is at migration {v}, this trustd's at {expected}");
+    match found {
+        Some(v) if v == expected => Ok(()),
+        None => Err(StoreError::Database(
+            "the read-only standby holds no trustd schema: start trustd against the primary first, which creates it"
+                .into(),
+        )),
+        Some(v) if v < expected => Err(StoreError::Database(format!(
+            "{}: start this trustd against the primary first, which migrates it",
+            at(v)
+        ))),
+        Some(v) => Err(StoreError::Database(format!("{}: upgrade this trustd to the primary's version", at(v)))),
     }
 }
 
@@ -312,6 +342,32 @@ impl Store for PostgresStore {
         Ok(n as u64)
     }
 
+    async fn record_crl(&self, crl: &StoredCrl) -> Result<(), StoreError> {
+        // One statement: the insertion and the pruning commit together.
+        let (number, oldest_kept) = rows::crl_numbers(crl)?;
+        sqlx::query(
+            "WITH pruned AS (DELETE FROM published_crls WHERE ca = $1 AND number < $6) \
+             INSERT INTO published_crls (ca, number, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(crl.ca.name())
+        .bind(number)
+        .bind(crl.this_update)
+        .bind(crl.next_update)
+        .bind(&crl.der)
+        .bind(oldest_kept)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(db)
+    }
+
+    async fn newest_crl(&self, ca: CaId, above: u64) -> Result<Option<StoredCrl>, StoreError> {
+        let above = i64::try_from(above).unwrap_or(i64::MAX);
+        let row =
+            sqlx::query(rows::NEWEST_CRL).bind(ca.name()).bind(above).fetch_optional(&self.pool).await.map_err(db)?;
+        row.as_ref().map(rows::stored_crl).transpose()
+    }
+
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
@@ -338,8 +394,8 @@ impl Store for PostgresStore {
         rows::read_count(&self.pool, rows::COUNT_SIGNATURES).await
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        refuse_standby(&self.pool).await
+    async fn ping(&self) -> Result<Role, StoreError> {
+        role(&self.pool).await
     }
 
     #[cfg(test)]

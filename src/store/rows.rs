@@ -3,7 +3,7 @@
 
 use super::{
     CertStatus, CertificateRecord, NewCertificate, Origin, Page, Revocation, RevokedEntry, SignatureRecord, Store,
-    StoreError, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
+    StoreError, StoredCrl, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
 };
 use crate::ca_id::CaId;
 use crate::log::{Hash, HashIndex, LogBatch, LogError, LoggedRecord, Sha256};
@@ -12,8 +12,14 @@ use crate::serial::Serial;
 use std::time::Duration;
 
 pub(super) fn db(e: sqlx::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some(READ_ONLY_SQLSTATE) => StoreError::ReadOnly,
+        _ => StoreError::Database(e.to_string()),
+    }
 }
+
+/// PostgreSQL's read_only_sql_transaction: a write on a hot standby.
+const READ_ONLY_SQLSTATE: &str = "25006";
 
 /// A failed insertion of records: a unique violation is a serial (or id) used before, named
 /// `what`; anything else is the database's failure.
@@ -312,6 +318,30 @@ fn reason_code(code: i64) -> Result<Reason, StoreError> {
 
 fn serial(row: &impl Columns, column: &str) -> Result<Serial, StoreError> {
     row.text(column)?.parse().map_err(StoreError::Database)
+}
+
+/// The columns of `published_crls` [`stored_crl`] reads, and the query of the newest above a
+/// number (`$1` the CA, `$2` the number: both backends number parameters so).
+pub(super) const NEWEST_CRL: &str = "SELECT ca, number, this_update, next_update, der FROM published_crls \
+     WHERE ca = $1 AND number > $2 ORDER BY number DESC LIMIT 1";
+
+/// The oldest number [`CRLS_KEPT`](super::CRLS_KEPT) keeps once `crl` is stored, and its
+/// number, as the databases' integers.
+pub(super) fn crl_numbers(crl: &StoredCrl) -> Result<(i64, i64), StoreError> {
+    let number = i64::try_from(crl.number).map_err(|_| StoreError::Database(format!("CRL number {}", crl.number)))?;
+    Ok((number, number.saturating_sub(super::CRLS_KEPT as i64 - 1)))
+}
+
+/// A row of `published_crls`.
+pub(super) fn stored_crl(row: &impl Columns) -> Result<StoredCrl, StoreError> {
+    let number = row.int("number")?;
+    Ok(StoredCrl {
+        ca: ca(row)?,
+        number: u64::try_from(number).map_err(|_| StoreError::Database(format!("CRL number {number}")))?,
+        this_update: row.int("this_update")?,
+        next_update: row.int("next_update")?,
+        der: row.bytes("der")?,
+    })
 }
 
 /// A row of `certificates` read with [`certificate_columns`].

@@ -5,8 +5,8 @@ use super::rows::{
     timestamp_columns, BatchRows, INSERT_SIGNATURES, INSERT_TIMESTAMPS,
 };
 use super::{
-    CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, SignatureRecord, Store,
-    StoreError, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
+    CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, Role, SignatureRecord,
+    Store, StoreError, StoredCrl, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
 };
 use crate::ca_id::CaId;
 use crate::log::{Hash, HashIndex, LeafIndex, LogBatch, LogError, LogStore, Sha256, TreeSize};
@@ -371,6 +371,34 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
+    async fn record_crl(&self, crl: &StoredCrl) -> Result<(), StoreError> {
+        let (number, oldest_kept) = rows::crl_numbers(crl)?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("INSERT INTO published_crls (ca, number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)")
+            .bind(crl.ca.name())
+            .bind(number)
+            .bind(crl.this_update)
+            .bind(crl.next_update)
+            .bind(&crl.der)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("DELETE FROM published_crls WHERE ca = ? AND number < ?")
+            .bind(crl.ca.name())
+            .bind(oldest_kept)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn newest_crl(&self, ca: CaId, above: u64) -> Result<Option<StoredCrl>, StoreError> {
+        let above = i64::try_from(above).unwrap_or(i64::MAX);
+        let row =
+            sqlx::query(rows::NEWEST_CRL).bind(ca.name()).bind(above).fetch_optional(&self.pool).await.map_err(db)?;
+        row.as_ref().map(rows::stored_crl).transpose()
+    }
+
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
@@ -395,12 +423,12 @@ impl Store for SqliteStore {
         rows::read_count(&self.pool, rows::COUNT_SIGNATURES).await
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<Role, StoreError> {
         // BEGIN IMMEDIATE takes the write lock: proves the database is writable, changes nothing.
         let mut conn = self.pool.acquire().await.map_err(db)?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.map_err(db)?;
         sqlx::query("ROLLBACK").execute(&mut *conn).await.map_err(db)?;
-        Ok(())
+        Ok(Role::Primary)
     }
 
     #[cfg(test)]

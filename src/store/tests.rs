@@ -384,15 +384,65 @@ async fn tls_to_postgresql_is_used_and_verified_against_the_root_named() {
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
 }
 
-/// A hot standby (read-only) is told apart before anything is tried on it, with the schema
-/// replicated from the primary.
+/// A hot standby opens read-only once the primary gave it the schema: it says so, reads what
+/// the primary wrote as it replicates, and a write is `ReadOnly`, named as such. The standby of
+/// a database never migrated is refused with what to do.
 #[tokio::test]
-async fn a_hot_standby_is_refused_by_name() {
-    let db = TestDatabase::new();
-    drop(PostgresStore::open(&db.url, 2).await.unwrap());
+async fn a_hot_standby_opens_read_only_with_the_primarys_schema() {
+    let (db, empty) = (TestDatabase::new(), TestDatabase::new());
+    let primary = PostgresStore::open(&db.url, 2).await.unwrap();
     let standby = crate::testing::postgres::TestStandby::new();
-    let e = PostgresStore::open(&standby.of(&db), 2).await.err().expect("a standby is refused");
-    assert!(e.to_string().contains("read-only standby: point trustd at the primary"), "{e}");
+    let e = PostgresStore::open(&standby.of(&empty), 2).await.err().expect("no schema: refused");
+    assert!(e.to_string().contains("holds no trustd schema: start trustd against the primary first"), "{e}");
+
+    let replica = PostgresStore::open(&standby.of(&db), 2).await.unwrap();
+    assert_eq!(replica.ping().await.unwrap(), Role::Standby);
+    assert_eq!(primary.ping().await.unwrap(), Role::Primary);
+    let serial = Serial::random();
+    primary.record_pending(&[new_cert(&serial, "p")]).await.unwrap();
+    let crl = StoredCrl { ca: CaId::Issuing, number: 1, this_update: 10, next_update: 20, der: vec![0x30, 0] };
+    primary.record_crl(&crl).await.unwrap();
+    let start = std::time::Instant::now();
+    while replica.newest_crl(CaId::Issuing, 0).await.unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10), "replication never brought the CRL");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("replicated within {:?}", start.elapsed());
+    assert_eq!(replica.newest_crl(CaId::Issuing, 0).await.unwrap(), Some(crl));
+    assert_eq!(replica.certificate(&serial).await.unwrap().unwrap().status, CertStatus::Pending);
+    let e = replica.record_pending(&[new_cert(&Serial::random(), "p")]).await.expect_err("a write is refused");
+    assert!(matches!(e, StoreError::ReadOnly), "{e:?}");
+    assert!(e.to_string().contains("read-only standby"), "{e}");
+}
+
+/// Published CRLs: the newest above a number is found, and only the last few of a CA are kept.
+#[tokio::test]
+async fn the_newest_crls_are_kept_and_found() {
+    for place in Place::each() {
+        let store = place.open().await;
+        assert_eq!(store.newest_crl(CaId::Issuing, 0).await.unwrap(), None);
+        let crl = |ca, number: u64| StoredCrl {
+            ca,
+            number,
+            this_update: number as i64,
+            next_update: i64::MAX,
+            der: vec![number as u8; 3],
+        };
+        for n in 1..=6 {
+            store.record_crl(&crl(CaId::Issuing, n)).await.unwrap();
+        }
+        store.record_crl(&crl(CaId::Root, 1)).await.unwrap();
+        assert_eq!(store.newest_crl(CaId::Issuing, 0).await.unwrap(), Some(crl(CaId::Issuing, 6)));
+        assert_eq!(store.newest_crl(CaId::Issuing, 5).await.unwrap(), Some(crl(CaId::Issuing, 6)));
+        assert_eq!(store.newest_crl(CaId::Issuing, 6).await.unwrap(), None);
+        assert_eq!(store.newest_crl(CaId::Root, 0).await.unwrap(), Some(crl(CaId::Root, 1)));
+        // The kept ones are 3 to 6: without those, nothing is left of the issuing CA's.
+        store.execute_raw("DELETE FROM published_crls WHERE ca = 'issuing' AND number >= 3").await;
+        assert_eq!(store.newest_crl(CaId::Issuing, 0).await.unwrap(), None, "1 and 2 were pruned");
+        assert_eq!(store.newest_crl(CaId::Issuing, u64::MAX).await.unwrap(), None);
+        let e = store.record_crl(&crl(CaId::Root, 1)).await.expect_err("a number once");
+        assert!(matches!(e, StoreError::Database(_)), "{e:?}");
+    }
 }
 
 /// Two stores on one database (two replicas, or a restart beside a running daemon) writing log

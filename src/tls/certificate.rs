@@ -54,24 +54,70 @@ pub async fn issue(ca: &CertificateAuthority, key: Arc<dyn SigningKey>, names: &
         .await
         .map_err(fail)?;
     let cert = x509_cert::Certificate::from_der(&issued.cert_der).map_err(|e| TlsError::Certificate(e.to_string()))?;
-    let renew_at = crate::ca::cert::renewal_time(&cert);
-    // The leaf and the issuing CA; the root is the client's trust anchor (RFC 8446 §4.4.2).
-    let chain = std::iter::once(issued.cert_der)
-        .chain(ca.chain(CaId::Issuing).iter().take(1).cloned())
-        .map(CertificateDer::from)
-        .collect();
     tracing::info!(serial = %issued.serial, "TLS server certificate issued");
-    Ok(Issued { key: Arc::new(rustls::sign::CertifiedKey::new(chain, Arc::new(tls_key))), renew_at })
+    Ok(served(ca, tls_key, &cert, issued.cert_der))
+}
+
+/// `cert` (DER `der`) of `key` as served, and when to renew it.
+fn served(ca: &CertificateAuthority, key: TlsKey, cert: &x509_cert::Certificate, der: Vec<u8>) -> Issued {
+    // The leaf and the issuing CA; the root is the client's trust anchor (RFC 8446 §4.4.2).
+    let chain =
+        std::iter::once(der).chain(ca.chain(CaId::Issuing).iter().take(1).cloned()).map(CertificateDer::from).collect();
+    Issued {
+        key: Arc::new(rustls::sign::CertifiedKey::new(chain, Arc::new(key))),
+        renew_at: crate::ca::cert::renewal_time(cert),
+    }
+}
+
+/// How many of the newest server certificates [`stored`] looks through.
+const STORED_LOOKED_AT: u32 = 100;
+
+/// The server certificate a replica on the primary issued for `key` naming at least `names`,
+/// the one of latest notAfter still valid and not revoked: what a replica on a read-only
+/// standby, which cannot issue, serves. `None` when the store has none.
+pub async fn stored(
+    ca: &CertificateAuthority,
+    key: Arc<dyn SigningKey>,
+    names: &[San],
+) -> Result<Option<Issued>, TlsError> {
+    let failed = |e: &dyn std::fmt::Display| TlsError::Certificate(e.to_string());
+    let query = crate::store::ListQuery {
+        profile: Some(PROFILE.into()),
+        status: Some(crate::store::CertStatus::Issued),
+        limit: STORED_LOOKED_AT,
+        ..Default::default()
+    };
+    let page = ca.list(&query).await.map_err(|e| failed(&e))?;
+    let now = crate::unix_time::now() as i64;
+    let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+    let best = page
+        .records
+        .into_iter()
+        .filter(|r| r.not_before <= now && now < r.not_after && names.iter().all(|n| r.sans.contains(n)))
+        .filter_map(|r| {
+            let der = r.cert_der?;
+            let cert = x509_cert::Certificate::from_der(&der).ok()?;
+            (cert.tbs_certificate.subject_public_key_info == *key.public_key()).then_some((r.not_after, cert, der))
+        })
+        .max_by_key(|(not_after, ..)| *not_after);
+    let Some((_, cert, der)) = best else { return Ok(None) };
+    let tls_key = TlsKey::new(key.clone())
+        .ok_or_else(|| TlsError::Certificate(format!("a {:?} key cannot sign TLS 1.3 handshakes", key.scheme())))?;
+    tracing::info!(serial = %cert.tbs_certificate.serial_number, "TLS server certificate found in the store");
+    Ok(Some(served(ca, tls_key, &cert, der)))
 }
 
 /// Renews the server certificate in `current` for ever: at `renew_at`, and again a minute after
-/// a failure (the old certificate serves meanwhile).
+/// a failure (the old certificate serves meanwhile). With `from_store` (a replica on a read-only
+/// standby) it does not issue but serves the newer certificate a replica on the primary
+/// issued, looking every minute from `renew_at` on.
 pub async fn keep_renewed(
     ca: Arc<CertificateAuthority>,
     key: Arc<dyn SigningKey>,
     names: Vec<San>,
     current: Arc<ServerCertificate>,
     mut renew_at: u64,
+    from_store: bool,
 ) {
     loop {
         let wait = renew_at.saturating_sub(crate::unix_time::now());
@@ -79,7 +125,15 @@ pub async fn keep_renewed(
         if crate::unix_time::now() < renew_at {
             continue;
         }
-        match issue(&ca, key.clone(), &names).await {
+        let next = match from_store {
+            false => issue(&ca, key.clone(), &names).await,
+            true => match stored(&ca, key.clone(), &names).await {
+                Ok(Some(found)) if found.renew_at > renew_at => Ok(found),
+                Ok(_) => Err(TlsError::Certificate("no newer server certificate is in the standby's store".into())),
+                Err(e) => Err(e),
+            },
+        };
+        match next {
             Ok(next) => {
                 current.set(next.key);
                 renew_at = next.renew_at;

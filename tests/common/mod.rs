@@ -53,6 +53,20 @@ pub fn wait_for_checkpoint(d: &Daemon, size: u64) {
     }
 }
 
+/// One column of a query on the database at `url`, a value a line (psql).
+pub fn psql_column(url: &str, sql: &str) -> Vec<String> {
+    let out = run(Command::new("psql").args(["-X", "-At", url, "-c", sql]));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+/// What `openssl ocsp` says of `cert.pem` (issued by `issuing.pem`, under `root.pem`, all in
+/// `dir`) asking `d`'s responder over plain HTTP.
+pub fn ocsp_status(dir: &Path, d: &Daemon) -> String {
+    let url = format!("http://{}/ocsp", d.http);
+    let args = ["ocsp", "-issuer", "issuing.pem", "-cert", "cert.pem", "-url", &url, "-CAfile", "root.pem"];
+    text(&Command::new("openssl").current_dir(dir).args(args).output().unwrap())
+}
+
 pub fn openssl(dir: &Path, args: &[&str]) -> Output {
     run(Command::new("openssl").current_dir(dir).args(args))
 }
