@@ -96,6 +96,7 @@ pub struct Metrics {
     store_probe: Gauge<f64, AtomicU64>,
     log_size: Gauge,
     log_awaiting: Gauge,
+    checkpoint_age: Gauge<f64, AtomicU64>,
     crl_age: Family<CaLabels, Gauge<f64, AtomicU64>>,
     crl_next_update: Family<CaLabels, Gauge<f64, AtomicU64>>,
     expiry: Family<RoleLabels, Gauge<f64, AtomicU64>>,
@@ -174,6 +175,12 @@ impl Metrics {
             "Entries sequenced into the log that no signed checkpoint covers yet",
             log_awaiting.clone(),
         );
+        let checkpoint_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "log_checkpoint_age_seconds",
+            "Seconds since the log's latest checkpoint was signed (one is signed within a second of new entries)",
+            checkpoint_age.clone(),
+        );
         let crl_age = Family::<CaLabels, Gauge<f64, AtomicU64>>::default();
         registry.register("crl_age_seconds", "Seconds since the current CRL's thisUpdate", crl_age.clone());
         let crl_next_update = Family::<CaLabels, Gauge<f64, AtomicU64>>::default();
@@ -204,6 +211,7 @@ impl Metrics {
             store_probe,
             log_size,
             log_awaiting,
+            checkpoint_age,
             crl_age,
             crl_next_update,
             expiry,
@@ -262,9 +270,10 @@ impl Metrics {
                 self.hsm_sessions.get_or_create(&SessionLabels { state }).set(gauge(n as u64));
             }
         }
-        if let Some((size, awaiting)) = now.log {
+        if let Some((size, awaiting, age)) = now.log {
             self.log_size.set(gauge(size));
             self.log_awaiting.set(gauge(awaiting));
+            self.checkpoint_age.set(age.as_secs_f64());
         }
         let since = |t: u64| now.unix_now - t as f64;
         for &(ca, this_update, next_update) in now.crls {
@@ -285,8 +294,9 @@ pub struct Scraped<'a> {
     pub unix_now: f64,
     /// Each dependency of readiness and whether it works.
     pub ready: &'a [(&'static str, bool)],
-    /// The log's checkpoint size and the entries awaiting a checkpoint, when the log is on.
-    pub log: Option<(u64, u64)>,
+    /// The log's checkpoint size, the entries awaiting a checkpoint and the checkpoint's age,
+    /// when the log is on.
+    pub log: Option<(u64, u64, Duration)>,
     /// Each CA's current CRL: its name, thisUpdate and nextUpdate.
     pub crls: &'a [(&'static str, u64, u64)],
     /// Each service certificate's key role and notAfter.
@@ -325,7 +335,7 @@ mod tests {
             .encode(Scraped {
                 unix_now: 1_000_000.0,
                 ready: &[("hsm", true), ("store", false)],
-                log: Some((42, 3)),
+                log: Some((42, 3, Duration::from_millis(1500))),
                 crls: &[("issuing", 999_400, 1_086_400)],
                 expiry: &[("tsa".into(), 1_086_400), ("root".into(), 999_999)],
                 role: Role::Standby,
@@ -348,6 +358,7 @@ mod tests {
             "trustd_store_probe_seconds 0.25",
             "trustd_log_tree_size 42",
             "trustd_log_entries_awaiting_checkpoint 3",
+            "trustd_log_checkpoint_age_seconds 1.5",
             "trustd_crl_age_seconds{ca=\"issuing\"} 600.0",
             "trustd_crl_next_update_seconds{ca=\"issuing\"} 86400.0",
             "trustd_certificate_expiry_seconds{role=\"tsa\"} 86400.0",

@@ -96,6 +96,7 @@ async fn prometheus_reads_requests_refusals_hsm_readiness_and_expiry() {
     assert!(probe > 0.0 && probe < 10.0, "{probe}");
     assert!(value(&s, "trustd_log_tree_size", &[]).unwrap() >= 1.0);
     assert!(value(&s, "trustd_log_entries_awaiting_checkpoint", &[]).is_some());
+    assert!(value(&s, "trustd_log_checkpoint_age_seconds", &[]).is_some_and(|age| (0.0..600.0).contains(&age)));
     // The log's writer wrote each token with its entry, in group-commit batches.
     let log = [("writer", "log")];
     assert!(value(&s, "trustd_store_batch_records_sum", &log).unwrap() >= 3.0);

@@ -1,9 +1,11 @@
-//! A replica in the second data centre, on a PostgreSQL hot standby (streaming replication set
-//! up by the test) of the primary's database, with the same token: it starts, says it is a
+//! Two replicas on the primary's database and, in the second data centre, a third on a
+//! PostgreSQL hot standby of it (streaming replication set up by the test), all with one token
+//! directory. The third starts, says it is a
 //! standby (`/readyz`, `/metrics`, the ready line), answers OCSP, CRLs, CA certificates,
 //! certificate lookups and the log's read path from what replication brings, and refuses every
 //! write with UNAVAILABLE (time-stamps over HTTP with RFC 3161's systemFailure) without a
-//! crash. A revocation on the primary reaches its OCSP and CRL within the replication lag.
+//! crash. A revocation on either primary replica reaches its OCSP and CRL within the
+//! replication lag.
 
 mod common;
 
@@ -37,6 +39,7 @@ async fn a_replica_on_a_hot_standby_serves_reads_and_refuses_writes() {
     let primary = Daemon::start_with(tempfile::tempdir().unwrap(), &["--store-url", db.url.as_str()]);
     let standby_db = TestStandby::new();
     let on_standby = standby_db.of(&db);
+    let other = primary.replica(&["--store-url", db.url.as_str()]);
     let s = primary.replica(&["--store-url", on_standby.as_str()]);
     let dir = s.dir.path().to_owned();
 
@@ -75,16 +78,19 @@ async fn a_replica_on_a_hot_standby_serves_reads_and_refuses_writes() {
     let listed = trustctl_ok(&s, &["cert", "list"]);
     assert!(listed.contains(&serial), "{listed}");
 
-    trustctl_ok(&primary, &["revoke", "--serial", &serial, "--reason", "keyCompromise"]);
+    trustctl_ok(&other, &["revoke", "--serial", &serial, "--reason", "keyCompromise"]);
     let lag = within("OCSP on the standby says revoked", || ocsp_status(&dir, &s).contains("cert.pem: revoked"));
-    eprintln!("revoked on the primary, the standby's OCSP said so after {lag:?}");
+    eprintln!("revoked on the other primary replica, the standby's OCSP said so after {lag:?}");
     let upper = serial.to_ascii_uppercase();
     let lag = within("the standby's CRL lists it", || crl_text(&dir, &s).contains(&upper));
     eprintln!("the standby's CRL (the primary's) listed it after {lag:?}");
     let crl = crl_text(&dir, &s);
     assert!(crl.contains("Key Compromise"), "{crl}");
-    // The CRL served is the primary's, byte for byte.
-    assert_eq!(s.http_get("/crl/issuing.crl").2, primary.http_get("/crl/issuing.crl").2);
+    // The CRL served is the newest a primary replica published, byte for byte, as they serve it.
+    within("every replica serves the one newest CRL", || {
+        let served = s.http_get("/crl/issuing.crl").2;
+        served == primary.http_get("/crl/issuing.crl").2 && served == other.http_get("/crl/issuing.crl").2
+    });
 
     // Writes: refused as such, over gRPC (trustctl and a tonic client for the code) and HTTP.
     let csr_path = csr.to_str().unwrap();
@@ -137,6 +143,7 @@ async fn a_replica_on_a_hot_standby_serves_reads_and_refuses_writes() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     trustctl_ok(&primary, &["timestamp", "--digest", &"cd".repeat(32), "--out", dir.join("ok.tsr").to_str().unwrap()]);
     drop(s);
+    drop(other);
     drop(primary);
     drop(standby_db);
 }

@@ -399,7 +399,10 @@ fn metrics(s: &HttpState) -> Response {
     let scraped = crate::metrics::Scraped {
         unix_now: crate::unix_time::secs(std::time::SystemTime::now()) as f64,
         ready: &ready,
-        log: s.log.as_ref().map(|l| (l.checkpoint().checkpoint.size().0, l.awaiting_checkpoint())),
+        log: s.log.as_ref().map(|l| {
+            let latest = l.checkpoint();
+            (latest.checkpoint.size().0, l.awaiting_checkpoint(), latest.signed_at.elapsed())
+        }),
         crls: &crls,
         expiry: &s.service_certificates,
         role: r.serving,

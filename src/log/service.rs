@@ -29,6 +29,8 @@ pub struct SignedCheckpoint {
     pub checkpoint: Checkpoint,
     /// The signed note: body, blank line, signature line.
     pub note: Vec<u8>,
+    /// When this process signed it: how old the checkpoint auditors fetch is.
+    pub signed_at: Instant,
 }
 
 /// A tile's bytes and whether it is full (immutable: cacheable forever).
@@ -253,5 +255,5 @@ impl TransparencyLog {
 /// Signs a checkpoint (the key seam schedules the HSM's work).
 async fn sign(signer: &CheckpointSigner, checkpoint: Checkpoint) -> Result<SignedCheckpoint, LogError> {
     let note = signer.sign(&checkpoint).await?;
-    Ok(SignedCheckpoint { checkpoint, note })
+    Ok(SignedCheckpoint { checkpoint, note, signed_at: Instant::now() })
 }
