@@ -23,6 +23,7 @@ pub mod log;
 pub mod metrics;
 pub mod ocsp;
 pub mod policy;
+pub mod qc;
 pub mod records;
 pub mod revocation;
 pub mod serial;

@@ -101,7 +101,7 @@ impl From<CaError> for Status {
             | CaError::UnknownProfile { .. }
             | CaError::BadReason(_)
             | CaError::BadInvalidityDate(_) => Told::Reason(Code::InvalidArgument),
-            CaError::NotRevocable(_) => Told::Reason(Code::FailedPrecondition),
+            CaError::NotRevocable(_) | CaError::ProfileUnusable { .. } => Told::Reason(Code::FailedPrecondition),
             CaError::NotPermitted(_) => Told::Reason(Code::PermissionDenied),
             CaError::UnknownCa(_) => Told::Reason(Code::NotFound),
             CaError::Ceremony(_) => Told::Hidden(Code::FailedPrecondition),

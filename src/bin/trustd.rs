@@ -75,6 +75,10 @@ enum Command {
         /// `[server] expiry_warning` ("30d", "1year").
         #[arg(long, default_value = "30d")]
         expiry_warning: String,
+        /// The CAs' countryName (ISO 3166, two letters), as `[ceremony] country`: first start
+        /// only. The ETSI profiles (qcp-*, ncp-*) need it (EN 319 412-2 §4.2.3.1).
+        #[arg(long)]
+        country: Option<String>,
         /// A PostgreSQL database (a postgres:// URL) for the records instead of SQLite under
         /// DIR, as `[store] url`; the token stays under DIR.
         #[arg(long)]
@@ -136,6 +140,7 @@ fn run(cli: Cli) -> Result<(), String> {
             log,
             limits,
             expiry_warning,
+            country,
             store_url,
         } => {
             let clock_check = match clock_check.as_str() {
@@ -176,6 +181,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 other => return Err(format!("--log: '{other}' is not on or off")),
             };
             cfg.limits = limits;
+            cfg.ceremony.country = country;
+            cfg.validate().map_err(|e| e.replace("ceremony.country", "--country"))?;
             if let Some(url) = store_url {
                 cfg.store = StoreSection::postgres(url);
                 cfg.store.database().map_err(|e| format!("--store-url: {e}"))?;

@@ -214,6 +214,9 @@ pub fn end_entity_extensions(
     }
     out.push(ext(false, &SubjectKeyIdentifier(OctetString::new(key_identifier(subject_key)).map_err(enc)?))?);
     out.push(authority_key_id(issuer_key_id)?);
+    if let Some(qc) = &profile.qc {
+        out.push(crate::qc::extension(&qc.statements()).map_err(enc)?);
+    }
     out.extend(location_extensions(
         profile.crl_url.as_deref(),
         profile.ocsp_url.as_deref(),

@@ -11,6 +11,15 @@ impl CertificateAuthority {
             name: req.profile.clone(),
             known: self.policies.profile_names().collect::<Vec<_>>().join(", "),
         })?;
+        if profile.qc.is_some() && !has_country(&self.issuer_cert.tbs_certificate.subject) {
+            return Err(CaError::ProfileUnusable {
+                profile: profile.name.clone(),
+                reason: "a certificate with qualified-certificate statements names its issuer's country (EN 319 \
+                         412-2 §4.2.3.1, 412-3 §4.2.2), and this CA's name has none: give [ceremony] country (trustd \
+                         dev --country) when the CA is made"
+                    .into(),
+            });
+        }
         let csr = csr::parse(&req.csr)?;
         let valid = request::validate(&csr, profile, req.validity)?;
         req.scope.check(&valid.sans).map_err(CaError::NotPermitted)?;
@@ -140,4 +149,10 @@ impl CertificateAuthority {
             tracing::error!(%serial, error = %e, "could not mark failed issuance abandoned");
         }
     }
+}
+
+/// Whether `name` holds a countryName attribute.
+fn has_country(name: &x509_cert::name::Name) -> bool {
+    let country = crate::policy::AttrKind::Country.oid();
+    name.0.iter().flat_map(|rdn| rdn.0.iter()).any(|atv| atv.oid == country)
 }

@@ -63,6 +63,9 @@ pub enum CaError {
     NotPermitted(String),
     #[error("unknown CA '{0}'")]
     UnknownCa(String),
+    /// A profile this CA cannot issue under as it was set up (its own name, say).
+    #[error("profile '{profile}' cannot be used: {reason}")]
+    ProfileUnusable { profile: String, reason: String },
     #[error("key ceremony: {0}")]
     Ceremony(String),
     #[error(transparent)]

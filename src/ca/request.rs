@@ -5,7 +5,9 @@
 use super::csr::{San, SubjectKey, VerifiedCsr};
 use super::names;
 use super::CaError;
+use crate::policy::profile::QcProfile;
 use crate::policy::{AttrKind, Profile, SanKind};
+use crate::qc::Semantics;
 use std::time::Duration;
 
 /// A request that satisfies its profile: what the certificate will say.
@@ -93,6 +95,66 @@ fn check_san(s: &San, profile: &Profile) -> Result<(), CaError> {
     Ok(())
 }
 
+/// The natural person's identifier in serialNumber (EN 319 412-1 §5.1.3): the identity type
+/// (passport, national identity card, national personal number, tax), the ISO 3166 country, a
+/// hyphen and the identifier; or a national scheme's two letters and a colon first.
+static NATURAL_IDENTIFIER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new("^(?:(?:PAS|IDC|PNO|TAX|TIN)[A-Z]{2}-.+|[A-Z]{2}:[A-Z]{2}-.+)$").expect("a valid pattern")
+});
+
+/// The legal person's identifier in organizationIdentifier (EN 319 412-1 §5.1.4): VAT, national
+/// trade register, PSD2 authorisation or LEI, the country (XG for an LEI), a hyphen and the
+/// identifier; or a national scheme's two letters and a colon first.
+static LEGAL_IDENTIFIER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new("^(?:(?:VAT|NTR|PSD|LEI)[A-Z]{2}-.+|[A-Z]{2}:[A-Z]{2}-.+)$").expect("a valid pattern")
+});
+
+/// The identifier a profile's semantics identifier names, in the form EN 319 412-1 §5.1 gives
+/// it: checked before the profile's own pattern, which may narrow it (to one country, say).
+fn check_identifier(kind: AttrKind, value: &str, qc: &QcProfile) -> Result<(), CaError> {
+    let (pattern, what) = match (qc.semantics, kind) {
+        (Some(Semantics::Natural), AttrKind::SerialNumber) => (
+            &NATURAL_IDENTIFIER,
+            "a natural person's identifier (EN 319 412-1 §5.1.3: PAS, IDC, PNO, TAX or TIN, the country, '-', the \
+             identifier, as PNODK-1234567890)",
+        ),
+        (Some(Semantics::Legal), AttrKind::OrganizationIdentifier) => (
+            &LEGAL_IDENTIFIER,
+            "a legal person's identifier (EN 319 412-1 §5.1.4: VAT, NTR, PSD or LEI, the country, '-', the \
+             identifier, as NTRDK-12345678 or VATDK-12345678)",
+        ),
+        _ => return Ok(()),
+    };
+    match pattern.is_match(value) {
+        true => Ok(()),
+        false => Err(CaError::SubjectNotAllowed(format!("subject {kind}='{value}': not {what}"))),
+    }
+}
+
+/// What a profile with qualified-certificate statements asks of the whole request beyond its
+/// subject rules: an organisation named, not identified, by its name; and, for QcSSCD, a key
+/// known to be in a QSCD, which a CSR cannot show.
+fn qualified(qc: &QcProfile, subject: &[(AttrKind, String)], profile: &Profile) -> Result<(), CaError> {
+    let value = |kind| subject.iter().find(|(k, _)| *k == kind).map(|(_, v)| v.as_str());
+    if let (Some(name), Some(id)) = (value(AttrKind::Organization), value(AttrKind::OrganizationIdentifier)) {
+        if name.eq_ignore_ascii_case(id) {
+            return Err(CaError::SubjectNotAllowed(format!(
+                "subject O='{name}': the organization's name, not its identifier, which goes in \
+                 organizationIdentifier (EN 319 412-3 §4.2.1)"
+            )));
+        }
+    }
+    if qc.qscd {
+        return Err(CaError::KeyNotAllowed(format!(
+            "profile '{}' states QcSSCD (qc_statements.qscd): it certifies only keys known to be in a qualified \
+             signature or seal creation device, and a CSR's key cannot be shown to be in one; such certificates \
+             are made for keys the HSM holds",
+            profile.name
+        )));
+    }
+    Ok(())
+}
+
 /// Checks the CSR's key, subject and SANs and the requested validity against `profile`.
 /// `requested` of `None` means the profile's default validity.
 pub fn validate(
@@ -175,6 +237,9 @@ pub fn validate(
             })?;
             value = san_value(found);
         }
+        if let Some(qc) = &profile.qc {
+            check_identifier(*kind, &value, qc)?;
+        }
         if !rule.matches(&value) {
             return Err(CaError::SubjectNotAllowed(format!(
                 "subject {kind}='{value}' does not match the pattern of profile '{}'",
@@ -190,6 +255,9 @@ pub fn validate(
                 profile.name
             )));
         }
+    }
+    if let Some(qc) = &profile.qc {
+        qualified(qc, &subject, profile)?;
     }
     if subject.is_empty() && sans.is_empty() {
         return Err(CaError::SubjectNotAllowed("the CSR names no subject and no subject alternative name".into()));

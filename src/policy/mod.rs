@@ -30,6 +30,11 @@ pub const DEFAULT_FILES: &[(&str, &str)] = &[
     ("profiles/tls-client.toml", include_str!("../../policies/profiles/tls-client.toml")),
     ("profiles/document-signer.toml", include_str!("../../policies/profiles/document-signer.toml")),
     ("profiles/service-client.toml", include_str!("../../policies/profiles/service-client.toml")),
+    ("profiles/qcp-n.toml", include_str!("../../policies/profiles/qcp-n.toml")),
+    ("profiles/qcp-n-qscd.toml", include_str!("../../policies/profiles/qcp-n-qscd.toml")),
+    ("profiles/ncp-n.toml", include_str!("../../policies/profiles/ncp-n.toml")),
+    ("profiles/qcp-l.toml", include_str!("../../policies/profiles/qcp-l.toml")),
+    ("profiles/ncp-l.toml", include_str!("../../policies/profiles/ncp-l.toml")),
     ("access.toml", include_str!("../../policies/access.toml")),
     ("tsa.toml", include_str!("../../policies/tsa.toml")),
     ("signing/default.toml", include_str!("../../policies/signing/default.toml")),
@@ -135,7 +140,18 @@ mod tests {
         let p = Policies::load(dir.path()).unwrap();
         assert_eq!(
             p.profile_names().collect::<Vec<_>>(),
-            ["document-signer", "internal-tls-server", "service-client", "tls-client", "tls-server"]
+            [
+                "document-signer",
+                "internal-tls-server",
+                "ncp-l",
+                "ncp-n",
+                "qcp-l",
+                "qcp-n",
+                "qcp-n-qscd",
+                "service-client",
+                "tls-client",
+                "tls-server"
+            ]
         );
         std::fs::write(dir.path().join("profiles/broken.toml"), "description = 1").unwrap();
         let e = Policies::load(dir.path()).unwrap_err().to_string();

@@ -1,6 +1,7 @@
 //! Certificate profiles (RFC 5280 §4.2 extensions, CA/Browser Forum Baseline Requirements
 //! §7.1 for the TLS ones): what a CSR may ask for, and what the certificate will contain.
 
+use crate::qc::{Pds, QcType, Semantics, Statement};
 use const_oid::ObjectIdentifier;
 use regex::Regex;
 use serde::Deserialize;
@@ -173,6 +174,41 @@ pub struct Profile {
     /// Names for publicly-trusted certificates only (CA/B Forum BR): DNS names under a public
     /// suffix, no wildcard over one, no reserved IP addresses (`ca::names`).
     pub public_names: bool,
+    /// The qualified-certificate statements of every certificate (`[qc_statements]`).
+    pub qc: Option<QcProfile>,
+}
+
+/// What a profile states in qcStatements (ETSI EN 319 412-5), and the identifier its semantics
+/// identifier commits the subject to (EN 319 412-1 §5.1): the subject's serialNumber for a
+/// natural person, its organizationIdentifier for a legal person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QcProfile {
+    /// QcCompliance: an EU qualified certificate.
+    pub compliance: bool,
+    /// QcSSCD: the private key is in a qualified signature or seal creation device.
+    pub qscd: bool,
+    pub qc_type: Option<QcType>,
+    pub pds: Vec<Pds>,
+    pub semantics: Option<Semantics>,
+}
+
+impl QcProfile {
+    /// The statements, in the order the certificate carries them.
+    pub fn statements(&self) -> Vec<Statement> {
+        let mut out = Vec::new();
+        if self.compliance {
+            out.push(Statement::Compliance);
+        }
+        if self.qscd {
+            out.push(Statement::Sscd);
+        }
+        out.extend(self.qc_type.map(Statement::Type));
+        if !self.pds.is_empty() {
+            out.push(Statement::Pds(self.pds.clone()));
+        }
+        out.extend(self.semantics.map(Statement::Semantics));
+        out
+    }
 }
 
 /// Key usage bits as a set (x509-cert's `KeyUsage` wraps a `FlagSet`).
@@ -189,6 +225,30 @@ struct ProfileFile {
     subject: BTreeMap<String, RuleFile>,
     #[serde(default)]
     san: SanFile,
+    #[serde(default)]
+    qc_statements: Option<QcFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QcFile {
+    #[serde(default)]
+    compliance: bool,
+    #[serde(default)]
+    qscd: bool,
+    #[serde(default, rename = "type")]
+    qc_type: Option<String>,
+    #[serde(default)]
+    pds: Vec<PdsFile>,
+    #[serde(default)]
+    semantics: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PdsFile {
+    url: String,
+    language: String,
 }
 
 #[derive(Deserialize)]
@@ -418,6 +478,8 @@ impl Profile {
             return Err("san.public_names: set but neither dns nor ip SANs are allowed".into());
         }
 
+        let qc = f.qc_statements.map(|q| qc_profile(q, &certificate_policies, &mut subject)).transpose()?;
+
         Ok(Profile {
             name: name.to_owned(),
             description: f.description,
@@ -437,8 +499,82 @@ impl Profile {
             san_max,
             allow_wildcard: f.san.allow_wildcard,
             public_names: f.san.public_names,
+            qc,
         })
     }
+}
+
+/// `[qc_statements]` checked against EN 319 412-5 and the profile's subject rules; a semantics
+/// identifier makes the identifier attributes it names required.
+fn qc_profile(
+    f: QcFile,
+    certificate_policies: &[ObjectIdentifier],
+    subject: &mut BTreeMap<AttrKind, ValueRule>,
+) -> Result<QcProfile, String> {
+    let qc_type = f
+        .qc_type
+        .map(|t| QcType::from_name(&t).ok_or(format!("qc_statements.type: unknown '{t}' (esign, eseal, web)")))
+        .transpose()?;
+    let semantics = f
+        .semantics
+        .map(|t| Semantics::from_name(&t).ok_or(format!("qc_statements.semantics: unknown '{t}' (natural, legal)")))
+        .transpose()?;
+    let mut pds = Vec::new();
+    for p in f.pds {
+        // EN 319 412-5 §4.3.4: an https URL, a two-letter ISO 639-1 language code.
+        if !p.url.starts_with("https://") || !p.url.is_ascii() || p.url.len() <= "https://".len() {
+            return Err(format!("qc_statements.pds: '{}' is not an https URL", p.url));
+        }
+        if !(p.language.len() == 2 && p.language.bytes().all(|b| b.is_ascii_lowercase())) {
+            return Err(format!("qc_statements.pds: language '{}' is not an ISO 639-1 code ('en', 'da')", p.language));
+        }
+        pds.push(Pds { url: p.url, language: p.language });
+    }
+    if f.compliance {
+        if qc_type.is_none() {
+            return Err("qc_statements.type: an EU qualified certificate states its type (EN 319 412-5 §4.2.3)".into());
+        }
+        if pds.is_empty() {
+            return Err("qc_statements.pds: an EU qualified certificate names its PKI disclosure statement (EN 319 \
+                        412-5 §4.3.4)"
+                .into());
+        }
+        if certificate_policies.is_empty() {
+            return Err("extensions.certificate_policies: a qualified certificate names the policy it is issued \
+                        under (EN 319 411-2: QCP-n 0.4.0.194112.1.0, QCP-l .1.1, QCP-n-qscd .1.2, QCP-l-qscd .1.3)"
+                .into());
+        }
+    }
+    if f.qscd && !f.compliance {
+        return Err("qc_statements.qscd: QcSSCD is stated in EU qualified certificates only (set compliance)".into());
+    }
+    match (qc_type, semantics) {
+        (Some(QcType::Esign), s) if s != Some(Semantics::Natural) => {
+            return Err("qc_statements.semantics: an esign certificate is a natural person's (EN 319 412-2): \
+                        semantics = \"natural\""
+                .into())
+        }
+        (Some(QcType::Eseal), s) if s != Some(Semantics::Legal) => {
+            return Err("qc_statements.semantics: an eseal certificate is a legal person's (EN 319 412-3): \
+                        semantics = \"legal\""
+                .into())
+        }
+        _ => {}
+    }
+    let identifiers: &[AttrKind] = match semantics {
+        Some(Semantics::Natural) => &[AttrKind::Country, AttrKind::CommonName, AttrKind::SerialNumber],
+        Some(Semantics::Legal) => {
+            &[AttrKind::Country, AttrKind::CommonName, AttrKind::Organization, AttrKind::OrganizationIdentifier]
+        }
+        None => &[],
+    };
+    for kind in identifiers {
+        let rule = subject.get_mut(kind).ok_or_else(|| {
+            format!("subject.{kind}: required by qc_statements.semantics (EN 319 412-2 §4.2.4, 412-3 §4.2.1)")
+        })?;
+        rule.required = true;
+    }
+    Ok(QcProfile { compliance: f.compliance, qscd: f.qscd, qc_type, pds, semantics })
 }
 
 #[cfg(test)]
@@ -465,6 +601,65 @@ mod tests {
         min = 1
         dns = {}
     "#;
+
+    const QUALIFIED: &str = r#"
+        description = "q"
+        [keys]
+        allowed = ["ecdsa-p256"]
+        [validity]
+        default = "30d"
+        max = "90d"
+        [extensions]
+        key_usage = ["nonRepudiation"]
+        certificate_policies = ["0.4.0.194112.1.0"]
+        [subject]
+        C = {}
+        CN = {}
+        serialNumber = {}
+        [qc_statements]
+        compliance = true
+        type = "esign"
+        pds = [{ url = "https://x.example/pds", language = "en" }]
+        semantics = "natural"
+    "#;
+
+    /// EN 319 412-5's statements from `[qc_statements]`; the identifiers the semantics names
+    /// become required; what a qualified profile must state is refused by field when missing.
+    #[test]
+    fn qualified_statements_are_parsed_and_checked() {
+        let p = Profile::parse("q", QUALIFIED).unwrap();
+        let qc = p.qc.as_ref().unwrap();
+        assert_eq!(
+            qc.statements(),
+            [
+                Statement::Compliance,
+                Statement::Type(QcType::Esign),
+                Statement::Pds(vec![Pds { url: "https://x.example/pds".into(), language: "en".into() }]),
+                Statement::Semantics(Semantics::Natural),
+            ]
+        );
+        for kind in [AttrKind::Country, AttrKind::CommonName, AttrKind::SerialNumber] {
+            assert!(p.subject[&kind].required, "{kind}");
+        }
+        for (from, to, says) in [
+            ("type = \"esign\"\n", "", "qc_statements.type: an EU qualified certificate states its type"),
+            ("type = \"esign\"", "type = \"sign\"", "qc_statements.type: unknown 'sign'"),
+            ("type = \"esign\"", "type = \"eseal\"", "semantics = \"legal\""),
+            ("semantics = \"natural\"", "semantics = \"legal\"", "semantics = \"natural\""),
+            ("semantics = \"natural\"", "semantics = \"person\"", "qc_statements.semantics: unknown 'person'"),
+            ("pds = [{ url = \"https://x.example/pds\", language = \"en\" }]", "", "qc_statements.pds: an EU"),
+            ("https://x.example/pds", "http://x.example/pds", "is not an https URL"),
+            ("language = \"en\"", "language = \"eng\"", "not an ISO 639-1 code"),
+            ("certificate_policies = [\"0.4.0.194112.1.0\"]", "", "extensions.certificate_policies: a qualified"),
+            ("compliance = true", "compliance = false\nqscd = true", "qc_statements.qscd: QcSSCD is stated in EU"),
+            ("serialNumber = {}", "", "subject.serialNumber: required by qc_statements.semantics"),
+            ("compliance = true", "compliance = true\nqcsd = true", "unknown field `qcsd`"),
+        ] {
+            assert!(QUALIFIED.contains(from), "{from}");
+            let e = Profile::parse("q", &QUALIFIED.replace(from, to)).unwrap_err();
+            assert!(e.contains(says), "{from} -> {to}: {e}");
+        }
+    }
 
     #[test]
     fn parses_a_full_profile() {

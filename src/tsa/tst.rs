@@ -114,33 +114,11 @@ impl<'a> DecodeValue<'a> for GenTime {
     }
 }
 
-/// id-pe-qcStatements (RFC 3739 §3.2.6).
-pub const ID_PE_QC_STATEMENTS: const_oid::ObjectIdentifier =
-    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.3");
-
-/// esi4-qtstStatement-1 (ETSI EN 319 422 §9.1, id-etsi-tsts-EuQCompliance): the statement that
-/// the time-stamp is a qualified electronic time-stamp under Regulation (EU) No 910/2014.
-pub const ESI4_QTST_STATEMENT_1: const_oid::ObjectIdentifier =
-    const_oid::ObjectIdentifier::new_unwrap("0.4.0.19422.1.1");
-
-/// `QCStatement` (RFC 3739 §3.2.6): a statement id and, for some, its information.
-#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-struct QcStatement {
-    statement_id: const_oid::ObjectIdentifier,
-    #[asn1(optional = "true")]
-    statement_info: Option<der::Any>,
-}
-
 /// The TSTInfo extension of a qualified electronic time-stamp (ETSI EN 319 422 §9.1): a
 /// non-critical qcStatements extension holding esi4-qtstStatement-1, which has no
 /// statementInfo.
 pub fn qualified_statement() -> der::Result<x509_cert::ext::Extension> {
-    let statements = vec![QcStatement { statement_id: ESI4_QTST_STATEMENT_1, statement_info: None }];
-    Ok(x509_cert::ext::Extension {
-        extn_id: ID_PE_QC_STATEMENTS,
-        critical: false,
-        extn_value: der::asn1::OctetString::new(der::Encode::to_der(&statements)?)?,
-    })
+    crate::qc::extension(&[crate::qc::Statement::QualifiedTimestamp])
 }
 
 /// `TSTInfo` (RFC 3161 §2.4.2), as x509-tsp declares it but with [`GenTime`].
@@ -188,15 +166,6 @@ mod tests {
         assert_eq!(g.to_der().unwrap(), der_of("20261118110640.12Z"));
         let whole = GenTime::new(Duration::new(1_795_000_000, 400), Precision::Micros);
         assert_eq!(whole.to_der().unwrap(), der_of("20261118110640Z"), "a zero fraction is left out");
-    }
-
-    /// The qualified statement as EN 319 422 §9.1 spells it: extnID qcStatements, not
-    /// critical, extnValue SEQUENCE { SEQUENCE { esi4-qtstStatement-1 } }.
-    #[test]
-    fn the_qualified_statement_encodes_as_the_standard_says() {
-        let der = qualified_statement().unwrap().to_der().unwrap();
-        let expected = "301906082b06010505070103040d300b30090607040081975e0101";
-        assert_eq!(hex::encode(der), expected);
     }
 
     #[test]
