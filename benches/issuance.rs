@@ -170,7 +170,7 @@ fn ceilings(data: &Path, issuing_der: &[u8], csr: &[u8], secs: Duration) -> (f64
     let profile = policies.profile(PROFILE).expect("profile");
     let urls = UrlContext { base: "http://bench.test".into(), ca: CaId::Issuing };
     let verified = csr::parse(csr).expect("csr");
-    let valid = request::validate(&verified, profile, None).expect("valid");
+    let valid = request::validate(&verified, profile, None, trustd::ca::KeyCustody::Client).expect("valid");
     let issuer = Issuer { name: &ca.tbs_certificate.subject, key_id: &key_id, scheme: key.scheme() };
 
     let (start, mut n) = (Instant::now(), 0u64);

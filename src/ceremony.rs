@@ -75,6 +75,9 @@ pub struct CeremonyConfig {
     /// Base URL for the CRL and caIssuers URLs in CA and service certificates.
     pub public_url: String,
     pub keys: CaKeys,
+    /// The signing policies' own keys whose certificates trustd's CA issues (`[certificate]`
+    /// of a policy): generated here with the service algorithm, certified at serve.
+    pub policy_keys: Vec<KeyRef>,
 }
 
 /// One line of the ceremony's report.
@@ -188,6 +191,10 @@ pub fn run(hsm: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CeremonyError> 
     steps.push(Step { key: keys.log.to_string(), key_generated, certificate_created: None });
     let key_generated = ensure_key(hsm, &keys.tls, cfg.service_algorithm)?;
     steps.push(Step { key: keys.tls.to_string(), key_generated, certificate_created: None });
+    for key in &cfg.policy_keys {
+        let key_generated = ensure_key(hsm, key, cfg.service_algorithm)?;
+        steps.push(Step { key: key.to_string(), key_generated, certificate_created: None });
+    }
     Ok(steps)
 }
 

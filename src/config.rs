@@ -703,6 +703,7 @@ impl Config {
             service_validity: c.service_validity,
             public_url: self.server.public_url.clone(),
             keys: self.keys.clone(),
+            policy_keys: Vec::new(),
         }
     }
 }

@@ -21,7 +21,8 @@ use crate::hsm::{Hsm, HsmSigner, KeyRef, Pin};
 use crate::keys::{CertifiedKey, SignatureScheme, SigningKey};
 use crate::log::{CheckpointSigner, LogStore, Sequencer, TransparencyLog};
 use crate::ocsp::OcspResponder;
-use crate::policy::Policies;
+use crate::policy::signing::PolicyCertificate;
+use crate::policy::{Policies, SigningPolicy};
 use crate::records::{self, RecordWriter};
 use crate::signing::{SigningService, Validation};
 use crate::store::{Role, SignatureWriter, Store, StoreError, TimestampWriter};
@@ -136,8 +137,10 @@ async fn open_hsm(cfg: &Config) -> Result<Hsm, StartError> {
 
 /// The key ceremony against the configured HSM (`trustd init`, and the first `trustd dev`).
 pub async fn init(cfg: &Config) -> Result<Vec<ceremony::Step>, StartError> {
+    let policies = Policies::load(&cfg.policies).map_err(|e| e.to_string())?;
     let hsm = open_hsm(cfg).await?;
-    let ccfg = cfg.ceremony_config();
+    let mut ccfg = cfg.ceremony_config();
+    ccfg.policy_keys = policies.signing().filter(|p| p.certificate.is_some()).filter_map(|p| p.key.clone()).collect();
     tokio::task::spawn_blocking(move || ceremony::run(&hsm, &ccfg))
         .await
         .map_err(|e| e.to_string())?
@@ -173,6 +176,54 @@ async fn hsm_signer(
     .await
     .map_err(|e| e.to_string())??;
     Ok(Arc::new(signer))
+}
+
+/// Makes sure a signing policy's own key has the certificate its `[certificate]` describes:
+/// when the token holds none beside the key, the CA issues one for it (the key signs the CSR
+/// in the HSM, so it may be certified under a QcSSCD profile) and it is stored in the token.
+/// A replica on a read-only standby cannot issue: it needs the certificate there already.
+async fn policy_certificate(
+    hsm: &Hsm,
+    ca: &CertificateAuthority,
+    policy: &SigningPolicy,
+    key: &KeyRef,
+    c: &PolicyCertificate,
+    serving: Role,
+) -> Result<(), StartError> {
+    let (h, k) = (hsm.clone(), key.clone());
+    let stored = tokio::task::spawn_blocking(move || h.stored_certificate(&k)).await.map_err(|e| e.to_string())?;
+    if stored.map_err(|e| e.to_string())?.is_some() {
+        return Ok(());
+    }
+    if serving == Role::Standby {
+        return Err(format!(
+            "its key {key} has no certificate in the token, and a replica on a read-only standby cannot issue \
+             one: start a trustd on the primary first"
+        ));
+    }
+    let signer = hsm_signer(hsm, key, policy.signature, "signing key").await?;
+    let csr = crate::ca::csr::build(signer.as_ref(), &c.subject, &[]).await.map_err(|e| e.to_string())?;
+    let request = crate::ca::IssueRequest {
+        profile: c.profile.clone(),
+        csr,
+        validity: None,
+        requester: tls::certificate::REQUESTER.into(),
+        scope: crate::ca::NameScope::Any,
+    };
+    let issued = ca
+        .issue_for_hsm_key(request)
+        .await
+        .map_err(|e| format!("its certificate under profile '{}': {e}", c.profile))?;
+    let cert = <x509_cert::Certificate as der::Decode>::from_der(&issued.cert_der).map_err(|e| e.to_string())?;
+    let subject = der::Encode::to_der(&cert.tbs_certificate.subject).map_err(|e| e.to_string())?;
+    let (h, k, der) = (hsm.clone(), key.clone(), issued.cert_der);
+    tokio::task::spawn_blocking(move || h.store_certificate(&k, &der, &subject))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("storing its certificate beside {key}: {e}"))?;
+    tracing::info!(policy = %policy.name, serial = %issued.serial, profile = %c.profile, audit = true,
+        "signing policy key certified by the CA and its certificate stored in the token");
+    Ok(())
 }
 
 /// The access policy file, `access.toml` in the policies directory, checked against the
@@ -475,6 +526,11 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         let mut keyed = Vec::new();
         for policy in policies.signing() {
             let key = policy.key.as_ref().unwrap_or(&cfg.keys.document_signer);
+            if let Some(c) = &policy.certificate {
+                policy_certificate(&hsm, &ca, policy, key, c, serving)
+                    .await
+                    .map_err(|e| format!("signing policy '{}': {e}", policy.name))?;
+            }
             let certified = certified_key(&hsm, key, policy.signature)
                 .await
                 .map_err(|e| format!("signing policy '{}': {e}", policy.name))?;

@@ -177,3 +177,85 @@ async fn a_ca_without_a_country_refuses_the_etsi_profiles() {
     assert!(!out.status.success());
     assert!(text(&out).contains("--country: 'Denmark' is not an ISO 3166 two-letter code"), "{}", text(&out));
 }
+
+/// A signing policy of the signer's own `[certificate]`.
+fn policy_with_certificate(description: &str, key: &str, profile: &str, subject: &str) -> String {
+    format!(
+        "description = \"{description}\"\nkey = \"{key}\"\nlevel = \"B-B\"\nlevels = [\"B-B\", \"B-T\"]\n\
+         max_document_bytes = 1048576\nmax_stream_bytes = 1048576\nclients = [\"*\"]\n\
+         [certificate]\nprofile = \"{profile}\"\nsubject = {{ {subject} }}\n"
+    )
+}
+
+/// Signing policies whose own keys, generated in the HSM by the key ceremony, get qualified
+/// certificates from trustd's CA at start: a legal person's seal under qcp-l-qscd and a natural
+/// person's signing key under qcp-n-qscd (QcSSCD: the key is in the HSM). pkilint lints the
+/// person's as QCP-N-QSCD-EIDAS-FINAL-CERTIFICATE; seals made with the policy verify with
+/// openssl and trustd; a restart keeps the certificates stored beside the keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_policies_get_qualified_certificates_for_their_hsm_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let signing = dir.path().join("data/policies/signing");
+    std::fs::create_dir_all(&signing).unwrap();
+    let seal = policy_with_certificate(
+        "Electronic seals of Example ApS",
+        "example-seal",
+        "qcp-l-qscd",
+        "C = \"DK\", O = \"Example ApS\", organizationIdentifier = \"NTRDK-12345678\", CN = \"Example ApS\"",
+    );
+    std::fs::write(signing.join("seal.toml"), seal).unwrap();
+    let person = policy_with_certificate(
+        "Jens Hansen's electronic signatures",
+        "signer-jens-hansen",
+        "qcp-n-qscd",
+        "C = \"DK\", GN = \"Jens\", SN = \"Hansen\", CN = \"Jens Hansen\", serialNumber = \"PNODK-1234567890\"",
+    );
+    std::fs::write(signing.join("jens.toml"), person).unwrap();
+    let d = Daemon::start_with(dir, &["--country", "DK"]);
+    let dir = d.dir.path().to_owned();
+    let chain = split_pem(&trustctl_ok(&d, &["ca", "chain"]));
+    std::fs::write(dir.join("issuing.pem"), &chain[0]).unwrap();
+    std::fs::write(dir.join("root.pem"), &chain[1]).unwrap();
+
+    let certificate_of = |profile: &str| {
+        let listed = trustctl_ok(&d, &["cert", "list", "--profile", profile]);
+        let serials: Vec<&str> = listed.lines().filter_map(|l| l.split_whitespace().next()).collect();
+        assert_eq!(serials.len(), 1, "one certificate under {profile}: {listed}");
+        let pem = dir.join(format!("{profile}.pem"));
+        std::fs::write(&pem, trustctl_ok(&d, &["cert", "get", "--serial", serials[0]])).unwrap();
+        pem
+    };
+    let person_pem = certificate_of("qcp-n-qscd");
+    pkilint_no_errors("lint_etsi_cert", &["-t", "QCP-N-QSCD-EIDAS-FINAL-CERTIFICATE"], &person_pem);
+    let seal_pem = certificate_of("qcp-l-qscd");
+    pkilint_no_errors("lint_etsi_cert", &["-t", "NCP-LEGAL-PERSON-CERTIFICATE"], &seal_pem);
+    pkilint_no_errors("lint_pkix_cert", &[], &seal_pem);
+    for pem in [&person_pem, &seal_pem] {
+        let qc = qc_statements(&dir, pem);
+        let ids: Vec<&str> = qc["statements"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+        assert!(ids.contains(&"0.4.0.1862.1.4"), "QcSSCD: {qc}");
+        assert!(ids.contains(&QC_COMPLIANCE), "{qc}");
+    }
+
+    // A seal of Example ApS, checked by openssl and by trustd's validation.
+    std::fs::write(dir.join("doc.txt"), b"invoice 2026-117").unwrap();
+    let (doc, sig) = (dir.join("doc.txt"), dir.join("seal.p7s"));
+    trustctl_ok(
+        &d,
+        &["sign", "--policy", "seal", "--file", doc.to_str().unwrap(), "--detached", "--out", sig.to_str().unwrap()],
+    );
+    let args =
+        "cms -verify -binary -inform DER -in seal.p7s -content doc.txt -CAfile root.pem -purpose any -out /dev/null";
+    let verified = openssl(&dir, &args.split(' ').collect::<Vec<_>>());
+    assert!(text(&verified).contains("Verification successful"), "{}", text(&verified));
+    let signer = text(&openssl(&dir, &["cms", "-cmsout", "-print", "-inform", "DER", "-in", "seal.p7s"]));
+    assert!(signer.contains("NTRDK-12345678"), "sealed by Example ApS's certificate:\n{signer}");
+    let report = trustctl_ok(&d, &["verify", "--signature", sig.to_str().unwrap(), "--file", doc.to_str().unwrap()]);
+    assert!(report.contains("TOTAL_PASSED"), "{report}");
+
+    // Restarted, the certificates stored beside the keys serve again: none issued anew.
+    let (_, kept) = d.stop();
+    let d = Daemon::start_with(kept, &["--country", "DK"]);
+    let listed = trustctl_ok(&d, &["cert", "list", "--profile", "qcp-l-qscd"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+}

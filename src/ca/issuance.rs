@@ -3,10 +3,30 @@
 
 use super::*;
 
+/// Where the key being certified is: with a client, who sent its CSR, or in trustd's own HSM,
+/// whose key signed the CSR (a signing policy's key). Only the latter may be certified under a
+/// QcSSCD profile: only for it does trustd know the key is in its device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyCustody {
+    Client,
+    Hsm,
+}
+
 impl CertificateAuthority {
-    /// Issues a certificate. The to-be-signed certificate is recorded before the HSM signs,
-    /// and the certificate is stored before it is returned: nothing signed goes unrecorded.
+    /// Issues a certificate for a client's key. The to-be-signed certificate is recorded before
+    /// the HSM signs, and the certificate is stored before it is returned: nothing signed goes
+    /// unrecorded.
     pub async fn issue(&self, req: IssueRequest) -> Result<Issued, CaError> {
+        self.issue_for(req, KeyCustody::Client).await
+    }
+
+    /// Issues a certificate, as [`CertificateAuthority::issue`] does, for a key the HSM holds;
+    /// the caller vouches that the CSR was signed by that key (never a request's CSR).
+    pub async fn issue_for_hsm_key(&self, req: IssueRequest) -> Result<Issued, CaError> {
+        self.issue_for(req, KeyCustody::Hsm).await
+    }
+
+    async fn issue_for(&self, req: IssueRequest, custody: KeyCustody) -> Result<Issued, CaError> {
         let profile = self.policies.profile(&req.profile).ok_or_else(|| CaError::UnknownProfile {
             name: req.profile.clone(),
             known: self.policies.profile_names().collect::<Vec<_>>().join(", "),
@@ -21,7 +41,7 @@ impl CertificateAuthority {
             });
         }
         let csr = csr::parse(&req.csr)?;
-        let valid = request::validate(&csr, profile, req.validity)?;
+        let valid = request::validate(&csr, profile, req.validity, custody)?;
         req.scope.check(&valid.sans).map_err(CaError::NotPermitted)?;
         let subject = cert::build_name(&valid.subject)?;
         let extensions = cert::end_entity_extensions(

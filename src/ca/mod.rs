@@ -26,6 +26,7 @@ use crate::store::{
 use cert::{CertSpec, Issuer, UrlContext};
 use const_oid::db::rfc5280;
 use der::{Decode, Encode};
+pub use issuance::KeyCustody;
 use revocation::{Change, Reason};
 pub use scope::{NameConstraints, NameScope, RevokeScope};
 use std::sync::{Arc, RwLock};

@@ -3,6 +3,7 @@
 //! from the profile.
 
 use super::csr::{San, SubjectKey, VerifiedCsr};
+use super::issuance::KeyCustody;
 use super::names;
 use super::CaError;
 use crate::policy::profile::QcProfile;
@@ -133,8 +134,13 @@ fn check_identifier(kind: AttrKind, value: &str, qc: &QcProfile) -> Result<(), C
 
 /// What a profile with qualified-certificate statements asks of the whole request beyond its
 /// subject rules: an organisation named, not identified, by its name; and, for QcSSCD, a key
-/// known to be in a QSCD, which a CSR cannot show.
-fn qualified(qc: &QcProfile, subject: &[(AttrKind, String)], profile: &Profile) -> Result<(), CaError> {
+/// known to be in a QSCD: one the HSM holds, never a client's, which a CSR cannot show.
+fn qualified(
+    qc: &QcProfile,
+    subject: &[(AttrKind, String)],
+    profile: &Profile,
+    custody: KeyCustody,
+) -> Result<(), CaError> {
     let value = |kind| subject.iter().find(|(k, _)| *k == kind).map(|(_, v)| v.as_str());
     if let (Some(name), Some(id)) = (value(AttrKind::Organization), value(AttrKind::OrganizationIdentifier)) {
         if name.eq_ignore_ascii_case(id) {
@@ -144,11 +150,11 @@ fn qualified(qc: &QcProfile, subject: &[(AttrKind, String)], profile: &Profile) 
             )));
         }
     }
-    if qc.qscd {
+    if qc.qscd && custody != KeyCustody::Hsm {
         return Err(CaError::KeyNotAllowed(format!(
             "profile '{}' states QcSSCD (qc_statements.qscd): it certifies only keys known to be in a qualified \
              signature or seal creation device, and a CSR's key cannot be shown to be in one; such certificates \
-             are made for keys the HSM holds",
+             are made for the HSM's own keys (a signing policy's [certificate])",
             profile.name
         )));
     }
@@ -161,6 +167,7 @@ pub fn validate(
     csr: &VerifiedCsr,
     profile: &Profile,
     requested: Option<Duration>,
+    custody: KeyCustody,
 ) -> Result<ValidatedRequest, CaError> {
     let keys = &profile.keys;
     match csr.key {
@@ -257,7 +264,7 @@ pub fn validate(
         }
     }
     if let Some(qc) = &profile.qc {
-        qualified(qc, &subject, profile)?;
+        qualified(qc, &subject, profile, custody)?;
     }
     if subject.is_empty() && sans.is_empty() {
         return Err(CaError::SubjectNotAllowed("the CSR names no subject and no subject alternative name".into()));
@@ -284,6 +291,11 @@ mod tests {
     fn profile(name: &str) -> Profile {
         let text = DEFAULT_FILES.iter().find(|(f, _)| f.starts_with(&format!("profiles/{name}"))).unwrap().1;
         Profile::parse(name, text).unwrap()
+    }
+
+    /// A client's CSR, as every request is.
+    fn validate(c: &VerifiedCsr, p: &Profile, v: Option<Duration>) -> Result<ValidatedRequest, CaError> {
+        super::validate(c, p, v, KeyCustody::Client)
     }
 
     fn csr(key: SubjectKey, subject: &[(AttrKind, &str)], sans: Vec<San>) -> VerifiedCsr {
@@ -367,5 +379,22 @@ mod tests {
         assert!(e.to_string().contains("ISO 3166"), "{e}");
         let e = validate(&csr(SubjectKey::Rsa { bits: 2048 }, &good, vec![]), &p, None).unwrap_err();
         assert!(e.to_string().contains("3072"), "{e}");
+    }
+
+    /// A QcSSCD profile certifies the HSM's own keys only, never a client's CSR.
+    #[test]
+    fn a_qscd_profile_certifies_only_keys_the_hsm_holds() {
+        let p = profile("qcp-n-qscd");
+        let person = [
+            (AttrKind::Country, "DK"),
+            (AttrKind::GivenName, "Jens"),
+            (AttrKind::Surname, "Hansen"),
+            (AttrKind::CommonName, "Jens Hansen"),
+            (AttrKind::SerialNumber, "PNODK-1234567890"),
+        ];
+        let c = csr(SubjectKey::EcP256, &person, vec![]);
+        let e = validate(&c, &p, None).unwrap_err();
+        assert!(matches!(e, CaError::KeyNotAllowed(_)) && e.to_string().contains("qc_statements.qscd"), "{e}");
+        super::validate(&c, &p, None, KeyCustody::Hsm).unwrap();
     }
 }

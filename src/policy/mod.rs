@@ -32,6 +32,7 @@ pub const DEFAULT_FILES: &[(&str, &str)] = &[
     ("profiles/service-client.toml", include_str!("../../policies/profiles/service-client.toml")),
     ("profiles/qcp-n.toml", include_str!("../../policies/profiles/qcp-n.toml")),
     ("profiles/qcp-n-qscd.toml", include_str!("../../policies/profiles/qcp-n-qscd.toml")),
+    ("profiles/qcp-l-qscd.toml", include_str!("../../policies/profiles/qcp-l-qscd.toml")),
     ("profiles/ncp-n.toml", include_str!("../../policies/profiles/ncp-n.toml")),
     ("profiles/qcp-l.toml", include_str!("../../policies/profiles/qcp-l.toml")),
     ("profiles/ncp-l.toml", include_str!("../../policies/profiles/ncp-l.toml")),
@@ -59,6 +60,18 @@ impl Policies {
         let err = |message: String| PolicyError { file: tsa_path.clone(), message };
         let text = std::fs::read_to_string(&tsa_path).map_err(|e| err(e.to_string()))?;
         let tsa = TsaPolicy::parse(&text).map_err(err)?;
+        for p in signing.values() {
+            if let Some(c) = p.certificate.as_ref().filter(|c| !profiles.contains_key(&c.profile)) {
+                return Err(PolicyError {
+                    file: dir.join("signing").join(format!("{}.toml", p.name)),
+                    message: format!(
+                        "certificate.profile: no profile '{}' in {}",
+                        c.profile,
+                        dir.join("profiles").display()
+                    ),
+                });
+            }
+        }
         Ok(Policies { profiles, tsa, signing })
     }
 
@@ -146,6 +159,7 @@ mod tests {
                 "ncp-l",
                 "ncp-n",
                 "qcp-l",
+                "qcp-l-qscd",
                 "qcp-n",
                 "qcp-n-qscd",
                 "service-client",
@@ -153,6 +167,14 @@ mod tests {
                 "tls-server"
             ]
         );
+        let seal = format!(
+            "{}\nkey = \"k\"\n[certificate]\nprofile = \"no-such\"\nsubject = {{ CN = \"x\" }}\n",
+            include_str!("../../policies/signing/default.toml")
+        );
+        std::fs::write(dir.path().join("signing/seal.toml"), seal).unwrap();
+        let e = Policies::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("seal.toml") && e.contains("certificate.profile: no profile 'no-such'"), "{e}");
+        std::fs::remove_file(dir.path().join("signing/seal.toml")).unwrap();
         std::fs::write(dir.path().join("profiles/broken.toml"), "description = 1").unwrap();
         let e = Policies::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("broken.toml"), "{e}");

@@ -78,7 +78,8 @@ impl AttrKind {
         Self::ALL.into_iter().find(|k| k.oid() == *oid)
     }
 
-    fn from_name(s: &str) -> Option<Self> {
+    /// The kind with this short name (`CN`, `organizationIdentifier`).
+    pub fn from_name(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == s)
     }
 

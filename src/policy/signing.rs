@@ -2,6 +2,7 @@
 //! which CAdES baseline level (ETSI EN 319 122-1 §6), and how large a document may be.
 
 use crate::keys::{KeyRef, SignatureScheme};
+use crate::policy::AttrKind;
 use serde::Deserialize;
 use std::fmt;
 use std::str::FromStr;
@@ -58,6 +59,24 @@ pub struct SigningPolicy {
     pub max_stream_bytes: u64,
     /// Client identities allowed; `*` for any. Enforced by access control.
     pub clients: Vec<String>,
+    /// The certificate of the policy's own key, issued by trustd's CA at start when the token
+    /// holds none (`[certificate]`); `None` when the key's certificate is made elsewhere.
+    pub certificate: Option<PolicyCertificate>,
+}
+
+/// The certificate a signing policy's key gets from trustd's CA: under a profile of
+/// `policies/profiles/` (a seal of a legal person: `qcp-l-qscd`), naming a fixed subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyCertificate {
+    pub profile: String,
+    pub subject: Vec<(AttrKind, String)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertificateFile {
+    profile: String,
+    subject: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +90,8 @@ struct SigningFile {
     max_document_bytes: u64,
     max_stream_bytes: u64,
     clients: Vec<String>,
+    #[serde(default)]
+    certificate: Option<CertificateFile>,
 }
 
 impl SigningPolicy {
@@ -91,6 +112,26 @@ impl SigningPolicy {
         if f.clients.is_empty() {
             return Err("clients: at least one entry (\"*\" for any) is required".into());
         }
+        let certificate = f
+            .certificate
+            .map(|c| {
+                if f.key.is_none() {
+                    return Err("certificate: needs the policy's own key (key = …); the document signer's \
+                                certificate is the key ceremony's"
+                        .to_owned());
+                }
+                let mut subject = Vec::new();
+                for (attr, value) in c.subject {
+                    let kind = AttrKind::from_name(&attr)
+                        .ok_or_else(|| format!("certificate.subject.{attr}: unknown attribute"))?;
+                    subject.push((kind, value));
+                }
+                if subject.is_empty() {
+                    return Err("certificate.subject: names no attribute".to_owned());
+                }
+                Ok(PolicyCertificate { profile: c.profile, subject })
+            })
+            .transpose()?;
         Ok(SigningPolicy {
             name: name.to_owned(),
             description: f.description,
@@ -101,6 +142,7 @@ impl SigningPolicy {
             max_document_bytes: f.max_document_bytes,
             max_stream_bytes: f.max_stream_bytes,
             clients: f.clients,
+            certificate,
         })
     }
 }
@@ -117,6 +159,24 @@ mod tests {
         assert_eq!(p.level, Level::BB);
         assert_eq!(p.levels, [Level::BB, Level::BT]);
         assert_eq!(p.key, None);
+    }
+
+    /// `[certificate]`: the policy's own key certified under a profile, the subject by attribute.
+    #[test]
+    fn a_certificate_of_the_policys_own_key() {
+        let with = |key: &str, subject: &str| {
+            format!("{SHIPPED}\n{key}\n[certificate]\nprofile = \"qcp-l-qscd\"\nsubject = {{ {subject} }}\n")
+        };
+        let p = SigningPolicy::parse("seal", &with("key = \"seal-key\"", "C = \"DK\", CN = \"Seal\"")).unwrap();
+        let c = p.certificate.unwrap();
+        assert_eq!(c.profile, "qcp-l-qscd");
+        assert_eq!(c.subject, [(AttrKind::Country, "DK".into()), (AttrKind::CommonName, "Seal".into())]);
+        let e = SigningPolicy::parse("seal", &with("", "CN = \"Seal\"")).unwrap_err();
+        assert!(e.contains("certificate: needs the policy's own key"), "{e}");
+        let e = SigningPolicy::parse("seal", &with("key = \"k\"", "CN = \"Seal\", title = \"x\"")).unwrap_err();
+        assert!(e.contains("certificate.subject.title: unknown attribute"), "{e}");
+        let e = SigningPolicy::parse("seal", &with("key = \"k\"", "")).unwrap_err();
+        assert!(e.contains("certificate.subject: names no attribute"), "{e}");
     }
 
     #[test]
