@@ -108,7 +108,7 @@ async fn main() {
     let schedule = CrlSchedule { validity: Duration::from_secs(86400), refresh: Duration::from_secs(3600) };
     let keys = CaKeys::default();
     let issuing = hsm.certified_key(&keys.issuing, None).expect("issuing CA key");
-    let root = hsm.certified_key(&keys.root, None).expect("root CA key");
+    let root = hsm.find_certificate(&keys.root).expect("token").expect("root CA certificate");
     let clock = Arc::new(trustd::clock::SystemClock(trustd::clock::ClockCheck::Off));
     let ca = CertificateAuthority::new(issuing, root, policies, store, "http://bench", schedule, clock).expect("CA");
     for i in 1..=3 {

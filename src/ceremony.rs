@@ -1,14 +1,20 @@
 //! The key ceremony: CA and service keys generated inside the HSM, and their certificates,
-//! stored in the token beside the keys. Idempotent: existing keys and certificates are kept,
-//! only what is missing is created, and nothing is ever overwritten.
+//! stored in the token beside the keys; and the root's CRL. Idempotent: existing keys and
+//! certificates are kept, only what is missing is created, and nothing is ever overwritten.
+//!
+//! The root key may live in a token of its own (`[keys] root` with `token=`), which only the
+//! ceremony opens: `trustd serve` then cannot reach it (PKCS#11 logs in per token), and finds
+//! the root's certificate, copied into the serving token, and its CRL, in the store. The
+//! ceremony signs the root CRL, long-lived (`[crl] root_validity`), whenever there is none or
+//! the newest nears its nextUpdate (`trustd init`), or on demand (`trustd ceremony root-crl`).
 
 use crate::ca::cert::{self, CeremonyCert, CertSpec, Issuer, UrlContext};
-use crate::ca::{subject_key_id, CaError, CaId, ServiceCertificate};
+use crate::ca::{subject_key_id, CaError, CaId, CrlSigner, ServiceCertificate};
 use crate::hsm::{Hsm, HsmError, HsmSigner, KeyAlgorithm, KeyRef};
 use crate::log::{CeremonyEvent, LogEntry, LoggedRecord, NewEntry, Sequencer, Sha256};
 use crate::policy::AttrKind;
 use crate::serial::Serial;
-use crate::store::Store;
+use crate::store::{Store, StoredCrl};
 use const_oid::db::rfc5280;
 use der::{Decode, Encode};
 use sha2::Digest;
@@ -25,6 +31,8 @@ pub enum CeremonyError {
     Hsm(#[from] HsmError),
     #[error(transparent)]
     Ca(#[from] CaError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Refused(String),
 }
@@ -34,6 +42,8 @@ pub enum CeremonyError {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaKeys {
+    /// The root CA's key; with `token=` naming another token than `[hsm] token_label`, the
+    /// offline root: only the ceremony opens that token.
     pub root: KeyRef,
     pub issuing: KeyRef,
     pub tsa: KeyRef,
@@ -140,13 +150,17 @@ struct Role<'a> {
     validity: Duration,
 }
 
-/// Runs the ceremony against `hsm`. Blocking.
-pub fn run(hsm: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CeremonyError> {
+/// Runs the ceremony against `hsm`, the serving token, and `root`, the token of the root key
+/// (the same token, or one that `trustd serve` never opens). Blocking.
+pub fn run(hsm: &Hsm, root_token: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CeremonyError> {
     let keys = &cfg.keys;
     let mut steps = Vec::new();
     let root_role =
         Role { key: &keys.root, cn: "trustd Root CA", alg: cfg.root_algorithm, validity: cfg.root_validity };
-    let root = ensure(hsm, cfg, &root_role, None, CeremonyCert::Root, &mut steps)?;
+    let root = ensure(root_token, cfg, &root_role, None, CeremonyCert::Root, &mut steps)?;
+    if root_token.token_label() != hsm.token_label() {
+        copy_root_certificate(hsm, &keys.root, &root)?;
+    }
     let root_urls = UrlContext { base: cfg.public_url.clone(), ca: CaId::Root };
     let issuing_role = Role {
         key: &keys.issuing,
@@ -155,7 +169,7 @@ pub fn run(hsm: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CeremonyError> 
         validity: cfg.issuing_validity,
     };
     let kind = CeremonyCert::Issuing { urls: &root_urls };
-    let issuing = ensure(hsm, cfg, &issuing_role, Some((&root, &keys.root)), kind, &mut steps)?;
+    let issuing = ensure(hsm, cfg, &issuing_role, Some((&root, root_token, &keys.root)), kind, &mut steps)?;
 
     let urls = UrlContext { base: cfg.public_url.clone(), ca: CaId::Issuing };
     let services = [
@@ -185,7 +199,7 @@ pub fn run(hsm: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CeremonyError> 
         let role = Role { key: s.key, cn: s.cn, alg: cfg.service_algorithm, validity: cfg.service_validity };
         let kind =
             CeremonyCert::Service { urls: &urls, key_usage: s.key_usage, eku: s.eku, ocsp_no_check: s.ocsp_no_check };
-        ensure(hsm, cfg, &role, Some((&issuing, &keys.issuing)), kind, &mut steps)?;
+        ensure(hsm, cfg, &role, Some((&issuing, hsm, &keys.issuing)), kind, &mut steps)?;
     }
     let key_generated = ensure_key(hsm, &keys.log, cfg.log_algorithm)?;
     steps.push(Step { key: keys.log.to_string(), key_generated, certificate_created: None });
@@ -202,7 +216,7 @@ fn ensure(
     hsm: &Hsm,
     cfg: &CeremonyConfig,
     role: &Role<'_>,
-    issuer: Option<(&Certificate, &KeyRef)>,
+    issuer: Option<(&Certificate, &Hsm, &KeyRef)>,
     kind: CeremonyCert<'_>,
     steps: &mut Vec<Step>,
 ) -> Result<Certificate, CeremonyError> {
@@ -214,18 +228,18 @@ fn ensure(
     }
     let public_key = hsm.public_key(role.key)?;
     let subject = cert::build_name(&subject(cfg, role.cn))?;
-    let (issuer_name, issuer_key, issuer_key_id) = match issuer {
-        Some((c, key)) => (c.tbs_certificate.subject.clone(), key, subject_key_id(c)?),
-        None => (subject.clone(), role.key, cert::key_identifier(&public_key)),
+    let (issuer_name, issuer_token, issuer_key, issuer_key_id) = match issuer {
+        Some((c, token, key)) => (c.tbs_certificate.subject.clone(), token, key, subject_key_id(c)?),
+        None => (subject.clone(), hsm, role.key, cert::key_identifier(&public_key)),
     };
-    if let Some((c, _)) = issuer {
+    if let Some((c, ..)) = issuer {
         // A subordinate never outlives its issuer (RFC 5280 §6.1.3 checks every certificate's validity).
         let issuer_end = c.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
         if crate::unix_time::now() + role.validity.as_secs() > issuer_end {
             return Err(CeremonyError::Refused(format!("{} would outlive its issuer; shorten its validity", role.key)));
         }
     }
-    let signer = HsmSigner::new(hsm, issuer_key.clone(), None)?;
+    let signer = HsmSigner::new(issuer_token, issuer_key.clone(), None)?;
     let extensions = cert::ceremony_extensions(&kind, &public_key, &issuer_key_id)?;
     let start = crate::unix_time::now().saturating_sub(60);
     let spec = CertSpec {
@@ -250,6 +264,93 @@ fn ensure(
     Ok(c)
 }
 
+/// The root key's name in the serving token, where its certificate is (beside the key, or
+/// copied there from the root's own token).
+pub fn root_certificate_ref(root: &KeyRef) -> KeyRef {
+    KeyRef { token: None, ..root.clone() }
+}
+
+/// Copies the root's certificate into the serving token (a certificate object, no key), where
+/// `trustd serve` finds it. Blocking.
+fn copy_root_certificate(hsm: &Hsm, root_key: &KeyRef, root: &Certificate) -> Result<(), CeremonyError> {
+    let here = root_certificate_ref(root_key);
+    let encode = |e: der::Error| CaError::Internal(e.to_string());
+    let der = root.to_der().map_err(encode)?;
+    match hsm.find_certificate(&here)? {
+        Some(copy) if copy == der => Ok(()),
+        Some(_) => Err(CeremonyError::Refused(format!(
+            "token '{}' holds another root certificate under {here}; remove it, or name the root key that certified it",
+            hsm.token_label()
+        ))),
+        None => {
+            hsm.store_certificate(&here, &der, &root.tbs_certificate.subject.to_der().map_err(encode)?)?;
+            tracing::info!(token = hsm.token_label(), "key ceremony: root certificate copied into the serving token");
+            Ok(())
+        }
+    }
+}
+
+/// What the ceremony did about the root's CRL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootCrlStep {
+    /// A new CRL was signed and recorded in the store.
+    Signed { number: u64, next_update: i64 },
+    /// The newest in the store was kept: its nextUpdate is not near.
+    Kept { number: u64, next_update: i64 },
+    /// The database is a read-only standby: nothing could be recorded there.
+    NotChecked,
+}
+
+impl std::fmt::Display for RootCrlStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = |t: &i64| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(*t).unwrap_or(0)),
+            )
+        };
+        match self {
+            RootCrlStep::Signed { number, next_update } => {
+                write!(f, "root CRL {number}: signed, nextUpdate {}", at(next_update))
+            }
+            RootCrlStep::Kept { number, next_update } => {
+                write!(f, "root CRL {number}: kept, nextUpdate {}", at(next_update))
+            }
+            RootCrlStep::NotChecked => f.write_str(
+                "root CRL: not checked, the database is a read-only standby; run the ceremony against the primary",
+            ),
+        }
+    }
+}
+
+/// Signs the root's next CRL (RFC 5280 §5) with the root key in `root_token`, valid `validity`,
+/// and records it in the store, where every replica serving the CA adopts it within
+/// [`crate::ca::FOLLOW_REVOCATIONS`]. With `renew_within`, only when the store has no root CRL
+/// or its newest has less than that left before its nextUpdate.
+pub async fn root_crl(
+    root_token: &Hsm,
+    root_key: &KeyRef,
+    store: &dyn Store,
+    validity: Duration,
+    renew_within: Option<Duration>,
+) -> Result<RootCrlStep, CeremonyError> {
+    let now = crate::unix_time::now();
+    if let Some(within) = renew_within {
+        if let Some(StoredCrl { number, next_update, .. }) = store.newest_crl(CaId::Root, 0).await? {
+            let left = next_update.saturating_sub(i64::try_from(now).unwrap_or(i64::MAX));
+            if left > i64::try_from(within.as_secs()).unwrap_or(i64::MAX) {
+                return Ok(RootCrlStep::Kept { number, next_update });
+            }
+        }
+    }
+    let (token, key) = (root_token.clone(), root_key.clone());
+    let root = tokio::task::spawn_blocking(move || token.certified_key(&key, None))
+        .await
+        .map_err(|e| CeremonyError::Refused(format!("root key task: {e}")))??;
+    let signer = CrlSigner::new(CaId::Root, &root.cert, root.key)?;
+    let crl = signer.publish(store, now, validity).await?;
+    Ok(RootCrlStep::Signed { number: crl.number, next_update: crl.next_update })
+}
+
 /// The service certificates the ceremony stored in the token, for
 /// [`crate::ca::CertificateAuthority::record_ceremony_certificates`]. Blocking.
 pub fn service_certificates(hsm: &Hsm, keys: &CaKeys) -> Result<Vec<ServiceCertificate>, HsmError> {
@@ -272,10 +373,20 @@ pub struct KeyInService {
 }
 
 /// Every key of `keys` and the signing policies' own (`(policy, key)`), with its public key
-/// from the token. Blocking.
-pub fn keys_in_service(hsm: &Hsm, keys: &CaKeys, signing: &[(String, KeyRef)]) -> Result<Vec<KeyInService>, HsmError> {
+/// from the token; the root's from its certificate (`root`: its key may be in a token this
+/// process does not open). Blocking.
+pub fn keys_in_service(
+    hsm: &Hsm,
+    keys: &CaKeys,
+    root: &Certificate,
+    signing: &[(String, KeyRef)],
+) -> Result<Vec<KeyInService>, HsmError> {
+    let root = KeyInService {
+        role: "root".into(),
+        key: keys.root.clone(),
+        public_key: root.tbs_certificate.subject_public_key_info.clone(),
+    };
     let ceremony = [
-        ("root", &keys.root),
         ("issuing", &keys.issuing),
         ("tsa", &keys.tsa),
         ("document-signer", &keys.document_signer),
@@ -287,7 +398,8 @@ pub fn keys_in_service(hsm: &Hsm, keys: &CaKeys, signing: &[(String, KeyRef)]) -
         .into_iter()
         .map(|(role, key)| (role.to_owned(), key))
         .chain(signing.iter().map(|(policy, key)| (format!("signing:{policy}"), key)));
-    all.map(|(role, key)| Ok(KeyInService { role, key: key.clone(), public_key: hsm.public_key(key)? })).collect()
+    let others = all.map(|(role, key)| Ok(KeyInService { role, key: key.clone(), public_key: hsm.public_key(key)? }));
+    std::iter::once(Ok(root)).chain(others).collect()
 }
 
 /// Appends a `ceremony_event` entry for each key the log does not name yet (once per public

@@ -263,6 +263,10 @@ pub struct CrlSection {
     /// A new CRL at least this often (and shortly after each revocation); below `validity`.
     #[serde(default = "default_crl_refresh", with = "humantime_serde")]
     pub refresh: Duration,
+    /// nextUpdate − thisUpdate of the root's CRL, which only the key ceremony signs (the root
+    /// key stays offline): long, and re-signed in a ceremony before it runs out.
+    #[serde(default = "default_root_crl_validity", with = "humantime_serde")]
+    pub root_validity: Duration,
 }
 
 fn default_crl_validity() -> Duration {
@@ -271,10 +275,17 @@ fn default_crl_validity() -> Duration {
 fn default_crl_refresh() -> Duration {
     Duration::from_secs(3600)
 }
+fn default_root_crl_validity() -> Duration {
+    Duration::from_secs(365 * 86400)
+}
 
 impl Default for CrlSection {
     fn default() -> Self {
-        CrlSection { validity: default_crl_validity(), refresh: default_crl_refresh() }
+        CrlSection {
+            validity: default_crl_validity(),
+            refresh: default_crl_refresh(),
+            root_validity: default_root_crl_validity(),
+        }
     }
 }
 
@@ -338,6 +349,49 @@ pub struct HsmSection {
 /// A PIN held since it was taken from the environment; never printed.
 #[derive(Clone, Default)]
 pub struct EnvPin(Option<std::sync::Arc<zeroize::Zeroizing<String>>>);
+
+impl EnvPin {
+    /// The value of the environment variable `var`, removed from the environment.
+    fn take(var: Option<&str>) -> EnvPin {
+        let value = var.and_then(|var| {
+            let v = std::env::var(var).ok()?;
+            std::env::remove_var(var);
+            Some(std::sync::Arc::new(zeroize::Zeroizing::new(v)))
+        });
+        EnvPin(value)
+    }
+}
+
+/// A PIN from an environment variable taken at load or from a file no one but its owner may
+/// read, each named by its config field for errors; `None` when neither is set. The error never
+/// contains the PIN.
+fn read_pin(
+    (env_field, env, taken): (&str, &Option<String>, &EnvPin),
+    (file_field, file): (&str, &Option<PathBuf>),
+) -> Option<Result<Pin, String>> {
+    if let Some(var) = env {
+        let v = taken.0.as_ref();
+        return Some(
+            v.map(|v| Pin::new(String::clone(v)))
+                .ok_or_else(|| format!("{env_field}: environment variable {var} is not set")),
+        );
+    }
+    let file = file.as_ref()?;
+    use std::os::unix::fs::PermissionsExt;
+    let io = |e: std::io::Error| format!("{file_field}: {}: {e}", file.display());
+    let read = || {
+        let mode = std::fs::metadata(file).map_err(io)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{file_field}: {} is open to group or others (mode {:o}): make it 0600 or stricter",
+                file.display(),
+                mode & 0o777
+            ));
+        }
+        Ok(Pin::new(std::fs::read_to_string(file).map_err(io)?))
+    };
+    Some(read())
+}
 
 impl std::fmt::Debug for EnvPin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -494,6 +548,15 @@ pub struct CeremonySection {
     pub issuing_validity: Duration,
     #[serde(default = "default_service_validity", with = "humantime_serde")]
     pub service_validity: Duration,
+    /// The user PIN of the root key's own token (`[keys] root` with `token=`), from an
+    /// environment variable or a file as `[hsm]`'s. Only the ceremony reads it: `trustd serve`
+    /// never opens that token, so its config needs neither.
+    #[serde(default)]
+    pub root_pin_env: Option<String>,
+    #[serde(default)]
+    pub root_pin_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub root_pin_from_env: EnvPin,
 }
 
 fn default_org() -> String {
@@ -530,6 +593,9 @@ impl Default for CeremonySection {
             root_validity: default_root_validity(),
             issuing_validity: default_issuing_validity(),
             service_validity: default_service_validity(),
+            root_pin_env: None,
+            root_pin_file: None,
+            root_pin_from_env: EnvPin::default(),
         }
     }
 }
@@ -547,8 +613,8 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
-        let pin_file = cfg.hsm.pin_file.iter_mut();
-        for p in pin_file.chain(cfg.signing.trust_anchors.iter_mut()).filter(|p| p.is_relative()) {
+        let pin_files = cfg.hsm.pin_file.iter_mut().chain(cfg.ceremony.root_pin_file.iter_mut());
+        for p in pin_files.chain(cfg.signing.trust_anchors.iter_mut()).filter(|p| p.is_relative()) {
             *p = base.join(&*p);
         }
         cfg.validate().map_err(err)?;
@@ -556,15 +622,12 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Moves the PIN of `hsm.pin_env` out of the environment into the config. Call it before
-    /// threads start (`Config::load` does): the environment is process-wide.
+    /// Moves the PINs of `hsm.pin_env` and `ceremony.root_pin_env` out of the environment into
+    /// the config. Call it before threads start (`Config::load` does): the environment is
+    /// process-wide.
     pub fn take_pin_from_env(&mut self) {
-        if let Some(var) = &self.hsm.pin_env {
-            if let Ok(v) = std::env::var(var) {
-                std::env::remove_var(var);
-                self.hsm.pin_from_env = EnvPin(Some(std::sync::Arc::new(zeroize::Zeroizing::new(v))));
-            }
-        }
+        self.hsm.pin_from_env = EnvPin::take(self.hsm.pin_env.as_deref());
+        self.ceremony.root_pin_from_env = EnvPin::take(self.ceremony.root_pin_env.as_deref());
     }
 
     /// Cross-field checks that serde cannot express.
@@ -576,6 +639,22 @@ impl Config {
         }
         if self.hsm.max_sessions == 0 {
             return Err("hsm.max_sessions: must be at least 1".into());
+        }
+        let root_pin = (&self.ceremony.root_pin_env, &self.ceremony.root_pin_file);
+        if root_pin.0.is_some() && root_pin.1.is_some() {
+            return Err("ceremony: set root_pin_env or root_pin_file, not both".into());
+        }
+        if self.root_token().is_none() && (root_pin.0.is_some() || root_pin.1.is_some()) {
+            return Err(format!(
+                "ceremony.root_pin_*: the root key is in the serving token '{}'; name its own token in [keys] root \
+                 (\"pkcs11:token=…;object=…\") or remove the root PIN",
+                self.hsm.token_label
+            ));
+        }
+        if self.crl.root_validity < Duration::from_secs(3600)
+            || self.crl.root_validity > Duration::from_secs(10 * 365 * 86_400)
+        {
+            return Err("crl.root_validity: must be between an hour and 10 years".into());
         }
         if !self.server.public_url.starts_with("http://") && !self.server.public_url.starts_with("https://") {
             return Err(format!("server.public_url: '{}' is not an http(s) URL", self.server.public_url));
@@ -666,26 +745,31 @@ impl Config {
     /// Reads the PIN from its source: the value taken from `pin_env`, or `pin_file`, which no
     /// one but its owner may read. The error never contains the PIN.
     pub fn read_pin(&self) -> Result<Pin, String> {
-        if let Some(var) = &self.hsm.pin_env {
-            let v = self.hsm.pin_from_env.0.as_ref();
-            let v = v.ok_or_else(|| format!("hsm.pin_env: environment variable {var} is not set"))?;
-            return Ok(Pin::new(String::clone(v)));
-        }
-        if let Some(file) = &self.hsm.pin_file {
-            use std::os::unix::fs::PermissionsExt;
-            let io = |e: std::io::Error| format!("hsm.pin_file: {}: {e}", file.display());
-            let mode = std::fs::metadata(file).map_err(io)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(format!(
-                    "hsm.pin_file: {} is open to group or others (mode {:o}): make it 0600 or stricter",
-                    file.display(),
-                    mode & 0o777
-                ));
-            }
-            let v = std::fs::read_to_string(file).map_err(io)?;
-            return Ok(Pin::new(v));
-        }
-        Err("hsm: no PIN source configured".into())
+        let h = &self.hsm;
+        read_pin(("hsm.pin_env", &h.pin_env, &h.pin_from_env), ("hsm.pin_file", &h.pin_file))
+            .unwrap_or_else(|| Err("hsm: no PIN source configured".into()))
+    }
+
+    /// The label of the root key's own token, when `[keys] root` names one other than the
+    /// serving token: the offline root, which only the ceremony opens.
+    pub fn root_token(&self) -> Option<&str> {
+        self.keys.root.token.as_deref().filter(|t| *t != self.hsm.token_label)
+    }
+
+    /// The root token's PIN (`[ceremony] root_pin_env` or `root_pin_file`), read as
+    /// [`Config::read_pin`] reads the serving token's.
+    pub fn read_root_pin(&self) -> Result<Pin, String> {
+        let c = &self.ceremony;
+        read_pin(
+            ("ceremony.root_pin_env", &c.root_pin_env, &c.root_pin_from_env),
+            ("ceremony.root_pin_file", &c.root_pin_file),
+        )
+        .unwrap_or_else(|| {
+            Err(format!(
+                "the root key is in token '{}': set [ceremony] root_pin_env or root_pin_file to open it",
+                self.root_token().unwrap_or_default()
+            ))
+        })
     }
 
     /// What the key ceremony creates.
@@ -779,6 +863,18 @@ mod tests {
             ("pin_env = \"X\"\n[server]\nexpiry_warning = \"0s\"\n", "server.expiry_warning"),
             ("pin_env = \"X\"\n[server]\nexpiry_warning = \"200years\"\n", "server.expiry_warning"),
             ("pin_env = \"X\"\n[server]\nexpiry_warning = \"soon\"\n", "expiry_warning"),
+            ("pin_env = \"X\"\n[ceremony]\nroot_pin_file = \"r\"\n", "the root key is in the serving token 't'"),
+            (
+                "pin_env = \"X\"\n[keys]\nroot = \"pkcs11:token=t;object=r\"\n[ceremony]\nroot_pin_env = \"R\"\n",
+                "ceremony.root_pin_*",
+            ),
+            (
+                "pin_env = \"X\"\n[keys]\nroot = \"pkcs11:token=r;object=r\"\n[ceremony]\nroot_pin_env = \"R\"\n\
+                 root_pin_file = \"r\"\n",
+                "root_pin_env or root_pin_file, not both",
+            ),
+            ("pin_env = \"X\"\n[crl]\nroot_validity = \"59m\"\n", "crl.root_validity"),
+            ("pin_env = \"X\"\n[crl]\nroot_validity = \"11years\"\n", "crl.root_validity"),
         ] {
             let text = base.replace("token_label = \"t\"\n", &format!("token_label = \"t\"\n{extra}"));
             std::fs::write(&path, text).unwrap();

@@ -17,7 +17,7 @@ use crate::config::{
 };
 use crate::credentials;
 use crate::diagnostics::{Diagnostics, ServiceKey};
-use crate::hsm::{Hsm, HsmSigner, KeyRef, Pin};
+use crate::hsm::{Hsm, HsmConfig, HsmSigner, KeyRef, Pin};
 use crate::keys::{CertifiedKey, SignatureScheme, SigningKey};
 use crate::log::{CheckpointSigner, LogStore, Sequencer, TransparencyLog};
 use crate::ocsp::OcspResponder;
@@ -127,24 +127,78 @@ pub fn prepare_dev(data_dir: &Path, server: ServerSection, tsa: TsaSection) -> R
 }
 
 async fn open_hsm(cfg: &Config) -> Result<Hsm, StartError> {
-    let pin = cfg.read_pin()?;
-    let hcfg = cfg.hsm_config();
+    open_token(cfg.hsm_config(), cfg.read_pin()?).await
+}
+
+async fn open_token(hcfg: HsmConfig, pin: Pin) -> Result<Hsm, StartError> {
     tokio::task::spawn_blocking(move || Hsm::open(&hcfg, pin))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
 }
 
-/// The key ceremony against the configured HSM (`trustd init`, and the first `trustd dev`).
-pub async fn init(cfg: &Config) -> Result<Vec<ceremony::Step>, StartError> {
+/// The token of the root key: its own (the offline root, `[keys] root` with `token=`), opened
+/// with the root PIN, or `serving` itself.
+async fn open_root_token(cfg: &Config, serving: Option<&Hsm>) -> Result<Hsm, StartError> {
+    let Some(label) = cfg.root_token() else {
+        return match serving {
+            Some(hsm) => Ok(hsm.clone()),
+            None => open_hsm(cfg).await,
+        };
+    };
+    let hcfg = HsmConfig { token_label: label.to_owned(), max_sessions: 1, ..cfg.hsm_config() };
+    open_token(hcfg, cfg.read_root_pin()?).await.map_err(|e| format!("the root key's token: {e}"))
+}
+
+/// What the key ceremony did: each key, and the root's CRL.
+pub struct Ceremony {
+    pub steps: Vec<ceremony::Step>,
+    pub root_crl: ceremony::RootCrlStep,
+}
+
+/// The key ceremony against the configured HSM (`trustd init`, and every `trustd dev`): the
+/// keys and certificates that are missing, and a root CRL when the store has none or its
+/// newest is within `[server] expiry_warning` of its nextUpdate.
+pub async fn init(cfg: &Config) -> Result<Ceremony, StartError> {
     let policies = Policies::load(&cfg.policies).map_err(|e| e.to_string())?;
     let hsm = open_hsm(cfg).await?;
+    let root_token = open_root_token(cfg, Some(&hsm)).await?;
     let mut ccfg = cfg.ceremony_config();
     ccfg.policy_keys = policies.signing().filter(|p| p.certificate.is_some()).filter_map(|p| p.key.clone()).collect();
-    tokio::task::spawn_blocking(move || ceremony::run(&hsm, &ccfg))
+    let (h, r) = (hsm.clone(), root_token.clone());
+    let steps = tokio::task::spawn_blocking(move || ceremony::run(&h, &r, &ccfg))
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let root_crl = root_crl(cfg, &root_token, Some(cfg.server.expiry_warning)).await?;
+    Ok(Ceremony { steps, root_crl })
+}
+
+/// `trustd ceremony root-crl`: the root's next CRL, signed now with the root key (its token
+/// opened for this alone) and recorded in the store, where the running replicas adopt it.
+pub async fn sign_root_crl(cfg: &Config) -> Result<ceremony::RootCrlStep, StartError> {
+    let root_token = open_root_token(cfg, None).await?;
+    match root_crl(cfg, &root_token, None).await? {
+        ceremony::RootCrlStep::NotChecked => {
+            Err("the database is a read-only standby: sign the root CRL against the primary".into())
+        }
+        step => Ok(step),
+    }
+}
+
+async fn root_crl(
+    cfg: &Config,
+    root_token: &Hsm,
+    renew_within: Option<Duration>,
+) -> Result<ceremony::RootCrlStep, StartError> {
+    let database = cfg.store.database()?;
+    let store = database.open().await.map_err(|e| format!("{database}: {e}"))?;
+    if store.ping().await.map_err(|e| format!("{database}: {e}"))? == Role::Standby {
+        return Ok(ceremony::RootCrlStep::NotChecked);
+    }
+    ceremony::root_crl(root_token, &cfg.keys.root, store.as_ref(), cfg.crl.root_validity, renew_within)
+        .await
+        .map_err(|e| format!("root CRL: {e}"))
 }
 
 /// Starts the issued-certificate log: `key` (the Ed25519 key `[keys] log` in the HSM) signs its
@@ -280,12 +334,13 @@ async fn tls_configs(
 async fn keys_in_service(
     cfg: &Config,
     hsm: &Hsm,
+    root: &x509_cert::Certificate,
     policies: &Policies,
 ) -> Result<Vec<ceremony::KeyInService>, StartError> {
-    let (hsm, keys) = (hsm.clone(), cfg.keys.clone());
+    let (hsm, keys, root) = (hsm.clone(), cfg.keys.clone(), root.clone());
     let signing: Vec<(String, KeyRef)> =
         policies.signing().filter_map(|p| Some((p.name.clone(), p.key.clone()?))).collect();
-    let found = tokio::task::spawn_blocking(move || ceremony::keys_in_service(&hsm, &keys, &signing))
+    let found = tokio::task::spawn_blocking(move || ceremony::keys_in_service(&hsm, &keys, &root, &signing))
         .await
         .map_err(|e| e.to_string())?;
     found.map_err(|e| format!("the keys in service: {e}"))
@@ -394,14 +449,19 @@ async fn abandon_stale_pending(store: &dyn Store, grace: Duration) -> Result<(),
 /// How often a service certificate near its notAfter is logged again.
 const EXPIRY_WARNING_EVERY: Duration = Duration::from_secs(3600);
 
-/// Logs every service certificate within `warning` of its notAfter (or past it), at start and
-/// every [`EXPIRY_WARNING_EVERY`], until the daemon stops.
-async fn warn_of_expiry(certificates: Arc<Vec<(String, u64)>>, warning: Duration) {
+/// Logs every service certificate within `warning` of its notAfter (or past it), and the root
+/// CRL within `warning` of its nextUpdate, at start and every [`EXPIRY_WARNING_EVERY`], until
+/// the daemon stops.
+async fn warn_of_expiry(certificates: Arc<Vec<(String, u64)>>, ca: Arc<CertificateAuthority>, warning: Duration) {
     let mut tick = tokio::time::interval(EXPIRY_WARNING_EVERY);
     loop {
         tick.tick().await;
-        for e in crate::health::expiring(&certificates, crate::unix_time::now(), warning) {
+        let now = crate::unix_time::now();
+        for e in crate::health::expiring(&certificates, now, warning) {
             tracing::warn!(role = e.role, not_after = e.not_after, "{e}; roll the key over or renew the certificate");
+        }
+        if let Some(due) = crate::health::root_crl_due(ca.crl_times(CaId::Root), now, warning) {
+            tracing::warn!(next_update = due.next_update, "{due}");
         }
     }
 }
@@ -429,6 +489,13 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     if !primary {
         tracing::warn!(%database, "the database is a read-only standby: serving reads; writes are refused");
     }
+    // The root's CRL is the key ceremony's (the root key is not this process's to use): without
+    // one, relying parties that check the whole chain would fail every certificate.
+    if store.newest_crl(CaId::Root, 0).await.map_err(|e| format!("{database}: {e}"))?.is_none() {
+        return Err("no root CRL in the store: the key ceremony signs it (`trustd init` when there is none, or \
+                    `trustd ceremony root-crl`)"
+            .into());
+    }
     let pending_grace = (2 * cfg.limits.request_deadline).max(PENDING_GRACE);
     if primary {
         abandon_stale_pending(store.as_ref(), pending_grace).await.map_err(|e| e.to_string())?;
@@ -439,12 +506,12 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let mut diagnostics = Diagnostics::new(cfg.hsm_config().max_sessions);
     let mut expiry = Vec::new();
     let issuing = certified_key(&hsm, &cfg.keys.issuing, None).await?;
-    let root = certified_key(&hsm, &cfg.keys.root, None).await?;
+    let (root, root_der) = root_certificate(&hsm, &cfg.keys.root).await?;
     diagnostics = diagnostics.with_key(ServiceKey::IssuingCa, issuing.key.clone());
-    expiry.extend([("root".to_owned(), not_after(&root)), ("issuing".to_owned(), not_after(&issuing))]);
+    expiry.extend([("root".to_owned(), cert_not_after(&root)), ("issuing".to_owned(), not_after(&issuing))]);
     let ca = CertificateAuthority::new(
         issuing,
-        root,
+        root_der,
         policies.clone(),
         store.clone(),
         &cfg.server.public_url,
@@ -474,7 +541,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("ceremony certificates: {e}"))?
     };
-    let in_service = keys_in_service(&cfg, &hsm, &policies).await?;
+    let in_service = keys_in_service(&cfg, &hsm, &root, &policies).await?;
     let sequencer = log.as_ref().map(|l| l.sequencer());
     if primary {
         ca.record_ceremony_certificates(ceremony_certs).await.map_err(|e| format!("ceremony certificates: {e}"))?;
@@ -571,11 +638,13 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     };
     let (ocsp, signing) = (Arc::new(ocsp), Arc::new(signing));
     // A CRL exists before the daemon says it is ready: certificates point relying parties at
-    // it. A standby serves the primary's (the newest in the store), followed as it publishes.
+    // it. The root's is the key ceremony's; a standby serves the primary's (the newest in the
+    // store), followed as it publishes.
+    let every_ca = ca.adopt_stored_crls().await.map_err(|e| format!("the CRLs in the store: {e}"))?;
     if primary {
         ca.publish_crl().await.map_err(|e| format!("first CRL: {e}"))?;
         tokio::spawn(ca.clone().run_crl_schedule());
-    } else if !ca.adopt_stored_crls().await.map_err(|e| format!("the CRLs in the store: {e}"))? {
+    } else if !every_ca {
         tracing::warn!(
             "the read-only standby holds no CRL of a CA yet: /crl answers 404 for it until the primary's arrives"
         );
@@ -698,7 +767,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         expiry_warning: cfg.server.expiry_warning,
         access: access.clone(),
     };
-    tokio::spawn(warn_of_expiry(expiry, cfg.server.expiry_warning));
+    tokio::spawn(warn_of_expiry(expiry, state.ca.clone(), cfg.server.expiry_warning));
     let https = https_listener.map(|listener| {
         let incoming = tls::incoming("https", listener, https_config, &limits, store, changes);
         let app = crate::api::http::https_router(state.clone(), max, requests.clone());
@@ -741,7 +810,37 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
 
 /// A certified key's notAfter, Unix seconds.
 fn not_after(key: &CertifiedKey) -> u64 {
-    key.cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs()
+    cert_not_after(&key.cert)
+}
+
+fn cert_not_after(cert: &x509_cert::Certificate) -> u64 {
+    cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs()
+}
+
+/// The root CA's certificate in the serving token (beside the root key, or the ceremony's copy
+/// when the root key is in a token of its own), parsed and DER. The root key is never opened
+/// here: its CRL comes from the ceremony. Says so where the root key sits in this token.
+async fn root_certificate(hsm: &Hsm, root: &KeyRef) -> Result<(x509_cert::Certificate, Vec<u8>), StartError> {
+    use der::Decode;
+    let (h, here) = (hsm.clone(), ceremony::root_certificate_ref(root));
+    let (found, online) = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::hsm::HsmError>((h.find_certificate(&here)?, h.has_private_key(&here)?))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("root CA certificate: {e}"))?;
+    let der = found.ok_or_else(|| {
+        format!("no root CA certificate in token '{}' ({root}); run `trustd init`", hsm.token_label())
+    })?;
+    let cert = x509_cert::Certificate::from_der(&der).map_err(|e| format!("root CA certificate in the token: {e}"))?;
+    if online {
+        tracing::warn!(
+            token = hsm.token_label(),
+            "the root key is in the serving token: trustd serve never uses it, but could; an offline root keeps it \
+             in a token of its own ([keys] root = \"pkcs11:token=…;object=…\"), which only the key ceremony opens"
+        );
+    }
+    Ok((cert, der))
 }
 
 /// The key `key` names in the HSM with the certificate the ceremony stored beside it.

@@ -98,21 +98,58 @@ pub fn expiring(certificates: &[(String, u64)], now: u64, warning: std::time::Du
 /// ago": how a log line and `/readyz` say it.
 impl std::fmt::Display for Expiring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let when =
-            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.not_after));
-        let span = |secs: u64| match secs {
-            s if s >= 2 * 86_400 => format!("{} days", s / 86_400),
-            s if s >= 2 * 3600 => format!("{} hours", s / 3600),
-            s => format!("{} minutes", s / 60),
-        };
+        let when = rfc3339(self.not_after);
         match self.left {
             left if left >= 0 => {
-                write!(f, "the {} certificate expires in {} (notAfter {when})", self.role, span(left as u64))
+                write!(f, "the {} certificate expires in {} (notAfter {when})", self.role, span(left.unsigned_abs()))
             }
             left => {
                 write!(f, "the {} certificate expired {} ago (notAfter {when})", self.role, span(left.unsigned_abs()))
             }
         }
+    }
+}
+
+/// The root's CRL within the warning time before its nextUpdate, or past it: only the key
+/// ceremony signs it (the root key is offline), so an operator must.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RootCrlDue {
+    pub next_update: u64,
+    /// Seconds left (negative once past).
+    pub left: i64,
+}
+
+/// The root CRL served (`(thisUpdate, nextUpdate)`, Unix seconds) when its nextUpdate is within
+/// `warning` of `now`, or past.
+pub fn root_crl_due(served: Option<(u64, u64)>, now: u64, warning: std::time::Duration) -> Option<RootCrlDue> {
+    let (_, next_update) = served?;
+    (next_update.saturating_sub(now) <= warning.as_secs()).then(|| RootCrlDue {
+        next_update,
+        left: i64::try_from(next_update).unwrap_or(i64::MAX).saturating_sub(i64::try_from(now).unwrap_or(i64::MAX)),
+    })
+}
+
+impl std::fmt::Display for RootCrlDue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let when = rfc3339(self.next_update);
+        match self.left {
+            left if left >= 0 => write!(f, "the root CRL's nextUpdate is in {} ({when})", span(left.unsigned_abs()))?,
+            left => write!(f, "the root CRL's nextUpdate passed {} ago ({when})", span(left.unsigned_abs()))?,
+        }
+        f.write_str("; sign the next in a key ceremony (`trustd ceremony root-crl`)")
+    }
+}
+
+fn rfc3339(unix: u64) -> humantime::Rfc3339Timestamp {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
+}
+
+/// A span as a person reads it: days, hours or minutes.
+fn span(secs: u64) -> String {
+    match secs {
+        s if s >= 2 * 86_400 => format!("{} days", s / 86_400),
+        s if s >= 2 * 3600 => format!("{} hours", s / 3600),
+        s => format!("{} minutes", s / 60),
     }
 }
 
@@ -130,6 +167,23 @@ mod tests {
         assert!(!r(Role::Primary, Some(Role::Standby)).ok(), "writes fail on a demoted database");
         assert!(!r(Role::Standby, None).ok());
         assert!(r(Role::Standby, Some(Role::Primary)).store_state().contains("restart trustd"));
+    }
+
+    #[test]
+    fn the_root_crl_is_due_within_the_warning_of_its_next_update() {
+        let (day, now) = (86_400, 1_800_000_000);
+        let warning = Duration::from_secs(30 * day);
+        assert_eq!(root_crl_due(None, now, warning), None, "none served: the daemon refuses to start without");
+        assert_eq!(root_crl_due(Some((now, now + 31 * day)), now, warning), None);
+        let due = root_crl_due(Some((now - day, now + 12 * day)), now, warning).unwrap();
+        assert_eq!(
+            due.to_string(),
+            "the root CRL's nextUpdate is in 12 days (2027-01-27T08:00:00Z); sign the next in a key ceremony \
+             (`trustd ceremony root-crl`)"
+        );
+        let past = root_crl_due(Some((now - 40 * day, now - 3 * 3600)), now, warning).unwrap();
+        assert!(past.to_string().starts_with("the root CRL's nextUpdate passed 3 hours ago"), "{past}");
+        assert_eq!(root_crl_due(Some((0, u64::MAX)), u64::MAX, warning).map(|d| d.left), Some(0), "extremes");
     }
 
     #[test]

@@ -479,10 +479,12 @@ async fn http_serves_ca_certificates_and_readiness() {
     assert_eq!(d.http_get("/ca/nope.crt").0, 404);
     assert_eq!(d.http_get("/ca/issuing.pem").0, 404);
     assert_eq!(d.http_get("/healthz").0, 200);
+    // `trustd dev` keeps every key in one token, the root's too, and says so.
+    assert!(d.log().contains("the root key is in the serving token"), "{}", d.log());
     let (code, _, body) = d.http_get("/readyz");
     assert_eq!(
         (code, String::from_utf8_lossy(&body).into_owned()),
-        (200, "hsm: ok\nstore: ok\nrole: primary\nclock: not checked\ncertificates: ok\n".to_string())
+        (200, "hsm: ok\nstore: ok\nrole: primary\nclock: not checked\ncertificates: ok\nroot crl: ok\n".to_string())
     );
 }
 

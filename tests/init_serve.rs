@@ -133,3 +133,174 @@ fn bad_config_and_policies_fail_loudly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("typo.toml") && err.contains("max_sesions"), "{err}");
 }
+
+/// The offline root: the root key in a token of its own, which only the key ceremony opens. The
+/// ceremony signs the issuing CA's certificate and a long-lived root CRL into the store; serve
+/// runs with that token gone, serves the ceremony's root CRL and warns as its nextUpdate nears;
+/// `trustd ceremony root-crl` signs the next, which the running daemon serves within a second.
+#[test]
+fn the_root_key_stays_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm/softhsm-token.sh");
+    run(Command::new(&script).arg(d).arg("prod"));
+    run(Command::new(&script).arg(d).args(["agency-root", "root"]));
+    let base =
+        std::fs::read_to_string(write_config(d, &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"), "hsm-pin"))
+            .unwrap()
+            .replace("[keys]\n", "[keys]\nroot = \"pkcs11:token=agency-root;object=agency-root-ca\"\n");
+    let config = |name: &str, warning: &str, root_pin: bool| {
+        let server = format!("[server]\nexpiry_warning = \"{warning}\"\nhttp = \"127.0.0.1:0\"\n");
+        let mut text = base.replace("[server]\n", &server);
+        if root_pin {
+            text = text.replace("[ceremony]\n", "[ceremony]\nroot_pin_file = \"root-pin\"\n");
+        }
+        // The clock unchecked: this machine's is not NTP-synchronised, and /readyz would say so.
+        text.push_str("[crl]\nroot_validity = \"20d\"\n[tsa]\nclock_check = \"off\"\n");
+        std::fs::write(d.join(name), text).unwrap();
+        d.join(name).to_str().unwrap().to_owned()
+    };
+    let cfg = config("offline.toml", "30d", true);
+    let ok = |args: &[&str]| {
+        let out = trustd(d, args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let first = ok(&["init", "--config", &cfg]);
+    assert!(
+        first.contains("pkcs11:token=agency-root;object=agency-root-ca: key generated, certificate created"),
+        "{first}"
+    );
+    assert!(first.contains("root CRL 1: signed, nextUpdate"), "{first}");
+    // A root CRL within the warning of its nextUpdate is renewed by the ceremony; one further off
+    // is kept.
+    assert!(ok(&["init", "--config", &cfg]).contains("root CRL 2: signed"));
+    let kept = ok(&["init", "--config", &config("kept.toml", "10d", true)]);
+    assert!(kept.contains("agency-root-ca: key kept, certificate kept") && kept.contains("root CRL 2: kept"), "{kept}");
+
+    // The serving token holds the root's certificate, not its key; the root's token holds the key.
+    let objects = |token: &str, pin: &str, kind: &str| {
+        let pin = std::fs::read_to_string(d.join(pin)).unwrap();
+        let out = run(Command::new("pkcs11-tool")
+            .env("SOFTHSM2_CONF", d.join("softhsm2.conf"))
+            .env("TRUSTD_TEST_PIN", pin.trim())
+            .args(["--module", trustd::daemon::SOFTHSM_MODULE, "--token-label", token, "--login"])
+            .args(["--pin", "env:TRUSTD_TEST_PIN", "--list-objects", "--type", kind]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(!objects("prod", "hsm-pin", "privkey").contains("agency-root-ca"));
+    assert!(objects("prod", "hsm-pin", "cert").contains("agency-root-ca"));
+    assert!(objects("agency-root", "root-pin", "privkey").contains("agency-root-ca"));
+
+    // The root's token leaves the machine (its directory out of SoftHSM's token directory).
+    let root_token = std::fs::read_dir(d.join("tokens"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read(p.join("token.object")).is_ok_and(|t| t.windows(11).any(|w| w == b"agency-root")))
+        .expect("the root's token directory");
+    std::fs::rename(&root_token, d.join("away")).unwrap();
+
+    let mut child = Stopped(
+        Command::new(env!("CARGO_BIN_EXE_trustd"))
+            .env("SOFTHSM2_CONF", d.join("softhsm2.conf"))
+            .args(["serve", "--config", &cfg])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(d.join("serve.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let serve_log = || std::fs::read_to_string(d.join("serve.log")).unwrap();
+    let addr = |key: &str| {
+        line.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap_or_else(|| panic!("{line:?}: {}", serve_log()))
+    };
+    let (grpc, http) = (addr("grpc="), addr("http=http://"));
+    let trustctl = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_trustctl"));
+        run(c.arg("--server").arg(grpc).arg("--data-dir").arg(d).args(args)).stdout
+    };
+    let csr = openssl_csr(d, "web", P256, "/CN=web.example.com", Some("DNS:web.example.com"));
+    std::fs::write(d.join("cert.pem"), trustctl(&["issue", "--profile", "tls-server", "--csr", csr.to_str().unwrap()]))
+        .unwrap();
+    let chain = split_pem(&String::from_utf8_lossy(&trustctl(&["ca", "chain"])));
+    std::fs::write(d.join("issuing.pem"), &chain[0]).unwrap();
+    std::fs::write(d.join("root.pem"), &chain[1]).unwrap();
+    let fetch_crl = |ca: &str| {
+        let (code, _, der) = http_request(http, "GET", &format!("/crl/{ca}.crl"), None, &[]);
+        assert_eq!(code, 200, "/crl/{ca}.crl");
+        std::fs::write(d.join(format!("{ca}-crl.der")), der).unwrap();
+        let pem = format!("{ca}-crl.pem");
+        openssl(d, &["crl", "-in", &format!("{ca}-crl.der"), "-inform", "DER", "-out", &pem]);
+        String::from_utf8_lossy(&openssl(d, &["crl", "-in", &pem, "-noout", "-crlnumber", "-nextupdate"]).stdout)
+            .into_owned()
+    };
+    // The ceremony's root CRL, signed by the root, valid 20 days; the whole chain checks out
+    // against both CRLs.
+    let root_crl = fetch_crl("root");
+    assert!(root_crl.contains("crlNumber=0x02"), "{root_crl}");
+    let verified = openssl(d, &["crl", "-in", "root-crl.pem", "-CAfile", "root.pem", "-noout"]);
+    assert!(text(&verified).contains("verify OK"), "{}", text(&verified));
+    fetch_crl("issuing");
+    let args = ["verify", "-crl_check_all", "-CAfile", "root.pem", "-untrusted", "issuing.pem"];
+    let checked =
+        openssl(d, &[&args[..], &["-CRLfile", "issuing-crl.pem", "-CRLfile", "root-crl.pem", "cert.pem"]].concat());
+    assert!(text(&checked).contains("cert.pem: OK"), "{}", text(&checked));
+    // Its nextUpdate is within the 30 days' warning: /readyz and the log say so, and what to do.
+    let (code, _, ready) = http_request(http, "GET", "/readyz", None, &[]);
+    let ready = String::from_utf8_lossy(&ready).into_owned();
+    assert_eq!(code, 200, "a warning, not unreadiness: {ready}");
+    let due = |t: &str| {
+        ["19 days", "20 days"].iter().any(|left| t.contains(&format!("the root CRL's nextUpdate is in {left}")))
+    };
+    assert!(due(&ready), "{ready}");
+    assert!(ready.contains("`trustd ceremony root-crl`"), "{ready}");
+    let (_, _, metrics) = http_request(http, "GET", "/metrics", None, &[]);
+    assert!(String::from_utf8_lossy(&metrics).contains("trustd_crl_next_update_seconds{ca=\"root\"} 17"));
+
+    // With the root's token away the ceremony cannot sign; back, it signs the next root CRL,
+    // which the running daemon serves within a second.
+    let out = trustd(d, &["ceremony", "root-crl", "--config", &cfg]);
+    assert!(
+        !out.status.success() && text(&out).contains("no initialised token labelled 'agency-root'"),
+        "{}",
+        text(&out)
+    );
+    std::fs::rename(d.join("away"), &root_token).unwrap();
+    let signed = ok(&["ceremony", "root-crl", "--config", &cfg]);
+    assert!(signed.starts_with("root CRL 3: signed, nextUpdate"), "{signed}");
+    let start = std::time::Instant::now();
+    while !fetch_crl("root").contains("crlNumber=0x03") {
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "the running daemon still serves root CRL 2");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
+    assert!(child.0.wait().unwrap().success());
+    let log = serve_log();
+    assert!(due(&log), "{log}");
+    assert!(!log.contains("the root key is in the serving token"), "{log}");
+
+    // The root PIN is the ceremony's alone: without it the ceremony says what to set.
+    let out = trustd(d, &["ceremony", "root-crl", "--config", &config("no-pin.toml", "30d", false)]);
+    assert!(
+        !out.status.success() && text(&out).contains("set [ceremony] root_pin_env or root_pin_file"),
+        "{}",
+        text(&out)
+    );
+    // A store without a root CRL: serve refuses to start, and says how to make one.
+    std::fs::write(d.join("fresh.toml"), std::fs::read_to_string(&cfg).unwrap().replace("trustd.db", "fresh.db"))
+        .unwrap();
+    let out = trustd(d, &["serve", "--config", d.join("fresh.toml").to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out).contains("no root CRL in the store"), "{}", text(&out));
+}
+
+/// A daemon that is killed if the test ends before it stopped it.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -435,6 +435,10 @@ fn readyz(s: &HttpState) -> Response {
         true => body.push_str("certificates: ok\n"),
         false => body.extend(soon.iter().map(|e| format!("certificates: {e}\n"))),
     }
+    match crate::health::root_crl_due(s.ca.crl_times(CaId::Root), now, s.expiry_warning) {
+        None => body.push_str("root crl: ok\n"),
+        Some(due) => body.push_str(&format!("root crl: {due}\n")),
+    }
     let code = if r.ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body).into_response()
 }

@@ -84,13 +84,31 @@ enum Command {
         #[arg(long)]
         store_url: Option<String>,
     },
-    /// The key ceremony against the HSM in the config. Never overwrites an existing key.
+    /// The key ceremony against the HSM in the config: the keys and certificates that are
+    /// missing, and the root's CRL when there is none or it nears its nextUpdate. Never
+    /// overwrites an existing key.
     Init {
         #[arg(long)]
         config: PathBuf,
     },
+    /// A step of the key ceremony on its own, with the root key's token.
+    Ceremony {
+        #[command(subcommand)]
+        step: CeremonyStep,
+    },
     /// The production daemon.
     Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CeremonyStep {
+    /// Signs the root's next CRL (valid `[crl] root_validity`) and records it in the store,
+    /// where every running replica serves it within a second. Run it before the current one's
+    /// nextUpdate, which /readyz and the log warn of (`[server] expiry_warning`).
+    RootCrl {
         #[arg(long)]
         config: PathBuf,
     },
@@ -188,17 +206,26 @@ fn run(cli: Cli) -> Result<(), String> {
                 cfg.store.database().map_err(|e| format!("--store-url: {e}"))?;
             }
             runtime()?.block_on(async {
-                for step in daemon::init(&cfg).await? {
+                let ceremony = daemon::init(&cfg).await?;
+                for step in ceremony.steps {
                     tracing::info!("key ceremony: {step}");
                 }
+                tracing::info!("key ceremony: {}", ceremony.root_crl);
                 daemon::serve(cfg, Some(&data_dir)).await
             })
         }
         Command::Init { config } => {
             let cfg = Config::load(&config).map_err(|e| e.to_string())?;
-            for step in runtime()?.block_on(daemon::init(&cfg))? {
+            let ceremony = runtime()?.block_on(daemon::init(&cfg))?;
+            for step in ceremony.steps {
                 println!("{step}");
             }
+            println!("{}", ceremony.root_crl);
+            Ok(())
+        }
+        Command::Ceremony { step: CeremonyStep::RootCrl { config } } => {
+            let cfg = Config::load(&config).map_err(|e| e.to_string())?;
+            println!("{}", runtime()?.block_on(daemon::sign_root_crl(&cfg))?);
             Ok(())
         }
         Command::Serve { config } => {

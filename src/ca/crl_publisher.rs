@@ -1,40 +1,76 @@
-//! CRL publishing (RFC 5280 §5): this CA's and the root's CRLs made from the store's revoked
-//! index, signed, kept in the store and served, on a schedule and shortly after every
+//! CRL publishing (RFC 5280 §5): this CA's CRLs made from the store's revoked index, signed,
+//! kept in the store and served, on a schedule and shortly after every
 //! revocation. Every replica of a database serves the newest CRL any of them published (so
 //! the cRLNumber a relying party sees never goes back, whichever replica answers), and a
 //! replica on a read-only standby serves the primary's.
 
 use super::*;
+use crate::store::StoredCrl;
+
+/// Signs `ca`'s CRLs (RFC 5280 §5): its name and key identifier, and its key. The issuing CA's
+/// is the daemon's; the root's exists only in the key ceremony, which signs the root's CRL
+/// (`trustd init`, `trustd ceremony root-crl`) so that the root key stays offline.
+pub struct CrlSigner {
+    ca: CaId,
+    subject: x509_cert::name::Name,
+    key_id: Vec<u8>,
+    key: Arc<dyn SigningKey>,
+}
+
+impl CrlSigner {
+    /// The signer of `ca`'s CRLs: `key`, the key of `cert`.
+    pub fn new(ca: CaId, cert: &Certificate, key: Arc<dyn SigningKey>) -> Result<Self, CaError> {
+        if cert.tbs_certificate.subject_public_key_info != *key.public_key() {
+            return Err(CaError::Ceremony(format!("the {ca} CA's key is not the key of its certificate")));
+        }
+        Ok(CrlSigner { ca, subject: cert.tbs_certificate.subject.clone(), key_id: subject_key_id(cert)?, key })
+    }
+
+    /// Makes the next CRL of this CA from the store's revoked index, valid `validity` from
+    /// `now` (Unix seconds), signs it and records it in the store, where every replica finds it
+    /// (stored before it is served: no replica serves a CRL the others cannot find).
+    pub async fn publish(&self, store: &dyn Store, now: u64, validity: Duration) -> Result<StoredCrl, CaError> {
+        let entries = store.revoked(self.ca).await?;
+        let number = store.next_crl_number(self.ca).await?;
+        let (name, key_id, scheme) = (self.subject.clone(), self.key_id.clone(), self.key.scheme());
+        // Building and encoding 100,000 entries takes a few hundred milliseconds of CPU.
+        let tbs_der = tokio::task::spawn_blocking(move || {
+            let issuer = Issuer { name: &name, key_id: &key_id, scheme };
+            crl::tbs_der(&issuer, number, now, validity, &entries)
+        })
+        .await
+        .map_err(|e| CaError::Internal(format!("CRL task: {e}")))??;
+        let signature = self.key.sign(&tbs_der).await?;
+        let der = cert::signed_der(&tbs_der, scheme, &signature)?;
+        let time = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+        let crl = StoredCrl {
+            ca: self.ca,
+            number,
+            this_update: time(now),
+            next_update: time(now.saturating_add(validity.as_secs())),
+            der,
+        };
+        store.record_crl(&crl).await?;
+        tracing::info!(ca = %self.ca, number, "CRL published");
+        Ok(crl)
+    }
+}
 
 impl CertificateAuthority {
-    /// Makes, signs and publishes new CRLs (this CA's and the root's) from the store's revoked
-    /// index; returns this CA's.
+    /// Makes, signs and publishes a new CRL of this CA from the store's revoked index, and
+    /// returns it. The root's comes from the key ceremony ([`CrlSigner`]).
     pub async fn publish_crl(&self) -> Result<Arc<Vec<u8>>, CaError> {
         let _one_at_a_time = self.crl_publish.lock().await;
-        let mut published = Vec::new();
+        let mut published = None;
         for ci in &self.crl_issuers {
-            let entries = self.store.revoked(ci.ca).await?;
-            let number = self.store.next_crl_number(ci.ca).await?;
-            let (name, key_id, scheme) = (ci.subject.clone(), ci.key_id.clone(), ci.key.scheme());
-            let (validity, now) = (self.crl_schedule.validity, self.clock.unix_secs());
-            // Building and encoding 100,000 entries takes a few hundred milliseconds of CPU.
-            let tbs_der = tokio::task::spawn_blocking(move || {
-                let issuer = Issuer { name: &name, key_id: &key_id, scheme };
-                crl::tbs_der(&issuer, number, now, validity, &entries)
-            })
-            .await
-            .map_err(|e| CaError::Internal(format!("CRL task: {e}")))??;
-            let signature = ci.key.sign(&tbs_der).await?;
-            let der = cert::signed_der(&tbs_der, scheme, &signature)?;
-            let next_update = now.saturating_add(validity.as_secs());
-            let crl = PublishedCrl { der: Arc::new(der), number, this_update: now, next_update };
-            // Stored before it is served: no replica serves a CRL the others cannot find.
-            self.store.record_crl(&crl.stored(ci.ca)).await?;
+            let Some(signer) = &ci.signer else { continue };
+            let crl = PublishedCrl::from(
+                signer.publish(self.store.as_ref(), self.clock.unix_secs(), self.crl_schedule.validity).await?,
+            );
             ci.serve(crl.clone());
-            tracing::info!(ca = %ci.ca, number, "CRL published");
-            published.push(crl.der);
+            published.get_or_insert(crl.der);
         }
-        published.into_iter().next().ok_or_else(|| CaError::Internal("no CRL issuer".into()))
+        published.ok_or_else(|| CaError::Internal("no CRL issuer".into()))
     }
 
     /// Serves the newest CRL of each CA in the store, where it is newer than the one served:
@@ -47,12 +83,7 @@ impl CertificateAuthority {
             match self.store.newest_crl(ci.ca, served).await? {
                 Some(stored) => {
                     tracing::debug!(ca = %ci.ca, number = stored.number, "newer CRL found in the store");
-                    ci.serve(PublishedCrl {
-                        der: Arc::new(stored.der),
-                        number: stored.number,
-                        this_update: u64::try_from(stored.this_update).unwrap_or(0),
-                        next_update: u64::try_from(stored.next_update).unwrap_or(0),
-                    });
+                    ci.serve(PublishedCrl::from(stored));
                 }
                 None => all &= served > 0,
             }
@@ -152,14 +183,13 @@ impl CrlIssuer {
     }
 }
 
-impl PublishedCrl {
-    fn stored(&self, ca: CaId) -> crate::store::StoredCrl {
-        crate::store::StoredCrl {
-            ca,
-            number: self.number,
-            this_update: i64::try_from(self.this_update).unwrap_or(i64::MAX),
-            next_update: i64::try_from(self.next_update).unwrap_or(i64::MAX),
-            der: self.der.to_vec(),
+impl From<StoredCrl> for PublishedCrl {
+    fn from(stored: StoredCrl) -> Self {
+        PublishedCrl {
+            der: Arc::new(stored.der),
+            number: stored.number,
+            this_update: u64::try_from(stored.this_update).unwrap_or(0),
+            next_update: u64::try_from(stored.next_update).unwrap_or(0),
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::store::{
 };
 use cert::{CertSpec, Issuer, UrlContext};
 use const_oid::db::rfc5280;
+pub use crl_publisher::{CrlSigner, FOLLOW_REVOCATIONS};
 use der::{Decode, Encode};
 pub use issuance::KeyCustody;
 use revocation::{Change, Reason};
@@ -154,12 +155,11 @@ pub struct Revoked {
     pub changed: bool,
 }
 
-/// A CA that publishes a CRL: its name in URLs, its subject and key, and its current CRL.
+/// A CA whose CRL the daemon serves: its name in URLs, its signer where the daemon signs its
+/// CRLs (the root's are signed in the key ceremony and found in the store), and its current CRL.
 struct CrlIssuer {
     ca: CaId,
-    subject: x509_cert::name::Name,
-    key_id: Vec<u8>,
-    key: Arc<dyn SigningKey>,
+    signer: Option<CrlSigner>,
     current: RwLock<Option<PublishedCrl>>,
 }
 
@@ -186,8 +186,8 @@ pub struct CertificateAuthority {
     urls: UrlContext,
     crl_schedule: CrlSchedule,
     /// This CA's CRL issuer first, then the root's (the issuing CA certificate's CRL
-    /// distribution point). Publishing is serialised so a newer CRL is never replaced by an
-    /// older one.
+    /// distribution point), which the key ceremony signs. Publishing is serialised so a newer
+    /// CRL is never replaced by an older one.
     crl_issuers: Vec<CrlIssuer>,
     crl_publish: tokio::sync::Mutex<()>,
     crl_dirty: tokio::sync::Notify,
@@ -241,10 +241,11 @@ pub struct ServiceCertificate {
 }
 
 impl CertificateAuthority {
-    /// The issuing CA with its key and certificate, and the root's (for the root's CRL).
+    /// The issuing CA with its key and certificate, under the root's certificate (DER). The
+    /// root's key is not needed: its CRL comes from the key ceremony, through the store.
     pub fn new(
         issuing: CertifiedKey,
-        root: CertifiedKey,
+        root_der: Vec<u8>,
         policies: Arc<Policies>,
         store: Arc<dyn Store>,
         public_url: &str,
@@ -252,24 +253,28 @@ impl CertificateAuthority {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, CaError> {
         let (issuer_cert, issuing_der, key) = (issuing.cert, issuing.der, issuing.key);
-        let (root_cert, root_der) = (root.cert, root.der);
+        let root_cert = Certificate::from_der(&root_der)
+            .map_err(|e| CaError::Ceremony(format!("the root CA certificate does not parse: {e}")))?;
+        // RFC 5280 §6.1.3 (a)(1): a chain whose issuing CA the root did not sign would be handed
+        // to every relying party.
+        let tbs = issuer_cert.tbs_certificate.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
+        let signature = issuer_cert.signature.raw_bytes();
+        let spki = &root_cert.tbs_certificate.subject_public_key_info;
+        if issuer_cert.tbs_certificate.issuer != root_cert.tbs_certificate.subject
+            || crate::keys::verify::verify_signature(spki, &issuer_cert.signature_algorithm, None, signature, &tbs)
+                .is_err()
+        {
+            return Err(CaError::Ceremony("the issuing CA certificate was not issued by the root certificate".into()));
+        }
         let crl_issuers = vec![
             CrlIssuer {
                 ca: CaId::Issuing,
-                subject: issuer_cert.tbs_certificate.subject.clone(),
-                key_id: subject_key_id(&issuer_cert)?,
-                key: key.clone(),
+                signer: Some(CrlSigner::new(CaId::Issuing, &issuer_cert, key.clone())?),
                 current: RwLock::new(None),
             },
             // Nothing revokes CA certificates through the API yet, so the root's CRL is empty;
             // it exists because relying parties that check the whole chain fetch it.
-            CrlIssuer {
-                ca: CaId::Root,
-                key_id: subject_key_id(&root_cert)?,
-                subject: root_cert.tbs_certificate.subject,
-                key: root.key,
-                current: RwLock::new(None),
-            },
+            CrlIssuer { ca: CaId::Root, signer: None, current: RwLock::new(None) },
         ];
         Ok(CertificateAuthority {
             issuer_key_id: subject_key_id(&issuer_cert)?,

@@ -22,6 +22,8 @@ const DAY: u64 = 86_400;
 
 struct Fixture {
     ca: CertificateAuthority,
+    /// The key ceremony's signer of the root's CRLs.
+    root_crls: CrlSigner,
     clock: Arc<FixedClock>,
     store: Arc<dyn Store>,
     issuing_spki: spki::SubjectPublicKeyInfoOwned,
@@ -39,8 +41,8 @@ async fn fixture_with(issuing_fails: Option<&str>) -> Fixture {
     let root_spki = SoftwareKey::p256(11).public_key().clone();
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FixedClock::at(Duration::from_secs(NOW)));
-    let (ca, store) = testing::certificate_authority(&dir, issuing, clock.clone()).await;
-    Fixture { ca, clock, store, issuing_spki, root_spki, _dir: dir }
+    let (ca, store, root_crls) = testing::certificate_authority(&dir, issuing, clock.clone()).await;
+    Fixture { ca, root_crls, clock, store, issuing_spki, root_spki, _dir: dir }
 }
 
 async fn fixture() -> Fixture {
@@ -207,7 +209,13 @@ async fn crls_list_what_is_revoked_and_are_numbered() {
         assert_eq!(invalidity, (i == 0).then_some(invalid_since as u64), "entry {i}");
     }
     assert!(!listed.contains(&serials[3]));
-    // The root's CRL, signed by the root: empty, revokedCertificates absent (§5.1.2.6).
+    // The CA signs no root CRL (the root key is the ceremony's); the ceremony's, signed by the
+    // root, is served once in the store: empty, revokedCertificates absent (§5.1.2.6).
+    assert!(f.ca.crl(CaId::Root).is_none());
+    let signed = f.root_crls.publish(f.store.as_ref(), NOW, Duration::from_secs(365 * DAY)).await.unwrap();
+    assert_eq!((signed.number, signed.next_update), (1, (NOW + 365 * DAY) as i64));
+    assert!(f.ca.adopt_stored_crls().await.unwrap(), "both CAs' CRLs are served");
+    assert_eq!(f.ca.crl_times(CaId::Root), Some((NOW, NOW + 365 * DAY)));
     let root = CertificateList::from_der(&f.ca.crl(CaId::Root).unwrap()).unwrap();
     verifies(
         &f.root_spki,
@@ -227,13 +235,46 @@ async fn crls_list_what_is_revoked_and_are_numbered() {
     assert_eq!(f.ca.crl(CaId::Issuing).unwrap().as_slice(), second.to_der().unwrap().as_slice());
 }
 
+/// A root certificate that did not issue the issuing CA's is refused: the CA would hand relying
+/// parties a chain that does not verify.
+#[tokio::test]
+async fn a_root_that_did_not_issue_the_issuing_ca_is_refused() {
+    let f = fixture().await;
+    use cert::CeremonyCert;
+    let key = |seed| -> Arc<dyn SigningKey> { Arc::new(SoftwareKey::p256(seed)) };
+    let root_ext =
+        |k: &Arc<dyn SigningKey>| cert::ceremony_extensions(&CeremonyCert::Root, k.public_key(), &[]).unwrap();
+    let root = testing::certify(key(11), "Test Root", None, testing::CA_VALIDITY, root_ext(&key(11))).await;
+    let stranger = testing::certify(key(13), "Test Root", None, testing::CA_VALIDITY, root_ext(&key(13))).await;
+    let urls = UrlContext { base: "http://ca.test".into(), ca: CaId::Issuing };
+    let kind = CeremonyCert::Issuing { urls: &urls };
+    let issuing_ext =
+        cert::ceremony_extensions(&kind, key(12).public_key(), &subject_key_id(&root.cert).unwrap()).unwrap();
+    let policies = Arc::new(Policies::load(std::path::Path::new("policies")).unwrap());
+    let schedule = CrlSchedule { validity: Duration::from_secs(DAY), refresh: Duration::from_secs(3600) };
+    for (root_der, ok) in [(root.der.clone(), true), (stranger.der, false), (b"not DER".to_vec(), false)] {
+        let ext = issuing_ext.clone();
+        let issuing = testing::certify(key(12), "Test Issuing CA", Some(&root), testing::CA_VALIDITY, ext).await;
+        let made = CertificateAuthority::new(
+            issuing,
+            root_der,
+            policies.clone(),
+            f.store.clone(),
+            "http://ca.test",
+            schedule,
+            f.clock.clone(),
+        );
+        assert_eq!(made.is_ok(), ok, "{:?}", made.err());
+    }
+}
+
 /// Two CAs on one store (replicas on one database) serve the newest CRL either published: a
 /// CRL is in the store when it is served, the other adopts it, and numbers go on from the
 /// newest either made.
 #[tokio::test]
 async fn replicas_serve_the_newest_crl_either_published() {
     let f = fixture().await;
-    let (other, _) = testing::certificate_authority(&f._dir, Arc::new(SoftwareKey::p256(12)), f.clock.clone()).await;
+    let (other, ..) = testing::certificate_authority(&f._dir, Arc::new(SoftwareKey::p256(12)), f.clock.clone()).await;
     let number = |der: &[u8]| {
         let crl = CertificateList::from_der(der).unwrap();
         crl_extension::<CrlNumber>(&crl, CrlNumber::OID).0.as_bytes().to_vec()
@@ -241,8 +282,11 @@ async fn replicas_serve_the_newest_crl_either_published() {
     assert!(!other.adopt_stored_crls().await.unwrap(), "nothing published yet");
     assert!(other.crl(CaId::Issuing).is_none());
     let first = f.ca.publish_crl().await.unwrap();
-    assert!(other.adopt_stored_crls().await.unwrap());
+    assert!(!other.adopt_stored_crls().await.unwrap(), "no root CRL from the ceremony yet");
     assert_eq!(other.crl(CaId::Issuing).unwrap(), first);
+    f.root_crls.publish(f.store.as_ref(), NOW, Duration::from_secs(DAY)).await.unwrap();
+    assert!(other.adopt_stored_crls().await.unwrap());
+    assert!(f.ca.adopt_stored_crls().await.unwrap());
     assert_eq!(other.crl(CaId::Root), f.ca.crl(CaId::Root));
     assert_eq!(other.crl_times(CaId::Issuing), Some((NOW, NOW + 7 * DAY)));
 

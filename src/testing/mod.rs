@@ -74,12 +74,13 @@ pub const CA_VALIDITY: (u64, u64) = (1_577_836_800, 2_208_988_800);
 
 /// A CA over software keys (root P-256 seed 11, issuing `issuing_key`) with the repository's
 /// policies and a real SQLite store in `dir`; CA certificates valid for [`CA_VALIDITY`], URLs
-/// under `http://ca.test`.
+/// under `http://ca.test`; and the root's CRL signer (the key ceremony's, which the CA does not
+/// hold).
 pub async fn certificate_authority(
     dir: &tempfile::TempDir,
     issuing_key: Arc<dyn SigningKey>,
     clock: Arc<dyn crate::clock::Clock>,
-) -> (crate::ca::CertificateAuthority, Arc<dyn crate::store::Store>) {
+) -> (crate::ca::CertificateAuthority, Arc<dyn crate::store::Store>, crate::ca::CrlSigner) {
     use crate::ca::{cert::CeremonyCert, cert::UrlContext, subject_key_id, CaId, CrlSchedule};
     use std::time::Duration;
     let urls = UrlContext { base: "http://ca.test".into(), ca: CaId::Issuing };
@@ -96,10 +97,18 @@ pub async fn certificate_authority(
     let store = sqlite_store(dir).await;
     let policies = Arc::new(crate::policy::Policies::load(std::path::Path::new("policies")).unwrap());
     let schedule = CrlSchedule { validity: Duration::from_secs(7 * 86_400), refresh: Duration::from_secs(3600) };
-    let ca =
-        crate::ca::CertificateAuthority::new(issuing, root, policies, store.clone(), "http://ca.test", schedule, clock)
-            .unwrap();
-    (ca, store)
+    let root_crls = crate::ca::CrlSigner::new(CaId::Root, &root.cert, root.key).unwrap();
+    let ca = crate::ca::CertificateAuthority::new(
+        issuing,
+        root.der,
+        policies,
+        store.clone(),
+        "http://ca.test",
+        schedule,
+        clock,
+    )
+    .unwrap();
+    (ca, store, root_crls)
 }
 
 pub mod fuzz;

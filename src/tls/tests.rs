@@ -38,7 +38,7 @@ async fn clients_need_a_certificate_from_the_ca_that_is_not_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     let clock = Arc::new(FixedClock::at(now));
-    let (ca, store) = crate::testing::certificate_authority(&dir, Arc::new(SoftwareKey::p256(12)), clock).await;
+    let (ca, store, _) = crate::testing::certificate_authority(&dir, Arc::new(SoftwareKey::p256(12)), clock).await;
     let server_key: Arc<dyn crate::keys::SigningKey> = Arc::new(SoftwareKey::p256(21));
     let names = [San::Dns("trustd.test".into()), San::Ip("127.0.0.1".parse().unwrap())];
     let issued = certificate::issue(&ca, server_key, &names).await.unwrap();

@@ -160,22 +160,7 @@ impl Daemon {
         content_type: Option<&str>,
         body: &[u8],
     ) -> (u16, String, Vec<u8>) {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(&self.http).expect("connect HTTP");
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.http);
-        if let Some(ct) = content_type {
-            head.push_str(&format!("Content-Type: {ct}\r\nContent-Length: {}\r\n", body.len()));
-        }
-        head.push_str("\r\n");
-        s.write_all(head.as_bytes()).unwrap();
-        // A server may answer (413) and close before it has read a large body.
-        let _ = s.write_all(body);
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status code");
-        (code, head, raw[split + 4..].to_vec())
+        http_request(&self.http, method, path, content_type, body)
     }
 
     /// Peak resident memory of the daemon so far (VmHWM), in KiB.
@@ -232,4 +217,30 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A plain HTTP/1.1 request to `addr` (host:port): (status code, headers, body).
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect HTTP");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\nContent-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    // A server may answer (413) and close before it has read a large body.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status code");
+    (code, head, raw[split + 4..].to_vec())
 }
