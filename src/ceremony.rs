@@ -14,6 +14,7 @@ use crate::hsm::{Hsm, HsmError, HsmSigner, KeyAlgorithm, KeyRef};
 use crate::log::{CeremonyEvent, LogEntry, LoggedRecord, NewEntry, Sequencer, Sha256};
 use crate::policy::AttrKind;
 use crate::serial::Serial;
+use crate::service_role::ServiceRole;
 use crate::store::{Store, StoredCrl};
 use const_oid::db::rfc5280;
 use der::{Decode, Encode};
@@ -21,6 +22,7 @@ use sha2::Digest;
 use std::collections::HashSet;
 use std::time::Duration;
 use x509_cert::ext::pkix::KeyUsages;
+use x509_cert::name::Name;
 use x509_cert::Certificate;
 
 /// Why the ceremony stopped. It changes nothing it has not finished: run it again once the cause
@@ -54,6 +56,31 @@ pub struct CaKeys {
     /// The TLS server key of the gRPC listener; its certificate is issued by the CA at each
     /// start and renewed while serving (`tls::certificate`), not made by the ceremony.
     pub tls: KeyRef,
+}
+
+impl CaKeys {
+    /// The key the ceremony made for `role` (its first generation).
+    pub fn service(&self, role: ServiceRole) -> &KeyRef {
+        match role {
+            ServiceRole::Tsa => &self.tsa,
+            ServiceRole::DocumentSigner => &self.document_signer,
+            ServiceRole::Ocsp => &self.ocsp,
+        }
+    }
+
+    /// These keys with each rolled-over role's newest key in place of the ceremony's.
+    pub fn rolled_over(&self, rolled: &[crate::store::RolledKey]) -> CaKeys {
+        let mut keys = self.clone();
+        for r in rolled {
+            let slot = match r.role {
+                ServiceRole::Tsa => &mut keys.tsa,
+                ServiceRole::DocumentSigner => &mut keys.document_signer,
+                ServiceRole::Ocsp => &mut keys.ocsp,
+            };
+            *slot = r.key.clone();
+        }
+        keys
+    }
 }
 
 impl Default for CaKeys {
@@ -133,19 +160,71 @@ fn ensure_key(hsm: &Hsm, key: &KeyRef, alg: KeyAlgorithm) -> Result<bool, Ceremo
     Ok(true)
 }
 
-/// A service key certified by the issuing CA: TSA (RFC 3161 §2.3), document signer, OCSP
-/// responder (RFC 6960 §4.2.2.2).
-struct Service<'a> {
-    key: &'a KeyRef,
-    cn: &'static str,
-    key_usage: flagset::FlagSet<KeyUsages>,
-    eku: Option<const_oid::ObjectIdentifier>,
-    ocsp_no_check: bool,
+/// A service key certified by the issuing CA under its role's certificate: TSA (RFC 3161
+/// §2.3), document signer, OCSP responder (RFC 6960 §4.2.2.2). Blocking.
+fn ensure_service(
+    hsm: &Hsm,
+    cfg: &CeremonyConfig,
+    role: ServiceRole,
+    key: &KeyRef,
+    issuing: &Certificate,
+    name: Option<Name>,
+    steps: &mut Vec<Step>,
+) -> Result<Certificate, CeremonyError> {
+    let (cn, key_usage, eku, ocsp_no_check) = match role {
+        ServiceRole::Tsa => (
+            "trustd Time-Stamping Authority",
+            KeyUsages::DigitalSignature.into(),
+            Some(rfc5280::ID_KP_TIME_STAMPING),
+            false,
+        ),
+        ServiceRole::DocumentSigner => {
+            ("trustd Document Signer", KeyUsages::DigitalSignature | KeyUsages::NonRepudiation, None, false)
+        }
+        ServiceRole::Ocsp => {
+            ("trustd OCSP Responder", KeyUsages::DigitalSignature.into(), Some(rfc5280::ID_KP_OCSP_SIGNING), true)
+        }
+    };
+    let urls = UrlContext { base: cfg.public_url.clone(), ca: CaId::Issuing };
+    let kind = CeremonyCert::Service { urls: &urls, key_usage, eku, ocsp_no_check };
+    let role = Role { key, cn, name, alg: cfg.service_algorithm, validity: cfg.service_validity };
+    ensure(hsm, cfg, &role, Some((issuing, hsm, &cfg.keys.issuing)), kind, steps)
+}
+
+/// Rolls `role`'s key over to `generation` (`trustd rollover`): a new key in the token, named
+/// after the ceremony's with the generation (`trustd-tsa` → `trustd-tsa.2`), certified by the
+/// issuing CA as the ceremony's was, under the subject name of `previous`'s certificate (a TSA
+/// or a signer keeps its name across keys). A key and certificate of that name left by an
+/// interrupted rollover are kept, as the ceremony keeps what exists. Returns the new key's
+/// name. Blocking.
+pub fn rollover(
+    hsm: &Hsm,
+    cfg: &CeremonyConfig,
+    role: ServiceRole,
+    previous: &KeyRef,
+    generation: u32,
+) -> Result<(KeyRef, Step), CeremonyError> {
+    let first = cfg.keys.service(role);
+    let label = first.label.as_deref().ok_or_else(|| {
+        CeremonyError::Refused(format!("the {role} key {first} has no label (object=) to name its successors after"))
+    })?;
+    let key = KeyRef { token: first.token.clone(), label: Some(format!("{label}.{generation}")), id: None };
+    let (issuing, _) = hsm
+        .stored_certificate(&cfg.keys.issuing)?
+        .ok_or_else(|| HsmError::NoCertificate(cfg.keys.issuing.to_string()))?;
+    let (predecessor, _) =
+        hsm.stored_certificate(previous)?.ok_or_else(|| HsmError::NoCertificate(previous.to_string()))?;
+    let mut steps = Vec::new();
+    ensure_service(hsm, cfg, role, &key, &issuing, Some(predecessor.tbs_certificate.subject), &mut steps)?;
+    let step = steps.pop().ok_or_else(|| CeremonyError::Refused("the rollover made no step".into()))?;
+    Ok((key, step))
 }
 
 struct Role<'a> {
     key: &'a KeyRef,
     cn: &'a str,
+    /// The subject name, when not the one `cn` and the config make.
+    name: Option<Name>,
     alg: KeyAlgorithm,
     validity: Duration,
 }
@@ -155,8 +234,13 @@ struct Role<'a> {
 pub fn run(hsm: &Hsm, root_token: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step>, CeremonyError> {
     let keys = &cfg.keys;
     let mut steps = Vec::new();
-    let root_role =
-        Role { key: &keys.root, cn: "trustd Root CA", alg: cfg.root_algorithm, validity: cfg.root_validity };
+    let root_role = Role {
+        key: &keys.root,
+        cn: "trustd Root CA",
+        name: None,
+        alg: cfg.root_algorithm,
+        validity: cfg.root_validity,
+    };
     let root = ensure(root_token, cfg, &root_role, None, CeremonyCert::Root, &mut steps)?;
     if root_token.token_label() != hsm.token_label() {
         copy_root_certificate(hsm, &keys.root, &root)?;
@@ -165,41 +249,15 @@ pub fn run(hsm: &Hsm, root_token: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step
     let issuing_role = Role {
         key: &keys.issuing,
         cn: "trustd Issuing CA",
+        name: None,
         alg: cfg.issuing_algorithm,
         validity: cfg.issuing_validity,
     };
     let kind = CeremonyCert::Issuing { urls: &root_urls };
     let issuing = ensure(hsm, cfg, &issuing_role, Some((&root, root_token, &keys.root)), kind, &mut steps)?;
 
-    let urls = UrlContext { base: cfg.public_url.clone(), ca: CaId::Issuing };
-    let services = [
-        Service {
-            key: &keys.tsa,
-            cn: "trustd Time-Stamping Authority",
-            key_usage: KeyUsages::DigitalSignature.into(),
-            eku: Some(rfc5280::ID_KP_TIME_STAMPING),
-            ocsp_no_check: false,
-        },
-        Service {
-            key: &keys.document_signer,
-            cn: "trustd Document Signer",
-            key_usage: KeyUsages::DigitalSignature | KeyUsages::NonRepudiation,
-            eku: None,
-            ocsp_no_check: false,
-        },
-        Service {
-            key: &keys.ocsp,
-            cn: "trustd OCSP Responder",
-            key_usage: KeyUsages::DigitalSignature.into(),
-            eku: Some(rfc5280::ID_KP_OCSP_SIGNING),
-            ocsp_no_check: true,
-        },
-    ];
-    for s in services {
-        let role = Role { key: s.key, cn: s.cn, alg: cfg.service_algorithm, validity: cfg.service_validity };
-        let kind =
-            CeremonyCert::Service { urls: &urls, key_usage: s.key_usage, eku: s.eku, ocsp_no_check: s.ocsp_no_check };
-        ensure(hsm, cfg, &role, Some((&issuing, hsm, &keys.issuing)), kind, &mut steps)?;
+    for role in ServiceRole::ALL {
+        ensure_service(hsm, cfg, role, keys.service(role), &issuing, None, &mut steps)?;
     }
     let key_generated = ensure_key(hsm, &keys.log, cfg.log_algorithm)?;
     steps.push(Step { key: keys.log.to_string(), key_generated, certificate_created: None });
@@ -227,7 +285,10 @@ fn ensure(
         return Ok(c);
     }
     let public_key = hsm.public_key(role.key)?;
-    let subject = cert::build_name(&subject(cfg, role.cn))?;
+    let subject = match &role.name {
+        Some(name) => name.clone(),
+        None => cert::build_name(&subject(cfg, role.cn))?,
+    };
     let (issuer_name, issuer_token, issuer_key, issuer_key_id) = match issuer {
         Some((c, token, key)) => (c.tbs_certificate.subject.clone(), token, key, subject_key_id(c)?),
         None => (subject.clone(), hsm, role.key, cert::key_identifier(&public_key)),
@@ -355,9 +416,9 @@ pub async fn root_crl(
 /// [`crate::ca::CertificateAuthority::record_ceremony_certificates`]. Blocking.
 pub fn service_certificates(hsm: &Hsm, keys: &CaKeys) -> Result<Vec<ServiceCertificate>, HsmError> {
     let mut found = Vec::new();
-    for (role, key) in [("tsa", &keys.tsa), ("document-signer", &keys.document_signer), ("ocsp", &keys.ocsp)] {
-        if let Some((cert, der)) = hsm.stored_certificate(key)? {
-            found.push(ServiceCertificate { role, cert, der });
+    for role in ServiceRole::ALL {
+        if let Some((cert, der)) = hsm.stored_certificate(keys.service(role))? {
+            found.push(ServiceCertificate { role: role.name(), cert, der });
         }
     }
     Ok(found)

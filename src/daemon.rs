@@ -9,7 +9,7 @@ use crate::api::http::HttpState;
 use crate::api::limits::{LimitLayer, RequestLimits};
 use crate::api::pb;
 use crate::api::standby::ReadOnlyLayer;
-use crate::ca::{CaId, CertificateAuthority, CrlSchedule};
+use crate::ca::{CaId, CertificateAuthority, CrlSchedule, REVOCATION_SETTLED};
 use crate::ceremony::{self, CaKeys};
 use crate::clock::{Clock, ClockCheck, SystemClock};
 use crate::config::{
@@ -17,6 +17,7 @@ use crate::config::{
 };
 use crate::credentials;
 use crate::diagnostics::{Diagnostics, ServiceKey};
+use crate::health::ServiceCertificates;
 use crate::hsm::{Hsm, HsmConfig, HsmSigner, KeyRef, Pin};
 use crate::keys::{CertifiedKey, SignatureScheme, SigningKey};
 use crate::log::{CheckpointSigner, LogStore, Sequencer, TransparencyLog};
@@ -24,10 +25,12 @@ use crate::ocsp::OcspResponder;
 use crate::policy::signing::PolicyCertificate;
 use crate::policy::{Policies, SigningPolicy};
 use crate::records::{self, RecordWriter};
+use crate::service_role::ServiceRole;
 use crate::signing::{SigningService, Validation};
 use crate::store::{Role, SignatureWriter, Store, StoreError, TimestampWriter};
 use crate::tls::{self, ServerCertificate};
 use crate::tsa::TimeStampAuthority;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -186,6 +189,19 @@ pub async fn sign_root_crl(cfg: &Config) -> Result<ceremony::RootCrlStep, StartE
     }
 }
 
+/// `trustd rollover`: `role`'s next key and certificate, made in the HSM and recorded in the
+/// store, where every serving replica takes it into service within
+/// [`crate::rollover::FOLLOW_ROLLOVERS`].
+pub async fn rollover(cfg: &Config, role: ServiceRole) -> Result<crate::rollover::Rolled, StartError> {
+    let database = cfg.store.database()?;
+    let store = database.open().await.map_err(|e| format!("{database}: {e}"))?;
+    if store.ping().await.map_err(|e| format!("{database}: {e}"))? == Role::Standby {
+        return Err("the database is a read-only standby: roll the key over against the primary".into());
+    }
+    let hsm = open_hsm(cfg).await?;
+    crate::rollover::roll_over(&hsm, store.as_ref(), cfg.ceremony_config(), role).await
+}
+
 async fn root_crl(
     cfg: &Config,
     root_token: &Hsm,
@@ -332,12 +348,12 @@ async fn tls_configs(
 
 /// Every key the daemon serves with, and its public key from the token.
 async fn keys_in_service(
-    cfg: &Config,
+    keys: &CaKeys,
     hsm: &Hsm,
     root: &x509_cert::Certificate,
     policies: &Policies,
 ) -> Result<Vec<ceremony::KeyInService>, StartError> {
-    let (hsm, keys, root) = (hsm.clone(), cfg.keys.clone(), root.clone());
+    let (hsm, keys, root) = (hsm.clone(), keys.clone(), root.clone());
     let signing: Vec<(String, KeyRef)> =
         policies.signing().filter_map(|p| Some((p.name.clone(), p.key.clone()?))).collect();
     let found = tokio::task::spawn_blocking(move || ceremony::keys_in_service(&hsm, &keys, &root, &signing))
@@ -420,11 +436,6 @@ async fn shutdown_signal() {
 /// queries that find nothing, unless sequencing failed.
 const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 
-/// How old a revocation event missing from the log must be before reconciliation logs it: a
-/// revocation is logged right after it is stored, by whichever replica made it, within far
-/// less than this.
-const REVOCATION_SETTLED: Duration = Duration::from_secs(10);
-
 /// The least time a pending issuance is left before it counts as abandoned: far longer than any
 /// signature and log batch take, so that no process abandons an issuance another replica on
 /// the same database (or a request still within its deadline) is completing.
@@ -452,12 +463,12 @@ const EXPIRY_WARNING_EVERY: Duration = Duration::from_secs(3600);
 /// Logs every service certificate within `warning` of its notAfter (or past it), and the root
 /// CRL within `warning` of its nextUpdate, at start and every [`EXPIRY_WARNING_EVERY`], until
 /// the daemon stops.
-async fn warn_of_expiry(certificates: Arc<Vec<(String, u64)>>, ca: Arc<CertificateAuthority>, warning: Duration) {
+async fn warn_of_expiry(certificates: ServiceCertificates, ca: Arc<CertificateAuthority>, warning: Duration) {
     let mut tick = tokio::time::interval(EXPIRY_WARNING_EVERY);
     loop {
         tick.tick().await;
         let now = crate::unix_time::now();
-        for e in crate::health::expiring(&certificates, now, warning) {
+        for e in crate::health::expiring(&certificates.snapshot(), now, warning) {
             tracing::warn!(role = e.role, not_after = e.not_after, "{e}; roll the key over or renew the certificate");
         }
         if let Some(due) = crate::health::root_crl_due(ca.crl_times(CaId::Root), now, warning) {
@@ -504,11 +515,12 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     // The keys the services sign with, as operators measure them (trust.v1.Diagnostics), and
     // each service certificate's notAfter by role, for /metrics.
     let mut diagnostics = Diagnostics::new(cfg.hsm_config().max_sessions);
-    let mut expiry = Vec::new();
+    let expiry = ServiceCertificates::default();
     let issuing = certified_key(&hsm, &cfg.keys.issuing, None).await?;
     let (root, root_der) = root_certificate(&hsm, &cfg.keys.root).await?;
     diagnostics = diagnostics.with_key(ServiceKey::IssuingCa, issuing.key.clone());
-    expiry.extend([("root".to_owned(), cert_not_after(&root)), ("issuing".to_owned(), not_after(&issuing))]);
+    expiry.set("root", cert_not_after(&root));
+    expiry.set("issuing", not_after(&issuing));
     let ca = CertificateAuthority::new(
         issuing,
         root_der,
@@ -532,16 +544,19 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         None => ca,
     };
 
+    // The keys rolled over (`trustd rollover`) serve in place of the ceremony's.
+    let rolled = store.service_keys().await.map_err(|e| format!("{database}: the rolled-over keys: {e}"))?;
+    let keys = cfg.keys.rolled_over(&rolled);
     // Before anything answers OCSP or validates signatures: the service certificates must be
     // known like every certificate of the CA.
     let ceremony_certs = {
-        let (hsm, keys) = (hsm.clone(), cfg.keys.clone());
+        let (hsm, keys) = (hsm.clone(), keys.clone());
         tokio::task::spawn_blocking(move || ceremony::service_certificates(&hsm, &keys))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("ceremony certificates: {e}"))?
     };
-    let in_service = keys_in_service(&cfg, &hsm, &root, &policies).await?;
+    let in_service = keys_in_service(&keys, &hsm, &root, &policies).await?;
     let sequencer = log.as_ref().map(|l| l.sequencer());
     if primary {
         ca.record_ceremony_certificates(ceremony_certs).await.map_err(|e| format!("ceremony certificates: {e}"))?;
@@ -563,9 +578,12 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     }
 
     let chain = ca.chain(CaId::Issuing).to_vec();
-    let tsa_key = certified_key(&hsm, &cfg.keys.tsa, None).await?;
+    let tsa_key = certified_key(&hsm, &keys.tsa, None).await?;
     diagnostics = diagnostics.with_key(ServiceKey::Tsa, tsa_key.key.clone());
-    expiry.push(("tsa".to_owned(), not_after(&tsa_key)));
+    expiry.set("tsa", not_after(&tsa_key));
+    let mut in_use = HashMap::new();
+    let generation = |role| rolled.iter().find(|r| r.role == role).map_or(1, |r| r.generation);
+    in_use.insert(ServiceRole::Tsa, (generation(ServiceRole::Tsa), tsa_key.key.public_key().clone()));
     let tsa = TimeStampAuthority::new(
         tsa_key,
         &chain,
@@ -577,9 +595,10 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     if let Err(e) = cfg.tsa.clock_check.check() {
         tracing::warn!(reason = %e, "time-stamps will be refused with timeNotAvailable until the clock is synchronised");
     }
-    let ocsp_key = certified_key(&hsm, &cfg.keys.ocsp, None).await?;
+    let ocsp_key = certified_key(&hsm, &keys.ocsp, None).await?;
     diagnostics = diagnostics.with_key(ServiceKey::Ocsp, ocsp_key.key.clone());
-    expiry.push(("ocsp".to_owned(), not_after(&ocsp_key)));
+    expiry.set("ocsp", not_after(&ocsp_key));
+    in_use.insert(ServiceRole::Ocsp, (generation(ServiceRole::Ocsp), ocsp_key.key.public_key().clone()));
     let ocsp = OcspResponder::new(
         ocsp_key,
         CaId::Issuing,
@@ -592,7 +611,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let signing = {
         let mut keyed = Vec::new();
         for policy in policies.signing() {
-            let key = policy.key.as_ref().unwrap_or(&cfg.keys.document_signer);
+            let key = policy.key.as_ref().unwrap_or(&keys.document_signer);
             if let Some(c) = &policy.certificate {
                 policy_certificate(&hsm, &ca, policy, key, c, serving)
                     .await
@@ -618,7 +637,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
             if policy.name == crate::signing::DEFAULT_POLICY {
                 diagnostics = diagnostics.with_key(ServiceKey::DocumentSigner, certified.key.clone());
             }
-            expiry.push((format!("signing:{}", policy.name), not_after(&certified)));
+            expiry.set(&format!("signing:{}", policy.name), not_after(&certified));
             keyed.push((policy.clone(), certified));
         }
         let validation = Validation {
@@ -637,6 +656,22 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         .map_err(|e| e.to_string())?
     };
     let (ocsp, signing) = (Arc::new(ocsp), Arc::new(signing));
+    if let Some(k) = in_service.iter().find(|k| k.role == ServiceRole::DocumentSigner.name()) {
+        in_use.insert(ServiceRole::DocumentSigner, (generation(ServiceRole::DocumentSigner), k.public_key.clone()));
+    }
+    let follower = crate::rollover::Follower {
+        store: store.clone(),
+        hsm: hsm.clone(),
+        ca: ca.clone(),
+        log: sequencer.filter(|_| primary).cloned(),
+        tsa: tsa.clone(),
+        signing: signing.clone(),
+        ocsp: ocsp.clone(),
+        certificates: expiry.clone(),
+        in_use,
+        primary,
+    };
+    tokio::spawn(follower.run());
     // A CRL exists before the daemon says it is ready: certificates point relying parties at
     // it. The root's is the key ceremony's; a standby serves the primary's (the newest in the
     // store), followed as it publishes.
@@ -748,7 +783,6 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         );
     }
     let requests = RequestLimits::new(&limits);
-    let expiry = Arc::new(expiry);
     let changes = ca.revocation_changes();
     let incoming = tls::incoming("grpc", grpc_listener, tls_config, &limits, store.clone(), changes.clone());
     let access = PolicyInForce::new(access);

@@ -78,6 +78,27 @@ pub struct Expiring {
     pub left: i64,
 }
 
+/// Each service certificate's role and notAfter (Unix seconds), as rollovers change them: for
+/// expiry warnings, `/readyz` and `/metrics`.
+#[derive(Clone, Default)]
+pub struct ServiceCertificates(std::sync::Arc<std::sync::RwLock<Vec<(String, u64)>>>);
+
+impl ServiceCertificates {
+    /// Sets `role`'s notAfter, replacing the one before.
+    pub fn set(&self, role: &str, not_after: u64) {
+        let mut all = self.0.write().unwrap_or_else(|p| p.into_inner());
+        match all.iter_mut().find(|(r, _)| r == role) {
+            Some(entry) => entry.1 = not_after,
+            None => all.push((role.to_owned(), not_after)),
+        }
+    }
+
+    /// Every role's notAfter now.
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// The certificates of `certificates` (role, notAfter) that expire within `warning` of `now`
 /// (Unix seconds), soonest first.
 pub fn expiring(certificates: &[(String, u64)], now: u64, warning: std::time::Duration) -> Vec<Expiring> {

@@ -43,7 +43,7 @@ pub struct HttpState {
     /// Who may read `/readyz` and `/metrics`.
     pub readyz_access: HttpAccess,
     /// Each service certificate's key role and notAfter (Unix seconds), for `/metrics`.
-    pub service_certificates: Arc<Vec<(String, u64)>>,
+    pub service_certificates: crate::health::ServiceCertificates,
     /// How long before a service certificate expires `/readyz` says so (`[server] expiry_warning`).
     pub expiry_warning: std::time::Duration,
     /// The access policy, for clients naming themselves over HTTPS.
@@ -396,6 +396,7 @@ fn metrics(s: &HttpState) -> Response {
     }
     let crls: Vec<_> =
         CaId::ALL.iter().filter_map(|&ca| s.ca.crl_times(ca).map(|(this, next)| (ca.name(), this, next))).collect();
+    let expiry = s.service_certificates.snapshot();
     let scraped = crate::metrics::Scraped {
         unix_now: crate::unix_time::secs(std::time::SystemTime::now()) as f64,
         ready: &ready,
@@ -404,7 +405,7 @@ fn metrics(s: &HttpState) -> Response {
             (latest.checkpoint.size().0, l.awaiting_checkpoint(), latest.signed_at.elapsed())
         }),
         crls: &crls,
-        expiry: &s.service_certificates,
+        expiry: &expiry,
         role: r.serving,
     };
     match crate::metrics::global().encode(scraped) {
@@ -430,7 +431,7 @@ fn readyz(s: &HttpState) -> Response {
         format!("hsm: {}\nstore: {}\nrole: {}\nclock: {clock}\n", word(r.hsm), r.store_state(), r.serving.name());
     // A certificate near its end is a warning, not unreadiness: the service still works.
     let now = crate::unix_time::now();
-    let soon = crate::health::expiring(&s.service_certificates, now, s.expiry_warning);
+    let soon = crate::health::expiring(&s.service_certificates.snapshot(), now, s.expiry_warning);
     match soon.is_empty() {
         true => body.push_str("certificates: ok\n"),
         false => body.extend(soon.iter().map(|e| format!("certificates: {e}\n"))),

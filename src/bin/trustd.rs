@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use trustd::clock::ClockCheck;
 use trustd::config::{Config, HttpAccess, LimitsSection, ServerSection, StoreSection, TsaSection};
 use trustd::daemon;
+use trustd::service_role::ServiceRole;
 
 // glibc's allocator spent over a tenth of the daemon's CPU in malloc/free under concurrent
 // signing (perf); mimalloc's per-thread heaps suit the many small ASN.1 allocations.
@@ -101,6 +102,40 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Replaces a service key while the daemon serves: a new key in the HSM, certified by the
+    /// issuing CA under the old certificate's name, recorded in the store; every running
+    /// replica signs with it within a second. What the old key signed stays valid.
+    Rollover {
+        /// The key: tsa, document-signer (or signer), ocsp.
+        #[arg(long)]
+        key: String,
+        /// The daemon's config (`trustd serve`).
+        #[arg(long, conflicts_with = "data_dir", required_unless_present = "data_dir")]
+        config: Option<PathBuf>,
+        /// A `trustd dev` data dir instead of a config.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// With --data-dir: the base URL the dev daemon writes into certificates (its
+        /// --public-url).
+        #[arg(long, requires = "data_dir", default_value = "http://127.0.0.1:8080")]
+        public_url: String,
+        /// With --data-dir: the dev daemon's --store-url, when it keeps its records in
+        /// PostgreSQL.
+        #[arg(long, requires = "data_dir")]
+        store_url: Option<String>,
+    },
+}
+
+/// The service role `--key` names. The issuing CA's and the log's keys are not among them yet.
+fn rollover_role(key: &str) -> Result<ServiceRole, String> {
+    let name = if key == "signer" { "document-signer" } else { key };
+    ServiceRole::from_name(name).ok_or_else(|| match key {
+        "issuing" | "log" | "root" | "tls" => format!(
+            "--key {key}: only the tsa, document-signer and ocsp keys roll over with trustd rollover; the {key} key \
+             is replaced by a key ceremony"
+        ),
+        _ => format!("--key: '{key}' is not a service key (tsa, document-signer, ocsp)"),
+    })
 }
 
 #[derive(Subcommand)]
@@ -226,6 +261,31 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Ceremony { step: CeremonyStep::RootCrl { config } } => {
             let cfg = Config::load(&config).map_err(|e| e.to_string())?;
             println!("{}", runtime()?.block_on(daemon::sign_root_crl(&cfg))?);
+            Ok(())
+        }
+        Command::Rollover { key, config, data_dir, public_url, store_url } => {
+            let role = rollover_role(&key)?;
+            let cfg = match (config, data_dir) {
+                (Some(config), _) => Config::load(&config).map_err(|e| e.to_string())?,
+                (None, Some(dir)) => {
+                    if !dir.join("hsm-pin").is_file() {
+                        return Err(format!(
+                            "--data-dir {}: no trustd dev data dir there (start `trustd dev --data-dir` first)",
+                            dir.display()
+                        ));
+                    }
+                    let server = ServerSection { public_url, ..ServerSection::default() };
+                    // Before any thread exists: this sets SOFTHSM2_CONF for the process.
+                    let mut cfg = daemon::prepare_dev(&dir, server, TsaSection::default())?;
+                    if let Some(url) = store_url {
+                        cfg.store = StoreSection::postgres(url);
+                        cfg.store.database().map_err(|e| format!("--store-url: {e}"))?;
+                    }
+                    cfg
+                }
+                (None, None) => return Err("--config or --data-dir is needed".into()),
+            };
+            println!("{}", runtime()?.block_on(daemon::rollover(&cfg, role))?);
             Ok(())
         }
         Command::Serve { config } => {

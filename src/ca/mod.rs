@@ -28,6 +28,7 @@ use const_oid::db::rfc5280;
 pub use crl_publisher::{CrlSigner, FOLLOW_REVOCATIONS};
 use der::{Decode, Encode};
 pub use issuance::KeyCustody;
+pub use reconcile::REVOCATION_SETTLED;
 use revocation::{Change, Reason};
 pub use scope::{NameConstraints, NameScope, RevokeScope};
 use std::sync::{Arc, RwLock};

@@ -4,6 +4,11 @@
 
 use super::*;
 
+/// How old a revocation event missing from the log must be before reconciliation logs it: a
+/// revocation is logged right after it is stored, by whichever replica made it, within far
+/// less than this.
+pub const REVOCATION_SETTLED: Duration = Duration::from_secs(10);
+
 impl CertificateAuthority {
     /// Records the service certificates the key ceremony issued from this CA (TSA, document
     /// signer, OCSP responder) in the store, once, so that revocation, CRLs, OCSP and signature

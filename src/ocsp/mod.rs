@@ -66,9 +66,8 @@ impl Answer {
 /// The responder for one issuing CA.
 pub struct OcspResponder {
     ca: CaId,
-    key: Arc<dyn SigningKey>,
-    responder_cert: Certificate,
-    responder_key_hash: Vec<u8>,
+    /// Replaced whole when the responder key rolls over: a response is made with one throughout.
+    responder: arc_swap::ArcSwap<Responder>,
     /// By hash-algorithm OID: SHA-1 (RFC 5019 §2.1.1 requires it) and SHA-256/384/512.
     issuer: Vec<(const_oid::ObjectIdentifier, IssuerHashes)>,
     store: Arc<dyn Store>,
@@ -77,6 +76,23 @@ pub struct OcspResponder {
     /// By the CertID's DER: the response must carry the CertID exactly as asked (hash
     /// algorithm parameters NULL or absent included), so two spellings are two entries.
     cache: Mutex<HashMap<Vec<u8>, Cached>>,
+}
+
+/// The delegated responder: its key, its certificate (RFC 6960 §4.2.2.2), and the SHA-1 hash of
+/// its public key (the byKey ResponderID, RFC 5019 §2.2.3).
+struct Responder {
+    key: Arc<dyn SigningKey>,
+    cert: Certificate,
+    key_hash: Vec<u8>,
+}
+
+impl Responder {
+    fn new(key: CertifiedKey) -> Self {
+        let CertifiedKey { key, cert, .. } = key;
+        let key_hash =
+            sha1::Sha1::digest(cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes()).to_vec();
+        Responder { key, cert, key_hash }
+    }
 }
 
 fn gtime(secs: u64) -> Option<OcspGeneralizedTime> {
@@ -113,7 +129,6 @@ impl OcspResponder {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
         let bad = |e: &dyn std::fmt::Display| format!("OCSP issuer certificate: {e}");
-        let CertifiedKey { key, cert: responder_cert, .. } = key;
         let issuer = Certificate::from_der(issuer_der).map_err(|e| bad(&e))?;
         let name = issuer.tbs_certificate.subject.to_der().map_err(|e| bad(&e))?;
         let issuer_key = issuer.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();
@@ -123,20 +138,22 @@ impl OcspResponder {
                 Some((oid, IssuerHashes { name: hash_with(&oid, &name)?, key: hash_with(&oid, issuer_key)? }))
             })
             .collect();
-        let responder_key_hash =
-            sha1::Sha1::digest(responder_cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes())
-                .to_vec();
         Ok(OcspResponder {
             ca,
-            key,
-            responder_cert,
-            responder_key_hash,
+            responder: arc_swap::ArcSwap::from_pointee(Responder::new(key)),
             issuer: issuer_hashes,
             store,
             validity,
             clock,
             cache: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Signs every response from now on with `key` (a rolled-over responder key and its
+    /// certificate), pre-signed ones included: those made with the previous key are dropped.
+    pub fn rotate(&self, key: CertifiedKey) {
+        self.responder.store(Arc::new(Responder::new(key)));
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Answers a DER OCSPRequest (RFC 6960 §4.1) with a DER OCSPResponse (§4.2): good, revoked
@@ -206,10 +223,11 @@ impl OcspResponder {
         let (Some(responses), Some(produced_at)) = (responses, gtime(now)) else {
             return Answer::error(OcspResponse::internal_error());
         };
+        let responder = self.responder.load_full();
         let data = ResponseData {
             version: Version::V1,
             // RFC 5019 §2.2.3: byKey, the SHA-1 hash of the responder's public key.
-            responder_id: ResponderId::ByKey(match OctetString::new(self.responder_key_hash.clone()) {
+            responder_id: ResponderId::ByKey(match OctetString::new(responder.key_hash.clone()) {
                 Ok(k) => k,
                 Err(_) => return Answer::error(OcspResponse::internal_error()),
             }),
@@ -217,7 +235,7 @@ impl OcspResponder {
             responses,
             response_extensions: nonce.map(|n| vec![n]),
         };
-        let der = match self.sign(data).await {
+        let der = match responder.sign(data).await {
             Ok(d) => d,
             Err(e) => {
                 Incident::record("OCSP: signing failed", &e);
@@ -259,7 +277,9 @@ impl OcspResponder {
             single_extensions: None,
         })
     }
+}
 
+impl Responder {
     async fn sign(&self, data: ResponseData) -> Result<Vec<u8>, String> {
         let tbs = data.to_der().map_err(|e| e.to_string())?;
         let signature = self.key.sign(&tbs).await.map_err(|e| e.to_string())?;
@@ -267,7 +287,7 @@ impl OcspResponder {
             tbs_response_data: data,
             signature_algorithm: self.key.scheme().algorithm_identifier().map_err(|e| e.to_string())?,
             signature: signature.to_bit_string().map_err(|e| e.to_string())?,
-            certs: Some(vec![self.responder_cert.clone()]),
+            certs: Some(vec![self.cert.clone()]),
         };
         OcspResponse::successful(basic).and_then(|r| r.to_der()).map_err(|e| e.to_string())
     }

@@ -125,7 +125,45 @@ struct PolicySigner {
     signer_der: SignerDer,
 }
 
+/// The CA below the root that every signer certificate must be issued by, and the certificates
+/// each signature carries besides the signer's.
+struct Certifier {
+    issuing: Certificate,
+    below_root: Vec<Certificate>,
+}
+
 impl PolicySigner {
+    fn new(
+        policy: Arc<SigningPolicy>,
+        certified: CertifiedKey,
+        certifier: &Certifier,
+        tsa: &TimeStampAuthority,
+    ) -> Result<Self, SigningError> {
+        let ctx = |m: String| SigningError::Setup(format!("signing policy '{}': {m}", policy.name));
+        let signer_der = SignerDer::for_key(&certified).map_err(ctx)?;
+        let CertifiedKey { key, cert, der } = certified;
+        if cert.tbs_certificate.issuer != certifier.issuing.tbs_certificate.subject {
+            return Err(ctx("the certificate of its key is not issued by trustd's issuing CA".into()));
+        }
+        let certs = std::iter::once(cert.clone()).chain(certifier.below_root.iter().cloned()).collect();
+        let certificates_der = signed_data::certificates_der(certs).map_err(|e| SigningError::Setup(e.to_string()))?;
+        let digest = key.scheme().hash();
+        if policy.levels.contains(&Level::BT) && !tsa.accepts(digest) {
+            // Otherwise every B-T request would be signed in the HSM and only then refused.
+            return Err(ctx(format!("B-T needs the TSA policy to accept {digest} imprints")));
+        }
+        Ok(PolicySigner {
+            serial: Serial::from_bytes(cert.tbs_certificate.serial_number.as_bytes())
+                .ok_or_else(|| ctx("the signer certificate's serial is zero or longer than 20 octets".into()))?,
+            issuer: cert.tbs_certificate.issuer.to_string(),
+            certificate_hash: sha2::Sha256::digest(&der).into(),
+            policy,
+            key,
+            certificates_der,
+            signer_der,
+        })
+    }
+
     /// The digest algorithm of the policy's signatures: its key's (the signature scheme's).
     fn digest(&self) -> HashAlg {
         self.signer_der.hash()
@@ -135,7 +173,9 @@ impl PolicySigner {
 /// The signing service: one [`PolicySigner`] per policy, the TSA for B-T, the record writer,
 /// and the validator for `Verify`.
 pub struct SigningService {
-    policies: BTreeMap<String, PolicySigner>,
+    /// Each replaced whole when its key rolls over: a signature is made with one throughout.
+    policies: BTreeMap<String, arc_swap::ArcSwap<PolicySigner>>,
+    certifier: Certifier,
     tsa: Arc<TimeStampAuthority>,
     writer: RecordWriter<SignatureRecord>,
     validator: Arc<Validator>,
@@ -191,42 +231,52 @@ impl SigningService {
         // Everything but the root goes into each signature: relying parties bring their own
         // trust anchor.
         let below_root = ca_chain[..ca_chain.len() - 1].iter().map(parse).collect::<Result<Vec<_>, _>>()?;
+        let certifier = Certifier { issuing, below_root };
         let mut loaded = BTreeMap::new();
         for (policy, certified) in policies {
-            let ctx = |m: String| SigningError::Setup(format!("signing policy '{}': {m}", policy.name));
-            let signer_der = SignerDer::for_key(&certified).map_err(ctx)?;
-            let CertifiedKey { key, cert, der } = certified;
-            if cert.tbs_certificate.issuer != issuing.tbs_certificate.subject {
-                return Err(ctx("the certificate of its key is not issued by trustd's issuing CA".into()));
-            }
-            let certs = std::iter::once(cert.clone()).chain(below_root.iter().cloned()).collect();
-            let certificates_der = signed_data::certificates_der(certs).map_err(|e| setup(&e))?;
-            let scheme = key.scheme();
-            let digest = scheme.hash();
-            if policy.levels.contains(&Level::BT) && !tsa.accepts(digest) {
-                // Otherwise every B-T request would be signed in the HSM and only then refused.
-                return Err(ctx(format!("B-T needs the TSA policy to accept {digest} imprints")));
-            }
-            tracing::info!(policy = %policy.name, %scheme, "signing policy loaded");
-            let ps = PolicySigner {
-                policy: policy.clone(),
-                key,
-                serial: Serial::from_bytes(cert.tbs_certificate.serial_number.as_bytes())
-                    .ok_or_else(|| ctx("the signer certificate's serial is zero or longer than 20 octets".into()))?,
-                issuer: cert.tbs_certificate.issuer.to_string(),
-                certificate_hash: sha2::Sha256::digest(&der).into(),
-                certificates_der,
-                signer_der,
-            };
-            loaded.insert(policy.name.clone(), ps);
+            let signer = PolicySigner::new(policy.clone(), certified, &certifier, &tsa)?;
+            tracing::info!(policy = %policy.name, scheme = %signer.key.scheme(), "signing policy loaded");
+            loaded.insert(policy.name.clone(), arc_swap::ArcSwap::from_pointee(signer));
         }
         let verifying = admission::Admission::for_cores();
-        Ok(SigningService { policies: loaded, tsa, writer, validator: Arc::new(validator), verifying, clock })
+        Ok(SigningService {
+            policies: loaded,
+            certifier,
+            tsa,
+            writer,
+            validator: Arc::new(validator),
+            verifying,
+            clock,
+        })
     }
 
-    fn policy(&self, name: &str) -> Result<&PolicySigner, SigningError> {
+    /// The policies that sign with the key whose public key is `key` (the document signer's,
+    /// before it rolls over).
+    pub fn policies_signing_with(&self, key: &spki::SubjectPublicKeyInfoOwned) -> Vec<Arc<SigningPolicy>> {
+        self.policies
+            .values()
+            .map(|p| p.load())
+            .filter(|p| p.key.public_key() == key)
+            .map(|p| p.policy.clone())
+            .collect()
+    }
+
+    /// Signs under policy `name` from now on with `key` (a rolled-over key and its
+    /// certificate, in the policy's signature scheme); signatures being made finish with the
+    /// key they started with.
+    pub fn rotate(&self, name: &str, key: CertifiedKey) -> Result<(), SigningError> {
+        let current = self.policies.get(name).ok_or_else(|| SigningError::UnknownPolicy {
+            name: name.to_owned(),
+            known: self.policies.keys().cloned().collect::<Vec<_>>().join(", "),
+        })?;
+        let policy = current.load().policy.clone();
+        current.store(Arc::new(PolicySigner::new(policy, key, &self.certifier, &self.tsa)?));
+        Ok(())
+    }
+
+    fn policy(&self, name: &str) -> Result<Arc<PolicySigner>, SigningError> {
         let name = policy_name(name);
-        self.policies.get(name).ok_or_else(|| SigningError::UnknownPolicy {
+        self.policies.get(name).map(|p| p.load_full()).ok_or_else(|| SigningError::UnknownPolicy {
             name: name.to_owned(),
             known: self.policies.keys().cloned().collect::<Vec<_>>().join(", "),
         })
@@ -245,7 +295,7 @@ impl SigningService {
 
     /// The largest document any policy accepts in one request, for the transport's limit.
     pub fn max_document_bytes(&self) -> u64 {
-        self.policies.values().map(|p| p.policy.max_document_bytes).max().unwrap_or(0)
+        self.policies.values().map(|p| p.load().policy.max_document_bytes).max().unwrap_or(0)
     }
 
     /// A hasher for a document streamed under policy `name` (empty: `default`), with the

@@ -14,10 +14,12 @@ pub use sqlite::SqliteStore;
 
 use crate::ca_id::CaId;
 use crate::digest::HashAlg;
+use crate::keys::KeyRef;
 use crate::log::{LogStore, Sha256};
 use crate::policy::Level;
 use crate::revocation::Reason;
 use crate::serial::Serial;
+use crate::service_role::ServiceRole;
 use async_trait::async_trait;
 use std::fmt;
 use std::path::PathBuf;
@@ -116,6 +118,17 @@ pub struct StoredCrl {
     pub this_update: i64,
     pub next_update: i64,
     pub der: Vec<u8>,
+}
+
+/// A service key rolled over (`trustd rollover`): `role` signs with `key` from `generation` on
+/// (generation 1 is the key ceremony's, named in the config).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolledKey {
+    pub role: ServiceRole,
+    pub generation: u32,
+    pub key: KeyRef,
+    /// Unix seconds.
+    pub created_at: i64,
 }
 
 /// How many published CRLs of each CA the store keeps: the newest is served, the few before it
@@ -388,6 +401,11 @@ pub trait Store: LogStore + Send + Sync {
     /// The newest published CRL of `ca` numbered above `above`, if any: what a replica serves
     /// once it is newer than its own.
     async fn newest_crl(&self, ca: CaId, above: u64) -> Result<Option<StoredCrl>, StoreError>;
+    /// Records a rolled-over service key; refused (nothing changed) if that role's generation
+    /// is recorded already (another rollover got there first).
+    async fn record_service_key(&self, key: &RolledKey) -> Result<(), StoreError>;
+    /// The newest rolled-over key of each role that has one.
+    async fn service_keys(&self) -> Result<Vec<RolledKey>, StoreError>;
     /// Records time-stamp tokens in one transaction, outside the log (with the log on they are
     /// written with their log batch, [`LoggedRecord::NewTimestamp`](crate::log::LoggedRecord));
     /// durable when this returns. Fails whole (nothing recorded) if any serial was used before.

@@ -2,8 +2,8 @@
 //! `migrations/`), and only how a column is read differs, which [`Columns`] hides.
 
 use super::{
-    CertStatus, CertificateRecord, NewCertificate, Origin, Page, Revocation, RevokedEntry, SignatureRecord, Store,
-    StoreError, StoredCrl, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
+    CertStatus, CertificateRecord, NewCertificate, Origin, Page, Revocation, RevokedEntry, RolledKey, SignatureRecord,
+    Store, StoreError, StoredCrl, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
 };
 use crate::ca_id::CaId;
 use crate::log::{Hash, HashIndex, LogBatch, LogError, LoggedRecord, Sha256};
@@ -341,6 +341,39 @@ pub(super) fn stored_crl(row: &impl Columns) -> Result<StoredCrl, StoreError> {
         this_update: row.int("this_update")?,
         next_update: row.int("next_update")?,
         der: row.bytes("der")?,
+    })
+}
+
+/// The insertion of a [`RolledKey`] (`$1` role, `$2` generation, `$3` key URI, `$4` created_at).
+pub(super) const INSERT_SERVICE_KEY: &str =
+    "INSERT INTO service_keys (role, generation, key_uri, created_at) VALUES ($1, $2, $3, $4)";
+
+/// The newest generation of each role, read by [`rolled_key`].
+pub(super) const NEWEST_SERVICE_KEYS: &str = "SELECT role, generation, key_uri, created_at FROM service_keys s \
+     WHERE generation = (SELECT MAX(generation) FROM service_keys WHERE role = s.role) ORDER BY role";
+
+/// A failed [`INSERT_SERVICE_KEY`]: a unique violation is another rollover of the role first.
+pub(super) fn rolled_twice(e: sqlx::Error, key: &RolledKey) -> StoreError {
+    match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Database(format!(
+            "generation {} of the {} key is recorded already: another rollover got there first",
+            key.generation, key.role
+        )),
+        e => db(e),
+    }
+}
+
+/// A row of `service_keys`.
+pub(super) fn rolled_key(row: &impl Columns) -> Result<RolledKey, StoreError> {
+    let role = row.text("role")?;
+    let generation = row.int("generation")?;
+    Ok(RolledKey {
+        role: crate::service_role::ServiceRole::from_name(&role)
+            .ok_or_else(|| StoreError::Database(format!("unknown service key role '{role}' in the database")))?,
+        generation: u32::try_from(generation)
+            .map_err(|_| StoreError::Database(format!("service key generation {generation}")))?,
+        key: crate::keys::KeyRef::parse(&row.text("key_uri")?).map_err(StoreError::Database)?,
+        created_at: row.int("created_at")?,
     })
 }
 

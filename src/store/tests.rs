@@ -445,6 +445,36 @@ async fn the_newest_crls_are_kept_and_found() {
     }
 }
 
+/// Rolled-over service keys: the newest generation of each role is found, a generation is
+/// recorded once, and a damaged row is an error, not a key.
+#[tokio::test]
+async fn the_newest_rolled_over_key_of_each_role_is_found() {
+    use crate::keys::KeyRef;
+    use crate::service_role::ServiceRole;
+    for place in Place::each() {
+        let store = place.open().await;
+        assert_eq!(store.service_keys().await.unwrap(), vec![]);
+        let rolled = |role, generation: u32| RolledKey {
+            role,
+            generation,
+            key: KeyRef::parse(&format!("pkcs11:object=trustd-{role}.{generation}")).unwrap(),
+            created_at: i64::from(generation),
+        };
+        for r in [rolled(ServiceRole::Tsa, 2), rolled(ServiceRole::Ocsp, 2), rolled(ServiceRole::Tsa, 3)] {
+            store.record_service_key(&r).await.unwrap();
+        }
+        let mut want = vec![rolled(ServiceRole::Ocsp, 2), rolled(ServiceRole::Tsa, 3)];
+        want.sort_by_key(|r| r.role.name());
+        assert_eq!(store.service_keys().await.unwrap(), want);
+        let e = store.record_service_key(&rolled(ServiceRole::Tsa, 3)).await.expect_err("a generation once");
+        assert!(e.to_string().contains("another rollover got there first"), "{e}");
+        store.record_service_key(&rolled(ServiceRole::DocumentSigner, u32::MAX)).await.unwrap();
+        assert_eq!(store.service_keys().await.unwrap().len(), 3, "the largest generation round-trips");
+        store.execute_raw("UPDATE service_keys SET role = 'root' WHERE role = 'ocsp'").await;
+        assert!(store.service_keys().await.is_err(), "a role trustd does not roll over is damage");
+    }
+}
+
 /// Two stores on one database (two replicas, or a restart beside a running daemon) writing log
 /// batches at once: the database's compare-and-set lets exactly one batch move the tree from
 /// each size, so the log never forks, and what the loser wrote is nowhere.

@@ -164,21 +164,58 @@ struct Checked {
 /// The longest nonce a request may carry, in octets of its magnitude.
 pub const MAX_NONCE: usize = 32;
 
-/// The TSA: its key, its certificate, its policy, its clock, and the token log.
+/// The TSA: its signer, its policy, its clock, and the token log.
 pub struct TimeStampAuthority {
+    /// Replaced whole when the TSA key rolls over: a token is made with one signer throughout.
+    signer: arc_swap::ArcSwap<TsaSigner>,
+    /// The issuing CA's chain (issuing first, root last).
+    ca_chain: Vec<Vec<u8>>,
+    policy: TsaPolicy,
+    clock: Arc<dyn Clock>,
+    writer: RecordWriter<TimestampRecord>,
+}
+
+/// The TSA's key and what follows from its certificate.
+struct TsaSigner {
     key: Arc<dyn SigningKey>,
     /// The TSA's name (its certificate's subject), for TSTInfo's tsa field.
     name: GeneralName,
     /// `[0] IMPLICIT CertificateSet` with the TSA certificate, for requests with certReq.
     certificate_der: Vec<u8>,
+    /// The TSA certificate followed by the CA chain.
     chain: Vec<Vec<u8>>,
     /// The SignerInfo's constant parts, with the signing-certificate-v2 attribute (RFC 5816).
     signer_der: SignerDer,
-    policy: TsaPolicy,
-    clock: Arc<dyn Clock>,
     /// SHA-256 of the TSA certificate, DER: the key, as the log names it.
     certificate_hash: Sha256,
-    writer: RecordWriter<TimestampRecord>,
+}
+
+impl TsaSigner {
+    fn new(key: CertifiedKey, ca_chain: &[Vec<u8>]) -> Result<Self, TsaError> {
+        let signer_der = SignerDer::for_key(&key).map_err(TsaError)?;
+        let CertifiedKey { key, cert, der } = key;
+        let name = GeneralName::DirectoryName(cert.tbs_certificate.subject.clone());
+        let certificate_der =
+            crate::signed_data::certificates_der(vec![cert]).map_err(|e| TsaError(format!("encoding: {e}")))?;
+        let certificate_hash = sha2::Sha256::digest(&der).into();
+        let mut chain = vec![der];
+        chain.extend_from_slice(ca_chain);
+        Ok(TsaSigner { key, name, certificate_der, chain, signer_der, certificate_hash })
+    }
+
+    /// Signs the TSTInfo: the token, a ContentInfo with SignedData (RFC 3161 §2.4.2, RFC 5652
+    /// §5) whose signed attributes carry content-type, message-digest and
+    /// signing-certificate-v2, with the TSA certificate when the request asked for it.
+    async fn sign_token(&self, tst_der: &[u8], cert_req: bool) -> Result<Vec<u8>, String> {
+        let digest = self.signer_der.hash().digest(tst_der);
+        let signed_attrs =
+            self.signer_der.signed_attributes(ID_CT_TST_INFO, &digest, &[]).map_err(|e| e.to_string())?;
+        let signature = self.key.sign(&signed_attrs).await.map_err(|e| e.to_string())?;
+        let certificates = if cert_req { &self.certificate_der[..] } else { &[] };
+        self.signer_der
+            .content_info(ID_CT_TST_INFO, Some(tst_der), certificates, &signed_attrs, signature.as_bytes(), &[])
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl TimeStampAuthority {
@@ -192,25 +229,15 @@ impl TimeStampAuthority {
         clock: Arc<dyn Clock>,
         writer: RecordWriter<TimestampRecord>,
     ) -> Result<Self, TsaError> {
-        let signer_der = SignerDer::for_key(&key).map_err(TsaError)?;
-        let CertifiedKey { key, cert, der } = key;
-        let name = GeneralName::DirectoryName(cert.tbs_certificate.subject.clone());
-        let certificate_der =
-            crate::signed_data::certificates_der(vec![cert]).map_err(|e| TsaError(format!("encoding: {e}")))?;
-        let certificate_hash = sha2::Sha256::digest(&der).into();
-        let mut chain = vec![der];
-        chain.extend_from_slice(ca_chain);
-        Ok(TimeStampAuthority {
-            key,
-            name,
-            certificate_der,
-            chain,
-            signer_der,
-            policy,
-            clock,
-            certificate_hash,
-            writer,
-        })
+        let signer = arc_swap::ArcSwap::from_pointee(TsaSigner::new(key, ca_chain)?);
+        Ok(TimeStampAuthority { signer, ca_chain: ca_chain.to_vec(), policy, clock, writer })
+    }
+
+    /// Signs every token from now on with `key` (a rolled-over TSA key and its certificate);
+    /// tokens being made finish with the key they started with.
+    pub fn rotate(&self, key: CertifiedKey) -> Result<(), TsaError> {
+        self.signer.store(Arc::new(TsaSigner::new(key, &self.ca_chain)?));
+        Ok(())
     }
 
     /// Whether the TSA policy accepts imprints made with `hash`.
@@ -219,8 +246,8 @@ impl TimeStampAuthority {
     }
 
     /// The TSA certificate followed by its CA chain (DER), for relying parties.
-    pub fn chain(&self) -> &[Vec<u8>] {
-        &self.chain
+    pub fn chain(&self) -> Vec<Vec<u8>> {
+        self.signer.load().chain.clone()
     }
 
     /// Answers one DER TimeStampReq (RFC 3161 §2.4.1) with a DER TimeStampResp (§2.4.2) for
@@ -312,6 +339,7 @@ impl TimeStampAuthority {
     /// this returns.
     async fn issue(&self, Checked { req, hash, policy }: Checked, requester: &str) -> Result<Token, Refusal> {
         self.clock.check().map_err(|e| Refusal::new(Failure::TimeNotAvailable, e))?;
+        let signer = self.signer.load_full();
         let at = self.clock.now();
         let since_epoch = at.duration_since(std::time::UNIX_EPOCH).map_err(|e| Refusal::system(&e))?;
         let serial = Serial::time_ordered(at);
@@ -328,14 +356,14 @@ impl TimeStampAuthority {
             accuracy: Some(self.accuracy()),
             ordering: false,
             nonce: req.nonce.clone(),
-            tsa: self.policy.include_tsa_name.then(|| self.name.clone()),
+            tsa: self.policy.include_tsa_name.then(|| signer.name.clone()),
             extensions: match self.policy.qualified {
                 true => Some(vec![tst::qualified_statement().map_err(|e| Refusal::system(&e))?]),
                 false => None,
             },
         };
         let tst_der = tst.to_der().map_err(|e| Refusal::system(&e))?;
-        let token = self.sign_token(&tst_der, req.cert_req).await.map_err(|e| Refusal::system(&e))?;
+        let token = signer.sign_token(&tst_der, req.cert_req).await.map_err(|e| Refusal::system(&e))?;
         let record = TimestampRecord {
             serial: serial.clone(),
             gen_time: gen_time.since_epoch(),
@@ -345,25 +373,11 @@ impl TimeStampAuthority {
             nonce: req.nonce.as_ref().map(|n| n.as_bytes().to_vec()),
             requester: requester.to_owned(),
             token_der: token.clone(),
-            signer: self.certificate_hash,
+            signer: signer.certificate_hash,
         };
         // The reply leaves only once its record (and its log entry) is durable.
         self.writer.record(record).await.map_err(|e| Refusal::system(&e))?;
         Ok(Token { der: token, serial, gen_time })
-    }
-
-    /// Signs the TSTInfo: the token, a ContentInfo with SignedData (RFC 3161 §2.4.2, RFC 5652
-    /// §5) whose signed attributes carry content-type, message-digest and
-    /// signing-certificate-v2, with the TSA certificate when the request asked for it.
-    async fn sign_token(&self, tst_der: &[u8], cert_req: bool) -> Result<Vec<u8>, String> {
-        let digest = self.signer_der.hash().digest(tst_der);
-        let signed_attrs =
-            self.signer_der.signed_attributes(ID_CT_TST_INFO, &digest, &[]).map_err(|e| e.to_string())?;
-        let signature = self.key.sign(&signed_attrs).await.map_err(|e| e.to_string())?;
-        let certificates = if cert_req { &self.certificate_der[..] } else { &[] };
-        self.signer_der
-            .content_info(ID_CT_TST_INFO, Some(tst_der), certificates, &signed_attrs, signature.as_bytes(), &[])
-            .map_err(|e| e.to_string())
     }
 }
 

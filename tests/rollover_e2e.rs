@@ -1,0 +1,232 @@
+//! Key rollover without downtime (`trustd rollover`) on a running `trustd dev`: the TSA, the
+//! document signer and the OCSP responder each get a new key while the daemon serves; what the
+//! old keys signed still verifies with openssl and trustctl, new work carries the new
+//! certificates, OCSP answers for the old and the new, the log states each new key, and a
+//! restart keeps the newest.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const TSQ: &str = "application/timestamp-query";
+
+fn rollover(d: &Daemon, key: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trustd"))
+        .args(["rollover", "--key", key, "--public-url", PUBLIC_URL, "--data-dir"])
+        .arg(d.data_dir())
+        .output()
+        .expect("trustd rollover")
+}
+
+fn rollover_ok(d: &Daemon, key: &str) -> String {
+    let out = rollover(d, key);
+    assert!(out.status.success(), "trustd rollover --key {key}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A time-stamp over HTTP for `doc.txt` with the TSA certificate in it, saved as `name`; the
+/// certificate it names, PEM.
+fn timestamp(d: &Daemon, name: &str) -> String {
+    let dir = d.dir.path();
+    openssl(dir, &["ts", "-query", "-data", "doc.txt", "-sha256", "-cert", "-out", "q.tsq"]);
+    let (code, _, body) = d.http_post("/tsa", TSQ, &std::fs::read(dir.join("q.tsq")).unwrap());
+    assert_eq!(code, 200);
+    std::fs::write(dir.join(name), body).unwrap();
+    openssl(dir, &["ts", "-reply", "-in", name, "-token_out", "-out", "token.der"]);
+    let certs = text(&openssl(dir, &["pkcs7", "-inform", "DER", "-in", "token.der", "-print_certs"]));
+    first_certificate(&certs)
+}
+
+/// The first PEM certificate in openssl's `-print_certs` output (without its subject= lines).
+fn first_certificate(printed: &str) -> String {
+    let begin = printed.find("-----BEGIN CERTIFICATE-----").expect("a certificate");
+    let end = printed[begin..].find("-----END CERTIFICATE-----").expect("its end") + begin;
+    format!("{}-----END CERTIFICATE-----\n", &printed[begin..end])
+}
+
+fn ts_verifies(dir: &Path, name: &str) -> bool {
+    let args = ["ts", "-verify", "-in", name, "-data", "doc.txt", "-CAfile", "root.pem", "-untrusted", "issuing.pem"];
+    text(&Command::new("openssl").current_dir(dir).args(args).output().unwrap()).contains("Verification: OK")
+}
+
+/// A detached CMS signature of `doc.txt` by trustctl, saved as `name`; its signer's certificate.
+fn sign(d: &Daemon, name: &str) -> String {
+    let dir = d.dir.path();
+    trustctl_ok(
+        d,
+        &[
+            "sign",
+            "--file",
+            dir.join("doc.txt").to_str().unwrap(),
+            "--detached",
+            "--out",
+            dir.join(name).to_str().unwrap(),
+        ],
+    );
+    let certs = text(&openssl(dir, &["pkcs7", "-inform", "DER", "-in", name, "-print_certs"]));
+    first_certificate(&certs)
+}
+
+fn cms_verifies(dir: &Path, name: &str) -> bool {
+    let args =
+        ["cms", "-verify", "-binary", "-inform", "DER", "-in", name, "-content", "doc.txt", "-CAfile", "root.pem"];
+    let out =
+        Command::new("openssl").current_dir(dir).args(args).args(["-purpose", "any", "-out", "/dev/null"]).output();
+    let out = out.unwrap();
+    out.status.success() && text(&out).contains("Verification successful")
+}
+
+/// `openssl ocsp` for `cert` (a PEM file in the dir): the status line and the responder's key
+/// hash (byKey), after checking that openssl verified the response.
+fn ocsp(d: &Daemon, cert: &str) -> (String, String) {
+    let url = format!("http://{}/ocsp", d.http);
+    let args = ["ocsp", "-issuer", "issuing.pem", "-cert", cert, "-url", &url, "-CAfile", "root.pem", "-resp_text"];
+    let out = text(&Command::new("openssl").current_dir(d.dir.path()).args(args).output().unwrap());
+    assert!(out.contains("Response verify OK"), "{out}");
+    let status = out.lines().find(|l| l.starts_with(&format!("{cert}: "))).expect("status line").to_owned();
+    let responder = out.lines().find_map(|l| l.trim().strip_prefix("Responder Id: ")).expect("responder").to_owned();
+    (status, responder)
+}
+
+/// Waits (up to 10 s) until `made` gives something other than `old`: a replica follows a
+/// rollover within about a second.
+fn changed_from(old: &str, mut made: impl FnMut() -> String) -> String {
+    let start = Instant::now();
+    loop {
+        let now = made();
+        if now != old {
+            return now;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "still the old key after 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn service_keys_roll_over_while_serving_and_what_they_signed_stays_valid() {
+    let d = Daemon::start();
+    let dir = d.dir.path().to_path_buf();
+    std::fs::write(dir.join("doc.txt"), b"a contract signed before and after a key rollover\n").unwrap();
+    let chain = split_pem(&trustctl_ok(&d, &["ca", "chain"]));
+    std::fs::write(dir.join("issuing.pem"), &chain[0]).unwrap();
+    std::fs::write(dir.join("root.pem"), &chain[1]).unwrap();
+    let (_, _, vkey) = d.http_get("/log/key");
+    let vkey = String::from_utf8(vkey).unwrap().trim().to_owned();
+
+    let tsa_1 = timestamp(&d, "before.tsr");
+    let signer_1 = sign(&d, "before.p7s");
+    std::fs::write(dir.join("tsa-1.pem"), &tsa_1).unwrap();
+    let (status, responder_1) = ocsp(&d, "tsa-1.pem");
+    assert!(status.ends_with(": good"), "{status}");
+
+    // Each rollover while the daemon serves; it switches within a second.
+    let rolled = rollover_ok(&d, "tsa");
+    assert!(rolled.contains("tsa key, generation 2") && rolled.contains("object=trustd-tsa.2"), "{rolled}");
+    let tsa_2 = changed_from(&tsa_1, || timestamp(&d, "after.tsr"));
+    let rolled = rollover_ok(&d, "signer");
+    assert!(rolled.contains("document-signer key, generation 2"), "{rolled}");
+    let signer_2 = changed_from(&signer_1, || sign(&d, "after.p7s"));
+    rollover_ok(&d, "ocsp");
+    let responder_2 = changed_from(&responder_1, || ocsp(&d, "tsa-1.pem").1);
+
+    // The new certificates keep the old names; both generations verify with openssl.
+    std::fs::write(dir.join("tsa-2.pem"), &tsa_2).unwrap();
+    std::fs::write(dir.join("signer-1.pem"), &signer_1).unwrap();
+    std::fs::write(dir.join("signer-2.pem"), &signer_2).unwrap();
+    let subject = |f: &str| text(&openssl(&dir, &["x509", "-in", f, "-noout", "-subject"]));
+    assert_eq!(subject("tsa-1.pem"), subject("tsa-2.pem"));
+    assert_eq!(subject("signer-1.pem"), subject("signer-2.pem"));
+    for f in ["tsa-2.pem", "signer-2.pem"] {
+        openssl(&dir, &["verify", "-CAfile", "root.pem", "-untrusted", "issuing.pem", f]);
+    }
+    for tsr in ["before.tsr", "after.tsr"] {
+        assert!(ts_verifies(&dir, tsr), "{tsr}");
+    }
+    for sig in ["before.p7s", "after.p7s"] {
+        assert!(cms_verifies(&dir, sig), "{sig}");
+        let doc = dir.join("doc.txt");
+        let report = trustctl_ok(
+            &d,
+            &["verify", "--signature", dir.join(sig).to_str().unwrap(), "--file", doc.to_str().unwrap()],
+        );
+        assert!(report.contains("indication: TOTAL_PASSED"), "{report}");
+    }
+    // OCSP, signed by the new responder key, knows the old and the new service certificates.
+    for cert in ["tsa-1.pem", "tsa-2.pem", "signer-1.pem", "signer-2.pem"] {
+        let (status, responder) = ocsp(&d, cert);
+        assert!(status.ends_with(": good"), "{status}");
+        assert_eq!(responder, responder_2);
+    }
+
+    // The log states each new key, and every token and signature's certificate is in it.
+    let stated =
+        [("tsa", "trustd-tsa.2"), ("document-signer", "trustd-document-signer.2"), ("ocsp", "trustd-ocsp-signer.2")]
+            .map(|(role, label)| format!(": {role} pkcs11:object={label} with public key"));
+    let start = Instant::now();
+    let log = loop {
+        // The checkpoint follows the entries within about a second.
+        let log = trustctl_ok(&d, &["log", "verify", "--key", &vkey]);
+        if stated.iter().all(|line| log.contains(line)) {
+            break log;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "not every new key is stated in the log:\n{log}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for role in ["tsa", "document-signer", "ocsp"] {
+        assert!(log.contains(&format!("ceremony:{role} 2")), "both {role} certificates in the log:\n{log}");
+    }
+    assert!(!log.contains("certificate not among these entries"), "{log}");
+
+    // A restart serves with the newest keys; a second rollover makes generation 3.
+    let (status, dir_kept) = d.stop();
+    assert!(status.success());
+    let d = Daemon::start_in(dir_kept);
+    assert_eq!(timestamp(&d, "restarted.tsr"), tsa_2);
+    assert_eq!(sign(&d, "restarted.p7s"), signer_2);
+    assert_eq!(ocsp(&d, "tsa-1.pem").1, responder_2);
+    let rolled = rollover_ok(&d, "tsa");
+    assert!(rolled.contains("tsa key, generation 3") && rolled.contains("object=trustd-tsa.3"), "{rolled}");
+    let tsa_3 = changed_from(&tsa_2, || timestamp(&d, "third.tsr"));
+    assert_ne!(tsa_3, tsa_1);
+    for tsr in ["before.tsr", "after.tsr", "third.tsr"] {
+        assert!(ts_verifies(d.dir.path(), tsr), "{tsr}");
+    }
+    trustctl_ok(&d, &["log", "verify", "--key", &vkey]);
+    let (_, _, ready) = d.http_get("/readyz");
+    assert!(String::from_utf8_lossy(&ready).contains("certificates: ok"));
+}
+
+#[test]
+fn a_rollover_refuses_what_it_cannot_do_and_changes_nothing() {
+    let d = Daemon::start();
+    for (key, says) in [
+        ("issuing", "is replaced by a key ceremony"),
+        ("log", "is replaced by a key ceremony"),
+        ("root", "is replaced by a key ceremony"),
+        ("TSA", "is not a service key"),
+        ("", "is not a service key"),
+    ] {
+        let out = rollover(&d, key);
+        assert!(!out.status.success(), "--key {key:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("trustd: ") && err.contains(says), "--key {key:?}: {err}");
+    }
+    let missing = d.dir.path().join("no-such-dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_trustd"))
+        .args(["rollover", "--key", "tsa", "--data-dir"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no trustd dev data dir there"), "{}", text(&out));
+    assert!(!missing.exists(), "nothing created where no data dir was");
+    let out = Command::new(env!("CARGO_BIN_EXE_trustd")).args(["rollover", "--key", "tsa"]).output().unwrap();
+    assert!(!out.status.success(), "a config or a data dir is required");
+    // Nothing was rolled over: the daemon still signs with the ceremony's TSA key.
+    std::fs::write(d.dir.path().join("doc.txt"), b"x").unwrap();
+    let chain = split_pem(&trustctl_ok(&d, &["tsa", "chain"]));
+    assert_eq!(timestamp(&d, "t.tsr"), chain[0]);
+}
