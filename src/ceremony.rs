@@ -65,17 +65,19 @@ impl CaKeys {
             ServiceRole::Tsa => &self.tsa,
             ServiceRole::DocumentSigner => &self.document_signer,
             ServiceRole::Ocsp => &self.ocsp,
+            ServiceRole::Log => &self.log,
         }
     }
 
     /// These keys with each rolled-over role's newest key in place of the ceremony's.
     pub fn rolled_over(&self, rolled: &[crate::store::RolledKey]) -> CaKeys {
         let mut keys = self.clone();
-        for r in rolled {
+        for r in crate::rollover::newest(rolled) {
             let slot = match r.role {
                 ServiceRole::Tsa => &mut keys.tsa,
                 ServiceRole::DocumentSigner => &mut keys.document_signer,
                 ServiceRole::Ocsp => &mut keys.ocsp,
+                ServiceRole::Log => &mut keys.log,
             };
             *slot = r.key.clone();
         }
@@ -184,6 +186,7 @@ fn ensure_service(
         ServiceRole::Ocsp => {
             ("trustd OCSP Responder", KeyUsages::DigitalSignature.into(), Some(rfc5280::ID_KP_OCSP_SIGNING), true)
         }
+        ServiceRole::Log => return Err(CeremonyError::Refused("the log key has no certificate".into())),
     };
     let urls = UrlContext { base: cfg.public_url.clone(), ca: CaId::Issuing };
     let kind = CeremonyCert::Service { urls: &urls, key_usage, eku, ocsp_no_check };
@@ -194,9 +197,9 @@ fn ensure_service(
 /// Rolls `role`'s key over to `generation` (`trustd rollover`): a new key in the token, named
 /// after the ceremony's with the generation (`trustd-tsa` → `trustd-tsa.2`), certified by the
 /// issuing CA as the ceremony's was, under the subject name of `previous`'s certificate (a TSA
-/// or a signer keeps its name across keys). A key and certificate of that name left by an
-/// interrupted rollover are kept, as the ceremony keeps what exists. Returns the new key's
-/// name. Blocking.
+/// or a signer keeps its name across keys); the log's next key is an Ed25519 key like the
+/// first, without a certificate. A key and certificate of that name left by an interrupted
+/// rollover are kept, as the ceremony keeps what exists. Returns the new key's name. Blocking.
 pub fn rollover(
     hsm: &Hsm,
     cfg: &CeremonyConfig,
@@ -209,6 +212,10 @@ pub fn rollover(
         CeremonyError::Refused(format!("the {role} key {first} has no label (object=) to name its successors after"))
     })?;
     let key = KeyRef { token: first.token.clone(), label: Some(format!("{label}.{generation}")), id: None };
+    if role == ServiceRole::Log {
+        let key_generated = ensure_key(hsm, &key, cfg.log_algorithm)?;
+        return Ok((key.clone(), Step { key: key.to_string(), key_generated, certificate_created: None }));
+    }
     let (issuing, _) = hsm
         .stored_certificate(&cfg.keys.issuing)?
         .ok_or_else(|| HsmError::NoCertificate(cfg.keys.issuing.to_string()))?;
@@ -256,7 +263,7 @@ pub fn run(hsm: &Hsm, root_token: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step
     let kind = CeremonyCert::Issuing { urls: &root_urls };
     let issuing = ensure(hsm, cfg, &issuing_role, Some((&root, root_token, &keys.root)), kind, &mut steps)?;
 
-    for role in ServiceRole::ALL {
+    for role in ServiceRole::CERTIFIED {
         ensure_service(hsm, cfg, role, keys.service(role), &issuing, None, &mut steps)?;
     }
     let key_generated = ensure_key(hsm, &keys.log, cfg.log_algorithm)?;
@@ -416,7 +423,7 @@ pub async fn root_crl(
 /// [`crate::ca::CertificateAuthority::record_ceremony_certificates`]. Blocking.
 pub fn service_certificates(hsm: &Hsm, keys: &CaKeys) -> Result<Vec<ServiceCertificate>, HsmError> {
     let mut found = Vec::new();
-    for role in ServiceRole::ALL {
+    for role in ServiceRole::CERTIFIED {
         if let Some((cert, der)) = hsm.stored_certificate(keys.service(role))? {
             found.push(ServiceCertificate { role: role.name(), cert, der });
         }

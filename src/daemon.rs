@@ -217,15 +217,20 @@ async fn root_crl(
         .map_err(|e| format!("root CRL: {e}"))
 }
 
-/// Starts the issued-certificate log: `key` (the Ed25519 key `[keys] log` in the HSM) signs its
-/// checkpoints, named by the origin.
+/// Starts the issued-certificate log: `key` (the Ed25519 key `[keys] log` in the HSM, or its
+/// newest rolled-over successor) signs its checkpoints, named by the origin, cosigned by
+/// `previous`, the key it rolled over from.
 async fn start_log(
     cfg: &Config,
     key: Arc<dyn SigningKey>,
+    previous: Option<Arc<dyn SigningKey>>,
     store: Arc<dyn LogStore>,
 ) -> Result<Arc<TransparencyLog>, StartError> {
     let origin = cfg.log_origin();
-    let signer = CheckpointSigner::new(&origin, key).map_err(|e| format!("log key: {e}"))?;
+    let mut signer = CheckpointSigner::new(&origin, key).map_err(|e| format!("log key: {e}"))?;
+    if let Some(previous) = previous {
+        signer = signer.after(&CheckpointSigner::new(&origin, previous).map_err(|e| format!("previous log key: {e}"))?);
+    }
     let vkey = signer.public_key().vkey();
     let log = TransparencyLog::start(&origin, signer, store).await.map_err(|e| format!("log: {e}"))?;
     tracing::info!(%origin, %vkey, size = %log.checkpoint().checkpoint.size(), "issued-certificate log started");
@@ -531,10 +536,21 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         clock.clone(),
     )
     .map_err(|e| e.to_string())?;
+    // The keys rolled over (`trustd rollover`) serve in place of the ceremony's.
+    let rolled = store.service_keys().await.map_err(|e| format!("{database}: the rolled-over keys: {e}"))?;
+    let keys = cfg.keys.rolled_over(&rolled);
+    let generation =
+        |role| crate::rollover::newest(&rolled).iter().find(|r| r.role == role).map_or(1, |r| r.generation);
+    let mut in_use = HashMap::new();
     let log = if cfg.log.enabled {
-        let key = hsm_signer(&hsm, &cfg.keys.log, Some(SignatureScheme::Ed25519), "log key").await?;
+        let key = crate::rollover::log_key(&hsm, &keys.log).await?;
         diagnostics = diagnostics.with_key(ServiceKey::Log, key.clone());
-        Some(start_log(&cfg, key, store.clone()).await?)
+        in_use.insert(ServiceRole::Log, (generation(ServiceRole::Log), key.public_key().clone()));
+        let previous = match crate::rollover::previous(&rolled, ServiceRole::Log, &cfg.keys.log) {
+            Some(k) => Some(crate::rollover::log_key(&hsm, &k).await?),
+            None => None,
+        };
+        Some(start_log(&cfg, key, previous, store.clone()).await?)
     } else {
         tracing::warn!("the issued-certificate log is disabled ([log] enabled = false): issuance is not logged");
         None
@@ -544,9 +560,6 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         None => ca,
     };
 
-    // The keys rolled over (`trustd rollover`) serve in place of the ceremony's.
-    let rolled = store.service_keys().await.map_err(|e| format!("{database}: the rolled-over keys: {e}"))?;
-    let keys = cfg.keys.rolled_over(&rolled);
     // Before anything answers OCSP or validates signatures: the service certificates must be
     // known like every certificate of the CA.
     let ceremony_certs = {
@@ -581,8 +594,6 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let tsa_key = certified_key(&hsm, &keys.tsa, None).await?;
     diagnostics = diagnostics.with_key(ServiceKey::Tsa, tsa_key.key.clone());
     expiry.set("tsa", not_after(&tsa_key));
-    let mut in_use = HashMap::new();
-    let generation = |role| rolled.iter().find(|r| r.role == role).map_or(1, |r| r.generation);
     in_use.insert(ServiceRole::Tsa, (generation(ServiceRole::Tsa), tsa_key.key.public_key().clone()));
     let tsa = TimeStampAuthority::new(
         tsa_key,
@@ -663,7 +674,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         store: store.clone(),
         hsm: hsm.clone(),
         ca: ca.clone(),
-        log: sequencer.filter(|_| primary).cloned(),
+        log: log.clone(),
         tsa: tsa.clone(),
         signing: signing.clone(),
         ocsp: ocsp.clone(),

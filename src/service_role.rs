@@ -4,7 +4,8 @@
 use std::fmt;
 
 /// The service keys that roll over while the daemon serves (`trustd rollover --key`): each signs
-/// under a certificate of the issuing CA.
+/// under a certificate of the issuing CA, except the log's, whose checkpoints name it by its
+/// verifier key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ServiceRole {
     /// The time-stamping authority's (RFC 3161 §2.3).
@@ -13,11 +14,17 @@ pub enum ServiceRole {
     DocumentSigner,
     /// The OCSP responder's delegated key (RFC 6960 §4.2.2.2).
     Ocsp,
+    /// The issued-certificate log's checkpoint key (C2SP signed-note, Ed25519).
+    Log,
 }
 
 impl ServiceRole {
     /// Every role.
-    pub const ALL: [ServiceRole; 3] = [ServiceRole::Tsa, ServiceRole::DocumentSigner, ServiceRole::Ocsp];
+    pub const ALL: [ServiceRole; 4] =
+        [ServiceRole::Tsa, ServiceRole::DocumentSigner, ServiceRole::Ocsp, ServiceRole::Log];
+
+    /// The roles whose key the issuing CA certifies.
+    pub const CERTIFIED: [ServiceRole; 3] = [ServiceRole::Tsa, ServiceRole::DocumentSigner, ServiceRole::Ocsp];
 
     /// The name on the command line, in the store and in log entries (a ceremony_event's role).
     pub fn name(self) -> &'static str {
@@ -25,6 +32,7 @@ impl ServiceRole {
             ServiceRole::Tsa => "tsa",
             ServiceRole::DocumentSigner => "document-signer",
             ServiceRole::Ocsp => "ocsp",
+            ServiceRole::Log => "log",
         }
     }
 
@@ -49,7 +57,7 @@ mod tests {
         for role in ServiceRole::ALL {
             assert_eq!(ServiceRole::from_name(role.name()), Some(role));
         }
-        for other in ["", "TSA", "root", "issuing", "log", "signer", "tsa "] {
+        for other in ["", "TSA", "root", "issuing", "tls", "signer", "tsa "] {
             assert_eq!(ServiceRole::from_name(other), None, "{other:?}");
         }
     }

@@ -204,7 +204,7 @@ fn a_rollover_refuses_what_it_cannot_do_and_changes_nothing() {
     let d = Daemon::start();
     for (key, says) in [
         ("issuing", "is replaced by a key ceremony"),
-        ("log", "is replaced by a key ceremony"),
+        ("tls", "is replaced by a key ceremony"),
         ("root", "is replaced by a key ceremony"),
         ("TSA", "is not a service key"),
         ("", "is not a service key"),
@@ -229,4 +229,62 @@ fn a_rollover_refuses_what_it_cannot_do_and_changes_nothing() {
     std::fs::write(d.dir.path().join("doc.txt"), b"x").unwrap();
     let chain = split_pem(&trustctl_ok(&d, &["tsa", "chain"]));
     assert_eq!(timestamp(&d, "t.tsr"), chain[0]);
+}
+
+/// The log's verifier key, as `GET /log/key` serves it.
+fn log_key(d: &Daemon) -> String {
+    let (code, _, vkey) = d.http_get("/log/key");
+    assert_eq!(code, 200);
+    String::from_utf8(vkey).unwrap().trim().to_owned()
+}
+
+/// The signature lines of the latest checkpoint (C2SP signed-note: `— name base64`).
+fn checkpoint_signatures(d: &Daemon) -> usize {
+    let (_, _, note) = d.http_get("/log/checkpoint");
+    String::from_utf8(note).unwrap().lines().filter(|l| l.starts_with('\u{2014}')).count()
+}
+
+#[test]
+fn the_log_key_rolls_over_and_auditors_follow_it_from_the_log() {
+    let d = Daemon::start();
+    let state = d.dir.path().join("auditor.json");
+    let state = state.to_str().unwrap().to_owned();
+    let first = log_key(&d);
+    trustctl_ok(&d, &["log", "verify", "--key", &first, "--state", &state]);
+    assert_eq!(checkpoint_signatures(&d), 1);
+
+    let rolled = rollover_ok(&d, "log");
+    assert!(rolled.contains("log key, generation 2") && rolled.contains("object=trustd-log.2"), "{rolled}");
+    let second = changed_from(&first, || log_key(&d));
+    // Until the next rollover every checkpoint is signed by the new key and the old.
+    assert_eq!(checkpoint_signatures(&d), 2);
+    for key in [&first, &second] {
+        trustctl_ok(&d, &["log", "verify", "--key", key]);
+    }
+    // The auditor who pinned the first key finds the second stated in the log it verified.
+    let out = trustctl_ok(&d, &["log", "verify", "--state", &state]);
+    assert!(out.contains("the log's key rolled over at entry") && out.contains("pinned from now on"), "{out}");
+    assert!(out.contains(&second), "{out}");
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(saved["key"], second.as_str());
+    assert!(out.contains(": log pkcs11:object=trustd-log.2 with public key"), "{out}");
+
+    // A restart signs with the newest key, cosigned by the one before.
+    let (status, dir) = d.stop();
+    assert!(status.success());
+    let d = Daemon::start_in(dir);
+    assert_eq!(log_key(&d), second);
+    assert_eq!(checkpoint_signatures(&d), 2);
+    let out = trustctl_ok(&d, &["log", "verify", "--state", &state]);
+    assert!(!out.contains("rolled over"), "{out}");
+
+    // A second rollover: the first key signs no more, the auditor moves on to the third.
+    rollover_ok(&d, "log");
+    let third = changed_from(&second, || log_key(&d));
+    assert_eq!(checkpoint_signatures(&d), 2);
+    let out = d.trustctl(&["log", "verify", "--key", &first]);
+    assert!(!out.status.success(), "the first key no longer signs: {}", text(&out));
+    let out = trustctl_ok(&d, &["log", "verify", "--state", &state]);
+    assert!(out.contains(&third) && out.contains("pinned from now on"), "{out}");
+    trustctl_ok(&d, &["log", "verify", "--key", &third]);
 }

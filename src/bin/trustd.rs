@@ -103,10 +103,11 @@ enum Command {
         config: PathBuf,
     },
     /// Replaces a service key while the daemon serves: a new key in the HSM, certified by the
-    /// issuing CA under the old certificate's name, recorded in the store; every running
-    /// replica signs with it within a second. What the old key signed stays valid.
+    /// issuing CA under the old certificate's name (the log's: cosigning checkpoints with the
+    /// old), recorded in the store; every running replica signs with it within a second. What
+    /// the old key signed stays valid.
     Rollover {
-        /// The key: tsa, document-signer (or signer), ocsp.
+        /// The key: tsa, document-signer (or signer), ocsp, log.
         #[arg(long)]
         key: String,
         /// The daemon's config (`trustd serve`).
@@ -126,15 +127,16 @@ enum Command {
     },
 }
 
-/// The service role `--key` names. The issuing CA's and the log's keys are not among them yet.
+/// The service role `--key` names. The CAs' keys are not among them: a key ceremony replaces
+/// those; the TLS key's certificate is renewed while serving.
 fn rollover_role(key: &str) -> Result<ServiceRole, String> {
     let name = if key == "signer" { "document-signer" } else { key };
     ServiceRole::from_name(name).ok_or_else(|| match key {
-        "issuing" | "log" | "root" | "tls" => format!(
-            "--key {key}: only the tsa, document-signer and ocsp keys roll over with trustd rollover; the {key} key \
-             is replaced by a key ceremony"
+        "issuing" | "root" | "tls" => format!(
+            "--key {key}: only the tsa, document-signer, ocsp and log keys roll over with trustd rollover; the {key} \
+             key is replaced by a key ceremony"
         ),
-        _ => format!("--key: '{key}' is not a service key (tsa, document-signer, ocsp)"),
+        _ => format!("--key: '{key}' is not a service key (tsa, document-signer, ocsp, log)"),
     })
 }
 

@@ -165,15 +165,20 @@ impl LogPublicKey {
     }
 }
 
-/// Signs checkpoints with the log's Ed25519 key, through the key seam (the HSM in the daemon).
+/// Signs checkpoints with the log's Ed25519 key, through the key seam (the HSM in the daemon),
+/// and after a rollover also with the key before it, so that auditors who pinned that one keep
+/// verifying and learn the new key from the log.
 pub struct CheckpointSigner {
     key: LogPublicKey,
     signer: Arc<dyn SigningKey>,
+    /// The previous log key, which cosigns every checkpoint until the next rollover.
+    previous: Option<(LogPublicKey, Arc<dyn SigningKey>)>,
 }
 
 impl fmt::Debug for CheckpointSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CheckpointSigner").field("key", &self.key).finish()
+        let previous = self.previous.as_ref().map(|(k, _)| k);
+        f.debug_struct("CheckpointSigner").field("key", &self.key).field("previous", &previous).finish()
     }
 }
 
@@ -186,7 +191,13 @@ impl CheckpointSigner {
             return Err(LogError::BadPublicKey(format!("a log key signs with ed25519, not {}", signer.scheme())));
         }
         let spki = signer.public_key().to_der().map_err(|e| LogError::BadPublicKey(e.to_string()))?;
-        Ok(CheckpointSigner { key: LogPublicKey::from_spki_der(origin, &spki)?, signer })
+        Ok(CheckpointSigner { key: LogPublicKey::from_spki_der(origin, &spki)?, signer, previous: None })
+    }
+
+    /// This signer with `previous`'s key (not the one before that) cosigning each checkpoint:
+    /// the log's key rolled over from `previous` to this one.
+    pub fn after(self, previous: &CheckpointSigner) -> Self {
+        CheckpointSigner { previous: Some((previous.key.clone(), previous.signer.clone())), ..self }
     }
 
     /// The public key.
@@ -195,24 +206,39 @@ impl CheckpointSigner {
     }
 
     /// The signed note of `checkpoint`: the body, a blank line and
-    /// `— <key name> <base64(key ID ‖ signature)>`. The signature is checked against the public
-    /// key before it is returned, so a misbehaving HSM never publishes a checkpoint that
-    /// auditors would reject.
+    /// `— <key name> <base64(key ID ‖ signature)>`, a line for this key and one for the
+    /// previous (C2SP signed-note: a verifier ignores signatures by keys it does not know).
+    /// Each signature is checked against its public key before the note is returned, so a
+    /// misbehaving HSM never publishes a checkpoint that auditors would reject.
     pub async fn sign(&self, checkpoint: &Checkpoint) -> Result<Vec<u8>, LogError> {
         let text = checkpoint.to_body();
-        let signature = self.signer.sign(text.as_bytes()).await.map_err(|e| LogError::Signer(e.to_string()))?;
-        let note = signed_note_of(&self.key, text.as_bytes(), signature.as_bytes())?;
-        verify_note(&note, &self.key)?;
+        let mut signatures = vec![(&self.key, sign_with(self.signer.as_ref(), &text).await?)];
+        if let Some((key, signer)) = &self.previous {
+            signatures.push((key, sign_with(signer.as_ref(), &text).await?));
+        }
+        let note = signed_note_of(text.as_bytes(), &signatures)?;
+        for (key, _) in &signatures {
+            verify_note(&note, key)?;
+        }
         Ok(note)
     }
 }
 
-/// The signed note of `text` with `signature`, made by `key`'s private half, formatted by
-/// signed_note.
-fn signed_note_of(key: &LogPublicKey, text: &[u8], signature: &[u8]) -> Result<Vec<u8>, LogError> {
-    let signer = NoteSigner { name: &key.name, id: key.key_id(), text, signature };
+async fn sign_with(signer: &dyn SigningKey, text: &str) -> Result<Vec<u8>, LogError> {
+    let signature = signer.sign(text.as_bytes()).await.map_err(|e| LogError::Signer(e.to_string()))?;
+    Ok(signature.as_bytes().to_vec())
+}
+
+/// The signed note of `text` with `signatures`, each made by its key's private half, formatted
+/// by signed_note.
+fn signed_note_of(text: &[u8], signatures: &[(&LogPublicKey, Vec<u8>)]) -> Result<Vec<u8>, LogError> {
+    let signers: Vec<NoteSigner<'_>> = signatures
+        .iter()
+        .map(|(key, signature)| NoteSigner { name: &key.name, id: key.key_id(), text, signature })
+        .collect();
+    let signers: Vec<&dyn signed_note::Signer> = signers.iter().map(|s| s as &dyn signed_note::Signer).collect();
     let mut note = Note::new(text, &[]).map_err(|e| LogError::BadCheckpoint(e.to_string()))?;
-    note.add_sigs(&[&signer]).map_err(|e| LogError::Signer(e.to_string()))?;
+    note.add_sigs(&signers).map_err(|e| LogError::Signer(e.to_string()))?;
     Ok(note.to_bytes())
 }
 
@@ -336,6 +362,26 @@ mod tests {
         assert_eq!(open_checkpoint(&note, ORIGIN, s.public_key()).unwrap(), checkpoint());
     }
 
+    /// After a rollover a checkpoint carries the new key's signature and the previous key's,
+    /// each verifiable alone; the key before that no longer signs.
+    #[test]
+    fn a_rolled_over_key_cosigns_with_the_previous_one() {
+        let first = signer();
+        let second = CheckpointSigner::new(ORIGIN, Arc::new(SoftwareKey::ed25519(43))).unwrap().after(&first);
+        let third = CheckpointSigner::new(ORIGIN, Arc::new(SoftwareKey::ed25519(44))).unwrap().after(&second);
+        let note = sign(&second, &checkpoint()).unwrap();
+        let text = String::from_utf8(note.clone()).unwrap();
+        assert_eq!(text.matches('\u{2014}').count(), 2, "{text}");
+        for key in [first.public_key(), second.public_key()] {
+            assert_eq!(open_checkpoint(&note, ORIGIN, key).unwrap(), checkpoint());
+        }
+        let note = sign(&third, &checkpoint()).unwrap();
+        assert_eq!(String::from_utf8(note.clone()).unwrap().matches('\u{2014}').count(), 2);
+        assert!(open_checkpoint(&note, ORIGIN, second.public_key()).is_ok());
+        assert!(open_checkpoint(&note, ORIGIN, third.public_key()).is_ok());
+        assert!(matches!(open_checkpoint(&note, ORIGIN, first.public_key()), Err(LogError::BadSignature(_))));
+    }
+
     #[test]
     fn tampering_is_rejected() {
         let s = signer();
@@ -451,7 +497,8 @@ mod tests {
         let sk = SigningKey::from_bytes(&<[u8; 32]>::try_from(&seed[1..]).unwrap());
         assert_eq!(sk.verifying_key().to_bytes(), *pk.raw());
         let signature = signature::Signer::<ed25519_dalek::Signature>::sign(&sk, PETER_TEXT.as_bytes());
-        assert_eq!(signed_note_of(&pk, PETER_TEXT.as_bytes(), &signature.to_bytes()).unwrap(), note.as_bytes());
+        let signatures = [(&pk, signature.to_bytes().to_vec())];
+        assert_eq!(signed_note_of(PETER_TEXT.as_bytes(), &signatures).unwrap(), note.as_bytes());
     }
 
     #[test]

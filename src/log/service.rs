@@ -45,7 +45,8 @@ pub struct TileData {
 /// The log of one trustd: origin, key, sequencer and the latest signed checkpoint.
 pub struct TransparencyLog {
     origin: String,
-    signer: CheckpointSigner,
+    /// Replaced whole when the log's key rolls over ([`TransparencyLog::rotate`]).
+    signer: arc_swap::ArcSwap<CheckpointSigner>,
     store: Arc<dyn LogStore>,
     sequencer: Sequencer,
     latest: RwLock<Arc<SignedCheckpoint>>,
@@ -67,7 +68,7 @@ impl TransparencyLog {
         let first = sign(&signer, Checkpoint::new(origin, size, root)?).await?;
         Ok(Arc::new(TransparencyLog {
             origin: origin.to_owned(),
-            signer,
+            signer: arc_swap::ArcSwap::from_pointee(signer),
             store,
             sequencer,
             latest: RwLock::new(Arc::new(first)),
@@ -85,9 +86,26 @@ impl TransparencyLog {
         &self.origin
     }
 
-    /// The key auditors check checkpoints with.
-    pub fn public_key(&self) -> &LogPublicKey {
-        self.signer.public_key()
+    /// The key auditors check checkpoints with (the newest, after a rollover).
+    pub fn public_key(&self) -> LogPublicKey {
+        self.signer.load().public_key().clone()
+    }
+
+    /// Signs checkpoints from now on with `key`, the log's next key, cosigned by the one before
+    /// (C2SP signed-note), and signs the current tree so at once: auditors who pinned the
+    /// previous key keep verifying, and find the new key stated in the log (which the caller
+    /// appended before). The key before the previous one signs no more.
+    pub async fn rotate(&self, key: Arc<dyn crate::keys::SigningKey>) -> Result<(), LogError> {
+        let _one = self.publishing.lock().await;
+        let next = CheckpointSigner::new(&self.origin, key)?.after(&self.signer.load());
+        let (size, root) = *self.sequencer.head().borrow();
+        let signed = sign(&next, Checkpoint::new(&self.origin, size, root)?).await?;
+        self.signer.store(Arc::new(next));
+        let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
+        if signed.checkpoint.size() >= latest.checkpoint.size() {
+            *latest = Arc::new(signed);
+        }
+        Ok(())
     }
 
     /// Entries sequenced that no signed checkpoint covers yet: normally those of the last
@@ -113,7 +131,7 @@ impl TransparencyLog {
         if (size, root) == (current.checkpoint.size(), current.checkpoint.root()) {
             return Ok(());
         }
-        let signed = sign(&self.signer, Checkpoint::new(&self.origin, size, root)?).await?;
+        let signed = sign(&self.signer.load_full(), Checkpoint::new(&self.origin, size, root)?).await?;
         let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
         // Two publishers may race (start-up and the schedule); never go back to a smaller tree.
         if signed.checkpoint.size() >= latest.checkpoint.size() {

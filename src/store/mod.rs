@@ -404,7 +404,7 @@ pub trait Store: LogStore + Send + Sync {
     /// Records a rolled-over service key; refused (nothing changed) if that role's generation
     /// is recorded already (another rollover got there first).
     async fn record_service_key(&self, key: &RolledKey) -> Result<(), StoreError>;
-    /// The newest rolled-over key of each role that has one.
+    /// Every rolled-over key, by role, each role's generations in order (a handful of rows).
     async fn service_keys(&self) -> Result<Vec<RolledKey>, StoreError>;
     /// Records time-stamp tokens in one transaction, outside the log (with the log on they are
     /// written with their log batch, [`LoggedRecord::NewTimestamp`](crate::log::LoggedRecord));

@@ -369,20 +369,11 @@ impl Store for PostgresStore {
     }
 
     async fn record_service_key(&self, key: &super::RolledKey) -> Result<(), StoreError> {
-        sqlx::query(rows::INSERT_SERVICE_KEY)
-            .bind(key.role.name())
-            .bind(i64::from(key.generation))
-            .bind(key.key.to_string())
-            .bind(key.created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| rows::rolled_twice(e, key))?;
-        Ok(())
+        rows::insert_service_key(&self.pool, key).await
     }
 
     async fn service_keys(&self) -> Result<Vec<super::RolledKey>, StoreError> {
-        let rows = sqlx::query(rows::NEWEST_SERVICE_KEYS).fetch_all(&self.pool).await.map_err(db)?;
-        rows.iter().map(rows::rolled_key).collect()
+        rows::read_all(&self.pool, rows::SERVICE_KEYS, rows::rolled_key).await
     }
 
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {

@@ -344,24 +344,36 @@ pub(super) fn stored_crl(row: &impl Columns) -> Result<StoredCrl, StoreError> {
     })
 }
 
-/// The insertion of a [`RolledKey`] (`$1` role, `$2` generation, `$3` key URI, `$4` created_at).
-pub(super) const INSERT_SERVICE_KEY: &str =
-    "INSERT INTO service_keys (role, generation, key_uri, created_at) VALUES ($1, $2, $3, $4)";
-
-/// The newest generation of each role, read by [`rolled_key`].
-pub(super) const NEWEST_SERVICE_KEYS: &str = "SELECT role, generation, key_uri, created_at FROM service_keys s \
-     WHERE generation = (SELECT MAX(generation) FROM service_keys WHERE role = s.role) ORDER BY role";
-
-/// A failed [`INSERT_SERVICE_KEY`]: a unique violation is another rollover of the role first.
-pub(super) fn rolled_twice(e: sqlx::Error, key: &RolledKey) -> StoreError {
-    match e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Database(format!(
-            "generation {} of the {} key is recorded already: another rollover got there first",
-            key.generation, key.role
-        )),
-        e => db(e),
-    }
+/// Records a [`RolledKey`]; a unique violation is another rollover of the role first.
+pub(super) async fn insert_service_key<DB>(pool: &sqlx::Pool<DB>, key: &RolledKey) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query::<DB>("INSERT INTO service_keys (role, generation, key_uri, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(key.role.name())
+        .bind(i64::from(key.generation))
+        .bind(key.key.to_string())
+        .bind(key.created_at)
+        .execute(pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Database(format!(
+                "generation {} of the {} key is recorded already: another rollover got there first",
+                key.generation, key.role
+            )),
+            e => db(e),
+        })?;
+    Ok(())
 }
+
+/// Every rolled-over key, each role's generations in order, read by [`rolled_key`].
+pub(super) const SERVICE_KEYS: &str =
+    "SELECT role, generation, key_uri, created_at FROM service_keys ORDER BY role, generation";
 
 /// A row of `service_keys`.
 pub(super) fn rolled_key(row: &impl Columns) -> Result<RolledKey, StoreError> {

@@ -445,12 +445,14 @@ async fn the_newest_crls_are_kept_and_found() {
     }
 }
 
-/// Rolled-over service keys: the newest generation of each role is found, a generation is
-/// recorded once, and a damaged row is an error, not a key.
+/// Rolled-over service keys: every generation of each role comes back in order (and
+/// `rollover::newest` and `previous` read them), a generation is recorded once, and a damaged
+/// row is an error, not a key.
 #[tokio::test]
-async fn the_newest_rolled_over_key_of_each_role_is_found() {
+async fn rolled_over_keys_are_kept_by_role_and_generation() {
     use crate::keys::KeyRef;
-    use crate::service_role::ServiceRole;
+    use crate::rollover::{newest, previous};
+    use crate::service_role::ServiceRole::{DocumentSigner, Log, Ocsp, Tsa};
     for place in Place::each() {
         let store = place.open().await;
         assert_eq!(store.service_keys().await.unwrap(), vec![]);
@@ -460,16 +462,24 @@ async fn the_newest_rolled_over_key_of_each_role_is_found() {
             key: KeyRef::parse(&format!("pkcs11:object=trustd-{role}.{generation}")).unwrap(),
             created_at: i64::from(generation),
         };
-        for r in [rolled(ServiceRole::Tsa, 2), rolled(ServiceRole::Ocsp, 2), rolled(ServiceRole::Tsa, 3)] {
+        for r in [rolled(Tsa, 3), rolled(Ocsp, 2), rolled(Tsa, 2), rolled(Log, 2)] {
             store.record_service_key(&r).await.unwrap();
         }
-        let mut want = vec![rolled(ServiceRole::Ocsp, 2), rolled(ServiceRole::Tsa, 3)];
-        want.sort_by_key(|r| r.role.name());
-        assert_eq!(store.service_keys().await.unwrap(), want);
-        let e = store.record_service_key(&rolled(ServiceRole::Tsa, 3)).await.expect_err("a generation once");
+        let all = store.service_keys().await.unwrap();
+        assert_eq!(all, vec![rolled(Log, 2), rolled(Ocsp, 2), rolled(Tsa, 2), rolled(Tsa, 3)]);
+        let mut newest: Vec<_> = newest(&all).into_iter().cloned().collect();
+        newest.sort_by_key(|r| r.role.name());
+        assert_eq!(newest, vec![rolled(Log, 2), rolled(Ocsp, 2), rolled(Tsa, 3)]);
+        let first = KeyRef::parse("pkcs11:object=first").unwrap();
+        assert_eq!(previous(&all, Tsa, &first), Some(rolled(Tsa, 2).key));
+        assert_eq!(previous(&all, Log, &first), Some(first.clone()));
+        assert_eq!(previous(&all, DocumentSigner, &first), None);
+
+        let e = store.record_service_key(&rolled(Tsa, 3)).await.expect_err("a generation once");
         assert!(e.to_string().contains("another rollover got there first"), "{e}");
-        store.record_service_key(&rolled(ServiceRole::DocumentSigner, u32::MAX)).await.unwrap();
-        assert_eq!(store.service_keys().await.unwrap().len(), 3, "the largest generation round-trips");
+        store.record_service_key(&rolled(DocumentSigner, u32::MAX)).await.unwrap();
+        let all = store.service_keys().await.unwrap();
+        assert_eq!(all.iter().find(|k| k.role == DocumentSigner), Some(&rolled(DocumentSigner, u32::MAX)));
         store.execute_raw("UPDATE service_keys SET role = 'root' WHERE role = 'ocsp'").await;
         assert!(store.service_keys().await.is_err(), "a role trustd does not roll over is damage");
     }

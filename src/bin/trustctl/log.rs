@@ -24,7 +24,8 @@ pub enum LogCommand {
     /// An auditor's independent check: the checkpoint's signature with the pinned key, every
     /// entry since the saved state recomputed into the signed tree, consistency with the saved
     /// state; prints what was issued by CA and profile, what each client and key made, and
-    /// the policy changes, and updates the state.
+    /// the policy changes, and updates the state. A new log key stated in the log (a
+    /// rollover) is pinned once it signs the checkpoint.
     Verify {
         /// JSON file with the tree verified last time (and the pinned key); read if it exists,
         /// written on success. Without it, the whole log is checked.
@@ -54,6 +55,10 @@ struct State {
     origin: String,
     /// The pinned verifier key.
     key: String,
+    /// A new log key the log stated (a rollover) that signed no checkpoint yet: pinned once
+    /// one is signed by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next_key: Option<String>,
     /// The verified tree: size, root (hex), and the roots of its perfect subtrees (hex), with
     /// which the next run checks only the new entries.
     tree_size: u64,
@@ -147,6 +152,10 @@ async fn verify(
         }
     }
     let origin = origin.or_else(|| saved.as_ref().map(|s| s.origin.clone())).unwrap_or_else(|| key.name().to_owned());
+    let next_key = match saved.as_ref().and_then(|s| s.next_key.as_deref()) {
+        Some(k) => Some(LogPublicKey::from_vkey(k).map_err(|e| format!("state file next_key: {e}"))?),
+        None => None,
+    };
     let trusted = saved
         .as_ref()
         .map(|s| {
@@ -240,10 +249,28 @@ async fn verify(
         out.push_str(&line("entries of types this trustctl cannot read (tree still verified)", &unknown));
     }
 
+    // A log key rolled over is stated in the log, in a tree the pinned key signed; it is pinned
+    // once it signs the checkpoint too (the log cosigns with the old key and the new).
+    let stated = stated_log_key(&report.summary, &key)?;
+    let (pinned, next_key) = match stated.map(|(i, k)| (Some(i), k)).or(next_key.map(|k| (None, k))) {
+        Some((_, next)) if next == key => (key, None),
+        Some((index, next)) if trustd::log::open_checkpoint(&cp.signed_note, &origin, &next).is_ok() => {
+            let at = index.map_or_else(String::new, |i| format!(" at entry {i}"));
+            let pinned = if state_path.is_some() { ", pinned from now on" } else { "" };
+            out.push_str(&format!("the log's key rolled over{at}: {} signs its checkpoints{pinned}\n", next.vkey()));
+            (next, None)
+        }
+        Some((_, next)) => {
+            out.push_str(&format!("the log states its next key {}, which signs no checkpoint yet\n", next.vkey()));
+            (key, Some(next))
+        }
+        None => (key, None),
+    };
     if let Some(p) = &state_path {
         let state = State {
             origin: origin.clone(),
-            key: key.vkey(),
+            key: pinned.vkey(),
+            next_key: next_key.map(|k| k.vkey()),
             tree_size: report.trusted.size.0,
             root: report.trusted.root.to_hex(),
             subtree_roots: report.trusted.subtree_roots.iter().map(Hash::to_hex).collect(),
@@ -256,6 +283,20 @@ async fn verify(
         out.push_str(&format!("state saved to {}\n", p.display()));
     }
     Ok(out)
+}
+
+/// The newest log key stated among the entries just verified (a `log` ceremony_event), with
+/// its entry; its name is the pinned key's.
+fn stated_log_key(
+    summary: &trustd::log::Summary,
+    pinned: &LogPublicKey,
+) -> Result<Option<(LeafIndex, LogPublicKey)>, String> {
+    let Some((index, event)) = summary.ceremony_keys.iter().rev().find(|(_, k)| k.role == "log") else {
+        return Ok(None);
+    };
+    let stated = LogPublicKey::from_spki_der(pinned.name(), &event.public_key_der)
+        .map_err(|e| format!("the log key stated at entry {index}: {e}"))?;
+    Ok(Some((*index, stated)))
 }
 
 /// `title:` and one line per client or key: what it made, zero counts left out.
