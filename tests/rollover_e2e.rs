@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::postgres::{TestDatabase, TestStandby};
 use common::*;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -14,15 +15,25 @@ use std::time::{Duration, Instant};
 const TSQ: &str = "application/timestamp-query";
 
 fn rollover(d: &Daemon, key: &str) -> Output {
+    rollover_with(d, key, &[])
+}
+
+/// `trustd rollover` on `d`'s data dir with `extra` arguments (`--store-url`).
+fn rollover_with(d: &Daemon, key: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trustd"))
         .args(["rollover", "--key", key, "--public-url", PUBLIC_URL, "--data-dir"])
         .arg(d.data_dir())
+        .args(extra)
         .output()
         .expect("trustd rollover")
 }
 
 fn rollover_ok(d: &Daemon, key: &str) -> String {
-    let out = rollover(d, key);
+    rollover_ok_with(d, key, &[])
+}
+
+fn rollover_ok_with(d: &Daemon, key: &str, extra: &[&str]) -> String {
+    let out = rollover_with(d, key, extra);
     assert!(out.status.success(), "trustd rollover --key {key}: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -287,4 +298,55 @@ fn the_log_key_rolls_over_and_auditors_follow_it_from_the_log() {
     let out = trustctl_ok(&d, &["log", "verify", "--state", &state]);
     assert!(out.contains(&third) && out.contains("pinned from now on"), "{out}");
     trustctl_ok(&d, &["log", "verify", "--key", &third]);
+}
+
+/// Two replicas on one PostgreSQL database and a third on a hot standby of it: a rollover made
+/// against the database reaches all three (the standby's through replication), the new
+/// certificate is recorded once, and the log verifies across it.
+#[test]
+fn replicas_and_a_standby_follow_a_rollover_made_against_the_database() {
+    let db = TestDatabase::new();
+    let store = ["--store-url", db.url.as_str()];
+    let primary = Daemon::start_with(tempfile::tempdir().unwrap(), &store);
+    let other = primary.replica(&store);
+    let standby_db = TestStandby::new();
+    let on_standby = standby_db.of(&db);
+    let standby = primary.replica(&["--store-url", on_standby.as_str()]);
+    let replicas = [&primary, &other, &standby];
+    let chain = split_pem(&trustctl_ok(&primary, &["ca", "chain"]));
+    let tsa_1 = split_pem(&trustctl_ok(&primary, &["tsa", "chain"])).remove(0);
+    for d in replicas {
+        std::fs::write(d.dir.path().join("issuing.pem"), &chain[0]).unwrap();
+        std::fs::write(d.dir.path().join("root.pem"), &chain[1]).unwrap();
+        std::fs::write(d.dir.path().join("tsa-1.pem"), &tsa_1).unwrap();
+        std::fs::write(d.dir.path().join("doc.txt"), b"time-stamped by whichever replica").unwrap();
+    }
+    let responder_1 = ocsp(&primary, "tsa-1.pem").1;
+    let log_1 = log_key(&primary);
+
+    // A standby's database takes no rollover.
+    let out = rollover_with(&primary, "tsa", &["--store-url", on_standby.as_str()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only standby"), "{}", text(&out));
+
+    for key in ["tsa", "ocsp", "log"] {
+        rollover_ok_with(&primary, key, &store);
+    }
+    for d in [&primary, &other] {
+        let tsa_2 = changed_from(&tsa_1, || timestamp(d, "after.tsr"));
+        assert!(ts_verifies(d.dir.path(), "after.tsr"));
+        assert_eq!(tsa_2, split_pem(&trustctl_ok(d, &["tsa", "chain"]))[0]);
+    }
+    for d in replicas {
+        let responder = changed_from(&responder_1, || ocsp(d, "tsa-1.pem").1);
+        assert_eq!(responder, ocsp(&primary, "tsa-1.pem").1, "one responder key for every replica");
+        changed_from(&log_1, || log_key(d));
+        assert_eq!(checkpoint_signatures(d), 2);
+    }
+    // The standby takes the TSA's chain from its own follower too, though it time-stamps nothing.
+    changed_from(&tsa_1, || split_pem(&trustctl_ok(&standby, &["tsa", "chain"])).remove(0));
+    let recorded = psql_column(&db.url, "SELECT COUNT(*) FROM certificates WHERE profile = 'ceremony:tsa'");
+    assert_eq!(recorded, ["2"], "the new TSA certificate recorded once, beside the first");
+    let out = trustctl_ok(&other, &["log", "verify", "--key", &log_1]);
+    assert!(out.contains("ceremony:tsa 2") && out.contains("ceremony:ocsp 2"), "{out}");
 }
