@@ -59,7 +59,7 @@
 //! } TimestampIssued;
 //!
 //! struct {
-//!     uint64 signed_at;                  /* the signing-time attribute, Unix seconds (UTC) */
+//!     uint64 signed_at;                  /* when trustd signed (CAdES: the signing-time attribute), Unix seconds (UTC) */
 //!     opaque signer[32];                 /* SHA-256 of the signer certificate, DER */
 //!     opaque requester<0..65535>;        /* the client's configured name */
 //!     opaque policy<1..255>;             /* the signing policy's name */
@@ -202,7 +202,7 @@ pub struct TimestampIssued {
 /// A CMS signature the signing service made (ETSI EN 319 122-1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignatureMade {
-    /// The signing-time attribute, Unix seconds.
+    /// When trustd signed (a CAdES signature's signing-time attribute), Unix seconds.
     pub signed_at: u64,
     /// SHA-256 of the signer certificate (DER).
     pub signer: Sha256,

@@ -6,7 +6,7 @@ pub mod signing;
 pub mod tsa;
 
 pub use profile::{AttrKind, Profile, SanKind};
-pub use signing::{Level, SigningPolicy};
+pub use signing::{Format, Level, SigningPolicy};
 pub use tsa::{Precision, TsaPolicy};
 
 use std::collections::BTreeMap;
@@ -39,6 +39,7 @@ pub const DEFAULT_FILES: &[(&str, &str)] = &[
     ("access.toml", include_str!("../../policies/access.toml")),
     ("tsa.toml", include_str!("../../policies/tsa.toml")),
     ("signing/default.toml", include_str!("../../policies/signing/default.toml")),
+    ("signing/pades.toml", include_str!("../../policies/signing/pades.toml")),
 ];
 
 /// Every policy the daemon enforces.

@@ -1,5 +1,6 @@
-//! Signing policies (`policies/signing/<name>.toml`): which key signs, with which algorithm, at
-//! which CAdES baseline level (ETSI EN 319 122-1 §6), and how large a document may be.
+//! Signing policies (`policies/signing/<name>.toml`): which key signs, with which algorithm, in
+//! which format (CAdES, or the CMS that PAdES embeds in a PDF), at which baseline level (ETSI
+//! EN 319 122-1 §6), and how large a document may be.
 
 use crate::keys::{KeyRef, SignatureScheme};
 use crate::policy::AttrKind;
@@ -36,6 +37,30 @@ impl fmt::Display for Level {
     }
 }
 
+/// The signature's format: which CMS signed attributes a policy's signatures carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// CAdES baseline (ETSI EN 319 122-1 §5.2): content-type, message-digest,
+    /// signing-certificate-v2 and signing-time.
+    #[default]
+    Cades,
+    /// The CMS of a PAdES baseline signature (ETSI EN 319 142-1 §5.3, subfilter
+    /// ETSI.CAdES.detached): detached over the PDF's byte-range digest, without the
+    /// signing-time attribute, which PAdES forbids (the PDF's signature dictionary carries the
+    /// claimed time, its M entry).
+    Pades,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Cades => "cades",
+            Self::Pades => "pades",
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Level {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
@@ -51,6 +76,8 @@ pub struct SigningPolicy {
     pub key: Option<KeyRef>,
     /// The signature algorithm; `None` means the one that matches the key.
     pub signature: Option<SignatureScheme>,
+    /// CAdES, or PAdES's CMS.
+    pub format: Format,
     /// Level used when a request names none.
     pub level: Level,
     /// Levels a request may ask for (contains `level`).
@@ -85,6 +112,8 @@ struct SigningFile {
     description: String,
     key: Option<KeyRef>,
     signature: Option<SignatureScheme>,
+    #[serde(default)]
+    format: Format,
     level: Level,
     levels: Vec<Level>,
     max_document_bytes: u64,
@@ -137,6 +166,7 @@ impl SigningPolicy {
             description: f.description,
             key: f.key,
             signature: f.signature,
+            format: f.format,
             level: f.level,
             levels: f.levels,
             max_document_bytes: f.max_document_bytes,
@@ -159,6 +189,11 @@ mod tests {
         assert_eq!(p.level, Level::BB);
         assert_eq!(p.levels, [Level::BB, Level::BT]);
         assert_eq!(p.key, None);
+        assert_eq!(p.format, Format::Cades);
+        let p = SigningPolicy::parse("pades", include_str!("../../policies/signing/pades.toml")).unwrap();
+        assert_eq!(p.format, Format::Pades);
+        let e = SigningPolicy::parse("x", &SHIPPED.replace("level = ", "format = \"xades\"\nlevel = ")).unwrap_err();
+        assert!(e.contains("format") && e.contains("cades") && e.contains("pades"), "{e}");
     }
 
     /// `[certificate]`: the policy's own key certified under a profile, the subject by attribute.

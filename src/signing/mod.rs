@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::digest::{HashAlg, Hasher};
 use crate::keys::{CertifiedKey, KeyError, SigningKey};
 use crate::log::Sha256;
-use crate::policy::{Level, SigningPolicy};
+use crate::policy::{Format, Level, SigningPolicy};
 use crate::records::RecordWriter;
 use crate::revocation;
 use crate::serial::Serial;
@@ -101,7 +101,7 @@ pub struct Signed {
     pub level: Level,
     pub digest_alg: HashAlg,
     pub digest: Vec<u8>,
-    /// The signing-time attribute, Unix seconds.
+    /// When trustd signed (a CAdES signature's signing-time attribute), Unix seconds.
     pub signing_time: u64,
     pub signer_serial: Serial,
     /// For B-T: the signature time-stamp token's serial.
@@ -322,6 +322,12 @@ impl SigningService {
             let allowed = policy.levels.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
             return Err(SigningError::LevelNotAllowed { level, policy: policy.name.clone(), allowed });
         }
+        if policy.format == Format::Pades && !req.detached {
+            return Err(SigningError::BadRequest(format!(
+                "policy '{}' makes PAdES signatures, which are detached: the PDF holds the signature",
+                policy.name
+            )));
+        }
         let (digest, document) = match req.content {
             Content::Digest { alg, value } => {
                 if !req.detached {
@@ -360,13 +366,15 @@ impl SigningService {
         };
 
         let signing_time = self.clock.unix_secs();
-        // RFC 5652 §5.4: content-type, message-digest, signing-certificate-v2 and signing-time
-        // over a digest of id-data content. An enveloping signature gets its eContent when the
-        // SignedData is assembled, which changes nothing that is signed.
-        let signed_attrs = ps
-            .signer_der
-            .signed_attributes(ID_DATA, &digest, &[signing_time_attribute(signing_time)?])
-            .map_err(internal)?;
+        // RFC 5652 §5.4: content-type, message-digest, signing-certificate-v2 and (CAdES only,
+        // EN 319 142-1 §5.3 forbids it in PAdES) signing-time over a digest of id-data content.
+        // An enveloping signature gets its eContent when the SignedData is assembled, which
+        // changes nothing that is signed.
+        let extra = match policy.format {
+            Format::Cades => vec![signing_time_attribute(signing_time)?],
+            Format::Pades => Vec::new(),
+        };
+        let signed_attrs = ps.signer_der.signed_attributes(ID_DATA, &digest, &extra).map_err(internal)?;
         let signature = ps.key.sign(&signed_attrs).await?;
         let signature_hash: Sha256 = sha2::Sha256::digest(signature.as_bytes()).into();
 
