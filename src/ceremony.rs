@@ -69,17 +69,20 @@ impl CaKeys {
         }
     }
 
+    fn service_mut(&mut self, role: ServiceRole) -> &mut KeyRef {
+        match role {
+            ServiceRole::Tsa => &mut self.tsa,
+            ServiceRole::DocumentSigner => &mut self.document_signer,
+            ServiceRole::Ocsp => &mut self.ocsp,
+            ServiceRole::Log => &mut self.log,
+        }
+    }
+
     /// These keys with each rolled-over role's newest key in place of the ceremony's.
     pub fn rolled_over(&self, rolled: &[crate::store::RolledKey]) -> CaKeys {
         let mut keys = self.clone();
         for r in crate::rollover::newest(rolled) {
-            let slot = match r.role {
-                ServiceRole::Tsa => &mut keys.tsa,
-                ServiceRole::DocumentSigner => &mut keys.document_signer,
-                ServiceRole::Ocsp => &mut keys.ocsp,
-                ServiceRole::Log => &mut keys.log,
-            };
-            *slot = r.key.clone();
+            *keys.service_mut(r.role) = r.key.clone();
         }
         keys
     }
@@ -208,10 +211,12 @@ pub fn rollover(
     generation: u32,
 ) -> Result<(KeyRef, Step), CeremonyError> {
     let first = cfg.keys.service(role);
-    let label = first.label.as_deref().ok_or_else(|| {
-        CeremonyError::Refused(format!("the {role} key {first} has no label (object=) to name its successors after"))
-    })?;
-    let key = KeyRef { token: first.token.clone(), label: Some(format!("{label}.{generation}")), id: None };
+    if first.label.is_none() {
+        return Err(CeremonyError::Refused(format!(
+            "the {role} key {first} has no label (object=) to name its successors after"
+        )));
+    }
+    let key = crate::rollover::successor(first, generation);
     if role == ServiceRole::Log {
         let key_generated = ensure_key(hsm, &key, cfg.log_algorithm)?;
         return Ok((key.clone(), Step { key: key.to_string(), key_generated, certificate_created: None }));
@@ -454,16 +459,11 @@ pub fn keys_in_service(
         key: keys.root.clone(),
         public_key: root.tbs_certificate.subject_public_key_info.clone(),
     };
-    let ceremony = [
-        ("issuing", &keys.issuing),
-        ("tsa", &keys.tsa),
-        ("document-signer", &keys.document_signer),
-        ("ocsp", &keys.ocsp),
-        ("log", &keys.log),
-        ("tls", &keys.tls),
-    ];
-    let all = ceremony
+    let services = ServiceRole::ALL.into_iter().map(|role| (role.name(), keys.service(role)));
+    let all = [("issuing", &keys.issuing)]
         .into_iter()
+        .chain(services)
+        .chain([("tls", &keys.tls)])
         .map(|(role, key)| (role.to_owned(), key))
         .chain(signing.iter().map(|(policy, key)| (format!("signing:{policy}"), key)));
     let others = all.map(|(role, key)| Ok(KeyInService { role, key: key.clone(), public_key: hsm.public_key(key)? }));
@@ -472,7 +472,8 @@ pub fn keys_in_service(
 
 /// Appends a `ceremony_event` entry for each key the log does not name yet (once per public
 /// key: a key shared by two roles is stated for the first); returns how many. Run at start-up,
-/// before the daemon says it is ready, so the log names every key before anything it signs.
+/// before the daemon says it is ready, and by `trustd rollover` before it records the new key,
+/// so the log names every key before anything it signs.
 pub async fn log_keys(store: &dyn Store, log: &Sequencer, keys: Vec<KeyInService>) -> Result<usize, String> {
     let mut logged: HashSet<Sha256> =
         store.logged_ceremony_keys().await.map_err(|e| e.to_string())?.into_iter().collect();

@@ -189,17 +189,54 @@ pub async fn sign_root_crl(cfg: &Config) -> Result<ceremony::RootCrlStep, StartE
     }
 }
 
-/// `trustd rollover`: `role`'s next key and certificate, made in the HSM and recorded in the
-/// store, where every serving replica takes it into service within
-/// [`crate::rollover::FOLLOW_ROLLOVERS`].
+/// `trustd rollover`: `role`'s next key and certificate, made in the HSM, the certificate
+/// recorded (and logged) and the key stated in the log, then the key recorded as in service,
+/// which every serving replica follows within [`crate::rollover::FOLLOW_ROLLOVERS`].
 pub async fn rollover(cfg: &Config, role: ServiceRole) -> Result<crate::rollover::Rolled, StartError> {
+    let policies = Arc::new(Policies::load(&cfg.policies).map_err(|e| e.to_string())?);
     let database = cfg.store.database()?;
     let store = database.open().await.map_err(|e| format!("{database}: {e}"))?;
     if store.ping().await.map_err(|e| format!("{database}: {e}"))? == Role::Standby {
         return Err("the database is a read-only standby: roll the key over against the primary".into());
     }
     let hsm = open_hsm(cfg).await?;
-    crate::rollover::roll_over(&hsm, store.as_ref(), cfg.ceremony_config(), role).await
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock(cfg.tsa.clock_check));
+    let (ca, _, _) = issuing_ca(cfg, &hsm, store.clone(), policies, clock).await?;
+    // This process appends to the log beside the serving daemons' sequencers: the tree head's
+    // compare-and-set orders them (log/sequencer.rs).
+    let log = match cfg.log.enabled {
+        true => Some(Sequencer::start(store.clone()).await.map_err(|e| format!("log: {e}"))?),
+        false => None,
+    };
+    let ca = match &log {
+        Some(seq) => ca.with_log(seq.clone()),
+        None => ca,
+    };
+    crate::rollover::roll_over(&hsm, store.as_ref(), &ca, log.as_ref(), cfg.ceremony_config(), role).await
+}
+
+/// The issuing CA as `serve` runs it (its key in the HSM, the root's certificate from the
+/// token), with the issuing CA's certified key and the root's certificate.
+async fn issuing_ca(
+    cfg: &Config,
+    hsm: &Hsm,
+    store: Arc<dyn Store>,
+    policies: Arc<Policies>,
+    clock: Arc<dyn Clock>,
+) -> Result<(CertificateAuthority, CertifiedKey, x509_cert::Certificate), StartError> {
+    let issuing = certified_key(hsm, &cfg.keys.issuing, None).await?;
+    let (root, root_der) = root_certificate(hsm, &cfg.keys.root).await?;
+    let ca = CertificateAuthority::new(
+        issuing.clone(),
+        root_der,
+        policies,
+        store,
+        &cfg.server.public_url,
+        CrlSchedule { validity: cfg.crl.validity, refresh: cfg.crl.refresh },
+        clock,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((ca, issuing, root))
 }
 
 async fn root_crl(
@@ -238,7 +275,7 @@ async fn start_log(
 }
 
 /// The bare key `key` (no certificate) of the HSM, as a signing key.
-async fn hsm_signer(
+pub(crate) async fn hsm_signer(
     hsm: &Hsm,
     key: &KeyRef,
     scheme: Option<SignatureScheme>,
@@ -521,21 +558,10 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     // each service certificate's notAfter by role, for /metrics.
     let mut diagnostics = Diagnostics::new(cfg.hsm_config().max_sessions);
     let expiry = ServiceCertificates::default();
-    let issuing = certified_key(&hsm, &cfg.keys.issuing, None).await?;
-    let (root, root_der) = root_certificate(&hsm, &cfg.keys.root).await?;
+    let (ca, issuing, root) = issuing_ca(&cfg, &hsm, store.clone(), policies.clone(), clock.clone()).await?;
     diagnostics = diagnostics.with_key(ServiceKey::IssuingCa, issuing.key.clone());
     expiry.set("root", cert_not_after(&root));
     expiry.set("issuing", not_after(&issuing));
-    let ca = CertificateAuthority::new(
-        issuing,
-        root_der,
-        policies.clone(),
-        store.clone(),
-        &cfg.server.public_url,
-        CrlSchedule { validity: cfg.crl.validity, refresh: cfg.crl.refresh },
-        clock.clone(),
-    )
-    .map_err(|e| e.to_string())?;
     // The keys rolled over (`trustd rollover`) serve in place of the ceremony's.
     let rolled = store.service_keys().await.map_err(|e| format!("{database}: the rolled-over keys: {e}"))?;
     let keys = cfg.keys.rolled_over(&rolled);
@@ -543,11 +569,11 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         |role| crate::rollover::newest(&rolled).iter().find(|r| r.role == role).map_or(1, |r| r.generation);
     let mut in_use = HashMap::new();
     let log = if cfg.log.enabled {
-        let key = crate::rollover::log_key(&hsm, &keys.log).await?;
+        let key = hsm_signer(&hsm, &keys.log, Some(SignatureScheme::Ed25519), "log key").await?;
         diagnostics = diagnostics.with_key(ServiceKey::Log, key.clone());
         in_use.insert(ServiceRole::Log, (generation(ServiceRole::Log), key.public_key().clone()));
         let previous = match crate::rollover::previous(&rolled, ServiceRole::Log, &cfg.keys.log) {
-            Some(k) => Some(crate::rollover::log_key(&hsm, &k).await?),
+            Some(k) => Some(hsm_signer(&hsm, &k, Some(SignatureScheme::Ed25519), "previous log key").await?),
             None => None,
         };
         Some(start_log(&cfg, key, previous, store.clone()).await?)
@@ -622,7 +648,8 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let signing = {
         let mut keyed = Vec::new();
         for policy in policies.signing() {
-            let key = policy.key.as_ref().unwrap_or(&keys.document_signer);
+            // A policy naming the ceremony's document-signing key follows its rollovers too.
+            let key = policy.key.as_ref().filter(|k| **k != cfg.keys.document_signer).unwrap_or(&keys.document_signer);
             if let Some(c) = &policy.certificate {
                 policy_certificate(&hsm, &ca, policy, key, c, serving)
                     .await
@@ -673,14 +700,14 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let follower = crate::rollover::Follower {
         store: store.clone(),
         hsm: hsm.clone(),
-        ca: ca.clone(),
+        first: cfg.keys.clone(),
         log: log.clone(),
         tsa: tsa.clone(),
         signing: signing.clone(),
         ocsp: ocsp.clone(),
         certificates: expiry.clone(),
         in_use,
-        primary,
+        failing: HashMap::new(),
     };
     tokio::spawn(follower.run());
     // A CRL exists before the daemon says it is ready: certificates point relying parties at
@@ -889,7 +916,11 @@ async fn root_certificate(hsm: &Hsm, root: &KeyRef) -> Result<(x509_cert::Certif
 }
 
 /// The key `key` names in the HSM with the certificate the ceremony stored beside it.
-async fn certified_key(hsm: &Hsm, key: &KeyRef, scheme: Option<SignatureScheme>) -> Result<CertifiedKey, StartError> {
+pub(crate) async fn certified_key(
+    hsm: &Hsm,
+    key: &KeyRef,
+    scheme: Option<SignatureScheme>,
+) -> Result<CertifiedKey, StartError> {
     let (hsm, key) = (hsm.clone(), key.clone());
     tokio::task::spawn_blocking(move || hsm.certified_key(&key, scheme))
         .await

@@ -1,17 +1,20 @@
 //! Key rollover without downtime (`trustd rollover --key tsa|document-signer|ocsp|log`): the
 //! command makes the role's next key (and certificate) in the HSM (the ceremony's way,
-//! [`ceremony::rollover`]) and records it in the store; every replica serving the database
-//! follows the store and switches new operations to it within [`FOLLOW_ROLLOVERS`], while what
-//! the old key signed stays valid: its certificate stays in the store (GetCertificate, OCSP,
-//! Verify) and in the log, unrevoked until it expires. The log states each new key as a
-//! ceremony event before the key signs anything; the log's own new key signs checkpoints
+//! [`ceremony::rollover`]), records the certificate like every other of the CA, states the key
+//! in the log, and only then records the key as the role's newest in the store. Every daemon
+//! serving the database (a standby's through replication, which keeps commit order) follows
+//! that record and switches new operations to the key within [`FOLLOW_ROLLOVERS`], so nothing
+//! the new key signs names a certificate or a key that the store and the log lack. What the old
+//! key signed stays valid: its certificate stays in the store (GetCertificate, OCSP, Verify)
+//! and in the log, unrevoked until it expires. The log's own new key signs each checkpoint
 //! together with the one before it, so that auditors who pinned that one follow.
 
-use crate::ca::{CertificateAuthority, ServiceCertificate};
-use crate::ceremony::{self, CeremonyConfig, KeyInService};
-use crate::hsm::{Hsm, HsmSigner, KeyRef};
-use crate::keys::{CertifiedKey, SignatureScheme, SigningKey};
-use crate::log::TransparencyLog;
+use crate::ca::{CertificateAuthority, ServiceCertificate, REVOCATION_SETTLED};
+use crate::ceremony::{self, CaKeys, CeremonyConfig, KeyInService};
+use crate::daemon::{certified_key, hsm_signer};
+use crate::hsm::{Hsm, KeyRef};
+use crate::keys::SignatureScheme;
+use crate::log::{Sequencer, TransparencyLog};
 use crate::ocsp::OcspResponder;
 use crate::service_role::ServiceRole;
 use crate::signing::SigningService;
@@ -45,12 +48,15 @@ impl std::fmt::Display for Rolled {
     }
 }
 
-/// Makes `role`'s next key and certificate in `hsm` and records it in `store` (a primary's):
-/// from then on every replica signs with it. Run with the daemon's config; the daemon keeps
-/// serving.
+/// Makes `role`'s next key (and its certificate, from `ca`) in `hsm`; records the certificate
+/// and states the key in `log` (when the log is on); then records the key in `store` (a
+/// primary's) as the role's newest, which every replica follows. Run with the daemon's config;
+/// the daemon keeps serving. Run again after a failure, it finishes what the failed run began.
 pub async fn roll_over(
     hsm: &Hsm,
     store: &dyn Store,
+    ca: &CertificateAuthority,
+    log: Option<&Sequencer>,
     ceremony: CeremonyConfig,
     role: ServiceRole,
 ) -> Result<Rolled, String> {
@@ -67,6 +73,21 @@ pub async fn roll_over(
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+    let public_key = if role == ServiceRole::Log {
+        hsm_signer(hsm, &key, Some(SignatureScheme::Ed25519), "log key").await?.public_key().clone()
+    } else {
+        let certified = certified_key(hsm, &key, None).await?;
+        let service = ServiceCertificate { role: role.name(), cert: certified.cert.clone(), der: certified.der };
+        ca.record_ceremony_certificates(vec![service]).await.map_err(|e| format!("its certificate: {e}"))?;
+        if log.is_some() {
+            ca.log_unsequenced(REVOCATION_SETTLED).await.map_err(|e| format!("logging its certificate: {e}"))?;
+        }
+        certified.key.public_key().clone()
+    };
+    if let Some(log) = log {
+        let stated = KeyInService { role: role.name().into(), key: key.clone(), public_key };
+        ceremony::log_keys(store, log, vec![stated]).await.map_err(|e| format!("stating it in the log: {e}"))?;
+    }
     let rolled =
         RolledKey { role, generation, key, created_at: i64::try_from(crate::unix_time::now()).unwrap_or(i64::MAX) };
     store.record_service_key(&rolled).await.map_err(|e| e.to_string())?;
@@ -96,22 +117,24 @@ pub fn previous(all: &[RolledKey], role: ServiceRole, first: &KeyRef) -> Option<
     }
 }
 
-/// The services whose keys roll over, and what a switch must keep true.
+/// The services whose keys roll over: what each daemon switches when the store names a newer
+/// key for a role.
 pub struct Follower {
     pub store: Arc<dyn Store>,
     pub hsm: Hsm,
-    pub ca: Arc<CertificateAuthority>,
-    /// The log, when enabled: a primary's replica states each new key in it, and every replica
-    /// signs its checkpoints with the log's newest key.
+    /// The key ceremony's keys (the config's), each role's first generation.
+    pub first: CaKeys,
+    /// The issued-certificate log, when enabled: its checkpoints are signed with the log's
+    /// newest key.
     pub log: Option<Arc<TransparencyLog>>,
     pub tsa: Arc<TimeStampAuthority>,
     pub signing: Arc<SigningService>,
     pub ocsp: Arc<OcspResponder>,
     pub certificates: crate::health::ServiceCertificates,
-    /// The generation each role signs with, and its key's public key.
+    /// The generation each role signs with, and its key's public key (from the HSM).
     pub in_use: HashMap<ServiceRole, (u32, spki::SubjectPublicKeyInfoOwned)>,
-    /// Whether this daemon records and logs (a replica on a read-only standby only switches).
-    pub primary: bool,
+    /// The last error of each role that could not switch yet, logged when it changes.
+    pub failing: HashMap<ServiceRole, String>,
 }
 
 impl Follower {
@@ -119,60 +142,81 @@ impl Follower {
     pub async fn run(mut self) {
         let mut tick = tokio::time::interval(FOLLOW_ROLLOVERS);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut failing = false;
         loop {
             tick.tick().await;
-            match self.follow().await {
-                Ok(()) => failing = false,
-                Err(e) if !failing => {
-                    failing = true;
-                    tracing::warn!(error = %e, "a rolled-over service key cannot be taken into service yet; retrying");
-                }
-                Err(_) => {}
+            match self.store.service_keys().await {
+                Ok(all) => self.follow(&all).await,
+                Err(e) => tracing::debug!(error = %e, "the rolled-over keys could not be read; retrying"),
             }
         }
     }
 
-    /// Switches every role whose newest key in the store is newer than the one in use.
-    async fn follow(&mut self) -> Result<(), String> {
-        let all = self.store.service_keys().await.map_err(|e| e.to_string())?;
-        for rolled in newest(&all) {
-            if self.in_use.get(&rolled.role).is_some_and(|(generation, _)| *generation >= rolled.generation) {
+    /// Switches every role whose newest key in `all` is newer than the one in use; a role that
+    /// cannot switch yet keeps its key and is tried again, the others switch regardless.
+    async fn follow(&mut self, all: &[RolledKey]) {
+        for rolled in newest(all) {
+            let role = rolled.role;
+            if self.in_use.get(&role).is_some_and(|(generation, _)| *generation >= rolled.generation) {
                 continue;
             }
-            self.switch(rolled).await?;
-            tracing::warn!(role = %rolled.role, generation = rolled.generation, key = %rolled.key, audit = true,
-                "signing with the rolled-over key");
+            match self.switch(all, rolled).await {
+                Ok(Some(public_key)) => {
+                    self.in_use.insert(role, (rolled.generation, public_key));
+                    self.failing.remove(&role);
+                    tracing::warn!(%role, generation = rolled.generation, key = %rolled.key, audit = true,
+                        "signing with the rolled-over key");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    if self.failing.get(&role) != Some(&e) {
+                        tracing::error!(%role, generation = rolled.generation, key = %rolled.key, error = %e,
+                            "the rolled-over key cannot be taken into service; still signing with the previous one, retrying");
+                    }
+                    self.failing.insert(role, e);
+                }
+            }
         }
-        Ok(())
     }
 
-    /// Takes `rolled` into service for its role: its certificate recorded (and logged) first,
-    /// so that nothing it signs names a certificate the CA does not know; then its key stated in
-    /// the log; then new operations sign with it.
-    async fn switch(&mut self, rolled: &RolledKey) -> Result<(), String> {
+    /// Signs new operations of `rolled`'s role with its key: `Some` with the key's public key
+    /// once switched, `None` when the log here has not caught up with the key's statement yet.
+    async fn switch(
+        &self,
+        all: &[RolledKey],
+        rolled: &RolledKey,
+    ) -> Result<Option<spki::SubjectPublicKeyInfoOwned>, String> {
         let role = rolled.role;
+        let first = self.first.service(role);
+        if rolled.key != successor(first, rolled.generation) {
+            return Err(format!(
+                "the store names {} as its generation {}, not the key trustd rollover makes ({})",
+                rolled.key,
+                rolled.generation,
+                successor(first, rolled.generation)
+            ));
+        }
         if role == ServiceRole::Log {
-            let key = log_key(&self.hsm, &rolled.key).await?;
+            let key = hsm_signer(&self.hsm, &rolled.key, Some(SignatureScheme::Ed25519), "log key").await?;
             let public_key = key.public_key().clone();
             if let Some(log) = &self.log {
-                self.state_in_log(log, rolled, &public_key).await?;
-                log.rotate(key).await.map_err(|e| format!("the log's checkpoints with {}: {e}", rolled.key))?;
+                // Checkpoints by the new key cover its statement, which trustd rollover made
+                // before recording the key: wait until this replica's tree includes it.
+                let (stored, _) = self.store.log_tree().await.map_err(|e| e.to_string())?;
+                if log.sequencer().head().borrow().0 < stored {
+                    return Ok(None);
+                }
+                let previous = match previous(all, role, first) {
+                    Some(k) => {
+                        Some(hsm_signer(&self.hsm, &k, Some(SignatureScheme::Ed25519), "previous log key").await?)
+                    }
+                    None => None,
+                };
+                log.rotate(key, previous).await.map_err(|e| format!("the log's checkpoints: {e}"))?;
             }
-            self.in_use.insert(role, (rolled.generation, public_key));
-            return Ok(());
+            return Ok(Some(public_key));
         }
         let certified = certified_key(&self.hsm, &rolled.key, None).await?;
-        let public_key = certified.cert.tbs_certificate.subject_public_key_info.clone();
-        if self.primary {
-            let service =
-                ServiceCertificate { role: role.name(), cert: certified.cert.clone(), der: certified.der.clone() };
-            self.ca.record_ceremony_certificates(vec![service]).await.map_err(|e| e.to_string())?;
-            self.ca.log_unsequenced(crate::ca::REVOCATION_SETTLED).await.map_err(|e| e.to_string())?;
-        }
-        if let Some(log) = &self.log {
-            self.state_in_log(log, rolled, &public_key).await?;
-        }
+        let public_key = certified.key.public_key().clone();
         let not_after = certified.cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
         match role {
             ServiceRole::Tsa => {
@@ -182,11 +226,8 @@ impl Follower {
             ServiceRole::DocumentSigner => {
                 let previous = self.in_use.get(&role).map(|(_, k)| k.clone());
                 let previous = previous.ok_or("the document signer's key in use is unknown")?;
-                // The policies without a key of their own, each in its own signature scheme.
+                // Each policy signing with the previous key, in its own signature scheme.
                 for policy in self.signing.policies_signing_with(&previous) {
-                    if policy.key.is_some() {
-                        continue;
-                    }
                     let key = certified_key(&self.hsm, &rolled.key, policy.signature).await?;
                     self.signing.rotate(&policy.name, key).map_err(|e| e.to_string())?;
                     self.certificates.set(&format!("signing:{}", policy.name), not_after);
@@ -199,42 +240,13 @@ impl Follower {
             }
             ServiceRole::Log => {}
         }
-        self.in_use.insert(role, (rolled.generation, public_key));
-        Ok(())
-    }
-
-    /// States `rolled`'s key in the log (a ceremony_event, once per key), where this daemon
-    /// writes: a replica on a read-only standby finds it there from the primary.
-    async fn state_in_log(
-        &self,
-        log: &TransparencyLog,
-        rolled: &RolledKey,
-        public_key: &spki::SubjectPublicKeyInfoOwned,
-    ) -> Result<(), String> {
-        if !self.primary {
-            return Ok(());
-        }
-        let stated =
-            KeyInService { role: rolled.role.name().into(), key: rolled.key.clone(), public_key: public_key.clone() };
-        ceremony::log_keys(self.store.as_ref(), log.sequencer(), vec![stated]).await.map(|_| ())
+        Ok(Some(public_key))
     }
 }
 
-/// The log's key `key` in `hsm` (Ed25519, no certificate).
-pub async fn log_key(hsm: &Hsm, key: &KeyRef) -> Result<Arc<dyn SigningKey>, String> {
-    let (hsm, k) = (hsm.clone(), key.clone());
-    let signer = tokio::task::spawn_blocking(move || HsmSigner::new(&hsm, k, Some(SignatureScheme::Ed25519)))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("log key {key}: {e}"))?;
-    Ok(Arc::new(signer))
-}
-
-/// The key `key` names in `hsm` with the certificate stored beside it, signing with `scheme`.
-async fn certified_key(hsm: &Hsm, key: &KeyRef, scheme: Option<SignatureScheme>) -> Result<CertifiedKey, String> {
-    let (hsm, k) = (hsm.clone(), key.clone());
-    tokio::task::spawn_blocking(move || hsm.certified_key(&k, scheme))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("{key}: {e}"))
+/// The key `trustd rollover` makes for generation `generation` of the role whose ceremony key is
+/// `first`: in the same token, labelled after it (`trustd-tsa` → `trustd-tsa.2`).
+pub fn successor(first: &KeyRef, generation: u32) -> KeyRef {
+    let label = first.label.as_deref().map(|l| format!("{l}.{generation}"));
+    KeyRef { token: first.token.clone(), label, id: None }
 }

@@ -210,8 +210,8 @@ fn service_keys_roll_over_while_serving_and_what_they_signed_stays_valid() {
     assert!(String::from_utf8_lossy(&ready).contains("certificates: ok"));
 }
 
-#[test]
-fn a_rollover_refuses_what_it_cannot_do_and_changes_nothing() {
+#[tokio::test]
+async fn a_rollover_refuses_what_it_cannot_do_and_changes_nothing() {
     let d = Daemon::start();
     for (key, says) in [
         ("issuing", "is replaced by a key ceremony"),
@@ -236,7 +236,21 @@ fn a_rollover_refuses_what_it_cannot_do_and_changes_nothing() {
     assert!(!missing.exists(), "nothing created where no data dir was");
     let out = Command::new(env!("CARGO_BIN_EXE_trustd")).args(["rollover", "--key", "tsa"]).output().unwrap();
     assert!(!out.status.success(), "a config or a data dir is required");
-    // Nothing was rolled over: the daemon still signs with the ceremony's TSA key.
+    // A row in the store naming another key of the token (here the issuing CA's) as the TSA's
+    // next generation is not followed: the daemon says so and keeps the ceremony's TSA key.
+    let store = trustd::store::SqliteStore::open(&d.data_dir().join("trustd.db")).await.unwrap();
+    let forged = trustd::store::RolledKey {
+        role: trustd::service_role::ServiceRole::Tsa,
+        generation: 2,
+        key: trustd::keys::KeyRef::label("trustd-issuing-ca"),
+        created_at: 0,
+    };
+    trustd::store::Store::record_service_key(&store, &forged).await.unwrap();
+    let start = Instant::now();
+    while !d.log().contains("not the key trustd rollover makes") {
+        assert!(start.elapsed() < Duration::from_secs(10), "no refusal logged:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::fs::write(d.dir.path().join("doc.txt"), b"x").unwrap();
     let chain = split_pem(&trustctl_ok(&d, &["tsa", "chain"]));
     assert_eq!(timestamp(&d, "t.tsr"), chain[0]);

@@ -1,8 +1,8 @@
 -- Service keys rolled over (`trustd rollover`): from its newest generation on, a role signs with
 -- the key named here (generation 1, the key ceremony's, is the config's and has no row). Every
--- replica follows it; the certificate is in the token beside the key.
+-- replica follows it; the certificate is in the token beside the key (the log key has none).
 CREATE TABLE service_keys (
-    role        TEXT    NOT NULL,          -- tsa, document-signer, ocsp
+    role        TEXT    NOT NULL,          -- tsa, document-signer, ocsp, log
     generation  BIGINT  NOT NULL,          -- 2, 3, …
     key_uri     TEXT    NOT NULL,          -- RFC 7512 PKCS#11 URI
     created_at  BIGINT  NOT NULL,          -- Unix seconds

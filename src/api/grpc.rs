@@ -235,7 +235,7 @@ impl pb::time_stamping_server::TimeStamping for TsaService {
         &self,
         _request: Request<pb::GetTsaChainRequest>,
     ) -> Result<Response<pb::GetTsaChainResponse>, Status> {
-        Ok(Response::new(pb::GetTsaChainResponse { certificates_der: self.tsa.chain().to_vec() }))
+        Ok(Response::new(pb::GetTsaChainResponse { certificates_der: self.tsa.chain() }))
     }
 }
 

@@ -307,12 +307,13 @@ async fn log_checkpoint(State(s): State<HttpState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], note).into_response()
 }
 
-/// The log's C2SP signed-note verifier key, one line. A convenience for setting up an auditor:
-/// auditors must compare it with the key they were given out of band, never trust it as such.
+/// The log's C2SP signed-note verifier key (its newest, after a rollover), one line. A
+/// convenience for setting up an auditor: auditors must compare it with the key they were given
+/// out of band, never trust it as such. Cached briefly: a rollover changes it.
 async fn log_key(State(s): State<HttpState>) -> Response {
     let Some(log) = s.log else { return no_log() };
     let vkey = format!("{}\n", log.public_key().vkey());
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], vkey)
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=60")], vkey)
         .into_response()
 }
 

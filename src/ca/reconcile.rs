@@ -10,8 +10,8 @@ use super::*;
 pub const REVOCATION_SETTLED: Duration = Duration::from_secs(10);
 
 impl CertificateAuthority {
-    /// Records the service certificates the key ceremony issued from this CA (TSA, document
-    /// signer, OCSP responder) in the store, once, so that revocation, CRLs, OCSP and signature
+    /// Records the service certificates the key ceremony or a rollover issued from this CA
+    /// (TSA, document signer, OCSP responder) in the store, once, so that revocation, CRLs, OCSP and signature
     /// validation treat them like every other certificate of this CA. Returns how many were new.
     pub async fn record_ceremony_certificates(&self, certs: Vec<ServiceCertificate>) -> Result<usize, CaError> {
         let mut added = 0;

@@ -91,13 +91,20 @@ impl TransparencyLog {
         self.signer.load().public_key().clone()
     }
 
-    /// Signs checkpoints from now on with `key`, the log's next key, cosigned by the one before
-    /// (C2SP signed-note), and signs the current tree so at once: auditors who pinned the
-    /// previous key keep verifying, and find the new key stated in the log (which the caller
-    /// appended before). The key before the previous one signs no more.
-    pub async fn rotate(&self, key: Arc<dyn crate::keys::SigningKey>) -> Result<(), LogError> {
+    /// Signs checkpoints from now on with `key`, the log's next key, together with `previous`,
+    /// the key it rolled over from (two signed-note signatures), and signs the current tree so
+    /// at once: auditors who pinned the previous key keep verifying, and find the new key
+    /// stated in the log (the caller waits until this tree includes the statement).
+    pub async fn rotate(
+        &self,
+        key: Arc<dyn crate::keys::SigningKey>,
+        previous: Option<Arc<dyn crate::keys::SigningKey>>,
+    ) -> Result<(), LogError> {
+        let mut next = CheckpointSigner::new(&self.origin, key)?;
+        if let Some(previous) = previous {
+            next = next.after(&CheckpointSigner::new(&self.origin, previous)?);
+        }
         let _one = self.publishing.lock().await;
-        let next = CheckpointSigner::new(&self.origin, key)?.after(&self.signer.load());
         let (size, root) = *self.sequencer.head().borrow();
         let signed = sign(&next, Checkpoint::new(&self.origin, size, root)?).await?;
         self.signer.store(Arc::new(next));

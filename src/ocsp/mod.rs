@@ -73,17 +73,18 @@ pub struct OcspResponder {
     store: Arc<dyn Store>,
     validity: Duration,
     clock: Arc<dyn Clock>,
-    /// By the CertID's DER: the response must carry the CertID exactly as asked (hash
-    /// algorithm parameters NULL or absent included), so two spellings are two entries.
-    cache: Mutex<HashMap<Vec<u8>, Cached>>,
 }
 
-/// The delegated responder: its key, its certificate (RFC 6960 §4.2.2.2), and the SHA-1 hash of
-/// its public key (the byKey ResponderID, RFC 5019 §2.2.3).
+/// The delegated responder: its key, its certificate (RFC 6960 §4.2.2.2), the SHA-1 hash of
+/// its public key (the byKey ResponderID, RFC 5019 §2.2.3), and the good responses it
+/// pre-signed, which go with it when the key rolls over.
 struct Responder {
     key: Arc<dyn SigningKey>,
     cert: Certificate,
     key_hash: Vec<u8>,
+    /// By the CertID's DER: the response must carry the CertID exactly as asked (hash
+    /// algorithm parameters NULL or absent included), so two spellings are two entries.
+    cache: Mutex<HashMap<Vec<u8>, Cached>>,
 }
 
 impl Responder {
@@ -91,7 +92,7 @@ impl Responder {
         let CertifiedKey { key, cert, .. } = key;
         let key_hash =
             sha1::Sha1::digest(cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes()).to_vec();
-        Responder { key, cert, key_hash }
+        Responder { key, cert, key_hash, cache: Mutex::new(HashMap::new()) }
     }
 }
 
@@ -145,15 +146,13 @@ impl OcspResponder {
             store,
             validity,
             clock,
-            cache: Mutex::new(HashMap::new()),
         })
     }
 
     /// Signs every response from now on with `key` (a rolled-over responder key and its
-    /// certificate), pre-signed ones included: those made with the previous key are dropped.
+    /// certificate), pre-signed ones included: those made with the previous key go with it.
     pub fn rotate(&self, key: CertifiedKey) {
         self.responder.store(Arc::new(Responder::new(key)));
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Answers a DER OCSPRequest (RFC 6960 §4.1) with a DER OCSPResponse (§4.2): good, revoked
@@ -208,8 +207,9 @@ impl OcspResponder {
         // RFC 5019 §2.2.1: one CertID, no nonce, good: a pre-signed response can be reused.
         let cacheable = nonce.is_none() && statuses.len() == 1 && matches!(statuses[0].2, Some(None));
         let key = if cacheable { statuses[0].0.to_der().ok() } else { None };
+        let responder = self.responder.load_full();
         if let Some(k) = &key {
-            if let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(k) {
+            if let Some(c) = responder.cache.lock().unwrap_or_else(|p| p.into_inner()).get(k) {
                 if now < c.refresh_after {
                     return Answer { der: c.der.to_vec(), fresh_until: Some(c.next_update) };
                 }
@@ -223,7 +223,6 @@ impl OcspResponder {
         let (Some(responses), Some(produced_at)) = (responses, gtime(now)) else {
             return Answer::error(OcspResponse::internal_error());
         };
-        let responder = self.responder.load_full();
         let data = ResponseData {
             version: Version::V1,
             // RFC 5019 §2.2.3: byKey, the SHA-1 hash of the responder's public key.
@@ -246,7 +245,7 @@ impl OcspResponder {
         if let Some(k) = key {
             // Re-sign once half the validity has passed, long before nextUpdate.
             let refresh_after = now + self.validity.as_secs() / 2;
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cache = responder.cache.lock().unwrap_or_else(|p| p.into_inner());
             if cache.len() >= MAX_CACHED {
                 cache.retain(|_, c| now < c.refresh_after);
             }

@@ -265,21 +265,22 @@ impl SigningService {
     /// certificate, in the policy's signature scheme); signatures being made finish with the
     /// key they started with.
     pub fn rotate(&self, name: &str, key: CertifiedKey) -> Result<(), SigningError> {
-        let current = self.policies.get(name).ok_or_else(|| SigningError::UnknownPolicy {
-            name: name.to_owned(),
-            known: self.policies.keys().cloned().collect::<Vec<_>>().join(", "),
-        })?;
-        let policy = current.load().policy.clone();
-        current.store(Arc::new(PolicySigner::new(policy, key, &self.certifier, &self.tsa)?));
+        let slot = self.slot(name)?;
+        let policy = slot.load().policy.clone();
+        slot.store(Arc::new(PolicySigner::new(policy, key, &self.certifier, &self.tsa)?));
         Ok(())
     }
 
-    fn policy(&self, name: &str) -> Result<Arc<PolicySigner>, SigningError> {
+    fn slot(&self, name: &str) -> Result<&arc_swap::ArcSwap<PolicySigner>, SigningError> {
         let name = policy_name(name);
-        self.policies.get(name).map(|p| p.load_full()).ok_or_else(|| SigningError::UnknownPolicy {
+        self.policies.get(name).ok_or_else(|| SigningError::UnknownPolicy {
             name: name.to_owned(),
             known: self.policies.keys().cloned().collect::<Vec<_>>().join(", "),
         })
+    }
+
+    fn policy(&self, name: &str) -> Result<Arc<PolicySigner>, SigningError> {
+        self.slot(name).map(|p| p.load_full())
     }
 
     /// Whether policy `name` (empty: `default`) is for `client`: its `clients` list names the
