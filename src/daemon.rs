@@ -556,10 +556,10 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let clock: Arc<dyn Clock> = Arc::new(SystemClock(cfg.tsa.clock_check));
     // The keys the services sign with, as operators measure them (trust.v1.Diagnostics), and
     // each service certificate's notAfter by role, for /metrics.
-    let mut diagnostics = Diagnostics::new(cfg.hsm_config().max_sessions);
+    let diagnostics = Arc::new(Diagnostics::new(cfg.hsm_config().max_sessions));
     let expiry = ServiceCertificates::default();
     let (ca, issuing, root) = issuing_ca(&cfg, &hsm, store.clone(), policies.clone(), clock.clone()).await?;
-    diagnostics = diagnostics.with_key(ServiceKey::IssuingCa, issuing.key.clone());
+    diagnostics.replace(ServiceKey::IssuingCa, issuing.key.clone());
     expiry.set("root", cert_not_after(&root));
     expiry.set("issuing", not_after(&issuing));
     // The keys rolled over (`trustd rollover`) serve in place of the ceremony's.
@@ -570,7 +570,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let mut in_use = HashMap::new();
     let log = if cfg.log.enabled {
         let key = hsm_signer(&hsm, &keys.log, Some(SignatureScheme::Ed25519), "log key").await?;
-        diagnostics = diagnostics.with_key(ServiceKey::Log, key.clone());
+        diagnostics.replace(ServiceKey::Log, key.clone());
         in_use.insert(ServiceRole::Log, (generation(ServiceRole::Log), key.public_key().clone()));
         let previous = match crate::rollover::previous(&rolled, ServiceRole::Log, &cfg.keys.log) {
             Some(k) => Some(hsm_signer(&hsm, &k, Some(SignatureScheme::Ed25519), "previous log key").await?),
@@ -618,7 +618,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
 
     let chain = ca.chain(CaId::Issuing).to_vec();
     let tsa_key = certified_key(&hsm, &keys.tsa, None).await?;
-    diagnostics = diagnostics.with_key(ServiceKey::Tsa, tsa_key.key.clone());
+    diagnostics.replace(ServiceKey::Tsa, tsa_key.key.clone());
     expiry.set("tsa", not_after(&tsa_key));
     in_use.insert(ServiceRole::Tsa, (generation(ServiceRole::Tsa), tsa_key.key.public_key().clone()));
     let tsa = TimeStampAuthority::new(
@@ -633,7 +633,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         tracing::warn!(reason = %e, "time-stamps will be refused with timeNotAvailable until the clock is synchronised");
     }
     let ocsp_key = certified_key(&hsm, &keys.ocsp, None).await?;
-    diagnostics = diagnostics.with_key(ServiceKey::Ocsp, ocsp_key.key.clone());
+    diagnostics.replace(ServiceKey::Ocsp, ocsp_key.key.clone());
     expiry.set("ocsp", not_after(&ocsp_key));
     in_use.insert(ServiceRole::Ocsp, (generation(ServiceRole::Ocsp), ocsp_key.key.public_key().clone()));
     let ocsp = OcspResponder::new(
@@ -673,7 +673,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
                 ));
             }
             if policy.name == crate::signing::DEFAULT_POLICY {
-                diagnostics = diagnostics.with_key(ServiceKey::DocumentSigner, certified.key.clone());
+                diagnostics.replace(ServiceKey::DocumentSigner, certified.key.clone());
             }
             expiry.set(&format!("signing:{}", policy.name), not_after(&certified));
             keyed.push((policy.clone(), certified));
@@ -706,6 +706,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         signing: signing.clone(),
         ocsp: ocsp.clone(),
         certificates: expiry.clone(),
+        diagnostics: diagnostics.clone(),
         in_use,
         failing: HashMap::new(),
     };
@@ -777,7 +778,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let signing_max = usize::try_from(signing.max_document_bytes()).unwrap_or(usize::MAX).saturating_add(64 * 1024);
     let signing_service = GrpcSigning { signing, stream_idle_timeout: cfg.limits.stream_idle_timeout };
     let signing_service = SigningServer::new(signing_service).max_decoding_message_size(max.max(signing_max));
-    let diagnostics_service = DiagnosticsServer::new(DiagnosticsService { diagnostics: Arc::new(diagnostics) });
+    let diagnostics_service = DiagnosticsServer::new(DiagnosticsService { diagnostics });
     // Disabled, the log's service is not offered at all (UNIMPLEMENTED), rather than an empty log.
     let log_service = log.clone().map(|log| LogServer::new(LogService { log }));
 

@@ -87,7 +87,8 @@ pub struct ProcessStats {
 
 /// The service keys a daemon signs with, for measuring.
 pub struct Diagnostics {
-    keys: Vec<(ServiceKey, Arc<dyn SigningKey>)>,
+    /// Replaced one by one as keys roll over ([`Diagnostics::replace`]).
+    keys: std::sync::RwLock<Vec<(ServiceKey, Arc<dyn SigningKey>)>>,
     hsm_sessions: usize,
     running: tokio::sync::Mutex<()>,
 }
@@ -95,12 +96,18 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// `hsm_sessions`: how many signatures the HSM takes at once, the default concurrency.
     pub fn new(hsm_sessions: usize) -> Self {
-        Diagnostics { keys: Vec::new(), hsm_sessions: hsm_sessions.max(1), running: tokio::sync::Mutex::new(()) }
+        Diagnostics {
+            keys: Default::default(),
+            hsm_sessions: hsm_sessions.max(1),
+            running: tokio::sync::Mutex::new(()),
+        }
     }
 
-    pub fn with_key(mut self, which: ServiceKey, key: Arc<dyn SigningKey>) -> Self {
-        self.keys.push((which, key));
-        self
+    /// Measures `key` for `which` from now on (at start, and when a key rolls over).
+    pub fn replace(&self, which: ServiceKey, key: Arc<dyn SigningKey>) {
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        keys.retain(|(k, _)| *k != which);
+        keys.push((which, key));
     }
 
     pub fn hsm_sessions(&self) -> usize {
@@ -112,8 +119,9 @@ impl Diagnostics {
         self.key(which).map(|k| k.scheme())
     }
 
-    fn key(&self, which: ServiceKey) -> Option<&Arc<dyn SigningKey>> {
-        self.keys.iter().find(|(k, _)| *k == which).map(|(_, key)| key)
+    fn key(&self, which: ServiceKey) -> Option<Arc<dyn SigningKey>> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        keys.iter().find(|(k, _)| *k == which).map(|(_, key)| key.clone())
     }
 
     /// Signs [`MEASURED_MESSAGE`] with `which` for `duration`, `concurrency` signatures in flight
@@ -131,7 +139,7 @@ impl Diagnostics {
         if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
             return Err(DiagnosticsError::BadConcurrency(concurrency));
         }
-        let key = self.key(which).ok_or(DiagnosticsError::NotInService(which))?.clone();
+        let key = self.key(which).ok_or(DiagnosticsError::NotInService(which))?;
         let _only = self.running.try_lock().map_err(|_| DiagnosticsError::Busy)?;
         let start = Instant::now();
         let deadline = start + duration;
@@ -192,7 +200,9 @@ mod tests {
     use crate::keys::software::SoftwareKey;
 
     fn diagnostics() -> Diagnostics {
-        Diagnostics::new(2).with_key(ServiceKey::Tsa, Arc::new(SoftwareKey::p256(1)))
+        let d = Diagnostics::new(2);
+        d.replace(ServiceKey::Tsa, Arc::new(SoftwareKey::p256(1)));
+        d
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@
 use crate::ca::{CertificateAuthority, ServiceCertificate, REVOCATION_SETTLED};
 use crate::ceremony::{self, CaKeys, CeremonyConfig, KeyInService};
 use crate::daemon::{certified_key, hsm_signer};
+use crate::diagnostics::ServiceKey;
 use crate::hsm::{Hsm, KeyRef};
 use crate::keys::SignatureScheme;
 use crate::log::{Sequencer, TransparencyLog};
@@ -131,6 +132,8 @@ pub struct Follower {
     pub signing: Arc<SigningService>,
     pub ocsp: Arc<OcspResponder>,
     pub certificates: crate::health::ServiceCertificates,
+    /// What trust.v1.Diagnostics measures: the keys in service.
+    pub diagnostics: Arc<crate::diagnostics::Diagnostics>,
     /// The generation each role signs with, and its key's public key (from the HSM).
     pub in_use: HashMap<ServiceRole, (u32, spki::SubjectPublicKeyInfoOwned)>,
     /// The last error of each role that could not switch yet, logged when it changes.
@@ -198,6 +201,7 @@ impl Follower {
         if role == ServiceRole::Log {
             let key = hsm_signer(&self.hsm, &rolled.key, Some(SignatureScheme::Ed25519), "log key").await?;
             let public_key = key.public_key().clone();
+            self.diagnostics.replace(ServiceKey::Log, key.clone());
             if let Some(log) = &self.log {
                 // Checkpoints by the new key cover its statement, which trustd rollover made
                 // before recording the key: wait until this replica's tree includes it.
@@ -220,6 +224,7 @@ impl Follower {
         let not_after = certified.cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
         match role {
             ServiceRole::Tsa => {
+                self.diagnostics.replace(ServiceKey::Tsa, certified.key.clone());
                 self.tsa.rotate(certified).map_err(|e| e.to_string())?;
                 self.certificates.set(role.name(), not_after);
             }
@@ -229,12 +234,16 @@ impl Follower {
                 // Each policy signing with the previous key, in its own signature scheme.
                 for policy in self.signing.policies_signing_with(&previous) {
                     let key = certified_key(&self.hsm, &rolled.key, policy.signature).await?;
+                    if policy.name == crate::signing::DEFAULT_POLICY {
+                        self.diagnostics.replace(ServiceKey::DocumentSigner, key.key.clone());
+                    }
                     self.signing.rotate(&policy.name, key).map_err(|e| e.to_string())?;
                     self.certificates.set(&format!("signing:{}", policy.name), not_after);
                     tracing::info!(policy = %policy.name, "signing policy switched to the new document-signing key");
                 }
             }
             ServiceRole::Ocsp => {
+                self.diagnostics.replace(ServiceKey::Ocsp, certified.key.clone());
                 self.ocsp.rotate(certified);
                 self.certificates.set(role.name(), not_after);
             }
