@@ -34,15 +34,18 @@ pub struct Rolled {
     pub role: ServiceRole,
     pub generation: u32,
     pub step: ceremony::Step,
+    /// Whether this finished a rollover that an earlier run began.
+    pub resumed: bool,
 }
 
 impl std::fmt::Display for Rolled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} key, generation {}: {}; serving replicas sign with it within {} s",
+            "{} key, generation {}{}: {}; serving replicas sign with it within {} s",
             self.role,
             self.generation,
+            if self.resumed { " (finishing the rollover an earlier run began)" } else { "" },
             self.step,
             FOLLOW_ROLLOVERS.as_secs()
         )
@@ -62,12 +65,33 @@ pub async fn roll_over(
     role: ServiceRole,
 ) -> Result<Rolled, String> {
     let all = store.service_keys().await.map_err(|e| e.to_string())?;
-    let current = newest(&all).into_iter().find(|k| k.role == role).cloned();
-    let generation = current
-        .as_ref()
-        .map_or(Some(2), |k| k.generation.checked_add(1))
-        .ok_or_else(|| format!("the {role} key has rolled over as often as can be counted"))?;
-    let previous = current.map_or_else(|| ceremony.keys.service(role).clone(), |k| k.key);
+    let now = i64::try_from(crate::unix_time::now()).unwrap_or(i64::MAX);
+    // A rollover of this role that did not finish is finished; otherwise the next generation
+    // is reserved first, so that a second rollover of the role running at once fails here.
+    let (generation, resumed) = match all.iter().filter(|k| k.role == role).max_by_key(|k| k.generation) {
+        Some(k) if k.in_service_at.is_none() => (k.generation, true),
+        Some(k) => (
+            k.generation
+                .checked_add(1)
+                .ok_or_else(|| format!("the {role} key has rolled over as often as can be counted"))?,
+            false,
+        ),
+        None => (2, false),
+    };
+    let previous = newest(&all)
+        .into_iter()
+        .find(|k| k.role == role)
+        .map_or_else(|| ceremony.keys.service(role).clone(), |k| k.key.clone());
+    if !resumed {
+        let reserved = RolledKey {
+            role,
+            generation,
+            key: successor(ceremony.keys.service(role), generation),
+            created_at: now,
+            in_service_at: None,
+        };
+        store.record_service_key(&reserved).await.map_err(|e| e.to_string())?;
+    }
     let h = hsm.clone();
     let (key, step) =
         tokio::task::spawn_blocking(move || ceremony::rollover(&h, &ceremony, role, &previous, generation))
@@ -89,17 +113,15 @@ pub async fn roll_over(
         let stated = KeyInService { role: role.name().into(), key: key.clone(), public_key };
         ceremony::log_keys(store, log, vec![stated]).await.map_err(|e| format!("stating it in the log: {e}"))?;
     }
-    let rolled =
-        RolledKey { role, generation, key, created_at: i64::try_from(crate::unix_time::now()).unwrap_or(i64::MAX) };
-    store.record_service_key(&rolled).await.map_err(|e| e.to_string())?;
-    tracing::warn!(%role, generation, key = %rolled.key, audit = true, "service key rolled over");
-    Ok(Rolled { role, generation, step })
+    store.put_service_key_in_service(role, generation, now).await.map_err(|e| e.to_string())?;
+    tracing::warn!(%role, generation, %key, resumed, audit = true, "service key rolled over");
+    Ok(Rolled { role, generation, step, resumed })
 }
 
-/// The newest generation of each role among `all`.
+/// The newest generation in service of each role among `all`.
 pub fn newest(all: &[RolledKey]) -> Vec<&RolledKey> {
     let mut newest: HashMap<ServiceRole, &RolledKey> = HashMap::new();
-    for k in all {
+    for k in all.iter().filter(|k| k.in_service_at.is_some()) {
         let slot = newest.entry(k.role).or_insert(k);
         if k.generation > slot.generation {
             *slot = k;

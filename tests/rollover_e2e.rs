@@ -244,6 +244,7 @@ async fn a_rollover_refuses_what_it_cannot_do_and_changes_nothing() {
         generation: 2,
         key: trustd::keys::KeyRef::label("trustd-issuing-ca"),
         created_at: 0,
+        in_service_at: Some(0),
     };
     trustd::store::Store::record_service_key(&store, &forged).await.unwrap();
     let start = Instant::now();
@@ -363,4 +364,32 @@ fn replicas_and_a_standby_follow_a_rollover_made_against_the_database() {
     assert_eq!(recorded, ["2"], "the new TSA certificate recorded once, beside the first");
     let out = trustctl_ok(&other, &["log", "verify", "--key", &log_1]);
     assert!(out.contains("ceremony:tsa 2") && out.contains("ceremony:ocsp 2"), "{out}");
+}
+
+/// A rollover that stopped before its key was in service (a crash, a failed HSM) leaves its
+/// generation reserved: no replica follows it, and the next run finishes it.
+#[tokio::test]
+async fn an_interrupted_rollover_is_finished_by_the_next_run() {
+    let d = Daemon::start();
+    let chain = split_pem(&trustctl_ok(&d, &["ca", "chain"]));
+    std::fs::write(d.dir.path().join("issuing.pem"), &chain[0]).unwrap();
+    std::fs::write(d.dir.path().join("root.pem"), &chain[1]).unwrap();
+    std::fs::write(d.dir.path().join("tsa.pem"), &split_pem(&trustctl_ok(&d, &["tsa", "chain"]))[0]).unwrap();
+    let responder_1 = ocsp(&d, "tsa.pem").1;
+    let store = trustd::store::SqliteStore::open(&d.data_dir().join("trustd.db")).await.unwrap();
+    let begun = trustd::store::RolledKey {
+        role: trustd::service_role::ServiceRole::Ocsp,
+        generation: 2,
+        key: trustd::keys::KeyRef::label("trustd-ocsp-signer.2"),
+        created_at: 0,
+        in_service_at: None,
+    };
+    trustd::store::Store::record_service_key(&store, &begun).await.unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(ocsp(&d, "tsa.pem").1, responder_1, "a generation not in service is not followed");
+    let out = rollover_ok(&d, "ocsp");
+    assert!(out.contains("ocsp key, generation 2 (finishing the rollover an earlier run began)"), "{out}");
+    changed_from(&responder_1, || ocsp(&d, "tsa.pem").1);
+    let out = rollover_ok(&d, "ocsp");
+    assert!(out.contains("ocsp key, generation 3:"), "{out}");
 }

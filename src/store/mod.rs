@@ -121,14 +121,17 @@ pub struct StoredCrl {
 }
 
 /// A service key rolled over (`trustd rollover`): `role` signs with `key` from `generation` on
-/// (generation 1 is the key ceremony's, named in the config).
+/// (generation 1 is the key ceremony's, named in the config), once it is in service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RolledKey {
     pub role: ServiceRole,
     pub generation: u32,
     pub key: KeyRef,
-    /// Unix seconds.
+    /// When the rollover began, Unix seconds.
     pub created_at: i64,
+    /// When its certificate was recorded and its key stated, Unix seconds; `None` while the
+    /// rollover runs (or after it failed: running it again finishes it).
+    pub in_service_at: Option<i64>,
 }
 
 /// How many published CRLs of each CA the store keeps: the newest is served, the few before it
@@ -401,9 +404,12 @@ pub trait Store: LogStore + Send + Sync {
     /// The newest published CRL of `ca` numbered above `above`, if any: what a replica serves
     /// once it is newer than its own.
     async fn newest_crl(&self, ca: CaId, above: u64) -> Result<Option<StoredCrl>, StoreError>;
-    /// Records a rolled-over service key; refused (nothing changed) if that role's generation
-    /// is recorded already (another rollover got there first).
+    /// Records a rolled-over service key (a rollover beginning: `in_service_at` `None`);
+    /// refused (nothing changed) if that role's generation is recorded already (another
+    /// rollover got there first).
     async fn record_service_key(&self, key: &RolledKey) -> Result<(), StoreError>;
+    /// Puts generation `generation` of `role` in service at `at` (Unix seconds).
+    async fn put_service_key_in_service(&self, role: ServiceRole, generation: u32, at: i64) -> Result<(), StoreError>;
     /// Every rolled-over key, by role, each role's generations in order (a handful of rows).
     async fn service_keys(&self) -> Result<Vec<RolledKey>, StoreError>;
     /// Records time-stamp tokens in one transaction, outside the log (with the log on they are

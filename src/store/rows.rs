@@ -353,27 +353,62 @@ where
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    sqlx::query::<DB>("INSERT INTO service_keys (role, generation, key_uri, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(key.role.name())
-        .bind(i64::from(key.generation))
-        .bind(key.key.to_string())
-        .bind(key.created_at)
-        .execute(pool)
-        .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Database(format!(
-                "generation {} of the {} key is recorded already: another rollover got there first",
-                key.generation, key.role
-            )),
-            e => db(e),
-        })?;
+    sqlx::query::<DB>(
+        "INSERT INTO service_keys (role, generation, key_uri, created_at, in_service_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(key.role.name())
+    .bind(i64::from(key.generation))
+    .bind(key.key.to_string())
+    .bind(key.created_at)
+    .bind(key.in_service_at)
+    .execute(pool)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Database(format!(
+            "generation {} of the {} key is recorded already: another rollover got there first",
+            key.generation, key.role
+        )),
+        e => db(e),
+    })?;
     Ok(())
+}
+
+/// Puts a rollover's key in service: see [`Store::put_service_key_in_service`].
+pub(super) async fn put_service_key_in_service<DB>(
+    pool: &sqlx::Pool<DB>,
+    role: crate::service_role::ServiceRole,
+    generation: u32,
+    at: i64,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let done: Option<i64> = sqlx::query_scalar::<DB, i64>(
+        "UPDATE service_keys SET in_service_at = $3 WHERE role = $1 AND generation = $2 AND in_service_at IS NULL \
+         RETURNING generation",
+    )
+    .bind(role.name())
+    .bind(i64::from(generation))
+    .bind(at)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    match done {
+        Some(_) => Ok(()),
+        _ => Err(StoreError::Database(format!("generation {generation} of the {role} key is no rollover in progress"))),
+    }
 }
 
 /// Every rolled-over key, each role's generations in order, read by [`rolled_key`].
 pub(super) const SERVICE_KEYS: &str =
-    "SELECT role, generation, key_uri, created_at FROM service_keys ORDER BY role, generation";
+    "SELECT role, generation, key_uri, created_at, in_service_at FROM service_keys ORDER BY role, generation";
 
 /// A row of `service_keys`.
 pub(super) fn rolled_key(row: &impl Columns) -> Result<RolledKey, StoreError> {
@@ -386,6 +421,7 @@ pub(super) fn rolled_key(row: &impl Columns) -> Result<RolledKey, StoreError> {
             .map_err(|_| StoreError::Database(format!("service key generation {generation}")))?,
         key: crate::keys::KeyRef::parse(&row.text("key_uri")?).map_err(StoreError::Database)?,
         created_at: row.int("created_at")?,
+        in_service_at: row.opt_int("in_service_at")?,
     })
 }
 

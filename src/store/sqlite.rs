@@ -403,6 +403,15 @@ impl Store for SqliteStore {
         rows::insert_service_key(&self.pool, key).await
     }
 
+    async fn put_service_key_in_service(
+        &self,
+        role: crate::service_role::ServiceRole,
+        generation: u32,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        rows::put_service_key_in_service(&self.pool, role, generation, at).await
+    }
+
     async fn service_keys(&self) -> Result<Vec<super::RolledKey>, StoreError> {
         rows::read_all(&self.pool, rows::SERVICE_KEYS, rows::rolled_key).await
     }

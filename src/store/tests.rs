@@ -461,15 +461,16 @@ async fn rolled_over_keys_are_kept_by_role_and_generation() {
             generation,
             key: KeyRef::parse(&format!("pkcs11:object=trustd-{role}.{generation}")).unwrap(),
             created_at: i64::from(generation),
+            in_service_at: Some(i64::from(generation) + 1),
         };
         for r in [rolled(Tsa, 3), rolled(Ocsp, 2), rolled(Tsa, 2), rolled(Log, 2)] {
             store.record_service_key(&r).await.unwrap();
         }
         let all = store.service_keys().await.unwrap();
         assert_eq!(all, vec![rolled(Log, 2), rolled(Ocsp, 2), rolled(Tsa, 2), rolled(Tsa, 3)]);
-        let mut newest: Vec<_> = newest(&all).into_iter().cloned().collect();
-        newest.sort_by_key(|r| r.role.name());
-        assert_eq!(newest, vec![rolled(Log, 2), rolled(Ocsp, 2), rolled(Tsa, 3)]);
+        let mut in_service: Vec<_> = newest(&all).into_iter().cloned().collect();
+        in_service.sort_by_key(|r| r.role.name());
+        assert_eq!(in_service, vec![rolled(Log, 2), rolled(Ocsp, 2), rolled(Tsa, 3)]);
         let first = KeyRef::parse("pkcs11:object=first").unwrap();
         assert_eq!(previous(&all, Tsa, &first), Some(rolled(Tsa, 2).key));
         assert_eq!(previous(&all, Log, &first), Some(first.clone()));
@@ -480,6 +481,18 @@ async fn rolled_over_keys_are_kept_by_role_and_generation() {
         store.record_service_key(&rolled(DocumentSigner, u32::MAX)).await.unwrap();
         let all = store.service_keys().await.unwrap();
         assert_eq!(all.iter().find(|k| k.role == DocumentSigner), Some(&rolled(DocumentSigner, u32::MAX)));
+        // A rollover begun is not in service until it is put there, once.
+        let begun = RolledKey { in_service_at: None, ..rolled(Ocsp, 3) };
+        store.record_service_key(&begun).await.unwrap();
+        let all = store.service_keys().await.unwrap();
+        assert!(all.contains(&begun));
+        assert_eq!(newest(&all).into_iter().find(|k| k.role == Ocsp), Some(&rolled(Ocsp, 2)));
+        store.put_service_key_in_service(Ocsp, 3, 4).await.unwrap();
+        let e = store.put_service_key_in_service(Ocsp, 3, 5).await.expect_err("once");
+        assert!(e.to_string().contains("no rollover in progress"), "{e}");
+        assert!(store.put_service_key_in_service(Tsa, 9, 5).await.is_err());
+        let all = store.service_keys().await.unwrap();
+        assert_eq!(newest(&all).into_iter().find(|k| k.role == Ocsp), Some(&rolled(Ocsp, 3)));
         store.execute_raw("UPDATE service_keys SET role = 'root' WHERE role = 'ocsp'").await;
         assert!(store.service_keys().await.is_err(), "a role trustd does not roll over is damage");
     }
