@@ -2,7 +2,9 @@
 //! Python's grpcio, for the CMS over a PDF's byte-range digest under the shipped `pades` policy,
 //! embeds it with pyHanko's interrupted signing, and pyHanko's own validation finds the signature
 //! intact, valid and trusted under trustd's root, at B-B and at B-T (time-stamped by trustd's
-//! TSA); trustd's Verify agrees. A PAdES policy refuses to sign enveloping.
+//! TSA); trustd's Verify agrees. pyHanko then adds a document time-stamp from trustd's TSA over
+//! HTTP (its own HTTPTimeStamper) and finds it valid too. A PAdES policy refuses to sign
+//! enveloping.
 
 mod common;
 
@@ -37,12 +39,16 @@ async fn pyhanko_embeds_and_validates_the_pades_signatures_trustd_makes() {
             .arg(d.credentials())
             .arg(&proto)
             .args(["root.pem", "issuing.pem", "pades", level])
-            .arg(&pdf));
+            .arg(&pdf)
+            .arg(format!("http://{}/tsa", d.http)));
         let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from pades.py");
         for check in ["intact", "valid", "trusted", "bottom_line"] {
             assert_eq!(seen[check], true, "{level} {check}: {seen}");
         }
-        assert_eq!(seen["coverage"], "ENTIRE_FILE", "{seen}");
+        // The document time-stamp is a later revision: what the signature covers is its own
+        // revision, and what came after is a time-stamp, which PAdES allows.
+        assert_eq!(seen["coverage"], "ENTIRE_REVISION", "{seen}");
+        assert_eq!(seen["modification_level"], "LTA_UPDATES", "{seen}");
         assert_eq!(seen["subfilter"], "/ETSI.CAdES.detached", "{seen}");
         let attrs: Vec<&str> = seen["signed_attrs"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
         for a in ["content_type", "message_digest", "signing_certificate_v2"] {
@@ -56,6 +62,9 @@ async fn pyhanko_embeds_and_validates_the_pades_signatures_trustd_makes() {
         assert_eq!(seen["timestamp_valid"], stamped, "{level}: {seen}");
         assert_eq!(seen["timestamp_trusted"], stamped, "{level}: {seen}");
         assert_eq!(seen["trustd_verify"], "TOTAL_PASSED", "{level}: {seen}");
+        for check in ["intact", "valid", "trusted"] {
+            assert_eq!(seen["document_timestamp"][check], true, "document time-stamp {check}: {seen}");
+        }
         assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
     }
 

@@ -3,11 +3,13 @@ prepares the signature and computes the byte-range digest, Python's grpcio asks 
 Signing.Sign for the CMS over that digest under a PAdES signing policy, pyHanko embeds the CMS
 (its interrupted-signing API) and validates the signed PDF against trustd's root.
 
-usage: pades.py TARGET CREDENTIALS_DIR PROTO_DIR ROOT.pem ISSUING.pem POLICY LEVEL OUT.pdf
+usage: pades.py TARGET CREDENTIALS_DIR PROTO_DIR ROOT.pem ISSUING.pem POLICY LEVEL OUT.pdf TSA_URL
 
-LEVEL is B-B or B-T. Prints one JSON object: what pyHanko's validation says (intact, valid,
-trusted, the subfilter, whether a signature time-stamp validated), which signed attributes the
-CMS carries, and trustd's own Verify indication for the CMS over the byte-range digest.
+LEVEL is B-B or B-T. Then pyHanko adds a document time-stamp from trustd's RFC 3161 TSA over
+HTTP (its HTTPTimeStamper against POST /tsa at TSA_URL). Prints one JSON object: what pyHanko's
+validation says (intact, valid, trusted, the subfilter, whether a signature time-stamp
+validated, the document time-stamp's status), which signed attributes the CMS carries, and
+trustd's own Verify indication for the CMS over the byte-range digest.
 """
 import asyncio
 import io
@@ -22,7 +24,8 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
-from pyhanko.sign.validation import async_validate_pdf_signature
+from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko.sign.validation import async_validate_pdf_signature, async_validate_pdf_timestamp
 from pyhanko_certvalidator import ValidationContext
 
 from grpc_client import stubs
@@ -49,7 +52,7 @@ def a_pdf():
 
 
 async def main():
-    target, creds, proto_dir, root_path, issuing_path, policy, level, out_path = sys.argv[1:9]
+    target, creds, proto_dir, root_path, issuing_path, policy, level, out_path, tsa_url = sys.argv[1:10]
     stubs(proto_dir)
     from trust.v1 import signing_pb2, signing_pb2_grpc
 
@@ -84,16 +87,24 @@ async def main():
     await PdfTBSDocument.async_finish_signing(output, prepared, signature_cms=cms.ContentInfo.load(signature_der))
     output.seek(0)
     signed = output.read()
-    with open(out_path, "wb") as f:
-        f.write(signed)
 
     # pyHanko validates what it embedded, trusting trustd's root only; the issuing CA is known
     # as a relying party's intermediate (the time-stamp token carries the TSA's certificate
     # alone, RFC 3161 §2.4.1 certReq).
     load = lambda path: x509.Certificate.load(pem.unarmor(open(path, "rb").read())[2])
     vc = ValidationContext(trust_roots=[load(root_path)], other_certs=[load(issuing_path)])
-    embedded = PdfFileReader(io.BytesIO(signed)).embedded_signatures[0]
+    # A document time-stamp (PAdES B-LTA's kind) from trustd's TSA, fetched by pyHanko itself.
+    stamped = io.BytesIO()
+    await signers.PdfTimeStamper(timestamper=HTTPTimeStamper(tsa_url)).async_timestamp_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(signed)), "sha256", validation_context=vc, output=stamped
+    )
+    signed = stamped.getvalue()
+    with open(out_path, "wb") as f:
+        f.write(signed)
+    reader = PdfFileReader(io.BytesIO(signed))
+    embedded = reader.embedded_signatures[0]
     status = await async_validate_pdf_signature(embedded, vc, ts_validation_context=vc)
+    doc_ts = await async_validate_pdf_timestamp(reader.embedded_signatures[1], validation_context=vc)
     signer_info = embedded.signer_info
     attrs = [a["type"].native for a in signer_info["signed_attrs"]]
     unsigned = [a["type"].native for a in (signer_info["unsigned_attrs"] or [])]
@@ -114,11 +125,13 @@ async def main():
                 "trusted": status.trusted,
                 "bottom_line": status.bottom_line,
                 "coverage": status.coverage.name,
+                "modification_level": status.modification_level.name if status.modification_level else None,
                 "subfilter": embedded.sig_object["/SubFilter"],
                 "timestamp_valid": bool(status.timestamp_validity and status.timestamp_validity.valid),
                 "timestamp_trusted": bool(status.timestamp_validity and status.timestamp_validity.trusted),
                 "signed_attrs": attrs,
                 "unsigned_attrs": unsigned,
+                "document_timestamp": {"intact": doc_ts.intact, "valid": doc_ts.valid, "trusted": doc_ts.trusted},
                 "trustd_verify": signing_pb2.Indication.Name(verified.indication),
                 "trustd_reasons": list(verified.reasons),
             }
