@@ -556,7 +556,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let clock: Arc<dyn Clock> = Arc::new(SystemClock(cfg.tsa.clock_check));
     // The keys the services sign with, as operators measure them (trust.v1.Diagnostics), and
     // each service certificate's notAfter by role, for /metrics.
-    let diagnostics = Arc::new(Diagnostics::new(cfg.hsm_config().max_sessions));
+    let diagnostics = Arc::new(Diagnostics::new(hsm.max_sessions()));
     let expiry = ServiceCertificates::default();
     let (ca, issuing, root) = issuing_ca(&cfg, &hsm, store.clone(), policies.clone(), clock.clone()).await?;
     diagnostics.replace(ServiceKey::IssuingCa, issuing.key.clone());

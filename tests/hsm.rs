@@ -41,6 +41,13 @@ fn softhsm_keys_signing_and_pool() {
         let p = hsm.key_protection(&KeyRef::label(label)).unwrap();
         assert!(p.sensitive && !p.extractable && p.always_sensitive && p.never_extractable, "{label}: {p:?}");
     }
+    // What the token cannot do is refused before the module is asked, naming the mechanism
+    // and its range as the token reports them (C_GetMechanismInfo).
+    let e = hsm.generate_key(&KeyRef::label("huge"), KeyAlgorithm::Rsa(1 << 20)).unwrap_err();
+    assert!(matches!(e, HsmError::Unsupported { .. }), "{e}");
+    let e = e.to_string();
+    assert!(e.contains("1048576-bit RSA keys with CKM_RSA_PKCS_KEY_PAIR_GEN") && e.contains("huge"), "{e}");
+    assert!(!hsm.has_private_key(&KeyRef::label("huge")).unwrap());
     let key = |uri: &str| KeyRef::parse(uri).unwrap();
     let gen = |uri: &str| hsm.generate_key(&key(uri), KeyAlgorithm::EcP256);
     assert!(matches!(gen("ec"), Err(HsmError::KeyExists(_))), "never overwrites");

@@ -184,6 +184,11 @@ impl Hsm {
                 Mechanism::RsaPkcsKeyPairGen
             }
         };
+        let bits = match alg {
+            KeyAlgorithm::Rsa(bits) => Some(bits as usize),
+            _ => None,
+        };
+        self.capabilities().check_generate(mechanism.mechanism_type(), &key.to_string(), bits)?;
         self.with_session(|s| s.generate_key_pair(&mechanism, &public, &private))?;
         tracing::info!(key = %key, algorithm = %alg, "generated key pair in the HSM");
         self.public_key(key)

@@ -16,6 +16,7 @@
 //! stale session handle could close another thread's new session, a stale key handle could sign
 //! with another key.
 
+mod capabilities;
 mod certified;
 mod keys;
 mod signer;
@@ -72,6 +73,8 @@ pub enum HsmError {
     NoCertificate(String),
     #[error("certificate of {key} in the token: {reason}")]
     BadCertificate { key: String, reason: String },
+    #[error("the token cannot {what}, which {key} needs (its PKCS#11 module does not offer it)")]
+    Unsupported { what: String, key: String },
 }
 
 /// Where the HSM is and how to log in. The PIN is not part of it: see [`Pin`].
@@ -122,6 +125,8 @@ struct Inner {
     /// Private key handles by the key's name, valid in the current generation only (cleared
     /// when re-initialising).
     private_keys: Mutex<HashMap<KeyRef, ObjectHandle>>,
+    /// The token's mechanisms, read at open.
+    capabilities: capabilities::Capabilities,
 }
 
 /// Blocking HSM work, run by a worker thread.
@@ -235,8 +240,21 @@ impl Hsm {
         let ctx = module(&cfg.module)?;
         let slot =
             find_slot(&ctx, &cfg.token_label)?.ok_or_else(|| HsmError::TokenNotFound(cfg.token_label.clone()))?;
+        let capabilities = capabilities::Capabilities::read(&ctx, slot)?;
+        let token = ctx.get_token_info(slot).map_err(HsmError::Pkcs11)?;
+        let mut max_sessions = cfg.max_sessions.max(1);
+        if let Some(limit) = capabilities::session_limit(token.max_session_count(), max_sessions) {
+            tracing::warn!(
+                token = %cfg.token_label,
+                configured = max_sessions,
+                allowed = limit,
+                "the token allows fewer sessions than [hsm] max_sessions: the pool opens at most what it allows"
+            );
+            max_sessions = limit;
+        }
+        tracing::info!(token = %cfg.token_label, mechanisms = capabilities.len(), max_sessions, "HSM token opened");
         let (jobs, queue) = flume::bounded::<Job>(MAX_WAITING_JOBS);
-        for i in 0..cfg.max_sessions.max(1) {
+        for i in 0..max_sessions {
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("hsm-{i}"))
@@ -256,12 +274,13 @@ impl Hsm {
             in_module: RwLock::new(()),
             generation: AtomicU64::new(0),
             private_keys: Mutex::new(HashMap::new()),
+            capabilities,
             last_reinit: Mutex::new(None),
             token_label: cfg.token_label.clone(),
             pin: pin.0,
             pool: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
             freed: Condvar::new(),
-            max_sessions: cfg.max_sessions.max(1),
+            max_sessions,
             jobs,
             ready: AtomicBool::new(false),
         }));
@@ -423,7 +442,13 @@ impl Hsm {
         (st.open, st.open.saturating_sub(st.idle.len()))
     }
 
-    /// The most sessions the pool opens (`[hsm] max_sessions`).
+    /// The token's mechanisms, as read when it was opened.
+    fn capabilities(&self) -> &capabilities::Capabilities {
+        &self.0.capabilities
+    }
+
+    /// The most sessions the pool opens (`[hsm] max_sessions`, or fewer when the token allows
+    /// fewer).
     pub fn max_sessions(&self) -> usize {
         self.0.max_sessions
     }

@@ -42,6 +42,14 @@ fn mechanism(scheme: SignatureScheme, msg: &[u8]) -> (Mechanism<'static>, Vec<u8
     }
 }
 
+/// The modulus length in bits of an RSA public key; `None` for other keys.
+pub(super) fn rsa_bits(spki: &SubjectPublicKeyInfoOwned) -> Option<usize> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::traits::PublicKeyParts;
+    let key = rsa::RsaPublicKey::from_pkcs1_der(spki.subject_public_key.as_bytes()?).ok()?;
+    Some(key.n().bits())
+}
+
 /// The verifying half of an HSM key pair, as its SubjectPublicKeyInfo.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PublicKey(pub SubjectPublicKeyInfoOwned);
@@ -71,14 +79,16 @@ impl fmt::Debug for HsmSigner {
 }
 
 impl HsmSigner {
-    /// Finds the key pair and checks that `scheme` (or the key's default scheme) fits it.
-    /// Blocking.
+    /// Finds the key pair and checks that `scheme` (or the key's default scheme) fits it and
+    /// that the token signs with its mechanism. Blocking.
     pub fn new(hsm: &Hsm, key: KeyRef, scheme: Option<SignatureScheme>) -> Result<Self, HsmError> {
         let spki = hsm.public_key(&key)?;
         let scheme = SignatureScheme::for_key(&spki, scheme).ok_or_else(|| HsmError::SchemeMismatch {
             key: key.to_string(),
             scheme: scheme.map_or("any supported scheme".into(), |s| s.to_string()),
         })?;
+        let (mechanism, _) = mechanism(scheme, &[]);
+        hsm.capabilities().check_sign(mechanism.mechanism_type(), &key.to_string(), rsa_bits(&spki))?;
         hsm.with_private_key(&key, |_, _| Ok(()))?;
         Ok(HsmSigner(Arc::new(Inner { hsm: hsm.clone(), key, scheme, public_key: PublicKey(spki) })))
     }
