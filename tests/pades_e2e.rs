@@ -68,6 +68,28 @@ async fn pyhanko_embeds_and_validates_the_pades_signatures_trustd_makes() {
         assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
     }
 
+    // trustctl signs a digest the portal computed (here of a whole file, which openssl then
+    // checks the detached CMS against).
+    std::fs::write(dir.join("range.bin"), b"the byte range of a PDF, as a portal hashed it").unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(dir.join("range.bin")).unwrap()));
+    let out = dir.join("range.p7s");
+    trustctl_ok(&d, &["sign", "--policy", "pades", "--digest", &digest, "--out", out.to_str().unwrap()]);
+    let args = ["cms", "-verify", "-binary", "-inform", "DER", "-in", "range.p7s", "-content", "range.bin"];
+    let verified = text(&openssl(&dir, &[&args[..], &["-CAfile", "root.pem", "-purpose", "any"]].concat()));
+    assert!(verified.contains("Verification successful"), "{verified}");
+    let printed = text(&openssl(&dir, &["cms", "-cmsout", "-print", "-inform", "DER", "-in", "range.p7s"]));
+    assert!(!printed.contains("signingTime") && printed.contains("id-smime-aa-signingCertificateV2"), "{printed}");
+    for (args, says) in [
+        (vec!["sign", "--policy", "pades", "--digest", "zz"], "is not hex"),
+        (vec!["sign", "--policy", "pades", "--digest", "abcd"], "a sha256 digest is 32 bytes, got 2"),
+        (vec!["sign", "--policy", "pades", "--digest", &digest, "--hash", "md5"], "md5"),
+        (vec!["sign", "--file", "range.bin", "--hash", "sha256"], "add --detached"),
+    ] {
+        let out = d.trustctl(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+    }
+
     // Enveloping makes no PAdES signature: refused before anything is signed or recorded.
     let before = signatures_recorded(&d).await;
     let mut signing = SigningClient::new(d.channel().await);

@@ -115,8 +115,12 @@ enum Command {
 #[derive(Args)]
 struct SignArgs {
     /// The document.
+    #[arg(long, conflicts_with = "digest", required_unless_present = "digest")]
+    file: Option<PathBuf>,
+    /// A digest to sign instead of a file (hex), with --hash's algorithm (sha256 if absent):
+    /// for a PAdES policy, the digest of the PDF's byte range. The signature is detached.
     #[arg(long)]
-    file: PathBuf,
+    digest: Option<String>,
     /// Detached signature (the document is not inside it). The document is streamed to the
     /// server in chunks, or with --hash only its digest is sent. Enveloping otherwise.
     #[arg(long)]
@@ -124,8 +128,9 @@ struct SignArgs {
     /// B-T: add a signature time-stamp from trustd's TSA (the policy's default level otherwise).
     #[arg(long)]
     timestamp: bool,
-    /// Hash the document here with this algorithm (the policy's) and send only the digest.
-    #[arg(long, requires = "detached")]
+    /// Hash the document here with this algorithm (the policy's) and send only the digest
+    /// (with --detached); with --digest, the digest's algorithm.
+    #[arg(long)]
     hash: Option<String>,
     /// Signing policy (policies/signing/NAME.toml); "default" if absent.
     #[arg(long, default_value = "")]
@@ -315,27 +320,34 @@ const SIGN_CHUNK: usize = 1024 * 1024;
 
 async fn sign(channel: Channel, a: SignArgs) -> Result<Vec<u8>, String> {
     use tokio::io::AsyncReadExt;
-    let file_err = |e: std::io::Error| format!("{}: {e}", a.file.display());
+    let path = a.file.clone().unwrap_or_default();
+    let file_err = |e: std::io::Error| format!("{}: {e}", path.display());
     let options = pb::SignOptions {
         policy: a.policy.clone(),
         level: if a.timestamp { pb::SignatureLevel::BT } else { pb::SignatureLevel::Unspecified }.into(),
-        detached: a.detached,
+        detached: a.detached || a.digest.is_some(),
     };
     let mut client = SigningClient::new(channel).max_decoding_message_size(usize::MAX);
-    let content = match (&a.hash, a.detached) {
-        (Some(h), _) => {
+    let content = match (&a.digest, &a.hash, a.detached) {
+        (Some(d), h, _) => {
+            let hash: HashAlg = h.as_deref().unwrap_or("sha256").parse()?;
+            let value = hex::decode(d).map_err(|_| format!("--digest '{d}' is not hex"))?;
+            Some(pb::sign_request::Content::Digest(pb::Digest { hash_algorithm: hash.to_string(), value }))
+        }
+        (None, Some(_), false) => return Err("--hash sends only the digest: add --detached".into()),
+        (None, Some(h), true) => {
             let hash: HashAlg = h.parse()?;
-            let file = std::fs::File::open(&a.file).map_err(file_err)?;
+            let file = std::fs::File::open(&path).map_err(file_err)?;
             let value = hash.digest_reader(file).map_err(file_err)?;
             Some(pb::sign_request::Content::Digest(pb::Digest { hash_algorithm: hash.to_string(), value }))
         }
-        (None, false) => Some(pb::sign_request::Content::Document(std::fs::read(&a.file).map_err(file_err)?)),
-        (None, true) => None,
+        (None, None, false) => Some(pb::sign_request::Content::Document(std::fs::read(&path).map_err(file_err)?)),
+        (None, None, true) => None,
     };
     let r = match content {
         Some(content) => client.sign(pb::SignRequest { options: Some(options), content: Some(content) }).await,
         None => {
-            let mut file = tokio::fs::File::open(&a.file).await.map_err(file_err)?;
+            let mut file = tokio::fs::File::open(&path).await.map_err(file_err)?;
             let (tx, rx) = tokio::sync::mpsc::channel(4);
             let reader = tokio::spawn(async move {
                 let mut options = Some(options);
