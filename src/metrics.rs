@@ -100,6 +100,8 @@ pub struct Metrics {
     crl_age: Family<CaLabels, Gauge<f64, AtomicU64>>,
     crl_next_update: Family<CaLabels, Gauge<f64, AtomicU64>>,
     expiry: Family<RoleLabels, Gauge<f64, AtomicU64>>,
+    key_generation: Family<RoleLabels, Gauge>,
+    key_pending: Family<RoleLabels, Gauge>,
     /// Encoding is rare (a scrape) and reads the gauges just set: one at a time.
     scrape: Mutex<()>,
 }
@@ -195,6 +197,19 @@ impl Metrics {
             "Seconds until a service certificate's notAfter (negative once expired), by key role",
             expiry.clone(),
         );
+        let key_generation = Family::<RoleLabels, Gauge>::default();
+        registry.register(
+            "service_key_generation",
+            "The generation of each service key this daemon signs with (1: the key ceremony's; each trustd rollover \
+             adds one)",
+            key_generation.clone(),
+        );
+        let key_pending = Family::<RoleLabels, Gauge>::default();
+        registry.register(
+            "service_key_rollover_pending",
+            "1 while a newer generation of the key in the store cannot be taken into service here (the log says why)",
+            key_pending.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -215,6 +230,8 @@ impl Metrics {
             crl_age,
             crl_next_update,
             expiry,
+            key_generation,
+            key_pending,
             scrape: Mutex::new(()),
         }
     }
@@ -224,6 +241,14 @@ impl Metrics {
         let method = MethodLabels { api: labels.api, method: labels.method.clone() };
         self.latency.get_or_create(&method).observe(took.as_secs_f64());
         self.requests.get_or_create(&labels).inc();
+    }
+
+    /// The generation of `role`'s key this daemon signs with, and whether a newer one is waiting
+    /// to be taken into service.
+    pub fn service_key(&self, role: &str, generation: u32, pending: bool) {
+        let labels = RoleLabels { role: role.to_owned() };
+        self.key_generation.get_or_create(&labels).set(i64::from(generation));
+        self.key_pending.get_or_create(&labels).set(i64::from(pending));
     }
 
     /// Counts a signature through the HSM, `ok` or not, and how long it took from being queued.

@@ -165,6 +165,9 @@ pub struct Follower {
 impl Follower {
     /// Follows the store's rolled-over keys every [`FOLLOW_ROLLOVERS`] until the daemon stops.
     pub async fn run(mut self) {
+        for (role, (generation, _)) in &self.in_use {
+            crate::metrics::global().service_key(role.name(), *generation, false);
+        }
         let mut tick = tokio::time::interval(FOLLOW_ROLLOVERS);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -188,6 +191,7 @@ impl Follower {
                 Ok(Some(public_key)) => {
                     self.in_use.insert(role, (rolled.generation, public_key));
                     self.failing.remove(&role);
+                    crate::metrics::global().service_key(role.name(), rolled.generation, false);
                     tracing::warn!(%role, generation = rolled.generation, key = %rolled.key, audit = true,
                         "signing with the rolled-over key");
                 }
@@ -198,6 +202,8 @@ impl Follower {
                             "the rolled-over key cannot be taken into service; still signing with the previous one, retrying");
                     }
                     self.failing.insert(role, e);
+                    let in_use = self.in_use.get(&role).map_or(1, |(generation, _)| *generation);
+                    crate::metrics::global().service_key(role.name(), in_use, true);
                 }
             }
         }

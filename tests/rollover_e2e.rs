@@ -191,6 +191,14 @@ fn service_keys_roll_over_while_serving_and_what_they_signed_stays_valid() {
     }
     assert!(!log.contains("certificate not among these entries"), "{log}");
 
+    let (_, _, metrics) = d.http_get("/metrics");
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    for role in ["tsa", "document-signer", "ocsp"] {
+        assert!(metrics.contains(&format!("trustd_service_key_generation{{role=\"{role}\"}} 2")), "{role}: {metrics}");
+        assert!(metrics.contains(&format!("trustd_service_key_rollover_pending{{role=\"{role}\"}} 0")), "{metrics}");
+    }
+    assert!(metrics.contains("trustd_service_key_generation{role=\"log\"} 1"), "{metrics}");
+
     // A restart serves with the newest keys; a second rollover makes generation 3.
     let (status, dir_kept) = d.stop();
     assert!(status.success());
@@ -252,6 +260,10 @@ async fn a_rollover_refuses_what_it_cannot_do_and_changes_nothing() {
         assert!(start.elapsed() < Duration::from_secs(10), "no refusal logged:\n{}", d.log());
         std::thread::sleep(Duration::from_millis(100));
     }
+    let (_, _, metrics) = d.http_get("/metrics");
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    assert!(metrics.contains("trustd_service_key_generation{role=\"tsa\"} 1"), "{metrics}");
+    assert!(metrics.contains("trustd_service_key_rollover_pending{role=\"tsa\"} 1"), "{metrics}");
     std::fs::write(d.dir.path().join("doc.txt"), b"x").unwrap();
     let chain = split_pem(&trustctl_ok(&d, &["tsa", "chain"]));
     assert_eq!(timestamp(&d, "t.tsr"), chain[0]);
