@@ -697,6 +697,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     if let Some(k) = in_service.iter().find(|k| k.role == ServiceRole::DocumentSigner.name()) {
         in_use.insert(ServiceRole::DocumentSigner, (generation(ServiceRole::DocumentSigner), k.public_key.clone()));
     }
+    let pending_rollovers = crate::health::PendingRollovers::default();
     let follower = crate::rollover::Follower {
         store: store.clone(),
         hsm: hsm.clone(),
@@ -709,6 +710,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         diagnostics: diagnostics.clone(),
         in_use,
         failing: HashMap::new(),
+        pending: pending_rollovers.clone(),
     };
     tokio::spawn(follower.run());
     // A CRL exists before the daemon says it is ready: certificates point relying parties at
@@ -837,6 +839,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         tsa_access: cfg.tsa.http_access,
         readyz_access: cfg.server.readyz_access,
         service_certificates: expiry.clone(),
+        pending_rollovers,
         expiry_warning: cfg.server.expiry_warning,
         access: access.clone(),
     };

@@ -99,6 +99,35 @@ impl ServiceCertificates {
     }
 }
 
+/// The service keys whose newer generation (`trustd rollover`) this daemon cannot take into
+/// service yet, by role: for `/readyz` (the log says why).
+#[derive(Clone, Default)]
+pub struct PendingRollovers(std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<&'static str, u32>>>);
+
+impl PendingRollovers {
+    /// Says `role`'s `generation` is waiting, or (`None`) that nothing of `role` is.
+    pub fn set(&self, role: &'static str, generation: Option<u32>) {
+        let mut all = self.0.write().unwrap_or_else(|p| p.into_inner());
+        match generation {
+            Some(g) => all.insert(role, g),
+            None => all.remove(role),
+        };
+    }
+
+    /// The `/readyz` lines: `rollover: ok`, or one per waiting role.
+    pub fn readyz_lines(&self) -> String {
+        let all = self.0.read().unwrap_or_else(|p| p.into_inner());
+        if all.is_empty() {
+            return "rollover: ok\n".into();
+        }
+        all.iter()
+            .map(|(role, g)| {
+                format!("rollover: the {role} key's generation {g} is not in service here yet (the log says why)\n")
+            })
+            .collect()
+    }
+}
+
 /// The certificates of `certificates` (role, notAfter) that expire within `warning` of `now`
 /// (Unix seconds), soonest first.
 pub fn expiring(certificates: &[(String, u64)], now: u64, warning: std::time::Duration) -> Vec<Expiring> {

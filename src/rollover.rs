@@ -160,6 +160,8 @@ pub struct Follower {
     pub in_use: HashMap<ServiceRole, (u32, spki::SubjectPublicKeyInfoOwned)>,
     /// The last error of each role that could not switch yet, logged when it changes.
     pub failing: HashMap<ServiceRole, String>,
+    /// What `/readyz` says of the roles that could not switch yet.
+    pub pending: crate::health::PendingRollovers,
 }
 
 impl Follower {
@@ -192,6 +194,7 @@ impl Follower {
                     self.in_use.insert(role, (rolled.generation, public_key));
                     self.failing.remove(&role);
                     crate::metrics::global().service_key(role.name(), rolled.generation, false);
+                    self.pending.set(role.name(), None);
                     tracing::warn!(%role, generation = rolled.generation, key = %rolled.key, audit = true,
                         "signing with the rolled-over key");
                 }
@@ -204,6 +207,7 @@ impl Follower {
                     self.failing.insert(role, e);
                     let in_use = self.in_use.get(&role).map_or(1, |(generation, _)| *generation);
                     crate::metrics::global().service_key(role.name(), in_use, true);
+                    self.pending.set(role.name(), Some(rolled.generation));
                 }
             }
         }

@@ -484,7 +484,11 @@ async fn http_serves_ca_certificates_and_readiness() {
     let (code, _, body) = d.http_get("/readyz");
     assert_eq!(
         (code, String::from_utf8_lossy(&body).into_owned()),
-        (200, "hsm: ok\nstore: ok\nrole: primary\nclock: not checked\ncertificates: ok\nroot crl: ok\n".to_string())
+        (
+            200,
+            "hsm: ok\nstore: ok\nrole: primary\nclock: not checked\ncertificates: ok\nrollover: ok\nroot crl: ok\n"
+                .to_string()
+        )
     );
 }
 

@@ -215,7 +215,8 @@ fn service_keys_roll_over_while_serving_and_what_they_signed_stays_valid() {
     }
     trustctl_ok(&d, &["log", "verify", "--key", &vkey]);
     let (_, _, ready) = d.http_get("/readyz");
-    assert!(String::from_utf8_lossy(&ready).contains("certificates: ok"));
+    let ready = String::from_utf8_lossy(&ready).into_owned();
+    assert!(ready.contains("certificates: ok") && ready.contains("rollover: ok\n"), "{ready}");
 }
 
 #[tokio::test]
@@ -264,6 +265,10 @@ async fn a_rollover_refuses_what_it_cannot_do_and_changes_nothing() {
     let metrics = String::from_utf8_lossy(&metrics).into_owned();
     assert!(metrics.contains("trustd_service_key_generation{role=\"tsa\"} 1"), "{metrics}");
     assert!(metrics.contains("trustd_service_key_rollover_pending{role=\"tsa\"} 1"), "{metrics}");
+    let (code, _, ready) = d.http_get("/readyz");
+    let ready = String::from_utf8_lossy(&ready).into_owned();
+    assert_eq!(code, 200, "the old key still serves: {ready}");
+    assert!(ready.contains("rollover: the tsa key's generation 2 is not in service here yet"), "{ready}");
     std::fs::write(d.dir.path().join("doc.txt"), b"x").unwrap();
     let chain = split_pem(&trustctl_ok(&d, &["tsa", "chain"]));
     assert_eq!(timestamp(&d, "t.tsr"), chain[0]);

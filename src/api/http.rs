@@ -44,6 +44,8 @@ pub struct HttpState {
     pub readyz_access: HttpAccess,
     /// Each service certificate's key role and notAfter (Unix seconds), for `/metrics`.
     pub service_certificates: crate::health::ServiceCertificates,
+    /// Rolled-over keys not in service here yet, for `/readyz`.
+    pub pending_rollovers: crate::health::PendingRollovers,
     /// How long before a service certificate expires `/readyz` says so (`[server] expiry_warning`).
     pub expiry_warning: std::time::Duration,
     /// The access policy, for clients naming themselves over HTTPS.
@@ -437,6 +439,7 @@ fn readyz(s: &HttpState) -> Response {
         true => body.push_str("certificates: ok\n"),
         false => body.extend(soon.iter().map(|e| format!("certificates: {e}\n"))),
     }
+    body.push_str(&s.pending_rollovers.readyz_lines());
     match crate::health::root_crl_due(s.ca.crl_times(CaId::Root), now, s.expiry_warning) {
         None => body.push_str("root crl: ok\n"),
         Some(due) => body.push_str(&format!("root crl: {due}\n")),
