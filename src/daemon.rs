@@ -565,13 +565,12 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     // The keys rolled over (`trustd rollover`) serve in place of the ceremony's.
     let rolled = store.service_keys().await.map_err(|e| format!("{database}: the rolled-over keys: {e}"))?;
     let keys = cfg.keys.rolled_over(&rolled);
-    let generation =
-        |role| crate::rollover::newest(&rolled).iter().find(|r| r.role == role).map_or(1, |r| r.generation);
-    let mut in_use = HashMap::new();
+    // Each role's generation in service: 1 (the ceremony's) where none rolled over.
+    let mut in_use: HashMap<ServiceRole, u32> = ServiceRole::ALL.into_iter().map(|role| (role, 1)).collect();
+    in_use.extend(crate::rollover::newest(&rolled).into_iter().map(|r| (r.role, r.generation)));
     let log = if cfg.log.enabled {
         let key = hsm_signer(&hsm, &keys.log, Some(SignatureScheme::Ed25519), "log key").await?;
         diagnostics.replace(ServiceKey::Log, key.clone());
-        in_use.insert(ServiceRole::Log, (generation(ServiceRole::Log), key.public_key().clone()));
         let previous = match crate::rollover::previous(&rolled, ServiceRole::Log, &cfg.keys.log) {
             Some(k) => Some(hsm_signer(&hsm, &k, Some(SignatureScheme::Ed25519), "previous log key").await?),
             None => None,
@@ -620,7 +619,6 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let tsa_key = certified_key(&hsm, &keys.tsa, None).await?;
     diagnostics.replace(ServiceKey::Tsa, tsa_key.key.clone());
     expiry.set("tsa", not_after(&tsa_key));
-    in_use.insert(ServiceRole::Tsa, (generation(ServiceRole::Tsa), tsa_key.key.public_key().clone()));
     let tsa = TimeStampAuthority::new(
         tsa_key,
         &chain,
@@ -635,7 +633,6 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let ocsp_key = certified_key(&hsm, &keys.ocsp, None).await?;
     diagnostics.replace(ServiceKey::Ocsp, ocsp_key.key.clone());
     expiry.set("ocsp", not_after(&ocsp_key));
-    in_use.insert(ServiceRole::Ocsp, (generation(ServiceRole::Ocsp), ocsp_key.key.public_key().clone()));
     let ocsp = OcspResponder::new(
         ocsp_key,
         CaId::Issuing,
@@ -648,8 +645,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let signing = {
         let mut keyed = Vec::new();
         for policy in policies.signing() {
-            // A policy naming the ceremony's document-signing key follows its rollovers too.
-            let key = policy.key.as_ref().filter(|k| **k != cfg.keys.document_signer).unwrap_or(&keys.document_signer);
+            let key = policy.own_key(&cfg.keys.document_signer).unwrap_or(&keys.document_signer);
             if let Some(c) = &policy.certificate {
                 policy_certificate(&hsm, &ca, policy, key, c, serving)
                     .await
@@ -694,9 +690,6 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         .map_err(|e| e.to_string())?
     };
     let (ocsp, signing) = (Arc::new(ocsp), Arc::new(signing));
-    if let Some(k) = in_service.iter().find(|k| k.role == ServiceRole::DocumentSigner.name()) {
-        in_use.insert(ServiceRole::DocumentSigner, (generation(ServiceRole::DocumentSigner), k.public_key.clone()));
-    }
     let pending_rollovers = crate::health::PendingRollovers::default();
     let follower = crate::rollover::Follower {
         store: store.clone(),
@@ -709,7 +702,6 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         certificates: expiry.clone(),
         diagnostics: diagnostics.clone(),
         in_use,
-        failing: HashMap::new(),
         pending: pending_rollovers.clone(),
     };
     tokio::spawn(follower.run());

@@ -100,18 +100,20 @@ impl ServiceCertificates {
 }
 
 /// The service keys whose newer generation (`trustd rollover`) this daemon cannot take into
-/// service yet, by role: for `/readyz` (the log says why).
+/// service yet, by role, with why: for `/readyz` (which gives the generation, the log the why).
 #[derive(Clone, Default)]
-pub struct PendingRollovers(std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<&'static str, u32>>>);
+pub struct PendingRollovers(std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<&'static str, (u32, String)>>>);
 
 impl PendingRollovers {
-    /// Says `role`'s `generation` is waiting, or (`None`) that nothing of `role` is.
-    pub fn set(&self, role: &'static str, generation: Option<u32>) {
+    /// Says `role`'s generation is waiting and why, or (`None`) that nothing of `role` is.
+    /// Returns whether that changed what was said of `role`.
+    pub fn set(&self, role: &'static str, pending: Option<(u32, String)>) -> bool {
         let mut all = self.0.write().unwrap_or_else(|p| p.into_inner());
-        match generation {
-            Some(g) => all.insert(role, g),
-            None => all.remove(role),
+        let before = match pending {
+            Some(p) => all.insert(role, p.clone()).filter(|b| *b == p),
+            None => return all.remove(role).is_some(),
         };
+        before.is_none()
     }
 
     /// The `/readyz` lines: `rollover: ok`, or one per waiting role.
@@ -121,7 +123,7 @@ impl PendingRollovers {
             return "rollover: ok\n".into();
         }
         all.iter()
-            .map(|(role, g)| {
+            .map(|(role, (g, _))| {
                 format!("rollover: the {role} key's generation {g} is not in service here yet (the log says why)\n")
             })
             .collect()

@@ -156,18 +156,16 @@ pub struct Follower {
     pub certificates: crate::health::ServiceCertificates,
     /// What trust.v1.Diagnostics measures: the keys in service.
     pub diagnostics: Arc<crate::diagnostics::Diagnostics>,
-    /// The generation each role signs with, and its key's public key (from the HSM).
-    pub in_use: HashMap<ServiceRole, (u32, spki::SubjectPublicKeyInfoOwned)>,
-    /// The last error of each role that could not switch yet, logged when it changes.
-    pub failing: HashMap<ServiceRole, String>,
-    /// What `/readyz` says of the roles that could not switch yet.
+    /// The generation each role signs with.
+    pub in_use: HashMap<ServiceRole, u32>,
+    /// The roles that could not switch yet, with why: for `/readyz`, and to log each error once.
     pub pending: crate::health::PendingRollovers,
 }
 
 impl Follower {
     /// Follows the store's rolled-over keys every [`FOLLOW_ROLLOVERS`] until the daemon stops.
     pub async fn run(mut self) {
-        for (role, (generation, _)) in &self.in_use {
+        for (role, generation) in &self.in_use {
             crate::metrics::global().service_key(role.name(), *generation, false);
         }
         let mut tick = tokio::time::interval(FOLLOW_ROLLOVERS);
@@ -186,40 +184,33 @@ impl Follower {
     async fn follow(&mut self, all: &[RolledKey]) {
         for rolled in newest(all) {
             let role = rolled.role;
-            if self.in_use.get(&role).is_some_and(|(generation, _)| *generation >= rolled.generation) {
+            if self.in_use.get(&role).is_some_and(|generation| *generation >= rolled.generation) {
                 continue;
             }
             match self.switch(all, rolled).await {
-                Ok(Some(public_key)) => {
-                    self.in_use.insert(role, (rolled.generation, public_key));
-                    self.failing.remove(&role);
+                Ok(true) => {
+                    self.in_use.insert(role, rolled.generation);
                     crate::metrics::global().service_key(role.name(), rolled.generation, false);
                     self.pending.set(role.name(), None);
                     tracing::warn!(%role, generation = rolled.generation, key = %rolled.key, audit = true,
                         "signing with the rolled-over key");
                 }
-                Ok(None) => {}
+                Ok(false) => {}
                 Err(e) => {
-                    if self.failing.get(&role) != Some(&e) {
+                    if self.pending.set(role.name(), Some((rolled.generation, e.clone()))) {
                         tracing::error!(%role, generation = rolled.generation, key = %rolled.key, error = %e,
                             "the rolled-over key cannot be taken into service; still signing with the previous one, retrying");
                     }
-                    self.failing.insert(role, e);
-                    let in_use = self.in_use.get(&role).map_or(1, |(generation, _)| *generation);
+                    let in_use = self.in_use.get(&role).copied().unwrap_or(1);
                     crate::metrics::global().service_key(role.name(), in_use, true);
-                    self.pending.set(role.name(), Some(rolled.generation));
                 }
             }
         }
     }
 
-    /// Signs new operations of `rolled`'s role with its key: `Some` with the key's public key
-    /// once switched, `None` when the log here has not caught up with the key's statement yet.
-    async fn switch(
-        &self,
-        all: &[RolledKey],
-        rolled: &RolledKey,
-    ) -> Result<Option<spki::SubjectPublicKeyInfoOwned>, String> {
+    /// Signs new operations of `rolled`'s role with its key: `true` once switched, `false` when
+    /// the log here has not caught up with the key's statement yet.
+    async fn switch(&self, all: &[RolledKey], rolled: &RolledKey) -> Result<bool, String> {
         let role = rolled.role;
         let first = self.first.service(role);
         if rolled.key != successor(first, rolled.generation) {
@@ -232,14 +223,12 @@ impl Follower {
         }
         if role == ServiceRole::Log {
             let key = hsm_signer(&self.hsm, &rolled.key, Some(SignatureScheme::Ed25519), "log key").await?;
-            let public_key = key.public_key().clone();
-            self.diagnostics.replace(ServiceKey::Log, key.clone());
             if let Some(log) = &self.log {
                 // Checkpoints by the new key cover its statement, which trustd rollover made
                 // before recording the key: wait until this replica's tree includes it.
                 let (stored, _) = self.store.log_tree().await.map_err(|e| e.to_string())?;
                 if log.sequencer().head().borrow().0 < stored {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 let previous = match previous(all, role, first) {
                     Some(k) => {
@@ -247,12 +236,12 @@ impl Follower {
                     }
                     None => None,
                 };
-                log.rotate(key, previous).await.map_err(|e| format!("the log's checkpoints: {e}"))?;
+                log.rotate(key.clone(), previous).await.map_err(|e| format!("the log's checkpoints: {e}"))?;
             }
-            return Ok(Some(public_key));
+            self.diagnostics.replace(ServiceKey::Log, key);
+            return Ok(true);
         }
         let certified = certified_key(&self.hsm, &rolled.key, None).await?;
-        let public_key = certified.key.public_key().clone();
         let not_after = certified.cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
         match role {
             ServiceRole::Tsa => {
@@ -261,10 +250,9 @@ impl Follower {
                 self.certificates.set(role.name(), not_after);
             }
             ServiceRole::DocumentSigner => {
-                let previous = self.in_use.get(&role).map(|(_, k)| k.clone());
-                let previous = previous.ok_or("the document signer's key in use is unknown")?;
-                // Each policy signing with the previous key, in its own signature scheme.
-                for policy in self.signing.policies_signing_with(&previous) {
+                // Each policy on the document-signing key (as at start), in its own scheme.
+                let following = self.signing.policies().filter(|p| p.own_key(&self.first.document_signer).is_none());
+                for policy in following.collect::<Vec<_>>() {
                     let key = certified_key(&self.hsm, &rolled.key, policy.signature).await?;
                     if policy.name == crate::signing::DEFAULT_POLICY {
                         self.diagnostics.replace(ServiceKey::DocumentSigner, key.key.clone());
@@ -281,7 +269,7 @@ impl Follower {
             }
             ServiceRole::Log => {}
         }
-        Ok(Some(public_key))
+        Ok(true)
     }
 }
 

@@ -124,6 +124,13 @@ struct SigningFile {
 }
 
 impl SigningPolicy {
+    /// The key of its own this policy signs with, if any: `None` for a policy on the
+    /// document-signing key, by default or by naming `document_signer` (the key ceremony's),
+    /// which then follows that key's rollovers.
+    pub fn own_key(&self, document_signer: &KeyRef) -> Option<&KeyRef> {
+        self.key.as_ref().filter(|k| *k != document_signer)
+    }
+
     /// Parses and validates one policy file; the error names the field.
     pub fn parse(name: &str, text: &str) -> Result<SigningPolicy, String> {
         let f: SigningFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;

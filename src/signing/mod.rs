@@ -250,15 +250,9 @@ impl SigningService {
         })
     }
 
-    /// The policies that sign with the key whose public key is `key` (the document signer's,
-    /// before it rolls over).
-    pub fn policies_signing_with(&self, key: &spki::SubjectPublicKeyInfoOwned) -> Vec<Arc<SigningPolicy>> {
-        self.policies
-            .values()
-            .map(|p| p.load())
-            .filter(|p| p.key.public_key() == key)
-            .map(|p| p.policy.clone())
-            .collect()
+    /// Every signing policy.
+    pub fn policies(&self) -> impl Iterator<Item = Arc<SigningPolicy>> + '_ {
+        self.policies.values().map(|p| p.load().policy.clone())
     }
 
     /// Signs under policy `name` from now on with `key` (a rolled-over key and its
@@ -371,11 +365,12 @@ impl SigningService {
         // EN 319 142-1 §5.3 forbids it in PAdES) signing-time over a digest of id-data content.
         // An enveloping signature gets its eContent when the SignedData is assembled, which
         // changes nothing that is signed.
-        let extra = match policy.format {
-            Format::Cades => vec![signing_time_attribute(signing_time)?],
-            Format::Pades => Vec::new(),
+        let signing_time_attr = match policy.format {
+            Format::Cades => Some(signing_time_attribute(signing_time)?),
+            Format::Pades => None,
         };
-        let signed_attrs = ps.signer_der.signed_attributes(ID_DATA, &digest, &extra).map_err(internal)?;
+        let signed_attrs =
+            ps.signer_der.signed_attributes(ID_DATA, &digest, signing_time_attr.as_slice()).map_err(internal)?;
         let signature = ps.key.sign(&signed_attrs).await?;
         let signature_hash: Sha256 = sha2::Sha256::digest(signature.as_bytes()).into();
 
