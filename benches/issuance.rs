@@ -168,7 +168,7 @@ fn ceilings(data: &Path, issuing_der: &[u8], csr: &[u8], secs: Duration) -> (f64
     let key_id = trustd::ca::subject_key_id(&ca).expect("SKI");
     let policies = Policies::load(&data.join("policies")).expect("policies");
     let profile = policies.profile(PROFILE).expect("profile");
-    let urls = UrlContext { base: "http://bench.test".into(), ca: CaId::Issuing };
+    let urls = UrlContext { base: "http://bench.test".into(), ca: CaId::ISSUING };
     let verified = csr::parse(csr).expect("csr");
     let valid = request::validate(&verified, profile, None, trustd::ca::KeyCustody::Client).expect("valid");
     let issuer = Issuer { name: &ca.tbs_certificate.subject, key_id: &key_id, scheme: key.scheme() };

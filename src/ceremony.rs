@@ -62,6 +62,7 @@ impl CaKeys {
     /// The key the ceremony made for `role` (its first generation).
     pub fn service(&self, role: ServiceRole) -> &KeyRef {
         match role {
+            ServiceRole::Issuing => &self.issuing,
             ServiceRole::Tsa => &self.tsa,
             ServiceRole::DocumentSigner => &self.document_signer,
             ServiceRole::Ocsp => &self.ocsp,
@@ -71,6 +72,7 @@ impl CaKeys {
 
     fn service_mut(&mut self, role: ServiceRole) -> &mut KeyRef {
         match role {
+            ServiceRole::Issuing => &mut self.issuing,
             ServiceRole::Tsa => &mut self.tsa,
             ServiceRole::DocumentSigner => &mut self.document_signer,
             ServiceRole::Ocsp => &mut self.ocsp,
@@ -172,7 +174,7 @@ fn ensure_service(
     cfg: &CeremonyConfig,
     role: ServiceRole,
     key: &KeyRef,
-    issuing: &Certificate,
+    (issuing, issuing_key): (&Certificate, &KeyRef),
     name: Option<Name>,
     steps: &mut Vec<Step>,
 ) -> Result<Certificate, CeremonyError> {
@@ -189,25 +191,35 @@ fn ensure_service(
         ServiceRole::Ocsp => {
             ("trustd OCSP Responder", KeyUsages::DigitalSignature.into(), Some(rfc5280::ID_KP_OCSP_SIGNING), true)
         }
-        ServiceRole::Log => return Err(CeremonyError::Refused("the log key has no certificate".into())),
+        ServiceRole::Log | ServiceRole::Issuing => {
+            return Err(CeremonyError::Refused(format!("the {role} key has no service certificate")))
+        }
     };
-    let urls = UrlContext { base: cfg.public_url.clone(), ca: CaId::Issuing };
+    let ca = match crate::rollover::generation_of(&cfg.keys.issuing, issuing_key) {
+        Some(generation) => CaId::Issuing(generation),
+        None => return Err(CeremonyError::Refused(format!("{issuing_key} is not a key of the issuing CA"))),
+    };
+    let urls = UrlContext { base: cfg.public_url.clone(), ca };
     let kind = CeremonyCert::Service { urls: &urls, key_usage, eku, ocsp_no_check };
     let role = Role { key, cn, name, alg: cfg.service_algorithm, validity: cfg.service_validity };
-    ensure(hsm, cfg, &role, Some((issuing, hsm, &cfg.keys.issuing)), kind, steps)
+    ensure(hsm, cfg, &role, Some((issuing, hsm, issuing_key)), kind, steps)
 }
 
 /// Rolls `role`'s key over to `generation` (`trustd rollover`): a new key in the token, named
-/// after the ceremony's with the generation (`trustd-tsa` → `trustd-tsa.2`), certified by the
-/// issuing CA as the ceremony's was, under the subject name of `previous`'s certificate (a TSA
-/// or a signer keeps its name across keys); the log's next key is an Ed25519 key like the
-/// first, without a certificate. A key and certificate of that name left by an interrupted
-/// rollover are kept, as the ceremony keeps what exists. Returns the new key's name. Blocking.
+/// after the ceremony's with the generation (`trustd-tsa` → `trustd-tsa.2`). A service key is
+/// certified by `issuing` (the issuing CA's newest generation) as the ceremony's was, under the
+/// subject name of `previous`'s certificate (a TSA or a signer keeps its name across keys); the
+/// issuing CA's is certified by the root key in `root_token`, as the ceremony's was, under a
+/// name of its own (`trustd Issuing CA G2`: two CAs never share a name, so no relying party
+/// takes one's CRL for the other's); the log's next key is an Ed25519 key like the first,
+/// without a certificate. A key and certificate of that name left by an interrupted rollover
+/// are kept, as the ceremony keeps what exists. Returns the new key's name. Blocking.
 pub fn rollover(
     hsm: &Hsm,
+    root_token: &Hsm,
     cfg: &CeremonyConfig,
     role: ServiceRole,
-    previous: &KeyRef,
+    (previous, issuing): (&KeyRef, &KeyRef),
     generation: u32,
 ) -> Result<(KeyRef, Step), CeremonyError> {
     let first = cfg.keys.service(role);
@@ -217,17 +229,32 @@ pub fn rollover(
         )));
     }
     let key = crate::rollover::successor(first, generation);
-    if role == ServiceRole::Log {
-        let key_generated = ensure_key(hsm, &key, cfg.log_algorithm)?;
-        return Ok((key.clone(), Step { key: key.to_string(), key_generated, certificate_created: None }));
-    }
-    let (issuing, _) = hsm
-        .stored_certificate(&cfg.keys.issuing)?
-        .ok_or_else(|| HsmError::NoCertificate(cfg.keys.issuing.to_string()))?;
-    let (predecessor, _) =
-        hsm.stored_certificate(previous)?.ok_or_else(|| HsmError::NoCertificate(previous.to_string()))?;
     let mut steps = Vec::new();
-    ensure_service(hsm, cfg, role, &key, &issuing, Some(predecessor.tbs_certificate.subject), &mut steps)?;
+    match role {
+        ServiceRole::Log => {
+            let key_generated = ensure_key(hsm, &key, cfg.log_algorithm)?;
+            steps.push(Step { key: key.to_string(), key_generated, certificate_created: None });
+        }
+        ServiceRole::Issuing => {
+            let (root, _) = root_token
+                .stored_certificate(&cfg.keys.root)?
+                .ok_or_else(|| HsmError::NoCertificate(cfg.keys.root.to_string()))?;
+            let cn = format!("trustd Issuing CA G{generation}");
+            let role =
+                Role { key: &key, cn: &cn, name: None, alg: cfg.issuing_algorithm, validity: cfg.issuing_validity };
+            let urls = UrlContext { base: cfg.public_url.clone(), ca: CaId::Root };
+            let kind = CeremonyCert::Issuing { urls: &urls };
+            ensure(hsm, cfg, &role, Some((&root, root_token, &cfg.keys.root)), kind, &mut steps)?;
+        }
+        _ => {
+            let (issuing_cert, _) =
+                hsm.stored_certificate(issuing)?.ok_or_else(|| HsmError::NoCertificate(issuing.to_string()))?;
+            let (predecessor, _) =
+                hsm.stored_certificate(previous)?.ok_or_else(|| HsmError::NoCertificate(previous.to_string()))?;
+            let name = Some(predecessor.tbs_certificate.subject);
+            ensure_service(hsm, cfg, role, &key, (&issuing_cert, issuing), name, &mut steps)?;
+        }
+    }
     let step = steps.pop().ok_or_else(|| CeremonyError::Refused("the rollover made no step".into()))?;
     Ok((key, step))
 }
@@ -269,7 +296,7 @@ pub fn run(hsm: &Hsm, root_token: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step
     let issuing = ensure(hsm, cfg, &issuing_role, Some((&root, root_token, &keys.root)), kind, &mut steps)?;
 
     for role in ServiceRole::CERTIFIED {
-        ensure_service(hsm, cfg, role, keys.service(role), &issuing, None, &mut steps)?;
+        ensure_service(hsm, cfg, role, keys.service(role), (&issuing, &keys.issuing), None, &mut steps)?;
     }
     let key_generated = ensure_key(hsm, &keys.log, cfg.log_algorithm)?;
     steps.push(Step { key: keys.log.to_string(), key_generated, certificate_created: None });
@@ -459,10 +486,9 @@ pub fn keys_in_service(
         key: keys.root.clone(),
         public_key: root.tbs_certificate.subject_public_key_info.clone(),
     };
-    let services = ServiceRole::ALL.into_iter().map(|role| (role.name(), keys.service(role)));
-    let all = [("issuing", &keys.issuing)]
+    let all = ServiceRole::ALL
         .into_iter()
-        .chain(services)
+        .map(|role| (role.name(), keys.service(role)))
         .chain([("tls", &keys.tls)])
         .map(|(role, key)| (role.to_owned(), key))
         .chain(signing.iter().map(|(policy, key)| (format!("signing:{policy}"), key)));

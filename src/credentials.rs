@@ -5,7 +5,7 @@
 //! certificate comes from the CA through the ordinary issuance path (CSR, profile
 //! `service-client`, store, log).
 
-use crate::ca::{CaId, CertificateAuthority, IssueRequest, NameScope};
+use crate::ca::{CertificateAuthority, IssueRequest, NameScope};
 use der::Encode;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -80,7 +80,7 @@ pub async fn ensure_operator(ca: &CertificateAuthority, dir: &Path, identity: &s
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| io(dir, e))?;
-    let root = ca.chain(CaId::Root).first().cloned().ok_or("the root CA certificate is missing")?;
+    let root = ca.certificates().root().der.clone();
     write_file(&dir.join(CA_FILE), &pem("CERTIFICATE", &root)?, 0o644)?;
     let (cert_path, key_path) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
     if operator_is_fresh(dir) {
@@ -106,8 +106,8 @@ pub async fn ensure_operator(ca: &CertificateAuthority, dir: &Path, identity: &s
     // The key first: a certificate on disk always has its key beside it.
     write_file(&key_path, &key_pem, 0o600)?;
     let mut chain = pem("CERTIFICATE", &issued.cert_der)?;
-    for c in ca.chain(CaId::Issuing).iter().take(1) {
-        chain.push_str(&pem("CERTIFICATE", c)?);
+    if let Some(issuing) = ca.chain(issued.ca).as_ref().and_then(|c| c.first()) {
+        chain.push_str(&pem("CERTIFICATE", issuing)?);
     }
     write_file(&cert_path, &chain, 0o644)?;
     tracing::info!(serial = %issued.serial, dir = %dir.display(), audit = true, "operator credential issued");

@@ -200,8 +200,14 @@ pub async fn rollover(cfg: &Config, role: ServiceRole) -> Result<crate::rollover
         return Err("the database is a read-only standby: roll the key over against the primary".into());
     }
     let hsm = open_hsm(cfg).await?;
+    // Only the issuing CA's next key is certified by the root.
+    let root_token = match role {
+        ServiceRole::Issuing => open_root_token(cfg, Some(&hsm)).await?,
+        _ => hsm.clone(),
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock(cfg.tsa.clock_check));
-    let (ca, _, _) = issuing_ca(cfg, &hsm, store.clone(), policies, clock).await?;
+    let rolled = store.service_keys().await.map_err(|e| format!("{database}: the rolled-over keys: {e}"))?;
+    let (ca, _, _) = issuing_ca(cfg, &hsm, store.clone(), policies, clock, &rolled).await?;
     // This process appends to the log beside the serving daemons' sequencers: the tree head's
     // compare-and-set orders them (log/sequencer.rs).
     let log = match cfg.log.enabled {
@@ -212,19 +218,21 @@ pub async fn rollover(cfg: &Config, role: ServiceRole) -> Result<crate::rollover
         Some(seq) => ca.with_log(seq.clone()),
         None => ca,
     };
-    crate::rollover::roll_over(&hsm, store.as_ref(), &ca, log.as_ref(), cfg.ceremony_config(), role).await
+    crate::rollover::roll_over(&hsm, &root_token, store.as_ref(), &ca, log.as_ref(), cfg.ceremony_config(), role).await
 }
 
 /// The issuing CA as `serve` runs it (its key in the HSM, the root's certificate from the
-/// token), with the issuing CA's certified key and the root's certificate.
+/// token), every generation of it (the key ceremony's and those `rolled` over), with the newest
+/// generation's certified key and the root's certificate.
 async fn issuing_ca(
     cfg: &Config,
     hsm: &Hsm,
     store: Arc<dyn Store>,
     policies: Arc<Policies>,
     clock: Arc<dyn Clock>,
+    rolled: &[crate::store::RolledKey],
 ) -> Result<(CertificateAuthority, CertifiedKey, x509_cert::Certificate), StartError> {
-    let issuing = certified_key(hsm, &cfg.keys.issuing, None).await?;
+    let mut issuing = certified_key(hsm, &cfg.keys.issuing, None).await?;
     let (root, root_der) = root_certificate(hsm, &cfg.keys.root).await?;
     let ca = CertificateAuthority::new(
         issuing.clone(),
@@ -236,6 +244,14 @@ async fn issuing_ca(
         clock,
     )
     .map_err(|e| e.to_string())?;
+    let mut generations: Vec<_> =
+        rolled.iter().filter(|k| k.role == ServiceRole::Issuing && k.in_service_at.is_some()).collect();
+    generations.sort_by_key(|k| k.generation);
+    for k in generations {
+        issuing = certified_key(hsm, &k.key, None).await?;
+        ca.add_generation(CaId::Issuing(k.generation), issuing.clone())
+            .map_err(|e| format!("the issuing CA's generation {}: {e}", k.generation))?;
+    }
     Ok((ca, issuing, root))
 }
 
@@ -383,8 +399,7 @@ async fn tls_configs(
     };
     let current = ServerCertificate::new(issued.key);
     tokio::spawn(tls::certificate::keep_renewed(ca.clone(), key, names, current.clone(), issued.renew_at, standby));
-    let client_cas = [ca.ca_certificate(CaId::Issuing).to_vec()];
-    let config = |listener| tls::server_config(current.clone(), &client_cas, listener).map_err(|e| e.to_string());
+    let config = |listener| tls::server_config(current.clone(), ca.certificates(), listener).map_err(|e| e.to_string());
     Ok((config(tls::Listener::Grpc)?, config(tls::Listener::Https)?))
 }
 
@@ -558,12 +573,12 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     // each service certificate's notAfter by role, for /metrics.
     let diagnostics = Arc::new(Diagnostics::new(hsm.max_sessions()));
     let expiry = ServiceCertificates::default();
-    let (ca, issuing, root) = issuing_ca(&cfg, &hsm, store.clone(), policies.clone(), clock.clone()).await?;
+    // The keys rolled over (`trustd rollover`) serve in place of the ceremony's.
+    let rolled = store.service_keys().await.map_err(|e| format!("{database}: the rolled-over keys: {e}"))?;
+    let (ca, issuing, root) = issuing_ca(&cfg, &hsm, store.clone(), policies.clone(), clock.clone(), &rolled).await?;
     diagnostics.replace(ServiceKey::IssuingCa, issuing.key.clone());
     expiry.set("root", cert_not_after(&root));
     expiry.set("issuing", not_after(&issuing));
-    // The keys rolled over (`trustd rollover`) serve in place of the ceremony's.
-    let rolled = store.service_keys().await.map_err(|e| format!("{database}: the rolled-over keys: {e}"))?;
     let keys = cfg.keys.rolled_over(&rolled);
     // Each role's generation in service: 1 (the ceremony's) where none rolled over.
     let mut in_use: HashMap<ServiceRole, u32> = ServiceRole::ALL.into_iter().map(|role| (role, 1)).collect();
@@ -615,13 +630,12 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         tokio::spawn(l.clone().run_checkpoints());
     }
 
-    let chain = ca.chain(CaId::Issuing).to_vec();
     let tsa_key = certified_key(&hsm, &keys.tsa, None).await?;
     diagnostics.replace(ServiceKey::Tsa, tsa_key.key.clone());
     expiry.set("tsa", not_after(&tsa_key));
     let tsa = TimeStampAuthority::new(
         tsa_key,
-        &chain,
+        ca.certificates(),
         policies.tsa.clone(),
         clock.clone(),
         RecordWriter::new(sequencer, || TimestampWriter::spawn(store.clone())),
@@ -633,14 +647,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let ocsp_key = certified_key(&hsm, &keys.ocsp, None).await?;
     diagnostics.replace(ServiceKey::Ocsp, ocsp_key.key.clone());
     expiry.set("ocsp", not_after(&ocsp_key));
-    let ocsp = OcspResponder::new(
-        ocsp_key,
-        CaId::Issuing,
-        ca.ca_certificate(CaId::Issuing),
-        store.clone(),
-        cfg.ocsp.validity,
-        clock.clone(),
-    )?;
+    let ocsp = OcspResponder::new(ocsp_key, ca.issuing_keys(), store.clone(), cfg.ocsp.validity, clock.clone())?;
     let tsa = Arc::new(tsa);
     let signing = {
         let mut keyed = Vec::new();
@@ -674,14 +681,10 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
             expiry.set(&format!("signing:{}", policy.name), not_after(&certified));
             keyed.push((policy.clone(), certified));
         }
-        let validation = Validation {
-            extra_anchors: load_anchors(&cfg.signing.trust_anchors)?,
-            store: store.clone(),
-            issuing_ca: CaId::Issuing,
-        };
+        let validation = Validation { extra_anchors: load_anchors(&cfg.signing.trust_anchors)?, store: store.clone() };
         SigningService::new(
             keyed,
-            &chain,
+            ca.certificates(),
             tsa.clone(),
             RecordWriter::new(sequencer, || SignatureWriter::spawn(store.clone())),
             validation,
@@ -694,6 +697,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let follower = crate::rollover::Follower {
         store: store.clone(),
         hsm: hsm.clone(),
+        ca: ca.clone(),
         first: cfg.keys.clone(),
         log: log.clone(),
         tsa: tsa.clone(),

@@ -5,6 +5,7 @@ pub mod access;
 pub mod api;
 pub mod batch;
 pub mod ca;
+pub mod ca_certificates;
 pub mod ca_id;
 pub mod ceremony;
 pub mod clock;

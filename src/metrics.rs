@@ -48,7 +48,7 @@ struct RoleLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CaLabels {
-    ca: &'static str,
+    ca: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -301,9 +301,10 @@ impl Metrics {
             self.checkpoint_age.set(age.as_secs_f64());
         }
         let since = |t: u64| now.unix_now - t as f64;
-        for &(ca, this_update, next_update) in now.crls {
-            self.crl_age.get_or_create(&CaLabels { ca }).set(since(this_update));
-            self.crl_next_update.get_or_create(&CaLabels { ca }).set(-since(next_update));
+        for (ca, this_update, next_update) in now.crls {
+            let labels = CaLabels { ca: ca.clone() };
+            self.crl_age.get_or_create(&labels).set(since(*this_update));
+            self.crl_next_update.get_or_create(&labels).set(-since(*next_update));
         }
         for (role, not_after) in now.expiry {
             self.expiry.get_or_create(&RoleLabels { role: role.clone() }).set(-since(*not_after));
@@ -323,7 +324,7 @@ pub struct Scraped<'a> {
     /// when the log is on.
     pub log: Option<(u64, u64, Duration)>,
     /// Each CA's current CRL: its name, thisUpdate and nextUpdate.
-    pub crls: &'a [(&'static str, u64, u64)],
+    pub crls: &'a [(String, u64, u64)],
     /// Each service certificate's key role and notAfter.
     pub expiry: &'a [(String, u64)],
     /// What the daemon serves as.
@@ -361,7 +362,7 @@ mod tests {
                 unix_now: 1_000_000.0,
                 ready: &[("hsm", true), ("store", false)],
                 log: Some((42, 3, Duration::from_millis(1500))),
-                crls: &[("issuing", 999_400, 1_086_400)],
+                crls: &[("issuing".into(), 999_400, 1_086_400)],
                 expiry: &[("tsa".into(), 1_086_400), ("root".into(), 999_999)],
                 role: Role::Standby,
             })

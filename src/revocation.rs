@@ -103,8 +103,18 @@ pub enum Status {
 /// The status of the certificate `serial` of `ca`, from the same records the CRL is
 /// built from, so that OCSP, signature validation and the CRL always agree.
 pub async fn status_of(store: &dyn Store, ca: CaId, serial: &Serial) -> Result<Status, StoreError> {
+    status_where(store, serial, |issuer| issuer == ca).await
+}
+
+/// The status of the certificate `serial` of any generation of the issuing CA: a TLS client's,
+/// whose certificate the handshake verified against all of them.
+pub async fn status_of_issued(store: &dyn Store, serial: &Serial) -> Result<Status, StoreError> {
+    status_where(store, serial, |issuer| matches!(issuer, CaId::Issuing(_))).await
+}
+
+async fn status_where(store: &dyn Store, serial: &Serial, ca: impl Fn(CaId) -> bool) -> Result<Status, StoreError> {
     Ok(match store.certificate(serial).await? {
-        Some(rec) if rec.ca == ca => match (rec.status, rec.revocation) {
+        Some(rec) if ca(rec.ca) => match (rec.status, rec.revocation) {
             (CertStatus::Issued, _) => Status::Good,
             (CertStatus::Revoked, Some(r)) => Status::Revoked(r),
             _ => Status::Unknown,

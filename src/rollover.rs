@@ -9,7 +9,7 @@
 //! and in the log, unrevoked until it expires. The log's own new key signs each checkpoint
 //! together with the one before it, so that auditors who pinned that one follow.
 
-use crate::ca::{CertificateAuthority, ServiceCertificate, REVOCATION_SETTLED};
+use crate::ca::{CaId, CertificateAuthority, ServiceCertificate, REVOCATION_SETTLED};
 use crate::ceremony::{self, CaKeys, CeremonyConfig, KeyInService};
 use crate::daemon::{certified_key, hsm_signer};
 use crate::diagnostics::ServiceKey;
@@ -58,6 +58,7 @@ impl std::fmt::Display for Rolled {
 /// the daemon keeps serving. Run again after a failure, it finishes what the failed run began.
 pub async fn roll_over(
     hsm: &Hsm,
+    root_token: &Hsm,
     store: &dyn Store,
     ca: &CertificateAuthority,
     log: Option<&Sequencer>,
@@ -78,10 +79,8 @@ pub async fn roll_over(
         ),
         None => (2, false),
     };
-    let previous = newest(&all)
-        .into_iter()
-        .find(|k| k.role == role)
-        .map_or_else(|| ceremony.keys.service(role).clone(), |k| k.key.clone());
+    let in_service = ceremony.keys.rolled_over(&all);
+    let (previous, issuing) = (in_service.service(role).clone(), in_service.issuing.clone());
     if !resumed {
         let reserved = RolledKey {
             role,
@@ -92,14 +91,21 @@ pub async fn roll_over(
         };
         store.record_service_key(&reserved).await.map_err(|e| e.to_string())?;
     }
-    let h = hsm.clone();
-    let (key, step) =
-        tokio::task::spawn_blocking(move || ceremony::rollover(&h, &ceremony, role, &previous, generation))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+    let (h, r) = (hsm.clone(), root_token.clone());
+    let (key, step) = tokio::task::spawn_blocking(move || {
+        ceremony::rollover(&h, &r, &ceremony, role, (&previous, &issuing), generation)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
     let public_key = if role == ServiceRole::Log {
         hsm_signer(hsm, &key, Some(SignatureScheme::Ed25519), "log key").await?.public_key().clone()
+    } else if role == ServiceRole::Issuing {
+        // Checked as every daemon will check it: the root signed it.
+        let certified = certified_key(hsm, &key, None).await?;
+        let public_key = certified.key.public_key().clone();
+        ca.add_generation(CaId::Issuing(generation), certified).map_err(|e| e.to_string())?;
+        public_key
     } else {
         let certified = certified_key(hsm, &key, None).await?;
         let service = ServiceCertificate { role: role.name(), cert: certified.cert.clone(), der: certified.der };
@@ -145,6 +151,7 @@ pub fn previous(all: &[RolledKey], role: ServiceRole, first: &KeyRef) -> Option<
 pub struct Follower {
     pub store: Arc<dyn Store>,
     pub hsm: Hsm,
+    pub ca: Arc<CertificateAuthority>,
     /// The key ceremony's keys (the config's), each role's first generation.
     pub first: CaKeys,
     /// The issued-certificate log, when enabled: its checkpoints are signed with the log's
@@ -264,7 +271,16 @@ impl Follower {
             }
             ServiceRole::Ocsp => {
                 self.diagnostics.replace(ServiceKey::Ocsp, certified.key.clone());
-                self.ocsp.rotate(certified);
+                self.ocsp.rotate(certified)?;
+                self.certificates.set(role.name(), not_after);
+            }
+            ServiceRole::Issuing => {
+                // The CA first (it checks the root signed the certificate), then the CA's own
+                // OCSP answers until a responder certificate of the new CA is rolled over.
+                let ca = CaId::Issuing(rolled.generation);
+                self.diagnostics.replace(ServiceKey::IssuingCa, certified.key.clone());
+                self.ca.add_generation(ca, certified.clone()).map_err(|e| e.to_string())?;
+                self.ocsp.add_ca(ca, certified)?;
                 self.certificates.set(role.name(), not_after);
             }
             ServiceRole::Log => {}
@@ -278,4 +294,15 @@ impl Follower {
 pub fn successor(first: &KeyRef, generation: u32) -> KeyRef {
     let label = first.label.as_deref().map(|l| format!("{l}.{generation}"));
     KeyRef { token: first.token.clone(), label, id: None }
+}
+
+/// Which generation of the role whose ceremony key is `first` `key` is: 1 for `first` itself,
+/// `n` for `successor(first, n)`.
+pub fn generation_of(first: &KeyRef, key: &KeyRef) -> Option<u32> {
+    if key == first {
+        return Some(1);
+    }
+    let suffix = key.label.as_deref()?.strip_prefix(first.label.as_deref()?)?.strip_prefix('.')?;
+    let n: u32 = suffix.parse().ok()?;
+    (n >= 2 && successor(first, n) == *key).then_some(n)
 }

@@ -3,11 +3,13 @@
 
 use std::fmt;
 
-/// The service keys that roll over while the daemon serves (`trustd rollover --key`): each signs
-/// under a certificate of the issuing CA, except the log's, whose checkpoints name it by its
-/// verifier key.
+/// The keys that roll over while the daemon serves (`trustd rollover --key`): the issuing CA's,
+/// certified by the root; the services', each under a certificate of the issuing CA; and the
+/// log's, whose checkpoints name it by its verifier key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ServiceRole {
+    /// The issuing CA's (RFC 5280): each generation is a CA of its own (`CaId::Issuing(n)`).
+    Issuing,
     /// The time-stamping authority's (RFC 3161 §2.3).
     Tsa,
     /// The ceremony's document-signing key, which signing policies without a key of their own use.
@@ -20,8 +22,8 @@ pub enum ServiceRole {
 
 impl ServiceRole {
     /// Every role.
-    pub const ALL: [ServiceRole; 4] =
-        [ServiceRole::Tsa, ServiceRole::DocumentSigner, ServiceRole::Ocsp, ServiceRole::Log];
+    pub const ALL: [ServiceRole; 5] =
+        [ServiceRole::Issuing, ServiceRole::Tsa, ServiceRole::DocumentSigner, ServiceRole::Ocsp, ServiceRole::Log];
 
     /// The roles whose key the issuing CA certifies.
     pub const CERTIFIED: [ServiceRole; 3] = [ServiceRole::Tsa, ServiceRole::DocumentSigner, ServiceRole::Ocsp];
@@ -29,6 +31,7 @@ impl ServiceRole {
     /// The name on the command line, in the store and in log entries (a ceremony_event's role).
     pub fn name(self) -> &'static str {
         match self {
+            ServiceRole::Issuing => "issuing",
             ServiceRole::Tsa => "tsa",
             ServiceRole::DocumentSigner => "document-signer",
             ServiceRole::Ocsp => "ocsp",
@@ -57,7 +60,7 @@ mod tests {
         for role in ServiceRole::ALL {
             assert_eq!(ServiceRole::from_name(role.name()), Some(role));
         }
-        for other in ["", "TSA", "root", "issuing", "tls", "signer", "tsa "] {
+        for other in ["", "TSA", "root", "issuing-2", "tls", "signer", "tsa "] {
             assert_eq!(ServiceRole::from_name(other), None, "{other:?}");
         }
     }

@@ -267,6 +267,12 @@ fn the_root_key_stays_offline() {
         "{}",
         text(&out)
     );
+    let out = trustd(d, &["rollover", "--key", "issuing", "--config", &cfg]);
+    assert!(
+        !out.status.success() && text(&out).contains("no initialised token labelled 'agency-root'"),
+        "{}",
+        text(&out)
+    );
     std::fs::rename(d.join("away"), &root_token).unwrap();
     let signed = ok(&["ceremony", "root-crl", "--config", &cfg]);
     assert!(signed.starts_with("root CRL 3: signed, nextUpdate"), "{signed}");
@@ -274,6 +280,28 @@ fn the_root_key_stays_offline() {
     while !fetch_crl("root").contains("crlNumber=0x03") {
         assert!(start.elapsed() < std::time::Duration::from_secs(5), "the running daemon still serves root CRL 2");
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The issuing CA rolls over in a ceremony step: the root in its own token certifies the
+    // next issuing CA, which the running daemon, unable to open that token, issues with.
+    let rolled = ok(&["rollover", "--key", "issuing", "--config", &cfg]);
+    assert!(rolled.contains("issuing key, generation 2") && rolled.contains("object=agency-issuing.2"), "{rolled}");
+    let start = std::time::Instant::now();
+    let issuing_2 = loop {
+        let now = split_pem(&String::from_utf8_lossy(&trustctl(&["ca", "chain"])))[0].clone();
+        if now != chain[0] {
+            break now;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "still the first issuing CA");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    std::fs::write(d.join("issuing-2.pem"), issuing_2).unwrap();
+    std::fs::write(d.join("new.pem"), trustctl(&["issue", "--profile", "tls-server", "--csr", csr.to_str().unwrap()]))
+        .unwrap();
+    let subject = text(&openssl(d, &["x509", "-in", "issuing-2.pem", "-noout", "-subject"]));
+    assert!(subject.contains("Test Agency") && subject.contains("trustd Issuing CA G2"), "{subject}");
+    for (cert, issuing) in [("cert.pem", "issuing.pem"), ("new.pem", "issuing-2.pem")] {
+        let verified = openssl(d, &["verify", "-CAfile", "root.pem", "-untrusted", issuing, cert]);
+        assert_eq!(text(&verified).trim(), format!("{cert}: OK"));
     }
     let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
     assert!(child.0.wait().unwrap().success());

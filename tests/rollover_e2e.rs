@@ -223,11 +223,11 @@ fn service_keys_roll_over_while_serving_and_what_they_signed_stays_valid() {
 async fn a_rollover_refuses_what_it_cannot_do_and_changes_nothing() {
     let d = Daemon::start();
     for (key, says) in [
-        ("issuing", "is replaced by a key ceremony"),
         ("tls", "is replaced by a key ceremony"),
         ("root", "is replaced by a key ceremony"),
-        ("TSA", "is not a service key"),
-        ("", "is not a service key"),
+        ("TSA", "is not a key that rolls over"),
+        ("issuing-2", "is not a key that rolls over"),
+        ("", "is not a key that rolls over"),
     ] {
         let out = rollover(&d, key);
         assert!(!out.status.success(), "--key {key:?}");
@@ -272,6 +272,200 @@ async fn a_rollover_refuses_what_it_cannot_do_and_changes_nothing() {
     std::fs::write(d.dir.path().join("doc.txt"), b"x").unwrap();
     let chain = split_pem(&trustctl_ok(&d, &["tsa", "chain"]));
     assert_eq!(timestamp(&d, "t.tsr"), chain[0]);
+}
+
+/// A tls-server certificate issued now by `d` for `name`, saved as `<name>.pem`; its serial.
+fn issue(d: &Daemon, name: &str) -> String {
+    let dir = d.dir.path();
+    let csr =
+        openssl_csr(dir, name, P256, &format!("/CN={name}.example.com"), Some(&format!("DNS:{name}.example.com")));
+    let pem = trustctl_ok(d, &["issue", "--profile", "tls-server", "--csr", csr.to_str().unwrap()]);
+    std::fs::write(dir.join(format!("{name}.pem")), pem).unwrap();
+    let serial = text(&openssl(dir, &["x509", "-in", &format!("{name}.pem"), "-noout", "-serial"]));
+    serial.trim().trim_start_matches("serial=").to_owned()
+}
+
+/// `openssl ocsp` for `cert` issued by `issuer` (PEM files in the dir): the status line and the
+/// responder's key hash, once openssl verified the response against the root.
+fn ocsp_under(d: &Daemon, issuer: &str, cert: &str) -> (String, String) {
+    let url = format!("http://{}/ocsp", d.http);
+    let args = ["ocsp", "-issuer", issuer, "-cert", cert, "-url", &url, "-CAfile", "root.pem", "-resp_text"];
+    let out = text(&Command::new("openssl").current_dir(d.dir.path()).args(args).output().unwrap());
+    assert!(out.contains("Response verify OK"), "{out}");
+    let status = out.lines().find(|l| l.starts_with(&format!("{cert}: "))).expect("status line").to_owned();
+    let responder = out.lines().find_map(|l| l.trim().strip_prefix("Responder Id: ")).expect("responder").to_owned();
+    (status, responder)
+}
+
+/// The SHA-1 hash of the public key in `cert` (a PEM file in the dir), uppercase hex: the byKey
+/// responder ID of a response it signed (RFC 6960 §4.2.1).
+fn key_hash(dir: &Path, cert: &str) -> String {
+    use sha1::Digest;
+    use x509_cert::der::DecodePem;
+    let cert = x509_cert::Certificate::from_pem(std::fs::read(dir.join(cert)).unwrap()).unwrap();
+    let hash = sha1::Sha1::digest(cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes());
+    hash.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// The CRL `/crl/<ca>.crl` serves, as openssl prints it once it verified its signature with
+/// `issuer` (a PEM file in the dir).
+fn crl_text(d: &Daemon, ca: &str, issuer: &str) -> String {
+    let dir = d.dir.path();
+    let (code, _, der) = d.http_get(&format!("/crl/{ca}.crl"));
+    assert_eq!(code, 200, "/crl/{ca}.crl");
+    std::fs::write(dir.join(format!("{ca}.crl")), der).unwrap();
+    let checked =
+        text(&openssl(dir, &["crl", "-inform", "DER", "-in", &format!("{ca}.crl"), "-CAfile", issuer, "-noout"]));
+    assert!(checked.contains("verify OK"), "{ca} CRL signed by {issuer}: {checked}");
+    text(&openssl(dir, &["crl", "-inform", "DER", "-in", &format!("{ca}.crl"), "-noout", "-text"]))
+}
+
+/// Waits (up to 10 s) until `/crl/<ca>.crl` lists `serial`.
+fn wait_listed(d: &Daemon, ca: &str, issuer: &str, serial: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let crl = crl_text(d, ca, issuer);
+        if crl.contains(&format!("Serial Number: {serial}")) {
+            return crl;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{serial} not on the {ca} CRL:\n{crl}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_issuing_ca_rolls_over_and_both_generations_stay_verifiable_and_revocable() {
+    let d = Daemon::start();
+    let dir = d.dir.path().to_path_buf();
+    std::fs::write(dir.join("doc.txt"), b"a time-stamp under the first and the second issuing CA\n").unwrap();
+    let chain = split_pem(&trustctl_ok(&d, &["ca", "chain"]));
+    std::fs::write(dir.join("issuing.pem"), &chain[0]).unwrap();
+    std::fs::write(dir.join("root.pem"), &chain[1]).unwrap();
+    let old = issue(&d, "old");
+    let tsa_1 = timestamp(&d, "before.tsr");
+    let (_, delegated_1) = ocsp_under(&d, "issuing.pem", "old.pem");
+
+    // The new CA: certified by the root (the dev token holds it) under a name of its own.
+    let rolled = rollover_ok(&d, "issuing");
+    assert!(rolled.contains("issuing key, generation 2") && rolled.contains("object=trustd-issuing-ca.2"), "{rolled}");
+    let issuing_2 = changed_from(&chain[0], || split_pem(&trustctl_ok(&d, &["ca", "chain"]))[0].clone());
+    std::fs::write(dir.join("issuing-2.pem"), &issuing_2).unwrap();
+    let (_, _, served) = d.http_get("/ca/issuing-2.crt");
+    std::fs::write(dir.join("issuing-2.der"), served).unwrap();
+    openssl(&dir, &["x509", "-inform", "DER", "-in", "issuing-2.der", "-out", "issuing-2-served.pem"]);
+    assert_eq!(std::fs::read_to_string(dir.join("issuing-2-served.pem")).unwrap(), issuing_2);
+    let printed = text(&openssl(
+        &dir,
+        &["x509", "-in", "issuing-2.pem", "-noout", "-subject", "-ext", "basicConstraints,crlDistributionPoints"],
+    ));
+    assert!(printed.contains("CN=trustd Issuing CA G2") || printed.contains("CN = trustd Issuing CA G2"), "{printed}");
+    assert!(printed.contains("CA:TRUE") && printed.contains("/crl/root.crl"), "{printed}");
+    assert_eq!(text(&openssl(&dir, &["verify", "-CAfile", "root.pem", "issuing-2.pem"])).trim(), "issuing-2.pem: OK");
+    assert_eq!(
+        split_pem(&trustctl_ok(&d, &["ca", "chain", "--ca", "issuing"]))[0],
+        chain[0],
+        "the first generation's chain stays fetchable by name"
+    );
+
+    // New certificates come from the new CA, pointing at its own CRL and certificate; the old
+    // verify as before.
+    let new = issue(&d, "new");
+    let printed = text(&openssl(
+        &dir,
+        &["x509", "-in", "new.pem", "-noout", "-issuer", "-ext", "crlDistributionPoints,authorityInfoAccess"],
+    ));
+    assert!(
+        printed.contains("trustd Issuing CA G2")
+            && printed.contains("/crl/issuing-2.crl")
+            && printed.contains("/ca/issuing-2.crt"),
+        "{printed}"
+    );
+    assert_eq!(
+        text(&openssl(&dir, &["verify", "-CAfile", "root.pem", "-untrusted", "issuing-2.pem", "new.pem"])).trim(),
+        "new.pem: OK"
+    );
+    assert_eq!(
+        text(&openssl(&dir, &["verify", "-CAfile", "root.pem", "-untrusted", "issuing.pem", "old.pem"])).trim(),
+        "old.pem: OK"
+    );
+
+    // OCSP answers for both: the old generation through its delegated responder, the new one with
+    // its own key until a responder certificate of the new CA is rolled over, then with that.
+    let (status, responder) = ocsp_under(&d, "issuing.pem", "old.pem");
+    assert!(status.ends_with(": good") && responder == delegated_1, "{status} {responder}");
+    let (status, responder) = ocsp_under(&d, "issuing-2.pem", "new.pem");
+    assert!(status.ends_with(": good"), "{status}");
+    assert_eq!(responder, key_hash(&dir, "issuing-2.pem"), "signed by the new CA itself");
+    rollover_ok(&d, "ocsp");
+    let delegated_2 = changed_from(&responder, || ocsp_under(&d, "issuing-2.pem", "new.pem").1);
+    assert_ne!(delegated_2, delegated_1);
+    let (status, responder) = ocsp_under(&d, "issuing.pem", "old.pem");
+    assert!(status.ends_with(": good"), "{status}");
+    assert_eq!(responder, key_hash(&dir, "issuing.pem"), "the old CA answers with its own key now");
+
+    // A service key rolled over now is certified by the new CA; tokens of both verify.
+    rollover_ok(&d, "tsa");
+    let tsa_2 = changed_from(&tsa_1, || timestamp(&d, "after.tsr"));
+    std::fs::write(dir.join("tsa-2.pem"), &tsa_2).unwrap();
+    assert!(text(&openssl(&dir, &["x509", "-in", "tsa-2.pem", "-noout", "-issuer"])).contains("G2"));
+    let both = format!("{}{}", chain[0], issuing_2);
+    std::fs::write(dir.join("issuing.pem"), &both).unwrap();
+    for tsr in ["before.tsr", "after.tsr"] {
+        assert!(ts_verifies(&dir, tsr), "{tsr}");
+    }
+    std::fs::write(dir.join("issuing.pem"), &chain[0]).unwrap();
+
+    // Each CA keeps its own CRL: a revocation lands on the CRL of the generation that issued it.
+    trustctl_ok(&d, &["revoke", "--serial", &old, "--reason", "keyCompromise"]);
+    trustctl_ok(&d, &["revoke", "--serial", &new, "--reason", "superseded"]);
+    let crl_1 = wait_listed(&d, "issuing", "issuing.pem", &old);
+    let crl_2 = wait_listed(&d, "issuing-2", "issuing-2.pem", &new);
+    assert!(!crl_1.contains(&new) && !crl_2.contains(&old), "{crl_1}\n{crl_2}");
+    assert!(
+        crl_2.contains("Issuer: O=trustd, CN=trustd Issuing CA G2") || crl_2.contains("CN = trustd Issuing CA G2"),
+        "{crl_2}"
+    );
+    for (cert, issuer) in [("old.pem", "issuing.pem"), ("new.pem", "issuing-2.pem")] {
+        let (status, _) = ocsp_under(&d, issuer, cert);
+        assert!(status.contains(": revoked"), "{status}");
+    }
+    let (code, _, _) = d.http_get("/crl/issuing-3.crl");
+    assert_eq!(code, 404, "no third generation");
+    let out = d.trustctl(&["crl", "--ca", "issuing-3"]);
+    assert!(!out.status.success() && text(&out).contains("unknown CA 'issuing-3'"), "{}", text(&out));
+
+    // The log states the new CA's key; it verifies across the rollover.
+    let (_, _, vkey) = d.http_get("/log/key");
+    let vkey = String::from_utf8(vkey).unwrap().trim().to_owned();
+    let start = Instant::now();
+    loop {
+        let log = trustctl_ok(&d, &["log", "verify", "--key", &vkey]);
+        if log.contains(": issuing pkcs11:object=trustd-issuing-ca.2 with public key") && log.contains("issuing-2") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the new CA is not in the log:\n{log}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, _, metrics) = d.http_get("/metrics");
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    assert!(metrics.contains("trustd_service_key_generation{role=\"issuing\"} 2"), "{metrics}");
+    assert!(metrics.contains("trustd_crl_age_seconds{ca=\"issuing-2\"}"), "{metrics}");
+
+    // A restart serves both generations, issues with the newest, and the operator's client
+    // certificate of the old one still opens the API.
+    let (status, kept) = d.stop();
+    assert!(status.success());
+    let d = Daemon::start_in(kept);
+    assert_eq!(split_pem(&trustctl_ok(&d, &["ca", "chain"]))[0], issuing_2);
+    issue(&d, "third");
+    assert_eq!(
+        text(&openssl(&dir, &["verify", "-CAfile", "root.pem", "-untrusted", "issuing-2.pem", "third.pem"])).trim(),
+        "third.pem: OK"
+    );
+    crl_text(&d, "issuing", "issuing.pem");
+    crl_text(&d, "issuing-2", "issuing-2.pem");
+    let (status, _) = ocsp_under(&d, "issuing.pem", "old.pem");
+    assert!(status.contains(": revoked"), "{status}");
 }
 
 /// The log's verifier key, as `GET /log/key` serves it.

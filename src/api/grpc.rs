@@ -21,13 +21,13 @@ pub struct CaService {
     pub ca: Arc<CertificateAuthority>,
 }
 
-/// The CA a request names; the issuing CA when it names none.
-fn ca_named(name: &str) -> Result<CaId, CaError> {
+/// The CA a request names (a generation of the issuing CA, or the root); the issuing CA's
+/// newest generation when it names none.
+fn ca_named(ca: &CertificateAuthority, name: &str) -> Result<CaId, CaError> {
     if name.is_empty() {
-        Ok(CaId::Issuing)
-    } else {
-        CaId::from_name(name).ok_or_else(|| CaError::UnknownCa(name.into()))
+        return Ok(ca.issuing());
     }
+    CaId::from_name(name).filter(|id| ca.chain(*id).is_some()).ok_or_else(|| CaError::UnknownCa(name.into()))
 }
 
 fn ts(unix: i64) -> prost_types::Timestamp {
@@ -51,7 +51,7 @@ fn status_to_pb(s: CertStatus) -> pb::CertificateStatus {
 fn record_to_pb(r: CertificateRecord) -> pb::CertificateRecord {
     pb::CertificateRecord {
         serial: r.serial.to_string(),
-        ca: r.ca.name().into(),
+        ca: r.ca.name(),
         profile: r.origin.name().into_owned(),
         subject: r.subject,
         sans: r.sans,
@@ -99,9 +99,9 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
         let reply = pb::IssueCertificateResponse {
             certificate_der: issued.cert_der,
             serial: issued.serial.to_string(),
-            chain_der: self.ca.chain(CaId::Issuing).to_vec(),
+            chain_der: self.ca.chain(issued.ca).unwrap_or_default(),
         };
-        Ok(with_audit(reply, Some(CaId::Issuing.name().into()), target))
+        Ok(with_audit(reply, Some(issued.ca.name()), target))
     }
 
     async fn get_certificate(
@@ -171,7 +171,7 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
     async fn get_crl(&self, request: Request<pb::GetCrlRequest>) -> Result<Response<pb::GetCrlResponse>, Status> {
         let crl = self
             .ca
-            .crl(ca_named(&request.into_inner().ca)?)
+            .crl(ca_named(&self.ca, &request.into_inner().ca)?)
             .ok_or_else(|| Status::unavailable("no CRL published yet"))?;
         Ok(Response::new(pb::GetCrlResponse { crl_der: crl.to_vec() }))
     }
@@ -180,8 +180,8 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
         &self,
         request: Request<pb::GetCaChainRequest>,
     ) -> Result<Response<pb::GetCaChainResponse>, Status> {
-        let chain = self.ca.chain(ca_named(&request.into_inner().ca)?);
-        Ok(Response::new(pb::GetCaChainResponse { certificates_der: chain.to_vec() }))
+        let chain = self.ca.chain(ca_named(&self.ca, &request.into_inner().ca)?).unwrap_or_default();
+        Ok(Response::new(pb::GetCaChainResponse { certificates_der: chain }))
     }
 }
 

@@ -218,10 +218,10 @@ async fn ca_certificate(State(s): State<HttpState>, Path(file): Path<String>) ->
     let Some(name) = file.strip_suffix(".crt") else {
         return (StatusCode::NOT_FOUND, "CA certificates are at /ca/{name}.crt\n").into_response();
     };
-    match CaId::from_name(name).map(|ca| s.ca.ca_certificate(ca)) {
-        Some(der) => (
+    match CaId::from_name(name).and_then(|ca| s.ca.certificates().get(ca)) {
+        Some(ca) => (
             [(header::CONTENT_TYPE, "application/pkix-cert"), (header::CACHE_CONTROL, "public, max-age=3600")],
-            der.to_vec(),
+            ca.der.clone(),
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, format!("no CA named '{name}'\n")).into_response(),
@@ -286,7 +286,7 @@ async fn crl(State(s): State<HttpState>, Path(file): Path<String>) -> Response {
     let Some(name) = file.strip_suffix(".crl") else {
         return (StatusCode::NOT_FOUND, "CRLs are at /crl/{name}.crl\n").into_response();
     };
-    match CaId::from_name(name).map(|ca| s.ca.crl(ca)) {
+    match CaId::from_name(name).filter(|ca| s.ca.chain(*ca).is_some()).map(|ca| s.ca.crl(ca)) {
         Some(Some(der)) => (
             [(header::CONTENT_TYPE, "application/pkix-crl"), (header::CACHE_CONTROL, "public, max-age=60")],
             der.to_vec(),
@@ -398,7 +398,10 @@ fn metrics(s: &HttpState) -> Response {
         ready.push(("clock", clock));
     }
     let crls: Vec<_> =
-        CaId::ALL.iter().filter_map(|&ca| s.ca.crl_times(ca).map(|(this, next)| (ca.name(), this, next))).collect();
+        s.ca.crl_issuers()
+            .into_iter()
+            .filter_map(|ca| s.ca.crl_times(ca).map(|(this, next)| (ca.name(), this, next)))
+            .collect();
     let expiry = s.service_certificates.snapshot();
     let scraped = crate::metrics::Scraped {
         unix_now: crate::unix_time::secs(std::time::SystemTime::now()) as f64,

@@ -102,12 +102,12 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Replaces a service key while the daemon serves: a new key in the HSM, certified by the
-    /// issuing CA under the old certificate's name (the log's: cosigning checkpoints with the
-    /// old), recorded in the store; every running replica signs with it within a second. What
-    /// the old key signed stays valid.
+    /// Replaces a key while the daemon serves: a new key in the HSM, certified by the issuing CA
+    /// under the old certificate's name (the issuing CA's: by the root, opening the root's token,
+    /// as a new CA; the log's: cosigning checkpoints with the old), recorded in the store; every
+    /// running replica signs with it within a second. What the old key signed stays valid.
     Rollover {
-        /// The key: tsa, document-signer (or signer), ocsp, log.
+        /// The key: issuing, tsa, document-signer (or signer), ocsp, log.
         #[arg(long)]
         key: String,
         /// The daemon's config (`trustd serve`).
@@ -127,16 +127,16 @@ enum Command {
     },
 }
 
-/// The service role `--key` names. The CAs' keys are not among them: a key ceremony replaces
-/// those; the TLS key's certificate is renewed while serving.
+/// The role `--key` names. The root's key is not among them: a key ceremony replaces it; the TLS
+/// key's certificate is renewed while serving.
 fn rollover_role(key: &str) -> Result<ServiceRole, String> {
     let name = if key == "signer" { "document-signer" } else { key };
     ServiceRole::from_name(name).ok_or_else(|| match key {
-        "issuing" | "root" | "tls" => format!(
-            "--key {key}: only the tsa, document-signer, ocsp and log keys roll over with trustd rollover; the {key} \
-             key is replaced by a key ceremony"
+        "root" | "tls" => format!(
+            "--key {key}: only the issuing, tsa, document-signer, ocsp and log keys roll over with trustd rollover; \
+             the {key} key is replaced by a key ceremony"
         ),
-        _ => format!("--key: '{key}' is not a service key (tsa, document-signer, ocsp, log)"),
+        _ => format!("--key: '{key}' is not a key that rolls over (issuing, tsa, document-signer, ocsp, log)"),
     })
 }
 

@@ -133,7 +133,7 @@ pub struct UrlContext {
 
 impl UrlContext {
     fn expand(&self, t: &str) -> String {
-        t.replace("{base}", self.base.trim_end_matches('/')).replace("{ca}", self.ca.name())
+        t.replace("{base}", self.base.trim_end_matches('/')).replace("{ca}", &self.ca.name())
     }
 }
 

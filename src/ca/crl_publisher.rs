@@ -62,7 +62,9 @@ impl CertificateAuthority {
     pub async fn publish_crl(&self) -> Result<Arc<Vec<u8>>, CaError> {
         let _one_at_a_time = self.crl_publish.lock().await;
         let mut published = None;
-        for ci in &self.crl_issuers {
+        let generations = self.generations.load_full();
+        // The newest generation's first: the one returned.
+        for ci in generations.iter().rev().map(|g| &g.crls) {
             let Some(signer) = &ci.signer else { continue };
             let crl = PublishedCrl::from(
                 signer.publish(self.store.as_ref(), self.clock.unix_secs(), self.crl_schedule.validity).await?,
@@ -78,7 +80,8 @@ impl CertificateAuthority {
     /// has one to serve.
     pub async fn adopt_stored_crls(&self) -> Result<bool, CaError> {
         let mut all = true;
-        for ci in &self.crl_issuers {
+        let generations = self.generations.load_full();
+        for ci in generations.iter().map(|g| &g.crls).chain([&self.root_crls]) {
             let served = ci.current.read().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |c| c.number);
             match self.store.newest_crl(ci.ca, served).await? {
                 Some(stored) => {
@@ -103,8 +106,17 @@ impl CertificateAuthority {
     }
 
     fn published_crl(&self, ca: CaId) -> Option<PublishedCrl> {
-        let ci = self.crl_issuers.iter().find(|c| c.ca == ca)?;
-        ci.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        let current = |ci: &CrlIssuer| ci.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match ca {
+            CaId::Root => current(&self.root_crls),
+            CaId::Issuing(_) => current(&self.generations.load().iter().find(|g| g.cert.ca == ca)?.crls),
+        }
+    }
+
+    /// Every CA whose CRL this CA serves: the issuing CA's generations, oldest first, and the
+    /// root.
+    pub fn crl_issuers(&self) -> Vec<CaId> {
+        self.generations.load().iter().map(|g| g.cert.ca).chain([CaId::Root]).collect()
     }
 
     /// Republishes the CRL every `refresh`, and shortly after revocations (coalescing bursts

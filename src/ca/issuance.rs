@@ -31,7 +31,10 @@ impl CertificateAuthority {
             name: req.profile.clone(),
             known: self.policies.profile_names().collect::<Vec<_>>().join(", "),
         })?;
-        if profile.qc.is_some() && !has_country(&self.issuer_cert.tbs_certificate.subject) {
+        // The generation that issues; one rolled over meanwhile issues the next request.
+        let g = self.newest();
+        let ca = g.cert.ca;
+        if profile.qc.is_some() && !has_country(&g.cert.cert.tbs_certificate.subject) {
             return Err(CaError::ProfileUnusable {
                 profile: profile.name.clone(),
                 reason: "a certificate with qualified-certificate statements names its issuer's country (EN 319 \
@@ -49,14 +52,14 @@ impl CertificateAuthority {
             &valid.sans,
             valid.subject.is_empty(),
             &csr.public_key,
-            &self.issuer_key_id,
-            &self.urls,
+            &g.cert.key_id,
+            &g.urls,
         )?;
         let now = self.clock.unix_secs();
         let not_before = now.saturating_sub(profile.backdate.as_secs());
         let not_after = not_before + profile.backdate.as_secs() + valid.validity.as_secs();
         // RFC 5280 §6.1.3 (a)(2): a certificate outliving its issuer fails path validation later.
-        let issuer_end = self.issuer_cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
+        let issuer_end = g.cert.cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
         if not_after > issuer_end {
             return Err(CaError::ValidityTooLong {
                 requested: valid.validity,
@@ -64,11 +67,8 @@ impl CertificateAuthority {
                 profile: profile.name.clone(),
             });
         }
-        let issuer = Issuer {
-            name: &self.issuer_cert.tbs_certificate.subject,
-            key_id: &self.issuer_key_id,
-            scheme: self.key.scheme(),
-        };
+        let issuer =
+            Issuer { name: &g.cert.cert.tbs_certificate.subject, key_id: &g.cert.key_id, scheme: g.key.scheme() };
 
         // A clash of 128-bit random serials is practically impossible; the store's unique
         // constraint makes it impossible outright, and we draw again if it ever happens.
@@ -88,8 +88,7 @@ impl CertificateAuthority {
             // The certificate must fit a log entry (uint16-length bundles, C2SP tlog-tiles):
             // refuse it now, before it is recorded and signed, not after. The signature and
             // its algorithm add at most ~600 bytes (RSA-4096); the entry's fields ~300 more.
-            let entry_len =
-                tbs_der.len() + 1024 + profile.name.len() + req.requester.len() + CaId::Issuing.name().len();
+            let entry_len = tbs_der.len() + 1024 + profile.name.len() + req.requester.len() + ca.name().len();
             if entry_len > crate::log::entry::MAX_ENTRY_LEN {
                 return Err(CaError::BadCsr(format!(
                     "the certificate would be about {entry_len} bytes, more than the log's {} byte entries hold",
@@ -98,7 +97,7 @@ impl CertificateAuthority {
             }
             let record = NewCertificate {
                 serial: serial.clone(),
-                ca: CaId::Issuing,
+                ca,
                 origin: Origin::Profile(profile.name.clone()),
                 subject: subject.to_string(),
                 sans: valid.sans.iter().map(ToString::to_string).collect(),
@@ -115,8 +114,8 @@ impl CertificateAuthority {
             }
         };
 
-        let signed = match self.key.sign(&tbs_der).await {
-            Ok(signature) => cert::signed_der(&tbs_der, self.key.scheme(), &signature),
+        let signed = match g.key.sign(&tbs_der).await {
+            Ok(signature) => cert::signed_der(&tbs_der, g.key.scheme(), &signature),
             Err(e) => Err(e.into()),
         };
         let cert_der = match signed {
@@ -136,7 +135,7 @@ impl CertificateAuthority {
                     issued_at: self.clock.unix_secs(),
                     profile: profile.name.clone(),
                     requester: req.requester.clone(),
-                    issuer: CaId::Issuing.name().into(),
+                    issuer: ca.name(),
                 });
                 let record = LoggedRecord::IssuedCertificate { serial: serial.clone(), cert_der: cert_der.clone() };
                 let logged = match entry.encode() {
@@ -159,7 +158,7 @@ impl CertificateAuthority {
             }
         }
         tracing::info!(%serial, profile = %profile.name, subject = %subject, requester = %req.requester, audit = true, "certificate issued");
-        Ok(Issued { serial, cert_der })
+        Ok(Issued { serial, cert_der, ca })
     }
 
     /// Marks the pending record of a certificate that will not be handed out abandoned, with why.

@@ -13,6 +13,7 @@ pub mod request;
 pub mod revocation;
 pub mod scope;
 
+use crate::ca_certificates::{CaCertificate, CaCertificates};
 pub use crate::ca_id::CaId;
 use crate::clock::Clock;
 use crate::keys::{CertifiedKey, KeyError, SigningKey};
@@ -97,7 +98,7 @@ fn revocation_entry(serial: &Serial, ca: CaId, at: i64, reason: Reason) -> Resul
     let serial = serial.to_x509().map_err(|e| CaError::Internal(format!("serial {serial}: {e}")))?;
     Ok(LogEntry::Revocation(crate::log::Revocation {
         serial: serial.as_bytes().to_vec(),
-        issuer: ca.name().into(),
+        issuer: ca.name(),
         revoked_at: u64::try_from(at).unwrap_or(0),
         reason: reason as u8,
     })
@@ -135,6 +136,8 @@ pub struct IssueRequest {
 pub struct Issued {
     pub serial: Serial,
     pub cert_der: Vec<u8>,
+    /// The generation of the issuing CA that issued it: its chain is [`CertificateAuthority::chain`]'s.
+    pub ca: CaId,
 }
 
 /// How often CRLs are made and how long each is valid (RFC 5280 §5.1.2.5 nextUpdate).
@@ -174,22 +177,32 @@ struct PublishedCrl {
     next_update: u64,
 }
 
-/// The issuing CA: its key in the HSM, its chain, the profiles and the store.
-pub struct CertificateAuthority {
-    issuer_cert: Certificate,
-    issuer_key_id: Vec<u8>,
-    chain: Vec<Vec<u8>>,
+/// One generation of the issuing CA: its certificate and key, the URLs put in what it issues
+/// (its own CRL and certificate), and its CRLs. Every generation keeps signing its CRLs: what it
+/// issued stays revocable until it expires.
+struct Generation {
+    cert: Arc<CaCertificate>,
     key: Arc<dyn SigningKey>,
+    urls: UrlContext,
+    crls: CrlIssuer,
+}
+
+/// The issuing CA: its key in the HSM (each generation's), its certificates, the profiles and the
+/// store.
+pub struct CertificateAuthority {
+    certificates: CaCertificates,
+    /// Oldest first, never empty; the newest issues. Grows when the key rolls over.
+    generations: arc_swap::ArcSwap<Vec<Arc<Generation>>>,
+    /// The root's CRLs (the issuing CA certificates' CRL distribution point), which the key
+    /// ceremony signs.
+    root_crls: CrlIssuer,
     policies: Arc<Policies>,
     store: Arc<dyn Store>,
     /// Pending records of concurrent issuances, group-committed before the HSM signs.
     pending: PendingWriter,
-    urls: UrlContext,
+    public_url: String,
     crl_schedule: CrlSchedule,
-    /// This CA's CRL issuer first, then the root's (the issuing CA certificate's CRL
-    /// distribution point), which the key ceremony signs. Publishing is serialised so a newer
-    /// CRL is never replaced by an older one.
-    crl_issuers: Vec<CrlIssuer>,
+    /// Publishing is serialised so a newer CRL is never replaced by an older one.
     crl_publish: tokio::sync::Mutex<()>,
     crl_dirty: tokio::sync::Notify,
     revocation_changes: crate::revocation::Changes,
@@ -242,8 +255,9 @@ pub struct ServiceCertificate {
 }
 
 impl CertificateAuthority {
-    /// The issuing CA with its key and certificate, under the root's certificate (DER). The
-    /// root's key is not needed: its CRL comes from the key ceremony, through the store.
+    /// The issuing CA with its key and certificate (its first generation), under the root's
+    /// certificate (DER). The root's key is not needed: its CRL comes from the key ceremony,
+    /// through the store.
     pub fn new(
         issuing: CertifiedKey,
         root_der: Vec<u8>,
@@ -253,41 +267,20 @@ impl CertificateAuthority {
         crl_schedule: CrlSchedule,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, CaError> {
-        let (issuer_cert, issuing_der, key) = (issuing.cert, issuing.der, issuing.key);
-        let root_cert = Certificate::from_der(&root_der)
-            .map_err(|e| CaError::Ceremony(format!("the root CA certificate does not parse: {e}")))?;
-        // RFC 5280 §6.1.3 (a)(1): a chain whose issuing CA the root did not sign would be handed
-        // to every relying party.
-        let tbs = issuer_cert.tbs_certificate.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
-        let signature = issuer_cert.signature.raw_bytes();
-        let spki = &root_cert.tbs_certificate.subject_public_key_info;
-        if issuer_cert.tbs_certificate.issuer != root_cert.tbs_certificate.subject
-            || crate::keys::verify::verify_signature(spki, &issuer_cert.signature_algorithm, None, signature, &tbs)
-                .is_err()
-        {
-            return Err(CaError::Ceremony("the issuing CA certificate was not issued by the root certificate".into()));
-        }
-        let crl_issuers = vec![
-            CrlIssuer {
-                ca: CaId::Issuing,
-                signer: Some(CrlSigner::new(CaId::Issuing, &issuer_cert, key.clone())?),
-                current: RwLock::new(None),
-            },
+        let certificates =
+            CaCertificates::new(root_der, vec![(CaId::ISSUING, issuing.der.clone())]).map_err(CaError::Ceremony)?;
+        let first = Self::generation(&certificates, public_url, CaId::ISSUING, issuing.key)?;
+        Ok(CertificateAuthority {
+            certificates,
+            generations: arc_swap::ArcSwap::from_pointee(vec![Arc::new(first)]),
             // Nothing revokes CA certificates through the API yet, so the root's CRL is empty;
             // it exists because relying parties that check the whole chain fetch it.
-            CrlIssuer { ca: CaId::Root, signer: None, current: RwLock::new(None) },
-        ];
-        Ok(CertificateAuthority {
-            issuer_key_id: subject_key_id(&issuer_cert)?,
-            issuer_cert,
-            chain: vec![issuing_der, root_der],
-            key,
+            root_crls: CrlIssuer { ca: CaId::Root, signer: None, current: RwLock::new(None) },
             policies,
             pending: PendingWriter::spawn(store.clone()),
             store,
-            urls: UrlContext { base: public_url.to_owned(), ca: CaId::Issuing },
+            public_url: public_url.to_owned(),
             crl_schedule,
-            crl_issuers,
             crl_publish: tokio::sync::Mutex::new(()),
             crl_dirty: tokio::sync::Notify::new(),
             revocation_changes: Default::default(),
@@ -296,6 +289,64 @@ impl CertificateAuthority {
             logging: tokio::sync::RwLock::new(()),
             clock,
         })
+    }
+
+    fn generation(
+        certificates: &CaCertificates,
+        public_url: &str,
+        ca: CaId,
+        key: Arc<dyn SigningKey>,
+    ) -> Result<Generation, CaError> {
+        let cert = certificates.get(ca).ok_or_else(|| CaError::Internal(format!("no {ca} CA certificate")))?;
+        Ok(Generation {
+            crls: CrlIssuer {
+                ca,
+                signer: Some(CrlSigner::new(ca, &cert.cert, key.clone())?),
+                current: RwLock::new(None),
+            },
+            urls: UrlContext { base: public_url.to_owned(), ca },
+            cert,
+            key,
+        })
+    }
+
+    /// Issues with generation `ca` of the issuing CA (`key`, certified by the root) from now on,
+    /// newer than every generation this CA has; the older ones keep their CRLs and their
+    /// certificates stay verifiable. Adding one this CA has already changes nothing.
+    pub fn add_generation(&self, ca: CaId, key: CertifiedKey) -> Result<(), CaError> {
+        if self.generations.load().iter().any(|g| g.cert.ca == ca) {
+            return Ok(());
+        }
+        self.certificates.add(ca, key.der).map_err(CaError::Ceremony)?;
+        let added = Arc::new(Self::generation(&self.certificates, &self.public_url, ca, key.key)?);
+        self.generations.rcu(|all| {
+            let mut all = Vec::clone(all);
+            all.push(added.clone());
+            all
+        });
+        // Its first CRL, as soon as it can be made.
+        self.crl_dirty.notify_one();
+        Ok(())
+    }
+
+    /// The generation that issues: the newest.
+    fn newest(&self) -> Arc<Generation> {
+        let all = self.generations.load();
+        // Never empty: `new` makes the first, and generations are only added.
+        all[all.len() - 1].clone()
+    }
+
+    /// The root's and the issuing CA's certificates, as the cores that hand out chains see them.
+    pub fn certificates(&self) -> CaCertificates {
+        self.certificates.clone()
+    }
+
+    /// The issuing CA's generations, oldest first, with their keys: where OCSP answers with the
+    /// CA's own key.
+    pub fn issuing_keys(&self) -> Vec<(CaId, CertifiedKey)> {
+        let certified =
+            |g: &Generation| CertifiedKey { key: g.key.clone(), cert: g.cert.cert.clone(), der: g.cert.der.clone() };
+        self.generations.load().iter().map(|g| (g.cert.ca, certified(g))).collect()
     }
 
     /// The count of this CA's revocation changes, for caches of certificate status.
@@ -310,17 +361,15 @@ impl CertificateAuthority {
         self
     }
 
-    /// The chain of `ca`, DER, up to the root: the issuing CA and the root, or the root alone.
-    pub fn chain(&self, ca: CaId) -> &[Vec<u8>] {
-        match ca {
-            CaId::Issuing => &self.chain,
-            CaId::Root => &self.chain[self.chain.len() - 1..],
-        }
+    /// The chain of `ca`, DER, up to the root: a generation of the issuing CA and the root, or
+    /// the root alone; `None` for a CA this one does not know.
+    pub fn chain(&self, ca: CaId) -> Option<Vec<Vec<u8>>> {
+        self.certificates.chain(ca)
     }
 
-    /// The certificate of `ca`, DER.
-    pub fn ca_certificate(&self, ca: CaId) -> &[u8] {
-        &self.chain(ca)[0]
+    /// The issuing CA's newest generation: the CA a request that names none means.
+    pub fn issuing(&self) -> CaId {
+        self.newest().cert.ca
     }
 
     /// One certificate record by serial.

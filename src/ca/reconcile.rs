@@ -17,9 +17,10 @@ impl CertificateAuthority {
         let mut added = 0;
         for ServiceCertificate { role, cert, der } in certs {
             let tbs = &cert.tbs_certificate;
-            if tbs.issuer != self.issuer_cert.tbs_certificate.subject {
-                continue;
-            }
+            let ca = match self.certificates.issuer_of(&cert) {
+                Some(issuer) if issuer.ca != CaId::Root => issuer.ca,
+                _ => continue,
+            };
             let serial = Serial::from_bytes(tbs.serial_number.as_bytes())
                 .ok_or_else(|| CaError::Ceremony(format!("{role} certificate has an invalid serial")))?;
             if self.store.certificate(&serial).await?.is_some() {
@@ -27,7 +28,7 @@ impl CertificateAuthority {
             }
             let record = NewCertificate {
                 serial: serial.clone(),
-                ca: CaId::Issuing,
+                ca,
                 origin: Origin::Ceremony(role.into()),
                 subject: tbs.subject.to_string(),
                 sans: Vec::new(),
@@ -72,7 +73,7 @@ impl CertificateAuthority {
                 issued_at: u64::try_from(c.issued_at).unwrap_or(0),
                 profile: c.origin.name().into_owned(),
                 requester: c.requester.clone(),
-                issuer: c.ca.name().into(),
+                issuer: c.ca.name(),
             })
             .encode()?;
             entries.push(NewEntry { entry, record: Some(LoggedRecord::Certificate(c.serial.to_string())) });

@@ -232,7 +232,7 @@ async fn crls_list_what_is_revoked_and_are_numbered() {
     assert_eq!(second.tbs_cert_list.revoked_certificates.as_ref().map(|r| r.len()), Some(2));
     let rec = f.ca.certificate(&serials[2]).await.unwrap();
     assert_eq!((rec.status, rec.revocation), (CertStatus::Issued, None));
-    assert_eq!(f.ca.crl(CaId::Issuing).unwrap().as_slice(), second.to_der().unwrap().as_slice());
+    assert_eq!(f.ca.crl(CaId::ISSUING).unwrap().as_slice(), second.to_der().unwrap().as_slice());
 }
 
 /// A root certificate that did not issue the issuing CA's is refused: the CA would hand relying
@@ -246,7 +246,7 @@ async fn a_root_that_did_not_issue_the_issuing_ca_is_refused() {
         |k: &Arc<dyn SigningKey>| cert::ceremony_extensions(&CeremonyCert::Root, k.public_key(), &[]).unwrap();
     let root = testing::certify(key(11), "Test Root", None, testing::CA_VALIDITY, root_ext(&key(11))).await;
     let stranger = testing::certify(key(13), "Test Root", None, testing::CA_VALIDITY, root_ext(&key(13))).await;
-    let urls = UrlContext { base: "http://ca.test".into(), ca: CaId::Issuing };
+    let urls = UrlContext { base: "http://ca.test".into(), ca: CaId::ISSUING };
     let kind = CeremonyCert::Issuing { urls: &urls };
     let issuing_ext =
         cert::ceremony_extensions(&kind, key(12).public_key(), &subject_key_id(&root.cert).unwrap()).unwrap();
@@ -280,21 +280,21 @@ async fn replicas_serve_the_newest_crl_either_published() {
         crl_extension::<CrlNumber>(&crl, CrlNumber::OID).0.as_bytes().to_vec()
     };
     assert!(!other.adopt_stored_crls().await.unwrap(), "nothing published yet");
-    assert!(other.crl(CaId::Issuing).is_none());
+    assert!(other.crl(CaId::ISSUING).is_none());
     let first = f.ca.publish_crl().await.unwrap();
     assert!(!other.adopt_stored_crls().await.unwrap(), "no root CRL from the ceremony yet");
-    assert_eq!(other.crl(CaId::Issuing).unwrap(), first);
+    assert_eq!(other.crl(CaId::ISSUING).unwrap(), first);
     f.root_crls.publish(f.store.as_ref(), NOW, Duration::from_secs(DAY)).await.unwrap();
     assert!(other.adopt_stored_crls().await.unwrap());
     assert!(f.ca.adopt_stored_crls().await.unwrap());
     assert_eq!(other.crl(CaId::Root), f.ca.crl(CaId::Root));
-    assert_eq!(other.crl_times(CaId::Issuing), Some((NOW, NOW + 7 * DAY)));
+    assert_eq!(other.crl_times(CaId::ISSUING), Some((NOW, NOW + 7 * DAY)));
 
     let second = other.publish_crl().await.unwrap();
     assert_eq!(number(&second), [2]);
-    assert_eq!(number(&f.ca.crl(CaId::Issuing).unwrap()), [1], "until it looks");
+    assert_eq!(number(&f.ca.crl(CaId::ISSUING).unwrap()), [1], "until it looks");
     assert!(f.ca.adopt_stored_crls().await.unwrap());
-    assert_eq!(f.ca.crl(CaId::Issuing).unwrap(), second);
+    assert_eq!(f.ca.crl(CaId::ISSUING).unwrap(), second);
     assert_eq!(number(&f.ca.publish_crl().await.unwrap()), [3], "numbered after the newest either made");
 }
 

@@ -63,16 +63,36 @@ impl Answer {
     }
 }
 
-/// The responder for one issuing CA.
+/// The responder for the issuing CA, every generation of it (RFC 6960 §4.2.2.2): each answers
+/// with the delegated responder key where the responder's certificate is that generation's, and
+/// with the generation's own key otherwise (a generation older than the responder's
+/// certificate, or one newer whose responder has not rolled over yet).
 pub struct OcspResponder {
-    ca: CaId,
-    /// Replaced whole when the responder key rolls over: a response is made with one throughout.
-    responder: arc_swap::ArcSwap<Responder>,
-    /// By hash-algorithm OID: SHA-1 (RFC 5019 §2.1.1 requires it) and SHA-256/384/512.
-    issuer: Vec<(const_oid::ObjectIdentifier, IssuerHashes)>,
+    /// Replaced whole when a key rolls over: a response is made with one responder throughout.
+    issuers: arc_swap::ArcSwap<Vec<Issuer>>,
+    /// What `issuers` is made from: the delegated responder, and each generation with its key.
+    keys: Mutex<(CertifiedKey, Vec<(CaId, CertifiedKey)>)>,
     store: Arc<dyn Store>,
     validity: Duration,
     clock: Arc<dyn Clock>,
+}
+
+/// One generation of the issuing CA as OCSP knows it: its CertID hashes and who signs for it.
+struct Issuer {
+    ca: CaId,
+    /// By hash-algorithm OID: SHA-1 (RFC 5019 §2.1.1 requires it) and SHA-256/384/512.
+    hashes: Vec<(const_oid::ObjectIdentifier, IssuerHashes)>,
+    responder: Arc<Responder>,
+}
+
+impl Issuer {
+    fn named_by(&self, id: &CertId) -> bool {
+        self.hashes.iter().any(|(oid, h)| {
+            *oid == id.hash_algorithm.oid
+                && id.issuer_name_hash.as_bytes() == h.name.as_slice()
+                && id.issuer_key_hash.as_bytes() == h.key.as_slice()
+        })
+    }
 }
 
 /// The delegated responder: its key, its certificate (RFC 6960 §4.2.2.2), the SHA-1 hash of
@@ -118,41 +138,54 @@ pub fn malformed() -> Answer {
 }
 
 impl OcspResponder {
-    /// The responder for `ca` (whose certificate is `issuer_der`), signing
-    /// with the delegated responder `key`. Per-request problems are OCSP statuses, not errors;
-    /// only this can fail, with a reason for the operator.
+    /// The responder for the issuing CA's generations `cas` (each with its key and certificate),
+    /// with the delegated responder `delegated`, whose certificate one of them issued.
+    /// Per-request problems are OCSP statuses, not errors; only this can fail, with a reason
+    /// for the operator.
     pub fn new(
-        key: CertifiedKey,
-        ca: CaId,
-        issuer_der: &[u8],
+        delegated: CertifiedKey,
+        cas: Vec<(CaId, CertifiedKey)>,
         store: Arc<dyn Store>,
         validity: Duration,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
-        let bad = |e: &dyn std::fmt::Display| format!("OCSP issuer certificate: {e}");
-        let issuer = Certificate::from_der(issuer_der).map_err(|e| bad(&e))?;
-        let name = issuer.tbs_certificate.subject.to_der().map_err(|e| bad(&e))?;
-        let issuer_key = issuer.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();
-        let issuer_hashes = [ID_SHA_1, HashAlg::Sha256.oid(), HashAlg::Sha384.oid(), HashAlg::Sha512.oid()]
-            .into_iter()
-            .filter_map(|oid| {
-                Some((oid, IssuerHashes { name: hash_with(&oid, &name)?, key: hash_with(&oid, issuer_key)? }))
-            })
-            .collect();
+        let issuers = issuers(&delegated, &cas, &[])?;
+        if !issuers.iter().any(|i| i.responder.cert == delegated.cert) {
+            return Err("the OCSP responder's certificate was not issued by the issuing CA".into());
+        }
         Ok(OcspResponder {
-            ca,
-            responder: arc_swap::ArcSwap::from_pointee(Responder::new(key)),
-            issuer: issuer_hashes,
+            issuers: arc_swap::ArcSwap::from_pointee(issuers),
+            keys: Mutex::new((delegated, cas)),
             store,
             validity,
             clock,
         })
     }
 
-    /// Signs every response from now on with `key` (a rolled-over responder key and its
-    /// certificate), pre-signed ones included: those made with the previous key go with it.
-    pub fn rotate(&self, key: CertifiedKey) {
-        self.responder.store(Arc::new(Responder::new(key)));
+    /// Signs responses from now on with `delegated` (a rolled-over responder key and its
+    /// certificate) for the generation of the CA that issued it, pre-signed ones included:
+    /// those made with the previous key go with it.
+    pub fn rotate(&self, delegated: CertifiedKey) -> Result<(), String> {
+        self.rebuild(|keys| keys.0 = delegated)
+    }
+
+    /// Answers for generation `ca` of the issuing CA (with `key`, its key and certificate) too.
+    pub fn add_ca(&self, ca: CaId, key: CertifiedKey) -> Result<(), String> {
+        self.rebuild(|keys| {
+            if !keys.1.iter().any(|(known, _)| *known == ca) {
+                keys.1.push((ca, key));
+            }
+        })
+    }
+
+    fn rebuild(&self, change: impl FnOnce(&mut (CertifiedKey, Vec<(CaId, CertifiedKey)>))) -> Result<(), String> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changed = keys.clone();
+        change(&mut changed);
+        let rebuilt = issuers(&changed.0, &changed.1, &self.issuers.load())?;
+        self.issuers.store(Arc::new(rebuilt));
+        *keys = changed;
+        Ok(())
     }
 
     /// Answers a DER OCSPRequest (RFC 6960 §4.1) with a DER OCSPResponse (§4.2): good, revoked
@@ -176,21 +209,21 @@ impl OcspResponder {
             }
         }
         let now = self.clock.unix_secs();
+        let issuers = self.issuers.load_full();
+        // RFC 5019 §2.2.3: a responder that cannot answer for an issuer says unauthorized; one
+        // response has one signer, so every CertID must name the same generation.
+        let Some(issuer) = issuers.iter().find(|i| i.named_by(&list[0].req_cert)) else {
+            return Answer::error(OcspResponse::unauthorized());
+        };
         let mut statuses = Vec::with_capacity(list.len());
         for r in list {
             let id = &r.req_cert;
-            let ours = self.issuer.iter().any(|(oid, h)| {
-                *oid == id.hash_algorithm.oid
-                    && id.issuer_name_hash.as_bytes() == h.name.as_slice()
-                    && id.issuer_key_hash.as_bytes() == h.key.as_slice()
-            });
-            if !ours {
-                // RFC 5019 §2.2.3: a responder that cannot answer for this issuer says unauthorized.
+            if !issuer.named_by(id) {
                 return Answer::error(OcspResponse::unauthorized());
             }
             let serial = Serial::from_bytes(id.serial_number.as_bytes());
             let status = match &serial {
-                Some(s) => match revocation::status_of(self.store.as_ref(), self.ca, s).await {
+                Some(s) => match revocation::status_of(self.store.as_ref(), issuer.ca, s).await {
                     Ok(revocation::Status::Good) => Some(None),
                     Ok(revocation::Status::Revoked(r)) => Some(Some(r)),
                     Ok(revocation::Status::Unknown) => None,
@@ -207,7 +240,7 @@ impl OcspResponder {
         // RFC 5019 §2.2.1: one CertID, no nonce, good: a pre-signed response can be reused.
         let cacheable = nonce.is_none() && statuses.len() == 1 && matches!(statuses[0].2, Some(None));
         let key = if cacheable { statuses[0].0.to_der().ok() } else { None };
-        let responder = self.responder.load_full();
+        let responder = &issuer.responder;
         if let Some(k) = &key {
             if let Some(c) = responder.cache.lock().unwrap_or_else(|p| p.into_inner()).get(k) {
                 if now < c.refresh_after {
@@ -276,6 +309,47 @@ impl OcspResponder {
             single_extensions: None,
         })
     }
+}
+
+/// Each generation in `cas` with its CertID hashes and its signer: the delegated responder where
+/// its certificate is the generation's (RFC 6960 §4.2.2.2, a CA Designated Responder), the
+/// generation's own key otherwise (the CA who issued the certificate in question). Responders
+/// of `before` are kept where they sign the same, with what they pre-signed.
+fn issuers(delegated: &CertifiedKey, cas: &[(CaId, CertifiedKey)], before: &[Issuer]) -> Result<Vec<Issuer>, String> {
+    let mut out = Vec::with_capacity(cas.len());
+    for (ca, ca_key) in cas {
+        let bad = |e: &dyn std::fmt::Display| format!("OCSP: the {ca} CA certificate: {e}");
+        let issuer = &ca_key.cert;
+        let name = issuer.tbs_certificate.subject.to_der().map_err(|e| bad(&e))?;
+        let issuer_key = issuer.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();
+        let hashes = [ID_SHA_1, HashAlg::Sha256.oid(), HashAlg::Sha384.oid(), HashAlg::Sha512.oid()]
+            .into_iter()
+            .filter_map(|oid| {
+                Some((oid, IssuerHashes { name: hash_with(&oid, &name)?, key: hash_with(&oid, issuer_key)? }))
+            })
+            .collect();
+        let signer = if issued_by(&delegated.cert, issuer) { delegated } else { ca_key };
+        let responder = match before.iter().find(|i| i.responder.cert == signer.cert) {
+            Some(kept) => kept.responder.clone(),
+            None => Arc::new(Responder::new(signer.clone())),
+        };
+        out.push(Issuer { ca: *ca, hashes, responder });
+    }
+    Ok(out)
+}
+
+/// Whether `issuer`'s key signed `cert` under `issuer`'s name.
+fn issued_by(cert: &Certificate, issuer: &Certificate) -> bool {
+    let Ok(tbs) = cert.tbs_certificate.to_der() else { return false };
+    cert.tbs_certificate.issuer == issuer.tbs_certificate.subject
+        && crate::keys::verify::verify_signature(
+            &issuer.tbs_certificate.subject_public_key_info,
+            &cert.signature_algorithm,
+            None,
+            cert.signature.raw_bytes(),
+            &tbs,
+        )
+        .is_ok()
 }
 
 impl Responder {

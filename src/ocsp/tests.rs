@@ -46,7 +46,8 @@ async fn fixture_with(responder_fails: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = testing::sqlite_store(&dir).await;
     let clock = Arc::new(FixedClock::at(Duration::from_secs(NOW)));
-    let responder = OcspResponder::new(key, CaId::Issuing, &ca.der, store.clone(), VALIDITY, clock.clone()).unwrap();
+    let responder =
+        OcspResponder::new(key, vec![(CaId::ISSUING, ca.clone())], store.clone(), VALIDITY, clock.clone()).unwrap();
     Fixture { responder, store, clock, issuer: ca.cert, responder_spki, _dir: dir }
 }
 
@@ -55,7 +56,7 @@ async fn stored(f: &Fixture, reason: Option<Reason>) -> Serial {
     let serial = Serial::random();
     let record = NewCertificate {
         serial: serial.clone(),
-        ca: CaId::Issuing,
+        ca: CaId::ISSUING,
         origin: Origin::Profile("tls-server".into()),
         subject: "CN=a.example.org".into(),
         sans: vec!["dns:a.example.org".into()],

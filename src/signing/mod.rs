@@ -6,6 +6,7 @@ mod admission;
 pub mod report;
 pub mod verify;
 
+use crate::ca_certificates::CaCertificates;
 use crate::ca_id::CaId;
 use crate::clock::Clock;
 use crate::digest::{HashAlg, Hasher};
@@ -125,27 +126,22 @@ struct PolicySigner {
     signer_der: SignerDer,
 }
 
-/// The CA below the root that every signer certificate must be issued by, and the certificates
-/// each signature carries besides the signer's.
-struct Certifier {
-    issuing: Certificate,
-    below_root: Vec<Certificate>,
-}
-
 impl PolicySigner {
     fn new(
         policy: Arc<SigningPolicy>,
         certified: CertifiedKey,
-        certifier: &Certifier,
+        cas: &CaCertificates,
         tsa: &TimeStampAuthority,
     ) -> Result<Self, SigningError> {
         let ctx = |m: String| SigningError::Setup(format!("signing policy '{}': {m}", policy.name));
         let signer_der = SignerDer::for_key(&certified).map_err(ctx)?;
         let CertifiedKey { key, cert, der } = certified;
-        if cert.tbs_certificate.issuer != certifier.issuing.tbs_certificate.subject {
+        let Some(issuing) = cas.issuer_of(&cert).filter(|ca| ca.ca != CaId::Root) else {
             return Err(ctx("the certificate of its key is not issued by trustd's issuing CA".into()));
-        }
-        let certs = std::iter::once(cert.clone()).chain(certifier.below_root.iter().cloned()).collect();
+        };
+        // Everything but the root goes into each signature: relying parties bring their own
+        // trust anchor.
+        let certs = vec![cert.clone(), issuing.cert.clone()];
         let certificates_der = signed_data::certificates_der(certs).map_err(|e| SigningError::Setup(e.to_string()))?;
         let digest = key.scheme().hash();
         if policy.levels.contains(&Level::BT) && !tsa.accepts(digest) {
@@ -175,10 +171,14 @@ impl PolicySigner {
 pub struct SigningService {
     /// Each replaced whole when its key rolls over: a signature is made with one throughout.
     policies: BTreeMap<String, arc_swap::ArcSwap<PolicySigner>>,
-    certifier: Certifier,
+    /// The issuing CA's generations, which certify the policies' keys.
+    cas: CaCertificates,
     tsa: Arc<TimeStampAuthority>,
     writer: RecordWriter<SignatureRecord>,
-    validator: Arc<Validator>,
+    /// Made again when the issuing CA rolls over: its generations complete chains.
+    validator: arc_swap::ArcSwap<IssuingValidator>,
+    anchors: Vec<Certificate>,
+    revocation: Arc<StoreRevocation>,
     verifying: admission::Admission,
     clock: Arc<dyn Clock>,
 }
@@ -189,8 +189,12 @@ pub struct Validation {
     pub extra_anchors: Vec<Certificate>,
     /// Where the revocation status of trustd's certificates is.
     pub store: Arc<dyn Store>,
-    /// The issuing CA's name in the store.
-    pub issuing_ca: CaId,
+}
+
+/// The validator, with the issuing CA's generations it knows as intermediates.
+struct IssuingValidator {
+    generations: usize,
+    validator: Arc<Validator>,
 }
 
 /// The policy a request names when it names none.
@@ -198,56 +202,53 @@ pub const DEFAULT_POLICY: &str = "default";
 
 impl SigningService {
     /// The service signing under each policy with its key (`policies`: each policy with the
-    /// key it names, or the ceremony's document-signing key). `ca_chain` is the issuing CA's
-    /// chain (issuing first, root last), and every policy's certificate must be issued by that
-    /// CA. Must run inside the tokio runtime (revocation lookups use its handle).
+    /// key it names, or the ceremony's document-signing key), whose certificate a generation of
+    /// the issuing CA in `cas` issued. Must run inside the tokio runtime (revocation lookups use
+    /// its handle).
     pub fn new(
         policies: Vec<(Arc<SigningPolicy>, CertifiedKey)>,
-        ca_chain: &[Vec<u8>],
+        cas: CaCertificates,
         tsa: Arc<TimeStampAuthority>,
         writer: RecordWriter<SignatureRecord>,
         validation: Validation,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SigningError> {
         let setup = |e: &dyn std::fmt::Display| SigningError::Setup(e.to_string());
-        let parse = |der: &Vec<u8>| Certificate::from_der(der).map_err(|e| setup(&format!("CA certificate: {e}")));
-        let (Some(issuing), Some(root)) = (ca_chain.first(), ca_chain.last()) else {
-            return Err(setup(&"empty CA chain"));
-        };
-        let (issuing, root) = (parse(issuing)?, parse(root)?);
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| setup(&e))?;
-        let revocation = Arc::new(StoreRevocation {
-            store: validation.store,
-            issuing_ca: validation.issuing_ca,
-            runtime,
-            issuing: issuing.clone(),
-            root: root.clone(),
-        });
-        let mut anchors = vec![root];
+        let revocation = Arc::new(StoreRevocation { store: validation.store, runtime, cas: cas.clone() });
+        let mut anchors = vec![cas.root().cert.clone()];
         anchors.extend(validation.extra_anchors);
-        let validator = Validator::new(anchors, revocation)
-            .and_then(|v| v.with_intermediates(vec![issuing.clone()]))
-            .map_err(|e| setup(&e))?;
-        // Everything but the root goes into each signature: relying parties bring their own
-        // trust anchor.
-        let below_root = ca_chain[..ca_chain.len() - 1].iter().map(parse).collect::<Result<Vec<_>, _>>()?;
-        let certifier = Certifier { issuing, below_root };
+        let validator = validator(&anchors, &revocation, &cas).map_err(|e| setup(&e))?;
         let mut loaded = BTreeMap::new();
         for (policy, certified) in policies {
-            let signer = PolicySigner::new(policy.clone(), certified, &certifier, &tsa)?;
+            let signer = PolicySigner::new(policy.clone(), certified, &cas, &tsa)?;
             tracing::info!(policy = %policy.name, scheme = %signer.key.scheme(), "signing policy loaded");
             loaded.insert(policy.name.clone(), arc_swap::ArcSwap::from_pointee(signer));
         }
         let verifying = admission::Admission::for_cores();
         Ok(SigningService {
             policies: loaded,
-            certifier,
+            cas,
             tsa,
             writer,
-            validator: Arc::new(validator),
+            validator: arc_swap::ArcSwap::from_pointee(validator),
+            anchors,
+            revocation,
             verifying,
             clock,
         })
+    }
+
+    /// The validator, made again first where the issuing CA rolled over since.
+    fn validator(&self) -> Result<Arc<Validator>, SigningError> {
+        let current = self.validator.load();
+        if current.generations == self.cas.issuing().len() {
+            return Ok(current.validator.clone());
+        }
+        let made = validator(&self.anchors, &self.revocation, &self.cas).map_err(internal)?;
+        let validator = made.validator.clone();
+        self.validator.store(Arc::new(made));
+        Ok(validator)
     }
 
     /// Every signing policy.
@@ -261,7 +262,7 @@ impl SigningService {
     pub fn rotate(&self, name: &str, key: CertifiedKey) -> Result<(), SigningError> {
         let slot = self.slot(name)?;
         let policy = slot.load().policy.clone();
-        slot.store(Arc::new(PolicySigner::new(policy, key, &self.certifier, &self.tsa)?));
+        slot.store(Arc::new(PolicySigner::new(policy, key, &self.cas, &self.tsa)?));
         Ok(())
     }
 
@@ -447,7 +448,7 @@ impl SigningService {
         constraints: verify::Constraints,
     ) -> Result<ValidationReport, SigningError> {
         let ticket = self.verifying.enter().await.map_err(SigningError::Busy)?;
-        let (validator, now) = (self.validator.clone(), self.clock.unix_secs());
+        let (validator, now) = (self.validator()?, self.clock.unix_secs());
         // Chain building and RSA verification are CPU work, and revocation lookups block.
         tokio::task::spawn_blocking(move || {
             let _ticket = ticket;
@@ -467,35 +468,42 @@ impl SigningService {
     }
 }
 
+/// A validator trusting `anchors`, with every generation of the issuing CA in `cas` to complete
+/// chains (signatures that carry only the signer's certificate).
+fn validator(
+    anchors: &[Certificate],
+    revocation: &Arc<StoreRevocation>,
+    cas: &CaCertificates,
+) -> der::Result<IssuingValidator> {
+    let issuing: Vec<Certificate> = cas.issuing().iter().map(|c| c.cert.clone()).collect();
+    let generations = issuing.len();
+    let validator = Validator::new(anchors.to_vec(), revocation.clone())?.with_intermediates(issuing)?;
+    Ok(IssuingValidator { generations, validator: Arc::new(validator) })
+}
+
 /// Revocation status of trustd's own certificates, from the store that CRLs and OCSP answer
 /// from, so that `Verify` agrees with them.
 struct StoreRevocation {
     store: Arc<dyn Store>,
-    /// The issuing CA's name in the store.
-    issuing_ca: CaId,
     runtime: tokio::runtime::Handle,
-    issuing: Certificate,
-    root: Certificate,
+    /// Which of trustd's CAs (which generation of the issuing CA) issued a certificate.
+    cas: CaCertificates,
 }
 
 impl RevocationSource for StoreRevocation {
     fn status(&self, cert: &Certificate, issuer: &Certificate) -> RevocationStatus {
-        let same = |a: &Certificate, b: &Certificate| {
-            a.tbs_certificate.subject == b.tbs_certificate.subject
-                && a.tbs_certificate.subject_public_key_info == b.tbs_certificate.subject_public_key_info
-        };
-        if same(issuer, &self.root) {
-            // The root CRL lists nothing: no API revokes the issuing CA (see ca::load).
-            return RevocationStatus::Good;
-        }
-        if !same(issuer, &self.issuing) {
+        let Some(ca) = self.cas.issuer_of(cert).filter(|ca| ca.is(issuer)) else {
             return RevocationStatus::Unknown;
+        };
+        if ca.ca == CaId::Root {
+            // The root CRL lists nothing: no API revokes an issuing CA.
+            return RevocationStatus::Good;
         }
         let Some(serial) = Serial::from_bytes(cert.tbs_certificate.serial_number.as_bytes()) else {
             return RevocationStatus::Unknown;
         };
         // Called on the blocking pool (see `verify`), where waiting on the runtime is allowed.
-        let status = revocation::status_of(self.store.as_ref(), self.issuing_ca, &serial);
+        let status = revocation::status_of(self.store.as_ref(), ca.ca, &serial);
         match self.runtime.block_on(status) {
             Ok(revocation::Status::Good) => RevocationStatus::Good,
             Ok(revocation::Status::Revoked(r)) => RevocationStatus::Revoked {

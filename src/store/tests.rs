@@ -39,7 +39,7 @@ impl Place {
 fn new_cert(serial: &Serial, profile: &str) -> NewCertificate {
     NewCertificate {
         serial: serial.clone(),
-        ca: CaId::Issuing,
+        ca: CaId::ISSUING,
         origin: Origin::from_name(profile),
         subject: format!("CN={serial}"),
         sans: vec!["dns:a.example".into(), "ip:192.0.2.1".into()],
@@ -93,7 +93,7 @@ async fn typed_columns_round_trip_and_damage_is_reported() {
         let tsa = NewCertificate { origin: Origin::Ceremony("tsa".into()), ..new_cert(&ceremony, "") };
         store.record_issued(&tsa, b"tsa").await.unwrap();
         let rec = store.certificate(&ceremony).await.unwrap().unwrap();
-        assert_eq!((rec.ca, rec.origin.name().as_ref()), (CaId::Issuing, "ceremony:tsa"));
+        assert_eq!((rec.ca, rec.origin.name().as_ref()), (CaId::ISSUING, "ceremony:tsa"));
         assert_eq!(store.unlogged_certificates().await.unwrap()[0].origin, Origin::Ceremony("tsa".into()));
         assert!(matches!(store.record_issued(&tsa, b"again").await, Err(StoreError::DuplicateSerial(_))));
 
@@ -113,7 +113,7 @@ async fn typed_columns_round_trip_and_damage_is_reported() {
             let e = store.certificate(s).await.unwrap_err();
             assert!(matches!(e, StoreError::Database(_)) && e.to_string().contains("in the database"), "{e}");
         }
-        let crl = store.revoked(CaId::Issuing).await.unwrap();
+        let crl = store.revoked(CaId::ISSUING).await.unwrap();
         assert_eq!(crl.len(), 1, "the foreign CA's row is not this CA's");
         assert_eq!(crl[0].serial, damaged);
         assert_eq!(crl[0].revocation, Revocation { revoked_at: 7, reason: Reason::Unspecified, invalidity_date: None });
@@ -212,7 +212,7 @@ async fn revocation_is_compare_and_set_and_crl_numbers_count_per_ca() {
         let beside = place.open().await;
         assert_eq!(beside.revocation_generation().await.unwrap(), generation + 2, "what another process reads");
         assert_eq!(store.certificate(&s).await.unwrap().unwrap().status, CertStatus::Issued);
-        assert!(store.revoked(CaId::Issuing).await.unwrap().is_empty());
+        assert!(store.revoked(CaId::ISSUING).await.unwrap().is_empty());
         let unknown = store.set_revocation(&Serial::random(), None, Some(hold), "op").await;
         assert!(matches!(unknown, Err(StoreError::Conflict(_))));
         assert!(store.unlogged_revocations(Duration::from_secs(60)).await.unwrap().is_empty(), "too young");
@@ -224,8 +224,8 @@ async fn revocation_is_compare_and_set_and_crl_numbers_count_per_ca() {
             "refusals not recorded"
         );
 
-        assert_eq!(store.next_crl_number(CaId::Issuing).await.unwrap(), 1);
-        assert_eq!(store.next_crl_number(CaId::Issuing).await.unwrap(), 2);
+        assert_eq!(store.next_crl_number(CaId::ISSUING).await.unwrap(), 1);
+        assert_eq!(store.next_crl_number(CaId::ISSUING).await.unwrap(), 2);
         assert_eq!(store.next_crl_number(CaId::Root).await.unwrap(), 1);
     }
 }
@@ -400,15 +400,15 @@ async fn a_hot_standby_opens_read_only_with_the_primarys_schema() {
     assert_eq!(primary.ping().await.unwrap(), Role::Primary);
     let serial = Serial::random();
     primary.record_pending(&[new_cert(&serial, "p")]).await.unwrap();
-    let crl = StoredCrl { ca: CaId::Issuing, number: 1, this_update: 10, next_update: 20, der: vec![0x30, 0] };
+    let crl = StoredCrl { ca: CaId::ISSUING, number: 1, this_update: 10, next_update: 20, der: vec![0x30, 0] };
     primary.record_crl(&crl).await.unwrap();
     let start = std::time::Instant::now();
-    while replica.newest_crl(CaId::Issuing, 0).await.unwrap().is_none() {
+    while replica.newest_crl(CaId::ISSUING, 0).await.unwrap().is_none() {
         assert!(start.elapsed() < Duration::from_secs(10), "replication never brought the CRL");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!("replicated within {:?}", start.elapsed());
-    assert_eq!(replica.newest_crl(CaId::Issuing, 0).await.unwrap(), Some(crl));
+    assert_eq!(replica.newest_crl(CaId::ISSUING, 0).await.unwrap(), Some(crl));
     assert_eq!(replica.certificate(&serial).await.unwrap().unwrap().status, CertStatus::Pending);
     let e = replica.record_pending(&[new_cert(&Serial::random(), "p")]).await.expect_err("a write is refused");
     assert!(matches!(e, StoreError::ReadOnly), "{e:?}");
@@ -420,7 +420,7 @@ async fn a_hot_standby_opens_read_only_with_the_primarys_schema() {
 async fn the_newest_crls_are_kept_and_found() {
     for place in Place::each() {
         let store = place.open().await;
-        assert_eq!(store.newest_crl(CaId::Issuing, 0).await.unwrap(), None);
+        assert_eq!(store.newest_crl(CaId::ISSUING, 0).await.unwrap(), None);
         let crl = |ca, number: u64| StoredCrl {
             ca,
             number,
@@ -429,17 +429,17 @@ async fn the_newest_crls_are_kept_and_found() {
             der: vec![number as u8; 3],
         };
         for n in 1..=6 {
-            store.record_crl(&crl(CaId::Issuing, n)).await.unwrap();
+            store.record_crl(&crl(CaId::ISSUING, n)).await.unwrap();
         }
         store.record_crl(&crl(CaId::Root, 1)).await.unwrap();
-        assert_eq!(store.newest_crl(CaId::Issuing, 0).await.unwrap(), Some(crl(CaId::Issuing, 6)));
-        assert_eq!(store.newest_crl(CaId::Issuing, 5).await.unwrap(), Some(crl(CaId::Issuing, 6)));
-        assert_eq!(store.newest_crl(CaId::Issuing, 6).await.unwrap(), None);
+        assert_eq!(store.newest_crl(CaId::ISSUING, 0).await.unwrap(), Some(crl(CaId::ISSUING, 6)));
+        assert_eq!(store.newest_crl(CaId::ISSUING, 5).await.unwrap(), Some(crl(CaId::ISSUING, 6)));
+        assert_eq!(store.newest_crl(CaId::ISSUING, 6).await.unwrap(), None);
         assert_eq!(store.newest_crl(CaId::Root, 0).await.unwrap(), Some(crl(CaId::Root, 1)));
         // The kept ones are 3 to 6: without those, nothing is left of the issuing CA's.
         store.execute_raw("DELETE FROM published_crls WHERE ca = 'issuing' AND number >= 3").await;
-        assert_eq!(store.newest_crl(CaId::Issuing, 0).await.unwrap(), None, "1 and 2 were pruned");
-        assert_eq!(store.newest_crl(CaId::Issuing, u64::MAX).await.unwrap(), None);
+        assert_eq!(store.newest_crl(CaId::ISSUING, 0).await.unwrap(), None, "1 and 2 were pruned");
+        assert_eq!(store.newest_crl(CaId::ISSUING, u64::MAX).await.unwrap(), None);
         let e = store.record_crl(&crl(CaId::Root, 1)).await.expect_err("a number once");
         assert!(matches!(e, StoreError::Database(_)), "{e:?}");
     }

@@ -28,10 +28,14 @@ pub async fn certify(
         not_after: validity.1,
         extensions,
     };
-    let key_id = cert::key_identifier(key.public_key());
-    let (name, signer) = match issuer {
-        Some(i) => (i.cert.tbs_certificate.subject.clone(), i.key.clone()),
-        None => (subject, key.clone()),
+    // The authorityKeyIdentifier: the issuer's subjectKeyIdentifier, or its key's.
+    let (name, signer, key_id) = match issuer {
+        Some(i) => (
+            i.cert.tbs_certificate.subject.clone(),
+            i.key.clone(),
+            crate::ca::subject_key_id(&i.cert).unwrap_or_else(|_| cert::key_identifier(i.key.public_key())),
+        ),
+        None => (subject, key.clone(), cert::key_identifier(key.public_key())),
     };
     let tbs = cert::tbs(spec, &Issuer { name: &name, key_id: &key_id, scheme: signer.scheme() }).unwrap();
     let tbs_der = der::Encode::to_der(&tbs).unwrap();
@@ -81,19 +85,9 @@ pub async fn certificate_authority(
     issuing_key: Arc<dyn SigningKey>,
     clock: Arc<dyn crate::clock::Clock>,
 ) -> (crate::ca::CertificateAuthority, Arc<dyn crate::store::Store>, crate::ca::CrlSigner) {
-    use crate::ca::{cert::CeremonyCert, cert::UrlContext, subject_key_id, CaId, CrlSchedule};
+    use crate::ca::{CaId, CrlSchedule};
     use std::time::Duration;
-    let urls = UrlContext { base: "http://ca.test".into(), ca: CaId::Issuing };
-    let root_key: Arc<dyn SigningKey> = Arc::new(crate::keys::software::SoftwareKey::p256(11));
-    let root_ext = cert::ceremony_extensions(&CeremonyCert::Root, root_key.public_key(), &[]).unwrap();
-    let root = certify(root_key, "Test Root", None, CA_VALIDITY, root_ext).await;
-    let ext = cert::ceremony_extensions(
-        &CeremonyCert::Issuing { urls: &urls },
-        issuing_key.public_key(),
-        &subject_key_id(&root.cert).unwrap(),
-    )
-    .unwrap();
-    let issuing = certify(issuing_key, "Test Issuing CA", Some(&root), CA_VALIDITY, ext).await;
+    let (root, issuing) = ca_pair(issuing_key).await;
     let store = sqlite_store(dir).await;
     let policies = Arc::new(crate::policy::Policies::load(std::path::Path::new("policies")).unwrap());
     let schedule = CrlSchedule { validity: Duration::from_secs(7 * 86_400), refresh: Duration::from_secs(3600) };
@@ -109,6 +103,34 @@ pub async fn certificate_authority(
     )
     .unwrap();
     (ca, store, root_crls)
+}
+
+/// A root (P-256 seed 11, `Test Root`) and an issuing CA under it (`issuing_key`, `Test Issuing
+/// CA`), as the key ceremony makes them, valid for [`CA_VALIDITY`], URLs under `http://ca.test`.
+pub async fn ca_pair(issuing_key: Arc<dyn SigningKey>) -> (CertifiedKey, CertifiedKey) {
+    use crate::ca::{cert::CeremonyCert, cert::UrlContext, subject_key_id, CaId};
+    let urls = UrlContext { base: "http://ca.test".into(), ca: CaId::Root };
+    let root_key: Arc<dyn SigningKey> = Arc::new(crate::keys::software::SoftwareKey::p256(11));
+    let root_ext = cert::ceremony_extensions(&CeremonyCert::Root, root_key.public_key(), &[]).unwrap();
+    let root = certify(root_key, "Test Root", None, CA_VALIDITY, root_ext).await;
+    let ext = cert::ceremony_extensions(
+        &CeremonyCert::Issuing { urls: &urls },
+        issuing_key.public_key(),
+        &subject_key_id(&root.cert).unwrap(),
+    )
+    .unwrap();
+    let issuing = certify(issuing_key, "Test Issuing CA", Some(&root), CA_VALIDITY, ext).await;
+    (root, issuing)
+}
+
+/// [`ca_pair`]'s CAs as the cores see them, with the issuing CA's key: what a service
+/// certificate of a core's tests is issued by.
+pub async fn ca_certificates() -> (crate::ca_certificates::CaCertificates, CertifiedKey) {
+    let (root, issuing) = ca_pair(Arc::new(crate::keys::software::SoftwareKey::p256(12))).await;
+    let cas =
+        crate::ca_certificates::CaCertificates::new(root.der, vec![(crate::ca::CaId::ISSUING, issuing.der.clone())])
+            .unwrap();
+    (cas, issuing)
 }
 
 pub mod fuzz;

@@ -5,7 +5,7 @@
 use super::key::TlsKey;
 use super::{ServerCertificate, TlsError};
 use crate::ca::csr::{self, San};
-use crate::ca::{CaId, CertificateAuthority, IssueRequest, NameScope};
+use crate::ca::{CertificateAuthority, IssueRequest, NameScope};
 use crate::keys::SigningKey;
 use crate::policy::AttrKind;
 use der::Decode;
@@ -60,9 +60,9 @@ pub async fn issue(ca: &CertificateAuthority, key: Arc<dyn SigningKey>, names: &
 
 /// `cert` (DER `der`) of `key` as served, and when to renew it.
 fn served(ca: &CertificateAuthority, key: TlsKey, cert: &x509_cert::Certificate, der: Vec<u8>) -> Issued {
-    // The leaf and the issuing CA; the root is the client's trust anchor (RFC 8446 §4.4.2).
-    let chain =
-        std::iter::once(der).chain(ca.chain(CaId::Issuing).iter().take(1).cloned()).map(CertificateDer::from).collect();
+    // The leaf and its issuing CA; the root is the client's trust anchor (RFC 8446 §4.4.2).
+    let issuer = ca.certificates().issuer_of(cert).map(|c| c.der.clone());
+    let chain = std::iter::once(der).chain(issuer).map(CertificateDer::from).collect();
     Issued {
         key: Arc::new(rustls::sign::CertifiedKey::new(chain, Arc::new(key))),
         renew_at: crate::ca::cert::renewal_time(cert),

@@ -6,14 +6,16 @@
 pub mod certificate;
 pub mod key;
 
+use crate::ca_certificates::CaCertificates;
 use crate::config::LimitsSection;
 use crate::connections::{self, Activity, ConnectionLimit, IdleClose, Slot};
-use crate::revocation::{status_of, Changes, Status};
+use crate::revocation::{status_of_issued, Changes, Status};
 use crate::serial::Serial;
 use crate::store::Store;
 use crate::throttle::EverySecond;
 use der::Decode;
 use rustls::pki_types::CertificateDer;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use std::net::SocketAddr;
@@ -70,33 +72,140 @@ pub enum Listener {
 }
 
 /// A rustls server configuration for `listener`: TLS 1.2 and 1.3 with ring's safe defaults, and
-/// client certificates chaining to one of `client_cas` (DER).
+/// client certificates chaining to a generation of the issuing CA in `cas` (one added by a
+/// rollover from the next handshake on).
 pub fn server_config(
     certificate: Arc<ServerCertificate>,
-    client_cas: &[Vec<u8>],
+    cas: CaCertificates,
     listener: Listener,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in client_cas {
-        roots.add(CertificateDer::from(ca.clone())).map_err(|e| TlsError::Config(format!("client CA: {e}")))?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-    let verifier = match listener {
-        Listener::Grpc => verifier,
-        Listener::Https => verifier.allow_unauthenticated(),
-    };
-    let verifier = verifier.build().map_err(|e| TlsError::Config(format!("client certificate verifier: {e}")))?;
+    let verifier = ClientCas::new(cas, listener, provider.clone())?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(Arc::new(verifier))
         .with_cert_resolver(certificate);
     config.alpn_protocols = vec![match listener {
         Listener::Grpc => b"h2".to_vec(),
         Listener::Https => b"http/1.1".to_vec(),
     }];
     Ok(Arc::new(config))
+}
+
+/// rustls' WebPKI client verifier over the issuing CA's generations as they are now: made again
+/// when a generation is added. rustls takes one verifier per configuration, so this one
+/// delegates to the current.
+struct ClientCas {
+    cas: CaCertificates,
+    listener: Listener,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    /// The verifier, and how many generations it trusts.
+    current: RwLock<(usize, Arc<dyn ClientCertVerifier>)>,
+}
+
+impl std::fmt::Debug for ClientCas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCas").field("listener", &self.listener).finish_non_exhaustive()
+    }
+}
+
+impl ClientCas {
+    fn new(
+        cas: CaCertificates,
+        listener: Listener,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Self, TlsError> {
+        let built = Self::build(&cas, listener, &provider)?;
+        Ok(ClientCas { cas, listener, provider, current: RwLock::new(built) })
+    }
+
+    fn build(
+        cas: &CaCertificates,
+        listener: Listener,
+        provider: &Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<(usize, Arc<dyn ClientCertVerifier>), TlsError> {
+        let issuing = cas.issuing();
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in &issuing {
+            roots.add(CertificateDer::from(ca.der.clone())).map_err(|e| TlsError::Config(format!("client CA: {e}")))?;
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+        let verifier = match listener {
+            Listener::Grpc => verifier,
+            Listener::Https => verifier.allow_unauthenticated(),
+        };
+        let verifier = verifier.build().map_err(|e| TlsError::Config(format!("client certificate verifier: {e}")))?;
+        Ok((issuing.len(), verifier))
+    }
+
+    /// The verifier for the generations there are now.
+    fn verifier(&self) -> Result<Arc<dyn ClientCertVerifier>, rustls::Error> {
+        let generations = self.cas.issuing().len();
+        {
+            let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+            if current.0 == generations {
+                return Ok(current.1.clone());
+            }
+        }
+        let built =
+            Self::build(&self.cas, self.listener, &self.provider).map_err(|e| rustls::Error::General(e.to_string()))?;
+        let verifier = built.1.clone();
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = built;
+        Ok(verifier)
+    }
+
+    fn current(&self) -> Arc<dyn ClientCertVerifier> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+}
+
+impl ClientCertVerifier for ClientCas {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.listener == Listener::Grpc
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        // No hints (RFC 8446 §4.2.4 makes them optional; RFC 5246 §7.4.4 lets a client send
+        // any certificate then): they would borrow from a verifier a rollover replaces, and
+        // trustd's clients hold one certificate each.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        self.verifier()?.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.current().supported_verify_schemes()
+    }
 }
 
 /// Who is at the other end of a connection, as the API's access check reads it.
@@ -280,13 +389,13 @@ pub fn incoming(
 }
 
 /// Why a verified client certificate may not be served: revoked in trustd's store, or not known
-/// there at all (a certificate the CA never recorded is not one it issued). The client CA is
-/// trustd's issuing CA, so every client certificate is one the store knows.
+/// there at all (a certificate the CA never recorded is not one it issued). The client CAs are
+/// the issuing CA's generations, so every client certificate is one the store knows.
 async fn refusal(store: &dyn Store, der: &[u8]) -> Option<String> {
     let unreadable = || Some("the client certificate's serial number is unreadable".to_owned());
     let Ok(cert) = x509_cert::Certificate::from_der(der) else { return unreadable() };
     let Some(serial) = Serial::from_bytes(cert.tbs_certificate.serial_number.as_bytes()) else { return unreadable() };
-    match status_of(store, crate::ca_id::CaId::Issuing, &serial).await {
+    match status_of_issued(store, &serial).await {
         Ok(Status::Good) => None,
         Ok(Status::Revoked(_)) => Some(format!("client certificate {serial} is revoked")),
         Ok(Status::Unknown) => Some(format!("client certificate {serial} is not one this CA issued")),

@@ -43,9 +43,7 @@ async fn clients_need_a_certificate_from_the_ca_that_is_not_revoked() {
     let names = [San::Dns("trustd.test".into()), San::Ip("127.0.0.1".parse().unwrap())];
     let issued = certificate::issue(&ca, server_key, &names).await.unwrap();
     assert!(issued.renew_at > now.as_secs());
-    let config =
-        server_config(ServerCertificate::new(issued.key), &[ca.ca_certificate(CaId::Issuing).to_vec()], Listener::Grpc)
-            .unwrap();
+    let config = server_config(ServerCertificate::new(issued.key), ca.certificates(), Listener::Grpc).unwrap();
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -69,7 +67,7 @@ async fn clients_need_a_certificate_from_the_ca_that_is_not_revoked() {
     ));
     tokio::spawn(server);
 
-    let root_pem = pem("CERTIFICATE", ca.chain(CaId::Root)[0].as_slice());
+    let root_pem = pem("CERTIFICATE", ca.chain(CaId::Root).unwrap()[0].as_slice());
     let (key, key_pem) = client_key(31);
     let client = ca
         .issue(IssueRequest {
@@ -81,7 +79,8 @@ async fn clients_need_a_certificate_from_the_ca_that_is_not_revoked() {
         })
         .await
         .unwrap();
-    let chain_pem = pem("CERTIFICATE", &client.cert_der) + &pem("CERTIFICATE", ca.chain(CaId::Issuing)[0].as_slice());
+    let chain_pem =
+        pem("CERTIFICATE", &client.cert_der) + &pem("CERTIFICATE", ca.chain(CaId::ISSUING).unwrap()[0].as_slice());
     check(port, &root_pem, Some((&chain_pem, &key_pem))).await.unwrap();
 
     // No certificate: the handshake fails (with TLS 1.3 the client learns it on its first

@@ -7,6 +7,7 @@
 
 pub mod tst;
 
+use crate::ca_certificates::CaCertificates;
 use crate::clock::Clock;
 use crate::digest::HashAlg;
 use crate::incident::Incident;
@@ -168,8 +169,8 @@ pub const MAX_NONCE: usize = 32;
 pub struct TimeStampAuthority {
     /// Replaced whole when the TSA key rolls over: a token is made with one signer throughout.
     signer: arc_swap::ArcSwap<TsaSigner>,
-    /// The issuing CA's chain (issuing first, root last).
-    ca_chain: Vec<Vec<u8>>,
+    /// Where the chain of each TSA certificate comes from.
+    cas: CaCertificates,
     policy: TsaPolicy,
     clock: Arc<dyn Clock>,
     writer: RecordWriter<TimestampRecord>,
@@ -191,15 +192,18 @@ struct TsaSigner {
 }
 
 impl TsaSigner {
-    fn new(key: CertifiedKey, ca_chain: &[Vec<u8>]) -> Result<Self, TsaError> {
+    fn new(key: CertifiedKey, cas: &CaCertificates) -> Result<Self, TsaError> {
         let signer_der = SignerDer::for_key(&key).map_err(TsaError)?;
         let CertifiedKey { key, cert, der } = key;
+        let ca_chain = cas
+            .chain_above(&cert)
+            .ok_or_else(|| TsaError("the TSA certificate was not issued by trustd's issuing CA".into()))?;
         let name = GeneralName::DirectoryName(cert.tbs_certificate.subject.clone());
         let certificate_der =
             crate::signed_data::certificates_der(vec![cert]).map_err(|e| TsaError(format!("encoding: {e}")))?;
         let certificate_hash = sha2::Sha256::digest(&der).into();
         let mut chain = vec![der];
-        chain.extend_from_slice(ca_chain);
+        chain.extend(ca_chain);
         Ok(TsaSigner { key, name, certificate_der, chain, signer_der, certificate_hash })
     }
 
@@ -219,24 +223,24 @@ impl TsaSigner {
 }
 
 impl TimeStampAuthority {
-    /// The TSA signing with `key` under `policy`. `ca_chain` is the issuing CA's chain (issuing
-    /// first, root last). Per-request failures are RFC 3161 statuses, not errors; only this can
+    /// The TSA signing with `key` under `policy`; `cas` holds the CA that issued its
+    /// certificate (a generation of the issuing CA). Per-request failures are RFC 3161 statuses, not errors; only this can
     /// fail.
     pub fn new(
         key: CertifiedKey,
-        ca_chain: &[Vec<u8>],
+        cas: CaCertificates,
         policy: TsaPolicy,
         clock: Arc<dyn Clock>,
         writer: RecordWriter<TimestampRecord>,
     ) -> Result<Self, TsaError> {
-        let signer = arc_swap::ArcSwap::from_pointee(TsaSigner::new(key, ca_chain)?);
-        Ok(TimeStampAuthority { signer, ca_chain: ca_chain.to_vec(), policy, clock, writer })
+        let signer = arc_swap::ArcSwap::from_pointee(TsaSigner::new(key, &cas)?);
+        Ok(TimeStampAuthority { signer, cas, policy, clock, writer })
     }
 
     /// Signs every token from now on with `key` (a rolled-over TSA key and its certificate);
     /// tokens being made finish with the key they started with.
     pub fn rotate(&self, key: CertifiedKey) -> Result<(), TsaError> {
-        self.signer.store(Arc::new(TsaSigner::new(key, &self.ca_chain)?));
+        self.signer.store(Arc::new(TsaSigner::new(key, &self.cas)?));
         Ok(())
     }
 

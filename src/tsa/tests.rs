@@ -44,14 +44,15 @@ struct Fixture {
 /// write with `writer_fails`, when given.
 async fn fixture_with(policy: TsaPolicy, key_fails: Option<&str>, writer_fails: Option<&str>) -> Fixture {
     let good = Arc::new(SoftwareKey::p256(3));
-    let mut key = testing::certify(good, "Test TSA", None, (1_577_836_800, 2_208_988_800), vec![]).await;
+    let (cas, issuing) = testing::ca_certificates().await;
+    let mut key = testing::certify(good, "Test TSA", Some(&issuing), (1_577_836_800, 2_208_988_800), vec![]).await;
     if let Some(cause) = key_fails {
         key.key = Arc::new(SoftwareKey::p256(3).failing(cause));
     }
     let spki = key.key.public_key().clone();
     let clock = Arc::new(FixedClock::at(NOW));
     let (writer, records) = testing::writer(writer_fails);
-    let tsa = TimeStampAuthority::new(key, &[], policy, clock.clone(), writer).unwrap();
+    let tsa = TimeStampAuthority::new(key, cas, policy, clock.clone(), writer).unwrap();
     Fixture { tsa, clock, records, spki }
 }
 
