@@ -415,6 +415,20 @@ fn the_issuing_ca_rolls_over_and_both_generations_stay_verifiable_and_revocable(
     }
     std::fs::write(dir.join("issuing.pem"), &chain[0]).unwrap();
 
+    // A client certificate of the new CA opens the API over mTLS, as the old CA's do.
+    let (cert, key) = credential(&d, "portal");
+    let issued_by = text(&openssl(&dir, &["x509", "-in", cert.to_str().unwrap(), "-noout", "-issuer"]));
+    assert!(issued_by.contains("G2"), "{issued_by}");
+    let as_portal = ["--client-cert", cert.to_str().unwrap(), "--client-key", key.to_str().unwrap()];
+    let root = dir.join("root.pem");
+    let out = Command::new(env!("CARGO_BIN_EXE_trustctl"))
+        .args(["--server", &d.grpc, "tsa", "chain", "--cacert", root.to_str().unwrap()])
+        .args(as_portal)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(split_pem(&String::from_utf8_lossy(&out.stdout))[0], tsa_2);
+
     // Each CA keeps its own CRL: a revocation lands on the CRL of the generation that issued it.
     trustctl_ok(&d, &["revoke", "--serial", &old, "--reason", "keyCompromise"]);
     trustctl_ok(&d, &["revoke", "--serial", &new, "--reason", "superseded"]);
