@@ -120,12 +120,6 @@ impl CaCertificates {
         self.0.load().root.clone()
     }
 
-    /// The newest generation of the issuing CA: the one that issues.
-    pub fn newest(&self) -> Arc<CaCertificate> {
-        let set = self.0.load();
-        set.issuing.last().unwrap_or(&set.root).clone()
-    }
-
     /// Every generation of the issuing CA, oldest first.
     pub fn issuing(&self) -> Vec<Arc<CaCertificate>> {
         self.0.load().issuing.clone()
@@ -159,10 +153,80 @@ impl CaCertificates {
             }
         }
     }
+}
 
-    /// The chain above `cert` up to the root (DER, its issuer first), when one of these CAs
-    /// issued it.
-    pub fn chain_above(&self, cert: &Certificate) -> Option<Vec<Vec<u8>>> {
-        self.chain(self.issuer_of(cert)?.ca)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::cert::{self, CeremonyCert, UrlContext};
+    use crate::keys::software::SoftwareKey;
+    use crate::keys::SigningKey;
+    use crate::testing::{self, CA_VALIDITY};
+
+    /// A CA certificate for `key` named `cn`, issued by `issuer`, as the ceremony makes one.
+    async fn ca(key: u8, cn: &str, issuer: &crate::keys::CertifiedKey) -> crate::keys::CertifiedKey {
+        let key: Arc<dyn SigningKey> = Arc::new(SoftwareKey::p256(key));
+        let urls = UrlContext { base: "http://ca.test".into(), ca: CaId::Root };
+        let issuer_id = crate::ca::subject_key_id(&issuer.cert).unwrap();
+        let ext =
+            cert::ceremony_extensions(&CeremonyCert::Issuing { urls: &urls }, key.public_key(), &issuer_id).unwrap();
+        testing::certify(key, cn, Some(issuer), CA_VALIDITY, ext).await
+    }
+
+    #[tokio::test]
+    async fn generations_chain_to_the_root_and_each_finds_what_it_issued() {
+        let (root, first) = testing::ca_pair(Arc::new(SoftwareKey::p256(12))).await;
+        let cas = CaCertificates::new(root.der.clone(), vec![(CaId::ISSUING, first.der.clone())]).unwrap();
+        let second = ca(13, "Test Issuing CA G2", &root).await;
+        cas.add(CaId::Issuing(2), second.der.clone()).unwrap();
+        cas.add(CaId::Issuing(2), second.der.clone()).unwrap();
+        assert_eq!(cas.issuing().iter().map(|c| c.ca).collect::<Vec<_>>(), [CaId::ISSUING, CaId::Issuing(2)]);
+        assert_eq!(cas.chain(CaId::Issuing(2)).unwrap(), [second.der.clone(), root.der.clone()]);
+        assert_eq!(cas.chain(CaId::Root).unwrap(), vec![root.der.clone()]);
+        assert!(cas.chain(CaId::Issuing(3)).is_none());
+
+        // A service certificate, with its authorityKeyIdentifier.
+        let leaf = |issuer: &crate::keys::CertifiedKey| {
+            let key: Arc<dyn SigningKey> = Arc::new(SoftwareKey::p256(30));
+            let urls = UrlContext { base: "http://ca.test".into(), ca: CaId::ISSUING };
+            let kind = CeremonyCert::Service {
+                urls: &urls,
+                key_usage: x509_cert::ext::pkix::KeyUsages::DigitalSignature.into(),
+                eku: None,
+                ocsp_no_check: false,
+            };
+            let ext =
+                cert::ceremony_extensions(&kind, key.public_key(), &crate::ca::subject_key_id(&issuer.cert).unwrap());
+            let issuer = issuer.clone();
+            async move { testing::certify(key, "leaf", Some(&issuer), CA_VALIDITY, ext.unwrap()).await }
+        };
+        assert_eq!(cas.issuer_of(&leaf(&first).await.cert).unwrap().ca, CaId::ISSUING);
+        assert_eq!(cas.issuer_of(&leaf(&second).await.cert).unwrap().ca, CaId::Issuing(2));
+        assert_eq!(cas.issuer_of(&second.cert).unwrap().ca, CaId::Root);
+        // Same name, another key: told apart by the authorityKeyIdentifier.
+        let twin = ca(14, "Test Issuing CA G2", &root).await;
+        assert!(cas.issuer_of(&leaf(&twin).await.cert).is_none());
+        let foreign = ca(15, "Test Issuing CA G3", &first).await;
+        assert!(cas.issuer_of(&leaf(&foreign).await.cert).is_none());
+    }
+
+    #[tokio::test]
+    async fn only_a_newer_generation_the_root_certified_is_added() {
+        let (root, first) = testing::ca_pair(Arc::new(SoftwareKey::p256(12))).await;
+        let cas = CaCertificates::new(root.der.clone(), vec![(CaId::ISSUING, first.der.clone())]).unwrap();
+        // Certified by the first issuing CA, not by the root.
+        let under_first = ca(13, "Test Issuing CA G2", &first).await;
+        let err = cas.add(CaId::Issuing(2), under_first.der).unwrap_err();
+        assert!(err.contains("was not issued by the root"), "{err}");
+        let third = ca(14, "Test Issuing CA G3", &root).await;
+        cas.add(CaId::Issuing(3), third.der.clone()).unwrap();
+        let second = ca(13, "Test Issuing CA G2", &root).await;
+        let err = cas.add(CaId::Issuing(2), second.der.clone()).unwrap_err();
+        assert!(err.contains("older than the newest"), "{err}");
+        let err = cas.add(CaId::Issuing(3), second.der).unwrap_err();
+        assert!(err.contains("has another certificate already"), "{err}");
+        assert!(cas.add(CaId::Root, third.der).unwrap_err().contains("not an issuing CA"));
+        assert_eq!(cas.issuing().len(), 2);
+        assert!(CaCertificates::new(root.der, vec![]).is_err());
     }
 }

@@ -48,14 +48,17 @@ fn timestamp(d: &Daemon, name: &str) -> String {
     std::fs::write(dir.join(name), body).unwrap();
     openssl(dir, &["ts", "-reply", "-in", name, "-token_out", "-out", "token.der"]);
     let certs = text(&openssl(dir, &["pkcs7", "-inform", "DER", "-in", "token.der", "-print_certs"]));
-    first_certificate(&certs)
+    certificate_named(&certs, "Time-Stamping Authority")
 }
 
-/// The first PEM certificate in openssl's `-print_certs` output (without its subject= lines).
-fn first_certificate(printed: &str) -> String {
-    let begin = printed.find("-----BEGIN CERTIFICATE-----").expect("a certificate");
-    let end = printed[begin..].find("-----END CERTIFICATE-----").expect("its end") + begin;
-    format!("{}-----END CERTIFICATE-----\n", &printed[begin..end])
+/// The PEM certificate in openssl's `-print_certs` output whose subject names `name` (a token
+/// or signature carries its CA's certificate too, in DER's SET OF order).
+fn certificate_named(printed: &str, name: &str) -> String {
+    let at = printed.lines().position(|l| l.starts_with("subject=") && l.contains(name)).expect("the certificate");
+    let rest: Vec<&str> = printed.lines().skip(at).collect();
+    let begin = rest.iter().position(|l| *l == "-----BEGIN CERTIFICATE-----").expect("its PEM");
+    let end = rest.iter().position(|l| *l == "-----END CERTIFICATE-----").expect("its end");
+    rest[begin..=end].join("\n") + "\n"
 }
 
 fn ts_verifies(dir: &Path, name: &str) -> bool {
@@ -78,7 +81,7 @@ fn sign(d: &Daemon, name: &str) -> String {
         ],
     );
     let certs = text(&openssl(dir, &["pkcs7", "-inform", "DER", "-in", name, "-print_certs"]));
-    first_certificate(&certs)
+    certificate_named(&certs, "Document Signer")
 }
 
 fn cms_verifies(dir: &Path, name: &str) -> bool {

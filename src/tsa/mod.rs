@@ -181,7 +181,8 @@ struct TsaSigner {
     key: Arc<dyn SigningKey>,
     /// The TSA's name (its certificate's subject), for TSTInfo's tsa field.
     name: GeneralName,
-    /// `[0] IMPLICIT CertificateSet` with the TSA certificate, for requests with certReq.
+    /// `[0] IMPLICIT CertificateSet` with the TSA certificate and the CA that issued it, for
+    /// requests with certReq.
     certificate_der: Vec<u8>,
     /// The TSA certificate followed by the CA chain.
     chain: Vec<Vec<u8>>,
@@ -195,12 +196,17 @@ impl TsaSigner {
     fn new(key: CertifiedKey, cas: &CaCertificates) -> Result<Self, TsaError> {
         let signer_der = SignerDer::for_key(&key).map_err(TsaError)?;
         let CertifiedKey { key, cert, der } = key;
-        let ca_chain = cas
-            .chain_above(&cert)
+        let issuer = cas
+            .issuer_of(&cert)
+            .filter(|ca| ca.ca != crate::ca_id::CaId::Root)
             .ok_or_else(|| TsaError("the TSA certificate was not issued by trustd's issuing CA".into()))?;
+        let ca_chain = cas.chain(issuer.ca).unwrap_or_default();
         let name = GeneralName::DirectoryName(cert.tbs_certificate.subject.clone());
-        let certificate_der =
-            crate::signed_data::certificates_der(vec![cert]).map_err(|e| TsaError(format!("encoding: {e}")))?;
+        // RFC 3161 §2.4.1: with certReq the TSA's certificate must be there, and others may be;
+        // its issuing CA is, so that a validator holding only the root completes the path (an
+        // issuing CA that rolled over is one it has not seen). The root is the relying party's.
+        let certificate_der = crate::signed_data::certificates_der(vec![cert, issuer.cert.clone()])
+            .map_err(|e| TsaError(format!("encoding: {e}")))?;
         let certificate_hash = sha2::Sha256::digest(&der).into();
         let mut chain = vec![der];
         chain.extend(ca_chain);

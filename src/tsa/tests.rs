@@ -106,7 +106,7 @@ async fn grants_a_signed_recorded_token() {
     // The nonce comes back as the request's INTEGER: positive, so a 0x00 octet leads.
     assert_eq!(info.nonce.unwrap().as_bytes(), &[0, 0x81, 2, 3, 4, 5, 6, 7, 8]);
     assert!(matches!(info.tsa, Some(GeneralName::DirectoryName(_))));
-    assert_eq!(sd.certificates.map(|c| c.0.len()), Some(1), "certReq: the TSA certificate is included");
+    assert_eq!(sd.certificates.map(|c| c.0.len()), Some(2), "certReq: the TSA certificate and its CA are included");
 
     let records = f.records.lock().unwrap();
     assert_eq!(records.len(), 1);
