@@ -88,6 +88,109 @@ fn init_is_idempotent_and_serve_issues() {
     assert!(child.wait().unwrap().success());
 }
 
+/// `pkcs11-tool` (OpenSC) on the token in `d` logged in with the user PIN.
+fn pkcs11_tool(d: &Path, args: &[&str]) -> std::process::Output {
+    let pin = std::fs::read_to_string(d.join("hsm-pin")).unwrap();
+    run(Command::new("pkcs11-tool")
+        .env("SOFTHSM2_CONF", d.join("softhsm2.conf"))
+        .env("TRUSTD_TEST_PIN", pin.trim())
+        .args(["--module", trustd::daemon::SOFTHSM_MODULE, "--token-label", "prod", "--login"])
+        .args(["--pin", "env:TRUSTD_TEST_PIN"])
+        .args(args))
+}
+
+/// Keys that another tool made (`pkcs11-tool --keypairgen`, with its CKA_ID and label
+/// conventions) are adopted by RFC 7512 URI: the ceremony keeps them and certifies them, and the
+/// services sign with them.
+#[test]
+fn keys_made_by_pkcs11_tool_are_adopted_by_uri() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm/softhsm-token.sh");
+    run(Command::new(&script).arg(d).arg("prod"));
+    pkcs11_tool(d, &["--keypairgen", "--key-type", "EC:prime256v1", "--label", "vendor-tsa", "--id", "a1b2"]);
+    pkcs11_tool(d, &["--keypairgen", "--key-type", "rsa:2048", "--label", "vendor-signer", "--id", "c3"]);
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let cfg = write_config(d, &policies, "hsm-pin");
+    let text_cfg = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[keys]\n",
+        "[keys]\ntsa = \"pkcs11:object=vendor-tsa;id=%a1%b2\"\ndocument_signer = \"pkcs11:object=vendor-signer;id=%c3\"\n",
+    );
+    std::fs::write(&cfg, text_cfg + "[tsa]\nclock_check = \"off\"\n").unwrap();
+    let cfg_s = cfg.to_str().unwrap();
+
+    let init = trustd(d, &["init", "--config", cfg_s]);
+    assert!(init.status.success(), "{}", text(&init));
+    let init = String::from_utf8_lossy(&init.stdout).into_owned();
+    for key in ["pkcs11:object=vendor-tsa;id=%A1%B2", "pkcs11:object=vendor-signer;id=%C3"] {
+        assert!(init.contains(&format!("{key}: key kept, certificate created")), "{init}");
+    }
+    // The certificates are the adopted keys' own.
+    let public_key = |label: &str| {
+        let der = pkcs11_tool(d, &["--read-object", "--type", "pubkey", "--label", label]).stdout;
+        std::fs::write(d.join(format!("{label}.pub.der")), der).unwrap();
+        let pem = openssl(d, &["pkey", "-pubin", "-inform", "DER", "-in", &format!("{label}.pub.der")]);
+        String::from_utf8_lossy(&pem.stdout).into_owned()
+    };
+
+    let mut child = Stopped(
+        Command::new(env!("CARGO_BIN_EXE_trustd"))
+            .env("SOFTHSM2_CONF", d.join("softhsm2.conf"))
+            .args(["serve", "--config", cfg_s])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let grpc =
+        line.split_whitespace().find_map(|w| w.strip_prefix("grpc=")).unwrap_or_else(|| panic!("{line:?}")).to_owned();
+    let trustctl = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_trustctl"));
+        run(c.arg("--server").arg(&grpc).arg("--data-dir").arg(d).args(args)).stdout
+    };
+    let chain = split_pem(&String::from_utf8_lossy(&trustctl(&["tsa", "chain"])));
+    std::fs::write(d.join("tsa.pem"), &chain[0]).unwrap();
+    std::fs::write(d.join("issuing.pem"), &chain[1]).unwrap();
+    std::fs::write(d.join("root.pem"), &chain[2]).unwrap();
+    let tsa_key =
+        String::from_utf8_lossy(&openssl(d, &["x509", "-in", "tsa.pem", "-noout", "-pubkey"]).stdout).into_owned();
+    assert_eq!(tsa_key, public_key("vendor-tsa"));
+
+    std::fs::write(d.join("doc.txt"), b"signed and time-stamped with keys made by pkcs11-tool\n").unwrap();
+    let doc = d.join("doc.txt");
+    let tsr = d.join("doc.tsr");
+    trustctl(&["timestamp", "--file", doc.to_str().unwrap(), "--out", tsr.to_str().unwrap()]);
+    let verified = openssl(
+        d,
+        &["ts", "-verify", "-in", "doc.tsr", "-data", "doc.txt", "-CAfile", "root.pem", "-untrusted", "issuing.pem"],
+    );
+    assert!(text(&verified).contains("Verification: OK"), "{}", text(&verified));
+    let p7s = d.join("doc.p7s");
+    trustctl(&["sign", "--file", doc.to_str().unwrap(), "--detached", "--out", p7s.to_str().unwrap()]);
+    let certs = text(&openssl(d, &["pkcs7", "-inform", "DER", "-in", "doc.p7s", "-print_certs"]));
+    let signer = split_pem(&certs).into_iter().find(|c| {
+        std::fs::write(d.join("c.pem"), c).unwrap();
+        text(&openssl(d, &["x509", "-in", "c.pem", "-noout", "-subject"])).contains("Document Signer")
+    });
+    std::fs::write(d.join("signer.pem"), signer.expect("the signer's certificate")).unwrap();
+    let signer_key =
+        String::from_utf8_lossy(&openssl(d, &["x509", "-in", "signer.pem", "-noout", "-pubkey"]).stdout).into_owned();
+    assert_eq!(signer_key, public_key("vendor-signer"));
+    let args =
+        ["cms", "-verify", "-binary", "-inform", "DER", "-in", "doc.p7s", "-content", "doc.txt", "-CAfile", "root.pem"];
+    let verified = Command::new("openssl")
+        .current_dir(d)
+        .args(args)
+        .args(["-purpose", "any", "-out", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(verified.status.success() && text(&verified).contains("Verification successful"), "{}", text(&verified));
+    let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
+    assert!(child.0.wait().unwrap().success());
+}
+
 #[test]
 fn bad_config_and_policies_fail_loudly() {
     let dir = tempfile::tempdir().unwrap();
