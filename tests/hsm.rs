@@ -97,6 +97,40 @@ fn softhsm_keys_signing_and_pool() {
         assert!(text.contains(&format!("Signature Algorithm: {openssl_name}")), "{scheme}:\n{text}");
     }
 
+    // A digest the caller computed (a CSC client's signHash) signs to the signature of its
+    // message, as openssl checks it: CKM_ECDSA, CKM_RSA_PKCS over RFC 8017's DigestInfo,
+    // CKM_RSA_PKCS_PSS. A digest of the wrong length, and an Ed25519 key, are refused.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let msg = b"the signed attributes a portal hashed";
+    std::fs::write(dir.path().join("tbs"), msg).unwrap();
+    for (label, scheme, dgst, pss) in [
+        ("ec", "ecdsa-sha256", "-sha256", false),
+        ("ec384", "ecdsa-sha384", "-sha384", false),
+        ("rsa", "rsa-pkcs1-sha256", "-sha256", false),
+        ("rsa", "rsa-pkcs1-sha512", "-sha512", false),
+        ("rsa", "rsa-pss-sha256", "-sha256", true),
+        ("rsa", "rsa-pss-sha384", "-sha384", true),
+    ] {
+        let scheme = SignatureScheme::from_str(scheme).unwrap();
+        let signer = HsmSigner::new(&hsm, KeyRef::label(label), Some(scheme)).unwrap();
+        let digest = scheme.hash().digest(msg);
+        let sig = rt.block_on(trustd::keys::SigningKey::sign_digest(&signer, &digest)).unwrap();
+        std::fs::write(dir.path().join("tbs.sig"), sig.as_bytes()).unwrap();
+        let pem = der::EncodePem::to_pem(signer.public_key_info(), der::pem::LineEnding::LF).unwrap();
+        std::fs::write(dir.path().join("pub.pem"), pem).unwrap();
+        let mut args = vec!["dgst", dgst, "-verify", "pub.pem", "-signature", "tbs.sig"];
+        if pss {
+            args.extend(["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"]);
+        }
+        args.push("tbs");
+        let v = openssl(dir.path(), &args);
+        assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "Verified OK", "{scheme}");
+        let short = rt.block_on(trustd::keys::SigningKey::sign_digest(&signer, &digest[1..])).unwrap_err();
+        assert!(short.to_string().contains("over a digest of"), "{scheme}: {short}");
+    }
+    let ed = HsmSigner::new(&hsm, KeyRef::label("ed"), None).unwrap();
+    assert!(rt.block_on(trustd::keys::SigningKey::sign_digest(&ed, &[0; 32])).is_err(), "pure EdDSA signs messages");
+
     // Ed25519 (the log key's algorithm) has no certificate builder use: check a raw signature.
     let ed = HsmSigner::new(&hsm, KeyRef::label("ed"), None).unwrap();
     assert_eq!(ed.scheme(), SignatureScheme::Ed25519);

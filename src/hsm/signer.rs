@@ -20,26 +20,70 @@ fn pss(hash: MechanismType, mgf: PkcsMgfType, len: u64) -> PkcsPssParams {
     PkcsPssParams { hash_alg: hash, mgf, s_len: len.into() }
 }
 
-/// The PKCS#11 mechanism for `scheme` and the bytes to hand it. SoftHSM (and many HSMs) have no
-/// CKM_ECDSA_SHA256, so ECDSA hashes here and signs the digest with CKM_ECDSA.
-fn mechanism(scheme: SignatureScheme, msg: &[u8]) -> (Mechanism<'static>, Vec<u8>) {
-    match scheme {
-        SignatureScheme::EcdsaSha256 => (Mechanism::Ecdsa, HashAlg::Sha256.digest(msg)),
-        SignatureScheme::EcdsaSha384 => (Mechanism::Ecdsa, HashAlg::Sha384.digest(msg)),
-        SignatureScheme::RsaPkcs1Sha256 => (Mechanism::Sha256RsaPkcs, msg.to_vec()),
-        SignatureScheme::RsaPkcs1Sha384 => (Mechanism::Sha384RsaPkcs, msg.to_vec()),
-        SignatureScheme::RsaPkcs1Sha512 => (Mechanism::Sha512RsaPkcs, msg.to_vec()),
-        SignatureScheme::RsaPssSha256 => {
-            (Mechanism::Sha256RsaPkcsPss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32)), msg.to_vec())
+/// What is signed: a message, or the scheme's hash of one that the caller computed.
+#[derive(Clone, Copy)]
+enum Tbs<'a> {
+    Message(&'a [u8]),
+    Digest(&'a [u8]),
+}
+
+impl Tbs<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Tbs::Message(b) | Tbs::Digest(b) => b.len(),
         }
-        SignatureScheme::RsaPssSha384 => {
-            (Mechanism::Sha384RsaPkcsPss(pss(MechanismType::SHA384, PkcsMgfType::MGF1_SHA384, 48)), msg.to_vec())
-        }
-        SignatureScheme::RsaPssSha512 => {
-            (Mechanism::Sha512RsaPkcsPss(pss(MechanismType::SHA512, PkcsMgfType::MGF1_SHA512, 64)), msg.to_vec())
-        }
-        SignatureScheme::Ed25519 => (Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), msg.to_vec()),
     }
+}
+
+/// The PKCS#11 mechanism for `scheme` and the bytes to hand it. SoftHSM (and many HSMs) have no
+/// CKM_ECDSA_SHA256, so ECDSA hashes here and signs the digest with CKM_ECDSA; a digest is
+/// signed with the mechanisms that do not hash (CKM_ECDSA, CKM_RSA_PKCS over RFC 8017 §9.2's
+/// DigestInfo, CKM_RSA_PKCS_PSS). `None` for a digest of the wrong length, or for a key that
+/// signs only messages (pure EdDSA).
+fn mechanism(scheme: SignatureScheme, tbs: Tbs<'_>) -> Option<(Mechanism<'static>, Vec<u8>)> {
+    let hash = scheme.hash();
+    if let Tbs::Digest(d) = tbs {
+        if d.len() != hash.output_len() {
+            return None;
+        }
+    }
+    let pss_params = || match hash {
+        HashAlg::Sha256 => pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32),
+        HashAlg::Sha384 => pss(MechanismType::SHA384, PkcsMgfType::MGF1_SHA384, 48),
+        HashAlg::Sha512 => pss(MechanismType::SHA512, PkcsMgfType::MGF1_SHA512, 64),
+    };
+    let digest_info = |d: &[u8]| {
+        let prefix = match hash {
+            HashAlg::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>().prefix,
+            HashAlg::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>().prefix,
+            HashAlg::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>().prefix,
+        };
+        [&prefix[..], d].concat()
+    };
+    Some(match (scheme, tbs) {
+        (SignatureScheme::EcdsaSha256 | SignatureScheme::EcdsaSha384, Tbs::Message(m)) => {
+            (Mechanism::Ecdsa, hash.digest(m))
+        }
+        (SignatureScheme::EcdsaSha256 | SignatureScheme::EcdsaSha384, Tbs::Digest(d)) => (Mechanism::Ecdsa, d.to_vec()),
+        (SignatureScheme::RsaPkcs1Sha256, Tbs::Message(m)) => (Mechanism::Sha256RsaPkcs, m.to_vec()),
+        (SignatureScheme::RsaPkcs1Sha384, Tbs::Message(m)) => (Mechanism::Sha384RsaPkcs, m.to_vec()),
+        (SignatureScheme::RsaPkcs1Sha512, Tbs::Message(m)) => (Mechanism::Sha512RsaPkcs, m.to_vec()),
+        (
+            SignatureScheme::RsaPkcs1Sha256 | SignatureScheme::RsaPkcs1Sha384 | SignatureScheme::RsaPkcs1Sha512,
+            Tbs::Digest(d),
+        ) => (Mechanism::RsaPkcs, digest_info(d)),
+        (SignatureScheme::RsaPssSha256, Tbs::Message(m)) => (Mechanism::Sha256RsaPkcsPss(pss_params()), m.to_vec()),
+        (SignatureScheme::RsaPssSha384, Tbs::Message(m)) => (Mechanism::Sha384RsaPkcsPss(pss_params()), m.to_vec()),
+        (SignatureScheme::RsaPssSha512, Tbs::Message(m)) => (Mechanism::Sha512RsaPkcsPss(pss_params()), m.to_vec()),
+        (
+            SignatureScheme::RsaPssSha256 | SignatureScheme::RsaPssSha384 | SignatureScheme::RsaPssSha512,
+            Tbs::Digest(d),
+        ) => (Mechanism::RsaPkcsPss(pss_params()), d.to_vec()),
+        (SignatureScheme::Ed25519, Tbs::Message(m)) => {
+            (Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), m.to_vec())
+        }
+        (SignatureScheme::Ed25519, Tbs::Digest(_)) => return None,
+    })
 }
 
 /// The modulus length in bits of an RSA public key; `None` for other keys.
@@ -87,7 +131,8 @@ impl HsmSigner {
             key: key.to_string(),
             scheme: scheme.map_or("any supported scheme".into(), |s| s.to_string()),
         })?;
-        let (mechanism, _) = mechanism(scheme, &[]);
+        let (mechanism, _) = mechanism(scheme, Tbs::Message(&[]))
+            .ok_or(HsmError::SchemeMismatch { key: key.to_string(), scheme: scheme.to_string() })?;
         hsm.capabilities().check_sign(mechanism.mechanism_type(), &key.to_string(), rsa_bits(&spki))?;
         hsm.with_private_key(&key, |_, _| Ok(()))?;
         Ok(HsmSigner(Arc::new(Inner { hsm: hsm.clone(), key, scheme, public_key: PublicKey(spki) })))
@@ -106,8 +151,20 @@ impl HsmSigner {
     /// Signs `msg` in the HSM on the calling thread. Blocking: async code signs through
     /// [`SigningKey::sign`], which runs this on the HSM's workers.
     pub fn sign(&self, msg: &[u8]) -> Result<Signature, HsmError> {
+        self.sign_tbs(Tbs::Message(msg))
+    }
+
+    fn sign_tbs(&self, tbs: Tbs<'_>) -> Result<Signature, HsmError> {
         let this = &self.0;
-        let (mechanism, input) = mechanism(this.scheme, msg);
+        let (mechanism, input) = mechanism(this.scheme, tbs).ok_or_else(|| HsmError::SchemeMismatch {
+            key: this.key.to_string(),
+            scheme: format!("{} over a digest of {} bytes", this.scheme, tbs.len()),
+        })?;
+        if let Tbs::Digest(_) = tbs {
+            // The mechanisms that sign a digest are not those checked when the key was opened.
+            let bits = rsa_bits(&this.public_key.0);
+            this.hsm.capabilities().check_sign(mechanism.mechanism_type(), &this.key.to_string(), bits)?;
+        }
         let raw = this.hsm.with_private_key(&this.key, |s, h| s.sign(&mechanism, h, &input))?;
         let enc = |e: signature::Error| HsmError::Encoding(format!("ECDSA signature from the HSM: {e}"));
         // PKCS#11 returns ECDSA signatures as r‖s; X.509 and CMS want the DER Ecdsa-Sig-Value.
@@ -120,6 +177,19 @@ impl HsmSigner {
             }
             _ => raw,
         }))
+    }
+
+    async fn run(&self, tbs: Vec<u8>, digest: bool) -> Result<Signature, KeyError> {
+        let signer = self.clone();
+        let start = std::time::Instant::now();
+        let signed = self
+            .0
+            .hsm
+            .run(move || signer.sign_tbs(if digest { Tbs::Digest(&tbs) } else { Tbs::Message(&tbs) }))
+            .await
+            .and_then(|r| r);
+        crate::metrics::global().hsm_operation(signed.is_ok(), start.elapsed());
+        Ok(signed?)
     }
 }
 
@@ -144,11 +214,11 @@ impl SigningKey for HsmSigner {
     }
 
     async fn sign(&self, msg: &[u8]) -> Result<Signature, KeyError> {
-        let (signer, msg) = (self.clone(), msg.to_vec());
-        let start = std::time::Instant::now();
-        let signed = self.0.hsm.run(move || signer.sign(&msg)).await.and_then(|r| r);
-        crate::metrics::global().hsm_operation(signed.is_ok(), start.elapsed());
-        Ok(signed?)
+        self.run(msg.to_vec(), false).await
+    }
+
+    async fn sign_digest(&self, digest: &[u8]) -> Result<Signature, KeyError> {
+        self.run(digest.to_vec(), true).await
     }
 }
 

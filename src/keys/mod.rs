@@ -49,6 +49,14 @@ pub trait SigningKey: Send + Sync + fmt::Debug {
 
     /// Signs `msg` (the scheme hashes it): the value for a signature field, see [`Signature`].
     async fn sign(&self, msg: &[u8]) -> Result<Signature, KeyError>;
+
+    /// Signs `digest`, the scheme's hash of a message that the caller hashed itself (a remote
+    /// signing client's, CSC `signatures/signHash`): the same signature [`SigningKey::sign`]
+    /// makes of that message. Keys that sign only whole messages (pure EdDSA, RFC 8032) refuse.
+    async fn sign_digest(&self, digest: &[u8]) -> Result<Signature, KeyError> {
+        let _ = digest;
+        Err(KeyError::Failed(format!("a {} key signs whole messages, not digests", self.scheme())))
+    }
 }
 
 /// A signature value as it goes into a certificate's, CRL's, OCSP response's or CMS

@@ -74,4 +74,18 @@ impl SigningKey for SoftwareKey {
             Secret::Ed25519(sk) => signature::Signer::<ed25519_dalek::Signature>::sign(sk, msg).to_bytes().to_vec(),
         }))
     }
+
+    async fn sign_digest(&self, digest: &[u8]) -> Result<Signature, KeyError> {
+        if let Some(cause) = &self.fails_with {
+            return Err(KeyError::Failed(cause.clone()));
+        }
+        match &self.secret {
+            Secret::P256(sk) => {
+                let sig: p256::ecdsa::Signature = signature::hazmat::PrehashSigner::sign_prehash(sk, digest)
+                    .map_err(|e| KeyError::Failed(e.to_string()))?;
+                Ok(Signature::new(sig.to_der().as_bytes().to_vec()))
+            }
+            Secret::Ed25519(_) => Err(KeyError::Failed("an Ed25519 key signs whole messages, not digests".into())),
+        }
+    }
 }
