@@ -134,6 +134,20 @@ pub struct RolledKey {
     pub in_service_at: Option<i64>,
 }
 
+/// Signature activation data of the CSC API (credentials/authorize): bound to a client and a
+/// credential, for the hashes it names, until `expires_at`; used once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CscAuthorization {
+    /// SHA-256 of the SAD, hex: the SAD itself is the client's alone.
+    pub sad_sha256: String,
+    pub client: String,
+    pub credential: String,
+    /// The authorized hashes, base64 as the client sent them.
+    pub hashes: Vec<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
 /// How many published CRLs of each CA the store keeps: the newest is served, the few before it
 /// are what a replica that published at the same moment may still be reading.
 pub const CRLS_KEPT: u64 = 4;
@@ -412,6 +426,21 @@ pub trait Store: LogStore + Send + Sync {
     async fn put_service_key_in_service(&self, role: ServiceRole, generation: u32, at: i64) -> Result<(), StoreError>;
     /// Every rolled-over key, by role, each role's generations in order (a handful of rows).
     async fn service_keys(&self) -> Result<Vec<RolledKey>, StoreError>;
+
+    /// Records a CSC signature activation datum (and forgets those expired before `now` less an
+    /// hour).
+    async fn record_csc_authorization(&self, a: &CscAuthorization, now: i64) -> Result<(), StoreError>;
+
+    /// Uses the authorization whose SAD hashes to `sad_sha256` for `client` and `credential`:
+    /// its hashes, once, while it has not expired at `now`; `None` for one unknown, another's,
+    /// expired or used already. Atomic across replicas.
+    async fn use_csc_authorization(
+        &self,
+        sad_sha256: &str,
+        client: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<Option<Vec<String>>, StoreError>;
     /// Records time-stamp tokens in one transaction, outside the log (with the log on they are
     /// written with their log batch, [`LoggedRecord::NewTimestamp`](crate::log::LoggedRecord));
     /// durable when this returns. Fails whole (nothing recorded) if any serial was used before.

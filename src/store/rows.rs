@@ -633,3 +633,69 @@ pub(super) fn signature_values(r: &SignatureRecord, log_index: Option<i64>) -> V
         OptInt(log_index),
     ]
 }
+
+/// Records a CSC authorization: see [`Store::record_csc_authorization`].
+pub(super) async fn insert_csc_authorization<DB>(
+    pool: &sqlx::Pool<DB>,
+    a: &super::CscAuthorization,
+    now: i64,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query::<DB>("DELETE FROM csc_authorizations WHERE expires_at < $1")
+        .bind(now.saturating_sub(3600))
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    let mut hashes = a.hashes.clone();
+    hashes.sort();
+    sqlx::query::<DB>(
+        "INSERT INTO csc_authorizations (sad_sha256, client, credential, hashes, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(a.sad_sha256.as_str())
+    .bind(a.client.as_str())
+    .bind(a.credential.as_str())
+    .bind(hashes.join(","))
+    .bind(a.expires_at)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Uses a CSC authorization: see [`Store::use_csc_authorization`].
+pub(super) async fn use_csc_authorization<DB>(
+    pool: &sqlx::Pool<DB>,
+    sad_sha256: &str,
+    client: &str,
+    credential: &str,
+    now: i64,
+) -> Result<Option<Vec<String>>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let hashes: Option<String> = sqlx::query_scalar::<DB, String>(
+        "UPDATE csc_authorizations SET used_at = $5 WHERE sad_sha256 = $1 AND client = $2 AND credential = $3 \
+         AND used_at IS NULL AND expires_at > $4 RETURNING hashes",
+    )
+    .bind(sad_sha256)
+    .bind(client)
+    .bind(credential)
+    .bind(now)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    Ok(hashes.map(|h| h.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()))
+}

@@ -416,6 +416,20 @@ impl Store for SqliteStore {
         rows::read_all(&self.pool, rows::SERVICE_KEYS, rows::rolled_key).await
     }
 
+    async fn record_csc_authorization(&self, a: &super::CscAuthorization, now: i64) -> Result<(), StoreError> {
+        rows::insert_csc_authorization(&self.pool, a, now).await
+    }
+
+    async fn use_csc_authorization(
+        &self,
+        sad_sha256: &str,
+        client: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        rows::use_csc_authorization(&self.pool, sad_sha256, client, credential, now).await
+    }
+
     async fn record_timestamps(&self, records: &[TimestampRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());

@@ -542,3 +542,33 @@ async fn two_writers_on_one_database_never_fork_the_log() {
         assert_eq!(a.log_tree().await.unwrap().1, fresh.root);
     }
 }
+
+/// CSC signature activation data: used once, only by its client for its credential, only before
+/// it expires; what it authorizes comes back as recorded.
+#[tokio::test]
+async fn a_csc_authorization_is_used_once_by_its_client_before_it_expires() {
+    for place in Place::each() {
+        let store = place.open().await;
+        let auth = |sad: &str, expires_at| CscAuthorization {
+            sad_sha256: sad.into(),
+            client: "portal".into(),
+            credential: "default".into(),
+            hashes: vec!["bbb=".into(), "aaa=".into()],
+            expires_at,
+        };
+        store.record_csc_authorization(&auth("s1", 100), 50).await.unwrap();
+        store.record_csc_authorization(&auth("s2", 100), 50).await.unwrap();
+        assert!(store.record_csc_authorization(&auth("s1", 100), 50).await.is_err(), "a SAD once");
+        assert_eq!(store.use_csc_authorization("s1", "other", "default", 60).await.unwrap(), None);
+        assert_eq!(store.use_csc_authorization("s1", "portal", "pades", 60).await.unwrap(), None);
+        assert_eq!(store.use_csc_authorization("s9", "portal", "default", 60).await.unwrap(), None);
+        assert_eq!(store.use_csc_authorization("s1", "portal", "default", 100).await.unwrap(), None, "expired");
+        let used = store.use_csc_authorization("s1", "portal", "default", 60).await.unwrap();
+        assert_eq!(used, Some(vec!["aaa=".to_owned(), "bbb=".to_owned()]));
+        assert_eq!(store.use_csc_authorization("s1", "portal", "default", 61).await.unwrap(), None, "once");
+        // Recording forgets what expired over an hour ago.
+        store.record_csc_authorization(&auth("s3", 10_000), 3_701).await.unwrap();
+        assert_eq!(store.use_csc_authorization("s2", "portal", "default", 99).await.unwrap(), None);
+        assert!(store.use_csc_authorization("s3", "portal", "default", 3_702).await.unwrap().is_some());
+    }
+}
