@@ -688,11 +688,12 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
             tsa.clone(),
             RecordWriter::new(sequencer, || SignatureWriter::spawn(store.clone())),
             validation,
-            clock,
+            clock.clone(),
         )
         .map_err(|e| e.to_string())?
     };
     let (ocsp, signing) = (Arc::new(ocsp), Arc::new(signing));
+    let csc = Arc::new(crate::csc::Csc::new(signing.clone(), store.clone(), clock));
     let pending_rollovers = crate::health::PendingRollovers::default();
     let follower = crate::rollover::Follower {
         store: store.clone(),
@@ -838,6 +839,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         pending_rollovers,
         expiry_warning: cfg.server.expiry_warning,
         access: access.clone(),
+        csc,
     };
     tokio::spawn(warn_of_expiry(expiry, state.ca.clone(), cfg.server.expiry_warning));
     let https = https_listener.map(|listener| {

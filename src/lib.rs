@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod credentials;
+pub mod csc;
 pub mod daemon;
 pub mod diagnostics;
 pub mod digest;

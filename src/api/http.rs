@@ -50,6 +50,8 @@ pub struct HttpState {
     pub expiry_warning: std::time::Duration,
     /// The access policy, for clients naming themselves over HTTPS.
     pub access: Arc<PolicyInForce>,
+    /// The CSC remote-signing API (`/csc/v1/`, over HTTPS).
+    pub csc: Arc<crate::csc::Csc>,
 }
 
 /// The access policy's names of what an HTTP route does, whatever the transport: a role that
@@ -61,18 +63,21 @@ const READYZ_RPC: &str = "/grpc.health.v1.Health/Check";
 /// The router for the plain-HTTP address; bodies over `max_body` bytes get 413; every request
 /// is under `limits`.
 pub fn router(state: HttpState, max_body: usize, limits: Arc<RequestLimits>) -> Router {
-    routes(post(timestamp_plain), get(readyz_plain), get(metrics_plain), state, max_body, limits)
+    let csc = post(|| async { only_over_https("CSC API calls") });
+    routes(post(timestamp_plain), get(readyz_plain), get(metrics_plain), csc, state, max_body, limits)
 }
 
 /// The router for the HTTPS address: the same routes, where clients may name themselves.
 pub fn https_router(state: HttpState, max_body: usize, limits: Arc<RequestLimits>) -> Router {
-    routes(post(timestamp_https), get(readyz_https), get(metrics_https), state, max_body, limits)
+    let csc = post(super::csc::call);
+    routes(post(timestamp_https), get(readyz_https), get(metrics_https), csc, state, max_body, limits)
 }
 
 fn routes(
     tsa: MethodRouter<HttpState>,
     readyz: MethodRouter<HttpState>,
     metrics: MethodRouter<HttpState>,
+    csc: MethodRouter<HttpState>,
     state: HttpState,
     max_body: usize,
     limits: Arc<RequestLimits>,
@@ -89,6 +94,7 @@ fn routes(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", readyz)
         .route("/metrics", metrics)
+        .route("/csc/v1/{*method}", csc)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(limits, http_limits))
         .layer(axum::middleware::from_fn(super::metrics::http_metrics))
@@ -168,7 +174,7 @@ async fn timestamp_https(
 /// The client an HTTPS request comes from, allowed to do `rpc`: by its bearer token if it sends
 /// one, else by its client certificate (verified in the handshake, and not revoked); `None`
 /// (anonymous) when it sends neither and the route is public.
-async fn https_client(
+pub(super) async fn https_client(
     s: &HttpState,
     peer: &Peer,
     headers: &HeaderMap,
@@ -199,7 +205,7 @@ async fn https_client(
 
 /// The refusal of `route` over HTTPS, recorded: 401 with the RFC 6750 §3 challenge, or 403; the
 /// body says why (never a secret).
-fn refused(route: &str, peer: &Peer, headers: &HeaderMap, e: &AccessError) -> Response {
+pub(super) fn refused(route: &str, peer: &Peer, headers: &HeaderMap, e: &AccessError) -> Response {
     tracing::warn!(audit = true, rpc = route, remote = ?peer.remote, outcome = "refused", reason = %e, "access refused");
     match e {
         AccessError::Unauthenticated(_) => {

@@ -3,6 +3,7 @@
 //! mapping of every module's errors to gRPC status codes, in one place.
 
 pub mod access;
+pub mod csc;
 pub mod grpc;
 pub mod http;
 pub mod http_server;

@@ -122,6 +122,9 @@ struct PolicySigner {
     /// certificates below the root, put in every signature so that a verifier needs only the
     /// root.
     certificates_der: Vec<u8>,
+    /// The signer certificate, its CA's and the root's, DER: what a remote-signing client is
+    /// given (CSC credentials/info).
+    chain: Vec<Vec<u8>>,
     /// The SignerInfo's constant parts, with the signing-certificate-v2 attribute.
     signer_der: SignerDer,
 }
@@ -142,6 +145,7 @@ impl PolicySigner {
         // Everything but the root goes into each signature: relying parties bring their own
         // trust anchor.
         let certs = vec![cert.clone(), issuing.cert.clone()];
+        let chain = vec![der.clone(), issuing.der.clone(), cas.root().der.clone()];
         let certificates_der = signed_data::certificates_der(certs).map_err(|e| SigningError::Setup(e.to_string()))?;
         let digest = key.scheme().hash();
         if policy.levels.contains(&Level::BT) && !tsa.accepts(digest) {
@@ -156,6 +160,7 @@ impl PolicySigner {
             policy,
             key,
             certificates_der,
+            chain,
             signer_der,
         })
     }
@@ -436,7 +441,79 @@ impl SigningService {
     }
 }
 
+/// A signing policy's key as a remote-signing client sees it (CSC credentials/info).
+pub struct KeyDescription {
+    pub scheme: crate::keys::SignatureScheme,
+    pub public_key: spki::SubjectPublicKeyInfoOwned,
+    /// The signer certificate, its CA's and the root's, DER.
+    pub chain: Vec<Vec<u8>>,
+}
+
 impl SigningService {
+    /// The key policy `name` signs with, for `client` (whom the policy must list).
+    pub fn key_of(&self, name: &str, client: &str) -> Result<KeyDescription, SigningError> {
+        self.check_client(name, client)?;
+        let ps = self.policy(name)?;
+        Ok(KeyDescription { scheme: ps.key.scheme(), public_key: ps.key.public_key().clone(), chain: ps.chain.clone() })
+    }
+
+    /// Signs each of `digests`, `alg` hashes that a remote-signing client computed (CSC
+    /// signatures/signHash: the hash of the signed attributes of the CMS it builds), with policy
+    /// `name`'s key for `requester`: the raw signature values, in order. Each is recorded (and
+    /// logged) before any is returned, as a detached B-B signature over its digest; the client
+    /// adds its own time-stamp.
+    pub async fn sign_digests(
+        &self,
+        name: &str,
+        requester: &str,
+        alg: HashAlg,
+        digests: &[Vec<u8>],
+    ) -> Result<Vec<crate::keys::Signature>, SigningError> {
+        self.check_client(name, requester)?;
+        let ps = self.policy(name)?;
+        if alg != ps.digest() {
+            return Err(SigningError::BadRequest(format!(
+                "the key of policy '{}' signs {} hashes, not {alg}",
+                ps.policy.name,
+                ps.digest()
+            )));
+        }
+        if let Some(d) = digests.iter().find(|d| d.len() != alg.output_len()) {
+            return Err(SigningError::BadRequest(format!(
+                "a {alg} hash is {} bytes, got {}",
+                alg.output_len(),
+                d.len()
+            )));
+        }
+        let sign = |digest: &Vec<u8>| {
+            let ps = ps.clone();
+            let digest = digest.clone();
+            async move {
+                let signature = ps.key.sign_digest(&digest).await?;
+                let record = SignatureRecord {
+                    signature_id: Serial::time_ordered(self.clock.now()),
+                    signed_at: self.clock.unix_secs() as i64,
+                    policy: ps.policy.name.clone(),
+                    level: Level::BB,
+                    detached: true,
+                    digest_alg: alg,
+                    digest,
+                    signer_serial: ps.serial.clone(),
+                    signer_issuer: ps.issuer.clone(),
+                    signature_hash: sha2::Sha256::digest(signature.as_bytes()).into(),
+                    timestamp_serial: None,
+                    requester: requester.to_owned(),
+                    signer: ps.certificate_hash,
+                };
+                Ok::<_, SigningError>((signature, record))
+            }
+        };
+        let signed = futures_util::future::try_join_all(digests.iter().map(sign)).await?;
+        // Nothing leaves before every record (and log entry) is durable.
+        futures_util::future::try_join_all(signed.iter().map(|(_, record)| self.writer.record(record.clone()))).await?;
+        Ok(signed.into_iter().map(|(signature, _)| signature).collect())
+    }
+
     /// Validates a signature (DER, or PEM labelled CMS or PKCS7) over `content` (`None` for an
     /// enveloping signature) and reports as ETSI EN 319 102-1 §5.3 does. Never fails for a bad
     /// signature: that is a TOTAL_FAILED or INDETERMINATE report. [`SigningError::Busy`] when

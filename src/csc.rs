@@ -1,0 +1,367 @@
+//! The Cloud Signature Consortium API (CSC API v1.0.4.0, the remote-signing protocol ETSI TS
+//! 119 432 builds on): a signing portal that hashes its own documents (pyHanko's `CSCSigner`,
+//! say) lists its credentials, gets signature activation data (SAD) bound to the exact hashes it
+//! will sign (SCAL 2), and has trustd's HSM sign them. A credential is a signing policy the
+//! client may sign under (its `clients` list and the client's access roles), its ID the policy's
+//! name; every signature is recorded and logged like any other. Knows the API's JSON, not HTTP:
+//! `api::http` routes `/csc/v1/…` here after authenticating the client.
+
+use crate::clock::Clock;
+use crate::digest::HashAlg;
+use crate::incident::Incident;
+use crate::keys::SignatureScheme;
+use crate::signing::{KeyDescription, SigningError, SigningService};
+use crate::store::{CscAuthorization, Store};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Digest;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The version of the specification whose field names `/csc/v1/` speaks (the one pyHanko uses).
+pub const SPECS: &str = "1.0.4.0";
+
+/// Most hashes one authorization or signHash call may carry (`multisign`).
+pub const MAX_HASHES: usize = 32;
+
+/// How long a SAD may be used after credentials/authorize (`expiresIn`).
+pub const SAD_LIFETIME: Duration = Duration::from_secs(300);
+
+/// What the client is told when a call fails: the API's error object (§10.1) and its HTTP status.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CscError {
+    pub status: u16,
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl CscError {
+    fn invalid(description: impl Into<String>) -> Self {
+        CscError { status: 400, error: "invalid_request", description: description.into() }
+    }
+
+    /// A failure of the service: logged with a reference, which is all the client gets.
+    fn internal(what: &str, cause: &dyn std::fmt::Display) -> Self {
+        let incident = Incident::record(what, cause);
+        CscError { status: 500, error: "server_error", description: format!("internal error, incident {incident}") }
+    }
+
+    /// The body: `{"error": …, "error_description": …}`.
+    pub fn body(&self) -> Value {
+        json!({ "error": self.error, "error_description": self.description })
+    }
+}
+
+impl From<SigningError> for CscError {
+    fn from(e: SigningError) -> Self {
+        match e {
+            SigningError::BadRequest(m) => CscError::invalid(m),
+            // Whether a credential exists is not told to a client that may not use it.
+            SigningError::UnknownPolicy { .. } | SigningError::ClientNotListed { .. } => {
+                CscError::invalid("Invalid parameter credentialID")
+            }
+            SigningError::Key(crate::keys::KeyError::Busy(_) | crate::keys::KeyError::Unavailable(_)) => CscError {
+                status: 503,
+                error: "temporarily_unavailable",
+                description: "the signing device is busy or unavailable; retry shortly".into(),
+            },
+            e => CscError::internal("CSC: signing failed", &e),
+        }
+    }
+}
+
+/// The authenticated client of a call, and which credentials its access roles let it use.
+pub struct Caller<'a> {
+    pub name: &'a str,
+    pub may_use: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+/// The CSC service over the signing service and the store (where SADs are kept, so that any
+/// replica takes a SAD another handed out).
+pub struct Csc {
+    signing: Arc<SigningService>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CscError> {
+    serde_json::from_slice(body).map_err(|e| CscError::invalid(format!("malformed request: {e}")))
+}
+
+fn hashes(b64: &[String], alg: HashAlg) -> Result<Vec<Vec<u8>>, CscError> {
+    if b64.is_empty() || b64.len() > MAX_HASHES {
+        return Err(CscError::invalid(format!("give 1 to {MAX_HASHES} hashes, not {}", b64.len())));
+    }
+    b64.iter()
+        .map(|h| match B64.decode(h) {
+            Ok(d) if d.len() == alg.output_len() => Ok(d),
+            Ok(d) => Err(CscError::invalid(format!("a {alg} hash is {} bytes, got {}", alg.output_len(), d.len()))),
+            Err(_) => Err(CscError::invalid("Invalid Base64 hash string parameter")),
+        })
+        .collect()
+}
+
+/// The signature algorithm OIDs a key's scheme answers to (`key/algo`, `signAlgo`): its own, and
+/// for PKCS#1 v1.5 RSA also rsaEncryption with the hash in `hashAlgo`, as CSC clients send it.
+fn algorithms(scheme: SignatureScheme) -> Vec<const_oid::ObjectIdentifier> {
+    let own = scheme.algorithm_identifier().map(|a| a.oid).into_iter();
+    match scheme {
+        SignatureScheme::RsaPkcs1Sha256 | SignatureScheme::RsaPkcs1Sha384 | SignatureScheme::RsaPkcs1Sha512 => {
+            own.chain([const_oid::db::rfc5912::RSA_ENCRYPTION]).collect()
+        }
+        _ => own.collect(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListRequest {
+    #[serde(rename = "maxResults")]
+    max_results: Option<u32>,
+    #[serde(rename = "pageToken")]
+    page_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InfoRequest {
+    #[serde(rename = "credentialID")]
+    credential_id: String,
+    certificates: Option<String>,
+    #[serde(rename = "certInfo", default)]
+    cert_info: bool,
+}
+
+#[derive(Deserialize)]
+struct AuthorizeRequest {
+    #[serde(rename = "credentialID")]
+    credential_id: String,
+    #[serde(rename = "numSignatures")]
+    num_signatures: u32,
+    hash: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct SignHashRequest {
+    #[serde(rename = "credentialID")]
+    credential_id: String,
+    #[serde(rename = "SAD")]
+    sad: String,
+    hash: Vec<String>,
+    #[serde(rename = "hashAlgo")]
+    hash_algo: Option<String>,
+    #[serde(rename = "signAlgo")]
+    sign_algo: String,
+    #[serde(rename = "signAlgoParams")]
+    sign_algo_params: Option<String>,
+}
+
+impl Csc {
+    pub fn new(signing: Arc<SigningService>, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Csc { signing, store, clock }
+    }
+
+    /// `info` (§11.1): the service and the methods it offers.
+    pub fn info(&self) -> Value {
+        json!({
+            "specs": SPECS,
+            "name": "trustd",
+            "logo": "",
+            "region": "",
+            "lang": "en-US",
+            "description": "trustd remote signing: keys in an HSM, every signature recorded and logged",
+            "authType": ["TLS", "external"],
+            "methods": ["credentials/list", "credentials/info", "credentials/authorize", "signatures/signHash"],
+        })
+    }
+
+    fn credential(&self, caller: &Caller<'_>, id: &str) -> Result<KeyDescription, CscError> {
+        if !(caller.may_use)(id) {
+            return Err(CscError::invalid("Invalid parameter credentialID"));
+        }
+        Ok(self.signing.key_of(id, caller.name)?)
+    }
+
+    /// `credentials/list` (§11.4): the credentials `caller` may use, by ID, a page at a time.
+    pub fn list(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
+        let req: ListRequest = parse(body)?;
+        let all: Vec<String> = self
+            .signing
+            .policies()
+            .map(|p| p.name.clone())
+            .filter(|name| (caller.may_use)(name) && self.signing.check_client(name, caller.name).is_ok())
+            .collect();
+        let from = match req.page_token.as_deref() {
+            None => 0,
+            Some(t) => t
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= all.len())
+                .ok_or_else(|| CscError::invalid("Invalid parameter pageToken"))?,
+        };
+        let max = match req.max_results {
+            Some(0) => return Err(CscError::invalid("Invalid parameter maxResults")),
+            Some(n) => n as usize,
+            None => all.len(),
+        };
+        let page: Vec<&String> = all[from..].iter().take(max).collect();
+        let mut out = json!({ "credentialIDs": page });
+        if from + page.len() < all.len() {
+            out["nextPageToken"] = json!((from + page.len()).to_string());
+        }
+        Ok(out)
+    }
+
+    /// `credentials/info` (§11.5): the key's algorithms and length, the certificate chain (the
+    /// signer's first), and how signatures are authorized: explicitly, per hash (SCAL 2).
+    pub fn credential_info(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
+        let req: InfoRequest = parse(body)?;
+        let key = self.credential(caller, &req.credential_id)?;
+        let certificates: &[Vec<u8>] = match req.certificates.as_deref().unwrap_or("single") {
+            "none" => &[],
+            "single" => &key.chain[..1],
+            "chain" => &key.chain,
+            _ => return Err(CscError::invalid("Invalid parameter certificates")),
+        };
+        let mut cert = json!({
+            "status": "valid",
+            "certificates": certificates.iter().map(|c| B64.encode(c)).collect::<Vec<_>>(),
+        });
+        if req.cert_info {
+            let parsed = <x509_cert::Certificate as der::Decode>::from_der(&key.chain[0])
+                .map_err(|e| CscError::internal("CSC: the signer certificate", &e))?;
+            let tbs = &parsed.tbs_certificate;
+            let time = |t: &x509_cert::time::Time| {
+                let dt = t.to_date_time();
+                format!(
+                    "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+                    dt.year(),
+                    dt.month(),
+                    dt.day(),
+                    dt.hour(),
+                    dt.minutes(),
+                    dt.seconds()
+                )
+            };
+            cert["issuerDN"] = json!(tbs.issuer.to_string());
+            cert["serialNumber"] = json!(hex::encode(tbs.serial_number.as_bytes()));
+            cert["subjectDN"] = json!(tbs.subject.to_string());
+            cert["validFrom"] = json!(time(&tbs.validity.not_before));
+            cert["validTo"] = json!(time(&tbs.validity.not_after));
+        }
+        let mut key_info = json!({
+            "status": "enabled",
+            "algo": algorithms(key.scheme).iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "len": key_bits(&key.public_key),
+        });
+        if let Some(curve) =
+            key.public_key.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+        {
+            key_info["curve"] = json!(curve.to_string());
+        }
+        Ok(json!({
+            "key": key_info,
+            "cert": cert,
+            "authMode": "explicit",
+            "SCAL": "2",
+            "multisign": MAX_HASHES,
+            "lang": "en-US",
+        }))
+    }
+
+    /// `credentials/authorize` (§11.6): SAD for exactly the hashes given (SCAL 2), usable once,
+    /// within [`SAD_LIFETIME`], by this client for this credential.
+    pub async fn authorize(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
+        let req: AuthorizeRequest = parse(body)?;
+        let key = self.credential(caller, &req.credential_id)?;
+        let Some(given) = req.hash else {
+            return Err(CscError::invalid("Missing (or invalid type) array parameter hash: the credential is SCAL 2"));
+        };
+        hashes(&given, key.scheme.hash())?;
+        if req.num_signatures as usize != given.len() {
+            return Err(CscError::invalid(format!(
+                "numSignatures is {}, but {} hashes were given",
+                req.num_signatures,
+                given.len()
+            )));
+        }
+        let sad = B64.encode(rand::random::<[u8; 32]>());
+        let now = self.clock.unix_secs() as i64;
+        let authorization = CscAuthorization {
+            sad_sha256: hex::encode(sha2::Sha256::digest(sad.as_bytes())),
+            client: caller.name.to_owned(),
+            credential: req.credential_id.clone(),
+            hashes: given,
+            expires_at: now + SAD_LIFETIME.as_secs() as i64,
+        };
+        self.store
+            .record_csc_authorization(&authorization, now)
+            .await
+            .map_err(|e| CscError::internal("CSC: recording a SAD", &e))?;
+        tracing::info!(client = caller.name, credential = %req.credential_id, hashes = req.num_signatures, audit = true,
+            "CSC signatures authorized");
+        Ok(json!({ "SAD": sad, "expiresIn": SAD_LIFETIME.as_secs() }))
+    }
+
+    /// `signatures/signHash` (§11.9): signs hashes the SAD authorized, with the algorithm the
+    /// credential's key signs with. The SAD is used up, whatever the outcome after it is taken.
+    pub async fn sign_hash(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
+        let req: SignHashRequest = parse(body)?;
+        let key = self.credential(caller, &req.credential_id)?;
+        let alg = key.scheme.hash();
+        let sign_algo: const_oid::ObjectIdentifier =
+            req.sign_algo.parse().map_err(|_| CscError::invalid("Invalid parameter signAlgo"))?;
+        if !algorithms(key.scheme).contains(&sign_algo) {
+            return Err(CscError::invalid(format!("the credential's key does not sign with {sign_algo}")));
+        }
+        match req.hash_algo.as_deref() {
+            Some(oid) if oid != alg.oid().to_string() => {
+                return Err(CscError::invalid(format!("the credential's key signs {alg} hashes, not {oid}")));
+            }
+            None if sign_algo == const_oid::db::rfc5912::RSA_ENCRYPTION => {
+                return Err(CscError::invalid("Missing string parameter hashAlgo"));
+            }
+            _ => {}
+        }
+        if let Some(params) = &req.sign_algo_params {
+            let own = key
+                .scheme
+                .algorithm_identifier()
+                .ok()
+                .and_then(|a| a.parameters)
+                .and_then(|p| der::Encode::to_der(&p).ok());
+            if B64.decode(params).ok() != own {
+                return Err(CscError::invalid("Invalid parameter signAlgoParams"));
+            }
+        }
+        let digests = hashes(&req.hash, alg)?;
+        let now = self.clock.unix_secs() as i64;
+        let sad_sha256 = hex::encode(sha2::Sha256::digest(req.sad.as_bytes()));
+        let authorized = self
+            .store
+            .use_csc_authorization(&sad_sha256, caller.name, &req.credential_id, now)
+            .await
+            .map_err(|e| CscError::internal("CSC: reading a SAD", &e))?
+            .ok_or_else(|| {
+                CscError::invalid("Invalid parameter SAD: unknown, expired, used already, or not for this credential")
+            })?;
+        if let Some(h) = req.hash.iter().find(|h| !authorized.contains(h)) {
+            return Err(CscError::invalid(format!("the SAD does not authorize the hash {h}")));
+        }
+        let signatures = self.signing.sign_digests(&req.credential_id, caller.name, alg, &digests).await?;
+        tracing::info!(client = caller.name, credential = %req.credential_id, count = signatures.len(), audit = true,
+            "CSC hashes signed");
+        Ok(json!({ "signatures": signatures.iter().map(|s| B64.encode(s.as_bytes())).collect::<Vec<_>>() }))
+    }
+}
+
+/// The key length in bits (`key/len`): the RSA modulus, or the curve's field size.
+fn key_bits(spki: &spki::SubjectPublicKeyInfoOwned) -> usize {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::traits::PublicKeyParts;
+    if let Some(key) = spki.subject_public_key.as_bytes().and_then(|b| rsa::RsaPublicKey::from_pkcs1_der(b).ok()) {
+        return key.n().bits();
+    }
+    // An uncompressed EC point: 0x04, then x and y.
+    (spki.subject_public_key.raw_bytes().len().saturating_sub(1) / 2) * 8
+}

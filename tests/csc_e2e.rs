@@ -1,0 +1,126 @@
+//! The CSC API on a running `trustd dev` (HTTPS, client certificates), driven by pyHanko's own
+//! CSCSigner: a PAdES B-T PDF that pyHanko validates against trustd's root, raw signatures that
+//! openssl verifies, each signature in the log, and every bad request answered in the API's
+//! error format with nothing signed.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn a_portal_signs_pdfs_through_the_csc_api_and_bad_requests_sign_nothing() {
+    let d = Daemon::start();
+    let dir = d.dir.path().to_path_buf();
+    let chain = split_pem(&trustctl_ok(&d, &["ca", "chain"]));
+    std::fs::write(dir.join("root.pem"), &chain[1]).unwrap();
+    let (cert, key) = credential(&d, "portal");
+    let (other_cert, other_key) = credential(&d, "auditor");
+    let https = d.https.clone().expect("the dev daemon's HTTPS listener");
+    let (_, _, vkey) = d.http_get("/log/key");
+    let vkey = String::from_utf8(vkey).unwrap().trim().to_owned();
+    let before = trustctl_ok(&d, &["log", "verify", "--key", &vkey]);
+
+    let out = py_checker(
+        &dir,
+        "csc.py",
+        &[
+            &format!("{https}/csc/v1/"),
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            "root.pem",
+            &format!("http://{}/tsa", d.http),
+            "signed.pdf",
+            other_cert.to_str().unwrap(),
+            other_key.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ok = |v: &Value| v[0] == 200;
+    let refused = |v: &Value, status: u16, error: &str, says: &str| {
+        assert_eq!(v[0], status, "{v}");
+        assert_eq!(v[1]["error"], error, "{v}");
+        assert!(v[1]["error_description"].as_str().unwrap().contains(says), "{v}");
+    };
+
+    assert!(ok(&r["info"]) && r["info"][1]["specs"] == "1.0.4.0", "{}", r["info"]);
+    assert_eq!(r["list"][1]["credentialIDs"], serde_json::json!(["default"]), "the portal's credentials");
+    let c = &r["credential"];
+    assert_eq!(c["signer"], "Common Name: trustd Document Signer, Organization: trustd", "{c}");
+    assert_eq!(c["chain"], 2, "its CA and the root");
+    assert_eq!(c["mechanisms"], serde_json::json!(["sha256_ecdsa"]));
+    assert_eq!(c["hash_pinning"], true, "SCAL 2");
+    let pdf = &r["pdf"];
+    for field in ["intact", "valid", "trusted", "timestamp_valid", "timestamp_trusted"] {
+        assert_eq!(pdf[field], true, "{field}: {pdf}");
+    }
+    assert_eq!(pdf["subfilter"], "/ETSI.CAdES.detached");
+    assert_eq!(pdf["authorizations"], 1);
+
+    // Two raw signatures of one call, each verified by openssl over the data hashed.
+    let bad = &r["bad"];
+    assert!(ok(&bad["first_use"]), "{}", bad["first_use"]);
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    std::fs::write(dir.join("signer.der"), b64.decode(c["signer_der"].as_str().unwrap()).unwrap()).unwrap();
+    openssl(&dir, &["x509", "-inform", "DER", "-in", "signer.der", "-noout", "-pubkey", "-out", "signer.pub"]);
+    for (i, data) in [b"one", b"two"].iter().enumerate() {
+        use base64::Engine;
+        let sig =
+            base64::engine::general_purpose::STANDARD.decode(bad["first_use"][1]["signatures"][i].as_str().unwrap());
+        std::fs::write(dir.join("tbs.bin"), data).unwrap();
+        std::fs::write(dir.join("tbs.sig"), sig.unwrap()).unwrap();
+        let v = openssl(&dir, &["dgst", "-sha256", "-verify", "signer.pub", "-signature", "tbs.sig", "tbs.bin"]);
+        assert_eq!(text(&v).trim(), "Verified OK");
+    }
+
+    // Every bad request: the API's error object, the right status, nothing signed.
+    let sad = "Invalid parameter SAD";
+    refused(&bad["reused_sad"], 400, "invalid_request", sad);
+    refused(&bad["hash_not_authorized"], 400, "invalid_request", "does not authorize the hash");
+    refused(&bad["after_refusal"], 400, "invalid_request", sad);
+    refused(&bad["forged_sad"], 400, "invalid_request", sad);
+    refused(&bad["wrong_sign_algo"], 400, "invalid_request", "does not sign with 1.2.840.113549.1.1.11");
+    refused(&bad["wrong_hash_algo"], 400, "invalid_request", "signs sha256 hashes, not 2.16.840.1.101.3.4.2.3");
+    refused(&bad["short_hash"], 400, "invalid_request", "is 32 bytes, got 31");
+    refused(&bad["not_base64"], 400, "invalid_request", "Invalid Base64 hash");
+    refused(&bad["too_many_hashes"], 400, "invalid_request", "give 1 to 32 hashes, not 33");
+    refused(&bad["count_mismatch"], 400, "invalid_request", "numSignatures is 2, but 1 hashes");
+    refused(&bad["no_hashes_at_scal2"], 400, "invalid_request", "SCAL 2");
+    refused(&bad["unknown_credential"], 400, "invalid_request", "Invalid parameter credentialID");
+    refused(&bad["not_a_credential_of_the_client"], 400, "invalid_request", "Invalid parameter credentialID");
+    refused(&bad["malformed_json"], 400, "invalid_request", "malformed request");
+    refused(&bad["wrong_type"], 400, "invalid_request", "malformed request");
+    refused(&bad["negative_count"], 400, "invalid_request", "malformed request");
+    refused(&bad["unknown_method"], 404, "invalid_request", "no method signatures/timestamp");
+    assert!(ok(&bad["still_good"]), "{}", bad["still_good"]);
+    refused(&r["anonymous_list"], 401, "invalid_token", "neither a client certificate nor a bearer token");
+    assert!(ok(&r["anonymous_info"]), "info is for anyone");
+    refused(&r["other_client"], 403, "access_denied", "auditor");
+
+    // Over plain HTTP the API is refused, pointing at HTTPS.
+    let (code, _, body) = d.http_post("/csc/v1/credentials/list", "application/json", b"{}");
+    assert_eq!(code, 403);
+    assert!(String::from_utf8_lossy(&body).contains("HTTPS"));
+
+    // The PDF's signature, the two raw ones and the last good one are in the log, as signatures
+    // of the portal under the default policy; nothing refused is.
+    let count = |log: &str| {
+        log.lines()
+            .find(|l| l.contains("entries by type"))
+            .and_then(|l| l.split("signature_made ").nth(1))
+            .and_then(|n| n.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let after = trustctl_ok(&d, &["log", "verify", "--key", &vkey]);
+        if count(&after) == count(&before) + 4 {
+            break;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "{before}\n{after}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
