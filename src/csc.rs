@@ -12,6 +12,7 @@ use crate::incident::Incident;
 use crate::keys::SignatureScheme;
 use crate::signing::{KeyDescription, SigningError, SigningService};
 use crate::store::{CscAuthorization, Store};
+use crate::tsa::TimeStampAuthority;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
@@ -82,6 +83,7 @@ pub struct Caller<'a> {
 /// replica takes a SAD another handed out).
 pub struct Csc {
     signing: Arc<SigningService>,
+    tsa: Arc<TimeStampAuthority>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 }
@@ -142,6 +144,14 @@ struct AuthorizeRequest {
 }
 
 #[derive(Deserialize)]
+struct TimestampRequest {
+    hash: String,
+    #[serde(rename = "hashAlgo")]
+    hash_algo: String,
+    nonce: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct SignHashRequest {
     #[serde(rename = "credentialID")]
     credential_id: String,
@@ -157,8 +167,13 @@ struct SignHashRequest {
 }
 
 impl Csc {
-    pub fn new(signing: Arc<SigningService>, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Csc { signing, store, clock }
+    pub fn new(
+        signing: Arc<SigningService>,
+        tsa: Arc<TimeStampAuthority>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Csc { signing, tsa, store, clock }
     }
 
     /// `info` (§11.1): the service and the methods it offers.
@@ -171,7 +186,13 @@ impl Csc {
             "lang": "en-US",
             "description": "trustd remote signing: keys in an HSM, every signature recorded and logged",
             "authType": ["TLS", "external"],
-            "methods": ["credentials/list", "credentials/info", "credentials/authorize", "signatures/signHash"],
+            "methods": [
+                "credentials/list",
+                "credentials/info",
+                "credentials/authorize",
+                "signatures/signHash",
+                "signatures/timestamp",
+            ],
         })
     }
 
@@ -352,6 +373,42 @@ impl Csc {
         tracing::info!(client = caller.name, credential = %req.credential_id, count = signatures.len(), audit = true,
             "CSC hashes signed");
         Ok(json!({ "signatures": signatures.iter().map(|s| B64.encode(s.as_bytes())).collect::<Vec<_>>() }))
+    }
+}
+
+impl Csc {
+    /// `signatures/timestamp` (§11.10): an RFC 3161 time-stamp token from trustd's TSA over the
+    /// hash (with the TSA certificate in it), carrying `nonce` (hex) when given, recorded and
+    /// logged as every token is. For a client the access policy lets time-stamp.
+    pub async fn timestamp(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
+        let req: TimestampRequest = parse(body)?;
+        let oid: const_oid::ObjectIdentifier =
+            req.hash_algo.parse().map_err(|_| CscError::invalid("Invalid parameter hashAlgo"))?;
+        let alg = HashAlg::from_oid(&oid).ok_or_else(|| {
+            CscError::invalid(format!("Invalid parameter hashAlgo: {oid} is not a hash the TSA takes"))
+        })?;
+        let digest = hashes(std::slice::from_ref(&req.hash), alg)?.remove(0);
+        let nonce = match &req.nonce {
+            Some(n) => hex::decode(n)
+                .ok()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| CscError::invalid("Invalid parameter nonce: hex digits"))?,
+            None => rand::random::<[u8; 8]>().to_vec(),
+        };
+        match self.tsa.token_with_nonce(alg, &digest, &nonce, caller.name).await {
+            Ok(token) => Ok(json!({ "timestamp": B64.encode(&token.der) })),
+            Err(refusal) if refusal.failure == crate::tsa::Failure::SystemFailure => {
+                Err(CscError::internal("CSC: time-stamp", &refusal.reason))
+            }
+            Err(refusal) if refusal.failure == crate::tsa::Failure::TimeNotAvailable => Err(CscError {
+                status: 503,
+                error: "temporarily_unavailable",
+                description: format!("the TSA's clock cannot be relied on: {}", refusal.reason),
+            }),
+            Err(refusal) => {
+                Err(CscError::invalid(format!("the TSA refused: {}: {}", refusal.failure.name(), refusal.reason)))
+            }
+        }
     }
 }
 

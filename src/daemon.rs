@@ -693,7 +693,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         .map_err(|e| e.to_string())?
     };
     let (ocsp, signing) = (Arc::new(ocsp), Arc::new(signing));
-    let csc = Arc::new(crate::csc::Csc::new(signing.clone(), store.clone(), clock));
+    let csc = Arc::new(crate::csc::Csc::new(signing.clone(), tsa.clone(), store.clone(), clock));
     let pending_rollovers = crate::health::PendingRollovers::default();
     let follower = crate::rollover::Follower {
         store: store.clone(),

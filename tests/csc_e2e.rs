@@ -93,7 +93,21 @@ fn a_portal_signs_pdfs_through_the_csc_api_and_bad_requests_sign_nothing() {
     refused(&bad["malformed_json"], 400, "invalid_request", "malformed request");
     refused(&bad["wrong_type"], 400, "invalid_request", "malformed request");
     refused(&bad["negative_count"], 400, "invalid_request", "malformed request");
-    refused(&bad["unknown_method"], 404, "invalid_request", "no method signatures/timestamp");
+    refused(&bad["unknown_method"], 404, "invalid_request", "no method signatures/signDoc");
+    refused(&bad["timestamp_wrong_length"], 400, "invalid_request", "is 32 bytes, got 20");
+    refused(&bad["timestamp_md5"], 400, "invalid_request", "is not a hash the TSA takes");
+    refused(&bad["timestamp_bad_nonce"], 400, "invalid_request", "Invalid parameter nonce");
+
+    // signatures/timestamp: an RFC 3161 token over the hash with the nonce asked, which openssl
+    // verifies against the root alone (it carries the TSA's certificate and its CA).
+    assert!(ok(&r["timestamp"]), "{}", r["timestamp"]);
+    let token = b64.decode(r["timestamp"][1]["timestamp"].as_str().unwrap()).unwrap();
+    std::fs::write(dir.join("csc.tst"), token).unwrap();
+    std::fs::write(dir.join("one.txt"), b"one").unwrap();
+    let args = ["ts", "-verify", "-token_in", "-in", "csc.tst", "-data", "one.txt", "-CAfile", "root.pem"];
+    assert!(text(&openssl(&dir, &args)).contains("Verification: OK"));
+    let printed = text(&openssl(&dir, &["ts", "-reply", "-token_in", "-in", "csc.tst", "-token_out", "-text"]));
+    assert!(printed.contains("Nonce: 0x0A1B2C3D4E5F"), "{printed}");
     assert!(ok(&bad["still_good"]), "{}", bad["still_good"]);
     refused(&r["anonymous_list"], 401, "invalid_token", "neither a client certificate nor a bearer token");
     assert!(ok(&r["anonymous_info"]), "info is for anyone");

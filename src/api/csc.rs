@@ -14,8 +14,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// What the access policy calls a CSC signature: a role that may sign over gRPC may sign here,
-/// under the signing policies it names.
+/// under the signing policies it names; and a time-stamp.
 const SIGN_RPC: &str = "/trust.v1.Signing/Sign";
+const TIMESTAMP_RPC: &str = "/trust.v1.TimeStamping/Timestamp";
 
 fn json(status: StatusCode, body: &serde_json::Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
@@ -40,7 +41,8 @@ pub async fn call(
         return answer(Ok(s.csc.info()));
     }
     let route = format!("POST /csc/v1/{method}");
-    let client = match https_client(&s, &peer, &headers, SIGN_RPC, HttpAccess::Authenticated).await {
+    let rpc = if method == "signatures/timestamp" { TIMESTAMP_RPC } else { SIGN_RPC };
+    let client = match https_client(&s, &peer, &headers, rpc, HttpAccess::Authenticated).await {
         Ok(Some(client)) => client,
         Ok(None) => return refused(&route, &peer, &headers, &AccessError::Unauthenticated("no client".into())),
         Err(e) => {
@@ -55,7 +57,7 @@ pub async fn call(
             return response;
         }
     };
-    let writes = matches!(method.as_str(), "credentials/authorize" | "signatures/signHash");
+    let writes = matches!(method.as_str(), "credentials/authorize" | "signatures/signHash" | "signatures/timestamp");
     if writes && s.readiness.borrow().serving == Role::Standby {
         let e = CscError { status: 503, error: "temporarily_unavailable", description: crate::store::READ_ONLY.into() };
         return answer(Err(e));
@@ -78,6 +80,7 @@ pub async fn call(
         "credentials/info" => s.csc.credential_info(&caller, &body),
         "credentials/authorize" => s.csc.authorize(&caller, &body).await,
         "signatures/signHash" => s.csc.sign_hash(&caller, &body).await,
+        "signatures/timestamp" => s.csc.timestamp(&caller, &body).await,
         _ => Err(CscError { status: 404, error: "invalid_request", description: format!("no method {method}") }),
     };
     // Failures of the service are logged with their incident reference where they happen.

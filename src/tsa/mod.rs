@@ -341,7 +341,20 @@ impl TimeStampAuthority {
     /// (ETSI EN 319 122-1 §5.3): the same checks, policy and record as a request from outside.
     pub async fn token_for_digest(&self, hash: HashAlg, digest: &[u8], requester: &str) -> Result<Token, Refusal> {
         let nonce: [u8; 8] = rand::random();
-        let req = request(hash.oid(), digest, &nonce, true, None).map_err(|e| Refusal::new(Failure::BadRequest, e))?;
+        self.token_with_nonce(hash, digest, &nonce, requester).await
+    }
+
+    /// A token over `digest` carrying `nonce` (its magnitude, big-endian; at most [`MAX_NONCE`]
+    /// octets), with the TSA certificate in it: a remote-signing client's (CSC
+    /// signatures/timestamp). The same checks, policy and record as a request from outside.
+    pub async fn token_with_nonce(
+        &self,
+        hash: HashAlg,
+        digest: &[u8],
+        nonce: &[u8],
+        requester: &str,
+    ) -> Result<Token, Refusal> {
+        let req = request(hash.oid(), digest, nonce, true, None).map_err(|e| Refusal::new(Failure::BadRequest, e))?;
         self.issue(self.check(req)?, requester).await
     }
 

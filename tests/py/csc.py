@@ -162,7 +162,19 @@ async def main():
         bad["negative_count"] = await call(
             session, base + "credentials/authorize", {"credentialID": "default", "numSignatures": -1, "hash": []}
         )
-        bad["unknown_method"] = await call(session, base + "signatures/timestamp", {})
+        bad["unknown_method"] = await call(session, base + "signatures/signDoc", {})
+        ts_body = {"hash": b64(h1), "hashAlgo": "2.16.840.1.101.3.4.2.1", "nonce": "0a1b2c3d4e5f"}
+        status, stamped = await call(session, base + "signatures/timestamp", ts_body)
+        report["timestamp"] = [status, stamped]
+        bad["timestamp_wrong_length"] = await call(
+            session, base + "signatures/timestamp", {"hash": b64(h1[:20]), "hashAlgo": "2.16.840.1.101.3.4.2.1"}
+        )
+        bad["timestamp_md5"] = await call(
+            session, base + "signatures/timestamp", {"hash": b64(h1[:16]), "hashAlgo": "1.2.840.113549.2.5"}
+        )
+        bad["timestamp_bad_nonce"] = await call(
+            session, base + "signatures/timestamp", {"hash": b64(h1), "hashAlgo": "2.16.840.1.101.3.4.2.1", "nonce": "xyz"}
+        )
         # The last authorization was for h1; nothing above used it: it still signs, once.
         _, a = await authorize([h1])
         bad["still_good"] = await sign_hash(a["SAD"], [h1])
