@@ -196,11 +196,17 @@ impl Csc {
         })
     }
 
+    /// The credential `id` if `caller` may use it and its key signs hashes (pure EdDSA signs
+    /// only whole messages, so an Ed25519 policy is no credential).
     fn credential(&self, caller: &Caller<'_>, id: &str) -> Result<KeyDescription, CscError> {
         if !(caller.may_use)(id) {
             return Err(CscError::invalid("Invalid parameter credentialID"));
         }
-        Ok(self.signing.key_of(id, caller.name)?)
+        let key = self.signing.key_of(id, caller.name)?;
+        if key.scheme == SignatureScheme::Ed25519 {
+            return Err(CscError::invalid("Invalid parameter credentialID"));
+        }
+        Ok(key)
     }
 
     /// `credentials/list` (§11.4): the credentials `caller` may use, by ID, a page at a time.
@@ -210,7 +216,7 @@ impl Csc {
             .signing
             .policies()
             .map(|p| p.name.clone())
-            .filter(|name| (caller.may_use)(name) && self.signing.check_client(name, caller.name).is_ok())
+            .filter(|name| self.credential(caller, name).is_ok())
             .collect();
         let from = match req.page_token.as_deref() {
             None => 0,
@@ -421,4 +427,40 @@ fn key_bits(spki: &spki::SubjectPublicKeyInfoOwned) -> usize {
     }
     // An uncompressed EC point: 0x04, then x and y.
     (spki.subject_public_key.raw_bytes().len().saturating_sub(1) / 2) * 8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_base64_of_the_right_length_and_not_too_many() {
+        let h = B64.encode([7u8; 32]);
+        assert_eq!(hashes(std::slice::from_ref(&h), HashAlg::Sha256).unwrap(), vec![vec![7u8; 32]]);
+        assert!(hashes(std::slice::from_ref(&h), HashAlg::Sha384)
+            .unwrap_err()
+            .description
+            .contains("is 48 bytes, got 32"));
+        assert!(hashes(&[], HashAlg::Sha256).is_err());
+        assert!(hashes(&vec![h; MAX_HASHES + 1], HashAlg::Sha256).unwrap_err().description.contains("not 33"));
+        assert!(hashes(&["not base64!".into()], HashAlg::Sha256).unwrap_err().description.contains("Base64"));
+    }
+
+    #[test]
+    fn a_key_answers_to_its_own_algorithm_and_pkcs1_also_to_rsa_encryption() {
+        use const_oid::db::rfc5912::*;
+        assert_eq!(algorithms(SignatureScheme::EcdsaSha256), vec![ECDSA_WITH_SHA_256]);
+        assert_eq!(algorithms(SignatureScheme::RsaPkcs1Sha384), vec![SHA_384_WITH_RSA_ENCRYPTION, RSA_ENCRYPTION]);
+        assert_eq!(algorithms(SignatureScheme::RsaPssSha256), vec![ID_RSASSA_PSS]);
+    }
+
+    #[test]
+    fn errors_take_the_apis_shape_and_hide_internal_causes() {
+        let e = CscError::internal("test", &"the database at 10.0.0.7 said no");
+        assert_eq!(e.status, 500);
+        let body = e.body().to_string();
+        assert!(body.contains("server_error") && !body.contains("10.0.0.7"), "{body}");
+        let e = CscError::from(SigningError::ClientNotListed { policy: "p".into(), client: "c".into() });
+        assert_eq!(e.body()["error_description"], "Invalid parameter credentialID");
+    }
 }
