@@ -6,18 +6,21 @@
 //! name; every signature is recorded and logged like any other. Knows the API's JSON, not HTTP:
 //! `api::http` routes `/csc/v1/…` here after authenticating the client.
 
+use crate::ca::{CertificateAuthority, IssueRequest, NameScope};
 use crate::clock::Clock;
 use crate::digest::HashAlg;
 use crate::incident::Incident;
 use crate::keys::SignatureScheme;
-use crate::signing::{KeyDescription, SigningError, SigningService};
-use crate::store::{CscAuthorization, Store};
+use crate::keys::{CertifiedKey, KeyRef, SigningKey};
+use crate::signing::{CredentialSigner, KeyDescription, SigningError, SigningService};
+use crate::store::{CscAuthorization, CscCredential, Store};
 use crate::tsa::TimeStampAuthority;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Digest;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,8 +87,40 @@ pub struct Caller<'a> {
 pub struct Csc {
     signing: Arc<SigningService>,
     tsa: Arc<TimeStampAuthority>,
+    ca: Arc<CertificateAuthority>,
+    keys: Arc<dyn CredentialKeys>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    /// The signers of credentials used here, by ID (their rows are read at each call: a
+    /// credential disabled on another replica signs nothing more here either).
+    signers: std::sync::Mutex<HashMap<String, CredentialSigner>>,
+}
+
+/// Where credentials' keys are made and opened: the HSM, as the daemon wires it.
+#[async_trait::async_trait]
+pub trait CredentialKeys: Send + Sync {
+    /// Generates a key labelled `label` (never overwriting one), in the service algorithm.
+    async fn generate(&self, label: &str) -> Result<(KeyRef, Arc<dyn SigningKey>), String>;
+    /// Opens `key` for signing, with its certificate (DER), in `scheme`'s default for the key.
+    async fn open(&self, key: &KeyRef, certificate_der: &[u8]) -> Result<CertifiedKey, String>;
+}
+
+/// A credential a call names: a signing policy, or a client's own key under one.
+struct Resolved {
+    policy: String,
+    key: KeyDescription,
+    signer: Option<CredentialSigner>,
+}
+
+/// Why a credential could not be made or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no credential '{0}'")]
+    NotFound(String),
+    #[error("{0}")]
+    Internal(String),
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CscError> {
@@ -170,10 +205,12 @@ impl Csc {
     pub fn new(
         signing: Arc<SigningService>,
         tsa: Arc<TimeStampAuthority>,
+        ca: Arc<CertificateAuthority>,
+        keys: Arc<dyn CredentialKeys>,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Csc { signing, tsa, store, clock }
+        Csc { signing, tsa, ca, keys, store, clock, signers: Default::default() }
     }
 
     /// `info` (§11.1): the service and the methods it offers.
@@ -197,27 +234,69 @@ impl Csc {
     }
 
     /// The credential `id` if `caller` may use it and its key signs hashes (pure EdDSA signs
-    /// only whole messages, so an Ed25519 policy is no credential).
-    fn credential(&self, caller: &Caller<'_>, id: &str) -> Result<KeyDescription, CscError> {
-        if !(caller.may_use)(id) {
-            return Err(CscError::invalid("Invalid parameter credentialID"));
+    /// only whole messages, so an Ed25519 policy is no credential): a signing policy, or one of
+    /// the caller's own enabled credentials under a policy it may sign under.
+    async fn credential(&self, caller: &Caller<'_>, id: &str) -> Result<Resolved, CscError> {
+        let invalid = || CscError::invalid("Invalid parameter credentialID");
+        let resolved = if self.signing.policies().any(|p| p.name == id) {
+            if !(caller.may_use)(id) {
+                return Err(invalid());
+            }
+            Resolved { policy: id.to_owned(), key: self.signing.key_of(id, caller.name)?, signer: None }
+        } else {
+            let own = self
+                .store
+                .csc_credentials(Some(caller.name))
+                .await
+                .map_err(|e| CscError::internal("CSC: credentials", &e))?;
+            let Some(c) = own.into_iter().find(|c| c.id == id && c.disabled_at.is_none()) else {
+                return Err(invalid());
+            };
+            if !(caller.may_use)(&c.policy) {
+                return Err(invalid());
+            }
+            let signer = self.signer(&c).await?;
+            Resolved { policy: c.policy.clone(), key: signer.describe(), signer: Some(signer) }
+        };
+        if resolved.key.scheme == SignatureScheme::Ed25519 {
+            return Err(invalid());
         }
-        let key = self.signing.key_of(id, caller.name)?;
-        if key.scheme == SignatureScheme::Ed25519 {
-            return Err(CscError::invalid("Invalid parameter credentialID"));
-        }
-        Ok(key)
+        Ok(resolved)
     }
 
-    /// `credentials/list` (§11.4): the credentials `caller` may use, by ID, a page at a time.
-    pub fn list(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
+    /// The signer of credential `c`, opened once per daemon.
+    async fn signer(&self, c: &CscCredential) -> Result<CredentialSigner, CscError> {
+        if let Some(s) = self.signers.lock().unwrap_or_else(|p| p.into_inner()).get(&c.id) {
+            return Ok(s.clone());
+        }
+        let certified = self
+            .keys
+            .open(&c.key, &c.certificate_der)
+            .await
+            .map_err(|e| CscError::internal("CSC: a credential's key", &e))?;
+        let signer = self.signing.credential_signer(&c.policy, certified)?;
+        self.signers.lock().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone(), signer.clone());
+        Ok(signer)
+    }
+
+    /// `credentials/list` (§11.4): the credentials `caller` may use, by ID, a page at a time:
+    /// the signing policies, then its own.
+    pub async fn list(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
         let req: ListRequest = parse(body)?;
-        let all: Vec<String> = self
-            .signing
-            .policies()
-            .map(|p| p.name.clone())
-            .filter(|name| self.credential(caller, name).is_ok())
-            .collect();
+        let mut all = Vec::new();
+        for name in self.signing.policies().map(|p| p.name.clone()) {
+            if self.credential(caller, &name).await.is_ok() {
+                all.push(name);
+            }
+        }
+        let own = self
+            .store
+            .csc_credentials(Some(caller.name))
+            .await
+            .map_err(|e| CscError::internal("CSC: credentials", &e))?;
+        for c in own.into_iter().filter(|c| c.disabled_at.is_none() && (caller.may_use)(&c.policy)) {
+            all.push(c.id);
+        }
         let from = match req.page_token.as_deref() {
             None => 0,
             Some(t) => t
@@ -239,11 +318,86 @@ impl Csc {
         Ok(out)
     }
 
+    /// Makes a credential for `client` under signing policy `policy` (`trustctl credential
+    /// create`): a key generated in the HSM, certified by the CA under the policy's certificate
+    /// profile (`document-signer` where it names none) with `subject` (checked by the profile),
+    /// recorded in the store. Only `client` may use it, and only while its roles may sign under `policy`.
+    pub async fn create_credential(
+        &self,
+        client: &str,
+        policy: &str,
+        subject: &[(crate::policy::AttrKind, String)],
+    ) -> Result<CscCredential, CredentialError> {
+        let bad = |m: String| CredentialError::BadRequest(m);
+        let p = self
+            .signing
+            .policies()
+            .find(|p| p.name == policy)
+            .ok_or_else(|| bad(format!("no signing policy '{policy}'")))?;
+        self.signing.check_client(policy, client).map_err(|e| bad(e.to_string()))?;
+        let cn = subject.iter().find(|(kind, _)| *kind == crate::policy::AttrKind::CommonName);
+        if cn.is_none_or(|(_, v)| v.trim().is_empty() || v.len() > 64) {
+            return Err(bad("give the certificate's common name, 1 to 64 characters (RFC 5280 ub-common-name)".into()));
+        }
+        let id = format!("cred-{}", hex::encode(rand::random::<[u8; 8]>()));
+        let (key, signer) = self.keys.generate(&format!("trustd-{id}")).await.map_err(CredentialError::Internal)?;
+        let csr = crate::ca::csr::build(signer.as_ref(), subject, &[])
+            .await
+            .map_err(|e| CredentialError::Internal(e.to_string()))?;
+        let profile = p.certificate.as_ref().map_or("document-signer", |c| c.profile.as_str()).to_owned();
+        let request = IssueRequest {
+            profile,
+            csr,
+            validity: None,
+            requester: format!("credential:{client}"),
+            scope: NameScope::Any,
+        };
+        let issued = self.ca.issue_for_hsm_key(request).await.map_err(|e| match e {
+            crate::ca::CaError::Key(_)
+            | crate::ca::CaError::Store(_)
+            | crate::ca::CaError::Log(_)
+            | crate::ca::CaError::Internal(_) => CredentialError::Internal(e.to_string()),
+            e => bad(e.to_string()),
+        })?;
+        let credential = CscCredential {
+            id,
+            client: client.to_owned(),
+            policy: policy.to_owned(),
+            key,
+            certificate_der: issued.cert_der,
+            created_at: self.clock.unix_secs() as i64,
+            disabled_at: None,
+        };
+        self.store.record_csc_credential(&credential).await.map_err(|e| CredentialError::Internal(e.to_string()))?;
+        tracing::warn!(id = %credential.id, client, policy, key = %credential.key, serial = %issued.serial, audit = true,
+            "CSC credential created");
+        Ok(credential)
+    }
+
+    /// The credentials made for `client` (every client's with `None`).
+    pub async fn credentials(&self, client: Option<&str>) -> Result<Vec<CscCredential>, CredentialError> {
+        self.store.csc_credentials(client).await.map_err(|e| CredentialError::Internal(e.to_string()))
+    }
+
+    /// Disables credential `id`: it signs nothing more, on every replica.
+    pub async fn disable_credential(&self, id: &str) -> Result<CscCredential, CredentialError> {
+        let at = self.clock.unix_secs() as i64;
+        let c = self
+            .store
+            .disable_csc_credential(id, at)
+            .await
+            .map_err(|e| CredentialError::Internal(e.to_string()))?
+            .ok_or_else(|| CredentialError::NotFound(id.to_owned()))?;
+        self.signers.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        tracing::warn!(id, client = %c.client, audit = true, "CSC credential disabled");
+        Ok(c)
+    }
+
     /// `credentials/info` (§11.5): the key's algorithms and length, the certificate chain (the
     /// signer's first), and how signatures are authorized: explicitly, per hash (SCAL 2).
-    pub fn credential_info(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
+    pub async fn credential_info(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
         let req: InfoRequest = parse(body)?;
-        let key = self.credential(caller, &req.credential_id)?;
+        let key = self.credential(caller, &req.credential_id).await?.key;
         let certificates: &[Vec<u8>] = match req.certificates.as_deref().unwrap_or("single") {
             "none" => &[],
             "single" => &key.chain[..1],
@@ -300,7 +454,7 @@ impl Csc {
     /// within [`SAD_LIFETIME`], by this client for this credential.
     pub async fn authorize(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
         let req: AuthorizeRequest = parse(body)?;
-        let key = self.credential(caller, &req.credential_id)?;
+        let key = self.credential(caller, &req.credential_id).await?.key;
         let Some(given) = req.hash else {
             return Err(CscError::invalid("Missing (or invalid type) array parameter hash: the credential is SCAL 2"));
         };
@@ -334,7 +488,8 @@ impl Csc {
     /// credential's key signs with. The SAD is used up, whatever the outcome after it is taken.
     pub async fn sign_hash(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
         let req: SignHashRequest = parse(body)?;
-        let key = self.credential(caller, &req.credential_id)?;
+        let credential = self.credential(caller, &req.credential_id).await?;
+        let key = &credential.key;
         let alg = key.scheme.hash();
         let sign_algo: const_oid::ObjectIdentifier =
             req.sign_algo.parse().map_err(|_| CscError::invalid("Invalid parameter signAlgo"))?;
@@ -375,7 +530,10 @@ impl Csc {
         if let Some(h) = req.hash.iter().find(|h| !authorized.contains(h)) {
             return Err(CscError::invalid(format!("the SAD does not authorize the hash {h}")));
         }
-        let signatures = self.signing.sign_digests(&req.credential_id, caller.name, alg, &digests).await?;
+        let signatures = match &credential.signer {
+            Some(signer) => self.signing.sign_digests_as(signer, caller.name, alg, &digests).await?,
+            None => self.signing.sign_digests(&credential.policy, caller.name, alg, &digests).await?,
+        };
         tracing::info!(client = caller.name, credential = %req.credential_id, count = signatures.len(), audit = true,
             "CSC hashes signed");
         Ok(json!({ "signatures": signatures.iter().map(|s| B64.encode(s.as_bytes())).collect::<Vec<_>>() }))

@@ -221,6 +221,32 @@ pub async fn rollover(cfg: &Config, role: ServiceRole) -> Result<crate::rollover
     crate::rollover::roll_over(&hsm, &root_token, store.as_ref(), &ca, log.as_ref(), cfg.ceremony_config(), role).await
 }
 
+/// Remote-signing credentials' keys (CSC API) in the serving token, generated with the service
+/// algorithm and labelled after the credential.
+struct CredentialKeys {
+    hsm: Hsm,
+    algorithm: crate::hsm::KeyAlgorithm,
+}
+
+#[async_trait::async_trait]
+impl crate::csc::CredentialKeys for CredentialKeys {
+    async fn generate(&self, label: &str) -> Result<(KeyRef, Arc<dyn crate::keys::SigningKey>), String> {
+        let key = KeyRef::label(label);
+        let (hsm, k, algorithm) = (self.hsm.clone(), key.clone(), self.algorithm);
+        tokio::task::spawn_blocking(move || hsm.generate_key(&k, algorithm))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let signer = hsm_signer(&self.hsm, &key, None, "credential key").await?;
+        Ok((key, signer))
+    }
+
+    async fn open(&self, key: &KeyRef, certificate_der: &[u8]) -> Result<CertifiedKey, String> {
+        let signer = hsm_signer(&self.hsm, key, None, "credential key").await?;
+        CertifiedKey::new(signer, certificate_der.to_vec()).map_err(|e| e.to_string())
+    }
+}
+
 /// The issuing CA as `serve` runs it (its key in the HSM, the root's certificate from the
 /// token), every generation of it (the key ceremony's and those `rolled` over), with the newest
 /// generation's certified key and the root's certificate.
@@ -693,7 +719,10 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         .map_err(|e| e.to_string())?
     };
     let (ocsp, signing) = (Arc::new(ocsp), Arc::new(signing));
-    let csc = Arc::new(crate::csc::Csc::new(signing.clone(), tsa.clone(), store.clone(), clock));
+    let credential_keys =
+        Arc::new(CredentialKeys { hsm: hsm.clone(), algorithm: cfg.ceremony_config().service_algorithm });
+    let csc =
+        Arc::new(crate::csc::Csc::new(signing.clone(), tsa.clone(), ca.clone(), credential_keys, store.clone(), clock));
     let pending_rollovers = crate::health::PendingRollovers::default();
     let follower = crate::rollover::Follower {
         store: store.clone(),
@@ -770,7 +799,9 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| e.to_string())?;
     let reflection = reflection().build_v1().map_err(|e| e.to_string())?;
     let max = cfg.server.max_request_bytes;
-    let ca_service = CaServer::new(CaService { ca: ca.clone() }).max_decoding_message_size(max);
+    let access = PolicyInForce::new(access);
+    let ca_service = CaServer::new(CaService { ca: ca.clone(), csc: csc.clone(), access: access.clone() })
+        .max_decoding_message_size(max);
     let tsa_service = TsaServer::new(TsaService { tsa: tsa.clone() }).max_decoding_message_size(max);
     // A whole document may travel in one Sign message: the policies' limit plus room for the
     // options.
@@ -823,7 +854,6 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let requests = RequestLimits::new(&limits);
     let changes = ca.revocation_changes();
     let incoming = tls::incoming("grpc", grpc_listener, tls_config, &limits, store.clone(), changes.clone());
-    let access = PolicyInForce::new(access);
     // A standby's log takes no entry: its policy changes (which govern reads only, every write is
     // refused there) apply unlogged, as with the log off.
     tokio::spawn(access_file.watch(access.clone(), access_text, sequencer.filter(|_| primary).cloned()));

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use std::path::Path;
 
 #[test]
 fn a_portal_signs_pdfs_through_the_csc_api_and_bad_requests_sign_nothing() {
@@ -21,22 +22,29 @@ fn a_portal_signs_pdfs_through_the_csc_api_and_bad_requests_sign_nothing() {
     let vkey = String::from_utf8(vkey).unwrap().trim().to_owned();
     let before = trustctl_ok(&d, &["log", "verify", "--key", &vkey]);
 
-    let out = py_checker(
-        &dir,
-        "csc.py",
-        &[
-            &format!("{https}/csc/v1/"),
+    let csc = |other: (&Path, &Path), credential: &str, probe: bool| {
+        let base = format!("{https}/csc/v1/");
+        let tsa = format!("http://{}/tsa", d.http);
+        let mut args = vec![
+            base.as_str(),
             cert.to_str().unwrap(),
             key.to_str().unwrap(),
             "root.pem",
-            &format!("http://{}/tsa", d.http),
+            tsa.as_str(),
             "signed.pdf",
-            other_cert.to_str().unwrap(),
-            other_key.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+            other.0.to_str().unwrap(),
+            other.1.to_str().unwrap(),
+            credential,
+        ];
+        if probe {
+            args.push("probe");
+        }
+        let out = py_checker(&dir, "csc.py", &args);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let out = csc((&other_cert, &other_key), "default", false);
+    let r = out;
     let ok = |v: &Value| v[0] == 200;
     let refused = |v: &Value, status: u16, error: &str, says: &str| {
         assert_eq!(v[0], status, "{v}");
@@ -137,4 +145,39 @@ fn a_portal_signs_pdfs_through_the_csc_api_and_bad_requests_sign_nothing() {
         assert!(start.elapsed() < std::time::Duration::from_secs(10), "{before}\n{after}");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+
+    // A credential of the portal's own: a key made in the HSM for it alone, certified with the
+    // signer's name. The portal lists it beside the policy and signs a PDF with it; the operator,
+    // who may sign under every policy, cannot use it; disabled, it signs nothing more.
+    let create = ["credential", "create", "--client", "portal", "--policy", "default", "--country", "DK"];
+    let id = trustctl_ok(&d, &[&create[..], &["--name", "Jens Hansen"]].concat());
+    let id = id.trim().to_owned();
+    assert!(id.starts_with("cred-"), "{id}");
+    let listed = trustctl_ok(&d, &["credential", "list", "--client", "portal"]);
+    assert!(listed.contains(&format!("{id}\tportal\tdefault\tpkcs11:object=trustd-{id}\tenabled")), "{listed}");
+    let operator = (d.credentials().join("operator.crt"), d.credentials().join("operator.key"));
+    let r = csc((&operator.0, &operator.1), &id, false);
+    assert_eq!(r["list"][1]["credentialIDs"], serde_json::json!(["default", id]));
+    assert_eq!(r["credential"]["signer"], "Common Name: Jens Hansen, Country: DK", "{}", r["credential"]);
+    for field in ["intact", "valid", "trusted", "timestamp_valid", "timestamp_trusted"] {
+        assert_eq!(r["pdf"][field], true, "{field}: {}", r["pdf"]);
+    }
+    refused(&r["other_authorize"], 400, "invalid_request", "Invalid parameter credentialID");
+    let disabled = trustctl_ok(&d, &["credential", "disable", "--id", &id]);
+    assert!(disabled.ends_with("disabled\n"), "{disabled}");
+    let probe = csc((&operator.0, &operator.1), &id, true);
+    assert_eq!(probe["list"][1]["credentialIDs"], serde_json::json!(["default"]));
+    refused(&probe["authorize"], 400, "invalid_request", "Invalid parameter credentialID");
+    // What the operator gets wrong is refused, naming it.
+    for (args, says) in [
+        (&["--client", "nobody", "--policy", "default", "--name", "x"][..], "no client 'nobody'"),
+        (&["--client", "portal", "--policy", "nope", "--name", "x"][..], "no signing policy 'nope'"),
+        (&["--client", "portal", "--policy", "default", "--name", ""][..], "common name"),
+        (&["--client", "portal", "--policy", "default", "--name", "x"][..], "requires subject attribute C"),
+    ] {
+        let out = d.trustctl(&[&["credential", "create"][..], args].concat());
+        assert!(!out.status.success() && text(&out).contains(says), "{args:?}: {}", text(&out));
+    }
+    let out = d.trustctl(&["credential", "disable", "--id", "cred-0000"]);
+    assert!(!out.status.success() && text(&out).contains("no credential 'cred-0000'"), "{}", text(&out));
 }

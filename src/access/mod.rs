@@ -24,6 +24,9 @@ pub const RPCS: &[&str] = &[
     "CertificateAuthority/GetCaChain",
     "CertificateAuthority/RevokeCertificate",
     "CertificateAuthority/GetCrl",
+    "CertificateAuthority/CreateCredential",
+    "CertificateAuthority/ListCredentials",
+    "CertificateAuthority/DisableCredential",
     "TimeStamping/Timestamp",
     "TimeStamping/GetTsaChain",
     "Signing/Sign",
@@ -42,6 +45,8 @@ pub const RPCS: &[&str] = &[
 const RECORDED: &[&str] = &[
     "CertificateAuthority/IssueCertificate",
     "CertificateAuthority/RevokeCertificate",
+    "CertificateAuthority/CreateCredential",
+    "CertificateAuthority/DisableCredential",
     "TimeStamping/Timestamp",
     "Signing/Sign",
     "Signing/SignStream",
@@ -186,6 +191,11 @@ impl AccessPolicy {
     /// Parses and validates the text of an access policy.
     pub fn parse(text: &str, known: &Known<'_>) -> Result<Self, String> {
         file::parse(text, known)
+    }
+
+    /// Whether the policy has a client called `name`.
+    pub fn has_client(&self, name: &str) -> bool {
+        self.by_identity.values().chain(self.by_bearer.values()).any(|c| c.name == name)
     }
 
     /// The SPIFFE trust domain of client identities (`spiffe://DOMAIN/NAME`).

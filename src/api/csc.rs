@@ -76,8 +76,8 @@ pub async fn call(
     let may_use = |policy: &str| client.may_sign(policy).is_ok();
     let caller = Caller { name: client.name(), may_use: &may_use };
     let result = match method.as_str() {
-        "credentials/list" => s.csc.list(&caller, &body),
-        "credentials/info" => s.csc.credential_info(&caller, &body),
+        "credentials/list" => s.csc.list(&caller, &body).await,
+        "credentials/info" => s.csc.credential_info(&caller, &body).await,
         "credentials/authorize" => s.csc.authorize(&caller, &body).await,
         "signatures/signHash" => s.csc.sign_hash(&caller, &body).await,
         "signatures/timestamp" => s.csc.timestamp(&caller, &body).await,

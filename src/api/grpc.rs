@@ -19,6 +19,22 @@ use tonic::{Request, Response, Status};
 /// `trust.v1.CertificateAuthority`.
 pub struct CaService {
     pub ca: Arc<CertificateAuthority>,
+    /// Remote-signing credentials (CSC API), which the operator makes here.
+    pub csc: Arc<crate::csc::Csc>,
+    /// The access policy: a credential is made only for one of its clients.
+    pub access: Arc<crate::access::PolicyInForce>,
+}
+
+fn credential_to_pb(c: crate::store::CscCredential) -> pb::Credential {
+    pb::Credential {
+        id: c.id,
+        client: c.client,
+        policy: c.policy,
+        key: c.key.to_string(),
+        certificate_der: c.certificate_der,
+        enabled: c.disabled_at.is_none(),
+        created: Some(ts(c.created_at)),
+    }
 }
 
 /// The CA a request names (a generation of the issuing CA, or the root); the issuing CA's
@@ -174,6 +190,51 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
             .crl(ca_named(&self.ca, &request.into_inner().ca)?)
             .ok_or_else(|| Status::unavailable("no CRL published yet"))?;
         Ok(Response::new(pb::GetCrlResponse { crl_der: crl.to_vec() }))
+    }
+
+    async fn create_credential(
+        &self,
+        request: Request<pb::CreateCredentialRequest>,
+    ) -> Result<Response<pb::Credential>, Status> {
+        let r = request.into_inner();
+        if !self.access.current().has_client(&r.client) {
+            return Err(Status::invalid_argument(format!("the access policy has no client '{}'", r.client)));
+        }
+        use crate::policy::AttrKind;
+        let subject: Vec<(AttrKind, String)> = [
+            (AttrKind::Country, r.country),
+            (AttrKind::Organization, r.organization),
+            (AttrKind::CommonName, r.common_name),
+        ]
+        .into_iter()
+        .filter(|(kind, value)| *kind == AttrKind::CommonName || !value.is_empty())
+        .collect();
+        let (csc, client, policy) = (self.csc.clone(), r.client, r.policy);
+        let made = completed(async move { csc.create_credential(&client, &policy, &subject).await }).await??;
+        let target = format!("credential {}", made.id);
+        Ok(with_audit(credential_to_pb(made), None, target))
+    }
+
+    async fn list_credentials(
+        &self,
+        request: Request<pb::ListCredentialsRequest>,
+    ) -> Result<Response<pb::ListCredentialsResponse>, Status> {
+        let client = request.into_inner().client;
+        let found = self.csc.credentials((!client.is_empty()).then_some(client.as_str())).await?;
+        Ok(Response::new(pb::ListCredentialsResponse {
+            credentials: found.into_iter().map(credential_to_pb).collect(),
+        }))
+    }
+
+    async fn disable_credential(
+        &self,
+        request: Request<pb::DisableCredentialRequest>,
+    ) -> Result<Response<pb::Credential>, Status> {
+        let id = request.into_inner().id;
+        let csc = self.csc.clone();
+        let disabled = completed(async move { csc.disable_credential(&id).await }).await??;
+        let target = format!("credential {}", disabled.id);
+        Ok(with_audit(credential_to_pb(disabled), None, target))
     }
 
     async fn get_ca_chain(

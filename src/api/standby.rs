@@ -12,6 +12,8 @@ use tonic::Status;
 const WRITING_RPCS: &[&str] = &[
     "/trust.v1.CertificateAuthority/IssueCertificate",
     "/trust.v1.CertificateAuthority/RevokeCertificate",
+    "/trust.v1.CertificateAuthority/CreateCredential",
+    "/trust.v1.CertificateAuthority/DisableCredential",
     "/trust.v1.TimeStamping/Timestamp",
     "/trust.v1.Signing/Sign",
     "/trust.v1.Signing/SignStream",

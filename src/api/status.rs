@@ -82,6 +82,18 @@ impl From<AccessError> for Status {
     }
 }
 
+impl From<crate::csc::CredentialError> for Status {
+    fn from(e: crate::csc::CredentialError) -> Status {
+        use crate::csc::CredentialError;
+        let told = match &e {
+            CredentialError::BadRequest(_) => Told::Reason(Code::InvalidArgument),
+            CredentialError::NotFound(_) => Told::Reason(Code::NotFound),
+            CredentialError::Internal(_) => Told::Hidden(Code::Internal),
+        };
+        status(told, "credential request failed", &e)
+    }
+}
+
 impl From<LogError> for Status {
     fn from(e: LogError) -> Status {
         status(log(&e), "log request failed", &e)

@@ -65,6 +65,9 @@ enum Command {
     /// Credentials of trustd's own clients (policies/access.toml).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Remote-signing credentials of the CSC API: a key in the HSM for one client.
+    #[command(subcommand)]
+    Credential(CredentialCommand),
     /// Revoke a certificate (RFC 5280 reasons), put it on hold, or release a hold.
     Revoke {
         #[arg(long)]
@@ -163,6 +166,37 @@ struct TimestampArgs {
     /// Do not ask for the TSA certificate in the token.
     #[arg(long)]
     no_cert: bool,
+}
+
+#[derive(Subcommand)]
+enum CredentialCommand {
+    /// Make a credential for --client under signing policy --policy: a key generated in the HSM,
+    /// certified by the CA with --name as its common name. Prints its credentialID.
+    Create {
+        #[arg(long)]
+        client: String,
+        #[arg(long, default_value = "default")]
+        policy: String,
+        /// The certificate's common name: the signer's, or the organisation's for a seal.
+        #[arg(long)]
+        name: String,
+        /// The subject's country (ISO 3166 alpha-2), which the document-signer profile asks for.
+        #[arg(long, default_value = "")]
+        country: String,
+        /// The subject's organization.
+        #[arg(long, default_value = "")]
+        organization: String,
+    },
+    /// The credentials of --client, or of every client.
+    List {
+        #[arg(long, default_value = "")]
+        client: String,
+    },
+    /// Disable a credential: it signs nothing more.
+    Disable {
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -532,6 +566,30 @@ async fn run(cli: Cli) -> Result<Vec<u8>, String> {
             out.push_str(&pem(&r.certificate_der)?);
         }
         Command::Client(ClientCommand::Token) => out.push_str(&bearer_token()),
+        Command::Credential(command) => {
+            let line = |c: &pb::Credential| {
+                let state = if c.enabled { "enabled" } else { "disabled" };
+                format!("{}\t{}\t{}\t{}\t{state}\n", c.id, c.client, c.policy, c.key)
+            };
+            match command {
+                CredentialCommand::Create { client: owner, policy, name, country, organization } => {
+                    let req =
+                        pb::CreateCredentialRequest { client: owner, policy, common_name: name, country, organization };
+                    let c = client.create_credential(req).await.map_err(status_msg)?.into_inner();
+                    out.push_str(&format!("{}\n", c.id));
+                }
+                CredentialCommand::List { client: owner } => {
+                    let req = pb::ListCredentialsRequest { client: owner };
+                    for c in client.list_credentials(req).await.map_err(status_msg)?.into_inner().credentials {
+                        out.push_str(&line(&c));
+                    }
+                }
+                CredentialCommand::Disable { id } => {
+                    let c = client.disable_credential(pb::DisableCredentialRequest { id }).await.map_err(status_msg)?;
+                    out.push_str(&line(&c.into_inner()));
+                }
+            }
+        }
         Command::Client(ClientCommand::Issue { csr, validity }) => {
             let r = issue(&mut client, credentials::PROFILE.into(), &csr, validity).await?;
             out.push_str(&pem(&r.certificate_der)?);

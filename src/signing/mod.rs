@@ -449,12 +449,34 @@ pub struct KeyDescription {
     pub chain: Vec<Vec<u8>>,
 }
 
+/// A remote-signing credential's signer (CSC API): a key of its own and its certificate, under
+/// a signing policy, recorded like the policy's own signatures.
+#[derive(Clone)]
+pub struct CredentialSigner(Arc<PolicySigner>);
+
+impl CredentialSigner {
+    /// Its key, as a remote-signing client sees it.
+    pub fn describe(&self) -> KeyDescription {
+        describe(&self.0)
+    }
+}
+
+fn describe(ps: &PolicySigner) -> KeyDescription {
+    KeyDescription { scheme: ps.key.scheme(), public_key: ps.key.public_key().clone(), chain: ps.chain.clone() }
+}
+
 impl SigningService {
     /// The key policy `name` signs with, for `client` (whom the policy must list).
     pub fn key_of(&self, name: &str, client: &str) -> Result<KeyDescription, SigningError> {
         self.check_client(name, client)?;
-        let ps = self.policy(name)?;
-        Ok(KeyDescription { scheme: ps.key.scheme(), public_key: ps.key.public_key().clone(), chain: ps.chain.clone() })
+        Ok(describe(&*self.policy(name)?))
+    }
+
+    /// A signer for `certified` (a credential's key and its certificate from trustd's CA) under
+    /// policy `name`.
+    pub fn credential_signer(&self, name: &str, certified: CertifiedKey) -> Result<CredentialSigner, SigningError> {
+        let policy = self.policy(name)?.policy.clone();
+        Ok(CredentialSigner(Arc::new(PolicySigner::new(policy, certified, &self.cas, &self.tsa)?)))
     }
 
     /// Signs each of `digests`, `alg` hashes that a remote-signing client computed (CSC
@@ -470,7 +492,27 @@ impl SigningService {
         digests: &[Vec<u8>],
     ) -> Result<Vec<crate::keys::Signature>, SigningError> {
         self.check_client(name, requester)?;
-        let ps = self.policy(name)?;
+        self.sign_digests_with(self.policy(name)?, requester, alg, digests).await
+    }
+
+    /// [`SigningService::sign_digests`] with a credential's key.
+    pub async fn sign_digests_as(
+        &self,
+        signer: &CredentialSigner,
+        requester: &str,
+        alg: HashAlg,
+        digests: &[Vec<u8>],
+    ) -> Result<Vec<crate::keys::Signature>, SigningError> {
+        self.sign_digests_with(signer.0.clone(), requester, alg, digests).await
+    }
+
+    async fn sign_digests_with(
+        &self,
+        ps: Arc<PolicySigner>,
+        requester: &str,
+        alg: HashAlg,
+        digests: &[Vec<u8>],
+    ) -> Result<Vec<crate::keys::Signature>, SigningError> {
         if alg != ps.digest() {
             return Err(SigningError::BadRequest(format!(
                 "the key of policy '{}' signs {} hashes, not {alg}",

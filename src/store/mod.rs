@@ -148,6 +148,21 @@ pub struct CscAuthorization {
     pub expires_at: i64,
 }
 
+/// A remote-signing credential made for one client (CSC API): a key in the HSM under a signing
+/// policy, with its certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CscCredential {
+    pub id: String,
+    pub client: String,
+    pub policy: String,
+    pub key: KeyRef,
+    pub certificate_der: Vec<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; `None` while enabled.
+    pub disabled_at: Option<i64>,
+}
+
 /// How many published CRLs of each CA the store keeps: the newest is served, the few before it
 /// are what a replica that published at the same moment may still be reading.
 pub const CRLS_KEPT: u64 = 4;
@@ -430,6 +445,16 @@ pub trait Store: LogStore + Send + Sync {
     /// Records a CSC signature activation datum (and forgets those expired before `now` less an
     /// hour).
     async fn record_csc_authorization(&self, a: &CscAuthorization, now: i64) -> Result<(), StoreError>;
+
+    /// Records a new remote-signing credential.
+    async fn record_csc_credential(&self, c: &CscCredential) -> Result<(), StoreError>;
+
+    /// The credentials of `client` (every client's with `None`), oldest first.
+    async fn csc_credentials(&self, client: Option<&str>) -> Result<Vec<CscCredential>, StoreError>;
+
+    /// Disables credential `id` at `at` (once; a disabled one stays as it was). `None` when there
+    /// is no such credential.
+    async fn disable_csc_credential(&self, id: &str, at: i64) -> Result<Option<CscCredential>, StoreError>;
 
     /// Uses the authorization whose SAD hashes to `sad_sha256` for `client` and `credential`:
     /// its hashes, once, while it has not expired at `now`; `None` for one unknown, another's,

@@ -699,3 +699,63 @@ where
     .map_err(db)?;
     Ok(hashes.map(|h| h.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()))
 }
+
+macro_rules! csc_credentials {
+    () => {
+        "SELECT id, client, policy, key_uri, certificate, created_at, disabled_at FROM csc_credentials"
+    };
+}
+/// Every CSC credential, oldest first.
+pub(super) const CSC_CREDENTIALS: &str = concat!(csc_credentials!(), " ORDER BY created_at, id");
+/// A client's CSC credentials, oldest first.
+pub(super) const CSC_CREDENTIALS_OF: &str = concat!(csc_credentials!(), " WHERE client = $1 ORDER BY created_at, id");
+/// One CSC credential by ID.
+pub(super) const CSC_CREDENTIAL: &str = concat!(csc_credentials!(), " WHERE id = $1");
+
+/// A `csc_credentials` row.
+pub(super) fn csc_credential(row: &impl Columns) -> Result<super::CscCredential, StoreError> {
+    use base64::Engine;
+    let damaged = |what: &str| StoreError::Database(format!("damaged CSC credential row: {what}"));
+    let key: String = row.text("key_uri")?;
+    let certificate: String = row.text("certificate")?;
+    Ok(super::CscCredential {
+        id: row.text("id")?,
+        client: row.text("client")?,
+        policy: row.text("policy")?,
+        key: crate::keys::KeyRef::parse(&key).map_err(|_| damaged("key_uri"))?,
+        certificate_der: base64::engine::general_purpose::STANDARD
+            .decode(certificate)
+            .map_err(|_| damaged("certificate"))?,
+        created_at: row.int("created_at")?,
+        disabled_at: row.opt_int("disabled_at")?,
+    })
+}
+
+/// Records a CSC credential: see [`Store::record_csc_credential`].
+pub(super) async fn insert_csc_credential<DB>(pool: &sqlx::Pool<DB>, c: &super::CscCredential) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    use base64::Engine;
+    sqlx::query::<DB>(
+        "INSERT INTO csc_credentials (id, client, policy, key_uri, certificate, created_at, disabled_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(c.id.as_str())
+    .bind(c.client.as_str())
+    .bind(c.policy.as_str())
+    .bind(c.key.to_string())
+    .bind(base64::engine::general_purpose::STANDARD.encode(&c.certificate_der))
+    .bind(c.created_at)
+    .bind(c.disabled_at)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}

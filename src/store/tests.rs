@@ -572,3 +572,37 @@ async fn a_csc_authorization_is_used_once_by_its_client_before_it_expires() {
         assert!(store.use_csc_authorization("s3", "portal", "default", 3_702).await.unwrap().is_some());
     }
 }
+
+/// CSC credentials: recorded once, listed by client in the order made, disabled once (a second
+/// disable changes nothing), and an unknown one is nothing.
+#[tokio::test]
+async fn csc_credentials_are_kept_per_client_and_disabled_once() {
+    use crate::keys::KeyRef;
+    for place in Place::each() {
+        let store = place.open().await;
+        let credential = |id: &str, client: &str, created_at| CscCredential {
+            id: id.into(),
+            client: client.into(),
+            policy: "default".into(),
+            key: KeyRef::parse(&format!("pkcs11:object=trustd-{id}")).unwrap(),
+            certificate_der: vec![0x30, 0x03, 0x02, 0x01, 0x07],
+            created_at,
+            disabled_at: None,
+        };
+        for c in [credential("cred-b", "portal", 2), credential("cred-a", "portal", 1), credential("cred-c", "web", 3)]
+        {
+            store.record_csc_credential(&c).await.unwrap();
+        }
+        assert!(store.record_csc_credential(&credential("cred-a", "web", 9)).await.is_err(), "an ID once");
+        let ids = |all: Vec<CscCredential>| all.into_iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids(store.csc_credentials(Some("portal")).await.unwrap()), ["cred-a", "cred-b"]);
+        assert_eq!(ids(store.csc_credentials(None).await.unwrap()), ["cred-a", "cred-b", "cred-c"]);
+        assert_eq!(store.csc_credentials(Some("nobody")).await.unwrap(), vec![]);
+        let disabled = store.disable_csc_credential("cred-b", 50).await.unwrap().unwrap();
+        assert_eq!(disabled, CscCredential { disabled_at: Some(50), ..credential("cred-b", "portal", 2) });
+        assert_eq!(store.disable_csc_credential("cred-b", 60).await.unwrap().unwrap().disabled_at, Some(50));
+        assert_eq!(store.disable_csc_credential("cred-z", 60).await.unwrap(), None);
+        store.execute_raw("UPDATE csc_credentials SET certificate = '%%' WHERE id = 'cred-c'").await;
+        assert!(store.csc_credentials(Some("web")).await.is_err(), "a damaged row is an error, not a credential");
+    }
+}

@@ -4,9 +4,11 @@ has trustd sign them, embeds a PAdES B-T signature (its signature time-stamp fro
 through pyHanko's HTTPTimeStamper) and validates the PDF against trustd's root. Then the API is
 sent what a careless or hostile portal would send, and each answer is reported.
 
-usage: csc.py CSC_URL CERT KEY ROOT.pem TSA_URL OUT.pdf OTHER_CERT OTHER_KEY
+usage: csc.py CSC_URL CERT KEY ROOT.pem TSA_URL OUT.pdf OTHER_CERT OTHER_KEY CREDENTIAL [probe]
 
-CSC_URL ends in /csc/v1/; OTHER_* is a client the access policy does not let sign. Prints one JSON
+CSC_URL ends in /csc/v1/; OTHER_* is another client; CREDENTIAL the credentialID the PDF is
+signed with (the bad requests use the `default` policy's). With `probe`, only asks
+credentials/list and credentials/authorize for CREDENTIAL and reports both. Prints one JSON
 object.
 """
 import asyncio
@@ -73,18 +75,26 @@ def b64(data):
 
 
 async def main():
-    base, cert, key, root_path, tsa_url, out_path, other_cert, other_key = sys.argv[1:9]
+    base, cert, key, root_path, tsa_url, out_path, other_cert, other_key, credential_id = sys.argv[1:10]
+    probe = sys.argv[10:] == ["probe"]
     ctx = ssl.create_default_context(cafile=root_path)
     ctx.load_cert_chain(cert, key)
     other_ctx = ssl.create_default_context(cafile=root_path)
     other_ctx.load_cert_chain(other_cert, other_key)
     anonymous_ctx = ssl.create_default_context(cafile=root_path)
     report = {}
+    one = {"credentialID": credential_id, "numSignatures": 1, "hash": [b64(hashlib.sha256(b"one").digest())]}
+    if probe:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as session:
+            report["list"] = await call(session, base + "credentials/list", {})
+            report["authorize"] = await call(session, base + "credentials/authorize", one)
+        print(json.dumps(report))
+        return
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as session:
         report["info"] = await call(session, base + "info", {})
         report["list"] = await call(session, base + "credentials/list", {})
 
-        info = CSCServiceSessionInfo(service_url=base.removesuffix("/csc/v1/"), credential_id="default")
+        info = CSCServiceSessionInfo(service_url=base.removesuffix("/csc/v1/"), credential_id=credential_id)
         credential = await fetch_certs_in_csc_credential(session, info)
         report["credential"] = {
             "signer": credential.signing_cert.subject.human_friendly,
@@ -187,6 +197,7 @@ async def main():
         report["anonymous_info"] = await call(anonymous, base + "info", {})
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=other_ctx)) as other:
         report["other_client"] = await call(other, base + "credentials/list", {})
+        report["other_authorize"] = await call(other, base + "credentials/authorize", one)
     print(json.dumps(report))
 
 
