@@ -412,18 +412,7 @@ impl Csc {
             let parsed = <x509_cert::Certificate as der::Decode>::from_der(&key.chain[0])
                 .map_err(|e| CscError::internal("CSC: the signer certificate", &e))?;
             let tbs = &parsed.tbs_certificate;
-            let time = |t: &x509_cert::time::Time| {
-                let dt = t.to_date_time();
-                format!(
-                    "{:04}{:02}{:02}{:02}{:02}{:02}Z",
-                    dt.year(),
-                    dt.month(),
-                    dt.day(),
-                    dt.hour(),
-                    dt.minutes(),
-                    dt.seconds()
-                )
-            };
+            let time = |t: &x509_cert::time::Time| crate::unix_time::generalized_digits(&t.to_date_time()) + "Z";
             cert["issuerDN"] = json!(tbs.issuer.to_string());
             cert["serialNumber"] = json!(hex::encode(tbs.serial_number.as_bytes()));
             cert["subjectDN"] = json!(tbs.subject.to_string());
@@ -538,9 +527,6 @@ impl Csc {
             "CSC hashes signed");
         Ok(json!({ "signatures": signatures.iter().map(|s| B64.encode(s.as_bytes())).collect::<Vec<_>>() }))
     }
-}
-
-impl Csc {
     /// `signatures/timestamp` (§11.10): an RFC 3161 time-stamp token from trustd's TSA over the
     /// hash (with the TSA certificate in it), carrying `nonce` (hex) when given, recorded and
     /// logged as every token is. For a client the access policy lets time-stamp.

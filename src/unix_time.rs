@@ -24,6 +24,12 @@ pub fn x509_time(unix_secs: u64) -> der::Result<x509_cert::time::Time> {
     })
 }
 
+/// `dt` as GeneralizedTime's digits, `YYYYMMDDHHMMSS` (X.680 §46, no fraction or zone): the
+/// start of a TSTInfo genTime (RFC 3161 §2.4.2) and of the CSC API's validFrom/validTo.
+pub fn generalized_digits(dt: &der::DateTime) -> String {
+    format!("{:04}{:02}{:02}{:02}{:02}{:02}", dt.year(), dt.month(), dt.day(), dt.hour(), dt.minutes(), dt.seconds())
+}
+
 /// `unix_secs` as RFC 3339 (`2026-12-02T19:45:00Z`), for messages; `None` outside the years
 /// 0–9999 that RFC 3339 can write.
 pub fn rfc3339(unix_secs: i64) -> Option<String> {

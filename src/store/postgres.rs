@@ -394,22 +394,11 @@ impl Store for PostgresStore {
     }
 
     async fn csc_credentials(&self, client: Option<&str>) -> Result<Vec<super::CscCredential>, StoreError> {
-        let found = match client {
-            Some(c) => sqlx::query(rows::CSC_CREDENTIALS_OF).bind(c).fetch_all(&self.pool).await,
-            None => sqlx::query(rows::CSC_CREDENTIALS).fetch_all(&self.pool).await,
-        };
-        found.map_err(db)?.iter().map(rows::csc_credential).collect()
+        rows::csc_credentials(&self.pool, client, rows::csc_credential).await
     }
 
     async fn disable_csc_credential(&self, id: &str, at: i64) -> Result<Option<super::CscCredential>, StoreError> {
-        sqlx::query("UPDATE csc_credentials SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL")
-            .bind(id)
-            .bind(at)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        let row = sqlx::query(rows::CSC_CREDENTIAL).bind(id).fetch_optional(&self.pool).await.map_err(db)?;
-        row.as_ref().map(rows::csc_credential).transpose()
+        rows::disable_csc_credential(&self.pool, id, at, rows::csc_credential).await
     }
 
     async fn use_csc_authorization(

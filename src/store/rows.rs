@@ -759,3 +759,44 @@ where
     .map_err(db)?;
     Ok(())
 }
+
+/// A client's CSC credentials, or everyone's: see [`Store::csc_credentials`].
+pub(super) async fn csc_credentials<DB>(
+    pool: &sqlx::Pool<DB>,
+    client: Option<&str>,
+    read: fn(&DB::Row) -> Result<super::CscCredential, StoreError>,
+) -> Result<Vec<super::CscCredential>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let Some(client) = client else { return read_all(pool, CSC_CREDENTIALS, read).await };
+    let rows = sqlx::query::<DB>(CSC_CREDENTIALS_OF).bind(client).fetch_all(pool).await.map_err(db)?;
+    rows.iter().map(read).collect()
+}
+
+/// Disables a CSC credential: see [`Store::disable_csc_credential`].
+pub(super) async fn disable_csc_credential<DB>(
+    pool: &sqlx::Pool<DB>,
+    id: &str,
+    at: i64,
+    read: fn(&DB::Row) -> Result<super::CscCredential, StoreError>,
+) -> Result<Option<super::CscCredential>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query::<DB>("UPDATE csc_credentials SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL")
+        .bind(id)
+        .bind(at)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    let row = sqlx::query::<DB>(CSC_CREDENTIAL).bind(id).fetch_optional(pool).await.map_err(db)?;
+    row.as_ref().map(read).transpose()
+}

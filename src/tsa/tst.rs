@@ -60,15 +60,7 @@ impl EncodeValue for GenTime {
 
     fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
         let dt = der::DateTime::from_unix_duration(Duration::from_secs(self.since_epoch.as_secs()))?;
-        let whole = format!(
-            "{:04}{:02}{:02}{:02}{:02}{:02}",
-            dt.year(),
-            dt.month(),
-            dt.day(),
-            dt.hour(),
-            dt.minutes(),
-            dt.seconds()
-        );
+        let whole = crate::unix_time::generalized_digits(&dt);
         writer.write(whole.as_bytes())?;
         let f = self.fraction();
         if !f.is_empty() {
