@@ -24,7 +24,7 @@ fi
 
 # Independent checkers for the tests, pinned, in a venv of their own.
 venv=${TRUSTD_TEST_VENV:-$PWD/target/pyenv}
-if ! "$venv/bin/python" -c "import pkilint, asn1crypto, rfc3161_client, grpc, grpc_tools, grpc_reflection, prometheus_client, pyhanko" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import pkilint, asn1crypto, rfc3161_client, grpc, grpc_tools, grpc_reflection, prometheus_client, pyhanko, requests_oauthlib" 2>/dev/null; then
   echo "setup: installing Python checkers into $venv" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -r ci/requirements.txt

@@ -1,10 +1,12 @@
-//! The Cloud Signature Consortium API (CSC API v1.0.4.0, the remote-signing protocol ETSI TS
-//! 119 432 builds on): a signing portal that hashes its own documents (pyHanko's `CSCSigner`,
+//! The Cloud Signature Consortium API (CSC API v1.0.4.0 and v2.0.0.2, the remote-signing
+//! protocol ETSI TS 119 432 builds on): a signing portal that hashes its own documents (pyHanko's `CSCSigner`,
 //! say) lists its credentials, gets signature activation data (SAD) bound to the exact hashes it
 //! will sign (SCAL 2), and has trustd's HSM sign them. A credential is a signing policy the
 //! client may sign under (its `clients` list and the client's access roles), its ID the policy's
 //! name; every signature is recorded and logged like any other. Knows the API's JSON, not HTTP:
-//! `api::http` routes `/csc/v1/…` here after authenticating the client.
+//! `api::csc` routes `/csc/v1/…` and `/csc/v2/…` here after authenticating the client. Both
+//! versions' request field names are taken on both paths (v2 renamed `hash` to `hashes` and
+//! `hashAlgo` to `hashAlgorithmOID`); the answers take the shape of the path's version.
 
 use crate::ca::{CertificateAuthority, IssueRequest, NameScope};
 use crate::clock::Clock;
@@ -24,8 +26,39 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The version of the specification whose field names `/csc/v1/` speaks (the one pyHanko uses).
-pub const SPECS: &str = "1.0.4.0";
+/// The version of the API a path speaks: `/csc/v1/` (1.0.4.0, which pyHanko uses) or `/csc/v2/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    /// The version of a path's segment (`v1`, `v2`).
+    pub fn from_segment(segment: &str) -> Option<Self> {
+        match segment {
+            "v1" => Some(Version::V1),
+            "v2" => Some(Version::V2),
+            _ => None,
+        }
+    }
+
+    /// The path segment.
+    pub fn segment(self) -> &'static str {
+        match self {
+            Version::V1 => "v1",
+            Version::V2 => "v2",
+        }
+    }
+
+    /// The specification whose field names the version speaks (`specs` of `info`).
+    pub fn specs(self) -> &'static str {
+        match self {
+            Version::V1 => "1.0.4.0",
+            Version::V2 => "2.0.0.2",
+        }
+    }
+}
 
 /// Most hashes one authorization or signHash call may carry (`multisign`).
 pub const MAX_HASHES: usize = 32;
@@ -158,15 +191,30 @@ struct ListRequest {
     max_results: Option<u32>,
     #[serde(rename = "pageToken")]
     page_token: Option<String>,
+    /// v2: each credential's information too, as credentials/info gives it.
+    #[serde(rename = "credentialInfo", default)]
+    credential_info: bool,
+    #[serde(flatten)]
+    shown: Shown,
+    /// v2: only credentials that can sign now (trustd lists no other).
+    #[serde(rename = "onlyValid", default)]
+    only_valid: bool,
+}
+
+/// What credentials/info (and v2's credentials/list) shows of a credential.
+#[derive(Deserialize)]
+struct Shown {
+    certificates: Option<String>,
+    #[serde(rename = "certInfo", default)]
+    cert_info: bool,
 }
 
 #[derive(Deserialize)]
 struct InfoRequest {
     #[serde(rename = "credentialID")]
     credential_id: String,
-    certificates: Option<String>,
-    #[serde(rename = "certInfo", default)]
-    cert_info: bool,
+    #[serde(flatten)]
+    shown: Shown,
 }
 
 #[derive(Deserialize)]
@@ -175,13 +223,19 @@ struct AuthorizeRequest {
     credential_id: String,
     #[serde(rename = "numSignatures")]
     num_signatures: u32,
+    #[serde(alias = "hashes")]
     hash: Option<Vec<String>>,
+    #[serde(rename = "hashAlgorithmOID", alias = "hashAlgo")]
+    hash_algo: Option<String>,
+    /// v2: PINs and OTPs; a trustd credential is authorized by its client's authentication alone.
+    #[serde(rename = "authData", default)]
+    auth_data: Vec<Value>,
 }
 
 #[derive(Deserialize)]
 struct TimestampRequest {
     hash: String,
-    #[serde(rename = "hashAlgo")]
+    #[serde(rename = "hashAlgo", alias = "hashAlgorithmOID")]
     hash_algo: String,
     nonce: Option<String>,
 }
@@ -191,14 +245,18 @@ struct SignHashRequest {
     #[serde(rename = "credentialID")]
     credential_id: String,
     #[serde(rename = "SAD")]
-    sad: String,
+    sad: Option<String>,
+    #[serde(alias = "hashes")]
     hash: Vec<String>,
-    #[serde(rename = "hashAlgo")]
+    #[serde(rename = "hashAlgo", alias = "hashAlgorithmOID")]
     hash_algo: Option<String>,
     #[serde(rename = "signAlgo")]
     sign_algo: String,
     #[serde(rename = "signAlgoParams")]
     sign_algo_params: Option<String>,
+    /// v2: "S" (synchronous, the default) or "A" (asynchronous, which trustd does not offer).
+    #[serde(rename = "operationMode")]
+    operation_mode: Option<String>,
 }
 
 impl Csc {
@@ -213,24 +271,47 @@ impl Csc {
         Csc { signing, tsa, ca, keys, store, clock, signers: Default::default() }
     }
 
-    /// `info` (§11.1): the service and the methods it offers.
-    pub fn info(&self) -> Value {
-        json!({
-            "specs": SPECS,
+    /// `info` (§11.1): the service, the methods it offers, and where a client gets an OAuth 2.0
+    /// access token (`oauth2`: `base`, the API's own URL, under which `oauth2/token` is).
+    pub fn info(&self, version: Version, base: &str) -> Value {
+        let mut methods = vec![
+            "credentials/list",
+            "credentials/info",
+            "credentials/authorize",
+            "signatures/signHash",
+            "signatures/timestamp",
+            "oauth2/token",
+        ];
+        if version == Version::V2 {
+            methods.insert(0, "info");
+        }
+        let mut info = json!({
+            "specs": version.specs(),
             "name": "trustd",
             "logo": "",
             "region": "",
             "lang": "en-US",
             "description": "trustd remote signing: keys in an HSM, every signature recorded and logged",
-            "authType": ["TLS", "external"],
-            "methods": [
-                "credentials/list",
-                "credentials/info",
-                "credentials/authorize",
-                "signatures/signHash",
-                "signatures/timestamp",
-            ],
-        })
+            "authType": ["TLS", "external", "oauth2client"],
+            "oauth2": base,
+            "methods": methods,
+        });
+        if version == Version::V2 {
+            let mut algos: Vec<String> = self
+                .signing
+                .schemes()
+                .into_iter()
+                .filter(|s| *s != SignatureScheme::Ed25519)
+                .flat_map(algorithms)
+                .map(|oid| oid.to_string())
+                .collect();
+            algos.sort();
+            algos.dedup();
+            info["asynchronousOperationMode"] = json!(false);
+            info["validationInfo"] = json!(false);
+            info["signAlgorithms"] = json!({ "algos": algos });
+        }
+        info
     }
 
     /// The credential `id` if `caller` may use it and its key signs hashes (pure EdDSA signs
@@ -280,8 +361,8 @@ impl Csc {
     }
 
     /// `credentials/list` (§11.4): the credentials `caller` may use, by ID, a page at a time:
-    /// the signing policies, then its own.
-    pub async fn list(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
+    /// the signing policies, then its own; with v2's `credentialInfo`, each one's information.
+    pub async fn list(&self, caller: &Caller<'_>, version: Version, body: &[u8]) -> Result<Value, CscError> {
         let req: ListRequest = parse(body)?;
         let mut all = Vec::new();
         for name in self.signing.policies().map(|p| p.name.clone()) {
@@ -314,6 +395,19 @@ impl Csc {
         let mut out = json!({ "credentialIDs": page });
         if from + page.len() < all.len() {
             out["nextPageToken"] = json!((from + page.len()).to_string());
+        }
+        if version == Version::V2 && req.credential_info {
+            let mut infos = Vec::with_capacity(page.len());
+            for id in &page {
+                let key = self.credential(caller, id).await?.key;
+                let mut info = describe(version, &key, &req.shown)?;
+                info["credentialID"] = json!(id);
+                infos.push(info);
+            }
+            out["credentialInfos"] = json!(infos);
+        }
+        if version == Version::V2 && req.only_valid {
+            out["onlyValid"] = json!(true);
         }
         Ok(out)
     }
@@ -395,48 +489,10 @@ impl Csc {
 
     /// `credentials/info` (§11.5): the key's algorithms and length, the certificate chain (the
     /// signer's first), and how signatures are authorized: explicitly, per hash (SCAL 2).
-    pub async fn credential_info(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
+    pub async fn credential_info(&self, caller: &Caller<'_>, version: Version, body: &[u8]) -> Result<Value, CscError> {
         let req: InfoRequest = parse(body)?;
         let key = self.credential(caller, &req.credential_id).await?.key;
-        let certificates: &[Vec<u8>] = match req.certificates.as_deref().unwrap_or("single") {
-            "none" => &[],
-            "single" => &key.chain[..1],
-            "chain" => &key.chain,
-            _ => return Err(CscError::invalid("Invalid parameter certificates")),
-        };
-        let mut cert = json!({
-            "status": "valid",
-            "certificates": certificates.iter().map(|c| B64.encode(c)).collect::<Vec<_>>(),
-        });
-        if req.cert_info {
-            let parsed = <x509_cert::Certificate as der::Decode>::from_der(&key.chain[0])
-                .map_err(|e| CscError::internal("CSC: the signer certificate", &e))?;
-            let tbs = &parsed.tbs_certificate;
-            let time = |t: &x509_cert::time::Time| crate::unix_time::generalized_digits(&t.to_date_time()) + "Z";
-            cert["issuerDN"] = json!(tbs.issuer.to_string());
-            cert["serialNumber"] = json!(hex::encode(tbs.serial_number.as_bytes()));
-            cert["subjectDN"] = json!(tbs.subject.to_string());
-            cert["validFrom"] = json!(time(&tbs.validity.not_before));
-            cert["validTo"] = json!(time(&tbs.validity.not_after));
-        }
-        let mut key_info = json!({
-            "status": "enabled",
-            "algo": algorithms(key.scheme).iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "len": key_bits(&key.public_key),
-        });
-        if let Some(curve) =
-            key.public_key.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
-        {
-            key_info["curve"] = json!(curve.to_string());
-        }
-        Ok(json!({
-            "key": key_info,
-            "cert": cert,
-            "authMode": "explicit",
-            "SCAL": "2",
-            "multisign": MAX_HASHES,
-            "lang": "en-US",
-        }))
+        describe(version, &key, &req.shown)
     }
 
     /// `credentials/authorize` (§11.6): SAD for exactly the hashes given (SCAL 2), usable once,
@@ -444,6 +500,18 @@ impl Csc {
     pub async fn authorize(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
         let req: AuthorizeRequest = parse(body)?;
         let key = self.credential(caller, &req.credential_id).await?.key;
+        if !req.auth_data.is_empty() {
+            return Err(CscError::invalid(
+                "Invalid parameter authData: a trustd credential is authorized by its client's authentication, \
+                 with no PIN or OTP",
+            ));
+        }
+        if let Some(oid) = req.hash_algo.as_deref().filter(|oid| *oid != key.scheme.hash().oid().to_string()) {
+            return Err(CscError::invalid(format!(
+                "the credential's key signs {} hashes, not {oid}",
+                key.scheme.hash()
+            )));
+        }
         let Some(given) = req.hash else {
             return Err(CscError::invalid("Missing (or invalid type) array parameter hash: the credential is SCAL 2"));
         };
@@ -477,6 +545,16 @@ impl Csc {
     /// credential's key signs with. The SAD is used up, whatever the outcome after it is taken.
     pub async fn sign_hash(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Value, CscError> {
         let req: SignHashRequest = parse(body)?;
+        match req.operation_mode.as_deref() {
+            None | Some("S") => {}
+            Some("A") => {
+                return Err(CscError::invalid("Invalid parameter operationMode: only synchronous ('S') is offered"))
+            }
+            Some(_) => return Err(CscError::invalid("Invalid parameter operationMode")),
+        }
+        let Some(sad) = req.sad.as_deref() else {
+            return Err(CscError::invalid("Missing string parameter SAD: get one from credentials/authorize"));
+        };
         let credential = self.credential(caller, &req.credential_id).await?;
         let key = &credential.key;
         let alg = key.scheme.hash();
@@ -507,7 +585,7 @@ impl Csc {
         }
         let digests = hashes(&req.hash, alg)?;
         let now = self.clock.unix_secs() as i64;
-        let sad_sha256 = hex::encode(sha2::Sha256::digest(req.sad.as_bytes()));
+        let sad_sha256 = hex::encode(sha2::Sha256::digest(sad.as_bytes()));
         let authorized = self
             .store
             .use_csc_authorization(&sad_sha256, caller.name, &req.credential_id, now)
@@ -560,6 +638,56 @@ impl Csc {
             }
         }
     }
+}
+
+/// A credential as credentials/info tells it (§11.5), in `version`'s shape: v1 says how it is
+/// authorized in `authMode`, v2 in `auth`.
+fn describe(version: Version, key: &KeyDescription, shown: &Shown) -> Result<Value, CscError> {
+    let certificates: &[Vec<u8>] = match shown.certificates.as_deref().unwrap_or("single") {
+        "none" => &[],
+        "single" => &key.chain[..1],
+        "chain" => &key.chain,
+        _ => return Err(CscError::invalid("Invalid parameter certificates")),
+    };
+    let mut cert = json!({
+        "status": "valid",
+        "certificates": certificates.iter().map(|c| B64.encode(c)).collect::<Vec<_>>(),
+    });
+    if shown.cert_info {
+        let parsed = <x509_cert::Certificate as der::Decode>::from_der(&key.chain[0])
+            .map_err(|e| CscError::internal("CSC: the signer certificate", &e))?;
+        let tbs = &parsed.tbs_certificate;
+        let time = |t: &x509_cert::time::Time| crate::unix_time::generalized_digits(&t.to_date_time()) + "Z";
+        cert["issuerDN"] = json!(tbs.issuer.to_string());
+        cert["serialNumber"] = json!(hex::encode(tbs.serial_number.as_bytes()));
+        cert["subjectDN"] = json!(tbs.subject.to_string());
+        cert["validFrom"] = json!(time(&tbs.validity.not_before));
+        cert["validTo"] = json!(time(&tbs.validity.not_after));
+    }
+    let mut key_info = json!({
+        "status": "enabled",
+        "algo": algorithms(key.scheme).iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "len": key_bits(&key.public_key),
+    });
+    if let Some(curve) =
+        key.public_key.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+    {
+        key_info["curve"] = json!(curve.to_string());
+    }
+    let mut info = json!({
+        "key": key_info,
+        "cert": cert,
+        "SCAL": "2",
+        "multisign": MAX_HASHES,
+        "lang": "en-US",
+    });
+    match version {
+        Version::V1 => info["authMode"] = json!("explicit"),
+        // Explicit, with no PIN or OTP objects: the SAD comes from credentials/authorize for the
+        // authenticated client, bound to the hashes.
+        Version::V2 => info["auth"] = json!({ "mode": "explicit", "objects": [] }),
+    }
+    Ok(info)
 }
 
 /// The key length in bits (`key/len`): the RSA modulus, or the curve's field size.

@@ -721,6 +721,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let (ocsp, signing) = (Arc::new(ocsp), Arc::new(signing));
     let credential_keys =
         Arc::new(CredentialKeys { hsm: hsm.clone(), algorithm: cfg.ceremony_config().service_algorithm });
+    let tokens = Arc::new(crate::oauth2::Tokens::new(store.clone(), clock.clone()));
     let csc =
         Arc::new(crate::csc::Csc::new(signing.clone(), tsa.clone(), ca.clone(), credential_keys, store.clone(), clock));
     let pending_rollovers = crate::health::PendingRollovers::default();
@@ -870,6 +871,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
         expiry_warning: cfg.server.expiry_warning,
         access: access.clone(),
         csc,
+        tokens,
     };
     tokio::spawn(warn_of_expiry(expiry, state.ca.clone(), cfg.server.expiry_warning));
     let https = https_listener.map(|listener| {

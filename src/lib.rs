@@ -23,6 +23,7 @@ pub mod keys;
 pub mod loadgen;
 pub mod log;
 pub mod metrics;
+pub mod oauth2;
 pub mod ocsp;
 pub mod policy;
 pub mod qc;

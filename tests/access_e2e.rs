@@ -491,7 +491,10 @@ async fn over_https_the_tsa_and_readiness_serve_clients_named_by_certificate_or_
     assert!(log.contains("rpc=\"GET /readyz\""), "the readiness refusal is on record too");
     assert_eq!(count("web-frontend may not call TimeStamping/Timestamp"), 1, "{refusals:#?}");
     assert_eq!(count("must be 'Bearer TOKEN'"), 1, "{refusals:#?}");
-    assert!(count("the bearer token is not one of the access policy") >= 1, "{refusals:#?}");
+    assert!(
+        count("the bearer token is neither one of the access policy nor an unexpired access token") >= 1,
+        "{refusals:#?}"
+    );
     assert!(!log.contains(&portal_token) && !log.contains(&web_token), "no token in the log");
     assert!(log.contains("client=\"portal\"") || log.contains("client=portal"), "the portal's time-stamp is on record");
 }

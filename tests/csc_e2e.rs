@@ -181,3 +181,120 @@ fn a_portal_signs_pdfs_through_the_csc_api_and_bad_requests_sign_nothing() {
     let out = d.trustctl(&["credential", "disable", "--id", "cred-0000"]);
     assert!(!out.status.success() && text(&out).contains("no credential 'cred-0000'"), "{}", text(&out));
 }
+
+/// The CSC API v2 with OAuth 2.0 client credentials: the portal's client secret (made by
+/// trustctl, its hash in the access policy) gets an access token from `oauth2/token` through
+/// requests-oauthlib, with which the portal lists, authorizes and signs over `/csc/v2/`
+/// (`cryptography` verifies the signatures); the token endpoint refuses each mistake with RFC
+/// 6749's error, and the token dies as soon as its secret leaves the policy.
+#[test]
+fn a_portal_with_a_client_secret_signs_over_csc_v2_with_oauth2_tokens() {
+    let d = Daemon::start();
+    let dir = d.dir.path().to_path_buf();
+    let chain = split_pem(&trustctl_ok(&d, &["ca", "chain"]));
+    std::fs::write(dir.join("root.pem"), &chain[1]).unwrap();
+    let https = d.https.clone().expect("the dev daemon's HTTPS listener");
+
+    let made = trustctl_ok(&d, &["client", "secret"]);
+    let secret = made.lines().next().and_then(|l| l.rsplit(' ').next()).unwrap().to_owned();
+    let hash = made.split('"').nth(1).unwrap().to_owned();
+    let file = d.data_dir().join("policies/access.toml");
+    let shipped = std::fs::read_to_string(&file).unwrap();
+    let portal = "[clients.portal]\nroles = [\"signer\", \"timestamper\"]";
+    let with_secret = shipped.replace(portal, &format!("{portal}\nclient_secrets_sha256 = [\"{hash}\"]"));
+    assert_ne!(with_secret, shipped);
+    let replace = |text: &str| {
+        std::fs::write(file.with_extension("new"), text).unwrap();
+        std::fs::rename(file.with_extension("new"), &file).unwrap();
+    };
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", "root.pem"])
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let until = |what: &str, f: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !f() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(20), "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    replace(&with_secret);
+    let token_url = format!("{https}/csc/v2/oauth2/token");
+    let basic = format!("portal:{secret}");
+    until("the secret is taken once the policy is reloaded", &|| {
+        curl(&["-u", &basic, "-d", "grant_type=client_credentials", &token_url]) == "200"
+    });
+
+    let base = format!("{https}/csc/v2/");
+    let out = py_checker(&dir, "csc_v2.py", &[&base, "root.pem", "portal", &secret]);
+    assert!(out.status.success(), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let info = &r["info"];
+    assert_eq!(info["specs"], "2.0.0.2", "{info}");
+    assert_eq!(info["oauth2"], base.as_str(), "{info}");
+    assert!(info["methods"].as_array().unwrap().contains(&"oauth2/token".into()), "{info}");
+    assert!(info["signAlgorithms"]["algos"].as_array().unwrap().contains(&"1.2.840.10045.4.3.2".into()), "{info}");
+    // (oauthlib hands the scope over as a list.)
+    assert_eq!(r["token"], serde_json::json!({"token_type": "Bearer", "expires_in": 3600, "scope": ["service"]}));
+    let listed = &r["list"];
+    assert_eq!(listed[0], 200, "{listed}");
+    assert_eq!(listed[1]["credentialIDs"], serde_json::json!(["default"]));
+    let credential = &listed[1]["credentialInfos"][0];
+    assert_eq!(credential["credentialID"], "default");
+    assert_eq!(credential["cert"]["certificates"].as_array().unwrap().len(), 3, "signer, CA, root: {credential}");
+    assert!(credential["cert"]["subjectDN"].as_str().unwrap().contains("trustd Document Signer"), "{credential}");
+    assert_eq!(credential["auth"]["mode"], "explicit");
+    assert_eq!(r["credential_info"][1]["SCAL"], "2");
+    assert!(r["credential_info"][1].get("authMode").is_none(), "v1's name is not v2's");
+    assert_eq!(r["authorize"][1]["expiresIn"], 300);
+    assert_eq!(r["verified"], 2, "both signatures verify with the credential's certificate");
+    assert_eq!(r["body_secret"][0], 200, "the secret in the body: {}", r["body_secret"]);
+    assert_eq!(r["body_secret"][2]["Cache-Control"], "no-store", "{}", r["body_secret"]);
+
+    let bad = &r["bad"];
+    let refused = |name: &str, status: u16, error: &str, says: &str| {
+        let v = &bad[name];
+        assert_eq!(v[0], status, "{name}: {v}");
+        assert_eq!(v[1]["error"], error, "{name}: {v}");
+        assert!(v[1]["error_description"].as_str().unwrap().contains(says), "{name}: {v}");
+    };
+    refused("wrong_secret", 401, "invalid_client", "not a client of the access policy");
+    assert_eq!(bad["wrong_secret"][2]["WWW-Authenticate"], "Basic realm=\"trustd\"");
+    refused("another_clients_name", 401, "invalid_client", "not a client of the access policy");
+    refused("no_credentials", 401, "invalid_client", "client_id and client_secret");
+    refused("password_grant", 400, "unsupported_grant_type", "only client_credentials");
+    refused("no_grant_type", 400, "invalid_request", "missing grant_type");
+    refused("credential_scope", 400, "invalid_scope", "scope 'service'");
+    refused("json_body", 400, "invalid_request", "application/x-www-form-urlencoded");
+    refused("grant_type_twice", 400, "invalid_request", "more than once");
+    refused("basic_and_body", 400, "invalid_request", "not both");
+    refused("bearer_at_token_endpoint", 401, "invalid_client", "Basic");
+    refused("forged_token", 401, "invalid_token", "nor an unexpired access token");
+    refused("secret_as_bearer", 401, "invalid_token", "nor an unexpired access token");
+    refused("asynchronous", 400, "invalid_request", "only synchronous");
+    refused("no_sad", 400, "invalid_request", "Missing string parameter SAD");
+    refused("auth_data", 400, "invalid_request", "no PIN or OTP");
+    refused("sha384_for_a_sha256_key", 400, "invalid_request", "signs sha256 hashes, not 2.16.840.1.101.3.4.2.2");
+    refused("unknown_version", 404, "invalid_request", "/csc/v1/ and /csc/v2/");
+    assert_eq!(bad["sad_still_good"][0], 200, "a refusal before the SAD is taken leaves it: {}", bad["sad_still_good"]);
+
+    // The token names the portal on every HTTPS route, until its secret leaves the policy.
+    let token = r["access_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Authorization: Bearer {token}");
+    let list = format!("{base}credentials/list");
+    let listing = || curl(&["-H", &bearer, "-H", "Content-Type: application/json", "-d", "{}", &list]);
+    assert_eq!(listing(), "200");
+    replace(&shipped);
+    until("the token is refused once its secret is gone", &|| listing() == "401");
+    assert_eq!(curl(&["-u", &basic, "-d", "grant_type=client_credentials", &token_url]), "401");
+
+    let log = d.log();
+    assert!(log.contains("OAuth 2.0 access token granted"), "grants are on record");
+    assert!(!log.contains(&secret) && !log.contains(&token), "no secret or token in the log");
+}

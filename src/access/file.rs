@@ -33,6 +33,10 @@ struct ClientFile {
     /// certificate (`trustctl client token` makes one).
     #[serde(default)]
     bearer_tokens_sha256: Vec<String>,
+    /// SHA-256 (hex) of client secrets with which the client gets short-lived OAuth 2.0
+    /// access tokens (RFC 6749 §4.4, `client_id` its name; `trustctl client secret` makes one).
+    #[serde(default)]
+    client_secrets_sha256: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -146,6 +150,7 @@ pub(super) fn parse(text: &str, known: &Known<'_>) -> Result<AccessPolicy, Strin
     }
     let mut by_identity: HashMap<Identity, Arc<Client>> = HashMap::new();
     let mut by_bearer: HashMap<[u8; 32], Arc<Client>> = HashMap::new();
+    let mut by_secret: HashMap<[u8; 32], Arc<Client>> = HashMap::new();
     for (name, c) in f.clients {
         valid_name("clients", &name)?;
         let field = format!("clients.{name}");
@@ -168,14 +173,22 @@ pub(super) fn parse(text: &str, known: &Known<'_>) -> Result<AccessPolicy, Strin
                 return Err(format!("{field}.identities: {id} is also client '{}'", other.name));
             }
         }
-        for h in &c.bearer_tokens_sha256 {
-            let hash = hex::decode(h).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| {
-                format!("{field}.bearer_tokens_sha256: '{h}' is not a SHA-256 in hex (64 hex digits)")
-            })?;
-            if let Some(other) = by_bearer.insert(hash, client.clone()) {
-                return Err(format!("{field}.bearer_tokens_sha256: {h} is also a token of client '{}'", other.name));
+        for (list, hashes) in
+            [("bearer_tokens_sha256", &c.bearer_tokens_sha256), ("client_secrets_sha256", &c.client_secrets_sha256)]
+        {
+            for h in hashes {
+                let hash = hex::decode(h)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| format!("{field}.{list}: '{h}' is not a SHA-256 in hex (64 hex digits)"))?;
+                // A value is a bearer token or a client secret, of one client: never both.
+                if let Some(other) = by_bearer.get(&hash).or_else(|| by_secret.get(&hash)) {
+                    return Err(format!("{field}.{list}: {h} is also a token or secret of client '{}'", other.name));
+                }
+                let by = if list == "bearer_tokens_sha256" { &mut by_bearer } else { &mut by_secret };
+                by.insert(hash, client.clone());
             }
         }
     }
-    Ok(AccessPolicy { by_identity, by_bearer, trust_domain: f.trust_domain })
+    Ok(AccessPolicy { by_identity, by_bearer, by_secret, trust_domain: f.trust_domain })
 }

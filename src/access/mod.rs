@@ -84,6 +84,9 @@ pub enum AccessError {
     /// A known (or unknown) client asking for what it may not do.
     #[error("{client} may not {what}")]
     Denied { client: String, what: String },
+    /// The client could not be told apart now (its access token could not be looked up).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// A set of names from the policy: `["*"]` for any.
@@ -177,6 +180,8 @@ pub struct AccessPolicy {
     by_identity: HashMap<Identity, Arc<Client>>,
     /// Clients by the SHA-256 of their bearer tokens.
     by_bearer: HashMap<[u8; 32], Arc<Client>>,
+    /// Clients by the SHA-256 of their OAuth 2.0 client secrets.
+    by_secret: HashMap<[u8; 32], Arc<Client>>,
     trust_domain: String,
 }
 
@@ -195,7 +200,7 @@ impl AccessPolicy {
 
     /// Whether the policy has a client called `name`.
     pub fn has_client(&self, name: &str) -> bool {
-        self.by_identity.values().chain(self.by_bearer.values()).any(|c| c.name == name)
+        self.by_identity.values().chain(self.by_bearer.values()).chain(self.by_secret.values()).any(|c| c.name == name)
     }
 
     /// The SPIFFE trust domain of client identities (`spiffe://DOMAIN/NAME`).
@@ -219,6 +224,34 @@ impl AccessPolicy {
                 AccessError::Unauthenticated("the bearer token is not one of the access policy".into())
             })?;
         Self::permit(client, path)
+    }
+
+    /// The client `client_id` if `secret` is one of its client secrets (RFC 6749 §2.3.1), with
+    /// the secret's SHA-256, which an access token granted for it is bound to.
+    pub fn client_of_secret(&self, client_id: &str, secret: &str) -> Result<(Arc<Client>, [u8; 32]), AccessError> {
+        let hash: [u8; 32] = sha2::Sha256::digest(secret.as_bytes()).into();
+        match self.by_secret.get(&hash) {
+            Some(c) if c.name == client_id => Ok((c.clone(), hash)),
+            _ => Err(AccessError::Unauthenticated(
+                "the client ID and secret are not a client of the access policy".into(),
+            )),
+        }
+    }
+
+    /// Client `client`, allowed to call `path`, while the secret whose SHA-256 is
+    /// `secret_sha256` is still one of its client secrets: an access token dies with its secret.
+    pub fn authorize_secret_holder(
+        &self,
+        client: &str,
+        secret_sha256: &[u8; 32],
+        path: &str,
+    ) -> Result<Arc<Client>, AccessError> {
+        match self.by_secret.get(secret_sha256) {
+            Some(c) if c.name == client => Self::permit(c.clone(), path),
+            _ => Err(AccessError::Unauthenticated(
+                "the access token was granted for a client secret the access policy no longer has".into(),
+            )),
+        }
     }
 
     fn client_of_certificate(&self, cert_der: Option<&[u8]>) -> Result<Arc<Client>, AccessError> {

@@ -168,5 +168,35 @@ fn bearer_tokens_name_their_client_by_hash_and_bad_hashes_are_refused() {
     assert!(e.contains("clients.portal.bearer_tokens_sha256") && e.contains("64 hex digits"), "{e}");
     let same = format!("\"{}\"", hash("shared"));
     let e = parse(&with(&same, &same)).unwrap_err();
-    assert!(e.contains("bearer_tokens_sha256") && e.contains("also a token of client"), "{e}");
+    assert!(e.contains("bearer_tokens_sha256") && e.contains("also a token or secret of client"), "{e}");
+}
+
+#[test]
+fn client_secrets_name_their_client_with_its_id_and_are_no_bearer_tokens() {
+    let hash = |t: &str| hex::encode(sha2::Sha256::digest(t.as_bytes()));
+    let with = |extra: &str| {
+        POLICY.replace(
+            "[clients.portal]\nroles = [\"signer\", \"timestamper\"]",
+            &format!("[clients.portal]\nroles = [\"signer\", \"timestamper\"]\n{extra}"),
+        )
+    };
+    let p = parse(&with(&format!("client_secrets_sha256 = [\"{}\"]", hash("s3cret")))).unwrap();
+    let ts = "/trust.v1.TimeStamping/Timestamp";
+    let (client, secret) = p.client_of_secret("portal", "s3cret").unwrap();
+    assert_eq!((client.name(), secret.to_vec()), ("portal", hex::decode(hash("s3cret")).unwrap()));
+    assert!(matches!(p.client_of_secret("auditor", "s3cret"), Err(AccessError::Unauthenticated(_))), "its own name");
+    assert!(p.client_of_secret("portal", "guess").is_err());
+    assert!(p.authorize_bearer("s3cret", ts).is_err(), "a secret is no bearer token");
+    assert_eq!(p.authorize_secret_holder("portal", &secret, ts).unwrap().name(), "portal");
+    let issue = "/trust.v1.CertificateAuthority/IssueCertificate";
+    assert!(matches!(p.authorize_secret_holder("portal", &secret, issue), Err(AccessError::Denied { .. })));
+    assert!(p.authorize_secret_holder("auditor", &secret, ts).is_err());
+    let gone = parse(POLICY).unwrap();
+    assert!(matches!(gone.authorize_secret_holder("portal", &secret, ts), Err(AccessError::Unauthenticated(_))));
+
+    let both = format!("bearer_tokens_sha256 = [\"{h}\"]\nclient_secrets_sha256 = [\"{h}\"]", h = hash("x"));
+    let e = parse(&with(&both)).unwrap_err();
+    assert!(e.contains("clients.portal.client_secrets_sha256") && e.contains("also a token or secret"), "{e}");
+    let e = parse(&with("client_secrets_sha256 = [\"abc\"]")).unwrap_err();
+    assert!(e.contains("client_secrets_sha256: 'abc'") && e.contains("64 hex digits"), "{e}");
 }

@@ -50,8 +50,10 @@ pub struct HttpState {
     pub expiry_warning: std::time::Duration,
     /// The access policy, for clients naming themselves over HTTPS.
     pub access: Arc<PolicyInForce>,
-    /// The CSC remote-signing API (`/csc/v1/`, over HTTPS).
+    /// The CSC remote-signing API (`/csc/v1/`, `/csc/v2/`, over HTTPS).
     pub csc: Arc<crate::csc::Csc>,
+    /// OAuth 2.0 access tokens: granted at the CSC API's `oauth2/token`, good on every HTTPS route.
+    pub tokens: Arc<crate::oauth2::Tokens>,
 }
 
 /// The access policy's names of what an HTTP route does, whatever the transport: a role that
@@ -94,7 +96,7 @@ fn routes(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", readyz)
         .route("/metrics", metrics)
-        .route("/csc/v1/{*method}", csc)
+        .route("/csc/{version}/{*method}", csc)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(limits, http_limits))
         .layer(axum::middleware::from_fn(super::metrics::http_metrics))
@@ -172,7 +174,7 @@ async fn timestamp_https(
 }
 
 /// The client an HTTPS request comes from, allowed to do `rpc`: by its bearer token if it sends
-/// one, else by its client certificate (verified in the handshake, and not revoked); `None`
+/// one (a static token of the access policy, or an OAuth 2.0 access token), else by its client certificate (verified in the handshake, and not revoked); `None`
 /// (anonymous) when it sends neither and the route is public.
 pub(super) async fn https_client(
     s: &HttpState,
@@ -190,7 +192,11 @@ pub(super) async fn https_client(
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| AccessError::Unauthenticated("the Authorization header must be 'Bearer TOKEN'".into()))?;
-        return policy.authorize_bearer(token, rpc).map(Some);
+        return match policy.authorize_bearer(token, rpc) {
+            Err(AccessError::Unauthenticated(_)) => s.tokens.authorize(&policy, token, rpc).await,
+            decided => decided,
+        }
+        .map(Some);
     }
     if peer.certificate.is_some() {
         return super::access::decide(&policy, Some(peer), rpc).await.map(Some);
@@ -217,6 +223,7 @@ pub(super) fn refused(route: &str, peer: &Peer, headers: &HeaderMap, e: &AccessE
             (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], format!("{e}\n")).into_response()
         }
         AccessError::Denied { .. } => (StatusCode::FORBIDDEN, format!("{e}\n")).into_response(),
+        AccessError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     }
 }
 

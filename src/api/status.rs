@@ -78,6 +78,7 @@ impl From<AccessError> for Status {
         match e {
             AccessError::Unauthenticated(_) => Status::unauthenticated(e.to_string()),
             AccessError::Denied { .. } => Status::permission_denied(e.to_string()),
+            AccessError::Unavailable(_) => Status::unavailable(e.to_string()),
         }
     }
 }

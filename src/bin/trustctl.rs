@@ -215,6 +215,10 @@ enum ClientCommand {
     /// Make a bearer token for a client of the HTTPS TSA (no server is asked): prints the
     /// token, for the client, and its SHA-256, for its `bearer_tokens_sha256` in access.toml.
     Token,
+    /// Make an OAuth 2.0 client secret (no server is asked): prints the secret, for the client
+    /// to get hour-long access tokens at the CSC API's oauth2/token with its name as client_id,
+    /// and its SHA-256, for its `client_secrets_sha256` in access.toml.
+    Secret,
 }
 
 #[derive(Subcommand)]
@@ -509,21 +513,30 @@ fn tls_config(cli: &Cli) -> Result<ClientTlsConfig, String> {
         .identity(Identity::from_pem(read(&cert)?, read(&key)?)))
 }
 
-/// 32 random bytes, base64url (RFC 4648 §5), and the hex SHA-256 the access policy keeps.
-fn bearer_token() -> String {
+/// 32 random bytes, base64url (RFC 4648 §5), and the hex SHA-256 the access policy keeps: a
+/// bearer token, or a client secret.
+fn client_secret(command: &ClientCommand) -> Option<String> {
     use base64::Engine;
     use sha2::Digest;
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-    let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
-    format!(
-        "token (give it to the client; it is not stored anywhere): {token}\n\
-         for its client in access.toml: bearer_tokens_sha256 = [\"{hash}\"]\n"
-    )
+    let (what, field) = match command {
+        ClientCommand::Token => ("token", "bearer_tokens_sha256"),
+        ClientCommand::Secret => ("client secret", "client_secrets_sha256"),
+        _ => return None,
+    };
+    let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let hash = hex::encode(sha2::Sha256::digest(value.as_bytes()));
+    Some(format!(
+        "{what} (give it to the client; it is not stored anywhere): {value}\n\
+         for its client in access.toml: {field} = [\"{hash}\"]\n"
+    ))
 }
 
 async fn run(cli: Cli) -> Result<Vec<u8>, String> {
-    if let Command::Client(ClientCommand::Token) = cli.command {
-        return Ok(bearer_token().into_bytes());
+    if let Some(printed) = match &cli.command {
+        Command::Client(command) => client_secret(command),
+        _ => None,
+    } {
+        return Ok(printed.into_bytes());
     }
     if !cli.server.starts_with("https://") {
         return Err(format!("--server '{}': trustd's gRPC is TLS only; give an https:// URL", cli.server));
@@ -565,7 +578,8 @@ async fn run(cli: Cli) -> Result<Vec<u8>, String> {
             let r = issue(&mut client, profile, &csr, validity).await?;
             out.push_str(&pem(&r.certificate_der)?);
         }
-        Command::Client(ClientCommand::Token) => out.push_str(&bearer_token()),
+        // Made above, with no server.
+        Command::Client(ClientCommand::Token | ClientCommand::Secret) => {}
         Command::Credential(command) => {
             let line = |c: &pb::Credential| {
                 let state = if c.enabled { "enabled" } else { "disabled" };

@@ -466,6 +466,14 @@ fn describe(ps: &PolicySigner) -> KeyDescription {
 }
 
 impl SigningService {
+    /// The signature scheme of every policy's key, each once.
+    pub fn schemes(&self) -> Vec<crate::keys::SignatureScheme> {
+        let mut schemes: Vec<_> = self.policies.values().map(|p| p.load().key.scheme()).collect();
+        schemes.sort_by_key(|s| format!("{s:?}"));
+        schemes.dedup();
+        schemes
+    }
+
     /// The key policy `name` signs with, for `client` (whom the policy must list).
     pub fn key_of(&self, name: &str, client: &str) -> Result<KeyDescription, SigningError> {
         self.check_client(name, client)?;

@@ -148,6 +148,19 @@ pub struct CscAuthorization {
     pub expires_at: i64,
 }
 
+/// An OAuth 2.0 access token handed to a client (RFC 6749 §4.4: the client credentials grant),
+/// good until `expires_at` while the secret it was granted for stays the client's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessToken {
+    /// SHA-256 of the token, hex: the token itself is the client's alone.
+    pub token_sha256: String,
+    pub client: String,
+    /// SHA-256 of the client secret the token was granted for, hex.
+    pub secret_sha256: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
 /// A remote-signing credential made for one client (CSC API): a key in the HSM under a signing
 /// policy, with its certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -445,6 +458,12 @@ pub trait Store: LogStore + Send + Sync {
     /// Records a CSC signature activation datum (and forgets those expired before `now` less an
     /// hour).
     async fn record_csc_authorization(&self, a: &CscAuthorization, now: i64) -> Result<(), StoreError>;
+
+    /// Records an OAuth 2.0 access token (and forgets those expired before `now` less an hour).
+    async fn record_access_token(&self, t: &AccessToken, now: i64) -> Result<(), StoreError>;
+
+    /// The access token whose SHA-256 is `token_sha256`, while it has not expired at `now`.
+    async fn access_token(&self, token_sha256: &str, now: i64) -> Result<Option<AccessToken>, StoreError>;
 
     /// Records a new remote-signing credential.
     async fn record_csc_credential(&self, c: &CscCredential) -> Result<(), StoreError>;

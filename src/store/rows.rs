@@ -700,6 +700,67 @@ where
     Ok(hashes.map(|h| h.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()))
 }
 
+/// Records an access token: see [`Store::record_access_token`].
+pub(super) async fn insert_access_token<DB>(
+    pool: &sqlx::Pool<DB>,
+    t: &super::AccessToken,
+    now: i64,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query::<DB>("DELETE FROM oauth2_tokens WHERE expires_at < $1")
+        .bind(now.saturating_sub(3600))
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    sqlx::query::<DB>(
+        "INSERT INTO oauth2_tokens (token_sha256, client, secret_sha256, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(t.token_sha256.as_str())
+    .bind(t.client.as_str())
+    .bind(t.secret_sha256.as_str())
+    .bind(t.expires_at)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// An unexpired access token: see [`Store::access_token`].
+pub(super) async fn access_token<DB>(
+    pool: &sqlx::Pool<DB>,
+    token_sha256: &str,
+    now: i64,
+) -> Result<Option<super::AccessToken>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (String, String, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let row: Option<(String, String, i64)> = sqlx::query_as::<DB, (String, String, i64)>(
+        "SELECT client, secret_sha256, expires_at FROM oauth2_tokens WHERE token_sha256 = $1 AND expires_at > $2",
+    )
+    .bind(token_sha256)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    Ok(row.map(|(client, secret_sha256, expires_at)| super::AccessToken {
+        token_sha256: token_sha256.to_owned(),
+        client,
+        secret_sha256,
+        expires_at,
+    }))
+}
+
 macro_rules! csc_credentials {
     () => {
         "SELECT id, client, policy, key_uri, certificate, created_at, disabled_at FROM csc_credentials"

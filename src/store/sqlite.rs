@@ -420,6 +420,14 @@ impl Store for SqliteStore {
         rows::insert_csc_authorization(&self.pool, a, now).await
     }
 
+    async fn record_access_token(&self, t: &super::AccessToken, now: i64) -> Result<(), StoreError> {
+        rows::insert_access_token(&self.pool, t, now).await
+    }
+
+    async fn access_token(&self, token_sha256: &str, now: i64) -> Result<Option<super::AccessToken>, StoreError> {
+        rows::access_token(&self.pool, token_sha256, now).await
+    }
+
     async fn record_csc_credential(&self, c: &super::CscCredential) -> Result<(), StoreError> {
         rows::insert_csc_credential(&self.pool, c).await
     }

@@ -573,6 +573,30 @@ async fn a_csc_authorization_is_used_once_by_its_client_before_it_expires() {
     }
 }
 
+/// OAuth 2.0 access tokens: found by their hash until they expire, recorded once, and the
+/// expired forgotten after an hour.
+#[tokio::test]
+async fn an_access_token_is_found_until_it_expires() {
+    for place in Place::each() {
+        let store = place.open().await;
+        let token = |hash: &str, expires_at| AccessToken {
+            token_sha256: hash.into(),
+            client: "portal".into(),
+            secret_sha256: "5e".into(),
+            expires_at,
+        };
+        store.record_access_token(&token("t1", 100), 50).await.unwrap();
+        assert!(store.record_access_token(&token("t1", 200), 50).await.is_err(), "a token once");
+        assert_eq!(store.access_token("t1", 99).await.unwrap(), Some(token("t1", 100)));
+        assert_eq!(store.access_token("t1", 100).await.unwrap(), None, "expired");
+        assert_eq!(store.access_token("t9", 50).await.unwrap(), None);
+        store.record_access_token(&token("t2", 10_000), 3_701).await.unwrap();
+        store.execute_raw("UPDATE oauth2_tokens SET expires_at = 20000 WHERE token_sha256 = 't1'").await;
+        assert_eq!(store.access_token("t1", 3_702).await.unwrap(), None, "forgotten");
+        assert!(store.access_token("t2", 3_702).await.unwrap().is_some());
+    }
+}
+
 /// CSC credentials: recorded once, listed by client in the order made, disabled once (a second
 /// disable changes nothing), and an unknown one is nothing.
 #[tokio::test]
