@@ -488,7 +488,7 @@ impl Csc {
     }
 
     /// `credentials/info` (§11.5): the key's algorithms and length, the certificate chain (the
-    /// signer's first), and how signatures are authorized: explicitly, per hash (SCAL 2).
+    /// signer's first), and how signatures are authorized: by the service, per hash (SCAL 2).
     pub async fn credential_info(&self, caller: &Caller<'_>, version: Version, body: &[u8]) -> Result<Value, CscError> {
         let req: InfoRequest = parse(body)?;
         let key = self.credential(caller, &req.credential_id).await?.key;
@@ -681,11 +681,12 @@ fn describe(version: Version, key: &KeyDescription, shown: &Shown) -> Result<Val
         "multisign": MAX_HASHES,
         "lang": "en-US",
     });
+    // Implicit (§8.2): the signing application collects no PIN or OTP ("explicit" would ask it
+    // to); credentials/authorize hands the SAD to the authenticated client, bound to the hashes.
+    // certomancer-csc-dummy says the same.
     match version {
-        Version::V1 => info["authMode"] = json!("explicit"),
-        // Explicit, with no PIN or OTP objects: the SAD comes from credentials/authorize for the
-        // authenticated client, bound to the hashes.
-        Version::V2 => info["auth"] = json!({ "mode": "explicit", "objects": [] }),
+        Version::V1 => info["authMode"] = json!("implicit"),
+        Version::V2 => info["auth"] = json!({ "mode": "implicit" }),
     }
     Ok(info)
 }

@@ -65,6 +65,12 @@ fn a_portal_signs_pdfs_through_the_csc_api_and_bad_requests_sign_nothing() {
     }
     assert_eq!(pdf["subfilter"], "/ETSI.CAdES.detached");
     assert_eq!(pdf["authorizations"], 1);
+    // The same signer without a time-stamper: B-B. pyHanko's AdES validation (EN 319 102-1,
+    // revocation asked of trustd's OCSP and CRLs) passes both.
+    let bb = &r["pdf_b_b"];
+    assert_eq!(bb, &serde_json::json!({"intact": true, "valid": true, "trusted": true, "timestamped": false}));
+    assert_eq!(r["ades_b_t"][0], "PASSED", "{}", r["ades_b_t"]);
+    assert_eq!(r["ades_b_b"][0], "PASSED", "{}", r["ades_b_b"]);
 
     // Two raw signatures of one call, each verified by openssl over the data hashed.
     let bad = &r["bad"];
@@ -126,7 +132,7 @@ fn a_portal_signs_pdfs_through_the_csc_api_and_bad_requests_sign_nothing() {
     assert_eq!(code, 403);
     assert!(String::from_utf8_lossy(&body).contains("HTTPS"));
 
-    // The PDF's signature, the two raw ones and the last good one are in the log, as signatures
+    // The PDFs' signatures, the two raw ones and the last good one are in the log, as signatures
     // of the portal under the default policy; nothing refused is.
     let count = |log: &str| {
         log.lines()
@@ -139,7 +145,7 @@ fn a_portal_signs_pdfs_through_the_csc_api_and_bad_requests_sign_nothing() {
     let start = std::time::Instant::now();
     loop {
         let after = trustctl_ok(&d, &["log", "verify", "--key", &vkey]);
-        if count(&after) == count(&before) + 4 {
+        if count(&after) == count(&before) + 5 {
             break;
         }
         assert!(start.elapsed() < std::time::Duration::from_secs(10), "{before}\n{after}");
@@ -162,6 +168,7 @@ fn a_portal_signs_pdfs_through_the_csc_api_and_bad_requests_sign_nothing() {
     for field in ["intact", "valid", "trusted", "timestamp_valid", "timestamp_trusted"] {
         assert_eq!(r["pdf"][field], true, "{field}: {}", r["pdf"]);
     }
+    assert_eq!(r["ades_b_t"][0], "PASSED", "{}", r["ades_b_t"]);
     refused(&r["other_authorize"], 400, "invalid_request", "Invalid parameter credentialID");
     let disabled = trustctl_ok(&d, &["credential", "disable", "--id", &id]);
     assert!(disabled.ends_with("disabled\n"), "{disabled}");
@@ -249,7 +256,7 @@ fn a_portal_with_a_client_secret_signs_over_csc_v2_with_oauth2_tokens() {
     assert_eq!(credential["credentialID"], "default");
     assert_eq!(credential["cert"]["certificates"].as_array().unwrap().len(), 3, "signer, CA, root: {credential}");
     assert!(credential["cert"]["subjectDN"].as_str().unwrap().contains("trustd Document Signer"), "{credential}");
-    assert_eq!(credential["auth"]["mode"], "explicit");
+    assert_eq!(credential["auth"]["mode"], "implicit");
     assert_eq!(r["credential_info"][1]["SCAL"], "2");
     assert!(r["credential_info"][1].get("authMode").is_none(), "v1's name is not v2's");
     assert_eq!(r["authorize"][1]["expiresIn"], 300);

@@ -62,6 +62,7 @@ async fn pyhanko_embeds_and_validates_the_pades_signatures_trustd_makes() {
         assert_eq!(seen["timestamp_valid"], stamped, "{level}: {seen}");
         assert_eq!(seen["timestamp_trusted"], stamped, "{level}: {seen}");
         assert_eq!(seen["trustd_verify"], "TOTAL_PASSED", "{level}: {seen}");
+        assert_eq!(seen["ades"][0], "PASSED", "pyHanko's AdES validation, {level}: {seen}");
         for check in ["intact", "valid", "trusted"] {
             assert_eq!(seen["document_timestamp"][check], true, "document time-stamp {check}: {seen}");
         }

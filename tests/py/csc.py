@@ -1,8 +1,10 @@
 """A signing portal on the CSC API: pyHanko's own CSCSigner (nobody at trustd wrote it) lists
 trustd's credentials over HTTPS with a client certificate, gets SAD bound to the hashes it signs,
 has trustd sign them, embeds a PAdES B-T signature (its signature time-stamp from trustd's TSA
-through pyHanko's HTTPTimeStamper) and validates the PDF against trustd's root. Then the API is
-sent what a careless or hostile portal would send, and each answer is reported.
+through pyHanko's HTTPTimeStamper) and validates the PDF against trustd's root, with pyHanko's PDF
+validation and its AdES validation (ETSI EN 319 102-1); then a B-B PDF, without time-stamp,
+validated the same way. Then the API is sent what a careless or hostile portal would send, and
+each answer is reported.
 
 usage: csc.py CSC_URL CERT KEY ROOT.pem TSA_URL OUT.pdf OTHER_CERT OTHER_KEY CREDENTIAL [probe]
 
@@ -35,6 +37,8 @@ from pyhanko.sign.signers.csc_signer import (
 from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
+
+from ades_check import ades, crls_of
 
 
 def a_pdf():
@@ -120,6 +124,8 @@ async def main():
         vc = ValidationContext(trust_roots=[root], other_certs=credential.chain)
         embedded = PdfFileReader(io.BytesIO(signed)).embedded_signatures[0]
         status = await async_validate_pdf_signature(embedded, vc, ts_validation_context=vc)
+        crls = await crls_of(tsa_url)
+        report["ades_b_t"] = await ades(embedded, root, crls, with_time=True)
         report["pdf"] = {
             "intact": status.intact,
             "valid": status.valid,
@@ -129,6 +135,20 @@ async def main():
             "timestamp_trusted": bool(status.timestamp_validity and status.timestamp_validity.trusted),
             "authorizations": authorizer.calls,
         }
+        # B-B: the same signer without a time-stamper.
+        out_bb = io.BytesIO()
+        await signers.PdfSigner(meta, signer=CSCSigner(session, authorizer)).async_sign_pdf(
+            IncrementalPdfFileWriter(a_pdf()), output=out_bb
+        )
+        embedded_bb = PdfFileReader(io.BytesIO(out_bb.getvalue())).embedded_signatures[0]
+        status_bb = await async_validate_pdf_signature(embedded_bb, vc)
+        report["pdf_b_b"] = {
+            "intact": status_bb.intact,
+            "valid": status_bb.valid,
+            "trusted": status_bb.trusted,
+            "timestamped": status_bb.timestamp_validity is not None,
+        }
+        report["ades_b_b"] = await ades(embedded_bb, root, crls, with_time=False)
 
         # What a careless or hostile portal sends.
         sign_algo = "1.2.840.10045.4.3.2"

@@ -8,7 +8,8 @@ usage: pades.py TARGET CREDENTIALS_DIR PROTO_DIR ROOT.pem ISSUING.pem POLICY LEV
 LEVEL is B-B or B-T. Then pyHanko adds a document time-stamp from trustd's RFC 3161 TSA over
 HTTP (its HTTPTimeStamper against POST /tsa at TSA_URL). Prints one JSON object: what pyHanko's
 validation says (intact, valid, trusted, the subfilter, whether a signature time-stamp
-validated, the document time-stamp's status), which signed attributes the CMS carries, and
+validated, the document time-stamp's status), what its AdES validation says (EN 319 102-1 §5.3
+for B-B, §5.5 for B-T), which signed attributes the CMS carries, and
 trustd's own Verify indication for the CMS over the byte-range digest.
 """
 import asyncio
@@ -28,6 +29,7 @@ from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.validation import async_validate_pdf_signature, async_validate_pdf_timestamp
 from pyhanko_certvalidator import ValidationContext
 
+from ades_check import ades, crls_of
 from grpc_client import stubs
 
 
@@ -105,6 +107,7 @@ async def main():
     embedded = reader.embedded_signatures[0]
     status = await async_validate_pdf_signature(embedded, vc, ts_validation_context=vc)
     doc_ts = await async_validate_pdf_timestamp(reader.embedded_signatures[1], validation_context=vc)
+    ades_status = await ades(embedded, load(root_path), await crls_of(tsa_url), with_time=level == "B-T")
     signer_info = embedded.signer_info
     attrs = [a["type"].native for a in signer_info["signed_attrs"]]
     unsigned = [a["type"].native for a in (signer_info["unsigned_attrs"] or [])]
@@ -132,6 +135,7 @@ async def main():
                 "signed_attrs": attrs,
                 "unsigned_attrs": unsigned,
                 "document_timestamp": {"intact": doc_ts.intact, "valid": doc_ts.valid, "trusted": doc_ts.trusted},
+                "ades": ades_status,
                 "trustd_verify": signing_pb2.Indication.Name(verified.indication),
                 "trustd_reasons": list(verified.reasons),
             }
