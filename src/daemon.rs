@@ -651,9 +651,22 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     // checkpoint, so that it covers everything issued at start.
     let (tls_config, https_config) = tls_configs(&cfg, &hsm, &ca, serving).await?;
     operator_credentials(&cfg, &ca, &access, serving).await?;
+    // One replica of a database publishes CRLs on their schedule and signs the log's
+    // checkpoints at a time: the holder of the publishing lease (a standby never holds it).
+    let publisher = crate::lease::Lease::new(crate::lease::PUBLISHER, store.clone(), clock.clone());
+    if primary {
+        if let Err(e) = publisher.renew().await {
+            tracing::warn!(error = %e, "the publishing lease cannot be taken yet; retrying");
+        }
+        tokio::spawn(publisher.clone().keep());
+    }
+    let publishes = |lease: &Arc<crate::lease::Lease>| {
+        let lease = lease.clone();
+        move || lease.held()
+    };
     if let Some(l) = &log {
         l.publish().await.map_err(|e| format!("log: first checkpoint: {e}"))?;
-        tokio::spawn(l.clone().run_checkpoints());
+        tokio::spawn(l.clone().run_checkpoints(publishes(&publisher)));
     }
 
     let tsa_key = certified_key(&hsm, &keys.tsa, None).await?;
@@ -746,7 +759,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let every_ca = ca.adopt_stored_crls().await.map_err(|e| format!("the CRLs in the store: {e}"))?;
     if primary {
         ca.publish_crl().await.map_err(|e| format!("first CRL: {e}"))?;
-        tokio::spawn(ca.clone().run_crl_schedule());
+        tokio::spawn(ca.clone().run_crl_schedule(publishes(&publisher)));
     } else if !every_ca {
         tracing::warn!(
             "the read-only standby holds no CRL of a CA yet: /crl answers 404 for it until the primary's arrives"
@@ -836,6 +849,8 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
+        // Another replica publishes from now on, without waiting for the lease to expire.
+        publisher.release().await;
         let _ = stop_tx.send(true);
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -20,6 +20,7 @@ pub mod health;
 pub mod hsm;
 pub mod incident;
 pub mod keys;
+pub mod lease;
 pub mod loadgen;
 pub mod log;
 pub mod metrics;

@@ -70,6 +70,11 @@ struct ReplicaLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LeaseLabels {
+    lease: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DependencyLabels {
     dependency: &'static str,
 }
@@ -93,6 +98,7 @@ pub struct Metrics {
     queue_depth: Family<WriterLabels, Gauge>,
     ready: Family<DependencyLabels, Gauge>,
     replica_role: Family<ReplicaLabels, Gauge>,
+    lease_held: Family<LeaseLabels, Gauge>,
     store_probe: Gauge<f64, AtomicU64>,
     log_size: Gauge,
     log_awaiting: Gauge,
@@ -159,6 +165,12 @@ impl Metrics {
             "1 for what this daemon serves as: primary (every request) or standby (reads of a read-only database)",
             replica_role.clone(),
         );
+        let lease_held = Family::<LeaseLabels, Gauge>::default();
+        registry.register(
+            "lease_held",
+            "1 while this daemon holds the lease (publisher: CRLs on their schedule and the log's checkpoints, for every replica of the database)",
+            lease_held.clone(),
+        );
         let store_probe = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "store_probe_seconds",
@@ -223,6 +235,7 @@ impl Metrics {
             queue_depth,
             ready,
             replica_role,
+            lease_held,
             store_probe,
             log_size,
             log_awaiting,
@@ -272,6 +285,11 @@ impl Metrics {
     /// A group-commit writer finished its batch in `took`.
     pub fn batch_done(&self, writer: &'static str, took: Duration) {
         self.batch_latency.get_or_create(&WriterLabels { writer }).observe(took.as_secs_f64());
+    }
+
+    /// Whether this daemon holds lease `lease` now.
+    pub fn lease(&self, lease: &'static str, held: bool) {
+        self.lease_held.get_or_create(&LeaseLabels { lease }).set(i64::from(held));
     }
 
     /// The readiness probe's query to the store took `took`.

@@ -7,6 +7,11 @@ pub fn now() -> u64 {
     secs(SystemTime::now())
 }
 
+/// Milliseconds since the Unix epoch (0 for a clock set before 1970).
+pub fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// `t` as Unix seconds (0 before 1970).
 pub fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)

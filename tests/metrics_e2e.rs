@@ -92,6 +92,7 @@ async fn prometheus_reads_requests_refusals_hsm_readiness_and_expiry() {
     assert_eq!(value(&s, "trustd_ready", &[("dependency", "store")]), Some(1.0));
     assert_eq!(value(&s, "trustd_replica_role", &[("role", "primary")]), Some(1.0));
     assert_eq!(value(&s, "trustd_replica_role", &[("role", "standby")]), Some(0.0));
+    assert_eq!(value(&s, "trustd_lease_held", &[("lease", "publisher")]), Some(1.0), "a lone daemon publishes");
     let probe = value(&s, "trustd_store_probe_seconds", &[]).unwrap();
     assert!(probe > 0.0 && probe < 10.0, "{probe}");
     assert!(value(&s, "trustd_log_tree_size", &[]).unwrap() >= 1.0);

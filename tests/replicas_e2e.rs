@@ -122,6 +122,12 @@ async fn two_replicas_serve_as_one_and_a_killed_one_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // One publisher for both: the first replica took the lease and signed that CRL; the second,
+    // where the revocation was made, published only its start-up CRL.
+    let took = |d: &Daemon| d.log().matches("this replica took the lease").count();
+    assert_eq!((took(&a), took(&b)), (1, 0), "the first replica publishes");
+    assert_eq!(b.log().matches("CRL published").count(), 1, "{}", b.log());
+
     // Load on both; one is killed in the middle.
     let csr = std::fs::read(&csr).unwrap();
     let (stop_a, stop_b) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
@@ -165,9 +171,12 @@ async fn two_replicas_serve_as_one_and_a_killed_one_loses_nothing() {
         column(&db, "SELECT COUNT(DISTINCT idx) = COUNT(*) AND COALESCE(MAX(idx) + 1, 0) = COUNT(*) FROM log_entries");
     assert_eq!(indexes, ["t"], "log indexes 0..n without gaps or repeats");
 
-    // An auditor's check of the whole log through the survivor.
+    // The survivor takes the publishing lease over once the killed one's expires, and signs
+    // the checkpoint of everything both logged.
     let size: u64 = column(&db, "SELECT size FROM log_tree")[0].parse().unwrap();
     wait_for_checkpoint(&b, size);
+    assert_eq!(took(&b), 1, "the survivor took the lease over");
+    // An auditor's check of the whole log through the survivor.
     let report = trustctl_ok(&b, &["log", "verify", "--key", dir.join("log.vkey").to_str().unwrap()]);
     assert!(report.contains(&format!("tree size {size} verified")), "{report}");
     drop(b);

@@ -486,7 +486,7 @@ impl pb::transparency_log_server::TransparencyLog for LogService {
         if request.into_inner().fresh {
             self.log.publish().await?;
         }
-        let c = self.log.checkpoint();
+        let c = self.log.current().await;
         Ok(Response::new(pb::GetCheckpointResponse {
             signed_note: c.note.clone(),
             origin: c.checkpoint.origin().to_owned(),

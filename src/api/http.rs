@@ -314,11 +314,11 @@ fn no_log() -> Response {
     (StatusCode::NOT_FOUND, "the issued-certificate log is not enabled here\n").into_response()
 }
 
-/// C2SP tlog-tiles `<prefix>/checkpoint`: the latest signed checkpoint (a C2SP signed note).
-/// It changes at most every second and must not be cached.
+/// C2SP tlog-tiles `<prefix>/checkpoint`: the latest signed checkpoint (a C2SP signed note),
+/// the newest any replica recorded. It changes at most every second and must not be cached.
 async fn log_checkpoint(State(s): State<HttpState>) -> Response {
     let Some(log) = s.log else { return no_log() };
-    let note = log.checkpoint().note.clone();
+    let note = log.current().await.note.clone();
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], note).into_response()
 }
 

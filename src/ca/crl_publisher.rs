@@ -119,13 +119,18 @@ impl CertificateAuthority {
         self.generations.load().iter().map(|g| g.cert.ca).chain([CaId::Root]).collect()
     }
 
-    /// Republishes the CRL every `refresh`, and shortly after revocations (coalescing bursts
-    /// into one CRL). Runs until the daemon stops.
-    pub async fn run_crl_schedule(self: Arc<Self>) {
+    /// Republishes the CRL every `refresh`, and shortly after revocations made here or by
+    /// another replica (coalescing bursts into one CRL), while `publishes()` (this replica holds
+    /// the publishing lease: one replica publishes for all, and the others serve what it stores,
+    /// [`CertificateAuthority::follow_revocations`]). Runs until the daemon stops.
+    pub async fn run_crl_schedule(self: Arc<Self>, publishes: impl Fn() -> bool + Send + 'static) {
         loop {
             tokio::select! {
                 _ = self.crl_dirty.notified() => tokio::time::sleep(Duration::from_millis(200)).await,
                 _ = tokio::time::sleep(self.crl_schedule.refresh) => {}
+            }
+            if !publishes() {
+                continue;
             }
             if let Err(e) = self.publish_crl().await {
                 tracing::error!(error = %e, "CRL could not be published; retrying");
@@ -138,8 +143,8 @@ impl CertificateAuthority {
     /// Follows revocations made by other processes on the same database (replicas): every
     /// [`FOLLOW_REVOCATIONS`] it reads the store's revocation generation, and when others'
     /// changes moved it, counts a change (cached client statuses are looked up again) and
-    /// republishes the CRLs (where this process publishes), as a revocation made here does at
-    /// once; and it serves any newer CRL another process stored. OCSP needs nothing: it reads
+    /// republishes the CRLs (where this process holds the publishing lease), as a revocation made
+    /// here does at once; and it serves any newer CRL another process stored. OCSP needs nothing: it reads
     /// the store for every answer. Runs until the daemon stops.
     pub async fn follow_revocations(self: Arc<Self>) {
         use std::sync::atomic::Ordering::SeqCst;

@@ -359,6 +359,15 @@ impl crate::log::LogStore for FlakyLog {
         }
         self.store.append_log_batch(batch).await
     }
+    async fn record_checkpoint(&self, c: &crate::log::StoredCheckpoint) -> Result<(), LogError> {
+        self.store.record_checkpoint(c).await
+    }
+    async fn newest_checkpoint(
+        &self,
+        above: crate::log::TreeSize,
+    ) -> Result<Option<crate::log::StoredCheckpoint>, LogError> {
+        self.store.newest_checkpoint(above).await
+    }
 }
 
 /// The fixture's CA logging through a sequencer over [`FlakyLog`], with its store and the

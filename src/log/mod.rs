@@ -32,7 +32,7 @@ pub use entry::{
     TimestampIssued,
 };
 pub use error::LogError;
-pub use sequencer::{LogBatch, LogStore, LoggedRecord, NewEntry, Sequencer};
+pub use sequencer::{LogBatch, LogStore, LoggedRecord, NewEntry, Sequencer, StoredCheckpoint};
 pub use service::{SignedCheckpoint, TileData, TransparencyLog};
 pub use store::{indexes_needed, HashReader, MemoryHashes, PrefetchedHashes};
 pub use tiles::{Tile, TileKind};

@@ -86,6 +86,16 @@ pub struct LogBatch {
     pub entries: Vec<NewEntry>,
 }
 
+/// A signed checkpoint as the store keeps it, for every replica to serve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: TreeSize,
+    /// The signed note, as served.
+    pub note: Vec<u8>,
+    /// When it was signed, Unix milliseconds.
+    pub signed_at_ms: i64,
+}
+
 /// What the sequencer and the read path need from a database.
 #[async_trait]
 pub trait LogStore: Send + Sync {
@@ -100,6 +110,11 @@ pub trait LogStore: Send + Sync {
     /// from `old_size` to `new_size` only if it is still at `old_size` (else
     /// [`LogError::Store`], nothing written), and the logged records written or marked sequenced.
     async fn append_log_batch(&self, batch: &LogBatch) -> Result<(), LogError>;
+    /// Records a signed checkpoint (replacing one of the same size: the same tree, signed anew
+    /// after the log's key rolled over), keeping the newest few.
+    async fn record_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), LogError>;
+    /// The newest recorded checkpoint larger than `above`, if any.
+    async fn newest_checkpoint(&self, above: TreeSize) -> Result<Option<StoredCheckpoint>, LogError>;
 }
 
 type Job = (NewEntry, oneshot::Sender<Result<LeafIndex, String>>);
@@ -320,6 +335,7 @@ mod tests {
     struct Mem {
         inner: Mutex<(Vec<Vec<u8>>, MemoryHashes, Vec<LoggedRecord>)>,
         fail_next: Mutex<bool>,
+        checkpoints: Mutex<Vec<StoredCheckpoint>>,
     }
 
     #[async_trait]
@@ -348,6 +364,15 @@ mod tests {
             g.0.extend(b.entries.iter().map(|e| e.entry.clone()));
             g.2.extend(b.entries.iter().filter_map(|e| e.record.clone()));
             Ok(())
+        }
+        async fn record_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), LogError> {
+            let mut g = self.checkpoints.lock().unwrap();
+            g.retain(|s| s.size != c.size);
+            g.push(c.clone());
+            Ok(())
+        }
+        async fn newest_checkpoint(&self, above: TreeSize) -> Result<Option<StoredCheckpoint>, LogError> {
+            Ok(self.checkpoints.lock().unwrap().iter().filter(|c| c.size > above).max_by_key(|c| c.size).cloned())
         }
     }
 
@@ -413,6 +438,12 @@ mod tests {
             }
             async fn append_log_batch(&self, b: &LogBatch) -> Result<(), LogError> {
                 self.0.append_log_batch(b).await
+            }
+            async fn record_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), LogError> {
+                self.0.record_checkpoint(c).await
+            }
+            async fn newest_checkpoint(&self, above: TreeSize) -> Result<Option<StoredCheckpoint>, LogError> {
+                self.0.newest_checkpoint(above).await
             }
         }
         let mem = Mem::default();

@@ -4,8 +4,14 @@
 //! What is served is the tree of the latest signed checkpoint: proofs, entries and tiles for
 //! larger sizes do not exist yet for an auditor (they could not check them against anything),
 //! so they are [`LogError::BeyondTree`].
+//!
+//! Replicas of one database serve one sequence of checkpoints: every checkpoint is recorded in
+//! the store before it is served, one replica signs them on the schedule (the daemon's
+//! publishing lease), and the others serve the newest recorded, which they look up when asked
+//! for the checkpoint or for a tree larger than the one they know. So the tree an auditor is
+//! shown never shrinks, whichever replica answers.
 
-use super::sequencer::{LogStore, Sequencer};
+use super::sequencer::{LogStore, Sequencer, StoredCheckpoint};
 use super::tiles::{entry_bundle, hash_tile};
 use super::{
     indexes_needed, tree, Checkpoint, CheckpointSigner, ConsistencyProof, Hash, HashIndex, HashReader, InclusionProof,
@@ -29,8 +35,23 @@ pub struct SignedCheckpoint {
     pub checkpoint: Checkpoint,
     /// The signed note: body, blank line, signature line.
     pub note: Vec<u8>,
-    /// When this process signed it: how old the checkpoint auditors fetch is.
+    /// When it was signed (here or by another replica): how old the checkpoint auditors fetch is.
     pub signed_at: Instant,
+}
+
+impl SignedCheckpoint {
+    /// A checkpoint another replica (or this one) recorded in the store, of the log `origin`.
+    fn from_stored(stored: StoredCheckpoint, origin: &str) -> Result<Self, LogError> {
+        let damaged = |why: &str| LogError::Store(format!("the stored checkpoint of size {}: {why}", stored.size));
+        let end = stored.note.windows(2).position(|w| w == b"\n\n").ok_or_else(|| damaged("not a signed note"))?;
+        let checkpoint = Checkpoint::parse_body(&stored.note[..=end])?;
+        if checkpoint.origin() != origin || checkpoint.size() != stored.size {
+            return Err(damaged("another log's, or another size's"));
+        }
+        let age_ms = (crate::unix_time::now_millis() - stored.signed_at_ms).max(0);
+        let signed_at = Instant::now().checked_sub(Duration::from_millis(age_ms as u64)).unwrap_or_else(Instant::now);
+        Ok(SignedCheckpoint { checkpoint, note: stored.note, signed_at })
+    }
 }
 
 /// A tile's bytes and whether it is full (immutable: cacheable forever).
@@ -55,9 +76,9 @@ pub struct TransparencyLog {
 }
 
 impl TransparencyLog {
-    /// Loads the tree from `store`, starts the sequencer and signs a first checkpoint, so that
-    /// the log has one to serve from the start. The checkpoint schedule is
-    /// [`TransparencyLog::run_checkpoints`].
+    /// Loads the tree from `store`, starts the sequencer and signs a first checkpoint (recorded,
+    /// and replaced by a newer one another replica recorded), so that the log has one to serve
+    /// from the start. The checkpoint schedule is [`TransparencyLog::run_checkpoints`].
     pub async fn start(
         origin: &str,
         signer: CheckpointSigner,
@@ -66,14 +87,62 @@ impl TransparencyLog {
         let sequencer = Sequencer::start(store.clone()).await?;
         let (size, root) = *sequencer.head().borrow();
         let first = sign(&signer, Checkpoint::new(origin, size, root)?).await?;
-        Ok(Arc::new(TransparencyLog {
+        let log = Arc::new(TransparencyLog {
             origin: origin.to_owned(),
             signer: arc_swap::ArcSwap::from_pointee(signer),
             store,
             sequencer,
-            latest: RwLock::new(Arc::new(first)),
+            latest: RwLock::new(Arc::new(first.clone())),
             publishing: tokio::sync::Mutex::new(()),
-        }))
+        });
+        log.settle(first).await;
+        Ok(log)
+    }
+
+    /// Records `signed` in the store and serves it, or a larger one another replica recorded.
+    /// Where it cannot be recorded (a read-only standby, a lost database), this replica serves
+    /// it unrecorded rather than nothing newer.
+    async fn settle(&self, signed: SignedCheckpoint) {
+        let stored = StoredCheckpoint {
+            size: signed.checkpoint.size(),
+            note: signed.note.clone(),
+            signed_at_ms: crate::unix_time::now_millis(),
+        };
+        if let Err(e) = self.store.record_checkpoint(&stored).await {
+            tracing::debug!(error = %e, size = %stored.size, "checkpoint not recorded; served by this replica only");
+        }
+        self.serve(signed);
+        if let Err(e) = self.adopt().await {
+            tracing::debug!(error = %e, "stored checkpoints cannot be read; serving this replica's");
+        }
+    }
+
+    /// Serves `signed` if it is not smaller than the checkpoint served now.
+    fn serve(&self, signed: SignedCheckpoint) {
+        let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
+        if signed.checkpoint.size() >= latest.checkpoint.size() {
+            *latest = Arc::new(signed);
+        }
+    }
+
+    /// Serves the newest checkpoint recorded in the store, where it is larger than the one
+    /// served now.
+    pub async fn adopt(&self) -> Result<(), LogError> {
+        let served = self.size();
+        if let Some(stored) = self.store.newest_checkpoint(served).await? {
+            self.serve(SignedCheckpoint::from_stored(stored, &self.origin)?);
+        }
+        Ok(())
+    }
+
+    /// The checkpoint to hand an auditor: the newest any replica recorded, so that it is never
+    /// smaller than one another replica served (this replica's own when the store cannot be
+    /// read).
+    pub async fn current(&self) -> Arc<SignedCheckpoint> {
+        if let Err(e) = self.adopt().await {
+            tracing::debug!(error = %e, "stored checkpoints cannot be read; serving this replica's");
+        }
+        self.checkpoint()
     }
 
     /// Where entries are appended.
@@ -108,10 +177,7 @@ impl TransparencyLog {
         let (size, root) = *self.sequencer.head().borrow();
         let signed = sign(&next, Checkpoint::new(&self.origin, size, root)?).await?;
         self.signer.store(Arc::new(next));
-        let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
-        if signed.checkpoint.size() >= latest.checkpoint.size() {
-            *latest = Arc::new(signed);
-        }
+        self.settle(signed).await;
         Ok(())
     }
 
@@ -139,32 +205,28 @@ impl TransparencyLog {
             return Ok(());
         }
         let signed = sign(&self.signer.load_full(), Checkpoint::new(&self.origin, size, root)?).await?;
-        let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
-        // Two publishers may race (start-up and the schedule); never go back to a smaller tree.
-        if signed.checkpoint.size() >= latest.checkpoint.size() {
-            *latest = Arc::new(signed);
-        }
+        self.settle(signed).await;
         Ok(())
     }
 
-    /// Signs a new checkpoint whenever the sequenced tree grew, at most once per
-    /// [`CHECKPOINT_INTERVAL`]. Runs until the sequencer stops.
-    pub async fn run_checkpoints(self: Arc<Self>) {
-        let mut head = self.sequencer.head();
-        let mut last = Instant::now();
+    /// Every [`CHECKPOINT_INTERVAL`]: while `publishes()` (this replica holds the publishing
+    /// lease), signs a checkpoint of the sequenced tree if it grew; otherwise serves the newest
+    /// another replica recorded. A failing HSM or store is retried at the next tick, so that
+    /// sequenced entries get a checkpoint once it recovers. Runs until the daemon stops.
+    pub async fn run_checkpoints(self: Arc<Self>, publishes: impl Fn() -> bool + Send + 'static) {
+        let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
         loop {
-            if head.changed().await.is_err() {
-                return;
-            }
-            tokio::time::sleep_until((last + CHECKPOINT_INTERVAL).into()).await;
-            head.borrow_and_update();
-            last = Instant::now();
-            // A failing HSM must not leave sequenced entries without a checkpoint once it
-            // recovers: retry until one is signed.
-            while let Err(e) = self.publish().await {
-                tracing::error!(error = %e, "checkpoint could not be signed; retrying");
-                tokio::time::sleep(CHECKPOINT_INTERVAL).await;
-                last = Instant::now();
+            tick.tick().await;
+            let done = if publishes() { self.publish().await } else { self.adopt().await };
+            match done {
+                Ok(()) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::error!(error = %e, "checkpoint could not be signed or read; retrying");
+                }
+                Err(_) => {}
             }
         }
     }
@@ -173,8 +235,12 @@ impl TransparencyLog {
         self.checkpoint().checkpoint.size()
     }
 
-    /// Refuses sizes beyond the latest checkpoint.
-    fn within(&self, size: u64) -> Result<TreeSize, LogError> {
+    /// Refuses sizes beyond the latest checkpoint (after looking for a newer one another
+    /// replica recorded: an auditor may have been shown it).
+    async fn within(&self, size: u64) -> Result<TreeSize, LogError> {
+        if size > self.size().0 {
+            self.adopt().await?;
+        }
         let tree = self.size();
         if size > tree.0 {
             return Err(LogError::BeyondTree { requested: size, size: tree });
@@ -184,11 +250,11 @@ impl TransparencyLog {
 
     /// Checks a range `start..end` of leaf indexes in the current checkpoint's tree; returns the
     /// page actually served (at most [`MAX_ENTRIES_PER_PAGE`]).
-    fn page(&self, start: u64, end: u64) -> Result<(u64, u64), LogError> {
+    async fn page(&self, start: u64, end: u64) -> Result<(u64, u64), LogError> {
         if start >= end {
             return Err(LogError::BadRequest(format!("start {start} must be below end {end}")));
         }
-        self.within(end)?;
+        self.within(end).await?;
         Ok((start, end.min(start.saturating_add(MAX_ENTRIES_PER_PAGE))))
     }
 
@@ -196,7 +262,7 @@ impl TransparencyLog {
     /// their indexes. A gap in what the store returns is passed on, not hidden: an auditor
     /// names the missing entry.
     pub async fn entries(&self, start: u64, end: u64) -> Result<Vec<(LeafIndex, Vec<u8>)>, LogError> {
-        let (start, end) = self.page(start, end)?;
+        let (start, end) = self.page(start, end).await?;
         self.store.log_entries(start, end).await
     }
 
@@ -204,7 +270,7 @@ impl TransparencyLog {
     /// what the level-0 tiles hold. With them an auditor whose recomputed tree disagrees with
     /// the checkpoint can name the entry that was changed.
     pub async fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, LogError> {
-        let (start, end) = self.page(start, end)?;
+        let (start, end) = self.page(start, end).await?;
         let indexes: Vec<HashIndex> = (start..end).map(|i| HashIndex::of(0, i)).collect();
         self.store.log_hashes(&indexes).await
     }
@@ -223,7 +289,7 @@ impl TransparencyLog {
         if size == 0 {
             return Err(LogError::BadRequest("tree_size must be at least 1".into()));
         }
-        let size = self.within(size)?;
+        let size = self.within(size).await?;
         if index >= size.0 {
             return Err(LogError::BadRequest(format!("index {index} is not below tree_size {size}")));
         }
@@ -241,7 +307,7 @@ impl TransparencyLog {
         if first > second {
             return Err(LogError::BadRequest(format!("first {first} must not exceed second {second}")));
         }
-        let second = self.within(second)?;
+        let second = self.within(second).await?;
         self.over_store(|r| tree::prove_consistency(TreeSize(first), second, r)).await
     }
 
@@ -251,7 +317,12 @@ impl TransparencyLog {
     /// [`LogError::TileNotInTree`]): both mean "no such tile".
     pub async fn tile(&self, path: &str) -> Result<TileData, LogError> {
         let tile = Tile::parse(path)?;
-        let size = self.size();
+        let mut size = self.size();
+        if !tile.in_tree(size) {
+            // Perhaps in a tree another replica recorded and served.
+            self.adopt().await?;
+            size = self.size();
+        }
         if !tile.in_tree(size) {
             return Err(LogError::TileNotInTree(path.to_owned(), size));
         }

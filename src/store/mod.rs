@@ -459,6 +459,14 @@ pub trait Store: LogStore + Send + Sync {
     /// hour).
     async fn record_csc_authorization(&self, a: &CscAuthorization, now: i64) -> Result<(), StoreError>;
 
+    /// Takes lease `name` for `holder` until `expires_at` (Unix seconds), or renews it: `true`
+    /// when it is the holder's now, `false` while another holds it unexpired at `now`. Atomic
+    /// across replicas.
+    async fn take_lease(&self, name: &str, holder: &str, now: i64, expires_at: i64) -> Result<bool, StoreError>;
+
+    /// Gives lease `name` up if `holder` holds it, for another to take at once.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+
     /// Records an OAuth 2.0 access token (and forgets those expired before `now` less an hour).
     async fn record_access_token(&self, t: &AccessToken, now: i64) -> Result<(), StoreError>;
 

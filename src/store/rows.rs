@@ -861,3 +861,115 @@ where
     let row = sqlx::query::<DB>(CSC_CREDENTIAL).bind(id).fetch_optional(pool).await.map_err(db)?;
     row.as_ref().map(read).transpose()
 }
+
+/// Takes or renews a lease: see [`Store::take_lease`].
+pub(super) async fn take_lease<DB>(
+    pool: &sqlx::Pool<DB>,
+    name: &str,
+    holder: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<bool, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    // One statement, atomic on either backend: a row is written (and returned) only where there
+    // was none, it is the holder's own, or it expired.
+    let held: Option<String> = sqlx::query_scalar::<DB, String>(
+        "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+         WHERE leases.holder = excluded.holder OR leases.expires_at <= $4 RETURNING holder",
+    )
+    .bind(name)
+    .bind(holder)
+    .bind(expires_at)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    Ok(held.is_some())
+}
+
+/// Gives a lease up: see [`Store::release_lease`].
+pub(super) async fn release_lease<DB>(pool: &sqlx::Pool<DB>, name: &str, holder: &str) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query::<DB>("DELETE FROM leases WHERE name = $1 AND holder = $2")
+        .bind(name)
+        .bind(holder)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// How many signed checkpoints the store keeps.
+const CHECKPOINTS_KEPT: i64 = 16;
+
+/// Records a signed checkpoint: see [`LogStore::record_checkpoint`].
+pub(super) async fn record_checkpoint<DB>(
+    pool: &sqlx::Pool<DB>,
+    c: &crate::log::StoredCheckpoint,
+) -> Result<(), LogError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let size = sql_index(c.size.0)?;
+    sqlx::query::<DB>(
+        "INSERT INTO log_checkpoints (size, note, signed_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (size) DO UPDATE SET note = excluded.note, signed_at = excluded.signed_at",
+    )
+    .bind(size)
+    .bind(c.note.as_slice())
+    .bind(c.signed_at_ms)
+    .execute(pool)
+    .await
+    .map_err(log_db)?;
+    sqlx::query::<DB>(
+        "DELETE FROM log_checkpoints WHERE size < \
+         (SELECT MIN(size) FROM (SELECT size FROM log_checkpoints ORDER BY size DESC LIMIT $1) AS kept)",
+    )
+    .bind(CHECKPOINTS_KEPT)
+    .execute(pool)
+    .await
+    .map_err(log_db)?;
+    Ok(())
+}
+
+/// The newest signed checkpoint above a size: see [`LogStore::newest_checkpoint`].
+pub(super) async fn newest_checkpoint<DB>(
+    pool: &sqlx::Pool<DB>,
+    above: crate::log::TreeSize,
+) -> Result<Option<crate::log::StoredCheckpoint>, LogError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (i64, Vec<u8>, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let row: Option<(i64, Vec<u8>, i64)> = sqlx::query_as::<DB, (i64, Vec<u8>, i64)>(
+        "SELECT size, note, signed_at FROM log_checkpoints WHERE size > $1 ORDER BY size DESC LIMIT 1",
+    )
+    .bind(sql_index(above.0)?)
+    .fetch_optional(pool)
+    .await
+    .map_err(log_db)?;
+    row.map(|(size, note, signed_at_ms)| {
+        Ok(crate::log::StoredCheckpoint { size: crate::log::TreeSize(leaf_index(size)?), note, signed_at_ms })
+    })
+    .transpose()
+}

@@ -420,6 +420,14 @@ impl Store for SqliteStore {
         rows::insert_csc_authorization(&self.pool, a, now).await
     }
 
+    async fn take_lease(&self, name: &str, holder: &str, now: i64, expires_at: i64) -> Result<bool, StoreError> {
+        rows::take_lease(&self.pool, name, holder, now, expires_at).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        rows::release_lease(&self.pool, name, holder).await
+    }
+
     async fn record_access_token(&self, t: &super::AccessToken, now: i64) -> Result<(), StoreError> {
         rows::insert_access_token(&self.pool, t, now).await
     }
@@ -503,6 +511,14 @@ async fn insert_records(
 
 #[async_trait]
 impl LogStore for SqliteStore {
+    async fn record_checkpoint(&self, c: &crate::log::StoredCheckpoint) -> Result<(), LogError> {
+        rows::record_checkpoint(&self.pool, c).await
+    }
+
+    async fn newest_checkpoint(&self, above: TreeSize) -> Result<Option<crate::log::StoredCheckpoint>, LogError> {
+        rows::newest_checkpoint(&self.pool, above).await
+    }
+
     async fn log_tree(&self) -> Result<(TreeSize, Hash), LogError> {
         let (size, root): (i64, Vec<u8>) = sqlx::query_as("SELECT size, root FROM log_tree WHERE id = 1")
             .fetch_one(&self.pool)

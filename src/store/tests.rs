@@ -630,3 +630,59 @@ async fn csc_credentials_are_kept_per_client_and_disabled_once() {
         assert!(store.csc_credentials(Some("web")).await.is_err(), "a damaged row is an error, not a credential");
     }
 }
+
+/// A lease is one holder's at a time: renewed by it, refused to another until it expires, then
+/// taken over; released, it is free at once.
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires_or_is_released() {
+    for place in Place::each() {
+        let store = place.open().await;
+        assert!(store.take_lease("publisher", "a", 100, 110).await.unwrap());
+        assert!(store.take_lease("publisher", "a", 105, 115).await.unwrap(), "renewed by its holder");
+        assert!(!store.take_lease("publisher", "b", 114, 124).await.unwrap(), "another's until it expires");
+        assert!(store.take_lease("other", "b", 114, 124).await.unwrap(), "each lease on its own");
+        assert!(store.take_lease("publisher", "b", 115, 125).await.unwrap(), "taken over once expired");
+        assert!(!store.take_lease("publisher", "a", 116, 126).await.unwrap(), "the old holder lost it");
+        store.release_lease("publisher", "a").await.unwrap();
+        assert!(!store.take_lease("publisher", "a", 117, 127).await.unwrap(), "only the holder releases");
+        store.release_lease("publisher", "b").await.unwrap();
+        assert!(store.take_lease("publisher", "a", 118, 128).await.unwrap(), "free once released");
+    }
+}
+
+/// Two logs on one store, as two replicas: what one signs and records, the other serves (as
+/// its checkpoint, and for proofs and tiles of that tree), and the served tree never shrinks
+/// whichever of them answers.
+#[tokio::test]
+async fn replicas_serve_the_newest_recorded_checkpoint() {
+    use crate::keys::software::SoftwareKey;
+    use crate::log::{CheckpointSigner, StoredCheckpoint, TransparencyLog};
+    let signer = || CheckpointSigner::new("trustd.test/log", Arc::new(SoftwareKey::ed25519(7))).unwrap();
+    for place in Place::each() {
+        let store = place.open().await;
+        let a = TransparencyLog::start("trustd.test/log", signer(), store.clone()).await.unwrap();
+        let b = TransparencyLog::start("trustd.test/log", signer(), store.clone()).await.unwrap();
+        let entries = (0..5u8).map(|i| NewEntry { entry: vec![i], record: None }).collect();
+        a.sequencer().append_all(entries).await.unwrap();
+        a.publish().await.unwrap();
+        let signed = a.checkpoint();
+        assert_eq!(signed.checkpoint.size(), TreeSize(5));
+        assert_eq!(b.checkpoint().checkpoint.size(), TreeSize(0), "b signs nothing of a's entries itself");
+        b.inclusion_proof(4, 5).await.expect("b serves a proof in the tree a recorded");
+        assert_eq!(b.current().await.note, signed.note, "b serves a's checkpoint, byte for byte");
+        assert!(b.tile("tile/entries/000.p/5").await.is_ok());
+        // b, serving a's checkpoint of the tree, signs nothing more of it.
+        b.publish().await.unwrap();
+        assert_eq!(b.current().await.note, signed.note);
+        let newest = store.newest_checkpoint(TreeSize(0)).await.unwrap().unwrap();
+        assert_eq!((newest.size, newest.note), (TreeSize(5), signed.note.clone()));
+        assert_eq!(store.newest_checkpoint(TreeSize(5)).await.unwrap(), None);
+        // Recording more keeps the newest; a smaller one recorded late is never the newest.
+        for size in 6..30u64 {
+            let c = StoredCheckpoint { size: TreeSize(size), note: vec![1], signed_at_ms: 0 };
+            store.record_checkpoint(&c).await.unwrap();
+        }
+        store.record_checkpoint(&StoredCheckpoint { size: TreeSize(3), note: vec![2], signed_at_ms: 0 }).await.unwrap();
+        assert_eq!(store.newest_checkpoint(TreeSize(0)).await.unwrap().unwrap().size, TreeSize(29));
+    }
+}
