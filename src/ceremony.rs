@@ -501,6 +501,22 @@ pub fn keys_in_service(
 /// before the daemon says it is ready, and by `trustd rollover` before it records the new key,
 /// so the log names every key before anything it signs.
 pub async fn log_keys(store: &dyn Store, log: &Sequencer, keys: Vec<KeyInService>) -> Result<usize, String> {
+    // Replicas starting together may both find a key unstated; the store takes each key once
+    // (ceremony_keys), so the later batch fails: look again, and state only what is still
+    // missing.
+    let mut tries = 0;
+    loop {
+        match log_missing_keys(store, log, keys.clone()).await {
+            Err(e) if tries < 2 => {
+                tries += 1;
+                tracing::info!(error = %e, "stating the ceremony's keys again: another process stated some meanwhile");
+            }
+            done => return done,
+        }
+    }
+}
+
+async fn log_missing_keys(store: &dyn Store, log: &Sequencer, keys: Vec<KeyInService>) -> Result<usize, String> {
     let mut logged: HashSet<Sha256> =
         store.logged_ceremony_keys().await.map_err(|e| e.to_string())?.into_iter().collect();
     let mut entries = Vec::new();

@@ -686,3 +686,27 @@ async fn replicas_serve_the_newest_recorded_checkpoint() {
         assert_eq!(store.newest_checkpoint(TreeSize(0)).await.unwrap().unwrap().size, TreeSize(29));
     }
 }
+
+/// Two replicas starting together on one database both find a key unstated: the store takes
+/// it once, and the later one looks again instead of failing its start.
+#[tokio::test]
+async fn replicas_starting_together_state_each_key_once() {
+    use crate::ceremony::{log_keys, KeyInService};
+    use crate::keys::software::SoftwareKey;
+    use crate::keys::SigningKey;
+    for place in Place::each() {
+        let store = place.open().await;
+        let keys: Vec<KeyInService> = (1..4u8)
+            .map(|i| KeyInService {
+                role: format!("role-{i}"),
+                key: crate::keys::KeyRef::parse(&format!("pkcs11:object=k{i}")).unwrap(),
+                public_key: SoftwareKey::p256(i).public_key().clone(),
+            })
+            .collect();
+        let (a, b) = (Sequencer::start(store.clone()).await.unwrap(), Sequencer::start(store.clone()).await.unwrap());
+        let (ra, rb) = tokio::join!(log_keys(store.as_ref(), &a, keys.clone()), log_keys(store.as_ref(), &b, keys));
+        assert_eq!(ra.unwrap() + rb.unwrap(), 3, "each key stated by one of them");
+        assert_eq!(store.logged_ceremony_keys().await.unwrap().len(), 3);
+        assert_eq!(store.log_tree().await.unwrap().0, TreeSize(3));
+    }
+}
