@@ -1,9 +1,10 @@
 //! Two daemons on one PostgreSQL database and one token directory (`trustd dev --store-url`),
 //! as two data centres run them behind a load balancer: either serves any request, a
 //! revocation made on one is stated by the other's OCSP at once and its CRL within about a
-//! second, and when one is SIGKILLed under load of issuances and time-stamps on both, every
-//! certificate and token any client received is in the store and in the log, every serial is
-//! unique, the survivor answered every request sent to it, and `trustctl log verify` passes.
+//! second, and when one is SIGKILLed under load of issuances, time-stamps and signatures on
+//! both, every certificate, token and signature any client received is in the store and in the
+//! log, every serial is unique, the survivor answered every request sent to it, and `trustctl
+//! log verify` passes.
 
 mod common;
 
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use trustd::api::pb;
+use trustd::api::pb::signing_client::SigningClient;
 use trustd::api::pb::time_stamping_client::TimeStampingClient;
 
 fn column(db: &TestDatabase, sql: &str) -> Vec<String> {
@@ -25,10 +27,11 @@ fn column(db: &TestDatabase, sql: &str) -> Vec<String> {
 struct Received {
     certificates: Vec<String>,
     tokens: Vec<String>,
+    signatures: Vec<String>,
     failed: usize,
 }
 
-/// Clients of one replica issuing and time-stamping until `stop`.
+/// Clients of one replica issuing, time-stamping and signing (B-B, by digest) until `stop`.
 async fn load(d: &Daemon, csr: Vec<u8>, clients: usize, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Received> {
     let channel = d.channel().await;
     tokio::spawn(async move {
@@ -37,12 +40,30 @@ async fn load(d: &Daemon, csr: Vec<u8>, clients: usize, stop: Arc<AtomicBool>) -
                 let (channel, csr, stop) = (channel.clone(), csr.clone(), stop.clone());
                 tokio::spawn(async move {
                     let mut ca = pb::certificate_authority_client::CertificateAuthorityClient::new(channel.clone());
-                    let mut tsa = TimeStampingClient::new(channel);
+                    let mut tsa = TimeStampingClient::new(channel.clone());
+                    let mut signing = SigningClient::new(channel);
                     let mut got = Received::default();
                     let mut n = 0u32;
                     while !stop.load(Ordering::Relaxed) {
                         n += 1;
-                        if (n + i as u32).is_multiple_of(2) {
+                        let digest = trustd::digest::HashAlg::Sha256.digest(&n.to_be_bytes());
+                        if (n + i as u32) % 3 == 2 {
+                            let req = pb::SignRequest {
+                                options: Some(pb::SignOptions {
+                                    policy: String::new(),
+                                    level: pb::SignatureLevel::BB as i32,
+                                    detached: true,
+                                }),
+                                content: Some(pb::sign_request::Content::Digest(pb::Digest {
+                                    hash_algorithm: "sha256".into(),
+                                    value: digest,
+                                })),
+                            };
+                            match signing.sign(req).await {
+                                Ok(r) => got.signatures.push(r.into_inner().signature_id),
+                                Err(_) => got.failed += 1,
+                            }
+                        } else if (n + i as u32).is_multiple_of(3) {
                             let req = pb::IssueCertificateRequest {
                                 profile: "tls-server".into(),
                                 csr: csr.clone(),
@@ -53,7 +74,6 @@ async fn load(d: &Daemon, csr: Vec<u8>, clients: usize, stop: Arc<AtomicBool>) -
                                 Err(_) => got.failed += 1,
                             }
                         } else {
-                            let digest = trustd::digest::HashAlg::Sha256.digest(&n.to_be_bytes());
                             let req = pb::TimestampRequest {
                                 request: Some(pb::timestamp_request::Request::Digest(pb::DigestRequest {
                                     hash_algorithm: "sha256".into(),
@@ -80,6 +100,7 @@ async fn load(d: &Daemon, csr: Vec<u8>, clients: usize, stop: Arc<AtomicBool>) -
             let got = t.await.unwrap();
             all.certificates.extend(got.certificates);
             all.tokens.extend(got.tokens);
+            all.signatures.extend(got.signatures);
             all.failed += got.failed;
         }
         all
@@ -141,16 +162,20 @@ async fn two_replicas_serve_as_one_and_a_killed_one_loses_nothing() {
     stop_b.store(true, Ordering::Relaxed);
     let (on_a, on_b) = (on_a.await.unwrap(), on_b.await.unwrap());
     eprintln!(
-        "killed replica: {} certificates, {} tokens, {} failed; survivor: {} certificates, {} tokens, {} failed",
+        "killed replica: {} certificates, {} tokens, {} signatures, {} failed; \
+         survivor: {} certificates, {} tokens, {} signatures, {} failed",
         on_a.certificates.len(),
         on_a.tokens.len(),
+        on_a.signatures.len(),
         on_a.failed,
         on_b.certificates.len(),
         on_b.tokens.len(),
+        on_b.signatures.len(),
         on_b.failed
     );
     assert_eq!(on_b.failed, 0, "the survivor answered every request sent to it");
     assert!(!on_a.certificates.is_empty() && !on_b.certificates.is_empty() && !on_b.tokens.is_empty());
+    assert!(!on_a.signatures.is_empty() && !on_b.signatures.is_empty());
 
     // Everything a client received is stored and logged, once.
     let logged: HashSet<String> =
@@ -166,6 +191,11 @@ async fn two_replicas_serve_as_one_and_a_killed_one_loses_nothing() {
     }
     for s in on_a.tokens.iter().chain(&on_b.tokens) {
         assert!(tokens.contains(s), "time-stamp {s} was handed out but is not stored and logged");
+    }
+    let signatures: HashSet<String> =
+        column(&db, "SELECT signature_id FROM signatures WHERE log_index IS NOT NULL").into_iter().collect();
+    for s in on_a.signatures.iter().chain(&on_b.signatures) {
+        assert!(signatures.contains(s), "signature {s} was handed out but is not stored and logged");
     }
     let indexes =
         column(&db, "SELECT COUNT(DISTINCT idx) = COUNT(*) AND COALESCE(MAX(idx) + 1, 0) = COUNT(*) FROM log_entries");
