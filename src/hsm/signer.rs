@@ -86,6 +86,33 @@ fn mechanism(scheme: SignatureScheme, tbs: Tbs<'_>) -> Option<(Mechanism<'static
     })
 }
 
+/// How `key` signs messages in `scheme`: with the mechanism that hashes in the token (`true`),
+/// or, where the token lacks it (opencryptoki's soft token has no CKM_SHA256_RSA_PKCS), hashed
+/// by trustd and signed with the mechanism that signs a digest (`false`), which makes the same
+/// signature: PKCS#1 v1.5 and PSS sign the hash (RFC 8017 §8.1, §8.2). Neither: refused, naming
+/// the mechanism the token lacks.
+fn hashes_in_token(
+    caps: &super::capabilities::Capabilities,
+    scheme: SignatureScheme,
+    key: &str,
+    bits: Option<usize>,
+) -> Result<bool, HsmError> {
+    let mismatch = || HsmError::SchemeMismatch { key: key.to_owned(), scheme: scheme.to_string() };
+    let (message, _) = mechanism(scheme, Tbs::Message(&[])).ok_or_else(mismatch)?;
+    let refused = match caps.check_sign(message.mechanism_type(), key, bits) {
+        Ok(()) => return Ok(true),
+        Err(e) => e,
+    };
+    let digest = vec![0; scheme.hash().output_len()];
+    match mechanism(scheme, Tbs::Digest(&digest)) {
+        Some((m, _)) if m.mechanism_type() != message.mechanism_type() => {
+            caps.check_sign(m.mechanism_type(), key, bits).map_err(|_| refused)?;
+            Ok(false)
+        }
+        _ => Err(refused),
+    }
+}
+
 /// The modulus length in bits of an RSA public key; `None` for other keys.
 pub(super) fn rsa_bits(spki: &SubjectPublicKeyInfoOwned) -> Option<usize> {
     use rsa::pkcs1::DecodeRsaPublicKey;
@@ -114,6 +141,9 @@ struct Inner {
     key: KeyRef,
     scheme: SignatureScheme,
     public_key: PublicKey,
+    /// Whether messages are hashed by the token (CKM_SHA256_RSA_PKCS, …) or by trustd and
+    /// signed as a digest (a token without the hashing mechanism).
+    hashes_in_token: bool,
 }
 
 impl fmt::Debug for HsmSigner {
@@ -131,11 +161,12 @@ impl HsmSigner {
             key: key.to_string(),
             scheme: scheme.map_or("any supported scheme".into(), |s| s.to_string()),
         })?;
-        let (mechanism, _) = mechanism(scheme, Tbs::Message(&[]))
-            .ok_or(HsmError::SchemeMismatch { key: key.to_string(), scheme: scheme.to_string() })?;
-        hsm.capabilities().check_sign(mechanism.mechanism_type(), &key.to_string(), rsa_bits(&spki))?;
+        let hashes_in_token = hashes_in_token(hsm.capabilities(), scheme, &key.to_string(), rsa_bits(&spki))?;
+        if !hashes_in_token {
+            tracing::info!(%key, %scheme, "the token signs this scheme only over a digest: trustd hashes messages");
+        }
         hsm.with_private_key(&key, |_, _| Ok(()))?;
-        Ok(HsmSigner(Arc::new(Inner { hsm: hsm.clone(), key, scheme, public_key: PublicKey(spki) })))
+        Ok(HsmSigner(Arc::new(Inner { hsm: hsm.clone(), key, scheme, public_key: PublicKey(spki), hashes_in_token })))
     }
 
     /// The key's SubjectPublicKeyInfo.
@@ -156,6 +187,14 @@ impl HsmSigner {
 
     fn sign_tbs(&self, tbs: Tbs<'_>) -> Result<Signature, HsmError> {
         let this = &self.0;
+        let digest;
+        let tbs = match tbs {
+            Tbs::Message(m) if !this.hashes_in_token => {
+                digest = this.scheme.hash().digest(m);
+                Tbs::Digest(&digest)
+            }
+            tbs => tbs,
+        };
         let (mechanism, input) = mechanism(this.scheme, tbs).ok_or_else(|| HsmError::SchemeMismatch {
             key: this.key.to_string(),
             scheme: format!("{} over a digest of {} bytes", this.scheme, tbs.len()),
@@ -238,5 +277,34 @@ impl signature::Signer<Signature> for HsmSigner {
 impl DynSignatureAlgorithmIdentifier for HsmSigner {
     fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
         self.0.scheme.algorithm_identifier()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::capabilities::{Capabilities, Capability};
+    use super::*;
+
+    fn signs(m: MechanismType) -> (MechanismType, Capability) {
+        (m, Capability { sign: true, generate_key_pair: false, min_key_size: 1024, max_key_size: 4096 })
+    }
+
+    #[test]
+    fn messages_are_hashed_by_trustd_where_the_token_only_signs_digests() {
+        let full = Capabilities::of(vec![signs(MechanismType::SHA256_RSA_PKCS), signs(MechanismType::RSA_PKCS)]);
+        assert!(hashes_in_token(&full, SignatureScheme::RsaPkcs1Sha256, "k", Some(3072)).unwrap());
+        // opencryptoki 3.8's soft token: CKM_RSA_PKCS, no CKM_SHA256_RSA_PKCS.
+        let raw = Capabilities::of(vec![signs(MechanismType::RSA_PKCS), signs(MechanismType::RSA_PKCS_PSS)]);
+        assert!(!hashes_in_token(&raw, SignatureScheme::RsaPkcs1Sha256, "k", Some(3072)).unwrap());
+        assert!(!hashes_in_token(&raw, SignatureScheme::RsaPssSha384, "k", Some(3072)).unwrap());
+        // ECDSA is always signed over trustd's digest, with the one mechanism.
+        let ec = Capabilities::of(vec![signs(MechanismType::ECDSA)]);
+        assert!(hashes_in_token(&ec, SignatureScheme::EcdsaSha256, "k", None).unwrap());
+        // Neither mechanism, or a size the token refuses: refused, naming the hashing one.
+        let none = Capabilities::of(vec![signs(MechanismType::ECDSA)]);
+        let e = hashes_in_token(&none, SignatureScheme::RsaPkcs1Sha256, "pkcs11:object=k", Some(3072)).unwrap_err();
+        assert!(e.to_string().contains("SHA256_RSA_PKCS") && e.to_string().contains("object=k"), "{e}");
+        assert!(hashes_in_token(&raw, SignatureScheme::RsaPkcs1Sha256, "k", Some(8192)).is_err());
+        assert!(hashes_in_token(&ec, SignatureScheme::Ed25519, "k", None).is_err());
     }
 }
