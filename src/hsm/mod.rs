@@ -20,6 +20,7 @@ mod capabilities;
 mod certified;
 mod keys;
 mod signer;
+mod token_info;
 
 pub use crate::keys::KeyRef;
 pub use crate::keys::SignatureScheme;
@@ -107,6 +108,8 @@ pub struct Hsm(Arc<Inner>);
 
 struct Inner {
     ctx: Pkcs11,
+    /// The module's path (its token information is read through it: `token_info`).
+    module: PathBuf,
     /// The token's slot; a re-initialised module may number slots differently.
     slot: Mutex<Slot>,
     last_reinit: Mutex<Option<Instant>>,
@@ -174,10 +177,10 @@ fn module(path: &Path) -> Result<Pkcs11, HsmError> {
     Ok(ctx)
 }
 
-fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Option<Slot>, HsmError> {
-    for slot in ctx.get_slots_with_initialized_token().map_err(HsmError::Pkcs11)? {
-        let info = ctx.get_token_info(slot).map_err(HsmError::Pkcs11)?;
-        if info.label().trim_end() == label {
+fn find_slot(ctx: &Pkcs11, module: &Path, label: &str) -> Result<Option<Slot>, HsmError> {
+    for slot in ctx.get_slots_with_token().map_err(HsmError::Pkcs11)? {
+        let token = token_info::read(module, slot)?;
+        if token.initialized && token.label == label {
             return Ok(Some(slot));
         }
     }
@@ -213,12 +216,12 @@ impl Hsm {
     /// and tests. Production tokens are initialised by the HSM's own tooling.
     pub fn init_token(module_path: &Path, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<(), HsmError> {
         let ctx = module(module_path)?;
-        if find_slot(&ctx, label)?.is_some() {
+        if find_slot(&ctx, module_path, label)?.is_some() {
             return Ok(());
         }
         let mut free = None;
         for slot in ctx.get_slots_with_token().map_err(HsmError::Pkcs11)? {
-            if !ctx.get_token_info(slot).map_err(HsmError::Pkcs11)?.token_initialized() {
+            if !token_info::read(module_path, slot)?.initialized {
                 free = Some(slot);
                 break;
             }
@@ -226,7 +229,7 @@ impl Hsm {
         let slot = free.ok_or_else(|| HsmError::NoFreeSlot(label.to_owned()))?;
         ctx.init_token(slot, &so_pin.0, label).map_err(HsmError::Pkcs11)?;
         // SoftHSM moves a freshly initialised token to a new slot ID: look it up again.
-        let slot = find_slot(&ctx, label)?.ok_or_else(|| HsmError::TokenNotFound(label.to_owned()))?;
+        let slot = find_slot(&ctx, module_path, label)?.ok_or_else(|| HsmError::TokenNotFound(label.to_owned()))?;
         let session = ctx.open_rw_session(slot).map_err(HsmError::Pkcs11)?;
         session.login(UserType::So, Some(&so_pin.0)).map_err(HsmError::Login)?;
         session.init_pin(&user_pin.0).map_err(HsmError::Pkcs11)?;
@@ -238,12 +241,12 @@ impl Hsm {
     /// worker thread per session for [`Hsm::run`].
     pub fn open(cfg: &HsmConfig, pin: Pin) -> Result<Hsm, HsmError> {
         let ctx = module(&cfg.module)?;
-        let slot =
-            find_slot(&ctx, &cfg.token_label)?.ok_or_else(|| HsmError::TokenNotFound(cfg.token_label.clone()))?;
+        let slot = find_slot(&ctx, &cfg.module, &cfg.token_label)?
+            .ok_or_else(|| HsmError::TokenNotFound(cfg.token_label.clone()))?;
         let capabilities = capabilities::Capabilities::read(&ctx, slot)?;
-        let token = ctx.get_token_info(slot).map_err(HsmError::Pkcs11)?;
+        let token = token_info::read(&cfg.module, slot)?;
         let mut max_sessions = cfg.max_sessions.max(1);
-        if let Some(limit) = capabilities::session_limit(token.max_session_count(), max_sessions) {
+        if let Some(limit) = capabilities::session_limit(token.max_sessions, max_sessions) {
             tracing::warn!(
                 token = %cfg.token_label,
                 configured = max_sessions,
@@ -276,6 +279,7 @@ impl Hsm {
             private_keys: Mutex::new(HashMap::new()),
             capabilities,
             last_reinit: Mutex::new(None),
+            module: cfg.module.clone(),
             token_label: cfg.token_label.clone(),
             pin: pin.0,
             pool: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
@@ -393,7 +397,7 @@ impl Hsm {
                 return false;
             }
         }
-        match find_slot(&self.0.ctx, &self.0.token_label) {
+        match find_slot(&self.0.ctx, &self.0.module, &self.0.token_label) {
             Ok(Some(slot)) => {
                 *self.0.slot.lock().unwrap_or_else(|p| p.into_inner()) = slot;
                 true
