@@ -15,6 +15,8 @@ command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v psql >/dev/null || need_apt+=(postgresql-client)
 command -v flock >/dev/null || need_apt+=(util-linux)
+# A second PKCS#11 implementation, opencryptoki's soft token (tests/second_module.rs).
+[ -x /usr/sbin/pkcsslotd ] || need_apt+=(opencryptoki)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

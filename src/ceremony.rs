@@ -122,6 +122,9 @@ pub struct CeremonyConfig {
     /// The signing policies' own keys whose certificates trustd's CA issues (`[certificate]`
     /// of a policy): generated here with the service algorithm, certified at serve.
     pub policy_keys: Vec<KeyRef>,
+    /// Whether the log is on (`[log] enabled`): without it, no log key is made (a token
+    /// without EdDSA serves every other service).
+    pub log: bool,
 }
 
 /// One line of the ceremony's report.
@@ -298,8 +301,10 @@ pub fn run(hsm: &Hsm, root_token: &Hsm, cfg: &CeremonyConfig) -> Result<Vec<Step
     for role in ServiceRole::CERTIFIED {
         ensure_service(hsm, cfg, role, keys.service(role), (&issuing, &keys.issuing), None, &mut steps)?;
     }
-    let key_generated = ensure_key(hsm, &keys.log, cfg.log_algorithm)?;
-    steps.push(Step { key: keys.log.to_string(), key_generated, certificate_created: None });
+    if cfg.log {
+        let key_generated = ensure_key(hsm, &keys.log, cfg.log_algorithm)?;
+        steps.push(Step { key: keys.log.to_string(), key_generated, certificate_created: None });
+    }
     let key_generated = ensure_key(hsm, &keys.tls, cfg.service_algorithm)?;
     steps.push(Step { key: keys.tls.to_string(), key_generated, certificate_created: None });
     for key in &cfg.policy_keys {
@@ -480,6 +485,7 @@ pub fn keys_in_service(
     keys: &CaKeys,
     root: &Certificate,
     signing: &[(String, KeyRef)],
+    log: bool,
 ) -> Result<Vec<KeyInService>, HsmError> {
     let root = KeyInService {
         role: "root".into(),
@@ -488,6 +494,7 @@ pub fn keys_in_service(
     };
     let all = ServiceRole::ALL
         .into_iter()
+        .filter(|role| log || *role != ServiceRole::Log)
         .map(|role| (role.name(), keys.service(role)))
         .chain([("tls", &keys.tls)])
         .map(|(role, key)| (role.to_owned(), key))

@@ -788,6 +788,7 @@ impl Config {
             public_url: self.server.public_url.clone(),
             keys: self.keys.clone(),
             policy_keys: Vec::new(),
+            log: self.log.enabled,
         }
     }
 }

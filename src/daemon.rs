@@ -435,11 +435,12 @@ async fn keys_in_service(
     hsm: &Hsm,
     root: &x509_cert::Certificate,
     policies: &Policies,
+    log: bool,
 ) -> Result<Vec<ceremony::KeyInService>, StartError> {
     let (hsm, keys, root) = (hsm.clone(), keys.clone(), root.clone());
     let signing: Vec<(String, KeyRef)> =
         policies.signing().filter_map(|p| Some((p.name.clone(), p.key.clone()?))).collect();
-    let found = tokio::task::spawn_blocking(move || ceremony::keys_in_service(&hsm, &keys, &root, &signing))
+    let found = tokio::task::spawn_blocking(move || ceremony::keys_in_service(&hsm, &keys, &root, &signing, log))
         .await
         .map_err(|e| e.to_string())?;
     found.map_err(|e| format!("the keys in service: {e}"))
@@ -635,7 +636,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("ceremony certificates: {e}"))?
     };
-    let in_service = keys_in_service(&keys, &hsm, &root, &policies).await?;
+    let in_service = keys_in_service(&keys, &hsm, &root, &policies, log.is_some()).await?;
     let sequencer = log.as_ref().map(|l| l.sequencer());
     if primary {
         ca.record_ceremony_certificates(ceremony_certs).await.map_err(|e| format!("ceremony certificates: {e}"))?;

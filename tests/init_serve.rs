@@ -425,13 +425,3 @@ fn the_root_key_stays_offline() {
     let out = trustd(d, &["serve", "--config", d.join("fresh.toml").to_str().unwrap()]);
     assert!(!out.status.success() && text(&out).contains("no root CRL in the store"), "{}", text(&out));
 }
-
-/// A daemon that is killed if the test ends before it stopped it.
-struct Stopped(std::process::Child);
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}

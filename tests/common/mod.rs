@@ -166,3 +166,13 @@ pub fn credential(d: &Daemon, name: &str) -> (PathBuf, PathBuf) {
 pub async fn channel_as(d: &Daemon, (cert, key): &(PathBuf, PathBuf)) -> tonic::transport::Channel {
     mtls_channel(&d.grpc, &d.credentials().join("ca.crt"), cert, key).await
 }
+
+/// A daemon that is killed if the test ends before it stopped it.
+pub struct Stopped(pub std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
