@@ -5,7 +5,9 @@
 //! the token's information itself). `trustd init` refuses the log's Ed25519 key naming the
 //! mechanism; with the log off and rsa-3072 keys it makes every key and certificate in the
 //! token, and `trustd serve` issues, time-stamps, signs and answers OCSP with them, each
-//! checked by openssl.
+//! checked by openssl. The HSM layer itself, in-process: RSA keys generated non-extractable,
+//! EC refused naming the mechanism, and every RSA scheme signing messages (through x509-cert's
+//! CertificateBuilder) and digests, checked by openssl.
 
 mod common;
 
@@ -13,15 +15,82 @@ use common::*;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::str::FromStr;
+use trustd::hsm::{Hsm, HsmConfig, HsmError, HsmSignature, HsmSigner, KeyAlgorithm, KeyRef, Pin, SignatureScheme};
+
+/// The module has one soft token: the tests here take turns with it.
+static TOKEN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A fresh token labelled `label` (its user PIN in `d/hsm-pin`); the module's path.
+fn fresh_token(d: &Path, label: &str) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm/opencryptoki-token.sh");
+    let out = run(Command::new(&script).arg(d).arg(label));
+    let module = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    eprintln!("second PKCS#11 module: {module}");
+    module
+}
+
+#[test]
+fn the_hsm_layer_signs_every_rsa_scheme_on_opencryptoki() {
+    let _turn = TOKEN.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let module = fresh_token(d, "layer");
+    let pin = std::fs::read_to_string(d.join("hsm-pin")).unwrap();
+    let cfg = HsmConfig { module: module.into(), token_label: "layer".into(), max_sessions: 2 };
+    let hsm = Hsm::open(&cfg, Pin::new(pin)).unwrap();
+    hsm.generate_key(&KeyRef::label("rsa"), KeyAlgorithm::Rsa(2048)).unwrap();
+    let p = hsm.key_protection(&KeyRef::label("rsa")).unwrap();
+    assert!(p.sensitive && !p.extractable && p.always_sensitive && p.never_extractable, "{p:?}");
+    let e = hsm.generate_key(&KeyRef::label("ec"), KeyAlgorithm::EcP256).unwrap_err();
+    assert!(matches!(e, HsmError::Unsupported { .. }) && e.to_string().contains("CKM_EC_KEY_PAIR_GEN"), "{e}");
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    std::fs::write(d.join("tbs"), b"the signed attributes a portal hashed").unwrap();
+    for (scheme, openssl_name, dgst, pss) in [
+        ("rsa-pkcs1-sha256", "sha256WithRSAEncryption", "-sha256", false),
+        ("rsa-pkcs1-sha512", "sha512WithRSAEncryption", "-sha512", false),
+        ("rsa-pss-sha256", "rsassaPss", "-sha256", true),
+        ("rsa-pss-sha384", "rsassaPss", "-sha384", true),
+    ] {
+        let scheme = SignatureScheme::from_str(scheme).unwrap();
+        let signer = HsmSigner::new(&hsm, KeyRef::label("rsa"), Some(scheme)).unwrap();
+        // A message: a self-signed certificate that openssl verifies.
+        let builder = x509_cert::builder::CertificateBuilder::new(
+            x509_cert::builder::Profile::Root,
+            x509_cert::serial_number::SerialNumber::from(7u32),
+            x509_cert::time::Validity::from_now(std::time::Duration::from_secs(3600)).unwrap(),
+            x509_cert::name::Name::from_str(&format!("CN={scheme}")).unwrap(),
+            signer.public_key_info().clone(),
+            &signer,
+        )
+        .unwrap();
+        let cert = x509_cert::builder::Builder::build::<HsmSignature>(builder).unwrap();
+        std::fs::write(d.join("c.pem"), der::EncodePem::to_pem(&cert, der::pem::LineEnding::LF).unwrap()).unwrap();
+        assert_eq!(text(&openssl(d, &["verify", "-CAfile", "c.pem", "c.pem"])).trim(), "c.pem: OK", "{scheme}");
+        let printed = text(&openssl(d, &["x509", "-in", "c.pem", "-noout", "-text"]));
+        assert!(printed.contains(&format!("Signature Algorithm: {openssl_name}")), "{scheme}: {printed}");
+        // A digest a client computed.
+        let digest = scheme.hash().digest(b"the signed attributes a portal hashed");
+        let sig = rt.block_on(trustd::keys::SigningKey::sign_digest(&signer, &digest)).unwrap();
+        std::fs::write(d.join("tbs.sig"), sig.as_bytes()).unwrap();
+        let pem = der::EncodePem::to_pem(signer.public_key_info(), der::pem::LineEnding::LF).unwrap();
+        std::fs::write(d.join("pub.pem"), pem).unwrap();
+        let mut args = vec!["dgst", dgst, "-verify", "pub.pem", "-signature", "tbs.sig"];
+        if pss {
+            args.extend(["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"]);
+        }
+        args.push("tbs");
+        assert_eq!(text(&openssl(d, &args)).trim(), "Verified OK", "{scheme}");
+    }
+}
 
 #[test]
 fn trustd_serves_from_opencryptoki_with_rsa_keys() {
+    let _turn = TOKEN.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm/opencryptoki-token.sh");
-    let out = run(Command::new(&script).arg(d).arg("ock"));
-    let module = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    eprintln!("second PKCS#11 module: {module}");
+    let module = fresh_token(d, "ock");
     let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let config = |log: bool| {
         format!(
