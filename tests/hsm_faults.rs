@@ -1,6 +1,7 @@
 //! The HSM behaviours physical devices are known for, injected by a PKCS#11 module between trustd
 //! and SoftHSM (`hsm/shim`, built here): a token that allows fewer sessions than the pool wants,
-//! sessions the device closes, and the device removed while trustd signs. Each heals without a
+//! sessions the device closes, a login the device forgets, and the device removed while trustd
+//! signs. Each heals without a
 //! restart, and `/readyz` says what is wrong meanwhile.
 
 mod common;
@@ -40,7 +41,7 @@ fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
 }
 
 #[test]
-fn a_small_session_limit_closed_sessions_and_a_removed_device_heal_without_a_restart() {
+fn a_small_session_limit_closed_sessions_a_lost_login_and_a_removed_device_heal_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let module = shim();
@@ -125,6 +126,14 @@ fn a_small_session_limit_closed_sessions_and_a_removed_device_heal_without_a_res
         assert!(code == 200 && granted(d, &body));
     }
     assert!(log().contains("HSM session failed; reopening"), "{}", log());
+
+    // The token forgets the login (a device restart): trustd logs in again, nothing is refused.
+    std::fs::write(&control, "max-sessions=2\nlogout=1\n").unwrap();
+    for _ in 0..10 {
+        let (code, _, body) = stamp();
+        assert!(code == 200 && granted(d, &body));
+    }
+    assert!(log().contains("HSM login was lost; logged in again"), "{}", log());
 
     // The device is removed: time-stamps are refused with systemFailure, /readyz names the HSM,
     // and the daemon keeps serving what needs no key.

@@ -9,6 +9,8 @@
 //!   and refuses more with CKR_SESSION_COUNT.
 //! - `close-sessions=TAG`: whenever TAG changes, the next signature finds every open session
 //!   closed by the device (an HSM that drops idle sessions): CKR_SESSION_HANDLE_INVALID.
+//! - `logout=TAG`: whenever TAG changes, the next signature finds the token logged out (a
+//!   device that restarted, or another application's C_Logout): CKR_USER_NOT_LOGGED_IN.
 //!
 //! Hand-written because it is a C ABI module by nature; tests only, never built into trustd.
 
@@ -31,6 +33,18 @@ unsafe impl Sync for Real {}
 static REAL: OnceLock<Result<Real, CK_RV>> = OnceLock::new();
 static OPEN: AtomicU64 = AtomicU64::new(0);
 static CLOSED_TAG: Mutex<String> = Mutex::new(String::new());
+static LOGOUT_TAG: Mutex<String> = Mutex::new(String::new());
+
+/// Whether the control file's `key` has a new value since the last call (`seen` keeps it).
+fn changed(key: &str, seen: &Mutex<String>) -> bool {
+    let Some(tag) = control(key) else { return false };
+    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    if *seen == tag {
+        return false;
+    }
+    *seen = tag;
+    true
+}
 
 fn real() -> Result<&'static CK_FUNCTION_LIST, CK_RV> {
     let loaded = REAL.get_or_init(|| {
@@ -138,15 +152,15 @@ unsafe extern "C" fn sign_init(
     if removed() {
         return CKR_DEVICE_REMOVED;
     }
-    if let Some(tag) = control("close-sessions") {
-        let mut seen = CLOSED_TAG.lock().unwrap_or_else(|p| p.into_inner());
-        if *seen != tag {
-            *seen = tag;
-            let mut info = CK_SESSION_INFO::default();
-            if forward!(C_GetSessionInfo(session, &mut info)) == CKR_OK {
-                close_all_sessions(info.slotID);
-            }
+    if changed("close-sessions", &CLOSED_TAG) {
+        let mut info = CK_SESSION_INFO::default();
+        if forward!(C_GetSessionInfo(session, &mut info)) == CKR_OK {
+            close_all_sessions(info.slotID);
         }
+    }
+    if changed("logout", &LOGOUT_TAG) {
+        // A logout ends the login of every session of the application (PKCS#11 v2.40 §5.6).
+        forward!(C_Logout(session));
     }
     forward!(C_SignInit(session, mechanism, key))
 }
