@@ -29,6 +29,17 @@ struct Received {
     tokens: Vec<String>,
     signatures: Vec<String>,
     failed: usize,
+    /// What the first few failures said.
+    errors: Vec<String>,
+}
+
+impl Received {
+    fn failed(&mut self, what: &str, e: impl std::fmt::Debug) {
+        self.failed += 1;
+        if self.errors.len() < 5 {
+            self.errors.push(format!("{what}: {e:?}"));
+        }
+    }
 }
 
 /// Clients of one replica issuing, time-stamping and signing (B-B, by digest) until `stop`.
@@ -61,7 +72,7 @@ async fn load(d: &Daemon, csr: Vec<u8>, clients: usize, stop: Arc<AtomicBool>) -
                             };
                             match signing.sign(req).await {
                                 Ok(r) => got.signatures.push(r.into_inner().signature_id),
-                                Err(_) => got.failed += 1,
+                                Err(e) => got.failed("sign", e),
                             }
                         } else if (n + i as u32).is_multiple_of(3) {
                             let req = pb::IssueCertificateRequest {
@@ -71,7 +82,7 @@ async fn load(d: &Daemon, csr: Vec<u8>, clients: usize, stop: Arc<AtomicBool>) -
                             };
                             match ca.issue_certificate(req).await {
                                 Ok(r) => got.certificates.push(r.into_inner().serial),
-                                Err(_) => got.failed += 1,
+                                Err(e) => got.failed("issue", e),
                             }
                         } else {
                             let req = pb::TimestampRequest {
@@ -87,7 +98,7 @@ async fn load(d: &Daemon, csr: Vec<u8>, clients: usize, stop: Arc<AtomicBool>) -
                                 Ok(r) if r.get_ref().status() == pb::TimestampStatus::Granted => {
                                     got.tokens.push(r.into_inner().serial)
                                 }
-                                _ => got.failed += 1,
+                                other => got.failed("timestamp", other.map(|r| r.into_inner().status)),
                             }
                         }
                     }
@@ -102,6 +113,7 @@ async fn load(d: &Daemon, csr: Vec<u8>, clients: usize, stop: Arc<AtomicBool>) -
             all.tokens.extend(got.tokens);
             all.signatures.extend(got.signatures);
             all.failed += got.failed;
+            all.errors.extend(got.errors);
         }
         all
     })
@@ -173,7 +185,7 @@ async fn two_replicas_serve_as_one_and_a_killed_one_loses_nothing() {
         on_b.signatures.len(),
         on_b.failed
     );
-    assert_eq!(on_b.failed, 0, "the survivor answered every request sent to it");
+    assert_eq!(on_b.failed, 0, "the survivor answered every request sent to it: {:?}", on_b.errors);
     assert!(!on_a.certificates.is_empty() && !on_b.certificates.is_empty() && !on_b.tokens.is_empty());
     assert!(!on_a.signatures.is_empty() && !on_b.signatures.is_empty());
 

@@ -20,7 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, PgPool, Postgres, QueryBuilder};
 use std::time::Duration;
 
-impl_columns!(PgRow, Postgres);
+impl_columns!(PgRow);
 
 /// PostgreSQL through sqlx.
 pub struct PostgresStore {
@@ -123,9 +123,71 @@ async fn standby_schema(conn: &mut sqlx::PgConnection) -> Result<(), StoreError>
     }
 }
 
-/// Adds `values`' rows to `q` as a `VALUES` list.
-fn push_rows(q: &mut QueryBuilder<Postgres>, values: Vec<Vec<rows::Value>>) {
-    q.push_values(values, |mut row, values| values.into_iter().for_each(|v| bind(&mut row, v)));
+/// Adds `values`' rows to `q` as `SELECT * FROM UNNEST($1::type[], …)`, one array per column
+/// (every row has the same columns). The statement's text then depends on the columns only, not
+/// on how many rows a batch has, so PostgreSQL parses and plans it once per connection (sqlx
+/// prepares and caches it) instead of once per batch, as a `VALUES` list of hundreds of
+/// parameters made it do: that planning cost the database more CPU than the rows themselves.
+fn push_rows(q: &mut QueryBuilder<Postgres>, values: Vec<Vec<rows::Value>>) -> Result<(), StoreError> {
+    use rows::Value;
+    enum Column {
+        Text(Vec<Option<String>>),
+        Int(Vec<Option<i64>>),
+        Bool(Vec<bool>),
+        Bytes(Vec<Option<Vec<u8>>>),
+    }
+    let n = values.len();
+    let mut columns: Vec<Column> = values
+        .first()
+        .map(|first| {
+            first
+                .iter()
+                .map(|v| match v {
+                    Value::Text(_) | Value::OptText(_) => Column::Text(Vec::with_capacity(n)),
+                    Value::Int(_) | Value::OptInt(_) => Column::Int(Vec::with_capacity(n)),
+                    Value::Bool(_) => Column::Bool(Vec::with_capacity(n)),
+                    Value::Bytes(_) | Value::OptBytes(_) => Column::Bytes(Vec::with_capacity(n)),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mixed = || StoreError::Database("internal: a batch's rows differ in their columns".into());
+    for row in values {
+        if row.len() != columns.len() {
+            return Err(mixed());
+        }
+        for (column, v) in columns.iter_mut().zip(row) {
+            match (column, v) {
+                (Column::Text(a), Value::Text(t)) => a.push(Some(t)),
+                (Column::Text(a), Value::OptText(t)) => a.push(t),
+                (Column::Int(a), Value::Int(i)) => a.push(Some(i)),
+                (Column::Int(a), Value::OptInt(i)) => a.push(i),
+                (Column::Bool(a), Value::Bool(b)) => a.push(b),
+                (Column::Bytes(a), Value::Bytes(b)) => a.push(Some(b)),
+                (Column::Bytes(a), Value::OptBytes(b)) => a.push(b),
+                _ => return Err(mixed()),
+            }
+        }
+    }
+    q.push("SELECT * FROM UNNEST(");
+    for (i, column) in columns.into_iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        match column {
+            Column::Text(a) => q.push_bind(a).push("::text[]"),
+            Column::Int(a) => q.push_bind(a).push("::int8[]"),
+            Column::Bool(a) => q.push_bind(a).push("::bool[]"),
+            Column::Bytes(a) => q.push_bind(a).push("::bytea[]"),
+        };
+    }
+    q.push(")");
+    Ok(())
+}
+
+/// Two-column rows for [`push_rows`]: a key and a leaf index.
+fn keyed<K>(rows: Vec<(K, i64)>, key: impl Fn(K) -> rows::Value) -> Vec<Vec<rows::Value>> {
+    rows.into_iter().map(|(k, idx)| vec![key(k), rows::Value::Int(idx)]).collect()
 }
 
 #[async_trait]
@@ -139,7 +201,7 @@ impl Store for PostgresStore {
         }
         let at = now();
         let mut q = QueryBuilder::new(rows::INSERT_PENDING);
-        push_rows(&mut q, fresh.iter().map(|c| rows::pending_values(c, at)).collect());
+        push_rows(&mut q, fresh.iter().map(|c| rows::pending_values(c, at)).collect())?;
         q.push(" ON CONFLICT (serial) DO NOTHING RETURNING serial");
         let recorded: std::collections::HashSet<String> =
             q.build_query_scalar().fetch_all(&self.pool).await.map_err(db)?.into_iter().collect();
@@ -432,7 +494,7 @@ impl Store for PostgresStore {
             return Ok(());
         }
         let mut q = QueryBuilder::new(rows::INSERT_TIMESTAMPS);
-        push_rows(&mut q, records.iter().map(|r| rows::timestamp_values(r, None)).collect());
+        push_rows(&mut q, records.iter().map(|r| rows::timestamp_values(r, None)).collect())?;
         q.build().execute(&self.pool).await.map(|_| ()).map_err(|e| rows::reused(e, "time-stamp serial"))
     }
 
@@ -445,7 +507,7 @@ impl Store for PostgresStore {
             return Ok(());
         }
         let mut q = QueryBuilder::new(rows::INSERT_SIGNATURES);
-        push_rows(&mut q, records.iter().map(|r| rows::signature_values(r, None)).collect());
+        push_rows(&mut q, records.iter().map(|r| rows::signature_values(r, None)).collect())?;
         q.build().execute(&self.pool).await.map(|_| ()).map_err(|e| rows::reused(e, "signature id"))
     }
 
@@ -523,6 +585,8 @@ impl LogStore for PostgresStore {
         // re-reading, a row another replica is changing), and every other part is written only
         // if it did. A failing part (a reused serial) fails the statement whole.
         let rows = BatchRows::of(b)?;
+        let store = |e: StoreError| LogError::Store(e.to_string());
+        use rows::Value;
         let mut q = QueryBuilder::<Postgres>::new("WITH head AS (UPDATE log_tree SET size = ");
         q.push_bind(sql_index(b.new_size.0)?)
             .push(", root = ")
@@ -530,25 +594,21 @@ impl LogStore for PostgresStore {
             .push(" WHERE id = 1 AND size = ")
             .push_bind(sql_index(b.old_size.0)?)
             .push(" RETURNING 1)");
-        q.push(", entries AS (INSERT INTO log_entries (idx, entry) SELECT * FROM (");
-        q.push_values(rows.entries, |mut row, (idx, entry)| {
-            row.push_bind(idx).push_bind(entry);
-        });
-        q.push(") AS v WHERE EXISTS (SELECT FROM head))");
-        if !rows.hashes.is_empty() {
-            q.push(", hashes AS (INSERT INTO log_hashes (idx, hash) SELECT * FROM (");
-            q.push_values(rows.hashes, |mut row, (idx, hash)| {
-                row.push_bind(idx).push_bind(hash);
-            });
-            q.push(") AS v WHERE EXISTS (SELECT FROM head))");
-        }
-        for (name, head, values) in [
+        let bytes = |b: &[u8]| Value::Bytes(b.to_vec());
+        let indexed = |rows: Vec<(i64, &[u8])>| -> Vec<Vec<Value>> {
+            rows.into_iter().map(|(idx, b)| vec![Value::Int(idx), bytes(b)]).collect()
+        };
+        let inserts = [
+            ("entries", "INSERT INTO log_entries (idx, entry)", indexed(rows.entries)),
+            ("hashes", "INSERT INTO log_hashes (idx, hash)", indexed(rows.hashes)),
             ("new_timestamps", rows::INSERT_TIMESTAMPS, rows.new_timestamps),
             ("new_signatures", rows::INSERT_SIGNATURES, rows.new_signatures),
-        ] {
+            ("keys", "INSERT INTO ceremony_keys (spki_sha256, log_index)", keyed(rows.ceremony_keys, bytes)),
+        ];
+        for (name, head, values) in inserts {
             if !values.is_empty() {
                 q.push(format!(", {name} AS ({head} SELECT * FROM ("));
-                push_rows(&mut q, values);
+                push_rows(&mut q, values).map_err(store)?;
                 q.push(") AS v WHERE EXISTS (SELECT FROM head))");
             }
         }
@@ -556,28 +616,21 @@ impl LogStore for PostgresStore {
             // The pending records become issued with their certificates and log indexes. A
             // record abandoned meanwhile (only start-up abandons, before serving) is issued too:
             // the store then says what the log says.
+            let issued = rows.issued.into_iter().map(|(k, der, idx)| vec![Value::Text(k), bytes(der), Value::Int(idx)]);
             q.push(", issued AS (UPDATE certificates SET status = 'issued', issued_at = ")
                 .push_bind(now())
                 .push(", cert_der = v.der, log_index = v.idx FROM (");
-            q.push_values(rows.issued, |mut row, (k, der, idx)| {
-                row.push_bind(k).push_bind(der).push_bind(idx);
-            });
+            push_rows(&mut q, issued.collect()).map_err(store)?;
             q.push(
                 ") AS v (k, der, idx) WHERE certificates.serial = v.k \
                  AND certificates.status IN ('pending', 'abandoned') AND EXISTS (SELECT FROM head))",
             );
         }
-        push_log_indexes(&mut q, "certificates", "serial", rows.certificates);
-        push_log_indexes(&mut q, "revocation_events", "id", rows.revocation_events);
-        push_log_indexes(&mut q, "timestamps", "serial", rows.timestamps);
-        push_log_indexes(&mut q, "signatures", "signature_id", rows.signatures);
-        if !rows.ceremony_keys.is_empty() {
-            q.push(", keys AS (INSERT INTO ceremony_keys (spki_sha256, log_index) SELECT * FROM (");
-            q.push_values(rows.ceremony_keys, |mut row, (spki, idx)| {
-                row.push_bind(spki).push_bind(idx);
-            });
-            q.push(") AS v WHERE EXISTS (SELECT FROM head))");
-        }
+        push_log_indexes(&mut q, "certificates", "serial", keyed(rows.certificates, Value::Text)).map_err(store)?;
+        push_log_indexes(&mut q, "revocation_events", "id", keyed(rows.revocation_events, Value::Int))
+            .map_err(store)?;
+        push_log_indexes(&mut q, "timestamps", "serial", keyed(rows.timestamps, Value::Text)).map_err(store)?;
+        push_log_indexes(&mut q, "signatures", "signature_id", keyed(rows.signatures, Value::Text)).map_err(store)?;
         q.push(" SELECT COUNT(*) FROM head");
 
         let moved: i64 = q.build_query_scalar().fetch_one(&self.pool).await.map_err(log_db)?;
@@ -589,17 +642,19 @@ impl LogStore for PostgresStore {
 }
 
 /// Adds to the statement `q` the part setting `log_index` on the rows of `table` whose `key` is
-/// in `rows`, if the tree head moved. `table` and `key` are this file's own names, never input.
-fn push_log_indexes<K>(q: &mut QueryBuilder<Postgres>, table: &str, key: &str, rows: Vec<(K, i64)>)
-where
-    K: for<'t> sqlx::Encode<'t, Postgres> + sqlx::Type<Postgres>,
-{
+/// in `rows` ([key, index] each), if the tree head moved. `table` and `key` are this file's own
+/// names, never input.
+fn push_log_indexes(
+    q: &mut QueryBuilder<Postgres>,
+    table: &str,
+    key: &str,
+    rows: Vec<Vec<rows::Value>>,
+) -> Result<(), StoreError> {
     if rows.is_empty() {
-        return;
+        return Ok(());
     }
     q.push(format!(", {table}_logged AS (UPDATE {table} SET log_index = v.idx FROM ("));
-    q.push_values(rows, |mut row, (k, idx)| {
-        row.push_bind(k).push_bind(idx);
-    });
+    push_rows(q, rows)?;
     q.push(format!(") AS v (k, idx) WHERE {table}.{key} = v.k AND EXISTS (SELECT FROM head))"));
+    Ok(())
 }

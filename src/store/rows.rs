@@ -235,23 +235,9 @@ pub(super) trait Columns {
     fn boolean(&self, column: &str) -> Result<bool, StoreError>;
 }
 
-/// Implements [`Columns`] for a backend's row type, and `bind` for its query builder.
+/// Implements [`Columns`] for a backend's row type.
 macro_rules! impl_columns {
-    ($row:ty, $db:ty) => {
-        /// Binds a [`Value`](crate::store::rows::Value) as the next of a row's values.
-        fn bind(row: &mut sqlx::query_builder::Separated<'_, $db, &'static str>, v: $crate::store::rows::Value) {
-            use $crate::store::rows::Value::*;
-            match v {
-                Text(v) => row.push_bind(v),
-                OptText(v) => row.push_bind(v),
-                Int(v) => row.push_bind(v),
-                OptInt(v) => row.push_bind(v),
-                Bool(v) => row.push_bind(v),
-                Bytes(v) => row.push_bind(v),
-                OptBytes(v) => row.push_bind(v),
-            };
-        }
-
+    ($row:ty) => {
         impl $crate::store::rows::Columns for $row {
             fn text(&self, c: &str) -> Result<String, StoreError> {
                 sqlx::Row::try_get(self, c).map_err($crate::store::rows::db)

@@ -84,7 +84,21 @@ async fn checkpoint_wal(pool: SqlitePool) {
     }
 }
 
-impl_columns!(SqliteRow, sqlx::Sqlite);
+impl_columns!(SqliteRow);
+
+/// Binds a [`Value`](rows::Value) as the next of a row's values.
+fn bind(row: &mut sqlx::query_builder::Separated<'_, sqlx::Sqlite, &'static str>, v: rows::Value) {
+    use rows::Value::*;
+    match v {
+        Text(v) => row.push_bind(v),
+        OptText(v) => row.push_bind(v),
+        Int(v) => row.push_bind(v),
+        OptInt(v) => row.push_bind(v),
+        Bool(v) => row.push_bind(v),
+        Bytes(v) => row.push_bind(v),
+        OptBytes(v) => row.push_bind(v),
+    };
+}
 
 /// Adds to `q` one multi-row INSERT (a single statement is atomic) of `values`' rows after
 /// `head`. 14 parameters a row at most stays far below SQLite's limit of 32766 a statement for
