@@ -7,9 +7,8 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Builds the fault-injecting module (a crate of its own) and returns its path.
@@ -74,20 +73,8 @@ fn a_small_session_limit_closed_sessions_a_lost_login_and_a_removed_device_heal_
         c
     };
     run(&mut trustd(&["init", "--config", "trustd.toml"]));
-    let mut child = Stopped(
-        trustd(&["serve", "--config", "trustd.toml"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(d.join("serve.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let http = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http=http://"))
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_owned();
+    let (mut child, line) = serve(&mut trustd(&["serve", "--config", "trustd.toml"]), &d.join("serve.log"));
+    let http = ready_field(&line, "http=http://");
     let log = || std::fs::read_to_string(d.join("serve.log")).unwrap();
     run(Command::new("openssl")
         .current_dir(d)

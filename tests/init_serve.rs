@@ -178,15 +178,7 @@ fn keys_made_by_pkcs11_tool_are_adopted_by_uri() {
     let signer_key =
         String::from_utf8_lossy(&openssl(d, &["x509", "-in", "signer.pem", "-noout", "-pubkey"]).stdout).into_owned();
     assert_eq!(signer_key, public_key("vendor-signer"));
-    let args =
-        ["cms", "-verify", "-binary", "-inform", "DER", "-in", "doc.p7s", "-content", "doc.txt", "-CAfile", "root.pem"];
-    let verified = Command::new("openssl")
-        .current_dir(d)
-        .args(args)
-        .args(["-purpose", "any", "-out", "/dev/null"])
-        .output()
-        .unwrap();
-    assert!(verified.status.success() && text(&verified).contains("Verification successful"), "{}", text(&verified));
+    assert_detached_cms_verifies(d, "doc.p7s", "doc.txt");
     let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
     assert!(child.0.wait().unwrap().success());
 }
@@ -304,17 +296,9 @@ fn the_root_key_stays_offline() {
         .expect("the root's token directory");
     std::fs::rename(&root_token, d.join("away")).unwrap();
 
-    let mut child = Stopped(
-        Command::new(env!("CARGO_BIN_EXE_trustd"))
-            .env("SOFTHSM2_CONF", d.join("softhsm2.conf"))
-            .args(["serve", "--config", &cfg])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(d.join("serve.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut serving = Command::new(env!("CARGO_BIN_EXE_trustd"));
+    serving.env("SOFTHSM2_CONF", d.join("softhsm2.conf")).args(["serve", "--config", &cfg]);
+    let (mut child, line) = serve(&mut serving, &d.join("serve.log"));
     let serve_log = || std::fs::read_to_string(d.join("serve.log")).unwrap();
     let addr = |key: &str| {
         line.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap_or_else(|| panic!("{line:?}: {}", serve_log()))

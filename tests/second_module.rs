@@ -12,9 +12,8 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::str::FromStr;
 use trustd::hsm::{Hsm, HsmConfig, HsmError, HsmSignature, HsmSigner, KeyAlgorithm, KeyRef, Pin, SignatureScheme};
 
@@ -132,21 +131,9 @@ fn trustd_serves_from_opencryptoki_with_rsa_keys() {
     assert!(init.contains("pkcs11:object=trustd-tls: key generated"), "{init}");
     assert!(!init.contains("trustd-log"), "no log key without the log: {init}");
 
-    let mut child = Stopped(
-        Command::new(env!("CARGO_BIN_EXE_trustd"))
-            .current_dir(d)
-            .args(["serve", "--config", cfg_s])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(d.join("serve.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let field = |name: &str| {
-        line.split_whitespace().find_map(|w| w.strip_prefix(name)).unwrap_or_else(|| panic!("{line:?}")).to_owned()
-    };
-    let (grpc, http) = (field("grpc="), field("http="));
+    let mut serving = Command::new(env!("CARGO_BIN_EXE_trustd"));
+    let (mut child, line) = serve(serving.current_dir(d).args(["serve", "--config", cfg_s]), &d.join("serve.log"));
+    let (grpc, http) = (ready_field(&line, "grpc="), ready_field(&line, "http="));
     let trustctl = |args: &[&str]| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_trustctl"));
         run(c.arg("--server").arg(&grpc).arg("--data-dir").arg(d).args(args)).stdout
@@ -184,15 +171,7 @@ fn trustd_serves_from_opencryptoki_with_rsa_keys() {
     let verified = text(&openssl(d, &args));
     assert!(verified.contains("Verification: OK"), "{verified}");
     trustctl(&["sign", "--file", doc.to_str().unwrap(), "--detached", "--out", d.join("doc.p7s").to_str().unwrap()]);
-    let args =
-        ["cms", "-verify", "-binary", "-inform", "DER", "-in", "doc.p7s", "-content", "doc.txt", "-CAfile", "root.pem"];
-    let verified = Command::new("openssl")
-        .current_dir(d)
-        .args(args)
-        .args(["-purpose", "any", "-out", "/dev/null"])
-        .output()
-        .unwrap();
-    assert!(verified.status.success() && text(&verified).contains("Verification successful"), "{}", text(&verified));
+    assert_detached_cms_verifies(d, "doc.p7s", "doc.txt");
     let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
     assert!(child.0.wait().unwrap().success());
 }

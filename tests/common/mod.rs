@@ -176,3 +176,31 @@ impl Drop for Stopped {
         let _ = self.0.wait();
     }
 }
+
+/// Starts `trustd serve` as `cmd` says, its stderr in `log`: the daemon (killed if the test ends
+/// before it stopped it) and its ready line (`ready grpc=… http=…`), read once it is serving.
+pub fn serve(cmd: &mut Command, log: &Path) -> (Stopped, String) {
+    use std::io::BufRead;
+    let mut child =
+        Stopped(cmd.stdout(std::process::Stdio::piped()).stderr(std::fs::File::create(log).unwrap()).spawn().unwrap());
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (child, line)
+}
+
+/// What follows `key` in the ready line `line` (`grpc=`, `http=http://`, …).
+pub fn ready_field(line: &str, key: &str) -> String {
+    line.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap_or_else(|| panic!("{line:?}")).to_owned()
+}
+
+/// Asserts that openssl verifies the detached CMS `p7s` over `content` under `root.pem`, all in `dir`.
+pub fn assert_detached_cms_verifies(dir: &Path, p7s: &str, content: &str) {
+    let args = ["cms", "-verify", "-binary", "-inform", "DER", "-in", p7s, "-content", content, "-CAfile", "root.pem"];
+    let verified = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .args(["-purpose", "any", "-out", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(verified.status.success() && text(&verified).contains("Verification successful"), "{}", text(&verified));
+}
