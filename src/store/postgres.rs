@@ -585,6 +585,16 @@ impl LogStore for PostgresStore {
         // re-reading, a row another replica is changing), and every other part is written only
         // if it did. A failing part (a reused serial) fails the statement whole.
         let rows = BatchRows::of(b)?;
+        // A statement that finds rows to update by their key is planned again for each batch, as
+        // an unnamed statement with its arrays' real lengths and the tables' sizes now: the plan
+        // PostgreSQL caches for a named one keeps the sequential scan it chose while the table
+        // was small (seen: 9 ms a batch at 28,000 certificates, against 0.2 ms by the index).
+        // Batches that only insert (time-stamps, signatures) keep their prepared statement.
+        let updates_by_key = !(rows.issued.is_empty()
+            && rows.certificates.is_empty()
+            && rows.revocation_events.is_empty()
+            && rows.timestamps.is_empty()
+            && rows.signatures.is_empty());
         let store = |e: StoreError| LogError::Store(e.to_string());
         use rows::Value;
         let mut q = QueryBuilder::<Postgres>::new("WITH head AS (UPDATE log_tree SET size = ");
@@ -615,7 +625,11 @@ impl LogStore for PostgresStore {
         if !rows.issued.is_empty() {
             // The pending records become issued with their certificates and log indexes. A
             // record abandoned meanwhile (only start-up abandons, before serving) is issued too:
-            // the store then says what the log says.
+            // the store then says what the log says. The status test is written NOT IN so that
+            // the serial's unique index is the only one that can find the rows: given `IN
+            // ('pending', …)` the planner scanned the status index, where every certificate's
+            // old 'pending' entry stays until VACUUM, and each batch grew slower as the table
+            // grew (2-4 ms at 20,000 certificates).
             let issued = rows.issued.into_iter().map(|(k, der, idx)| vec![Value::Text(k), bytes(der), Value::Int(idx)]);
             q.push(", issued AS (UPDATE certificates SET status = 'issued', issued_at = ")
                 .push_bind(now())
@@ -623,7 +637,7 @@ impl LogStore for PostgresStore {
             push_rows(&mut q, issued.collect()).map_err(store)?;
             q.push(
                 ") AS v (k, der, idx) WHERE certificates.serial = v.k \
-                 AND certificates.status IN ('pending', 'abandoned') AND EXISTS (SELECT FROM head))",
+                 AND certificates.status NOT IN ('issued', 'revoked') AND EXISTS (SELECT FROM head))",
             );
         }
         push_log_indexes(&mut q, "certificates", "serial", keyed(rows.certificates, Value::Text)).map_err(store)?;
@@ -633,7 +647,8 @@ impl LogStore for PostgresStore {
         push_log_indexes(&mut q, "signatures", "signature_id", keyed(rows.signatures, Value::Text)).map_err(store)?;
         q.push(" SELECT COUNT(*) FROM head");
 
-        let moved: i64 = q.build_query_scalar().fetch_one(&self.pool).await.map_err(log_db)?;
+        let moved: i64 =
+            q.build_query_scalar().persistent(!updates_by_key).fetch_one(&self.pool).await.map_err(log_db)?;
         if moved != 1 {
             return Err(LogError::Moved(b.old_size));
         }

@@ -603,7 +603,9 @@ impl LogStore for SqliteStore {
         if !rows.issued.is_empty() {
             // The pending records become issued with their certificates and log indexes. A
             // record abandoned meanwhile (only start-up abandons, before serving) is issued too:
-            // the store then says what the log says.
+            // the store then says what the log says. NOT IN, so that SQLite finds the rows by
+            // the serial's unique index, not by the status index (which would visit every
+            // pending and abandoned certificate for each batch).
             q.push("; WITH v(k, der, idx) AS (");
             q.push_values(rows.issued, |mut row, (k, der, idx)| {
                 row.push_bind(k).push_bind(der).push_bind(idx);
@@ -611,7 +613,7 @@ impl LogStore for SqliteStore {
             q.push(") UPDATE certificates SET status = 'issued', issued_at = ").push_bind(now()).push(
                 ", cert_der = (SELECT der FROM v WHERE v.k = serial), \
                      log_index = (SELECT idx FROM v WHERE v.k = serial) \
-                     WHERE serial IN (SELECT k FROM v) AND status IN ('pending', 'abandoned')",
+                     WHERE serial IN (SELECT k FROM v) AND status NOT IN ('issued', 'revoked')",
             );
         }
         push_log_indexes(&mut q, "certificates", "serial", rows.certificates);
