@@ -6,7 +6,7 @@ mod file;
 pub mod identity;
 pub mod watch;
 
-pub use identity::Identity;
+pub use identity::{CertificateIdentities, Identity};
 
 use crate::ca::{NameConstraints, NameScope, RevokeScope};
 use sha2::Digest;
@@ -211,7 +211,17 @@ impl AccessPolicy {
     /// The client a verified certificate (DER) names, allowed to call `path`
     /// (`/package.Service/Method`).
     pub fn authorize(&self, cert_der: Option<&[u8]>, path: &str) -> Result<Arc<Client>, AccessError> {
-        let client = self.client_of_certificate(cert_der)?;
+        self.authorize_identities(cert_der.map(CertificateIdentities::of).as_ref(), path)
+    }
+
+    /// As [`AccessPolicy::authorize`], for a certificate's identities read already (a TLS
+    /// connection's, [`crate::tls::Peer`]).
+    pub fn authorize_identities(
+        &self,
+        ids: Option<&CertificateIdentities>,
+        path: &str,
+    ) -> Result<Arc<Client>, AccessError> {
+        let client = self.client_of_certificate(ids)?;
         Self::permit(client, path)
     }
 
@@ -254,9 +264,9 @@ impl AccessPolicy {
         }
     }
 
-    fn client_of_certificate(&self, cert_der: Option<&[u8]>) -> Result<Arc<Client>, AccessError> {
-        let der = cert_der.ok_or_else(|| AccessError::Unauthenticated("no client certificate".into()))?;
-        let ids = identity::of_certificate(der).map_err(AccessError::Unauthenticated)?;
+    fn client_of_certificate(&self, ids: Option<&CertificateIdentities>) -> Result<Arc<Client>, AccessError> {
+        let ids = ids.ok_or_else(|| AccessError::Unauthenticated("no client certificate".into()))?;
+        let ids = ids.get().map_err(|e| AccessError::Unauthenticated(e.to_owned()))?;
         let mut found = ids.iter().filter_map(|id| self.by_identity.get(id)).collect::<Vec<_>>();
         found.dedup_by(|a, b| a.name == b.name);
         let client = match found.as_slice() {

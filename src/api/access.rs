@@ -67,7 +67,7 @@ pub(crate) async fn decide(policy: &AccessPolicy, peer: Option<&Peer>, path: &st
     } {
         return Err(AccessError::Unauthenticated(reason));
     }
-    policy.authorize(certificate, path)
+    policy.authorize_identities(peer.identities.as_ref(), path)
 }
 
 impl<S, B, RB> tower::Service<::http::Request<B>> for AccessCheck<S>

@@ -214,6 +214,8 @@ pub struct Peer {
     pub remote: Option<SocketAddr>,
     /// The verified client certificate (DER), if any.
     pub certificate: Option<Arc<[u8]>>,
+    /// The identities `certificate` names, read once at the handshake.
+    pub identities: Option<crate::access::CertificateIdentities>,
     /// Whether the client may be served although its certificate verified (not revoked), as
     /// last looked up for this connection.
     pub status: Arc<ClientStatus>,
@@ -379,7 +381,8 @@ pub fn incoming(
                     stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| Arc::from(c.as_ref()));
                 let status = ClientStatus::looked_up(store, changes, certificate.as_deref()).await;
                 let activity = Activity::new();
-                let peer = Peer { remote: Some(remote), certificate, status, activity: activity.clone() };
+                let identities = certificate.as_deref().map(crate::access::CertificateIdentities::of);
+                let peer = Peer { remote: Some(remote), certificate, identities, status, activity: activity.clone() };
                 let idle = IdleClose::new(activity, idle_timeout);
                 let _ = tx.send(Ok(ClientConnection { stream, peer, idle, _slot: slot })).await;
             });
