@@ -27,7 +27,13 @@ pub fn run(cmd: &mut Command) -> Output {
 
 /// A command's stdout and stderr, for assertions and their messages.
 pub fn text(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    // How it ended, when that is not success: a signal prints nothing of its own.
+    if o.status.success() {
+        out
+    } else {
+        format!("{out}\n[{}]", o.status)
+    }
 }
 
 /// Runs trustctl against `d` and returns its stdout, panicking with its output if it fails.
