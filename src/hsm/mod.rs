@@ -120,6 +120,8 @@ struct Inner {
     max_sessions: usize,
     /// Queue of the HSM worker threads (see [`Hsm::run`]).
     jobs: flume::Sender<Job>,
+    /// The worker threads, joined when the last handle goes.
+    workers: Vec<std::thread::JoinHandle<()>>,
     ready: AtomicBool,
     /// Shared by every PKCS#11 call on a session, exclusive while re-initialising.
     in_module: RwLock<()>,
@@ -134,6 +136,24 @@ struct Inner {
 
 /// Blocking HSM work, run by a worker thread.
 type Job = Box<dyn FnOnce() + Send>;
+
+impl Drop for Inner {
+    /// Stops the worker threads and waits until they have ended, before the module is finalised
+    /// (the `ctx` field, dropped after this). A worker still ending when `main` returns runs its
+    /// thread-exit handlers (OpenSSL's, loaded by SoftHSM) while `exit` tears the libraries
+    /// down: a command that had done its work could die of a signal on its way out.
+    fn drop(&mut self) {
+        let (stopped, _) = flume::bounded(0);
+        drop(std::mem::replace(&mut self.jobs, stopped));
+        let this = std::thread::current().id();
+        for worker in self.workers.drain(..) {
+            // The last handle can go on a worker, with the job that held it; it ends on return.
+            if worker.thread().id() != this {
+                let _ = worker.join();
+            }
+        }
+    }
+}
 
 struct PoolState {
     idle: Vec<Pooled>,
@@ -257,9 +277,10 @@ impl Hsm {
         }
         tracing::info!(token = %cfg.token_label, mechanisms = capabilities.len(), max_sessions, "HSM token opened");
         let (jobs, queue) = flume::bounded::<Job>(MAX_WAITING_JOBS);
+        let mut workers = Vec::with_capacity(max_sessions);
         for i in 0..max_sessions {
             let queue = queue.clone();
-            std::thread::Builder::new()
+            let worker = std::thread::Builder::new()
                 .name(format!("hsm-{i}"))
                 .spawn(move || {
                     // Ends when the last Hsm handle (the sender) is gone.
@@ -270,6 +291,7 @@ impl Hsm {
                     }
                 })
                 .map_err(|e| HsmError::Unavailable(format!("cannot start an HSM worker thread: {e}")))?;
+            workers.push(worker);
         }
         let hsm = Hsm(Arc::new(Inner {
             ctx,
@@ -286,6 +308,7 @@ impl Hsm {
             freed: Condvar::new(),
             max_sessions,
             jobs,
+            workers,
             ready: AtomicBool::new(false),
         }));
         let first = hsm.open_session()?;
