@@ -42,8 +42,8 @@ impl std::str::FromStr for Identity {
 }
 
 /// A client certificate's identities, read once for its connection rather than for each of its
-/// requests (reading the certificate per request cost a few percent of the daemon's CPU under
-/// load), or why it names none. Cheap to clone.
+/// requests (a certificate's parse showed in profiles of every gRPC workload), or why it names
+/// none. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct CertificateIdentities(std::sync::Arc<Result<Vec<Identity>, String>>);
 
