@@ -185,7 +185,16 @@ async fn two_replicas_serve_as_one_and_a_killed_one_loses_nothing() {
         on_b.signatures.len(),
         on_b.failed
     );
-    assert_eq!(on_b.failed, 0, "the survivor answered every request sent to it: {:?}", on_b.errors);
+    let troubles = |d: &Daemon| {
+        d.log().lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(
+        on_b.failed,
+        0,
+        "the survivor answered every request sent to it: {:?}\nits errors and warnings:\n{}",
+        on_b.errors,
+        troubles(&b)
+    );
     assert!(!on_a.certificates.is_empty() && !on_b.certificates.is_empty() && !on_b.tokens.is_empty());
     assert!(!on_a.signatures.is_empty() && !on_b.signatures.is_empty());
 
