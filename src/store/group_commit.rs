@@ -1,6 +1,7 @@
 //! Group commit: concurrent callers' records are written together in one transaction (one
 //! fsync), so the store does not cap the throughput of the TSA or the signing service, and each
-//! caller still waits until its own record is durable.
+//! caller still waits until its own record is durable (pending certificates: committed, see
+//! [`Store::record_pending`]).
 
 use super::{NewCertificate, SignatureRecord, Store, StoreError, TimestampRecord};
 use std::future::Future;
@@ -25,8 +26,9 @@ impl<R, T> Clone for GroupCommit<R, T> {
 pub type TimestampWriter = GroupCommit<TimestampRecord>;
 /// CMS signatures, written before the reply leaves.
 pub type SignatureWriter = GroupCommit<SignatureRecord>;
-/// Certificates about to be signed (`pending`), written before the HSM signs; each answered
-/// whether it was recorded (`false`: its serial was used before).
+/// Certificates about to be signed (`pending`), written before the HSM signs (durable as
+/// [`Store::record_pending`] says); each answered whether it was recorded (`false`: its serial
+/// was used before).
 pub type PendingWriter = GroupCommit<NewCertificate, bool>;
 
 impl TimestampWriter {
@@ -106,7 +108,8 @@ impl<R: Send + 'static, T: Clone + Send + 'static> GroupCommit<R, T> {
         GroupCommit { tx }
     }
 
-    /// Records `r`; returns once it is durable, with its answer.
+    /// Records `r`; returns once its batch is written (durable, but for the pending
+    /// certificates' exception in [`Store::record_pending`]), with its answer.
     pub async fn record(&self, r: R) -> Result<T, StoreError> {
         let stopped = || StoreError::Database("record writer stopped".into());
         let (done, wait) = oneshot::channel();

@@ -387,8 +387,10 @@ pub struct UnloggedRevocation {
 /// ([`LogStore`], which the sequencer writes through).
 #[async_trait]
 pub trait Store: LogStore + Send + Sync {
-    /// Records certificates about to be signed, in one transaction; durable when this returns.
-    /// Answers, for each in order, whether it was recorded: `false` where its serial was ever
+    /// Records certificates about to be signed, in one transaction, committed when this returns
+    /// and kept through a crash of the daemon. A backend may leave their flush to disk to the
+    /// next durable commit (SQLite does): each is followed, before its certificate is handed
+    /// out, by the durable commit that stores it issued or abandoned. Answers, for each in order, whether it was recorded: `false` where its serial was ever
     /// used (or is used earlier in `certs`), which is what makes serials unique.
     async fn record_pending(&self, certs: &[NewCertificate]) -> Result<Vec<bool>, StoreError>;
     /// Records a certificate signed elsewhere (the key ceremony's) as issued, in one write.

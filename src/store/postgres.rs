@@ -25,6 +25,12 @@ impl_columns!(PgRow);
 /// PostgreSQL through sqlx.
 pub struct PostgresStore {
     pool: PgPool,
+    /// The pending certificates' one connection, whose commits do not wait for their WAL
+    /// flush (`synchronous_commit = off`): see [`Store::record_pending`]. PostgreSQL's WAL is
+    /// one sequence, so the durable commit that follows each of them, storing its certificate
+    /// issued or abandoned, flushes it too; a crash of the server loses at most a pending
+    /// record whose certificate was never handed out.
+    pending: PgPool,
 }
 
 /// The schema's migrations, run on a primary and checked on a standby.
@@ -50,6 +56,11 @@ impl PostgresStore {
             standby_schema(&mut first).await?;
         }
         first.close().await.map_err(db)?;
+        // One writer task batches the pending certificates, so one connection serves them.
+        let pending = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(opts.clone().options([("synchronous_commit", "off")]));
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -57,7 +68,7 @@ impl PostgresStore {
         if role == Role::Primary {
             MIGRATOR.run(&pool).await.map_err(|e| StoreError::Database(e.to_string()))?;
         }
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, pending })
     }
 
     /// Moves a record from status `from` to `to` (with the certificate, or a note).
@@ -193,8 +204,9 @@ fn keyed<K>(rows: Vec<(K, i64)>, key: impl Fn(K) -> rows::Value) -> Vec<Vec<rows
 #[async_trait]
 impl Store for PostgresStore {
     async fn record_pending(&self, certs: &[NewCertificate]) -> Result<Vec<bool>, StoreError> {
-        // One statement for the batch; a serial used before is skipped (ON CONFLICT) rather than
-        // failing the others, and told by RETURNING.
+        // One statement for the batch, on the connection that does not wait for the WAL flush
+        // (see `PostgresStore::pending`); a serial used before is skipped (ON CONFLICT) rather
+        // than failing the others, and told by RETURNING.
         let fresh = rows::first_of_each(certs);
         if fresh.is_empty() {
             return Ok(vec![false; certs.len()]);
@@ -204,7 +216,7 @@ impl Store for PostgresStore {
         push_rows(&mut q, fresh.iter().map(|c| rows::pending_values(c, at)).collect())?;
         q.push(" ON CONFLICT (serial) DO NOTHING RETURNING serial");
         let recorded: std::collections::HashSet<String> =
-            q.build_query_scalar().fetch_all(&self.pool).await.map_err(db)?.into_iter().collect();
+            q.build_query_scalar().fetch_all(&self.pending).await.map_err(db)?.into_iter().collect();
         Ok(rows::pending_answers(certs, &recorded))
     }
 
@@ -653,6 +665,16 @@ impl LogStore for PostgresStore {
             return Err(LogError::Moved(b.old_size));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+impl PostgresStore {
+    /// `synchronous_commit` on the pool's connections and on the pending certificates' one.
+    pub(super) async fn synchronous_commit(&self) -> (String, String) {
+        let show = "SHOW synchronous_commit";
+        let on_pool = sqlx::query_scalar(show).fetch_one(&self.pool).await.unwrap();
+        (on_pool, sqlx::query_scalar(show).fetch_one(&self.pending).await.unwrap())
     }
 }
 

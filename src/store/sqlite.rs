@@ -1,4 +1,5 @@
-//! The embedded SQLite store (WAL, synchronous=FULL so a commit is durable when it returns).
+//! The embedded SQLite store (WAL, synchronous=FULL so a commit is durable when it returns;
+//! pending certificates' commits are the one exception, see `UNSYNCED`).
 
 use super::rows::{
     self, certificate_columns, db, impl_columns, leaf_index, log_db, now, signature_columns, sql_index,
@@ -41,6 +42,19 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 /// WAL length (pages of 4 KiB) past which a checkpoint waits for the writer so that the WAL
 /// starts afresh: 64 MiB.
 const WAL_RESTART_PAGES: i64 = 16_384;
+
+/// Starts a script on the records connection whose commit must be durable when it returns: the
+/// WAL is fsynced at commit. Every script on that connection states how it commits, because
+/// the connection is shared with [`UNSYNCED`] ones and keeps the last mode set.
+const SYNCED: &str = "PRAGMA synchronous = FULL; ";
+/// Starts a script on the records connection whose commit is written to the WAL but not
+/// fsynced: the pending certificates. A pending record must be in the store before the HSM
+/// signs (so that a signature whose daemon crashes is known and abandoned at the next start),
+/// and a daemon's crash keeps what it wrote to the WAL; what only the disk's own flush keeps is
+/// the record through a power loss, and that flush comes, for the same WAL, with the commit that
+/// stores the certificate issued (or abandoned) before anything is handed out. So no flush of
+/// its own: at c=1 that was one of the two fsyncs an issuance waited for.
+const UNSYNCED: &str = "PRAGMA synchronous = NORMAL; ";
 
 /// Copies the WAL into the database file beside the writer rather than inside a commit.
 ///
@@ -185,14 +199,15 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn record_pending(&self, certs: &[NewCertificate]) -> Result<Vec<bool>, StoreError> {
-        // One statement, so one transaction and one fsync for the batch; a serial used before
-        // is skipped (ON CONFLICT) rather than failing the others, and told by RETURNING.
+        // One statement, so one transaction for the batch, committed unsynced (see
+        // `UNSYNCED`); a serial used before is skipped (ON CONFLICT) rather than failing the
+        // others, and told by RETURNING.
         let fresh = rows::first_of_each(certs);
         if fresh.is_empty() {
             return Ok(vec![false; certs.len()]);
         }
         let at = now();
-        let mut q = sqlx::QueryBuilder::new("");
+        let mut q = sqlx::QueryBuilder::new(UNSYNCED);
         push_rows(&mut q, rows::INSERT_PENDING, fresh.iter().map(|c| rows::pending_values(c, at)).collect());
         q.push(" ON CONFLICT (serial) DO NOTHING RETURNING serial");
         let recorded: std::collections::HashSet<String> =
@@ -510,6 +525,14 @@ impl Store for SqliteStore {
     }
 }
 
+#[cfg(test)]
+impl SqliteStore {
+    /// The records connection's `PRAGMA synchronous` now: 1 NORMAL, 2 FULL.
+    pub(super) async fn records_synchronous(&self) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *self.records.lock().await).await.unwrap()
+    }
+}
+
 /// Inserts records on their own (the log off): a single INSERT, atomic without a transaction.
 async fn insert_records(
     conn: &mut sqlx::SqliteConnection,
@@ -517,7 +540,7 @@ async fn insert_records(
     values: Vec<Vec<rows::Value>>,
     what: &str,
 ) -> Result<(), StoreError> {
-    let mut q = sqlx::QueryBuilder::new("");
+    let mut q = sqlx::QueryBuilder::new(SYNCED);
     push_rows(&mut q, head, values);
     q.build().execute(conn).await.map_err(|e| rows::reused(e, what))?;
     Ok(())
@@ -578,7 +601,8 @@ impl LogStore for SqliteStore {
         // `log_tree_compare_and_set` trigger: the UPDATE states the size it moves from as
         // `base`, and the database refuses it unless the row still has that size.
         let rows = BatchRows::of(b)?;
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("BEGIN IMMEDIATE; UPDATE log_tree SET base = ");
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(SYNCED);
+        q.push("BEGIN IMMEDIATE; UPDATE log_tree SET base = ");
         q.push_bind(sql_index(b.old_size.0)?)
             .push(", size = ")
             .push_bind(sql_index(b.new_size.0)?)

@@ -710,3 +710,34 @@ async fn replicas_starting_together_state_each_key_once() {
         assert_eq!(store.log_tree().await.unwrap().0, TreeSize(3));
     }
 }
+
+/// Only the pending certificates commit without a flush of their own (`Store::record_pending`):
+/// the durable writers that share SQLite's records connection with them never inherit their
+/// mode, and on PostgreSQL only the pending certificates' connection has `synchronous_commit`
+/// off. The certificate still ends up issued through the log, as an issuance's does.
+#[tokio::test]
+async fn only_pending_certificates_commit_unflushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(sqlite::SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    let store: Arc<dyn Store> = sqlite.clone();
+    let seq = Sequencer::start(store.clone()).await.unwrap();
+    let (normal, full) = (1, 2);
+    let serial = Serial::random();
+    store.record_pending(&[new_cert(&serial, "p")]).await.unwrap();
+    assert_eq!(sqlite.records_synchronous().await, normal);
+    let record = LoggedRecord::IssuedCertificate { serial: serial.clone(), cert_der: b"cert".to_vec() };
+    seq.append(NewEntry { entry: b"issued".to_vec(), record: Some(record) }).await.unwrap();
+    assert_eq!(sqlite.records_synchronous().await, full, "the log batch commits synced");
+    assert_eq!(store.certificate(&serial).await.unwrap().unwrap().status, CertStatus::Issued);
+    store.record_pending(&[new_cert(&Serial::random(), "p")]).await.unwrap();
+    store.record_timestamps(&[timestamp(Duration::from_secs(1))]).await.unwrap();
+    assert_eq!(sqlite.records_synchronous().await, full, "time-stamps commit synced");
+    store.record_pending(&[new_cert(&Serial::random(), "p")]).await.unwrap();
+    store.record_signatures(&[signature(Level::BB)]).await.unwrap();
+    assert_eq!(sqlite.records_synchronous().await, full, "signatures commit synced");
+
+    let db = TestDatabase::new();
+    let pg = postgres::PostgresStore::open(&db.url, 4).await.unwrap();
+    pg.record_pending(&[new_cert(&Serial::random(), "p")]).await.unwrap();
+    assert_eq!(pg.synchronous_commit().await, ("on".to_string(), "off".to_string()));
+}
