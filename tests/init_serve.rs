@@ -16,7 +16,7 @@ fn write_config(dir: &Path, policies: &Path, pin_file: &str) -> std::path::PathB
             "policies = \"{}\"\n\
              [hsm]\nmodule = \"{}\"\ntoken_label = \"prod\"\npin_file = \"{pin_file}\"\nmax_sessions = 4\n\
              [store]\nsqlite = \"trustd.db\"\n\
-             [server]\ngrpc = \"127.0.0.1:0\"\noperator_credentials = \"credentials\"\npublic_url = \"{PUBLIC_URL}\"\n\
+             [server]\ngrpc = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\noperator_credentials = \"credentials\"\npublic_url = \"{PUBLIC_URL}\"\n\
              [ceremony]\norganization = \"Test Agency\"\ncountry = \"DK\"\nroot_validity = \"10years\"\n\
              [keys]\nissuing = \"pkcs11:token=prod;object=agency-issuing;id=%01%02\"\n",
             policies.display(),
@@ -245,7 +245,7 @@ fn the_root_key_stays_offline() {
             .unwrap()
             .replace("[keys]\n", "[keys]\nroot = \"pkcs11:token=agency-root;object=agency-root-ca\"\n");
     let config = |name: &str, warning: &str, root_pin: bool| {
-        let server = format!("[server]\nexpiry_warning = \"{warning}\"\nhttp = \"127.0.0.1:0\"\n");
+        let server = format!("[server]\nexpiry_warning = \"{warning}\"\n");
         let mut text = base.replace("[server]\n", &server);
         if root_pin {
             text = text.replace("[ceremony]\n", "[ceremony]\nroot_pin_file = \"root-pin\"\n");
