@@ -4,9 +4,8 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn write_config(dir: &Path, policies: &Path, pin_file: &str) -> std::path::PathBuf {
     let cfg = dir.join("trustd.toml");
@@ -57,17 +56,10 @@ fn init_is_idempotent_and_serve_issues() {
     assert!(second.contains("pkcs11:object=trustd-log: key kept, no certificate"), "{second}");
     assert!(first.contains("pkcs11:object=trustd-tls: key generated, no certificate"), "{first}");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trustd"))
-        .env("SOFTHSM2_CONF", d.join("softhsm2.conf"))
-        .args(["serve", "--config", cfg_s])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let grpc =
-        line.split_whitespace().find_map(|w| w.strip_prefix("grpc=")).unwrap_or_else(|| panic!("{line:?}")).to_owned();
+    let mut serving = Command::new(env!("CARGO_BIN_EXE_trustd"));
+    serving.env("SOFTHSM2_CONF", d.join("softhsm2.conf")).args(["serve", "--config", cfg_s]);
+    let (mut child, line) = serve(&mut serving, &d.join("serve.log"));
+    let grpc = ready_field(&line, "grpc=");
     let trustctl = |args: &[&str]| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_trustctl"));
         c.arg("--server").arg(&grpc).arg("--data-dir").arg(d).args(args).output().unwrap()
@@ -84,8 +76,8 @@ fn init_is_idempotent_and_serve_issues() {
     let root =
         String::from_utf8_lossy(&openssl(d, &["x509", "-in", "root.pem", "-noout", "-subject"]).stdout).into_owned();
     assert!(root.replace(" = ", "=").contains("C=DK, O=Test Agency, CN=trustd Root CA"), "{root}");
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    assert!(child.wait().unwrap().success());
+    let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
+    assert!(child.0.wait().unwrap().success());
 }
 
 /// `pkcs11-tool` (OpenSC) on the token in `d` logged in with the user PIN.
@@ -133,19 +125,10 @@ fn keys_made_by_pkcs11_tool_are_adopted_by_uri() {
         String::from_utf8_lossy(&pem.stdout).into_owned()
     };
 
-    let mut child = Stopped(
-        Command::new(env!("CARGO_BIN_EXE_trustd"))
-            .env("SOFTHSM2_CONF", d.join("softhsm2.conf"))
-            .args(["serve", "--config", cfg_s])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let grpc =
-        line.split_whitespace().find_map(|w| w.strip_prefix("grpc=")).unwrap_or_else(|| panic!("{line:?}")).to_owned();
+    let mut serving = Command::new(env!("CARGO_BIN_EXE_trustd"));
+    serving.env("SOFTHSM2_CONF", d.join("softhsm2.conf")).args(["serve", "--config", cfg_s]);
+    let (mut child, line) = serve(&mut serving, &d.join("serve.log"));
+    let grpc = ready_field(&line, "grpc=");
     let trustctl = |args: &[&str]| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_trustctl"));
         run(c.arg("--server").arg(&grpc).arg("--data-dir").arg(d).args(args)).stdout
@@ -299,14 +282,10 @@ fn the_root_key_stays_offline() {
     let mut serving = Command::new(env!("CARGO_BIN_EXE_trustd"));
     serving.env("SOFTHSM2_CONF", d.join("softhsm2.conf")).args(["serve", "--config", &cfg]);
     let (mut child, line) = serve(&mut serving, &d.join("serve.log"));
-    let serve_log = || std::fs::read_to_string(d.join("serve.log")).unwrap();
-    let addr = |key: &str| {
-        line.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap_or_else(|| panic!("{line:?}: {}", serve_log()))
-    };
-    let (grpc, http) = (addr("grpc="), addr("http=http://"));
+    let (grpc, http) = (ready_field(&line, "grpc="), ready_field(&line, "http=http://"));
     let trustctl = |args: &[&str]| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_trustctl"));
-        run(c.arg("--server").arg(grpc).arg("--data-dir").arg(d).args(args)).stdout
+        run(c.arg("--server").arg(&grpc).arg("--data-dir").arg(d).args(args)).stdout
     };
     let csr = openssl_csr(d, "web", P256, "/CN=web.example.com", Some("DNS:web.example.com"));
     std::fs::write(d.join("cert.pem"), trustctl(&["issue", "--profile", "tls-server", "--csr", csr.to_str().unwrap()]))
@@ -315,7 +294,7 @@ fn the_root_key_stays_offline() {
     std::fs::write(d.join("issuing.pem"), &chain[0]).unwrap();
     std::fs::write(d.join("root.pem"), &chain[1]).unwrap();
     let fetch_crl = |ca: &str| {
-        let (code, _, der) = http_request(http, "GET", &format!("/crl/{ca}.crl"), None, &[]);
+        let (code, _, der) = http_request(&http, "GET", &format!("/crl/{ca}.crl"), None, &[]);
         assert_eq!(code, 200, "/crl/{ca}.crl");
         std::fs::write(d.join(format!("{ca}-crl.der")), der).unwrap();
         let pem = format!("{ca}-crl.pem");
@@ -335,7 +314,7 @@ fn the_root_key_stays_offline() {
         openssl(d, &[&args[..], &["-CRLfile", "issuing-crl.pem", "-CRLfile", "root-crl.pem", "cert.pem"]].concat());
     assert!(text(&checked).contains("cert.pem: OK"), "{}", text(&checked));
     // Its nextUpdate is within the 30 days' warning: /readyz and the log say so, and what to do.
-    let (code, _, ready) = http_request(http, "GET", "/readyz", None, &[]);
+    let (code, _, ready) = http_request(&http, "GET", "/readyz", None, &[]);
     let ready = String::from_utf8_lossy(&ready).into_owned();
     assert_eq!(code, 200, "a warning, not unreadiness: {ready}");
     let due = |t: &str| {
@@ -343,7 +322,7 @@ fn the_root_key_stays_offline() {
     };
     assert!(due(&ready), "{ready}");
     assert!(ready.contains("`trustd ceremony root-crl`"), "{ready}");
-    let (_, _, metrics) = http_request(http, "GET", "/metrics", None, &[]);
+    let (_, _, metrics) = http_request(&http, "GET", "/metrics", None, &[]);
     assert!(String::from_utf8_lossy(&metrics).contains("trustd_crl_next_update_seconds{ca=\"root\"} 17"));
 
     // With the root's token away the ceremony cannot sign; back, it signs the next root CRL,
@@ -392,7 +371,7 @@ fn the_root_key_stays_offline() {
     }
     let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
     assert!(child.0.wait().unwrap().success());
-    let log = serve_log();
+    let log = std::fs::read_to_string(d.join("serve.log")).unwrap();
     assert!(due(&log), "{log}");
     assert!(!log.contains("the root key is in the serving token"), "{log}");
 

@@ -184,13 +184,18 @@ impl Drop for Stopped {
 }
 
 /// Starts `trustd serve` as `cmd` says, its stderr in `log`: the daemon (killed if the test ends
-/// before it stopped it) and its ready line (`ready grpc=… http=…`), read once it is serving.
+/// before it stopped it) and its ready line (`ready grpc=… http=…`), read once it is serving. A
+/// daemon that stops before it is ready fails the test with its log.
 pub fn serve(cmd: &mut Command, log: &Path) -> (Stopped, String) {
     use std::io::BufRead;
     let mut child =
         Stopped(cmd.stdout(std::process::Stdio::piped()).stderr(std::fs::File::create(log).unwrap()).spawn().unwrap());
     let mut line = String::new();
     std::io::BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    if !line.starts_with("ready ") {
+        let status = child.0.wait().unwrap();
+        panic!("trustd serve stopped before it was ready ({status}): {}", std::fs::read_to_string(log).unwrap());
+    }
     (child, line)
 }
 
