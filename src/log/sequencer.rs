@@ -202,9 +202,22 @@ impl Sequencer {
 /// process signs, then cover their entries within about this long.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 
-/// How often a batch is built again on the store's newer tree after another writer appended
-/// first, before its callers are told it failed.
-const MAX_REBASES: usize = 16;
+/// How long a batch keeps being built again on the store's newer tree while other writers
+/// (replicas on the same database) append first, before its callers are told it failed. A time,
+/// not a count: a replica under a burst commits batch after batch, and the one that lost, which
+/// must reload the tree before it tries again, can lose many races within a few milliseconds.
+const REBASE_FOR: Duration = Duration::from_secs(2);
+
+/// The pause before the `n`th attempt of a batch that lost its races: none for the first two,
+/// then random up to 1, 2, 4, then 8 ms, so that the loser stops meeting the other writer's
+/// next commit at the same moment.
+fn rebase_pause(n: u32) -> Duration {
+    if n <= 2 {
+        return Duration::ZERO;
+    }
+    let cap_us = 1000u64 << (n - 3).min(3);
+    Duration::from_micros(rand::random::<u64>() % (cap_us + 1))
+}
 
 async fn run(
     store: Arc<dyn LogStore>,
@@ -229,13 +242,14 @@ async fn run(
             }
         };
         let (mut entries, waiters): (Vec<NewEntry>, Vec<_>) = jobs.into_iter().unzip();
-        let mut rebases = 0;
+        let (mut rebases, since) = (0, std::time::Instant::now());
         let committed = loop {
             match commit(store.as_ref(), &state, entries).await {
                 Ok(next) => break Ok(next),
                 // Another writer moved the tree: the same entries go on top of its entries.
-                Err((LogError::Moved(_), back)) if rebases < MAX_REBASES => {
+                Err((LogError::Moved(_), back)) if since.elapsed() < REBASE_FOR => {
                     rebases += 1;
+                    tokio::time::sleep(rebase_pause(rebases)).await;
                     entries = back;
                     match TreeState::load(store.as_ref()).await {
                         Ok(s) => state = s,
@@ -330,11 +344,13 @@ mod tests {
     use crate::log::MemoryHashes;
     use std::sync::Mutex;
 
-    /// A store in memory, with a switch to fail the next batch.
+    /// A store in memory, with a switch to fail the next batch, and a number of batches before
+    /// each of which another writer appends an entry of its own first.
     #[derive(Default)]
     struct Mem {
         inner: Mutex<(Vec<Vec<u8>>, MemoryHashes, Vec<LoggedRecord>)>,
         fail_next: Mutex<bool>,
+        appended_first: Mutex<u32>,
         checkpoints: Mutex<Vec<StoredCheckpoint>>,
     }
 
@@ -357,6 +373,14 @@ mod tests {
                 return Err(LogError::Store("disk full".into()));
             }
             let mut g = self.inner.lock().unwrap();
+            let mut first = self.appended_first.lock().unwrap();
+            if *first > 0 {
+                *first -= 1;
+                let size = TreeSize(g.0.len() as u64);
+                let other = tree::append(size, &[b"another writer's"], &g.1)?;
+                g.1.extend_at(other.first_index, &other.hashes)?;
+                g.0.push(b"another writer's".to_vec());
+            }
             if g.0.len() as u64 != b.old_size.0 {
                 return Err(LogError::Moved(b.old_size));
             }
@@ -462,6 +486,22 @@ mod tests {
         .unwrap();
         let e = Sequencer::start(Arc::new(Liar(mem))).await.err().unwrap();
         assert!(e.to_string().contains("were changed"), "{e}");
+    }
+
+    /// A batch that loses race after race (another replica committing a burst) is built again
+    /// on each newer tree until it lands, however many races that takes within a time bound.
+    #[tokio::test]
+    async fn a_batch_that_keeps_losing_races_lands_on_top_of_the_winners() {
+        let store = Arc::new(Mem::default());
+        let seq = Sequencer::start(store.clone()).await.unwrap();
+        *store.appended_first.lock().unwrap() = 40;
+        assert_eq!(seq.append(entry(7)).await.unwrap(), LeafIndex(40));
+        assert_eq!(*store.appended_first.lock().unwrap(), 0);
+        let g = store.inner.lock().unwrap().0.clone();
+        assert_eq!(g.len(), 41);
+        assert_eq!(g[40], 7u32.to_be_bytes());
+        let fresh = tree::append(TreeSize(0), &g, &MemoryHashes::new()).unwrap();
+        assert_eq!(*seq.head().borrow(), (TreeSize(41), fresh.root));
     }
 
     /// Two sequencers on one store (replicas on one database) appending at once: every entry of
