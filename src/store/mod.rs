@@ -389,9 +389,10 @@ pub struct UnloggedRevocation {
 pub trait Store: LogStore + Send + Sync {
     /// Records certificates about to be signed, in one transaction, committed when this returns
     /// and kept through a crash of the daemon. A backend may leave their flush to disk to the
-    /// next durable commit (SQLite does): each is followed, before its certificate is handed
-    /// out, by the durable commit that stores it issued or abandoned. Answers, for each in order, whether it was recorded: `false` where its serial was ever
-    /// used (or is used earlier in `certs`), which is what makes serials unique.
+    /// next durable commit (both do): each is followed, before its certificate is handed out, by
+    /// the durable commit that stores it issued or abandoned. Answers, for each in order,
+    /// whether it was recorded: `false` where its serial was ever used (or is used earlier in
+    /// `certs`), which is what makes serials unique.
     async fn record_pending(&self, certs: &[NewCertificate]) -> Result<Vec<bool>, StoreError>;
     /// Records a certificate signed elsewhere (the key ceremony's) as issued, in one write.
     async fn record_issued(&self, c: &NewCertificate, cert_der: &[u8]) -> Result<(), StoreError>;

@@ -50,10 +50,9 @@ const SYNCED: &str = "PRAGMA synchronous = FULL; ";
 /// Starts a script on the records connection whose commit is written to the WAL but not
 /// fsynced: the pending certificates. A pending record must be in the store before the HSM
 /// signs (so that a signature whose daemon crashes is known and abandoned at the next start),
-/// and a daemon's crash keeps what it wrote to the WAL; what only the disk's own flush keeps is
-/// the record through a power loss, and that flush comes, for the same WAL, with the commit that
-/// stores the certificate issued (or abandoned) before anything is handed out. So no flush of
-/// its own: at c=1 that was one of the two fsyncs an issuance waited for.
+/// and a daemon's crash keeps what it wrote to the WAL. Only a power loss needs the flush, and
+/// the commit that stores the certificate issued (or abandoned), before anything is handed out,
+/// flushes the same WAL past the pending record.
 const UNSYNCED: &str = "PRAGMA synchronous = NORMAL; ";
 
 /// Copies the WAL into the database file beside the writer rather than inside a commit.
