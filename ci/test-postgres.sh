@@ -48,9 +48,12 @@ if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -t 5; then
   # Nothing answers, and starts are serialised by the lock above: a pid file or socket lock
   # left is stale.
   rm -f "$dir/data/postmaster.pid" "$dir/.s.PGSQL.$port" "$dir/.s.PGSQL.$port.lock"
-  # fsync stays on: the tests and benchmarks see the durability a deployment has.
+  # fsync stays on: the tests and benchmarks see the durability a deployment has. WAL is kept
+  # (wal_keep_size) so that a standby made by pg_basebackup still finds the segments it starts
+  # streaming from: the tests running beside it write enough for a checkpoint to remove them
+  # between the backup's end and the standby's first connection.
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300 -c ssl=on" start >/dev/null 9>&- \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300 -c ssl=on -c wal_keep_size=512MB" start >/dev/null 9>&- \
     || { tail -20 "$dir/server.log" >&2; exit 1; }
 fi
 case "${1:-}" in
