@@ -161,6 +161,8 @@ fn ceilings(data: &Path, issuing_der: &[u8], csr: &[u8], secs: Duration) -> (f64
         module: trustd::daemon::SOFTHSM_MODULE.into(),
         token_label: trustd::daemon::DEV_TOKEN_LABEL.into(),
         max_sessions: 1,
+        // As `trustd dev` signs, so the ceiling is the daemon's own.
+        session_key_copies: true,
     };
     let hsm = Hsm::open(&cfg, Pin::new(pin)).expect("open token");
     let key = HsmSigner::new(&hsm, KeyRef::label(ISSUING_KEY), None).expect("issuing key");

@@ -83,6 +83,7 @@ async fn main() {
         module: trustd::daemon::SOFTHSM_MODULE.into(),
         token_label: trustd::daemon::DEV_TOKEN_LABEL.into(),
         max_sessions: 2,
+        session_key_copies: true,
     };
     let hsm = Hsm::open(&cfg, Pin::new(pin)).expect("token");
     let db = d.data_dir().join("trustd.db");

@@ -340,6 +340,10 @@ pub struct HsmSection {
     pub pin_file: Option<PathBuf>,
     #[serde(default = "default_sessions")]
     pub max_sessions: usize,
+    /// Sign with private session copies of the keys: for SoftHSM (`trustd dev` turns it on),
+    /// whose token objects are files it re-reads before every signature. Off by default.
+    #[serde(default)]
+    pub session_key_copies: bool,
     /// The PIN taken from `pin_env` at load, which also removes the variable from the
     /// environment (no child process inherits it, no later reader finds it).
     #[serde(skip)]
@@ -739,6 +743,7 @@ impl Config {
             module: self.hsm.module.clone(),
             token_label: self.hsm.token_label.clone(),
             max_sessions: self.hsm.max_sessions,
+            session_key_copies: self.hsm.session_key_copies,
         }
     }
 

@@ -111,6 +111,7 @@ pub fn prepare_dev(data_dir: &Path, server: ServerSection, tsa: TsaSection) -> R
             pin_env: None,
             pin_file: Some(data_dir.join("hsm-pin")),
             max_sessions: soft_token_sessions(),
+            session_key_copies: true,
             pin_from_env: Default::default(),
         },
         store: StoreSection::sqlite(data_dir.join("trustd.db")),

@@ -26,7 +26,7 @@ fn softhsm_keys_signing_and_pool() {
     std::env::set_var("SOFTHSM2_CONF", &conf);
     let module = std::path::PathBuf::from(trustd::daemon::SOFTHSM_MODULE);
     Hsm::init_token(&module, "hsm-test", &Pin::new("so-secret".into()), &Pin::new("user-pin\n".into())).unwrap();
-    let cfg = HsmConfig { module, token_label: "hsm-test".into(), max_sessions: 2 };
+    let cfg = HsmConfig { module, token_label: "hsm-test".into(), max_sessions: 2, session_key_copies: true };
     assert!(matches!(Hsm::open(&cfg, Pin::new("wrong".into())), Err(HsmError::Login(_))));
     let hsm = Hsm::open(&cfg, Pin::new("user-pin".into())).unwrap();
     assert!(hsm.is_ready());
@@ -172,6 +172,36 @@ fn softhsm_keys_signing_and_pool() {
         }
     }
     hsm.probe().unwrap();
+
+    // `session_key_copies`: the sessions sign with private session copies of the key, as
+    // sensitive and non-extractable as it is, which a lookup of the key never finds. A key
+    // destroyed in the token stops signing once the copies are a second old.
+    use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+    hsm.generate_key(&KeyRef::label("doomed"), KeyAlgorithm::EcP256).unwrap();
+    let doomed = HsmSigner::new(&hsm, KeyRef::label("doomed"), None).unwrap();
+    doomed.sign(b"with a copy").unwrap();
+    let find = |token: bool| {
+        let t =
+            [Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(b"doomed".to_vec()), Attribute::Token(token)];
+        hsm.with_session(|s| s.find_objects(&t)).unwrap()
+    };
+    let copies = find(false);
+    assert!(!copies.is_empty(), "signed with a session copy");
+    for copy in copies {
+        let attrs = hsm
+            .with_session(|s| s.get_attributes(copy, &[AttributeType::Sensitive, AttributeType::Extractable]))
+            .unwrap();
+        assert!(
+            attrs.contains(&Attribute::Sensitive(true)) && attrs.contains(&Attribute::Extractable(false)),
+            "{attrs:?}"
+        );
+    }
+    assert!(hsm.has_private_key(&KeyRef::label("doomed")).unwrap(), "the token object alone is found");
+    let [token_key] = find(true)[..] else { panic!("one token object") };
+    hsm.with_session(|s| s.destroy_object(token_key)).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let e = doomed.sign(b"after the key was destroyed").unwrap_err();
+    assert!(matches!(e, HsmError::KeyNotFound(_)), "{e}");
 
     // A job that panics while it holds a session (a bug, a module failing mid-call) closes the
     // session and frees its slot: after more panics than sessions the pool still serves (it

@@ -36,7 +36,8 @@ fn the_hsm_layer_signs_every_rsa_scheme_on_opencryptoki() {
     let d = dir.path();
     let module = fresh_token(d, "layer");
     let pin = std::fs::read_to_string(d.join("hsm-pin")).unwrap();
-    let cfg = HsmConfig { module: module.into(), token_label: "layer".into(), max_sessions: 2 };
+    let cfg =
+        HsmConfig { module: module.into(), token_label: "layer".into(), max_sessions: 2, session_key_copies: true };
     let hsm = Hsm::open(&cfg, Pin::new(pin)).unwrap();
     hsm.generate_key(&KeyRef::label("rsa"), KeyAlgorithm::Rsa(2048)).unwrap();
     let p = hsm.key_protection(&KeyRef::label("rsa")).unwrap();

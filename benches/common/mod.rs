@@ -75,6 +75,8 @@ pub fn raw_hsm_rate(data: &std::path::Path, label: &str, threads: usize, secs: D
         module: trustd::daemon::SOFTHSM_MODULE.into(),
         token_label: trustd::daemon::DEV_TOKEN_LABEL.into(),
         max_sessions: threads,
+        // As `trustd dev` signs.
+        session_key_copies: true,
     };
     let hsm = Hsm::open(&cfg, Pin::new(pin)).expect("open token");
     let signer = Arc::new(HsmSigner::new(&hsm, KeyRef::label(label), None).expect("key"));

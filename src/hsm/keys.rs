@@ -65,8 +65,10 @@ pub struct KeyProtection {
     pub never_extractable: bool,
 }
 
+/// What finds the token object `key` names: never a session object, such as a key's copies
+/// (`key_copies`), which carry its label and ID.
 fn label_template(class: ObjectClass, key: &KeyRef) -> Vec<Attribute> {
-    let mut t = vec![Attribute::Class(class)];
+    let mut t = vec![Attribute::Class(class), Attribute::Token(true)];
     if let Some(l) = &key.label {
         t.push(Attribute::Label(l.as_bytes().to_vec()));
     }
@@ -104,13 +106,30 @@ impl Hsm {
         key: &KeyRef,
         f: impl Fn(&Session, ObjectHandle) -> cryptoki::error::Result<T>,
     ) -> Result<T, HsmError> {
+        self.with_key_handle(key, |p, h| f(&p.session, h))
+    }
+
+    /// Signs `input` with `mechanism` and the private key named by `key`, through the
+    /// session's copy of it where `[hsm] session_key_copies` asks for one (`key_copies`).
+    pub(super) fn sign_with(&self, key: &KeyRef, mechanism: &Mechanism, input: &[u8]) -> Result<Vec<u8>, HsmError> {
+        self.with_key_handle(key, |p, h| {
+            let h = p.copies.handle(&p.session, h)?;
+            p.session.sign(mechanism, h, input).inspect_err(|e| p.copies.forget_after(e))
+        })
+    }
+
+    fn with_key_handle<T>(
+        &self,
+        key: &KeyRef,
+        f: impl Fn(&mut super::Pooled, ObjectHandle) -> cryptoki::error::Result<T>,
+    ) -> Result<T, HsmError> {
         self.check_token(key)?;
         let attempt = || {
-            self.with_session(|s| {
+            self.with_pooled(|p| {
                 let cached = self.0.private_keys.lock().unwrap_or_else(|p| p.into_inner()).get(key).copied();
                 let handle = match cached {
                     Some(h) => h,
-                    None => match find_one(s, ObjectClass::PRIVATE_KEY, key)? {
+                    None => match find_one(&p.session, ObjectClass::PRIVATE_KEY, key)? {
                         Ok(h) => {
                             self.0.private_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), h);
                             h
@@ -118,7 +137,7 @@ impl Hsm {
                         Err(e) => return Ok(Err(e)),
                     },
                 };
-                f(s, handle).map(Ok)
+                f(p, handle).map(Ok)
             })
         };
         match attempt() {
@@ -289,7 +308,6 @@ impl Hsm {
         let mut template = label_template(ObjectClass::CERTIFICATE, key);
         template.extend([
             Attribute::CertificateType(CertificateType::X_509),
-            Attribute::Token(true),
             Attribute::Private(false),
             Attribute::Subject(subject_der.to_vec()),
             Attribute::Value(cert_der.to_vec()),

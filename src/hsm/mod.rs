@@ -18,6 +18,7 @@
 
 mod capabilities;
 mod certified;
+mod key_copies;
 mod keys;
 mod signer;
 mod token_info;
@@ -87,6 +88,9 @@ pub struct HsmConfig {
     pub token_label: String,
     /// Most sessions open at once; bounds concurrency against the device.
     pub max_sessions: usize,
+    /// Sign with private session copies of the keys (see `key_copies`): for SoftHSM, whose
+    /// token objects are files re-read before every use; pointless for a hardware token.
+    pub session_key_copies: bool,
 }
 
 /// The user PIN. Held in a zeroizing secret so it can log in again after the device recovers;
@@ -132,6 +136,8 @@ struct Inner {
     private_keys: Mutex<HashMap<KeyRef, ObjectHandle>>,
     /// The token's mechanisms, read at open.
     capabilities: capabilities::Capabilities,
+    /// `HsmConfig::session_key_copies`.
+    session_key_copies: bool,
 }
 
 /// Blocking HSM work, run by a worker thread.
@@ -166,6 +172,8 @@ struct PoolState {
 struct Pooled {
     session: Session,
     generation: u64,
+    /// The session's copies of the keys it signs with; they die with it.
+    copies: key_copies::KeyCopies,
 }
 
 /// HSM operations that may wait for a worker; past them [`HsmError::Saturated`] at once. Far
@@ -300,6 +308,7 @@ impl Hsm {
             generation: AtomicU64::new(0),
             private_keys: Mutex::new(HashMap::new()),
             capabilities,
+            session_key_copies: cfg.session_key_copies,
             last_reinit: Mutex::new(None),
             module: cfg.module.clone(),
             token_label: cfg.token_label.clone(),
@@ -442,7 +451,9 @@ impl Hsm {
         let slot = *self.0.slot.lock().unwrap_or_else(|p| p.into_inner());
         let session = self.0.ctx.open_rw_session_no_drop(slot).map_err(|e| HsmError::Unavailable(e.to_string()))?;
         match session.login(UserType::User, Some(&self.0.pin)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(Pooled { session, generation }),
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+                Ok(Pooled { session, generation, copies: key_copies::KeyCopies::new(self.0.session_key_copies) })
+            }
             Err(e) => {
                 let _ = session.close();
                 Err(match e {
@@ -555,17 +566,21 @@ impl Hsm {
     /// idle pool and retries once on a fresh session; a lost login is restored and retried once;
     /// other PKCS#11 errors are returned as they are.
     pub fn with_session<T>(&self, f: impl Fn(&Session) -> cryptoki::error::Result<T>) -> Result<T, HsmError> {
+        self.with_pooled(|p| f(&p.session))
+    }
+
+    /// [`Hsm::with_session`], with the session's own state (its key copies).
+    fn with_pooled<T>(&self, f: impl Fn(&mut Pooled) -> cryptoki::error::Result<T>) -> Result<T, HsmError> {
         let mut failure = None;
         let mut attempts = 0;
         while attempts < 2 {
-            let s = Lease { hsm: self, session: Some(self.acquire()?) };
+            let mut s = Lease { hsm: self, session: Some(self.acquire()?) };
             let result = {
                 let _in = self.enter();
-                if s.generation() != self.reinitializations() {
+                match s.session.as_mut() {
                     // Leased across a re-initialisation: its handle may be another's by now.
-                    None
-                } else {
-                    Some(f(&s))
+                    Some(p) if p.generation == self.reinitializations() => Some(f(p)),
+                    _ => None,
                 }
             };
             let Some(result) = result else {

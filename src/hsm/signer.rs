@@ -204,7 +204,7 @@ impl HsmSigner {
             let bits = rsa_bits(&this.public_key.0);
             this.hsm.capabilities().check_sign(mechanism.mechanism_type(), &this.key.to_string(), bits)?;
         }
-        let raw = this.hsm.with_private_key(&this.key, |s, h| s.sign(&mechanism, h, &input))?;
+        let raw = this.hsm.sign_with(&this.key, &mechanism, &input)?;
         let enc = |e: signature::Error| HsmError::Encoding(format!("ECDSA signature from the HSM: {e}"));
         // PKCS#11 returns ECDSA signatures as r‖s; X.509 and CMS want the DER Ecdsa-Sig-Value.
         Ok(Signature::new(match this.scheme {
