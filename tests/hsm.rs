@@ -175,7 +175,7 @@ fn softhsm_keys_signing_and_pool() {
 
     // `session_key_copies`: the sessions sign with private session copies of the key, as
     // sensitive and non-extractable as it is, which a lookup of the key never finds. A key
-    // destroyed in the token stops signing once the copies are a second old.
+    // stripped of CKA_SIGN, or destroyed, in the token stops signing within a second.
     use cryptoki::object::{Attribute, AttributeType, ObjectClass};
     hsm.generate_key(&KeyRef::label("doomed"), KeyAlgorithm::EcP256).unwrap();
     let doomed = HsmSigner::new(&hsm, KeyRef::label("doomed"), None).unwrap();
@@ -198,6 +198,13 @@ fn softhsm_keys_signing_and_pool() {
     }
     assert!(hsm.has_private_key(&KeyRef::label("doomed")).unwrap(), "the token object alone is found");
     let [token_key] = find(true)[..] else { panic!("one token object") };
+    hsm.with_session(|s| s.update_attributes(token_key, &[Attribute::Sign(false)])).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let e = doomed.sign(b"after CKA_SIGN was cleared").unwrap_err();
+    use cryptoki::error::{Error as CkError, RvError};
+    assert!(matches!(e, HsmError::Pkcs11(CkError::Pkcs11(RvError::KeyFunctionNotPermitted, _))), "{e}");
+    hsm.with_session(|s| s.update_attributes(token_key, &[Attribute::Sign(true)])).unwrap();
+    doomed.sign(b"allowed again").unwrap();
     hsm.with_session(|s| s.destroy_object(token_key)).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
     let e = doomed.sign(b"after the key was destroyed").unwrap_err();

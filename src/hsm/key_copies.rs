@@ -10,19 +10,22 @@
 //! CKA_EXTRACTABLE only false), a session object is visible to this process alone, and C_CloseSession
 //! (or C_Logout, or C_Finalize) destroys it.
 //!
-//! Each pooled session keeps its own copies, so a copy's handle never outlives its session. A
-//! copy is made again from the token object after [`COPY_LIFETIME`]: a key destroyed in the token,
-//! or stripped of CKA_SIGN by another tool, stops signing within that time. A token that refuses
-//! the copy (CKA_COPYABLE false, or a module without C_CopyObject) signs with the token object.
+//! Each pooled session keeps its own copies, so a copy's handle never outlives its session. Once
+//! a second ([`CHECK_EVERY`]) a session reads CKA_SIGN of the token object before it signs with
+//! the copy: a key destroyed in the token, or stripped of CKA_SIGN by another tool, stops signing
+//! within that time. (Checked, not copied again: SoftHSM keeps a destroyed session object's
+//! memory until C_Finalize, so a copy made every second would grow the daemon without bound.) A
+//! token that refuses the copy (CKA_COPYABLE false, or a module without C_CopyObject) signs
+//! with the token object.
 
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::object::{Attribute, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
 use cryptoki::session::Session;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// How long a copy signs before it is made again from the token object.
-pub(super) const COPY_LIFETIME: Duration = Duration::from_secs(1);
+/// How long a copy signs before the token object is read again.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The copies one session signs with, by the token object's raw handle (`ObjectHandle` is not
 /// `Hash`).
@@ -34,7 +37,7 @@ pub(super) struct KeyCopies {
 enum Copy {
     Made {
         handle: ObjectHandle,
-        at: Instant,
+        checked: Instant,
     },
     /// The token refused to copy the key: sign with the token object.
     Refused,
@@ -50,27 +53,34 @@ impl KeyCopies {
         KeyCopies { enabled, copies: HashMap::new() }
     }
 
-    /// The handle to sign with for the token key `key`: this session's current copy of it,
-    /// made (again) when there is none or it is older than [`COPY_LIFETIME`]; `key` itself when
-    /// copies are off or the token refuses them. An error means the token object could not be
-    /// read (destroyed, or a handle from before the module renumbered its objects).
+    /// The handle to sign with for the token key `key`: this session's copy of it, made when
+    /// there is none, after a check of the token object when the last is older than
+    /// [`CHECK_EVERY`]; `key` itself when copies are off, the token refuses them, or the key
+    /// may no longer sign (C_SignInit then says so). An error means the token object could not
+    /// be read (destroyed, or a handle from before the module renumbered its objects).
     pub(super) fn handle(&mut self, s: &Session, key: ObjectHandle) -> cryptoki::error::Result<ObjectHandle> {
         if !self.enabled {
             return Ok(key);
         }
-        match self.copies.get(&key.handle()) {
+        match self.copies.get_mut(&key.handle()) {
             Some(Copy::Refused) => return Ok(key),
-            Some(&Copy::Made { handle, at }) if at.elapsed() < COPY_LIFETIME => return Ok(handle),
-            Some(&Copy::Made { handle, .. }) => {
-                // The session keeps it until closed otherwise; a failure leaves only that.
-                let _ = s.destroy_object(handle);
+            Some(Copy::Made { handle, checked }) if checked.elapsed() < CHECK_EVERY => return Ok(*handle),
+            Some(Copy::Made { handle, checked }) => {
+                let signs = s.get_attributes(key, &[AttributeType::Sign]).map(|a| a.contains(&Attribute::Sign(true)));
+                if let Ok(true) = signs {
+                    *checked = Instant::now();
+                    return Ok(*handle);
+                }
+                // The session would keep it until closed otherwise; a failure leaves only that.
+                let _ = s.destroy_object(*handle);
                 self.copies.remove(&key.handle());
+                return signs.map(|_| key);
             }
             None => {}
         }
         match s.copy_object(key, &[Attribute::Token(false)]) {
             Ok(handle) => {
-                self.copies.insert(key.handle(), Copy::Made { handle, at: Instant::now() });
+                self.copies.insert(key.handle(), Copy::Made { handle, checked: Instant::now() });
                 Ok(handle)
             }
             Err(e) if is_handle_error(&e) || super::is_session_fault(&e) => Err(e),
