@@ -18,7 +18,7 @@
 //! token that refuses the copy (CKA_COPYABLE false, or a module without C_CopyObject) signs
 //! with the token object.
 
-use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::error::Error as CkError;
 use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
 use cryptoki::session::Session;
 use std::collections::HashMap;
@@ -41,11 +41,6 @@ enum Copy {
     },
     /// The token refused to copy the key: sign with the token object.
     Refused,
-}
-
-/// Errors that say the object is gone (or the module forgot it), not that it cannot be copied.
-fn is_handle_error(e: &CkError) -> bool {
-    matches!(e, CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid | RvError::UserNotLoggedIn, _))
 }
 
 impl KeyCopies {
@@ -83,7 +78,8 @@ impl KeyCopies {
                 self.copies.insert(key.handle(), Copy::Made { handle, checked: Instant::now() });
                 Ok(handle)
             }
-            Err(e) if is_handle_error(&e) || super::is_session_fault(&e) => Err(e),
+            // The object is gone or the module forgot the login, not unable to copy it.
+            Err(e) if super::may_be_logged_out(&e) || super::is_session_fault(&e) => Err(e),
             Err(e) => {
                 tracing::info!(error = %e, "the token does not copy this key into a session: signing with the token object");
                 self.copies.insert(key.handle(), Copy::Refused);
@@ -95,7 +91,7 @@ impl KeyCopies {
     /// Forgets every copy after a signature with one failed for its handle: the module dropped
     /// them (a lost login destroys private session objects, §5.6 C_Logout).
     pub(super) fn forget_after(&mut self, e: &CkError) {
-        if is_handle_error(e) {
+        if super::may_be_logged_out(e) {
             self.copies.clear();
         }
     }
