@@ -45,6 +45,7 @@ fn every_workload_is_measured_beside_the_hsm_rate_of_its_key() {
         assert!(0.0 < p50 && p50 <= p90 && p90 <= p99, "{row}");
         assert!(row["seconds"].as_f64().unwrap() >= 1.0, "{row}");
         assert!(row["daemon_cpu_us_per_op"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["load_cpu_us_per_op"].as_f64().unwrap() > 0.0, "{row}");
         // Verify signs nothing: no key bounds it.
         assert_eq!(row.get("of_raw").is_some(), names[i / 2] != "verify", "{row}");
     }

@@ -159,6 +159,9 @@ struct Row {
     /// this client's.
     #[serde(skip_serializing_if = "Option::is_none")]
     daemon_cpu_us_per_op: Option<f64>,
+    /// This client's own CPU time per answered request, over the same span: what the load
+    /// generator takes from cores it shares with a local daemon.
+    load_cpu_us_per_op: f64,
 }
 
 #[derive(Serialize)]
@@ -495,13 +498,13 @@ async fn raw_rate(
 /// The report for people: a line per row, then the daemon's memory.
 fn table(report: &Report) -> String {
     let mut t = format!(
-        "{:<12} {:>5} {:>9} {:>8} {:>8} {:>8} {:>7} {:>7} {:>10}\n",
-        "workload", "conc", "per s", "p50 ms", "p90 ms", "p99 ms", "errors", "of raw", "cpu µs/op"
+        "{:<12} {:>5} {:>9} {:>8} {:>8} {:>8} {:>7} {:>7} {:>10} {:>10}\n",
+        "workload", "conc", "per s", "p50 ms", "p90 ms", "p99 ms", "errors", "of raw", "cpu µs/op", "load µs/op"
     );
     let opt = |v: Option<f64>, digits: usize| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"));
     for row in &report.results {
         t.push_str(&format!(
-            "{:<12} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>7} {:>10}\n",
+            "{:<12} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>7} {:>10} {:>10.0}\n",
             row.workload.name(),
             row.concurrency,
             row.per_second,
@@ -511,6 +514,7 @@ fn table(report: &Report) -> String {
             row.errors,
             opt(row.of_raw, 2),
             opt(row.daemon_cpu_us_per_op, 0),
+            row.load_cpu_us_per_op,
         ));
     }
     if let (Some(peak), Some(sessions)) = (report.daemon_peak_rss_bytes, report.hsm_sessions) {
@@ -574,12 +578,14 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
             // HTTP row: the daemon would count it as another client being served and hold the
             // HTTP client to its shared limit ([limits] max_requests_per_client_shared).
             let before = process_stats(&mut diagnostics).await;
+            let client_before = trustd::diagnostics::process_stats().cpu_time;
             let warmup = if w.over_http() { warmup.max(RECENT_CLIENT) } else { warmup };
             let mut warm = Outcome::default();
             if !warmup.is_zero() {
                 (workers, warm) = with_progress(format!("{} c={c} warm-up", w.name()), workers, warmup).await;
             }
             let (_, out) = with_progress(format!("{} c={c}", w.name()), workers, duration).await;
+            let client_cpu = trustd::diagnostics::process_stats().cpu_time.saturating_sub(client_before);
             let after = process_stats(&mut diagnostics).await;
             let answered = (warm.ops + out.ops).max(1) as f64;
             let cpu = before.zip(after).map(|(b, a)| a.cpu_time_us.saturating_sub(b.cpu_time_us) as f64 / answered);
@@ -596,6 +602,7 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
                 p99_ms: ms(out.percentile(0.99)),
                 of_raw: raw.map(|r| out.rate() / r.max(f64::MIN_POSITIVE)),
                 daemon_cpu_us_per_op: cpu,
+                load_cpu_us_per_op: client_cpu.as_secs_f64() * 1e6 / answered,
             };
             if let (false, Some(e)) = (a.json, &row.first_error) {
                 eprintln!("{} c={c}: {} requests failed, the first: {e}", w.name(), row.errors);
