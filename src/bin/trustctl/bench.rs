@@ -578,14 +578,14 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
             // HTTP row: the daemon would count it as another client being served and hold the
             // HTTP client to its shared limit ([limits] max_requests_per_client_shared).
             let before = process_stats(&mut diagnostics).await;
-            let client_before = trustd::diagnostics::process_stats().cpu_time;
+            let load_before = trustd::diagnostics::process_stats().cpu_time;
             let warmup = if w.over_http() { warmup.max(RECENT_CLIENT) } else { warmup };
             let mut warm = Outcome::default();
             if !warmup.is_zero() {
                 (workers, warm) = with_progress(format!("{} c={c} warm-up", w.name()), workers, warmup).await;
             }
             let (_, out) = with_progress(format!("{} c={c}", w.name()), workers, duration).await;
-            let client_cpu = trustd::diagnostics::process_stats().cpu_time.saturating_sub(client_before);
+            let load_cpu = trustd::diagnostics::process_stats().cpu_time.saturating_sub(load_before);
             let after = process_stats(&mut diagnostics).await;
             let answered = (warm.ops + out.ops).max(1) as f64;
             let cpu = before.zip(after).map(|(b, a)| a.cpu_time_us.saturating_sub(b.cpu_time_us) as f64 / answered);
@@ -602,7 +602,7 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
                 p99_ms: ms(out.percentile(0.99)),
                 of_raw: raw.map(|r| out.rate() / r.max(f64::MIN_POSITIVE)),
                 daemon_cpu_us_per_op: cpu,
-                load_cpu_us_per_op: client_cpu.as_secs_f64() * 1e6 / answered,
+                load_cpu_us_per_op: load_cpu.as_secs_f64() * 1e6 / answered,
             };
             if let (false, Some(e)) = (a.json, &row.first_error) {
                 eprintln!("{} c={c}: {} requests failed, the first: {e}", w.name(), row.errors);
