@@ -14,6 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 
 /// What the access policy calls a CSC signature: a role that may sign over gRPC may sign here,
 /// under the signing policies it names; and a time-stamp.
@@ -34,7 +35,7 @@ fn answer(result: Result<serde_json::Value, CscError>) -> Response {
 /// One CSC call. `info` is for anyone (§11.1), and `oauth2/token` for a client with its secret;
 /// every other method for an authenticated client.
 pub async fn call(
-    State(s): State<HttpState>,
+    State(s): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     Path((version, method)): Path<(String, String)>,
     headers: HeaderMap,

@@ -76,10 +76,10 @@ pub fn https_router(state: HttpState, max_body: usize, limits: Arc<RequestLimits
 }
 
 fn routes(
-    tsa: MethodRouter<HttpState>,
-    readyz: MethodRouter<HttpState>,
-    metrics: MethodRouter<HttpState>,
-    csc: MethodRouter<HttpState>,
+    tsa: MethodRouter<Arc<HttpState>>,
+    readyz: MethodRouter<Arc<HttpState>>,
+    metrics: MethodRouter<Arc<HttpState>>,
+    csc: MethodRouter<Arc<HttpState>>,
     state: HttpState,
     max_body: usize,
     limits: Arc<RequestLimits>,
@@ -100,7 +100,8 @@ fn routes(
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(limits, http_limits))
         .layer(axum::middleware::from_fn(super::metrics::http_metrics))
-        .with_state(state)
+        // axum clones the state for every request: one reference count, not one per service.
+        .with_state(Arc::new(state))
 }
 
 /// RFC 3161 §3.4: `application/timestamp-query` in, `application/timestamp-reply` out, for
@@ -142,7 +143,7 @@ async fn timestamp(s: &HttpState, headers: &HeaderMap, body: Bytes, requester: &
 
 /// `POST /tsa` over plain HTTP: anonymous (a peer's address names nobody), where the TSA is
 /// public.
-async fn timestamp_plain(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn timestamp_plain(State(s): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
     match s.tsa_access {
         HttpAccess::Public => timestamp(&s, &headers, body, "").await,
         HttpAccess::Authenticated => only_over_https("time-stamps"),
@@ -162,7 +163,7 @@ fn only_over_https(what: &str) -> Response {
 /// or none where the TSA is for authenticated clients; 403 when the client's roles do not
 /// allow time-stamps), else anonymous.
 async fn timestamp_https(
-    State(s): State<HttpState>,
+    State(s): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Bytes,
@@ -227,7 +228,7 @@ pub(super) fn refused(route: &str, peer: &Peer, headers: &HeaderMap, e: &AccessE
     }
 }
 
-async fn ca_certificate(State(s): State<HttpState>, Path(file): Path<String>) -> Response {
+async fn ca_certificate(State(s): State<Arc<HttpState>>, Path(file): Path<String>) -> Response {
     let Some(name) = file.strip_suffix(".crt") else {
         return (StatusCode::NOT_FOUND, "CA certificates are at /ca/{name}.crt\n").into_response();
     };
@@ -269,7 +270,7 @@ const MAX_OCSP_GET: usize = 4096;
 
 /// RFC 6960 Appendix A.1: POST `application/ocsp-request`, answered `application/ocsp-response`
 /// (HTTP 200 also for malformedRequest and unauthorized, which are OCSP statuses).
-async fn ocsp_post(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn ocsp_post(State(s): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
     if media_type(&headers).as_deref() != Some("application/ocsp-request") {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/ocsp-request\n").into_response();
     }
@@ -278,7 +279,7 @@ async fn ocsp_post(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) 
 
 /// RFC 5019 §5 / RFC 6960 A.1: GET with the base64 DER request (URL-decoded by the router) as
 /// the path; cacheable by HTTP caches.
-async fn ocsp_get(State(s): State<HttpState>, Path(request): Path<String>) -> Response {
+async fn ocsp_get(State(s): State<Arc<HttpState>>, Path(request): Path<String>) -> Response {
     use base64::Engine;
     if request.len() > MAX_OCSP_GET {
         return (
@@ -295,7 +296,7 @@ async fn ocsp_get(State(s): State<HttpState>, Path(request): Path<String>) -> Re
 
 /// RFC 5280 §4.2.1.13 distribution point: the current full CRL, DER (`application/pkix-crl`,
 /// RFC 2585 §4.2).
-async fn crl(State(s): State<HttpState>, Path(file): Path<String>) -> Response {
+async fn crl(State(s): State<Arc<HttpState>>, Path(file): Path<String>) -> Response {
     let Some(name) = file.strip_suffix(".crl") else {
         return (StatusCode::NOT_FOUND, "CRLs are at /crl/{name}.crl\n").into_response();
     };
@@ -316,8 +317,8 @@ fn no_log() -> Response {
 
 /// C2SP tlog-tiles `<prefix>/checkpoint`: the latest signed checkpoint (a C2SP signed note),
 /// the newest any replica recorded. It changes at most every second and must not be cached.
-async fn log_checkpoint(State(s): State<HttpState>) -> Response {
-    let Some(log) = s.log else { return no_log() };
+async fn log_checkpoint(State(s): State<Arc<HttpState>>) -> Response {
+    let Some(log) = &s.log else { return no_log() };
     let note = log.current().await.note.clone();
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], note).into_response()
 }
@@ -325,8 +326,8 @@ async fn log_checkpoint(State(s): State<HttpState>) -> Response {
 /// The log's C2SP signed-note verifier key (its newest, after a rollover), one line. A
 /// convenience for setting up an auditor: auditors must compare it with the key they were given
 /// out of band, never trust it as such. Cached briefly: a rollover changes it.
-async fn log_key(State(s): State<HttpState>) -> Response {
-    let Some(log) = s.log else { return no_log() };
+async fn log_key(State(s): State<Arc<HttpState>>) -> Response {
+    let Some(log) = &s.log else { return no_log() };
     let vkey = format!("{}\n", log.public_key().vkey());
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=60")], vkey)
         .into_response()
@@ -335,8 +336,8 @@ async fn log_key(State(s): State<HttpState>) -> Response {
 /// C2SP tlog-tiles `<prefix>/tile/<L>/<N>[.p/<W>]` and `<prefix>/tile/entries/<N>[.p/<W>]`. Full
 /// tiles never change: cacheable forever. A partial tile's bytes do not change either, but the
 /// log may stop serving it once the full tile exists, so caches keep it briefly.
-async fn log_tile(State(s): State<HttpState>, Path(path): Path<String>) -> Response {
-    let Some(log) = s.log else { return no_log() };
+async fn log_tile(State(s): State<Arc<HttpState>>, Path(path): Path<String>) -> Response {
+    let Some(log) = &s.log else { return no_log() };
     match log.tile(&format!("tile/{path}")).await {
         Ok(t) => {
             let cache = if t.full { "public, max-age=31536000, immutable" } else { "public, max-age=60" };
@@ -355,24 +356,24 @@ async fn log_tile(State(s): State<HttpState>, Path(path): Path<String>) -> Respo
 
 /// 200 when the HSM answers, the store is writable and the clock (if checked) is synchronised;
 /// 503 otherwise. The body names each dependency's state.
-async fn readyz_plain(State(s): State<HttpState>) -> Response {
+async fn readyz_plain(State(s): State<Arc<HttpState>>) -> Response {
     operational_plain(&s, "readiness reports", readyz)
 }
 
 async fn readyz_https(
-    State(s): State<HttpState>,
+    State(s): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
 ) -> Response {
     operational_https(&s, &peer, &headers, "GET /readyz", readyz).await
 }
 
-async fn metrics_plain(State(s): State<HttpState>) -> Response {
+async fn metrics_plain(State(s): State<Arc<HttpState>>) -> Response {
     operational_plain(&s, "metrics", metrics)
 }
 
 async fn metrics_https(
-    State(s): State<HttpState>,
+    State(s): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
 ) -> Response {
