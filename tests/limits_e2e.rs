@@ -2,7 +2,8 @@
 //! while another is served; a SignStream that stops sending is abandoned and records nothing;
 //! a listener past its connections sheds
 //! new ones (plain HTTP with 503 and Retry-After) while established clients keep working; slow
-//! and idle HTTP connections are closed; HTTP requests are limited per address and by deadline.
+//! and idle HTTP connections are closed; HTTP requests are limited per address and by deadline;
+//! probes and scrapes hold no client to its share.
 
 mod common;
 
@@ -92,7 +93,8 @@ async fn a_client_past_its_requests_is_refused_and_abandoned_streams_record_noth
     assert_eq!(signatures(&d).await, 1);
 }
 
-/// A GET of `path` on `addr` from source address `from`: the whole response as text.
+/// A GET of `path` on `addr` from source address `from`: the whole response as text (a binary
+/// body lossily).
 fn get_from(from: IpAddr, addr: &str, path: &str) -> String {
     let addr: SocketAddr = addr.parse().unwrap();
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -101,9 +103,7 @@ fn get_from(from: IpAddr, addr: &str, path: &str) -> String {
     let mut s: TcpStream = socket.into();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
+    read_all(&mut s)
 }
 
 /// A POST /tsa that announces a body and never sends it: a request in progress until its
@@ -162,13 +162,16 @@ async fn full_listeners_shed_new_connections_and_slow_http_clients_are_bounded()
     assert!(get_from(local, &d.http, "/healthz").starts_with("HTTP/1.1 200"));
 
     // Two requests in progress from 127.0.0.1 (bodies that never come) hold its two places:
-    // a third from it gets 503, one from 127.0.0.2 is served.
+    // a third from it gets 503, one from 127.0.0.2 is served; health checks, counted apart,
+    // are answered from either.
     let mut slow: Vec<TcpStream> = (0..2).map(|_| slow_post(&d.http)).collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let refused = get_from(local, &d.http, "/healthz");
+    let refused = get_from(local, &d.http, "/ca/root.crt");
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
     assert!(refused.contains("retry-after: 1") && refused.contains("this client has 2 requests"), "{refused}");
-    assert!(get_from(other, &d.http, "/healthz").starts_with("HTTP/1.1 200"), "another address is served");
+    let served = get_from(other, &d.http, "/ca/root.crt");
+    assert!(served.starts_with("HTTP/1.1 200"), "another address is served: {served}");
+    assert!(get_from(local, &d.http, "/healthz").starts_with("HTTP/1.1 200"), "a health check is served");
     // Past request_deadline the slow requests are answered 503 and nothing is time-stamped.
     for s in &mut slow {
         let reply = read_all(s);
@@ -176,6 +179,50 @@ async fn full_listeners_shed_new_connections_and_slow_http_clients_are_bounded()
     }
     assert!(get_from(local, &d.http, "/healthz").starts_with("HTTP/1.1 200"));
     assert!(d.log().contains("connection limit reached"), "the shedding is logged");
+}
+
+/// Health checks, readiness probes, metrics scrapes and process statistics hold no client to
+/// its share (`max_requests_per_client_shared`): a client alone keeps its whole limit while
+/// they poll, from its own address too; work from another client holds it to its share.
+#[tokio::test]
+async fn probes_and_scrapes_hold_no_client_to_its_share_and_work_from_another_does() {
+    use trustd::api::pb::diagnostics_client::DiagnosticsClient;
+    let limits = ["max_requests_per_client=4", "max_requests_per_client_shared=2", "stream_idle_timeout=60s"];
+    let args: Vec<&str> = limits.iter().flat_map(|l| ["--limit", l]).collect();
+    let d = Daemon::start_with(tempfile::tempdir().unwrap(), &args);
+    let operator = d.channel().await;
+    let portal = channel_as(&d, &credential(&d, "portal")).await;
+    let signing = SigningClient::new(portal.clone());
+    let mut portal_ca = CertificateAuthorityClient::new(portal);
+
+    // The portal holds its share in two streams, then probes come from everywhere. The
+    // operator made the portal's credential: a client counts as served for up to two seconds.
+    let held: Vec<_> = (0..2).map(|_| held_stream(&signing)).collect();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let local: IpAddr = "127.0.0.1".parse().unwrap();
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let reply = get_from(local, &d.http, path);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{path}: {reply}");
+    }
+    let mut health = tonic_health::pb::health_client::HealthClient::new(operator.clone());
+    health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect("health");
+    DiagnosticsClient::new(operator.clone()).get_process_stats(pb::GetProcessStatsRequest {}).await.expect("stats");
+    // Still the only client being served: its third and fourth places are its own.
+    for _ in 0..2 {
+        portal_ca.get_ca_chain(pb::GetCaChainRequest::default()).await.expect("the portal is alone");
+    }
+
+    // Work from the operator: the portal, with two in progress, is held to its share.
+    CertificateAuthorityClient::new(operator).get_ca_chain(pb::GetCaChainRequest::default()).await.unwrap();
+    let e = portal_ca.get_ca_chain(pb::GetCaChainRequest::default()).await.expect_err("held to its share");
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("its share while other clients are served"), "{}", e.message());
+
+    // The streams end and are signed.
+    for (tx, call) in held {
+        drop(tx);
+        assert!(!call.await.unwrap().expect("signed").into_inner().signature_der.is_empty());
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Requests within bounds, on every listener: at most `[limits] max_requests` in progress in the
 //! daemon and `max_requests_per_client` per client (`max_requests_per_client_shared` while
-//! other clients are being served too), refused at once past them (gRPC
+//! other clients are being served too; probes, scrapes and process statistics count apart,
+//! [`Demand`]), refused at once past them (gRPC
 //! RESOURCE_EXHAUSTED, HTTP 503 with Retry-After) rather than queued, so that a flood cannot
 //! hold memory or make well-behaved clients wait; and a deadline on each request (gRPC
 //! DEADLINE_EXCEEDED, HTTP 503). Requests are counted on their connection's
@@ -37,6 +38,45 @@ const RETRY_AFTER_SECS: &str = "1";
 
 /// A client counts as being served for this long after its last request.
 const RECENT: Duration = Duration::from_secs(1);
+
+/// gRPC methods that only probe the daemon ([`Demand::Probe`]): health (what load balancers
+/// and orchestrators poll), reflection, and the process's statistics.
+const PROBE_RPCS: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection.", "/trust.v1.Diagnostics/GetProcessStats"];
+
+/// HTTP GET routes that only probe the daemon ([`Demand::Probe`]): liveness, readiness and the
+/// Prometheus scrape.
+const PROBE_ROUTES: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+/// What a request asks of the daemon, for the fair share between clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Demand {
+    /// Work that queues for the HSM or the store: its client counts as being served, and holds
+    /// the others to their share of such work.
+    Work,
+    /// A probe, a scrape or a look at the process: it waits behind no one's backlog, so it
+    /// makes no one share, and it is counted apart from its client's work (a health check
+    /// from the address a busy client uses is not refused for that client's load). Only the
+    /// daemon's limit and the per-client one bound a flood of them.
+    Probe,
+}
+
+impl Demand {
+    /// The demand of a gRPC request to `rpc` (its path).
+    pub fn of_rpc(rpc: &str) -> Self {
+        match PROBE_RPCS.iter().any(|p| rpc.starts_with(p)) {
+            true => Demand::Probe,
+            false => Demand::Work,
+        }
+    }
+
+    /// The demand of an HTTP request.
+    pub fn of_http(method: &http::Method, path: &str) -> Self {
+        match method == http::Method::GET && PROBE_ROUTES.contains(&path) {
+            true => Demand::Probe,
+            false => Demand::Work,
+        }
+    }
+}
 
 /// The clients with requests in progress, and those seen recently.
 struct Clients {
@@ -92,31 +132,37 @@ impl RequestLimits {
         })
     }
 
-    /// A place for one more request of `client`, or the limit it would pass.
-    pub fn admit(self: &Arc<Self>, client: &str) -> Result<Admitted, Refusal> {
+    /// A place for one more request of `client` asking `demand`, or the limit it would pass.
+    pub fn admit(self: &Arc<Self>, client: &str, demand: Demand) -> Result<Admitted, Refusal> {
         let now = Instant::now();
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         let c = &mut *clients;
-        match c.seen.get_mut(client) {
-            Some(at) => *at = now,
-            None => {
-                c.seen.insert(client.to_owned(), now);
+        let key = match demand {
+            Demand::Work => {
+                match c.seen.get_mut(client) {
+                    Some(at) => *at = now,
+                    None => {
+                        c.seen.insert(client.to_owned(), now);
+                    }
+                }
+                client.to_owned()
             }
-        }
+            Demand::Probe => format!("{client} (probes)"),
+        };
         if now.duration_since(c.pruned) >= RECENT {
             c.seen.retain(|_, at| now.duration_since(*at) < RECENT);
             c.pruned = now;
         }
         let daemon = self.daemon.clone().try_acquire_owned().map_err(|_| Refusal::Daemon(self.max_requests))?;
-        let count = c.in_progress.entry(client.to_owned()).or_insert(0);
+        let count = c.in_progress.entry(key.clone()).or_insert(0);
         if *count >= self.max_per_client {
             return Err(Refusal::Client(self.max_per_client));
         }
-        if *count >= self.max_per_client_shared && c.seen.len() > 1 {
+        if demand == Demand::Work && *count >= self.max_per_client_shared && c.seen.len() > 1 {
             return Err(Refusal::Shared(self.max_per_client_shared));
         }
         *count += 1;
-        Ok(Admitted { limits: self.clone(), client: client.to_owned(), _daemon: daemon })
+        Ok(Admitted { limits: self.clone(), client: key, _daemon: daemon })
     }
 
     /// Logs a refusal or a passed deadline, at most once a second.
@@ -246,7 +292,7 @@ where
             let name = req.extensions().get::<Arc<crate::access::Client>>().map(|c| c.name().to_owned());
             let key = client_key(name.as_deref(), peer.and_then(|p| p.remote));
             let rpc = req.uri().path().to_owned();
-            let _admitted = match limits.admit(&key) {
+            let _admitted = match limits.admit(&key, Demand::of_rpc(&rpc)) {
                 Ok(a) => a,
                 Err(refusal) => {
                     limits.note(&key, &rpc, &refusal);
@@ -281,7 +327,7 @@ pub async fn http_limits(State(limits): State<Arc<RequestLimits>>, req: Request,
     let remote = peer.and_then(|p| p.remote).or_else(|| req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
     let key = client_key(None, remote);
     let route = format!("{} {}", req.method(), req.uri().path());
-    let _admitted = match limits.admit(&key) {
+    let _admitted = match limits.admit(&key, Demand::of_http(req.method(), req.uri().path())) {
         Ok(a) => a,
         Err(refusal) => {
             limits.note(&key, &route, &refusal);
@@ -315,11 +361,11 @@ mod tests {
     #[test]
     fn a_client_past_its_limit_is_refused_and_others_are_not() {
         let l = limits(10, 2);
-        let (a1, _a2) = (l.admit("a").unwrap(), l.admit("a").unwrap());
-        assert_eq!(l.admit("a").err(), Some(Refusal::Client(2)));
-        let _b = l.admit("b").unwrap();
+        let (a1, _a2) = (l.admit("a", Demand::Work).unwrap(), l.admit("a", Demand::Work).unwrap());
+        assert_eq!(l.admit("a", Demand::Work).err(), Some(Refusal::Client(2)));
+        let _b = l.admit("b", Demand::Work).unwrap();
         drop(a1);
-        let _a3 = l.admit("a").unwrap();
+        let _a3 = l.admit("a", Demand::Work).unwrap();
     }
 
     #[test]
@@ -330,23 +376,70 @@ mod tests {
             max_requests_per_client_shared: 2,
             ..LimitsSection::default()
         });
-        let alone: Vec<_> = (0..3).map(|_| l.admit("a").unwrap()).collect();
-        let b = l.admit("b").unwrap();
-        assert_eq!(l.admit("a").err(), Some(Refusal::Shared(2)), "b was served just now");
+        let alone: Vec<_> = (0..3).map(|_| l.admit("a", Demand::Work).unwrap()).collect();
+        let b = l.admit("b", Demand::Work).unwrap();
+        assert_eq!(l.admit("a", Demand::Work).err(), Some(Refusal::Shared(2)), "b was served just now");
         drop(b);
         // A second after b's last request, a is alone again (the map is pruned once a second).
         std::thread::sleep(RECENT * 2 + Duration::from_millis(100));
-        let fourth = l.admit("a").unwrap();
-        assert_eq!(l.admit("a").err(), Some(Refusal::Client(4)));
+        let fourth = l.admit("a", Demand::Work).unwrap();
+        assert_eq!(l.admit("a", Demand::Work).err(), Some(Refusal::Client(4)));
         assert_eq!(l.clients.lock().unwrap().seen.len(), 1, "b left the recent clients");
         drop((alone, fourth));
     }
 
     #[test]
+    fn probes_make_no_client_share_and_count_apart_from_their_clients_work() {
+        let l = RequestLimits::new(&LimitsSection {
+            max_requests: 10,
+            max_requests_per_client: 3,
+            max_requests_per_client_shared: 1,
+            ..LimitsSection::default()
+        });
+        let mut work: Vec<_> = (0..2).map(|_| l.admit("a", Demand::Work).unwrap()).collect();
+        // A load balancer's health checks and a Prometheus scrape, from elsewhere and from a's
+        // own address while a is at its limit.
+        let probes = [l.admit("lb", Demand::Probe).unwrap(), l.admit("prometheus", Demand::Probe).unwrap()];
+        work.push(l.admit("a", Demand::Work).expect("a is still the only client being served"));
+        assert_eq!(l.admit("a", Demand::Work).err(), Some(Refusal::Client(3)));
+        let own = l.admit("a", Demand::Probe).expect("a probe is counted apart from a's work");
+        // Work from another client holds a to its share again.
+        drop(work.pop());
+        let _b = l.admit("b", Demand::Work).unwrap();
+        assert_eq!(l.admit("a", Demand::Work).err(), Some(Refusal::Shared(1)));
+        drop((probes, own, work));
+        assert_eq!(l.clients.lock().unwrap().in_progress.len(), 1, "only b's work is in progress");
+    }
+
+    #[test]
+    fn health_readiness_metrics_and_process_stats_are_probes_and_nothing_else_is() {
+        use http::Method;
+        let probes = [
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/trust.v1.Diagnostics/GetProcessStats",
+        ];
+        for rpc in probes {
+            assert_eq!(Demand::of_rpc(rpc), Demand::Probe, "{rpc}");
+        }
+        for rpc in ["/trust.v1.Diagnostics/MeasureSigningRate", "/trust.v1.TimeStamping/Timestamp", "/grpc.health.v1"] {
+            assert_eq!(Demand::of_rpc(rpc), Demand::Work, "{rpc}");
+        }
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            assert_eq!(Demand::of_http(&Method::GET, path), Demand::Probe, "{path}");
+            assert_eq!(Demand::of_http(&Method::POST, path), Demand::Work, "POST {path}");
+        }
+        for path in ["/tsa", "/ocsp/MEow", "/metrics/x", "/log/checkpoint"] {
+            assert_eq!(Demand::of_http(&Method::GET, path), Demand::Work, "{path}");
+        }
+    }
+
+    #[test]
     fn the_daemon_limit_holds_over_every_client_and_places_come_back() {
         let l = limits(3, 3);
-        let held: Vec<_> = ["a", "b", "c"].iter().map(|c| l.admit(c).unwrap()).collect();
-        assert_eq!(l.admit("d").err(), Some(Refusal::Daemon(3)));
+        let held: Vec<_> = ["a", "b", "c"].iter().map(|c| l.admit(c, Demand::Work).unwrap()).collect();
+        assert_eq!(l.admit("d", Demand::Work).err(), Some(Refusal::Daemon(3)));
         drop(held);
         assert!(l.clients.lock().unwrap().in_progress.is_empty(), "no client left in the map");
         assert_eq!(l.daemon.available_permits(), 3);

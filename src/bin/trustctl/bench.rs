@@ -573,10 +573,11 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
         probe().await.map_err(|e| format!("{}: the first request failed: {e}", w.name()))?;
         for &c in &a.concurrency {
             let mut workers = fixture.workers(w, c).await?;
-            // The daemon's CPU time is read before the warm-up and after the row, so that no
-            // call of this client's other identity (the gRPC one) falls within two seconds of an
-            // HTTP row: the daemon would count it as another client being served and hold the
-            // HTTP client to its shared limit ([limits] max_requests_per_client_shared).
+            // An HTTP row's warm-up lasts at least as long as the daemon counts a client as
+            // being served: the gRPC identity's work just before (the row before, the raw HSM
+            // rate) would hold the HTTP client to its shared limit ([limits]
+            // max_requests_per_client_shared). The daemon's CPU time is read by a probe, which
+            // holds no one to a share.
             let before = process_stats(&mut diagnostics).await;
             let load_before = trustd::diagnostics::process_stats().cpu_time;
             let warmup = if w.over_http() { warmup.max(RECENT_CLIENT) } else { warmup };
