@@ -1,8 +1,10 @@
 //! Operator diagnostics: how fast the HSM signs with a service key when nothing else is done
-//! (the ceiling every service's throughput is read against), and the daemon's own resource use.
+//! (the ceiling every service's throughput is read against), how long the store's disk takes to
+//! make a write durable (what every record waits for), and the daemon's own resource use.
 //! Knows nothing of gRPC; `api::grpc` exposes it as `trust.v1.Diagnostics`.
 
 use crate::keys::{KeyError, SigningKey};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,17 @@ pub const DURATION_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_mi
 
 /// The most signatures a measurement keeps in flight.
 pub const MAX_CONCURRENCY: usize = 256;
+
+/// What a sync measurement writes before each fdatasync: about what one certificate adds to
+/// SQLite's WAL (twelve 4 KiB pages).
+pub const SYNC_WRITE_BYTES: usize = 48 * 1024;
+
+/// Syncs timed back to back, and after a pause of [`SYNC_IDLE`].
+const SYNC_SAMPLES: usize = 40;
+
+/// The pause before each of the second set of syncs: some disks (virtual machines' among them)
+/// take far longer to sync after a pause, which a lone request's record always follows.
+const SYNC_IDLE: Duration = Duration::from_millis(1);
 
 /// A key trustd signs with as a service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +78,10 @@ pub enum DiagnosticsError {
     NotInService(ServiceKey),
     #[error("another measurement is running; one runs at a time")]
     Busy,
+    #[error("the store is PostgreSQL: its records are made durable on the database server's disk, measure it there")]
+    NoStoreDisk,
+    #[error("measuring the store's disk: {0}")]
+    Disk(String),
     #[error(transparent)]
     Key(#[from] KeyError),
 }
@@ -75,6 +92,15 @@ pub struct SigningRate {
     pub signatures: u64,
     pub elapsed: Duration,
     pub concurrency: usize,
+}
+
+/// How long the store's disk took to make a write durable: medians of [`SyncLatency::samples`]
+/// writes of [`SYNC_WRITE_BYTES`], each followed by fdatasync.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncLatency {
+    pub back_to_back: Duration,
+    pub after_idle: Duration,
+    pub samples: usize,
 }
 
 /// The daemon's resource use.
@@ -90,17 +116,32 @@ pub struct Diagnostics {
     /// Replaced one by one as keys roll over ([`Diagnostics::replace`]).
     keys: std::sync::RwLock<Vec<(ServiceKey, Arc<dyn SigningKey>)>>,
     hsm_sessions: usize,
+    /// The directory of the embedded store's database; none for PostgreSQL.
+    store_dir: Option<PathBuf>,
     running: tokio::sync::Mutex<()>,
 }
 
 impl Diagnostics {
-    /// `hsm_sessions`: how many signatures the HSM takes at once, the default concurrency.
-    pub fn new(hsm_sessions: usize) -> Self {
+    /// `hsm_sessions`: how many signatures the HSM takes at once, the default concurrency;
+    /// `store_dir`: the directory of the embedded store's database file.
+    pub fn new(hsm_sessions: usize, store_dir: Option<PathBuf>) -> Self {
         Diagnostics {
             keys: Default::default(),
             hsm_sessions: hsm_sessions.max(1),
+            store_dir,
             running: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Measures how long the store's disk takes to make a write durable ([`measure_sync`] in the
+    /// database's directory).
+    pub async fn measure_store_sync(&self) -> Result<SyncLatency, DiagnosticsError> {
+        let dir = self.store_dir.clone().ok_or(DiagnosticsError::NoStoreDisk)?;
+        let _only = self.running.try_lock().map_err(|_| DiagnosticsError::Busy)?;
+        tokio::task::spawn_blocking(move || measure_sync(&dir))
+            .await
+            .map_err(|e| DiagnosticsError::Disk(e.to_string()))?
+            .map_err(|e| DiagnosticsError::Disk(e.to_string()))
     }
 
     /// Measures `key` for `which` from now on (at start, and when a key rolls over).
@@ -167,6 +208,47 @@ impl Diagnostics {
     }
 }
 
+/// Times writes of [`SYNC_WRITE_BYTES`], each followed by fdatasync, into a scratch file in
+/// `dir` (removed afterwards): [`SYNC_SAMPLES`] back to back, then as many after a pause of
+/// [`SYNC_IDLE`]. Overwrites within a file written and synced first, as SQLite's WAL is reused,
+/// so that no sync has to record the file growing.
+pub fn measure_sync(dir: &Path) -> std::io::Result<SyncLatency> {
+    use std::os::unix::fs::FileExt;
+    /// Removes the scratch file however the measurement ends.
+    struct Scratch(PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let scratch = Scratch(dir.join(format!(".trustd-sync-measurement-{}", std::process::id())));
+    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&scratch.0)?;
+    // Not zeros, which some storage compresses or skips.
+    let block: Vec<u8> = (0..SYNC_WRITE_BYTES).map(|i| (i % 251) as u8 + 1).collect();
+    let slots = 16u64;
+    for slot in 0..slots {
+        file.write_all_at(&block, slot * SYNC_WRITE_BYTES as u64)?;
+    }
+    file.sync_all()?;
+    let timed = |pause: Duration| -> std::io::Result<Duration> {
+        let mut took = Vec::with_capacity(SYNC_SAMPLES);
+        for i in 0..SYNC_SAMPLES as u64 {
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
+            let start = Instant::now();
+            file.write_all_at(&block, (i % slots) * SYNC_WRITE_BYTES as u64)?;
+            file.sync_data()?;
+            took.push(start.elapsed());
+        }
+        took.sort();
+        Ok(took[took.len() / 2])
+    };
+    let back_to_back = timed(Duration::ZERO)?;
+    let after_idle = timed(SYNC_IDLE)?;
+    Ok(SyncLatency { back_to_back, after_idle, samples: SYNC_SAMPLES })
+}
+
 /// This process's resource use: CPU time from getrusage(2); RSS now and at its peak from
 /// /proc/self/status (VmRSS, VmHWM), the peak from getrusage where there is no /proc.
 pub fn process_stats() -> ProcessStats {
@@ -200,7 +282,7 @@ mod tests {
     use crate::keys::software::SoftwareKey;
 
     fn diagnostics() -> Diagnostics {
-        let d = Diagnostics::new(2);
+        let d = Diagnostics::new(2, None);
         d.replace(ServiceKey::Tsa, Arc::new(SoftwareKey::p256(1)));
         d
     }
@@ -238,6 +320,21 @@ mod tests {
         let e = d.measure(ServiceKey::Tsa, Duration::from_millis(100), Some(1)).await.expect_err("busy");
         assert!(matches!(e, DiagnosticsError::Busy), "{e}");
         assert!(first.await.expect("task").is_ok());
+    }
+
+    #[tokio::test]
+    async fn times_syncs_in_the_stores_directory_and_leaves_nothing_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Diagnostics::new(2, Some(dir.path().to_owned()));
+        let s = d.measure_store_sync().await.expect("measured");
+        assert_eq!(s.samples, SYNC_SAMPLES);
+        assert!(s.back_to_back > Duration::ZERO && s.after_idle > Duration::ZERO, "{s:?}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the scratch file is gone");
+
+        let gone = Diagnostics::new(2, Some(dir.path().join("no such directory")));
+        assert!(matches!(gone.measure_store_sync().await, Err(DiagnosticsError::Disk(_))));
+        let e = diagnostics().measure_store_sync().await.expect_err("no embedded store");
+        assert!(matches!(e, DiagnosticsError::NoStoreDisk), "{e}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `trustctl bench` and the daemon's Diagnostics service on a real daemon: every workload runs
-//! and is answered without an error, beside the HSM's bare rate of its key and the daemon's
-//! CPU and memory; the diagnostics refuse what is out of range and clients whose role does not
+//! and is answered without an error, beside the HSM's bare rate of its key, the store disk's
+//! sync latency and the daemon's CPU and memory; the diagnostics refuse what is out of range and clients whose role does not
 //! allow them, and the daemon keeps serving. Figures are not checked here (benchmarks are not
 //! tests); that every number is there and sane is.
 
@@ -51,6 +51,11 @@ fn every_workload_is_measured_beside_the_hsm_rate_of_its_key() {
     }
     assert!(report["daemon_peak_rss_bytes"].as_u64().unwrap() > 10 << 20, "{report}");
     assert!(report["hsm_sessions"].as_u64().unwrap() >= 1, "{report}");
+    let sync = &report["store_sync"];
+    assert_eq!(sync["write_bytes"], 48 * 1024, "{report}");
+    assert!(sync["back_to_back_us"].as_u64().unwrap() > 0 && sync["after_idle_us"].as_u64().unwrap() > 0, "{sync}");
+    let data: Vec<_> = std::fs::read_dir(d.data_dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!data.iter().any(|n| n.to_string_lossy().contains("sync-measurement")), "scratch file left: {data:?}");
 
     // The certificates issued under load are stored and issued like any other.
     let list = d.trustctl(&["cert", "list", "--profile", "tls-server", "--status", "issued", "--limit", "10000"]);
@@ -162,6 +167,7 @@ async fn diagnostics_refuse_what_is_out_of_range_and_who_may_not_and_keep_servin
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["raw_hsm"].as_array().unwrap().len(), 0);
+    assert!(report.get("store_sync").is_none(), "--no-raw measures nothing: {report}");
     for row in report["results"].as_array().unwrap() {
         assert_eq!(row["errors"], 0, "{row}");
         assert!(row.get("of_raw").is_none() && row["ops"].as_u64().unwrap() > 0, "{row}");

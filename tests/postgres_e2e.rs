@@ -55,6 +55,13 @@ fn every_service_records_in_postgresql_and_survives_a_restart() {
     let d = Daemon::start_with(tempfile::tempdir().unwrap(), &args);
     let dir = d.dir.path().to_owned();
     assert!(!d.data_dir().join("trustd.db").exists(), "no SQLite file beside PostgreSQL");
+    // Its disk is the database server's: the daemon says so rather than measure its own.
+    let sync = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut diag = trustd::api::pb::diagnostics_client::DiagnosticsClient::new(d.channel().await);
+        diag.measure_store_sync(trustd::api::pb::MeasureStoreSyncRequest {}).await
+    });
+    let e = sync.expect_err("not measured");
+    assert!(e.code() == tonic::Code::FailedPrecondition && e.message().contains("PostgreSQL"), "{e:?}");
     let chain = split_pem(&trustctl_ok(&d, &["tsa", "chain"]));
     for (name, pem) in ["tsa.pem", "issuing.pem", "root.pem"].iter().zip(&chain) {
         std::fs::write(dir.join(name), pem).unwrap();

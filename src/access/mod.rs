@@ -37,6 +37,7 @@ pub const RPCS: &[&str] = &[
     "TransparencyLog/GetInclusionProof",
     "TransparencyLog/GetConsistencyProof",
     "Diagnostics/MeasureSigningRate",
+    "Diagnostics/MeasureStoreSync",
     "Diagnostics/GetProcessStats",
 ];
 

@@ -570,6 +570,20 @@ impl pb::diagnostics_server::Diagnostics for DiagnosticsService {
         Ok(with_audit(reply, Some(which.role().into()), target))
     }
 
+    async fn measure_store_sync(
+        &self,
+        _request: Request<pb::MeasureStoreSyncRequest>,
+    ) -> Result<Response<pb::MeasureStoreSyncResponse>, Status> {
+        let s = self.diagnostics.measure_store_sync().await?;
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        Ok(Response::new(pb::MeasureStoreSyncResponse {
+            back_to_back_us: us(s.back_to_back),
+            after_idle_us: us(s.after_idle),
+            write_bytes: crate::diagnostics::SYNC_WRITE_BYTES as u32,
+            samples: u32::try_from(s.samples).unwrap_or(u32::MAX),
+        }))
+    }
+
     async fn get_process_stats(
         &self,
         _request: Request<pb::GetProcessStatsRequest>,

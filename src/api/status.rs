@@ -160,6 +160,8 @@ impl From<crate::diagnostics::DiagnosticsError> for Status {
             E::BadDuration(_) | E::BadConcurrency(_) | E::NoKey => Told::Reason(Code::InvalidArgument),
             E::NotInService(_) => Told::Reason(Code::NotFound),
             E::Busy => Told::Reason(Code::ResourceExhausted),
+            E::NoStoreDisk => Told::Reason(Code::FailedPrecondition),
+            E::Disk(_) => Told::Hidden(Code::Internal),
             E::Key(k) => key(k),
         };
         status(told, "measurement failed", &e)

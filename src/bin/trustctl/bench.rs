@@ -139,6 +139,14 @@ struct RawRate {
     concurrency: u32,
 }
 
+/// How long the store's disk took to make a write durable (the embedded store's only).
+#[derive(Serialize)]
+struct StoreSync {
+    write_bytes: u32,
+    back_to_back_us: u64,
+    after_idle_us: u64,
+}
+
 #[derive(Serialize)]
 struct Row {
     workload: Workload,
@@ -170,6 +178,8 @@ struct Report {
     duration_s: f64,
     warmup_s: f64,
     raw_hsm: Vec<RawRate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_sync: Option<StoreSync>,
     results: Vec<Row>,
     #[serde(skip_serializing_if = "Option::is_none")]
     daemon_peak_rss_bytes: Option<u64>,
@@ -467,6 +477,36 @@ async fn process_stats(d: &mut Option<DiagnosticsClient<Channel>>) -> Option<pb:
     client.get_process_stats(pb::GetProcessStatsRequest {}).await.ok().map(|r| r.into_inner())
 }
 
+/// The store's sync latency, said on stderr unless `quiet`; none where the daemon cannot
+/// measure it (a PostgreSQL store), which is said too.
+async fn store_sync(d: &mut DiagnosticsClient<Channel>, quiet: bool) -> Option<StoreSync> {
+    match d.measure_store_sync(pb::MeasureStoreSyncRequest {}).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            if !quiet {
+                eprintln!(
+                    "store's disk: a write of {} KiB made durable (fdatasync) in {} µs back to back, {} µs after 1 ms \
+                     idle (medians)",
+                    r.write_bytes / 1024,
+                    r.back_to_back_us,
+                    r.after_idle_us
+                );
+            }
+            Some(StoreSync {
+                write_bytes: r.write_bytes,
+                back_to_back_us: r.back_to_back_us,
+                after_idle_us: r.after_idle_us,
+            })
+        }
+        Err(s) => {
+            if !quiet {
+                eprintln!("store's disk: not measured: {}", status_msg(s));
+            }
+            None
+        }
+    }
+}
+
 async fn raw_rate(
     d: &mut DiagnosticsClient<Channel>,
     key: pb::ServiceKey,
@@ -541,12 +581,16 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
         duration_s: duration.as_secs_f64(),
         warmup_s: warmup.as_secs_f64(),
         raw_hsm: Vec::new(),
+        store_sync: None,
         results: Vec::new(),
         daemon_peak_rss_bytes: None,
         hsm_sessions: None,
     };
     if !a.json {
         eprintln!("trustctl bench against {server}: {duration:?} per row after {warmup:?} of warm-up");
+    }
+    if let Some(d) = &mut diagnostics {
+        report.store_sync = store_sync(d, a.json).await;
     }
     for w in workloads {
         let raw = match (&mut diagnostics, w.key()) {
