@@ -207,7 +207,7 @@ async fn probes_and_scrapes_hold_no_client_to_its_share_and_work_from_another_do
     let mut health = tonic_health::pb::health_client::HealthClient::new(operator.clone());
     health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect("health");
     DiagnosticsClient::new(operator.clone()).get_process_stats(pb::GetProcessStatsRequest {}).await.expect("stats");
-    // Still the only client being served: its third and fourth places are its own.
+    // Still the only client being served: requests beside its two streams get in.
     for _ in 0..2 {
         portal_ca.get_ca_chain(pb::GetCaChainRequest::default()).await.expect("the portal is alone");
     }
