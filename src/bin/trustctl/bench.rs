@@ -31,12 +31,12 @@ pub struct BenchArgs {
     /// Concurrent clients of each row, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     concurrency: Vec<usize>,
-    /// How long each row runs.
+    /// How long each row runs: at most 1h.
     #[arg(long, default_value = "5s")]
     duration: humantime::Duration,
-    /// Load before each row whose answers are not counted. Over HTTP it lasts at least 2.1 s, so
-    /// that the daemon no longer counts this client's gRPC identity (the diagnostics, the gRPC
-    /// workloads before) as another client being served when the row starts.
+    /// Load before each row whose answers are not counted: at most 1h. Over HTTP it lasts at
+    /// least 2.1 s, so that the daemon no longer counts this client's gRPC identity (the raw
+    /// rates, the gRPC workloads before) as another client being served when the row starts.
     #[arg(long, default_value = "1s")]
     warmup: humantime::Duration,
     /// trustd's plain-HTTP listener, for time-stamps and OCSP over HTTP.
@@ -125,6 +125,10 @@ impl Workload {
         }
     }
 }
+
+/// The longest row or warm-up: a longer one measures nothing a shorter one does not, and a
+/// mistyped unit should not hold a daemon under load for days.
+const LONGEST: Duration = Duration::from_secs(3600);
 
 /// How long the daemon may count a client as being served after its last request (one to two
 /// seconds, `api::limits`).
@@ -571,8 +575,11 @@ pub async fn run(channel: Channel, server: &str, a: BenchArgs) -> Result<Vec<u8>
         return Err("--concurrency: give counts of 1 to 10000".into());
     }
     let (duration, warmup): (Duration, Duration) = (a.duration.into(), a.warmup.into());
-    if duration.is_zero() {
-        return Err("--duration must be more than zero".into());
+    if duration.is_zero() || duration > LONGEST {
+        return Err("--duration: give more than zero and at most 1h".into());
+    }
+    if warmup > LONGEST {
+        return Err("--warmup: give at most 1h".into());
     }
     let fixture = Fixture::new(channel.clone(), &a, &workloads).await?;
     let mut diagnostics = (!a.no_raw).then(|| DiagnosticsClient::new(channel));
