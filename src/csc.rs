@@ -134,6 +134,8 @@ pub struct Csc {
 pub trait CredentialKeys: Send + Sync {
     /// Generates a key labelled `label` (never overwriting one), in the service algorithm.
     async fn generate(&self, label: &str) -> Result<(KeyRef, Arc<dyn SigningKey>), String>;
+    /// Destroys a key [`CredentialKeys::generate`] made for a credential that was then not made.
+    async fn destroy(&self, key: &KeyRef) -> Result<(), String>;
     /// Opens `key` for signing, with its certificate (DER), in `scheme`'s default for the key.
     async fn open(&self, key: &KeyRef, certificate_der: &[u8]) -> Result<CertifiedKey, String>;
 }
@@ -435,6 +437,30 @@ impl Csc {
         }
         let id = format!("cred-{}", hex::encode(rand::random::<[u8; 8]>()));
         let (key, signer) = self.keys.generate(&format!("trustd-{id}")).await.map_err(CredentialError::Internal)?;
+        match self.certify_and_record(id, client, &p, subject, key.clone(), signer).await {
+            Ok(credential) => Ok(credential),
+            Err(e) => {
+                // A refused subject would otherwise leave a key in the token each time: a client
+                // that may create credentials could fill the HSM's storage.
+                if let Err(d) = self.keys.destroy(&key).await {
+                    tracing::error!(key = %key, error = %d, "the key of a credential not made could not be destroyed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The rest of [`Csc::create_credential`] once the key is made: its certificate, the record.
+    async fn certify_and_record(
+        &self,
+        id: String,
+        client: &str,
+        p: &crate::policy::SigningPolicy,
+        subject: &[(crate::policy::AttrKind, String)],
+        key: KeyRef,
+        signer: Arc<dyn SigningKey>,
+    ) -> Result<CscCredential, CredentialError> {
+        let bad = |m: String| CredentialError::BadRequest(m);
         let csr = crate::ca::csr::build(signer.as_ref(), subject, &[])
             .await
             .map_err(|e| CredentialError::Internal(e.to_string()))?;
@@ -453,6 +479,7 @@ impl Csc {
             | crate::ca::CaError::Internal(_) => CredentialError::Internal(e.to_string()),
             e => bad(e.to_string()),
         })?;
+        let policy = p.name.as_str();
         let credential = CscCredential {
             id,
             client: client.to_owned(),

@@ -242,6 +242,15 @@ impl crate::csc::CredentialKeys for CredentialKeys {
         Ok((key, signer))
     }
 
+    async fn destroy(&self, key: &KeyRef) -> Result<(), String> {
+        let (hsm, key) = (self.hsm.clone(), key.clone());
+        tokio::task::spawn_blocking(move || hsm.destroy_key(&key))
+            .await
+            .map_err(|e| e.to_string())?
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     async fn open(&self, key: &KeyRef, certificate_der: &[u8]) -> Result<CertifiedKey, String> {
         let signer = hsm_signer(&self.hsm, key, None, "credential key").await?;
         CertifiedKey::new(signer, certificate_der.to_vec()).map_err(|e| e.to_string())

@@ -185,6 +185,10 @@ fn a_portal_signs_pdfs_through_the_csc_api_and_bad_requests_sign_nothing() {
         let out = d.trustctl(&[&["credential", "create"][..], args].concat());
         assert!(!out.status.success() && text(&out).contains(says), "{args:?}: {}", text(&out));
     }
+    // The key made for the credential whose subject the profile refused is gone from the token.
+    let keys = token_private_key_labels(&d);
+    let credential_keys: Vec<_> = keys.iter().filter(|l| l.starts_with("trustd-cred-")).collect();
+    assert_eq!(credential_keys, [&format!("trustd-{id}")], "{keys:?}");
     let out = d.trustctl(&["credential", "disable", "--id", "cred-0000"]);
     assert!(!out.status.success() && text(&out).contains("no credential 'cred-0000'"), "{}", text(&out));
 }

@@ -205,7 +205,9 @@ fn softhsm_keys_signing_and_pool() {
     assert!(matches!(e, HsmError::Pkcs11(CkError::Pkcs11(RvError::KeyFunctionNotPermitted, _))), "{e}");
     hsm.with_session(|s| s.update_attributes(token_key, &[Attribute::Sign(true)])).unwrap();
     doomed.sign(b"allowed again").unwrap();
-    hsm.with_session(|s| s.destroy_object(token_key)).unwrap();
+    assert_eq!(hsm.destroy_key(&KeyRef::label("doomed")).unwrap(), 2, "the private and the public key");
+    assert!(find(true).is_empty() && !hsm.has_private_key(&KeyRef::label("doomed")).unwrap());
+    assert_eq!(hsm.destroy_key(&KeyRef::label("doomed")).unwrap(), 0, "nothing left to destroy");
     std::thread::sleep(Duration::from_millis(1100));
     let e = doomed.sign(b"after the key was destroyed").unwrap_err();
     assert!(matches!(e, HsmError::KeyNotFound(_)), "{e}");

@@ -213,6 +213,26 @@ impl Hsm {
         self.public_key(key)
     }
 
+    /// Destroys the token's key pair named by `key` (its private and public key objects): a key
+    /// generated for something that then failed, which nothing may sign with and which should
+    /// not take up the token's storage. Returns how many objects went.
+    pub fn destroy_key(&self, key: &KeyRef) -> Result<usize, HsmError> {
+        self.check_token(key)?;
+        let destroyed = self.with_session(|s| {
+            let mut n = 0;
+            for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+                for h in s.find_objects(&label_template(class, key))? {
+                    s.destroy_object(h)?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })?;
+        self.0.private_keys.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        tracing::info!(key = %key, objects = destroyed, "destroyed key pair in the HSM");
+        Ok(destroyed)
+    }
+
     /// The public key of the pair named by `key`, as a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7).
     pub fn public_key(&self, key: &KeyRef) -> Result<SubjectPublicKeyInfoOwned, HsmError> {
         self.check_token(key)?;

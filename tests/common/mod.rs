@@ -36,6 +36,20 @@ pub fn text(o: &Output) -> String {
     }
 }
 
+/// The labels of the private keys in `d`'s token, as `pkcs11-tool --list-objects` tells them
+/// (logged in with the user PIN, given through the environment).
+pub fn token_private_key_labels(d: &Daemon) -> Vec<String> {
+    let data = d.data_dir();
+    let pin = std::fs::read_to_string(data.join("hsm-pin")).expect("hsm-pin");
+    let out = run(Command::new("pkcs11-tool")
+        .env("SOFTHSM2_CONF", data.join("softhsm2.conf"))
+        .env("TRUSTD_TEST_PIN", pin.trim())
+        .args(["--module", trustd::daemon::SOFTHSM_MODULE, "--token-label", "trustd-dev", "--login"])
+        .args(["--pin", "env:TRUSTD_TEST_PIN", "--list-objects", "--type", "privkey"]));
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    listed.lines().filter_map(|l| l.trim().strip_prefix("label:")).map(|l| l.trim().to_owned()).collect()
+}
+
 /// Runs trustctl against `d` and returns its stdout, panicking with its output if it fails.
 pub fn trustctl_ok(d: &Daemon, args: &[&str]) -> String {
     let out = d.trustctl(args);
