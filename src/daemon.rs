@@ -27,7 +27,7 @@ use crate::policy::{Policies, SigningPolicy};
 use crate::records::{self, RecordWriter};
 use crate::service_role::ServiceRole;
 use crate::signing::{SigningService, Validation};
-use crate::store::{Database, Role, SignatureWriter, Store, StoreError, TimestampWriter};
+use crate::store::{Role, SignatureWriter, Store, StoreError, TimestampWriter};
 use crate::tls::{self, ServerCertificate};
 use crate::tsa::TimeStampAuthority;
 use std::collections::HashMap;
@@ -608,11 +608,7 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     let clock: Arc<dyn Clock> = Arc::new(SystemClock(cfg.tsa.clock_check));
     // The keys the services sign with, as operators measure them (trust.v1.Diagnostics), and
     // each service certificate's notAfter by role, for /metrics.
-    let store_dir = match &database {
-        Database::Sqlite(path) => Some(path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)),
-        Database::Postgres { .. } => None,
-    };
-    let diagnostics = Arc::new(Diagnostics::new(hsm.max_sessions(), store_dir));
+    let diagnostics = Arc::new(Diagnostics::new(hsm.max_sessions(), database.sqlite_directory()));
     let expiry = ServiceCertificates::default();
     // The keys rolled over (`trustd rollover`) serve in place of the ceremony's.
     let rolled = store.service_keys().await.map_err(|e| format!("{database}: the rolled-over keys: {e}"))?;

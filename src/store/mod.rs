@@ -22,7 +22,7 @@ use crate::serial::Serial;
 use crate::service_role::ServiceRole;
 use async_trait::async_trait;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Where the records are kept (`[store]` of the config).
@@ -42,6 +42,23 @@ impl Database {
             Database::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
             Database::Postgres { url, max_connections } => Arc::new(PostgresStore::open(url, *max_connections).await?),
         })
+    }
+
+    /// The directory holding the embedded store's database file, where its WAL is written back
+    /// and its disk measured; none for PostgreSQL, whose disk is the server's.
+    pub fn sqlite_directory(&self) -> Option<PathBuf> {
+        match self {
+            Database::Sqlite(path) => Some(directory_of(path)),
+            Database::Postgres { .. } => None,
+        }
+    }
+}
+
+/// The directory holding `file`: "." for a bare file name.
+fn directory_of(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 

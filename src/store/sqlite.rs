@@ -180,11 +180,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts.clone()).await.map_err(db)?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| StoreError::Database(e.to_string()))?;
         let records = tokio::sync::Mutex::new(opts.connect().await.map_err(db)?);
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let checkpointer = tokio::spawn(checkpoint_wal(pool.clone(), dir)).abort_handle();
+        let checkpointer = tokio::spawn(checkpoint_wal(pool.clone(), super::directory_of(path))).abort_handle();
         Ok(SqliteStore { pool, records, checkpointer })
     }
 
