@@ -39,6 +39,16 @@ use std::time::Duration;
 /// A failure to start, with a message an operator can act on.
 pub type StartError = String;
 
+/// Runs blocking work (PKCS#11 calls, a ceremony step) on tokio's blocking pool, so that the
+/// runtime's workers keep serving; its error, or the task's panic, as text.
+pub(crate) async fn blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, String>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+}
+
 /// SoftHSM2's module on Debian; `TRUSTD_PKCS11_MODULE` overrides it for `dev`.
 pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
@@ -135,10 +145,7 @@ async fn open_hsm(cfg: &Config) -> Result<Hsm, StartError> {
 }
 
 async fn open_token(hcfg: HsmConfig, pin: Pin) -> Result<Hsm, StartError> {
-    tokio::task::spawn_blocking(move || Hsm::open(&hcfg, pin))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    blocking(move || Hsm::open(&hcfg, pin)).await
 }
 
 /// The token of the root key: its own (the offline root, `[keys] root` with `token=`), opened
@@ -170,10 +177,7 @@ pub async fn init(cfg: &Config) -> Result<Ceremony, StartError> {
     let mut ccfg = cfg.ceremony_config();
     ccfg.policy_keys = policies.signing().filter(|p| p.certificate.is_some()).filter_map(|p| p.key.clone()).collect();
     let (h, r) = (hsm.clone(), root_token.clone());
-    let steps = tokio::task::spawn_blocking(move || ceremony::run(&h, &r, &ccfg))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    let steps = blocking(move || ceremony::run(&h, &r, &ccfg)).await?;
     let root_crl = root_crl(cfg, &root_token, Some(cfg.server.expiry_warning)).await?;
     Ok(Ceremony { steps, root_crl })
 }
@@ -234,21 +238,14 @@ impl crate::csc::CredentialKeys for CredentialKeys {
     async fn generate(&self, label: &str) -> Result<(KeyRef, Arc<dyn crate::keys::SigningKey>), String> {
         let key = KeyRef::label(label);
         let (hsm, k, algorithm) = (self.hsm.clone(), key.clone(), self.algorithm);
-        tokio::task::spawn_blocking(move || hsm.generate_key(&k, algorithm))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        blocking(move || hsm.generate_key(&k, algorithm)).await?;
         let signer = hsm_signer(&self.hsm, &key, None, "credential key").await?;
         Ok((key, signer))
     }
 
     async fn destroy(&self, key: &KeyRef) -> Result<(), String> {
         let (hsm, key) = (self.hsm.clone(), key.clone());
-        tokio::task::spawn_blocking(move || hsm.destroy_key(&key))
-            .await
-            .map_err(|e| e.to_string())?
-            .map(drop)
-            .map_err(|e| e.to_string())
+        blocking(move || hsm.destroy_key(&key)).await.map(drop)
     }
 
     async fn open(&self, key: &KeyRef, certificate_der: &[u8]) -> Result<CertifiedKey, String> {
@@ -334,11 +331,8 @@ pub(crate) async fn hsm_signer(
     what: &str,
 ) -> Result<Arc<dyn SigningKey>, StartError> {
     let (hsm, key, what) = (hsm.clone(), key.clone(), what.to_owned());
-    let signer = tokio::task::spawn_blocking(move || {
-        HsmSigner::new(&hsm, key.clone(), scheme).map_err(|e| format!("{what} {key}: {e}"))
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    let signer =
+        blocking(move || HsmSigner::new(&hsm, key.clone(), scheme).map_err(|e| format!("{what} {key}: {e}"))).await?;
     Ok(Arc::new(signer))
 }
 
@@ -355,8 +349,7 @@ async fn policy_certificate(
     serving: Role,
 ) -> Result<(), StartError> {
     let (h, k) = (hsm.clone(), key.clone());
-    let stored = tokio::task::spawn_blocking(move || h.stored_certificate(&k)).await.map_err(|e| e.to_string())?;
-    if stored.map_err(|e| e.to_string())?.is_some() {
+    if blocking(move || h.stored_certificate(&k)).await?.is_some() {
         return Ok(());
     }
     if serving == Role::Standby {
@@ -381,9 +374,8 @@ async fn policy_certificate(
     let cert = <x509_cert::Certificate as der::Decode>::from_der(&issued.cert_der).map_err(|e| e.to_string())?;
     let subject = der::Encode::to_der(&cert.tbs_certificate.subject).map_err(|e| e.to_string())?;
     let (h, k, der) = (hsm.clone(), key.clone(), issued.cert_der);
-    tokio::task::spawn_blocking(move || h.store_certificate(&k, &der, &subject))
+    blocking(move || h.store_certificate(&k, &der, &subject))
         .await
-        .map_err(|e| e.to_string())?
         .map_err(|e| format!("storing its certificate beside {key}: {e}"))?;
     tracing::info!(policy = %policy.name, serial = %issued.serial, profile = %c.profile, audit = true,
         "signing policy key certified by the CA and its certificate stored in the token");
@@ -450,10 +442,9 @@ async fn keys_in_service(
     let (hsm, keys, root) = (hsm.clone(), keys.clone(), root.clone());
     let signing: Vec<(String, KeyRef)> =
         policies.signing().filter_map(|p| Some((p.name.clone(), p.key.clone()?))).collect();
-    let found = tokio::task::spawn_blocking(move || ceremony::keys_in_service(&hsm, &keys, &root, &signing, log))
+    blocking(move || ceremony::keys_in_service(&hsm, &keys, &root, &signing, log))
         .await
-        .map_err(|e| e.to_string())?;
-    found.map_err(|e| format!("the keys in service: {e}"))
+        .map_err(|e| format!("the keys in service: {e}"))
 }
 
 /// What the log states at each start, before the daemon says it is ready: the keys it serves
@@ -641,9 +632,8 @@ pub async fn serve(cfg: Config, data_dir: Option<&Path>) -> Result<(), StartErro
     // known like every certificate of the CA.
     let ceremony_certs = {
         let (hsm, keys) = (hsm.clone(), keys.clone());
-        tokio::task::spawn_blocking(move || ceremony::service_certificates(&hsm, &keys))
+        blocking(move || ceremony::service_certificates(&hsm, &keys))
             .await
-            .map_err(|e| e.to_string())?
             .map_err(|e| format!("ceremony certificates: {e}"))?
     };
     let in_service = keys_in_service(&keys, &hsm, &root, &policies, log.is_some()).await?;
@@ -955,12 +945,10 @@ fn cert_not_after(cert: &x509_cert::Certificate) -> u64 {
 async fn root_certificate(hsm: &Hsm, root: &KeyRef) -> Result<(x509_cert::Certificate, Vec<u8>), StartError> {
     use der::Decode;
     let (h, here) = (hsm.clone(), ceremony::root_certificate_ref(root));
-    let (found, online) = tokio::task::spawn_blocking(move || {
-        Ok::<_, crate::hsm::HsmError>((h.find_certificate(&here)?, h.has_private_key(&here)?))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("root CA certificate: {e}"))?;
+    let (found, online) =
+        blocking(move || Ok::<_, crate::hsm::HsmError>((h.find_certificate(&here)?, h.has_private_key(&here)?)))
+            .await
+            .map_err(|e| format!("root CA certificate: {e}"))?;
     let der = found.ok_or_else(|| {
         format!("no root CA certificate in token '{}' ({root}); run `trustd init`", hsm.token_label())
     })?;
@@ -982,10 +970,7 @@ pub(crate) async fn certified_key(
     scheme: Option<SignatureScheme>,
 ) -> Result<CertifiedKey, StartError> {
     let (hsm, key) = (hsm.clone(), key.clone());
-    tokio::task::spawn_blocking(move || hsm.certified_key(&key, scheme))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    blocking(move || hsm.certified_key(&key, scheme)).await
 }
 
 /// Certificates from PEM files (`[signing] trust_anchors`).

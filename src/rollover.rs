@@ -11,7 +11,7 @@
 
 use crate::ca::{CaId, CertificateAuthority, ServiceCertificate, REVOCATION_SETTLED};
 use crate::ceremony::{self, CaKeys, CeremonyConfig, KeyInService};
-use crate::daemon::{certified_key, hsm_signer};
+use crate::daemon::{blocking, certified_key, hsm_signer};
 use crate::diagnostics::ServiceKey;
 use crate::hsm::{Hsm, KeyRef};
 use crate::keys::SignatureScheme;
@@ -92,12 +92,8 @@ pub async fn roll_over(
         store.record_service_key(&reserved).await.map_err(|e| e.to_string())?;
     }
     let (h, r) = (hsm.clone(), root_token.clone());
-    let (key, step) = tokio::task::spawn_blocking(move || {
-        ceremony::rollover(&h, &r, &ceremony, role, (&previous, &issuing), generation)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    let (key, step) =
+        blocking(move || ceremony::rollover(&h, &r, &ceremony, role, (&previous, &issuing), generation)).await?;
     let public_key = if role == ServiceRole::Log {
         hsm_signer(hsm, &key, Some(SignatureScheme::Ed25519), "log key").await?.public_key().clone()
     } else if role == ServiceRole::Issuing {
