@@ -201,7 +201,8 @@ fn ceilings(data: &Path, issuing_der: &[u8], csr: &[u8], secs: Duration) -> (f64
     (build, n as f64 / start.elapsed().as_secs_f64())
 }
 
-#[tokio::main]
+// One thread for the load, as `trustctl bench` (see there).
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let rounds = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(1);

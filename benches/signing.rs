@@ -23,7 +23,8 @@ fn digest_request(level: pb::SignatureLevel) -> pb::SignRequest {
     }
 }
 
-#[tokio::main]
+// One thread for the load, as `trustctl bench` (see there).
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let secs = Duration::from_secs(std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(5));
     let d = start();

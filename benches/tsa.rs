@@ -13,7 +13,8 @@ use std::time::Duration;
 use trustd::api::pb;
 use trustd::api::pb::time_stamping_client::TimeStampingClient;
 
-#[tokio::main]
+// One thread for the load, as `trustctl bench` (see there).
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let secs = Duration::from_secs(std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(5));
     let d = start();

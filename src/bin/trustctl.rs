@@ -708,7 +708,11 @@ async fn run(cli: Cli) -> Result<Vec<u8>, String> {
     Ok(out.into_bytes())
 }
 
-#[tokio::main]
+// One thread: every command drives one connection, and as `bench`'s load generator, on the
+// cores the daemon it measures uses, a multi-thread runtime spent more CPU and latency handing
+// each gRPC call between its threads (the caller, tonic's buffer task, the HTTP/2 connection)
+// than on the call itself (README, "Measuring a running daemon").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
