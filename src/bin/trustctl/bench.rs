@@ -701,7 +701,7 @@ mod tests {
 
     #[test]
     fn a_sync_much_slower_after_idle_is_explained_and_a_steady_disk_is_not() {
-        // This project's VM: 47 µs back to back, 790 µs after 1 ms idle.
+        // As this project's VM measured (README, "Measuring a running daemon").
         assert!(idle_sync_hint(47, 790).unwrap().contains("idle vCPUs"));
         assert_eq!(idle_sync_hint(47, 150), None, "too small to matter");
         assert_eq!(idle_sync_hint(400, 900), None, "a slow disk, not an idle one");
