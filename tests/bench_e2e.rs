@@ -1,8 +1,8 @@
 //! `trustctl bench` and the daemon's Diagnostics service on a real daemon: every workload runs
 //! and is answered without an error, beside the HSM's bare rate of its key, the store disk's
-//! sync latency and the daemon's CPU and memory; the diagnostics refuse what is out of range and clients whose role does not
-//! allow them, and the daemon keeps serving. Figures are not checked here (benchmarks are not
-//! tests); that every number is there and sane is.
+//! sync latency and the daemon's CPU and memory; the diagnostics refuse what is out of range
+//! and clients whose role does not allow them, and the daemon keeps serving. Figures are not
+//! checked here (benchmarks are not tests); that every number is there and sane is.
 
 mod common;
 
