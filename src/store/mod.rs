@@ -284,6 +284,8 @@ pub struct NewCertificate {
     pub not_before: i64,
     pub not_after: i64,
     pub requester: String,
+    /// The to-be-signed certificate, DER: kept while the record is pending or abandoned (what
+    /// the HSM was about to sign), emptied once the certificate, which holds it, is stored.
     pub tbs_der: Vec<u8>,
 }
 

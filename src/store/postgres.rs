@@ -82,6 +82,7 @@ impl PostgresStore {
     ) -> Result<(), StoreError> {
         let r = sqlx::query(
             "UPDATE certificates SET status = $1, cert_der = COALESCE($2, cert_der), \
+             tbs_der = CASE WHEN $2 IS NULL THEN tbs_der ELSE ''::bytea END, \
              issued_at = CASE WHEN $2 IS NULL THEN issued_at ELSE $3 END, note = COALESCE($4, note) \
              WHERE serial = $5 AND status = $6",
         )
@@ -225,7 +226,7 @@ impl Store for PostgresStore {
         sqlx::query(
             "INSERT INTO certificates (serial, ca, profile, subject, sans, not_before, not_after, requester, \
              status, tbs_der, created_at, cert_der, issued_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'issued', $9, $10, $11, $10)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'issued', ''::bytea, $9, $10, $9)",
         )
         .bind(c.serial.to_string())
         .bind(c.ca.name())
@@ -235,7 +236,6 @@ impl Store for PostgresStore {
         .bind(c.not_before)
         .bind(c.not_after)
         .bind(&c.requester)
-        .bind(&c.tbs_der)
         .bind(at)
         .bind(cert_der)
         .execute(&self.pool)
@@ -635,15 +635,15 @@ impl LogStore for PostgresStore {
             }
         }
         if !rows.issued.is_empty() {
-            // The pending records become issued with their certificates and log indexes. A
-            // record abandoned meanwhile (only start-up abandons, before serving) is issued too:
-            // the store then says what the log says. The status test is written NOT IN so that
-            // the serial's unique index is the only one that can find the rows: given `IN
-            // ('pending', …)` the planner scanned the status index, where every certificate's
-            // old 'pending' entry stays until VACUUM, and each batch grew slower as the table
-            // grew.
+            // The pending records become issued with their certificates and log indexes, their
+            // TBS emptied (the certificate holds it). A record abandoned meanwhile (only start-up
+            // abandons, before serving) is issued too: the store then says what the log says.
+            // The status test is written NOT IN so that the serial's unique index is the only one
+            // that can find the rows: given `IN ('pending', …)` the planner scanned the status
+            // index, where every certificate's old 'pending' entry stays until VACUUM, and each
+            // batch grew slower as the table grew.
             let issued = rows.issued.into_iter().map(|(k, der, idx)| vec![Value::Text(k), bytes(der), Value::Int(idx)]);
-            q.push(", issued AS (UPDATE certificates SET status = 'issued', issued_at = ")
+            q.push(", issued AS (UPDATE certificates SET status = 'issued', tbs_der = ''::bytea, issued_at = ")
                 .push_bind(now())
                 .push(", cert_der = v.der, log_index = v.idx FROM (");
             push_rows(&mut q, issued.collect()).map_err(store)?;
@@ -675,6 +675,12 @@ impl PostgresStore {
         let show = "SHOW synchronous_commit";
         let on_pool = sqlx::query_scalar(show).fetch_one(&self.pool).await.unwrap();
         (on_pool, sqlx::query_scalar(show).fetch_one(&self.pending).await.unwrap())
+    }
+
+    /// The length of the TBS stored with certificate `serial`.
+    pub(super) async fn tbs_len(&self, serial: &Serial) -> i64 {
+        let q = "SELECT octet_length(tbs_der)::bigint FROM certificates WHERE serial = $1";
+        sqlx::query_scalar(q).bind(serial.to_string()).fetch_one(&self.pool).await.unwrap()
     }
 }
 

@@ -191,7 +191,7 @@ impl SqliteStore {
             "INSERT INTO certificates (serial, ca, profile, subject, sans, not_before, not_after, requester, \
              status, tbs_der, created_at, cert_der, issued_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN ?11 IS NULL THEN 'pending' ELSE 'issued' END, \
-             ?9, ?10, ?11, CASE WHEN ?11 IS NULL THEN NULL ELSE ?10 END)",
+             CASE WHEN ?11 IS NULL THEN ?9 ELSE X'' END, ?10, ?11, CASE WHEN ?11 IS NULL THEN NULL ELSE ?10 END)",
         )
         .bind(c.serial.to_string())
         .bind(c.ca.name())
@@ -220,6 +220,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let r = sqlx::query(
             "UPDATE certificates SET status = ?1, cert_der = COALESCE(?2, cert_der), \
+             tbs_der = CASE WHEN ?2 IS NULL THEN tbs_der ELSE X'' END, \
              issued_at = CASE WHEN ?2 IS NULL THEN issued_at ELSE ?3 END, note = COALESCE(?4, note) \
              WHERE serial = ?5 AND status = ?6",
         )
@@ -574,6 +575,12 @@ impl SqliteStore {
     pub(super) async fn records_synchronous(&self) -> i64 {
         sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *self.records.lock().await).await.unwrap()
     }
+
+    /// The length of the TBS stored with certificate `serial`.
+    pub(super) async fn tbs_len(&self, serial: &Serial) -> i64 {
+        let q = "SELECT length(tbs_der) FROM certificates WHERE serial = ?";
+        sqlx::query_scalar(q).bind(serial.to_string()).fetch_one(&self.pool).await.unwrap()
+    }
 }
 
 /// Inserts records on their own (the log off): a single INSERT, atomic without a transaction.
@@ -668,16 +675,17 @@ impl LogStore for SqliteStore {
             }
         }
         if !rows.issued.is_empty() {
-            // The pending records become issued with their certificates and log indexes. A
-            // record abandoned meanwhile (only start-up abandons, before serving) is issued too:
-            // the store then says what the log says. NOT IN, so that SQLite finds the rows by
-            // the serial's unique index, not by the status index (which would visit every
-            // pending and abandoned certificate for each batch).
+            // The pending records become issued with their certificates and log indexes, their
+            // TBS emptied (the certificate holds it). A record abandoned meanwhile (only start-up
+            // abandons, before serving) is issued too: the store then says what the log says.
+            // NOT IN, so that SQLite finds the rows by the serial's unique index, not by the
+            // status index (which would visit every pending and abandoned certificate for each
+            // batch).
             q.push("; WITH v(k, der, idx) AS (");
             q.push_values(rows.issued, |mut row, (k, der, idx)| {
                 row.push_bind(k).push_bind(der).push_bind(idx);
             });
-            q.push(") UPDATE certificates SET status = 'issued', issued_at = ").push_bind(now()).push(
+            q.push(") UPDATE certificates SET status = 'issued', tbs_der = X'', issued_at = ").push_bind(now()).push(
                 ", cert_der = (SELECT der FROM v WHERE v.k = serial), \
                      log_index = (SELECT idx FROM v WHERE v.k = serial) \
                      WHERE serial IN (SELECT k FROM v) AND status NOT IN ('issued', 'revoked')",

@@ -741,3 +741,46 @@ async fn only_pending_certificates_commit_unflushed() {
     pg.record_pending(&[new_cert(&Serial::random(), "p")]).await.unwrap();
     assert_eq!(pg.synchronous_commit().await, ("on".to_string(), "off".to_string()));
 }
+
+/// The TBS is kept while a certificate is pending or abandoned (what the HSM was about to sign),
+/// and emptied by each way a certificate, which holds it, is stored: its log batch, completion
+/// with the log off, and a record written issued at once.
+#[tokio::test]
+async fn the_tbs_is_kept_until_the_certificate_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(sqlite::SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    let db = TestDatabase::new();
+    let pg = Arc::new(postgres::PostgresStore::open(&db.url, 4).await.unwrap());
+    enum Concrete {
+        Sqlite(Arc<sqlite::SqliteStore>),
+        Postgres(Arc<postgres::PostgresStore>),
+    }
+    impl Concrete {
+        async fn tbs_len(&self, serial: &Serial) -> i64 {
+            match self {
+                Concrete::Sqlite(s) => s.tbs_len(serial).await,
+                Concrete::Postgres(s) => s.tbs_len(serial).await,
+            }
+        }
+    }
+    let stores: [(Arc<dyn Store>, Concrete); 2] =
+        [(sqlite.clone(), Concrete::Sqlite(sqlite)), (pg.clone(), Concrete::Postgres(pg))];
+    for (store, concrete) in stores {
+        let seq = Sequencer::start(store.clone()).await.unwrap();
+        let [logged, completed, abandoned] = [(); 3].map(|()| Serial::random());
+        let pending: Vec<_> = [&logged, &completed, &abandoned].map(|s| new_cert(s, "p")).into();
+        store.record_pending(&pending).await.unwrap();
+        assert_eq!(concrete.tbs_len(&logged).await, 2, "kept while pending");
+        let record = LoggedRecord::IssuedCertificate { serial: logged.clone(), cert_der: b"cert".to_vec() };
+        seq.append(NewEntry { entry: b"issued".to_vec(), record: Some(record) }).await.unwrap();
+        store.complete_issued(&completed, b"cert").await.unwrap();
+        store.abandon(&abandoned, "test").await.unwrap();
+        let direct = Serial::random();
+        store.record_issued(&new_cert(&direct, "p"), b"cert").await.unwrap();
+        for s in [&logged, &completed, &direct] {
+            assert_eq!(store.certificate(s).await.unwrap().unwrap().cert_der.as_deref(), Some(&b"cert"[..]));
+            assert_eq!(concrete.tbs_len(s).await, 0, "{s}: emptied once the certificate is stored");
+        }
+        assert_eq!(concrete.tbs_len(&abandoned).await, 2, "kept with an abandoned record");
+    }
+}
