@@ -9,6 +9,22 @@ use super::*;
 /// less than this.
 pub const REVOCATION_SETTLED: Duration = Duration::from_secs(10);
 
+/// Fails if a page of missing records starts where the last did: its records were appended to
+/// the log but not marked as logged in the store, and appending them again would repeat them.
+fn not_again(first: &mut Option<String>, key: String) -> Result<(), CaError> {
+    if first.as_ref() == Some(&key) {
+        return Err(CaError::Internal(format!(
+            "record {key} was appended to the log but is still unlogged in the store"
+        )));
+    }
+    *first = Some(key);
+    Ok(())
+}
+
+/// How many missing records reconciliation reads and appends at a time: one batch's worth, well
+/// within what the sequencer's queue holds (it refuses entries past that at once).
+const PAGE: u32 = crate::batch::MAX_BATCH as u32;
+
 impl CertificateAuthority {
     /// Records the service certificates the key ceremony or a rollover issued from this CA
     /// (TSA, document signer, OCSP responder) in the store, once, so that revocation, CRLs, OCSP and signature
@@ -53,9 +69,9 @@ impl CertificateAuthority {
     /// by the key ceremony or issued while the log was disabled (an issuance with the log on
     /// stores its certificate in its log batch, so is logged or not issued), then revocation
     /// events that a crash between store and log or a failed sequencing (a full queue, a
-    /// database error) left out. Run at start-up, before the daemon says it is ready, and by
-    /// [`CertificateAuthority::run_reconciliation`]. Returns how many certificates and
-    /// revocations were appended.
+    /// database error) left out, a page at a time. Run at start-up, before the daemon says it is
+    /// ready, and by [`CertificateAuthority::run_reconciliation`]. Returns how many certificates
+    /// and revocations were appended.
     ///
     /// Revocation events younger than `settled` are left for a later run: the process that
     /// made one (another replica) may still be logging it.
@@ -65,42 +81,54 @@ impl CertificateAuthority {
         };
         // Issuances and revocations between store and log finish first; new ones wait.
         let _exclusive = self.logging.write().await;
-        let certs = self.store.unlogged_certificates().await?;
-        let mut entries = Vec::with_capacity(certs.len());
-        for c in &certs {
-            let entry = LogEntry::CertificateIssued(CertificateIssued {
-                certificate_der: c.cert_der.clone(),
-                issued_at: u64::try_from(c.issued_at).unwrap_or(0),
-                profile: c.origin.name().into_owned(),
-                requester: c.requester.clone(),
-                issuer: c.ca.name(),
-            })
-            .encode()?;
-            entries.push(NewEntry { entry, record: Some(LoggedRecord::Certificate(c.serial.to_string())) });
+        let (mut certificates, mut ceremony, mut first) = (0, 0, None);
+        loop {
+            let certs = self.store.unlogged_certificates(PAGE).await?;
+            let Some(c) = certs.first() else { break };
+            not_again(&mut first, c.serial.to_string())?;
+            let mut entries = Vec::with_capacity(certs.len());
+            for c in &certs {
+                let entry = LogEntry::CertificateIssued(CertificateIssued {
+                    certificate_der: c.cert_der.clone(),
+                    issued_at: u64::try_from(c.issued_at).unwrap_or(0),
+                    profile: c.origin.name().into_owned(),
+                    requester: c.requester.clone(),
+                    issuer: c.ca.name(),
+                })
+                .encode()?;
+                entries.push(NewEntry { entry, record: Some(LoggedRecord::Certificate(c.serial.to_string())) });
+            }
+            log.append_all(entries).await?;
+            certificates += certs.len();
+            ceremony += certs.iter().filter(|c| matches!(c.origin, Origin::Ceremony(_))).count();
         }
-        log.append_all(entries).await?;
-        let revocations = self.store.unlogged_revocations(settled).await?;
-        let mut entries = Vec::with_capacity(revocations.len());
-        for r in &revocations {
-            let entry = revocation_entry(&r.serial, r.ca, r.at, r.reason)?;
-            entries.push(NewEntry { entry, record: Some(LoggedRecord::RevocationEvent(r.event_id)) });
+        let (mut revocations, mut first) = (0, None);
+        loop {
+            let events = self.store.unlogged_revocations(settled, PAGE).await?;
+            let Some(r) = events.first() else { break };
+            not_again(&mut first, r.event_id.to_string())?;
+            let mut entries = Vec::with_capacity(events.len());
+            for r in &events {
+                let entry = revocation_entry(&r.serial, r.ca, r.at, r.reason)?;
+                entries.push(NewEntry { entry, record: Some(LoggedRecord::RevocationEvent(r.event_id)) });
+            }
+            log.append_all(entries).await?;
+            revocations += events.len();
         }
-        log.append_all(entries).await?;
         // The key ceremony's certificates reach the log this way by design (recorded at start,
         // logged here); anything else was missing after a crash or while the log was off.
-        let ceremony = certs.iter().filter(|c| matches!(c.origin, Origin::Ceremony(_))).count();
         if ceremony > 0 {
             tracing::info!(certificates = ceremony, audit = true, "key-ceremony certificates appended to the log");
         }
-        if certs.len() > ceremony || !revocations.is_empty() {
+        if certificates > ceremony || revocations > 0 {
             tracing::warn!(
-                certificates = certs.len() - ceremony,
-                revocations = revocations.len(),
+                certificates = certificates - ceremony,
+                revocations,
                 audit = true,
                 "records missing from the issued-certificate log appended"
             );
         }
-        Ok((certs.len(), revocations.len()))
+        Ok((certificates, revocations))
     }
 
     /// Runs [`CertificateAuthority::log_unsequenced`] every `every`, forever: a certificate

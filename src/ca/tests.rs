@@ -336,10 +336,12 @@ async fn bad_invalidity_dates_are_refused_and_no_stored_row_stops_the_crl() {
 }
 
 /// The store's own log tables, with a switch that fails every log batch while it is on (a full
-/// disk, a lost database connection).
+/// disk, a lost database connection), and one that appends entries without marking their
+/// records logged (a store that loses those updates).
 struct FlakyLog {
     store: Arc<dyn Store>,
     failing: std::sync::atomic::AtomicBool,
+    forgetful: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -356,6 +358,11 @@ impl crate::log::LogStore for FlakyLog {
     async fn append_log_batch(&self, batch: &crate::log::LogBatch) -> Result<(), LogError> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(LogError::Store("disk full".into()));
+        }
+        if self.forgetful.load(std::sync::atomic::Ordering::SeqCst) {
+            let mut forgotten = batch.clone();
+            forgotten.entries.iter_mut().for_each(|e| e.record = None);
+            return self.store.append_log_batch(&forgotten).await;
         }
         self.store.append_log_batch(batch).await
     }
@@ -374,7 +381,7 @@ impl crate::log::LogStore for FlakyLog {
 /// directory that holds it.
 async fn logged() -> (Arc<CertificateAuthority>, Arc<FlakyLog>, Arc<dyn Store>, tempfile::TempDir) {
     let Fixture { ca, store, _dir, .. } = fixture().await;
-    let flaky = Arc::new(FlakyLog { store: store.clone(), failing: false.into() });
+    let flaky = Arc::new(FlakyLog { store: store.clone(), failing: false.into(), forgetful: false.into() });
     let seq = Sequencer::start(flaky.clone()).await.unwrap();
     (Arc::new(ca.with_log(seq)), flaky, store, _dir)
 }
@@ -409,19 +416,22 @@ async fn what_the_log_missed_while_serving_is_appended_by_the_next_reconciliatio
     let e =
         ca.revoke(&first.serial.to_string(), Reason::KeyCompromise, None, "ops", RevokeScope::Any).await.unwrap_err();
     assert!(matches!(e, CaError::Log(_)), "{e}");
-    assert!(store.unlogged_certificates().await.unwrap().is_empty(), "the withheld certificate is not stored issued");
+    assert!(
+        store.unlogged_certificates(1000).await.unwrap().is_empty(),
+        "the withheld certificate is not stored issued"
+    );
     let all = store.list_certificates(&ListQuery { limit: 10, ..Default::default() }).await.unwrap().records;
     let statuses: Vec<_> = all.iter().map(|r| (r.status, r.cert_der.is_some())).collect();
     assert_eq!(statuses, [(CertStatus::Abandoned, false), (CertStatus::Revoked, true)], "newest first");
-    assert_eq!(store.unlogged_revocations(Duration::ZERO).await.unwrap().len(), 1);
+    assert_eq!(store.unlogged_revocations(Duration::ZERO, 1000).await.unwrap().len(), 1);
 
     // While the log still fails, a reconciliation fails too and the loop keeps going.
     let task = tokio::spawn(ca.clone().run_reconciliation(Duration::from_millis(20), Duration::ZERO));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(store.unlogged_revocations(Duration::ZERO).await.unwrap().len(), 1);
+    assert_eq!(store.unlogged_revocations(Duration::ZERO, 1000).await.unwrap().len(), 1);
     flaky.failing.store(false, std::sync::atomic::Ordering::SeqCst);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !store.unlogged_revocations(Duration::ZERO).await.unwrap().is_empty() {
+    while !store.unlogged_revocations(Duration::ZERO, 1000).await.unwrap().is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "not reconciled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -458,4 +468,51 @@ async fn reconciliation_never_logs_twice_what_is_on_its_way() {
     let distinct: std::collections::BTreeSet<_> = logged.iter().collect();
     assert_eq!(distinct.len(), logged.len(), "an entry logged twice");
     assert_eq!(logged.len(), 48 + 16);
+}
+
+/// More records missing from the log than the sequencer's queue holds (the certificates issued
+/// and revoked while the log was off, say) are all appended when it is on, a page at a time,
+/// each once; with them appended in one go, start-up failed ("too many entries waiting").
+#[tokio::test]
+async fn more_missing_records_than_the_sequencer_holds_are_all_appended() {
+    let Fixture { ca, store, _dir, .. } = fixture().await;
+    let n = 4 * crate::batch::MAX_BATCH + 1;
+    let revoked = Revocation { revoked_at: NOW as i64, reason: Reason::Superseded, invalidity_date: None };
+    for i in 0..n {
+        let serial = Serial::random();
+        let record = NewCertificate {
+            serial: serial.clone(),
+            ca: CaId::ISSUING,
+            origin: Origin::Profile("tls-server".into()),
+            subject: format!("CN=c{i}"),
+            sans: vec![],
+            not_before: 0,
+            not_after: 1,
+            requester: "test-client".into(),
+            tbs_der: vec![0x30, 0],
+        };
+        store.record_issued(&record, &[0x30, 0]).await.unwrap();
+        store.set_revocation(&serial, None, Some(revoked), "ops").await.unwrap();
+    }
+    let ca = ca.with_log(Sequencer::start(store.clone()).await.unwrap());
+    assert_eq!(ca.log_unsequenced(Duration::ZERO).await.unwrap(), (n, n));
+    assert!(store.unlogged_certificates(1).await.unwrap().is_empty());
+    assert!(store.unlogged_revocations(Duration::ZERO, 1).await.unwrap().is_empty());
+    assert_eq!(store.log_tree().await.unwrap().0 .0, 2 * n as u64);
+    assert_eq!(ca.log_unsequenced(Duration::ZERO).await.unwrap(), (0, 0), "each once");
+}
+
+/// Records that reconciliation appended but the store still has as unlogged stop it with an
+/// error, rather than being appended again and again.
+#[tokio::test]
+async fn records_appended_but_not_marked_logged_are_not_appended_again() {
+    let (ca, flaky, store, _dir) = logged().await;
+    let issued = ca.issue(request("tls-server", csr(50, "a.example.org", &["a.example.org"]), None)).await.unwrap();
+    flaky.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    ca.revoke(&issued.serial.to_string(), Reason::Superseded, None, "ops", RevokeScope::Any).await.unwrap_err();
+    flaky.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    flaky.forgetful.store(true, std::sync::atomic::Ordering::SeqCst);
+    let e = ca.log_unsequenced(Duration::ZERO).await.unwrap_err();
+    assert!(e.to_string().contains("still unlogged"), "{e}");
+    assert_eq!(store.log_tree().await.unwrap().0 .0, 2, "the certificate, and the revocation once");
 }

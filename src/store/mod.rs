@@ -443,13 +443,18 @@ pub trait Store: LogStore + Send + Sync {
     /// sees it move learns of another's revocations. Moves with each [`Store::set_revocation`],
     /// in its transaction.
     async fn revocation_generation(&self) -> Result<u64, StoreError>;
-    /// Issued (or since revoked) certificates whose `CertificateIssued` entry is not in the
-    /// log, in issuance order: what start-up appends after a crash between store and log.
-    async fn unlogged_certificates(&self) -> Result<Vec<UnloggedCertificate>, StoreError>;
-    /// Revocation events not in the log that are at least `settled` old, in the order they
-    /// happened: younger ones may still be on their way to the log from the process that made
-    /// them (another replica), which would log them twice.
-    async fn unlogged_revocations(&self, settled: std::time::Duration) -> Result<Vec<UnloggedRevocation>, StoreError>;
+    /// The first `limit` issued (or since revoked) certificates whose `CertificateIssued` entry
+    /// is not in the log, in the order their records were made: what start-up appends after a
+    /// crash between store and log, or after the log was off.
+    async fn unlogged_certificates(&self, limit: u32) -> Result<Vec<UnloggedCertificate>, StoreError>;
+    /// The first `limit` revocation events not in the log that are at least `settled` old, in
+    /// the order they happened: younger ones may still be on their way to the log from the
+    /// process that made them (another replica), which would log them twice.
+    async fn unlogged_revocations(
+        &self,
+        settled: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<UnloggedRevocation>, StoreError>;
     /// The first `limit` time-stamp records not in the log (made while it was off), in the
     /// order they were recorded.
     async fn unlogged_timestamps(&self, limit: u32) -> Result<Vec<TimestampRecord>, StoreError>;

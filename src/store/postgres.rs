@@ -5,7 +5,7 @@
 
 use super::rows::{
     self, certificate_columns, db, impl_columns, leaf_index, log_db, now, signature_columns, sql_index,
-    timestamp_columns, BatchRows,
+    timestamp_columns, unlogged_certificates, BatchRows,
 };
 use super::{
     CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, Role, SignatureRecord,
@@ -346,16 +346,22 @@ impl Store for PostgresStore {
         rows::read_count(&self.pool, rows::REVOCATION_GENERATION).await
     }
 
-    async fn unlogged_certificates(&self) -> Result<Vec<UnloggedCertificate>, StoreError> {
-        rows::read_all(&self.pool, rows::UNLOGGED_CERTIFICATES, rows::unlogged_certificate).await
+    async fn unlogged_certificates(&self, limit: u32) -> Result<Vec<UnloggedCertificate>, StoreError> {
+        let rows = sqlx::query(concat!(unlogged_certificates!(), " LIMIT $1"))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(rows::unlogged_certificate).collect()
     }
 
-    async fn unlogged_revocations(&self, settled: Duration) -> Result<Vec<UnloggedRevocation>, StoreError> {
+    async fn unlogged_revocations(&self, settled: Duration, limit: u32) -> Result<Vec<UnloggedRevocation>, StoreError> {
         let rows = sqlx::query(
             "SELECT e.id, e.serial, c.ca, e.reason, e.at FROM revocation_events e \
-             JOIN certificates c ON c.serial = e.serial WHERE e.log_index IS NULL AND e.at <= $1 ORDER BY e.id",
+             JOIN certificates c ON c.serial = e.serial WHERE e.log_index IS NULL AND e.at <= $1 ORDER BY e.id LIMIT $2",
         )
         .bind(rows::settled_before(settled))
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

@@ -197,12 +197,17 @@ where
     u64::try_from(n).map_err(|_| StoreError::Database(format!("negative count {n}")))
 }
 
-/// What [`unlogged_certificate`] reads: issued (or since revoked) certificates not in the log,
-/// in issuance order, through the `certificates_unlogged` index.
-pub(super) const UNLOGGED_CERTIFICATES: &str =
-    "SELECT serial, ca, profile, requester, COALESCE(issued_at, created_at) AS issued_at, cert_der \
-     FROM certificates WHERE log_index IS NULL AND status IN ('issued', 'revoked') \
-     ORDER BY COALESCE(issued_at, created_at), id";
+/// What [`unlogged_certificate`] reads, each backend adding its LIMIT: issued (or since revoked)
+/// certificates not in the log, in the order their records were made, along the
+/// `certificates_unlogged` index (ordered by anything else, each page would sort every
+/// certificate still unlogged).
+macro_rules! unlogged_certificates {
+    () => {
+        "SELECT serial, ca, profile, requester, COALESCE(issued_at, created_at) AS issued_at, cert_der \
+         FROM certificates WHERE log_index IS NULL AND status IN ('issued', 'revoked') ORDER BY id"
+    };
+}
+pub(super) use unlogged_certificates;
 
 pub(super) const CEREMONY_KEYS: &str = "SELECT spki_sha256 FROM ceremony_keys";
 pub(super) const REVOCATION_GENERATION: &str = "SELECT generation FROM revocation_generation WHERE id = 1";

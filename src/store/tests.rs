@@ -94,7 +94,7 @@ async fn typed_columns_round_trip_and_damage_is_reported() {
         store.record_issued(&tsa, b"tsa").await.unwrap();
         let rec = store.certificate(&ceremony).await.unwrap().unwrap();
         assert_eq!((rec.ca, rec.origin.name().as_ref()), (CaId::ISSUING, "ceremony:tsa"));
-        assert_eq!(store.unlogged_certificates().await.unwrap()[0].origin, Origin::Ceremony("tsa".into()));
+        assert_eq!(store.unlogged_certificates(1000).await.unwrap()[0].origin, Origin::Ceremony("tsa".into()));
         assert!(matches!(store.record_issued(&tsa, b"again").await, Err(StoreError::DuplicateSerial(_))));
 
         for s in [&damaged, &foreign] {
@@ -215,14 +215,16 @@ async fn revocation_is_compare_and_set_and_crl_numbers_count_per_ca() {
         assert!(store.revoked(CaId::ISSUING).await.unwrap().is_empty());
         let unknown = store.set_revocation(&Serial::random(), None, Some(hold), "op").await;
         assert!(matches!(unknown, Err(StoreError::Conflict(_))));
-        assert!(store.unlogged_revocations(Duration::from_secs(60)).await.unwrap().is_empty(), "too young");
-        let events = store.unlogged_revocations(Duration::ZERO).await.unwrap();
+        assert!(store.unlogged_revocations(Duration::from_secs(60), 1000).await.unwrap().is_empty(), "too young");
+        let events = store.unlogged_revocations(Duration::ZERO, 1000).await.unwrap();
         let reasons: Vec<_> = events.iter().map(|e| (e.event_id, e.reason)).collect();
         assert_eq!(
             reasons,
             [(first, Reason::CertificateHold), (released, Reason::RemoveFromCrl)],
             "refusals not recorded"
         );
+        let page = store.unlogged_revocations(Duration::ZERO, 1).await.unwrap();
+        assert_eq!(page.iter().map(|e| e.event_id).collect::<Vec<_>>(), [first], "the first one");
 
         assert_eq!(store.next_crl_number(CaId::ISSUING).await.unwrap(), 1);
         assert_eq!(store.next_crl_number(CaId::ISSUING).await.unwrap(), 2);
@@ -276,8 +278,10 @@ async fn the_sequencer_marks_what_it_logged_and_survives_a_reopen() {
             store.record_pending(&[new_cert(s, "p")]).await.unwrap();
             store.complete_issued(s, s.as_bytes()).await.unwrap();
         }
-        let unlogged = store.unlogged_certificates().await.unwrap();
+        let unlogged = store.unlogged_certificates(1000).await.unwrap();
         assert_eq!(unlogged.iter().map(|u| u.serial.clone()).collect::<Vec<_>>(), serials);
+        let page = store.unlogged_certificates(2).await.unwrap();
+        assert_eq!(page.iter().map(|u| u.serial.clone()).collect::<Vec<_>>(), serials[..2], "the first two");
 
         let seq = Sequencer::start(store.clone()).await.unwrap();
         let entries: Vec<NewEntry> = unlogged
@@ -290,14 +294,14 @@ async fn the_sequencer_marks_what_it_logged_and_survives_a_reopen() {
         seq.append_all(entries).await.unwrap();
         let revoked = Revocation { revoked_at: 5, reason: Reason::KeyCompromise, invalidity_date: None };
         let event = store.set_revocation(&serials[1], None, Some(revoked), "t").await.unwrap();
-        assert_eq!(store.unlogged_revocations(Duration::ZERO).await.unwrap()[0].event_id, event);
+        assert_eq!(store.unlogged_revocations(Duration::ZERO, 1000).await.unwrap()[0].event_id, event);
         let idx = seq
             .append(NewEntry { entry: b"revoked".to_vec(), record: Some(LoggedRecord::RevocationEvent(event)) })
             .await
             .unwrap();
         assert_eq!(idx, LeafIndex(3));
-        assert!(store.unlogged_certificates().await.unwrap().is_empty());
-        assert!(store.unlogged_revocations(Duration::ZERO).await.unwrap().is_empty());
+        assert!(store.unlogged_certificates(1000).await.unwrap().is_empty());
+        assert!(store.unlogged_revocations(Duration::ZERO, 1000).await.unwrap().is_empty());
 
         // A pending certificate, a new time-stamp and signature, and a ceremony key, each
         // written with its entry.
