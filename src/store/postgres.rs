@@ -279,21 +279,7 @@ impl Store for PostgresStore {
             None => i64::MAX,
         };
         let limit = q.limit.clamp(1, 1000);
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            certificate_columns!(),
-            " FROM certificates WHERE id < $1 \
-             AND ($2::text IS NULL OR profile = $2) AND ($3::text IS NULL OR strpos(subject, $3) > 0) \
-             AND ($4::text IS NULL OR status = $4) ORDER BY id DESC LIMIT $5"
-        ))
-        .bind(before)
-        .bind(q.profile.as_deref())
-        .bind(q.subject_contains.as_deref())
-        .bind(q.status.map(CertStatus::as_str))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        let rows = rows::list_query(q, before, limit, "strpos").build().fetch_all(&self.pool).await.map_err(db)?;
         rows::page(&rows, limit)
     }
 

@@ -298,21 +298,7 @@ impl Store for SqliteStore {
             None => i64::MAX,
         };
         let limit = q.limit.clamp(1, 1000);
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            certificate_columns!(),
-            " FROM certificates WHERE id < ?1 \
-             AND (?2 IS NULL OR profile = ?2) AND (?3 IS NULL OR instr(subject, ?3) > 0) \
-             AND (?4 IS NULL OR status = ?4) ORDER BY id DESC LIMIT ?5"
-        ))
-        .bind(before)
-        .bind(q.profile.as_deref())
-        .bind(q.subject_contains.as_deref())
-        .bind(q.status.map(CertStatus::as_str))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        let rows = rows::list_query(q, before, limit, "instr").build().fetch_all(&self.pool).await.map_err(db)?;
         rows::page(&rows, limit)
     }
 

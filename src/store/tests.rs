@@ -139,6 +139,19 @@ async fn a_used_serial_is_refused_alone_in_its_batch() {
     }
 }
 
+/// The serials of every record `q` lists, following its pages.
+async fn all_pages(store: &dyn Store, mut q: ListQuery) -> Vec<Serial> {
+    let mut seen = Vec::new();
+    loop {
+        let page = store.list_certificates(&q).await.unwrap();
+        seen.extend(page.records.into_iter().map(|r| r.serial));
+        match page.next_page_token {
+            Some(t) => q.page_token = Some(t),
+            None => return seen,
+        }
+    }
+}
+
 #[tokio::test]
 async fn lifecycle_uniqueness_and_paging() {
     for place in Place::each() {
@@ -161,16 +174,7 @@ async fn lifecycle_uniqueness_and_paging() {
         assert_eq!(rec.sans, ["dns:a.example", "ip:192.0.2.1"]);
         assert_eq!(store.certificate(&serials[1]).await.unwrap().unwrap().status, CertStatus::Abandoned);
 
-        let mut seen = Vec::new();
-        let mut q = ListQuery { limit: 2, ..Default::default() };
-        loop {
-            let page = store.list_certificates(&q).await.unwrap();
-            seen.extend(page.records.into_iter().map(|r| r.serial));
-            match page.next_page_token {
-                Some(t) => q.page_token = Some(t),
-                None => break,
-            }
-        }
+        let seen = all_pages(store.as_ref(), ListQuery { limit: 2, ..Default::default() }).await;
         assert_eq!(seen, serials.iter().rev().cloned().collect::<Vec<_>>());
         let list = |q: ListQuery| {
             let store = store.clone();
@@ -178,6 +182,15 @@ async fn lifecycle_uniqueness_and_paging() {
         };
         assert_eq!(list(ListQuery { profile: Some("even".into()), ..Default::default() }).await, 3);
         assert_eq!(list(ListQuery { status: Some(CertStatus::Issued), ..Default::default() }).await, 1);
+        let both =
+            ListQuery { profile: Some("even".into()), status: Some(CertStatus::Abandoned), ..Default::default() };
+        assert_eq!(list(both).await, 2, "both filters");
+        let q = ListQuery { limit: 1, status: Some(CertStatus::Abandoned), ..Default::default() };
+        assert_eq!(
+            all_pages(store.as_ref(), q).await,
+            serials[1..].iter().rev().cloned().collect::<Vec<_>>(),
+            "a filter's pages"
+        );
         let subject = Some(serials[3].to_string());
         assert_eq!(list(ListQuery { subject_contains: subject, ..Default::default() }).await, 1);
         let no_match = Some("%_".into());
