@@ -112,29 +112,42 @@ const PAGE: u32 = 512;
 /// how many.
 pub async fn log_unsequenced(store: &dyn Store, log: &Sequencer) -> Result<u64, LogError> {
     let store_err = |e: StoreError| LogError::Store(e.to_string());
-    let mut appended = 0;
+    let (mut appended, mut first) = (0, None);
     loop {
         let page = store.unlogged_timestamps(PAGE).await.map_err(store_err)?;
         if page.is_empty() {
             break;
         }
-        appended += append_stored(log, &page).await?;
+        appended += append_stored(log, &page, &mut first).await?;
     }
     loop {
         let page = store.unlogged_signatures(PAGE).await.map_err(store_err)?;
         if page.is_empty() {
             break;
         }
-        appended += append_stored(log, &page).await?;
+        appended += append_stored(log, &page, &mut first).await?;
     }
     Ok(appended)
 }
 
-async fn append_stored<R: Logged>(log: &Sequencer, records: &[R]) -> Result<u64, LogError> {
+/// Appends the entries of `records`, one page. Fails if the page starts with the entry the last
+/// one started with (`first`): that page was appended but not marked logged in the store, and
+/// appending it again would repeat it.
+async fn append_stored<R: Logged>(
+    log: &Sequencer,
+    records: &[R],
+    first: &mut Option<Vec<u8>>,
+) -> Result<u64, LogError> {
     let entries = records
         .iter()
         .map(|r| Ok(NewEntry { entry: r.entry()?.encode()?, record: Some(r.stored()) }))
         .collect::<Result<Vec<_>, LogError>>()?;
+    if let Some(e) = entries.first() {
+        if first.as_ref() == Some(&e.entry) {
+            return Err(LogError::Store("records appended to the log are still unlogged in the store".into()));
+        }
+        *first = Some(e.entry.clone());
+    }
     Ok(log.append_all(entries).await?.len() as u64)
 }
 
@@ -236,5 +249,20 @@ mod tests {
         let want: Vec<_> = stamps.iter().map(|t| t.entry().unwrap()).collect();
         assert_eq!(logged[..700], want[..], "in the order they were recorded");
         assert!(matches!(logged[700], LogEntry::SignatureMade(_)));
+    }
+
+    /// Records appended but still unlogged in the store stop the start with an error, rather
+    /// than being appended again and again.
+    #[tokio::test]
+    async fn records_appended_but_not_marked_logged_are_not_appended_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::testing::sqlite_store(&dir).await;
+        store.record_timestamps(&[timestamp("a"), timestamp("b")]).await.unwrap();
+        let flaky = std::sync::Arc::new(crate::testing::FlakyLog::new(store.clone()));
+        flaky.forgetful.store(true, std::sync::atomic::Ordering::SeqCst);
+        let log = Sequencer::start(flaky).await.unwrap();
+        let e = log_unsequenced(store.as_ref(), &log).await.unwrap_err();
+        assert!(e.to_string().contains("still unlogged"), "{e}");
+        assert_eq!(store.log_tree().await.unwrap().0, TreeSize(2), "appended once");
     }
 }

@@ -335,53 +335,11 @@ async fn bad_invalidity_dates_are_refused_and_no_stored_row_stops_the_crl() {
     assert_eq!(ok.crl_entry_extensions.unwrap().len(), 1, "the reason code");
 }
 
-/// The store's own log tables, with a switch that fails every log batch while it is on (a full
-/// disk, a lost database connection), and one that appends entries without marking their
-/// records logged (a store that loses those updates).
-struct FlakyLog {
-    store: Arc<dyn Store>,
-    failing: std::sync::atomic::AtomicBool,
-    forgetful: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl crate::log::LogStore for FlakyLog {
-    async fn log_tree(&self) -> Result<(crate::log::TreeSize, crate::log::Hash), LogError> {
-        self.store.log_tree().await
-    }
-    async fn log_hashes(&self, indexes: &[crate::log::HashIndex]) -> Result<Vec<crate::log::Hash>, LogError> {
-        self.store.log_hashes(indexes).await
-    }
-    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<(crate::log::LeafIndex, Vec<u8>)>, LogError> {
-        self.store.log_entries(start, end).await
-    }
-    async fn append_log_batch(&self, batch: &crate::log::LogBatch) -> Result<(), LogError> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(LogError::Store("disk full".into()));
-        }
-        if self.forgetful.load(std::sync::atomic::Ordering::SeqCst) {
-            let mut forgotten = batch.clone();
-            forgotten.entries.iter_mut().for_each(|e| e.record = None);
-            return self.store.append_log_batch(&forgotten).await;
-        }
-        self.store.append_log_batch(batch).await
-    }
-    async fn record_checkpoint(&self, c: &crate::log::StoredCheckpoint) -> Result<(), LogError> {
-        self.store.record_checkpoint(c).await
-    }
-    async fn newest_checkpoint(
-        &self,
-        above: crate::log::TreeSize,
-    ) -> Result<Option<crate::log::StoredCheckpoint>, LogError> {
-        self.store.newest_checkpoint(above).await
-    }
-}
-
-/// The fixture's CA logging through a sequencer over [`FlakyLog`], with its store and the
+/// The fixture's CA logging through a sequencer over [`testing::FlakyLog`], with its store and the
 /// directory that holds it.
-async fn logged() -> (Arc<CertificateAuthority>, Arc<FlakyLog>, Arc<dyn Store>, tempfile::TempDir) {
+async fn logged() -> (Arc<CertificateAuthority>, Arc<testing::FlakyLog>, Arc<dyn Store>, tempfile::TempDir) {
     let Fixture { ca, store, _dir, .. } = fixture().await;
-    let flaky = Arc::new(FlakyLog { store: store.clone(), failing: false.into(), forgetful: false.into() });
+    let flaky = Arc::new(testing::FlakyLog::new(store.clone()));
     let seq = Sequencer::start(flaky.clone()).await.unwrap();
     (Arc::new(ca.with_log(seq)), flaky, store, _dir)
 }

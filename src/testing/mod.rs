@@ -133,5 +133,61 @@ pub async fn ca_certificates() -> (crate::ca_certificates::CaCertificates, Certi
     (cas, issuing)
 }
 
+/// The store's own log tables, with a switch that fails every log batch while it is on (a full
+/// disk, a lost database connection), and one that appends entries without marking their
+/// records logged (a store that loses those updates).
+pub struct FlakyLog {
+    store: Arc<dyn crate::store::Store>,
+    pub failing: std::sync::atomic::AtomicBool,
+    pub forgetful: std::sync::atomic::AtomicBool,
+}
+
+impl FlakyLog {
+    /// Over `store`'s log tables, both switches off.
+    pub fn new(store: Arc<dyn crate::store::Store>) -> Self {
+        FlakyLog { store, failing: false.into(), forgetful: false.into() }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::log::LogStore for FlakyLog {
+    async fn log_tree(&self) -> Result<(crate::log::TreeSize, crate::log::Hash), crate::log::LogError> {
+        self.store.log_tree().await
+    }
+    async fn log_hashes(
+        &self,
+        indexes: &[crate::log::HashIndex],
+    ) -> Result<Vec<crate::log::Hash>, crate::log::LogError> {
+        self.store.log_hashes(indexes).await
+    }
+    async fn log_entries(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(crate::log::LeafIndex, Vec<u8>)>, crate::log::LogError> {
+        self.store.log_entries(start, end).await
+    }
+    async fn append_log_batch(&self, batch: &crate::log::LogBatch) -> Result<(), crate::log::LogError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::log::LogError::Store("disk full".into()));
+        }
+        if self.forgetful.load(std::sync::atomic::Ordering::SeqCst) {
+            let mut forgotten = batch.clone();
+            forgotten.entries.iter_mut().for_each(|e| e.record = None);
+            return self.store.append_log_batch(&forgotten).await;
+        }
+        self.store.append_log_batch(batch).await
+    }
+    async fn record_checkpoint(&self, c: &crate::log::StoredCheckpoint) -> Result<(), crate::log::LogError> {
+        self.store.record_checkpoint(c).await
+    }
+    async fn newest_checkpoint(
+        &self,
+        above: crate::log::TreeSize,
+    ) -> Result<Option<crate::log::StoredCheckpoint>, crate::log::LogError> {
+        self.store.newest_checkpoint(above).await
+    }
+}
+
 pub mod fuzz;
 pub mod postgres;
