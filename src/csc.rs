@@ -8,7 +8,7 @@
 //! versions' request field names are taken on both paths (v2 renamed `hash` to `hashes` and
 //! `hashAlgo` to `hashAlgorithmOID`); the answers take the shape of the path's version.
 
-use crate::ca::{CertificateAuthority, IssueRequest, NameScope};
+use crate::ca::{CertificateAuthority, IssueRequest, NameScope, RevokeScope};
 use crate::clock::Clock;
 use crate::digest::HashAlg;
 use crate::incident::Incident;
@@ -465,13 +465,9 @@ impl Csc {
             .await
             .map_err(|e| CredentialError::Internal(e.to_string()))?;
         let profile = p.certificate.as_ref().map_or("document-signer", |c| c.profile.as_str()).to_owned();
-        let request = IssueRequest {
-            profile,
-            csr,
-            validity: None,
-            requester: format!("credential:{client}"),
-            scope: NameScope::Any,
-        };
+        let requester = format!("credential:{client}");
+        let request =
+            IssueRequest { profile, csr, validity: None, requester: requester.clone(), scope: NameScope::Any };
         let issued = self.ca.issue_for_hsm_key(request).await.map_err(|e| match e {
             crate::ca::CaError::Key(_)
             | crate::ca::CaError::Store(_)
@@ -489,7 +485,16 @@ impl Csc {
             created_at: self.clock.unix_secs() as i64,
             disabled_at: None,
         };
-        self.store.record_csc_credential(&credential).await.map_err(|e| CredentialError::Internal(e.to_string()))?;
+        if let Err(e) = self.store.record_csc_credential(&credential).await {
+            // The certificate is issued and logged, and its key is about to be destroyed
+            // (`create_credential`): revoked, it is not taken for a key that anyone holds.
+            let serial = issued.serial.to_string();
+            let reason = crate::revocation::Reason::CessationOfOperation;
+            if let Err(r) = self.ca.revoke(&serial, reason, None, &requester, RevokeScope::Any).await {
+                tracing::error!(%serial, error = %r, audit = true, "the certificate of a credential not recorded could not be revoked");
+            }
+            return Err(CredentialError::Internal(e.to_string()));
+        }
         tracing::warn!(id = %credential.id, client, policy, key = %credential.key, serial = %issued.serial, audit = true,
             "CSC credential created");
         Ok(credential)

@@ -191,6 +191,24 @@ fn a_portal_signs_pdfs_through_the_csc_api_and_bad_requests_sign_nothing() {
     assert_eq!(credential_keys, [&format!("trustd-{id}")], "{keys:?}");
     let out = d.trustctl(&["credential", "disable", "--id", "cred-0000"]);
     assert!(!out.status.success() && text(&out).contains("no credential 'cred-0000'"), "{}", text(&out));
+
+    // A credential whose record the store refuses (here a trigger, as a full disk would): the
+    // operator is told of an internal failure, its key leaves the token, and its certificate,
+    // issued and logged already, is revoked.
+    let db = format!("sqlite://{}", d.data_dir().join("trustd.db").display());
+    let fail_inserts = "CREATE TRIGGER refuse_credentials BEFORE INSERT ON csc_credentials \
+                        BEGIN SELECT RAISE(ABORT, 'disk full'); END";
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let db = sqlx::SqlitePool::connect(&db).await.unwrap();
+        sqlx::query(fail_inserts).execute(&db).await.unwrap();
+    });
+    let out = d.trustctl(&[&create[..], &["--name", "Unrecorded Signer"]].concat());
+    assert!(!out.status.success() && text(&out).contains("Internal"), "{}", text(&out));
+    let keys = token_private_key_labels(&d);
+    assert_eq!(keys.iter().filter(|l| l.starts_with("trustd-cred-")).count(), 1, "{keys:?}");
+    let listed = trustctl_ok(&d, &["cert", "list", "--subject", "Unrecorded Signer"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.contains("revoked"), "{listed}");
 }
 
 /// The CSC API v2 with OAuth 2.0 client credentials: the portal's client secret (made by
