@@ -112,43 +112,35 @@ const PAGE: u32 = 512;
 /// how many.
 pub async fn log_unsequenced(store: &dyn Store, log: &Sequencer) -> Result<u64, LogError> {
     let store_err = |e: StoreError| LogError::Store(e.to_string());
-    let (mut appended, mut first) = (0, None);
+    let (mut appended, mut last) = (0, None);
     loop {
         let page = store.unlogged_timestamps(PAGE).await.map_err(store_err)?;
         if page.is_empty() {
             break;
         }
-        appended += append_stored(log, &page, &mut first).await?;
+        appended += append_stored(log, &page, &mut last).await?;
     }
     loop {
         let page = store.unlogged_signatures(PAGE).await.map_err(store_err)?;
         if page.is_empty() {
             break;
         }
-        appended += append_stored(log, &page, &mut first).await?;
+        appended += append_stored(log, &page, &mut last).await?;
     }
     Ok(appended)
 }
 
-/// Appends the entries of `records`, one page. Fails if the page starts with the entry the last
-/// one started with (`first`): that page was appended but not marked logged in the store, and
-/// appending it again would repeat it.
+/// Appends the entries of `records`, one page ([`Sequencer::append_missing`]).
 async fn append_stored<R: Logged>(
     log: &Sequencer,
     records: &[R],
-    first: &mut Option<Vec<u8>>,
+    last: &mut Option<LoggedRecord>,
 ) -> Result<u64, LogError> {
     let entries = records
         .iter()
         .map(|r| Ok(NewEntry { entry: r.entry()?.encode()?, record: Some(r.stored()) }))
         .collect::<Result<Vec<_>, LogError>>()?;
-    if let Some(e) = entries.first() {
-        if first.as_ref() == Some(&e.entry) {
-            return Err(LogError::Store("records appended to the log are still unlogged in the store".into()));
-        }
-        *first = Some(e.entry.clone());
-    }
-    Ok(log.append_all(entries).await?.len() as u64)
+    Ok(log.append_missing(entries, last).await?.len() as u64)
 }
 
 #[cfg(test)]

@@ -9,18 +9,6 @@ use super::*;
 /// less than this.
 pub const REVOCATION_SETTLED: Duration = Duration::from_secs(10);
 
-/// Fails if a page of missing records starts where the last did: its records were appended to
-/// the log but not marked as logged in the store, and appending them again would repeat them.
-fn not_again(first: &mut Option<String>, key: String) -> Result<(), CaError> {
-    if first.as_ref() == Some(&key) {
-        return Err(CaError::Internal(format!(
-            "record {key} was appended to the log but is still unlogged in the store"
-        )));
-    }
-    *first = Some(key);
-    Ok(())
-}
-
 /// How many missing records reconciliation reads and appends at a time: one batch's worth, well
 /// within what the sequencer's queue holds (it refuses entries past that at once).
 const PAGE: u32 = crate::batch::MAX_BATCH as u32;
@@ -81,11 +69,12 @@ impl CertificateAuthority {
         };
         // Issuances and revocations between store and log finish first; new ones wait.
         let _exclusive = self.logging.write().await;
-        let (mut certificates, mut ceremony, mut first) = (0, 0, None);
+        let (mut certificates, mut ceremony, mut last) = (0, 0, None);
         loop {
             let certs = self.store.unlogged_certificates(PAGE).await?;
-            let Some(c) = certs.first() else { break };
-            not_again(&mut first, c.serial.to_string())?;
+            if certs.is_empty() {
+                break;
+            }
             let mut entries = Vec::with_capacity(certs.len());
             for c in &certs {
                 let entry = LogEntry::CertificateIssued(CertificateIssued {
@@ -98,21 +87,22 @@ impl CertificateAuthority {
                 .encode()?;
                 entries.push(NewEntry { entry, record: Some(LoggedRecord::Certificate(c.serial.to_string())) });
             }
-            log.append_all(entries).await?;
+            log.append_missing(entries, &mut last).await?;
             certificates += certs.len();
             ceremony += certs.iter().filter(|c| matches!(c.origin, Origin::Ceremony(_))).count();
         }
-        let (mut revocations, mut first) = (0, None);
+        let (mut revocations, mut last) = (0, None);
         loop {
             let events = self.store.unlogged_revocations(settled, PAGE).await?;
-            let Some(r) = events.first() else { break };
-            not_again(&mut first, r.event_id.to_string())?;
+            if events.is_empty() {
+                break;
+            }
             let mut entries = Vec::with_capacity(events.len());
             for r in &events {
                 let entry = revocation_entry(&r.serial, r.ca, r.at, r.reason)?;
                 entries.push(NewEntry { entry, record: Some(LoggedRecord::RevocationEvent(r.event_id)) });
             }
-            log.append_all(entries).await?;
+            log.append_missing(entries, &mut last).await?;
             revocations += events.len();
         }
         // The key ceremony's certificates reach the log this way by design (recorded at start,

@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// batch's transaction, so that start-up can tell what is still missing from the log; the
 /// `New…` records it writes there, so that a time-stamp or signature and its entry are durable
 /// together in one transaction.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum LoggedRecord {
     /// An issued certificate stored already (the key ceremony's, or one issued while the log
     /// was off), by its serial in lower-case hex.
@@ -189,6 +189,27 @@ impl Sequencer {
             out.push(w.await.map_err(|_| stopped())?.map_err(LogError::Store)?);
         }
         Ok(out)
+    }
+
+    /// Appends one page of the records a loop reads from the store until none is left
+    /// unlogged (start-up's and reconciliation's), as [`Sequencer::append_all`] does. `last`
+    /// holds the record of the previous page's first entry: a page that starts with that record
+    /// again was appended but not marked logged in the store, and is refused rather than
+    /// appended again and again.
+    pub async fn append_missing(
+        &self,
+        entries: Vec<NewEntry>,
+        last: &mut Option<LoggedRecord>,
+    ) -> Result<Vec<LeafIndex>, LogError> {
+        if let Some(record) = entries.first().and_then(|e| e.record.as_ref()) {
+            if last.as_ref() == Some(record) {
+                return Err(LogError::Store(format!(
+                    "{record:?} was appended to the log but is still unlogged in the store"
+                )));
+            }
+            *last = Some(record.clone());
+        }
+        self.append_all(entries).await
     }
 
     /// The committed tree head, updated after each batch: what checkpoints are signed over.

@@ -340,7 +340,7 @@ pub struct Page {
 }
 
 /// A time-stamp token handed out (RFC 3161 §2.4.2 fields worth an audit).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TimestampRecord {
     pub serial: Serial,
     /// genTime since the Unix epoch, with its fraction (to the microsecond, the finest
@@ -358,7 +358,7 @@ pub struct TimestampRecord {
 }
 
 /// A CMS signature made for a caller (ETSI EN 319 122-1), as recorded for the audit trail.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SignatureRecord {
     /// Time-ordered (see [`Serial::time_ordered`]); handed to the caller.
     pub signature_id: Serial,

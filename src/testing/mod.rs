@@ -3,10 +3,12 @@
 
 use crate::ca::cert::{self, CertSpec, Issuer};
 use crate::keys::{CertifiedKey, SigningKey};
+use crate::log::{Hash, HashIndex, LeafIndex, LogBatch, LogError, LogStore, StoredCheckpoint, TreeSize};
 use crate::policy::AttrKind;
 use crate::records::RecordWriter;
 use crate::serial::Serial;
 use crate::store::{GroupCommit, StoreError};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use x509_cert::ext::Extension;
 
@@ -138,8 +140,8 @@ pub async fn ca_certificates() -> (crate::ca_certificates::CaCertificates, Certi
 /// records logged (a store that loses those updates).
 pub struct FlakyLog {
     store: Arc<dyn crate::store::Store>,
-    pub failing: std::sync::atomic::AtomicBool,
-    pub forgetful: std::sync::atomic::AtomicBool,
+    pub failing: AtomicBool,
+    pub forgetful: AtomicBool,
 }
 
 impl FlakyLog {
@@ -150,41 +152,31 @@ impl FlakyLog {
 }
 
 #[async_trait::async_trait]
-impl crate::log::LogStore for FlakyLog {
-    async fn log_tree(&self) -> Result<(crate::log::TreeSize, crate::log::Hash), crate::log::LogError> {
+impl LogStore for FlakyLog {
+    async fn log_tree(&self) -> Result<(TreeSize, Hash), LogError> {
         self.store.log_tree().await
     }
-    async fn log_hashes(
-        &self,
-        indexes: &[crate::log::HashIndex],
-    ) -> Result<Vec<crate::log::Hash>, crate::log::LogError> {
+    async fn log_hashes(&self, indexes: &[HashIndex]) -> Result<Vec<Hash>, LogError> {
         self.store.log_hashes(indexes).await
     }
-    async fn log_entries(
-        &self,
-        start: u64,
-        end: u64,
-    ) -> Result<Vec<(crate::log::LeafIndex, Vec<u8>)>, crate::log::LogError> {
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<(LeafIndex, Vec<u8>)>, LogError> {
         self.store.log_entries(start, end).await
     }
-    async fn append_log_batch(&self, batch: &crate::log::LogBatch) -> Result<(), crate::log::LogError> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(crate::log::LogError::Store("disk full".into()));
+    async fn append_log_batch(&self, batch: &LogBatch) -> Result<(), LogError> {
+        if self.failing.load(SeqCst) {
+            return Err(LogError::Store("disk full".into()));
         }
-        if self.forgetful.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.forgetful.load(SeqCst) {
             let mut forgotten = batch.clone();
             forgotten.entries.iter_mut().for_each(|e| e.record = None);
             return self.store.append_log_batch(&forgotten).await;
         }
         self.store.append_log_batch(batch).await
     }
-    async fn record_checkpoint(&self, c: &crate::log::StoredCheckpoint) -> Result<(), crate::log::LogError> {
+    async fn record_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), LogError> {
         self.store.record_checkpoint(c).await
     }
-    async fn newest_checkpoint(
-        &self,
-        above: crate::log::TreeSize,
-    ) -> Result<Option<crate::log::StoredCheckpoint>, crate::log::LogError> {
+    async fn newest_checkpoint(&self, above: TreeSize) -> Result<Option<StoredCheckpoint>, LogError> {
         self.store.newest_checkpoint(above).await
     }
 }
