@@ -4,9 +4,11 @@
 //! Every entry queued while the previous batch was being committed goes into the next batch:
 //! one transaction appends the entries, their new stored hashes (RFC 9162 §2.1 via
 //! [`tree::append_leaf_hashes`]) and the new tree head, and marks the store records they log as
-//! sequenced. A caller's [`Sequencer::append`] returns once its batch is committed. The tree's
-//! state between batches is only the roots of its perfect subtrees (at most 63 hashes), so a
-//! batch reads nothing from the store.
+//! sequenced. A caller's [`Sequencer::append`] returns once its batch is durable, and the head
+//! ([`Sequencer::head`], which checkpoints are signed over) moves only then: a store may make a
+//! commit durable after it returns ([`LogStore::log_durable`]), so that its other writers get
+//! its write lock meanwhile. The tree's state between batches is only the roots of its perfect
+//! subtrees (at most 63 hashes), so a batch reads nothing from the store.
 //!
 //! Unlike the rest of `log`, this module has a runtime (tokio tasks and channels); it reaches
 //! the database only through [`LogStore`], which `store` implements.
@@ -109,7 +111,13 @@ pub trait LogStore: Send + Sync {
     /// Writes a batch in one transaction: the entries, the stored hashes, the tree head moved
     /// from `old_size` to `new_size` only if it is still at `old_size` (else
     /// [`LogError::Store`], nothing written), and the logged records written or marked sequenced.
+    /// Committed when this returns, and durable once [`LogStore::log_durable`] returns after it.
     async fn append_log_batch(&self, batch: &LogBatch) -> Result<(), LogError>;
+    /// Returns once every batch this process committed is durable. Stores whose commits are
+    /// durable when they return (PostgreSQL with `synchronous_commit` on) keep this default.
+    async fn log_durable(&self) -> Result<(), LogError> {
+        Ok(())
+    }
     /// Records a signed checkpoint (replacing one of the same size: the same tree, signed anew
     /// after the log's key rolled over), keeping the newest few.
     async fn record_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), LogError>;
@@ -117,7 +125,8 @@ pub trait LogStore: Send + Sync {
     async fn newest_checkpoint(&self, above: TreeSize) -> Result<Option<StoredCheckpoint>, LogError>;
 }
 
-type Job = (NewEntry, oneshot::Sender<Result<LeafIndex, String>>);
+type Waiter = oneshot::Sender<Result<LeafIndex, String>>;
+type Job = (NewEntry, Waiter);
 
 /// Handle to the sequencer task. Cheap to clone.
 #[derive(Clone)]
@@ -212,7 +221,7 @@ impl Sequencer {
         self.append_all(entries).await
     }
 
-    /// The committed tree head, updated after each batch: what checkpoints are signed over.
+    /// The durable tree head, updated after each batch: what checkpoints are signed over.
     pub fn head(&self) -> watch::Receiver<(TreeSize, Hash)> {
         self.head.clone()
     }
@@ -240,6 +249,30 @@ fn rebase_pause(n: u32) -> Duration {
     Duration::from_micros(rand::random::<u64>() % (cap_us + 1))
 }
 
+/// Moves the head to `state` and answers the callers whose entries are its last ones, once the
+/// store says what was committed is durable; if it could not make it durable, fails them and
+/// leaves the head where it was.
+async fn publish(
+    store: &dyn LogStore,
+    head: &watch::Sender<(TreeSize, Hash)>,
+    state: &TreeState,
+    waiters: Vec<Waiter>,
+) {
+    if let Err(e) = store.log_durable().await {
+        tracing::error!(error = %e, entries = waiters.len(), "log batch committed but not made durable");
+        let msg = e.to_string();
+        for done in waiters {
+            let _ = done.send(Err(msg.clone()));
+        }
+        return;
+    }
+    head.send_replace((state.size, state.root));
+    let first = state.size.0 - waiters.len() as u64;
+    for (i, done) in waiters.into_iter().enumerate() {
+        let _ = done.send(Ok(LeafIndex(first + i as u64)));
+    }
+}
+
 async fn run(
     store: Arc<dyn LogStore>,
     mut state: TreeState,
@@ -256,8 +289,10 @@ async fn run(
                 None => return,
             },
             _ = follow.tick() => {
-                if let Err(e) = follow_store(store.as_ref(), &mut state, &head).await {
-                    tracing::warn!(error = %e, "the log's tree could not be compared with the store's");
+                match follow_store(store.as_ref(), &mut state).await {
+                    Ok(true) => publish(store.as_ref(), &head, &state, Vec::new()).await,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "the log's tree could not be compared with the store's"),
                 }
                 continue;
             }
@@ -282,12 +317,8 @@ async fn run(
         };
         match committed {
             Ok(next) => {
-                let first = next.size.0 - waiters.len() as u64;
                 state = next;
-                head.send_replace((state.size, state.root));
-                for (i, done) in waiters.into_iter().enumerate() {
-                    let _ = done.send(Ok(LeafIndex(first + i as u64)));
-                }
+                publish(store.as_ref(), &head, &state, waiters).await;
             }
             Err(e) => {
                 tracing::error!(error = %e, entries = waiters.len(), "log batch not sequenced");
@@ -300,7 +331,7 @@ async fn run(
                 match TreeState::load(store.as_ref()).await {
                     Ok(s) => {
                         state = s;
-                        head.send_replace((state.size, state.root));
+                        publish(store.as_ref(), &head, &state, Vec::new()).await;
                     }
                     Err(e) => tracing::error!(error = %e, "log tree could not be reloaded; keeping the last state"),
                 }
@@ -309,18 +340,15 @@ async fn run(
     }
 }
 
-/// Reloads the tree if the store's has grown past this process's (another writer appended).
-async fn follow_store(
-    store: &dyn LogStore,
-    state: &mut TreeState,
-    head: &watch::Sender<(TreeSize, Hash)>,
-) -> Result<(), LogError> {
+/// Reloads the tree if the store's has grown past this process's (another writer appended);
+/// says whether it did.
+async fn follow_store(store: &dyn LogStore, state: &mut TreeState) -> Result<bool, LogError> {
     let (size, _) = store.log_tree().await?;
-    if size != state.size {
-        *state = TreeState::load(store).await?;
-        head.send_replace((state.size, state.root));
+    if size == state.size {
+        return Ok(false);
     }
-    Ok(())
+    *state = TreeState::load(store).await?;
+    Ok(true)
 }
 
 /// Builds and commits one batch; returns the tree after it, or why not with the entries back.
@@ -365,12 +393,13 @@ mod tests {
     use crate::log::MemoryHashes;
     use std::sync::Mutex;
 
-    /// A store in memory, with a switch to fail the next batch, and a number of batches before
-    /// each of which another writer appends an entry of its own first.
+    /// A store in memory, with switches to fail the next batch or the next flush, and a number
+    /// of batches before each of which another writer appends an entry of its own first.
     #[derive(Default)]
     struct Mem {
         inner: Mutex<(Vec<Vec<u8>>, MemoryHashes, Vec<LoggedRecord>)>,
         fail_next: Mutex<bool>,
+        flush_fails_next: Mutex<bool>,
         appended_first: Mutex<u32>,
         checkpoints: Mutex<Vec<StoredCheckpoint>>,
     }
@@ -388,6 +417,12 @@ mod tests {
         async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<(LeafIndex, Vec<u8>)>, LogError> {
             let g = self.inner.lock().unwrap();
             Ok((start..end.min(g.0.len() as u64)).map(|i| (LeafIndex(i), g.0[i as usize].clone())).collect())
+        }
+        async fn log_durable(&self) -> Result<(), LogError> {
+            match std::mem::take(&mut *self.flush_fails_next.lock().unwrap()) {
+                true => Err(LogError::Store("fdatasync failed".into())),
+                false => Ok(()),
+            }
         }
         async fn append_log_batch(&self, b: &LogBatch) -> Result<(), LogError> {
             if std::mem::take(&mut *self.fail_next.lock().unwrap()) {
@@ -465,6 +500,21 @@ mod tests {
         // A restarted sequencer picks up where the store is.
         let again = Sequencer::start(store.clone()).await.unwrap();
         assert_eq!(again.append(entry(11)).await.unwrap(), LeafIndex(11));
+    }
+
+    #[tokio::test]
+    async fn a_batch_committed_but_not_made_durable_fails_its_callers_and_the_head_stays() {
+        let store = Arc::new(Mem::default());
+        let seq = Sequencer::start(store.clone()).await.unwrap();
+        seq.append_all((0..3).map(entry).collect()).await.unwrap();
+        *store.flush_fails_next.lock().unwrap() = true;
+        let e = seq.append(entry(3)).await.unwrap_err();
+        assert!(e.to_string().contains("fdatasync failed"), "{e}");
+        assert_eq!(seq.head().borrow().0, TreeSize(3), "no checkpoint covers the batch");
+        // The batch is in the store (this store's flush failed once only): the next batch goes
+        // on top of it, and the head then covers both.
+        assert_eq!(seq.append(entry(4)).await.unwrap(), LeafIndex(4));
+        assert_eq!(*seq.head().borrow(), store.log_tree().await.unwrap());
     }
 
     #[tokio::test]

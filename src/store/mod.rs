@@ -7,6 +7,7 @@ mod group_commit;
 mod postgres;
 mod rows;
 mod sqlite;
+mod wal_flush;
 
 pub use group_commit::{GroupCommit, PendingWriter, SignatureWriter, TimestampWriter};
 pub use postgres::PostgresStore;

@@ -1,10 +1,13 @@
-//! The embedded SQLite store (WAL, synchronous=FULL so a commit is durable when it returns;
-//! pending certificates' commits are the one exception, see `UNSYNCED`).
+//! The embedded SQLite store (WAL, synchronous=FULL so a commit is durable when it returns).
+//! Two exceptions, on the records connection: pending certificates' commits, and log batches
+//! that store issued certificates, which are flushed after SQLite's write lock is released
+//! ([`WalFlush`]); see `UNSYNCED`.
 
 use super::rows::{
     self, certificate_columns, db, impl_columns, leaf_index, log_db, now, signature_columns, sql_index,
     timestamp_columns, unlogged_certificates, BatchRows, INSERT_SIGNATURES, INSERT_TIMESTAMPS,
 };
+use super::wal_flush::WalFlush;
 use super::{
     CertStatus, CertificateRecord, ListQuery, NewCertificate, Page, Revocation, RevokedEntry, Role, SignatureRecord,
     Store, StoreError, StoredCrl, TimestampRecord, UnloggedCertificate, UnloggedRevocation,
@@ -17,6 +20,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqlitePool};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// SQLite through sqlx.
@@ -28,6 +32,10 @@ pub struct SqliteStore {
     /// re-read the index pages they were about to change (measured under TSA load: ~10 reads
     /// a commit, ~1 with this connection).
     records: tokio::sync::Mutex<sqlx::SqliteConnection>,
+    /// Flushes the records connection's commits made with [`UNSYNCED`].
+    wal: WalFlush,
+    /// The number ([`WalFlush::committed`]) of the last log batch's commit.
+    last_batch: AtomicU64,
     checkpointer: tokio::task::AbortHandle,
 }
 
@@ -45,14 +53,22 @@ const WAL_RESTART_PAGES: i64 = 16_384;
 
 /// Starts a script on the records connection whose commit must be durable when it returns: the
 /// WAL is fsynced at commit. Every script on that connection states how it commits, because
-/// the connection is shared with [`UNSYNCED`] ones and keeps the last mode set.
+/// the connection keeps the last mode set.
 const SYNCED: &str = "PRAGMA synchronous = FULL; ";
 /// Starts a script on the records connection whose commit is written to the WAL but not
-/// fsynced: the pending certificates. A pending record must be in the store before the HSM
-/// signs (so that a signature whose daemon crashes is known and abandoned at the next start),
-/// and a daemon's crash keeps what it wrote to the WAL. Only a power loss needs the flush, and
-/// the commit that stores the certificate issued (or abandoned), before anything is handed out,
+/// fsynced at commit.
+///
+/// The pending certificates: a pending record must be in the store before the HSM signs (so
+/// that a signature whose daemon crashes is known and abandoned at the next start), and a
+/// daemon's crash keeps what it wrote to the WAL. Only a power loss needs the flush, and the
+/// commit that stores the certificate issued (or abandoned), before anything is handed out,
 /// flushes the same WAL past the pending record.
+///
+/// And a log batch that stores issued certificates: it is flushed by
+/// [`LogStore::log_durable`] before the batch's callers are answered, and the pending records
+/// of the issuances behind it are written meanwhile instead of waiting for the disk under
+/// SQLite's write lock. Other batches flush at commit: with no pending records to let in, a
+/// flush after the lock is released only adds a hop to another thread to each batch.
 const UNSYNCED: &str = "PRAGMA synchronous = NORMAL; ";
 
 /// Copies the WAL into the database file beside the writer rather than inside a commit.
@@ -180,8 +196,9 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts.clone()).await.map_err(db)?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| StoreError::Database(e.to_string()))?;
         let records = tokio::sync::Mutex::new(opts.connect().await.map_err(db)?);
+        let wal = WalFlush::open(path)?;
         let checkpointer = tokio::spawn(checkpoint_wal(pool.clone(), super::directory_of(path))).abort_handle();
-        Ok(SqliteStore { pool, records, checkpointer })
+        Ok(SqliteStore { pool, records, wal, last_batch: AtomicU64::new(0), checkpointer })
     }
 
     /// Inserts a certificate record: `pending` with its TBS, or, given the certificate,
@@ -207,6 +224,18 @@ impl SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(|e| rows::duplicate(e, &c.serial))?;
+        Ok(())
+    }
+
+    /// Inserts records on their own (the log off): a single INSERT, atomic without a
+    /// transaction, durable when this returns.
+    async fn insert_records(&self, head: &str, values: Vec<Vec<rows::Value>>, what: &str) -> Result<(), StoreError> {
+        self.wal.check()?;
+        let mut q = sqlx::QueryBuilder::new(SYNCED);
+        push_rows(&mut q, head, values);
+        let mut conn = self.records.lock().await;
+        q.build().execute(&mut *conn).await.map_err(|e| rows::reused(e, what))?;
+        self.wal.synced(self.wal.committed());
         Ok(())
     }
 
@@ -254,8 +283,12 @@ impl Store for SqliteStore {
         let mut q = sqlx::QueryBuilder::new(UNSYNCED);
         push_rows(&mut q, rows::INSERT_PENDING, fresh.iter().map(|c| rows::pending_values(c, at)).collect());
         q.push(" ON CONFLICT (serial) DO NOTHING RETURNING serial");
-        let recorded: std::collections::HashSet<String> =
-            q.build_query_scalar().fetch_all(&mut *self.records.lock().await).await.map_err(db)?.into_iter().collect();
+        let recorded: std::collections::HashSet<String> = {
+            let mut conn = self.records.lock().await;
+            let recorded = q.build_query_scalar().fetch_all(&mut *conn).await.map_err(db)?;
+            self.wal.committed();
+            recorded.into_iter().collect()
+        };
         Ok(rows::pending_answers(certs, &recorded))
     }
 
@@ -528,7 +561,7 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let rows = records.iter().map(|r| rows::timestamp_values(r, None)).collect();
-        insert_records(&mut *self.records.lock().await, rows::INSERT_TIMESTAMPS, rows, "time-stamp serial").await
+        self.insert_records(rows::INSERT_TIMESTAMPS, rows, "time-stamp serial").await
     }
 
     async fn count_timestamps(&self) -> Result<u64, StoreError> {
@@ -540,7 +573,7 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let rows = records.iter().map(|r| rows::signature_values(r, None)).collect();
-        insert_records(&mut *self.records.lock().await, rows::INSERT_SIGNATURES, rows, "signature id").await
+        self.insert_records(rows::INSERT_SIGNATURES, rows, "signature id").await
     }
 
     async fn count_signatures(&self) -> Result<u64, StoreError> {
@@ -548,6 +581,8 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<Role, StoreError> {
+        // A failed flush of the WAL makes the store unusable until a restart.
+        self.wal.check()?;
         // BEGIN IMMEDIATE takes the write lock: proves the database is writable, changes nothing.
         let mut conn = self.pool.acquire().await.map_err(db)?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.map_err(db)?;
@@ -568,24 +603,16 @@ impl SqliteStore {
         sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *self.records.lock().await).await.unwrap()
     }
 
+    /// Commits counted and known durable on the records connection.
+    pub(super) fn wal_counts(&self) -> (u64, u64) {
+        self.wal.counts()
+    }
+
     /// The length of the TBS stored with certificate `serial`.
     pub(super) async fn tbs_len(&self, serial: &Serial) -> i64 {
         let q = "SELECT length(tbs_der) FROM certificates WHERE serial = ?";
         sqlx::query_scalar(q).bind(serial.to_string()).fetch_one(&self.pool).await.unwrap()
     }
-}
-
-/// Inserts records on their own (the log off): a single INSERT, atomic without a transaction.
-async fn insert_records(
-    conn: &mut sqlx::SqliteConnection,
-    head: &str,
-    values: Vec<Vec<rows::Value>>,
-    what: &str,
-) -> Result<(), StoreError> {
-    let mut q = sqlx::QueryBuilder::new(SYNCED);
-    push_rows(&mut q, head, values);
-    q.build().execute(conn).await.map_err(|e| rows::reused(e, what))?;
-    Ok(())
 }
 
 #[async_trait]
@@ -596,6 +623,11 @@ impl LogStore for SqliteStore {
 
     async fn newest_checkpoint(&self, above: TreeSize) -> Result<Option<crate::log::StoredCheckpoint>, LogError> {
         rows::newest_checkpoint(&self.pool, above).await
+    }
+
+    async fn log_durable(&self) -> Result<(), LogError> {
+        let batch = self.last_batch.load(Ordering::SeqCst);
+        self.wal.durable(batch).await.map_err(|e| LogError::Store(e.to_string()))
     }
 
     async fn log_tree(&self) -> Result<(TreeSize, Hash), LogError> {
@@ -643,7 +675,11 @@ impl LogStore for SqliteStore {
         // `log_tree_compare_and_set` trigger: the UPDATE states the size it moves from as
         // `base`, and the database refuses it unless the row still has that size.
         let rows = BatchRows::of(b)?;
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(SYNCED);
+        self.wal.check().map_err(|e| LogError::Store(e.to_string()))?;
+        // A batch that stores issued certificates is flushed after the lock is released: the
+        // issuances behind them write their pending records on the same connection meanwhile.
+        let flush_later = !rows.issued.is_empty();
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(if flush_later { UNSYNCED } else { SYNCED });
         q.push("BEGIN IMMEDIATE; UPDATE log_tree SET base = ");
         q.push_bind(sql_index(b.old_size.0)?)
             .push(", size = ")
@@ -697,7 +733,14 @@ impl LogStore for SqliteStore {
 
         let mut conn = self.records.lock().await;
         match q.build().execute(&mut *conn).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                let commit = self.wal.committed();
+                if !flush_later {
+                    self.wal.synced(commit);
+                }
+                self.last_batch.store(commit, Ordering::SeqCst);
+                Ok(())
+            }
             Err(e) => {
                 // Whatever ran of the script is undone; with nothing open, this fails harmlessly.
                 let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;

@@ -728,12 +728,14 @@ async fn replicas_starting_together_state_each_key_once() {
     }
 }
 
-/// Only the pending certificates commit without a flush of their own (`Store::record_pending`):
-/// the durable writers that share SQLite's records connection with them never inherit their
-/// mode, and on PostgreSQL only the pending certificates' connection has `synchronous_commit`
-/// off. The certificate still ends up issued through the log, as an issuance's does.
+/// Only the pending certificates are answered before the WAL holding them is flushed
+/// (`Store::record_pending`). On SQLite's records connection, a log batch that stores issued
+/// certificates commits without a flush and is flushed before its caller is answered (the
+/// pending record with it); every other durable write there flushes at commit, never
+/// inheriting the pending records' mode. On PostgreSQL only the pending certificates'
+/// connection has `synchronous_commit` off.
 #[tokio::test]
-async fn only_pending_certificates_commit_unflushed() {
+async fn only_pending_certificates_are_answered_unflushed() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = Arc::new(sqlite::SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
     let store: Arc<dyn Store> = sqlite.clone();
@@ -742,16 +744,23 @@ async fn only_pending_certificates_commit_unflushed() {
     let serial = Serial::random();
     store.record_pending(&[new_cert(&serial, "p")]).await.unwrap();
     assert_eq!(sqlite.records_synchronous().await, normal);
+    assert_eq!(sqlite.wal_counts(), (1, 0), "committed, not flushed");
     let record = LoggedRecord::IssuedCertificate { serial: serial.clone(), cert_der: b"cert".to_vec() };
     seq.append(NewEntry { entry: b"issued".to_vec(), record: Some(record) }).await.unwrap();
-    assert_eq!(sqlite.records_synchronous().await, full, "the log batch commits synced");
+    assert_eq!(sqlite.records_synchronous().await, normal, "the issuing batch commits unsynced");
+    assert_eq!(sqlite.wal_counts(), (2, 2), "and is flushed before its caller is answered");
     assert_eq!(store.certificate(&serial).await.unwrap().unwrap().status, CertStatus::Issued);
+    seq.append(NewEntry { entry: b"other".to_vec(), record: None }).await.unwrap();
+    assert_eq!(sqlite.records_synchronous().await, full, "other batches commit synced");
+    assert_eq!(sqlite.wal_counts(), (3, 3));
     store.record_pending(&[new_cert(&Serial::random(), "p")]).await.unwrap();
     store.record_timestamps(&[timestamp(Duration::from_secs(1))]).await.unwrap();
     assert_eq!(sqlite.records_synchronous().await, full, "time-stamps commit synced");
+    assert_eq!(sqlite.wal_counts(), (5, 5), "and their flush covers the pending record before them");
     store.record_pending(&[new_cert(&Serial::random(), "p")]).await.unwrap();
     store.record_signatures(&[signature(Level::BB)]).await.unwrap();
     assert_eq!(sqlite.records_synchronous().await, full, "signatures commit synced");
+    assert_eq!(sqlite.wal_counts(), (7, 7));
 
     let db = TestDatabase::new();
     let pg = postgres::PostgresStore::open(&db.url, 4).await.unwrap();

@@ -173,6 +173,9 @@ impl LogStore for FlakyLog {
         }
         self.store.append_log_batch(batch).await
     }
+    async fn log_durable(&self) -> Result<(), LogError> {
+        self.store.log_durable().await
+    }
     async fn record_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), LogError> {
         self.store.record_checkpoint(c).await
     }
