@@ -138,7 +138,10 @@ impl Diagnostics {
     pub async fn measure_store_sync(&self) -> Result<SyncLatency, DiagnosticsError> {
         let dir = self.store_dir.clone().ok_or(DiagnosticsError::NoStoreDisk)?;
         let _only = self.running.try_lock().map_err(|_| DiagnosticsError::Busy)?;
-        crate::daemon::blocking(move || measure_sync(&dir)).await.map_err(DiagnosticsError::Disk)
+        tokio::task::spawn_blocking(move || measure_sync(&dir))
+            .await
+            .map_err(|e| DiagnosticsError::Disk(e.to_string()))?
+            .map_err(|e| DiagnosticsError::Disk(e.to_string()))
     }
 
     /// Measures `key` for `which` from now on (at start, and when a key rolls over).
