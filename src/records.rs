@@ -104,9 +104,6 @@ fn logged(e: LogError) -> StoreError {
     StoreError::Database(format!("log: {e}"))
 }
 
-/// How many records [`log_unsequenced`] reads at a time.
-const PAGE: u32 = 512;
-
 /// Appends the entries of the time-stamps and signatures recorded while the log was off, in
 /// the order they were recorded; run at start-up before the daemon says it is ready. Returns
 /// how many.
@@ -114,14 +111,14 @@ pub async fn log_unsequenced(store: &dyn Store, log: &Sequencer) -> Result<u64, 
     let store_err = |e: StoreError| LogError::Store(e.to_string());
     let (mut appended, mut last) = (0, None);
     loop {
-        let page = store.unlogged_timestamps(PAGE).await.map_err(store_err)?;
+        let page = store.unlogged_timestamps(Sequencer::MISSING_PAGE).await.map_err(store_err)?;
         if page.is_empty() {
             break;
         }
         appended += append_stored(log, &page, &mut last).await?;
     }
     loop {
-        let page = store.unlogged_signatures(PAGE).await.map_err(store_err)?;
+        let page = store.unlogged_signatures(Sequencer::MISSING_PAGE).await.map_err(store_err)?;
         if page.is_empty() {
             break;
         }
@@ -235,7 +232,12 @@ mod tests {
         assert_eq!(back.entry().unwrap(), stamps[0].entry().unwrap(), "read back as written");
 
         let log = Sequencer::start(store.clone()).await.unwrap();
-        assert_eq!(log_unsequenced(store.as_ref(), &log).await.unwrap(), 701, "in pages of {PAGE}");
+        assert_eq!(
+            log_unsequenced(store.as_ref(), &log).await.unwrap(),
+            701,
+            "in pages of {}",
+            Sequencer::MISSING_PAGE
+        );
         assert_eq!(log_unsequenced(store.as_ref(), &log).await.unwrap(), 0, "each once");
         let logged = entries(store.as_ref()).await;
         let want: Vec<_> = stamps.iter().map(|t| t.entry().unwrap()).collect();

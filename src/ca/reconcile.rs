@@ -9,10 +9,6 @@ use super::*;
 /// less than this.
 pub const REVOCATION_SETTLED: Duration = Duration::from_secs(10);
 
-/// How many missing records reconciliation reads and appends at a time: one batch's worth, well
-/// within what the sequencer's queue holds (it refuses entries past that at once).
-const PAGE: u32 = crate::batch::MAX_BATCH as u32;
-
 impl CertificateAuthority {
     /// Records the service certificates the key ceremony or a rollover issued from this CA
     /// (TSA, document signer, OCSP responder) in the store, once, so that revocation, CRLs, OCSP and signature
@@ -71,7 +67,7 @@ impl CertificateAuthority {
         let _exclusive = self.logging.write().await;
         let (mut certificates, mut ceremony, mut last) = (0, 0, None);
         loop {
-            let certs = self.store.unlogged_certificates(PAGE).await?;
+            let certs = self.store.unlogged_certificates(Sequencer::MISSING_PAGE).await?;
             if certs.is_empty() {
                 break;
             }
@@ -93,7 +89,7 @@ impl CertificateAuthority {
         }
         let (mut revocations, mut last) = (0, None);
         loop {
-            let events = self.store.unlogged_revocations(settled, PAGE).await?;
+            let events = self.store.unlogged_revocations(settled, Sequencer::MISSING_PAGE).await?;
             if events.is_empty() {
                 break;
             }

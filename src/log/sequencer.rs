@@ -200,8 +200,14 @@ impl Sequencer {
         Ok(out)
     }
 
-    /// Appends one page of the records a loop reads from the store until none is left
-    /// unlogged (start-up's and reconciliation's), as [`Sequencer::append_all`] does. `last`
+    /// How many missing records the callers of [`Sequencer::append_missing`] read and append
+    /// at a time: one batch's worth, well within what the queue holds (it refuses entries past
+    /// that at once).
+    pub const MISSING_PAGE: u32 = crate::batch::MAX_BATCH as u32;
+
+    /// Appends one page (at most [`Sequencer::MISSING_PAGE`]) of the records a loop reads from
+    /// the store until none is left unlogged (start-up's and reconciliation's), as
+    /// [`Sequencer::append_all`] does. `last`
     /// holds the record of the previous page's first entry: a page that starts with that record
     /// again was appended but not marked logged in the store, and is refused rather than
     /// appended again and again.
