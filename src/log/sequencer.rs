@@ -288,7 +288,7 @@ async fn run(
     let mut follow = tokio::time::interval(FOLLOW_INTERVAL);
     follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // `Batches::next` takes no job before its only await: cancelling it loses none.
+        // `Batches::next` keeps a job it received across its yield: cancelling it loses none.
         let jobs = tokio::select! {
             jobs = batches.next() => match jobs {
                 Some(jobs) => jobs,
