@@ -165,7 +165,7 @@ impl Sequencer {
     pub async fn start(store: Arc<dyn LogStore>) -> Result<Self, LogError> {
         let state = TreeState::load(store.as_ref()).await?;
         let (head_tx, head) = watch::channel((state.size, state.root));
-        let (tx, batches) = crate::batch::queue::<Job>("log");
+        let (tx, batches) = crate::batch::queue::<Job>("log", crate::batch::Gather::AfterYield);
         tokio::spawn(run(store, state, batches, head_tx));
         Ok(Sequencer { tx, head })
     }

@@ -4,6 +4,7 @@
 //! [`Store::record_pending`]).
 
 use super::{NewCertificate, SignatureRecord, Store, StoreError, TimestampRecord};
+use crate::batch::Gather;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -34,7 +35,7 @@ pub type PendingWriter = GroupCommit<NewCertificate, bool>;
 impl TimestampWriter {
     /// Starts the time-stamp writer on the current runtime.
     pub fn spawn(store: Arc<dyn Store>) -> Self {
-        Self::start("timestamps", move |batch| {
+        Self::start("timestamps", Gather::AfterYield, move |batch| {
             let store = store.clone();
             async move { store.record_timestamps(&batch).await }
         })
@@ -44,7 +45,7 @@ impl TimestampWriter {
 impl SignatureWriter {
     /// Starts the signature writer on the current runtime.
     pub fn spawn(store: Arc<dyn Store>) -> Self {
-        Self::start("signatures", move |batch| {
+        Self::start("signatures", Gather::AfterYield, move |batch| {
             let store = store.clone();
             async move { store.record_signatures(&batch).await }
         })
@@ -54,7 +55,7 @@ impl SignatureWriter {
 impl PendingWriter {
     /// Starts the pending-certificate writer on the current runtime.
     pub fn spawn(store: Arc<dyn Store>) -> Self {
-        Self::start_each("pending-certificates", move |batch| {
+        Self::start_each("pending-certificates", Gather::Queued, move |batch| {
             let store = store.clone();
             async move { store.record_pending(&batch).await }
         })
@@ -62,14 +63,14 @@ impl PendingWriter {
 }
 
 impl<R: Send + 'static> GroupCommit<R> {
-    /// Starts a writer task, named `writer` in metrics, that hands each batch to `write` (one
-    /// transaction).
-    pub fn start<F, Fut>(writer: &'static str, write: F) -> Self
+    /// Starts a writer task, named `writer` in metrics, that hands each batch, gathered as
+    /// `gather` says, to `write` (one transaction).
+    pub fn start<F, Fut>(writer: &'static str, gather: Gather, write: F) -> Self
     where
         F: Fn(Vec<R>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), StoreError>> + Send,
     {
-        Self::start_each(writer, move |records| {
+        Self::start_each(writer, gather, move |records| {
             let (n, written) = (records.len(), write(records));
             async move { written.await.map(|()| vec![(); n]) }
         })
@@ -77,14 +78,15 @@ impl<R: Send + 'static> GroupCommit<R> {
 }
 
 impl<R: Send + 'static, T: Clone + Send + 'static> GroupCommit<R, T> {
-    /// Starts a writer task, named `writer` in metrics, that hands each batch to `write` (one
-    /// transaction), which answers each record of the batch in order.
-    pub fn start_each<F, Fut>(writer: &'static str, write: F) -> Self
+    /// Starts a writer task, named `writer` in metrics, that hands each batch, gathered as
+    /// `gather` says, to `write` (one transaction), which answers each record of the batch in
+    /// order.
+    pub fn start_each<F, Fut>(writer: &'static str, gather: Gather, write: F) -> Self
     where
         F: Fn(Vec<R>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<T>, StoreError>> + Send,
     {
-        let (tx, mut batches) = crate::batch::queue::<Job<R, T>>(writer);
+        let (tx, mut batches) = crate::batch::queue::<Job<R, T>>(writer, gather);
         tokio::spawn(async move {
             while let Some(jobs) = batches.next().await {
                 let (records, waiters): (Vec<R>, Vec<_>) = jobs.into_iter().unzip();

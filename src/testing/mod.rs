@@ -50,7 +50,7 @@ pub async fn certify(
 pub fn writer<R: Clone + Send + 'static>(fails_with: Option<&str>) -> (RecordWriter<R>, Arc<Mutex<Vec<R>>>) {
     let kept = Arc::new(Mutex::new(Vec::new()));
     let (k, fail) = (kept.clone(), fails_with.map(str::to_owned));
-    let writer = GroupCommit::start("test", move |batch: Vec<R>| {
+    let writer = GroupCommit::start("test", crate::batch::Gather::AfterYield, move |batch: Vec<R>| {
         let (k, fail) = (k.clone(), fail.clone());
         async move {
             match fail {
