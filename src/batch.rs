@@ -16,6 +16,7 @@ pub struct Batches<J> {
     writer: &'static str,
     /// When the batch being written was taken.
     taken: Option<Instant>,
+    /// Whether the batch waits one yield for what runnable tasks are about to queue.
     gather: Gather,
     /// The first job of the next batch, received before [`Batches::next`]'s yield, kept here so
     /// that a caller which drops the future there (the sequencer's `select!`) loses no job.
