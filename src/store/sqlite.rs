@@ -275,6 +275,7 @@ impl Store for SqliteStore {
         // One statement, so one transaction for the batch, committed unsynced (see
         // `UNSYNCED`); a serial used before is skipped (ON CONFLICT) rather than failing the
         // others, and told by RETURNING.
+        self.wal.check()?;
         let fresh = rows::first_of_each(certs);
         if fresh.is_empty() {
             return Ok(vec![false; certs.len()]);

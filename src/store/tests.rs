@@ -771,6 +771,31 @@ async fn only_pending_certificates_are_answered_unflushed() {
 /// The TBS is kept while a certificate is pending or abandoned (what the HSM was about to sign),
 /// and emptied by each way a certificate, which holds it, is stored: its log batch, completion
 /// with the log off, and a record written issued at once.
+/// After a failed flush of the WAL no write is taken, a pending certificate's included, so that
+/// nothing more is signed for a store that may have lost what it acknowledged.
+#[tokio::test]
+async fn after_a_failed_flush_no_write_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store: Arc<dyn Store> = Arc::new(sqlite::SqliteStore::open(&path).await.unwrap());
+    let seq = Sequencer::start(store.clone()).await.unwrap();
+    let serial = Serial::random();
+    store.record_pending(&[new_cert(&serial, "p")]).await.unwrap();
+    // The path then names another file than the WAL SQLite writes: flushing it would make
+    // nothing durable, so the flush fails.
+    let wal = dir.path().join("t.db-wal");
+    std::fs::rename(&wal, dir.path().join("moved-wal")).unwrap();
+    std::fs::write(&wal, b"").unwrap();
+    let record = LoggedRecord::IssuedCertificate { serial, cert_der: b"cert".to_vec() };
+    let e = seq.append(NewEntry { entry: b"issued".to_vec(), record: Some(record) }).await.unwrap_err();
+    assert!(e.to_string().contains("restart trustd"), "{e}");
+    let e = store.record_pending(&[new_cert(&Serial::random(), "p")]).await.unwrap_err();
+    assert!(e.to_string().contains("restart trustd"), "{e}");
+    let e = store.record_timestamps(&[timestamp(Duration::from_secs(1))]).await.unwrap_err();
+    assert!(e.to_string().contains("restart trustd"), "{e}");
+    assert!(store.ping().await.is_err(), "the health check says so");
+}
+
 #[tokio::test]
 async fn the_tbs_is_kept_until_the_certificate_is_stored() {
     let dir = tempfile::tempdir().unwrap();
