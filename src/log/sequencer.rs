@@ -207,10 +207,9 @@ impl Sequencer {
 
     /// Appends one page (at most [`Sequencer::MISSING_PAGE`]) of the records a loop reads from
     /// the store until none is left unlogged (start-up's and reconciliation's), as
-    /// [`Sequencer::append_all`] does. `last`
-    /// holds the record of the previous page's first entry: a page that starts with that record
-    /// again was appended but not marked logged in the store, and is refused rather than
-    /// appended again and again.
+    /// [`Sequencer::append_all`] does. `last` holds the record of the previous page's first
+    /// entry: a page that starts with that record again was appended but not marked logged in
+    /// the store, and is refused rather than appended again and again.
     pub async fn append_missing(
         &self,
         entries: Vec<NewEntry>,

@@ -4,7 +4,7 @@
 //! under the rows' locks, against whatever another replica committed.
 
 use super::rows::{
-    self, certificate_columns, db, impl_columns, leaf_index, log_db, now, signature_columns, sql_index,
+    self, certificate_columns, db, impl_columns, leaf_index, log_db, log_store, now, signature_columns, sql_index,
     timestamp_columns, unlogged_certificates, BatchRows,
 };
 use super::{
@@ -599,7 +599,6 @@ impl LogStore for PostgresStore {
             && rows.revocation_events.is_empty()
             && rows.timestamps.is_empty()
             && rows.signatures.is_empty());
-        let store = |e: StoreError| LogError::Store(e.to_string());
         use rows::Value;
         let mut q = QueryBuilder::<Postgres>::new("WITH head AS (UPDATE log_tree SET size = ");
         q.push_bind(sql_index(b.new_size.0)?)
@@ -622,7 +621,7 @@ impl LogStore for PostgresStore {
         for (name, head, values) in inserts {
             if !values.is_empty() {
                 q.push(format!(", {name} AS ({head} SELECT * FROM ("));
-                push_rows(&mut q, values).map_err(store)?;
+                push_rows(&mut q, values).map_err(log_store)?;
                 q.push(") AS v WHERE EXISTS (SELECT FROM head))");
             }
         }
@@ -638,17 +637,18 @@ impl LogStore for PostgresStore {
             q.push(", issued AS (UPDATE certificates SET status = 'issued', tbs_der = ''::bytea, issued_at = ")
                 .push_bind(now())
                 .push(", cert_der = v.der, log_index = v.idx FROM (");
-            push_rows(&mut q, issued.collect()).map_err(store)?;
+            push_rows(&mut q, issued.collect()).map_err(log_store)?;
             q.push(
                 ") AS v (k, der, idx) WHERE certificates.serial = v.k \
                  AND certificates.status NOT IN ('issued', 'revoked') AND EXISTS (SELECT FROM head))",
             );
         }
-        push_log_indexes(&mut q, "certificates", "serial", keyed(rows.certificates, Value::Text)).map_err(store)?;
+        push_log_indexes(&mut q, "certificates", "serial", keyed(rows.certificates, Value::Text)).map_err(log_store)?;
         push_log_indexes(&mut q, "revocation_events", "id", keyed(rows.revocation_events, Value::Int))
-            .map_err(store)?;
-        push_log_indexes(&mut q, "timestamps", "serial", keyed(rows.timestamps, Value::Text)).map_err(store)?;
-        push_log_indexes(&mut q, "signatures", "signature_id", keyed(rows.signatures, Value::Text)).map_err(store)?;
+            .map_err(log_store)?;
+        push_log_indexes(&mut q, "timestamps", "serial", keyed(rows.timestamps, Value::Text)).map_err(log_store)?;
+        push_log_indexes(&mut q, "signatures", "signature_id", keyed(rows.signatures, Value::Text))
+            .map_err(log_store)?;
         q.push(" SELECT COUNT(*) FROM head");
 
         let moved: i64 =

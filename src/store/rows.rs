@@ -90,6 +90,11 @@ pub(super) fn log_db(e: sqlx::Error) -> LogError {
     LogError::Store(e.to_string())
 }
 
+/// A store's own error met inside a log call.
+pub(super) fn log_store(e: StoreError) -> LogError {
+    LogError::Store(e.to_string())
+}
+
 /// Leaf indexes and stored-hash indexes are below 2^63 (the tree stops at 2^62 entries), so they
 /// fit the databases' signed 64-bit integers.
 pub(super) fn sql_index(i: u64) -> Result<i64, LogError> {

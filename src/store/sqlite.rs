@@ -4,7 +4,7 @@
 //! ([`WalFlush`]); see `UNSYNCED`.
 
 use super::rows::{
-    self, certificate_columns, db, impl_columns, leaf_index, log_db, now, signature_columns, sql_index,
+    self, certificate_columns, db, impl_columns, leaf_index, log_db, log_store, now, signature_columns, sql_index,
     timestamp_columns, unlogged_certificates, BatchRows, INSERT_SIGNATURES, INSERT_TIMESTAMPS,
 };
 use super::wal_flush::WalFlush;
@@ -628,7 +628,7 @@ impl LogStore for SqliteStore {
 
     async fn log_durable(&self) -> Result<(), LogError> {
         let batch = self.last_batch.load(Ordering::SeqCst);
-        self.wal.durable(batch).await.map_err(|e| LogError::Store(e.to_string()))
+        self.wal.durable(batch).await.map_err(log_store)
     }
 
     async fn log_tree(&self) -> Result<(TreeSize, Hash), LogError> {
@@ -676,7 +676,7 @@ impl LogStore for SqliteStore {
         // `log_tree_compare_and_set` trigger: the UPDATE states the size it moves from as
         // `base`, and the database refuses it unless the row still has that size.
         let rows = BatchRows::of(b)?;
-        self.wal.check().map_err(|e| LogError::Store(e.to_string()))?;
+        self.wal.check().map_err(log_store)?;
         // A batch that stores issued certificates is flushed after the lock is released: the
         // issuances behind them write their pending records on the same connection meanwhile.
         let flush_later = !rows.issued.is_empty();
