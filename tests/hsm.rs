@@ -28,8 +28,13 @@ fn softhsm_keys_signing_and_pool() {
     Hsm::init_token(&module, "hsm-test", &Pin::new("so-secret".into()), &Pin::new("user-pin\n".into())).unwrap();
     let cfg = HsmConfig { module, token_label: "hsm-test".into(), max_sessions: 2, session_key_copies: true };
     assert!(matches!(Hsm::open(&cfg, Pin::new("wrong".into())), Err(HsmError::Login(_))));
+    // Opening a token that works logs no error: cryptoki, through the `log` bridge the daemon's
+    // subscriber installs, reports each mechanism it cannot name as one.
+    let logs = Captured::install();
     let hsm = Hsm::open(&cfg, Pin::new("user-pin".into())).unwrap();
     assert!(hsm.is_ready());
+    let logged = logs.text();
+    assert!(logged.contains("HSM token opened") && !logged.contains("ERROR"), "{logged}");
 
     for (label, alg) in [
         ("ec", KeyAlgorithm::EcP256),
@@ -290,4 +295,32 @@ fn softhsm_keys_signing_and_pool() {
     cryptoki::context::Pkcs11::new(trustd::daemon::SOFTHSM_MODULE).unwrap().finalize().unwrap();
     assert!(matches!(signer.sign(b"too soon"), Err(HsmError::Unavailable(_))));
     assert!(!hsm.is_ready());
+}
+
+/// What the process logs from here on, formatted as the daemon's subscriber formats it.
+#[derive(Clone)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn install() -> Self {
+        let c = Captured(Arc::default());
+        let writer = c.clone();
+        tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).init();
+        c
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
