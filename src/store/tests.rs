@@ -768,6 +768,44 @@ async fn only_pending_certificates_are_answered_unflushed() {
     assert_eq!(pg.synchronous_commit().await, ("on".to_string(), "off".to_string()));
 }
 
+/// Batches whose row counts fall within one power of two run one prepared script on SQLite
+/// (sqlx keeps statements by their text), and the rows that pad them to it are not written.
+#[tokio::test]
+async fn batches_of_nearby_sizes_reuse_their_prepared_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(sqlite::SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    let store: Arc<dyn Store> = sqlite.clone();
+    let seq = Sequencer::start(store.clone()).await.unwrap();
+    let stamps = |n: u64| -> Vec<NewEntry> {
+        (0..n)
+            .map(|i| NewEntry {
+                entry: i.to_be_bytes().to_vec(),
+                record: Some(LoggedRecord::NewTimestamp(Box::new(timestamp(Duration::from_secs(i))))),
+            })
+            .collect()
+    };
+    let pending = |n: usize| -> Vec<NewCertificate> { (0..n).map(|_| new_cert(&Serial::random(), "p")).collect() };
+    seq.append_all(stamps(5)).await.unwrap();
+    store.record_pending(&pending(5)).await.unwrap();
+    let prepared = sqlite.records_prepared().await;
+    for n in [6, 7, 8, 5, 7] {
+        seq.append_all(stamps(n)).await.unwrap();
+        store.record_pending(&pending(n as usize)).await.unwrap();
+    }
+    // A batch's interior hashes depend on where in the tree it lands: 8 or 16 with the padding.
+    assert!(sqlite.records_prepared().await <= prepared + 1, "{} after {prepared}", sqlite.records_prepared().await);
+    assert_eq!(store.count_timestamps().await.unwrap(), 5 + 6 + 7 + 8 + 5 + 7);
+    let (size, root) = store.log_tree().await.unwrap();
+    let stored: Vec<Vec<u8>> = store.log_entries(0, 100).await.unwrap().into_iter().map(|(_, e)| e).collect();
+    let fresh = tree::append(TreeSize(0), &stored, &MemoryHashes::new()).unwrap();
+    assert_eq!((size, root), (TreeSize(38), fresh.root));
+    let all: Vec<HashIndex> = (0..fresh.hashes.len() as u64).map(HashIndex).collect();
+    assert_eq!(store.log_hashes(&all).await.unwrap(), fresh.hashes);
+    assert!(store.log_hashes(&[HashIndex(fresh.hashes.len() as u64)]).await.is_err(), "no hash beyond the tree's");
+    let listed = all_pages(store.as_ref(), ListQuery { limit: 100, ..Default::default() }).await;
+    assert_eq!(listed.len(), 5 + 6 + 7 + 8 + 5 + 7);
+}
+
 /// The TBS is kept while a certificate is pending or abandoned (what the HSM was about to sign),
 /// and emptied by each way a certificate, which holds it, is stored: its log batch, completion
 /// with the log off, and a record written issued at once.
