@@ -728,6 +728,14 @@ async fn replicas_starting_together_state_each_key_once() {
     }
 }
 
+/// A SQLite store in `dir`, as itself and as a `Store`, and its log's sequencer.
+async fn sqlite_with_sequencer(dir: &tempfile::TempDir) -> (Arc<sqlite::SqliteStore>, Arc<dyn Store>, Sequencer) {
+    let sqlite = Arc::new(sqlite::SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    let store: Arc<dyn Store> = sqlite.clone();
+    let seq = Sequencer::start(store.clone()).await.unwrap();
+    (sqlite, store, seq)
+}
+
 /// Only the pending certificates are answered before the WAL holding them is flushed
 /// (`Store::record_pending`). On SQLite's records connection, a log batch that stores issued
 /// certificates commits without a flush and is flushed before its caller is answered (the
@@ -737,9 +745,7 @@ async fn replicas_starting_together_state_each_key_once() {
 #[tokio::test]
 async fn only_pending_certificates_are_answered_unflushed() {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Arc::new(sqlite::SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
-    let store: Arc<dyn Store> = sqlite.clone();
-    let seq = Sequencer::start(store.clone()).await.unwrap();
+    let (sqlite, store, seq) = sqlite_with_sequencer(&dir).await;
     let (normal, full) = (1, 2);
     let serial = Serial::random();
     store.record_pending(&[new_cert(&serial, "p")]).await.unwrap();
@@ -773,9 +779,7 @@ async fn only_pending_certificates_are_answered_unflushed() {
 #[tokio::test]
 async fn batches_of_nearby_sizes_reuse_their_prepared_scripts() {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Arc::new(sqlite::SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
-    let store: Arc<dyn Store> = sqlite.clone();
-    let seq = Sequencer::start(store.clone()).await.unwrap();
+    let (sqlite, store, seq) = sqlite_with_sequencer(&dir).await;
     let stamps = |n: u64| -> Vec<NewEntry> {
         (0..n)
             .map(|i| NewEntry {
