@@ -31,7 +31,7 @@ impl Capabilities {
     /// Reads the token's mechanisms in `slot`.
     pub fn read(ctx: &Pkcs11, slot: Slot) -> Result<Self, HsmError> {
         // cryptoki logs an error for each mechanism it has no name for (vendor-defined ones, and
-        // standard ones newer than it: SoftHSM lists about thirty), and leaves them out; trustd
+        // standard ones newer than it, of which SoftHSM lists many), and leaves them out; trustd
         // uses only mechanisms it names, so those lines would only alarm an operator at every start.
         let listed = tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
             ctx.get_mechanism_list(slot)
